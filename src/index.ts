@@ -1,0 +1,2 @@
+/** textpoke library entry point. */
+export {};
