@@ -1,0 +1,85 @@
+/**
+ * Per-file jobs, run in the main thread or in worker threads. Each returns strings ready to print so
+ * little crosses between threads; every failure becomes one line naming the file and the problem.
+ */
+import { readFileSync } from 'node:fs';
+import { ElfError, Image, ParseOptions } from '../elf/image.js';
+import { imageFromBytes } from '../elf/load.js';
+import { detectTarget, ProfileError, Target } from '../target/detect.js';
+import type { TableId } from '../target/profile.js';
+import { readSites } from '../sites/read.js';
+import { fileJson, renderText } from '../sites/listing.js';
+import { TableError } from '../sites/table.js';
+
+export interface SitesTask {
+  kind: 'sites';
+  path: string;
+  profile?: string;
+  tables?: TableId[];
+  summary?: boolean;
+  json?: boolean;
+}
+
+export interface JobResult {
+  /** Output for stdout (text or a JSON fragment). */
+  out: string;
+  /** One-line errors for stderr. */
+  errors: string[];
+  counts?: Partial<Record<TableId, number>>;
+  /** Sites with problems (not on a boundary, ...). */
+  problems?: number;
+}
+
+/** Reads, decompresses and parses one file; throws a one-line message on failure. */
+export async function openImage(path: string, options: ParseOptions = {}): Promise<Image> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ElfError(code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : `cannot read (${code ?? String(e)})`);
+  }
+  return imageFromBytes(bytes, path, options);
+}
+
+export function describeError(e: unknown): string {
+  if (e instanceof ElfError || e instanceof TableError || e instanceof ProfileError) return e.message;
+  if (e instanceof RangeError) return 'truncated or corrupt data';
+  return `internal error: ${e instanceof Error ? e.message : String(e)}`;
+}
+
+export function resolveTarget(img: Image, profile?: string): Target {
+  const t = detectTarget(img, profile);
+  if (!t.profile) throw new ProfileError(`${t.note ?? 'cannot tell which kernel this is'}`);
+  return t;
+}
+
+export async function runSites(task: SitesTask): Promise<JobResult> {
+  try {
+    const img = await openImage(task.path);
+    const target = resolveTarget(img, task.profile);
+    const set = readSites(img, target.profile!, { tables: task.tables ? new Set(task.tables) : undefined });
+    const f = fileJson(img, target, set, { summary: task.summary });
+    const problems = set.sites.filter((s) => s.problems).length;
+    return {
+      out: task.json ? JSON.stringify(f) : renderText(f),
+      errors: set.errors.map((m) => `${task.path}: ${m}`),
+      counts: set.counts,
+      problems,
+    };
+  } catch (e) {
+    const msg = `${task.path}: ${describeError(e)}`;
+    return {
+      out: task.json ? JSON.stringify({ path: task.path, target: { os: 'unknown', version: null, profile: null }, counts: {}, errors: [describeError(e)] }) : '',
+      errors: [msg],
+    };
+  }
+}
+
+export type Task = SitesTask;
+
+export async function runTask(task: Task): Promise<JobResult> {
+  switch (task.kind) {
+    case 'sites': return runSites(task);
+  }
+}

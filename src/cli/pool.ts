@@ -1,0 +1,36 @@
+/**
+ * Runs per-file tasks on all cores with piscina (a maintained worker-thread pool: queueing, thread
+ * reuse and error propagation we would otherwise write ourselves), yielding results in input order,
+ * with a progress bar from cli-progress on a terminal (never when piped).
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import cliProgress from 'cli-progress';
+import { JobResult, runTask, Task } from './jobs.js';
+
+export async function* runAll(tasks: Task[], opts: { progress: boolean; threads?: number }): AsyncGenerator<[Task, JobResult]> {
+  const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), tasks.length));
+  const bar = opts.progress && tasks.length > 1
+    ? new cliProgress.SingleBar({ format: 'textpoke [{bar}] {value}/{total} files  {file}', stream: process.stderr, clearOnComplete: true, hideCursor: true }, cliProgress.Presets.shades_classic)
+    : undefined;
+  bar?.start(tasks.length, 0, { file: '' });
+  try {
+    if (threads === 1 || tasks.length < 4) {
+      for (const t of tasks) {
+        const r = await runTask(t);
+        bar?.increment({ file: t.path.split('/').pop() });
+        yield [t, r];
+      }
+      return;
+    }
+    const pool = new Piscina({ filename: new URL('./worker.js', import.meta.url).href, maxThreads: threads, minThreads: threads });
+    try {
+      const pending = tasks.map((t) => pool.run(t).then((r: JobResult) => { bar?.increment({ file: t.path.split('/').pop() }); return r; }));
+      for (let i = 0; i < tasks.length; i++) yield [tasks[i]!, await pending[i]!];
+    } finally {
+      await pool.destroy();
+    }
+  } finally {
+    bar?.stop();
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * The tables that only locate an instruction: `.retpoline_sites`, `.return_sites`, `.call_sites`,
+ * `.ibt_endbr_seal`, `.smp_locks` (s32 rel each) and `__mcount_loc` (u64 absolute). A zero `.smp_locks`
+ * entry in a linked image is padding. The site's length is the located instruction's, filled in by decoding
+ * (`.smp_locks`: the one `lock` prefix byte).
+ */
+import type { TableId } from '../target/profile.js';
+import type { Site } from './site.js';
+import type { TableData } from './table.js';
+
+export function readInstructionList(t: TableData, id: TableId): Site[] {
+  const out: Site[] = [];
+  const absolute = id === '__mcount_loc';
+  for (let i = 0; i < t.count; i++) {
+    if (!absolute && t.img.kind !== 'rel' && t.u32(i, 0) === 0) continue; // padding
+    const at = absolute ? t.abs64(i, 0) : t.rel(i, 0);
+    if (!at && t.img.kind === 'rel' && id === '.smp_locks') continue;
+    const site: Site = { table: id, index: i, addr: at ? at.addr : NaN, length: id === '.smp_locks' ? 1 : 0 };
+    if (!at) site.problems = ['entry has no relocation'];
+    out.push(site);
+  }
+  return out;
+}
