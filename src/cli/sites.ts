@@ -10,7 +10,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .command('sites')
     .description('list every runtime patch site (alternatives, paravirt, static calls, jump labels, retpoline/return/call sites, IBT seal, lock prefixes, mcount)')
     .argument('<path...>', 'ELF files (.o, .ko, .ko.xz/.zst/.gz, vmlinux, xen-syms) or directories to search')
-    .option('--table <id...>', `only these tables (${TABLE_IDS.join(', ')})`)
+    .option('--table <ids>', `only these tables, comma-separated or repeated (${TABLE_IDS.join(', ')})`, (v: string, prev: string[] = []) => [...prev, ...v.split(',').filter(Boolean)])
     .option('--summary', 'counts per table only')
     .option('--json', 'JSON output (schema in README)')
     .addOption(new Option('--profile <id>', 'read the files with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
