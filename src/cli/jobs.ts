@@ -75,11 +75,3 @@ export async function runSites(task: SitesTask): Promise<JobResult> {
     };
   }
 }
-
-export type Task = SitesTask;
-
-export async function runTask(task: Task): Promise<JobResult> {
-  switch (task.kind) {
-    case 'sites': return runSites(task);
-  }
-}

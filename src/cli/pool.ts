@@ -6,7 +6,8 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import cliProgress from 'cli-progress';
-import { JobResult, runTask, Task } from './jobs.js';
+import type { JobResult } from './jobs.js';
+import { runTask, Task } from './tasks.js';
 
 export async function* runAll(tasks: Task[], opts: { progress: boolean; threads?: number }): AsyncGenerator<[Task, JobResult]> {
   const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), tasks.length));

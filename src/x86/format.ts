@@ -17,12 +17,14 @@ function formatter(syntax: Syntax): Formatter {
     if (!fmtIntel) {
       fmtIntel = new Formatter(FormatterSyntax.Intel);
       fmtIntel.firstOperandCharIndex = 0;
+      fmtIntel.uppercaseHex = false;
     }
     return fmtIntel;
   }
   if (!fmtGas) {
     fmtGas = new Formatter(FormatterSyntax.Gas);
     fmtGas.firstOperandCharIndex = 0;
+    fmtGas.uppercaseHex = false;
   }
   return fmtGas;
 }

@@ -1,0 +1,6 @@
+import type { Command } from 'commander';
+import type { ExitStatus, Io } from './context.js';
+
+export function register(program: Command, _io: Io, _status: ExitStatus): void {
+  program.command('apply').description('(not yet implemented)');
+}

@@ -1,0 +1,13 @@
+/**
+ * Every kind of per-file task the worker pool runs: one union member and one switch line per command
+ * that analyses many files in parallel.
+ */
+import { JobResult, runSites, SitesTask } from './jobs.js';
+
+export type Task = SitesTask;
+
+export async function runTask(task: Task): Promise<JobResult> {
+  switch (task.kind) {
+    case 'sites': return runSites(task);
+  }
+}
