@@ -79,7 +79,8 @@ export function siteJson(img: Image, s: Site, features: FeatureTable | undefined
     let b = img.read(s.addr, s.length);
     if (s.table === '.smp_locks') {
       // The site is the lock prefix; show the whole locked instruction.
-      const more = img.read(s.addr, 15) ?? b;
+      const sec = img.sectionAt(s.addr);
+      const more = sec ? img.read(s.addr, Math.min(15, sec.addr + sec.size - s.addr)) : b;
       const first = more ? disassemble(more, s.addr, { img })[0] : undefined;
       if (more && first) b = more.subarray(0, first.len);
     }

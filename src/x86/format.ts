@@ -4,29 +4,31 @@
  * shows them so `e8 00 00 00 00` in a module reads as `call __fentry__`.
  */
 import { Decoder, DecoderOptions, Formatter, FormatterSyntax, Instruction } from 'iced-x86';
-import type { Image, Reloc } from '../elf/image.js';
+import { Image, R_X86_64_PC32, R_X86_64_PLT32, Reloc } from '../elf/image.js';
 
-let fmtGas: Formatter | undefined;
-let fmtIntel: Formatter | undefined;
+const R_X86_64_GOTPCREL = 9;
+
 let insn: Instruction | undefined;
+const formatters = new Map<string, Formatter>();
 
 export type Syntax = 'att' | 'intel';
 
-function formatter(syntax: Syntax): Formatter {
-  if (syntax === 'intel') {
-    if (!fmtIntel) {
-      fmtIntel = new Formatter(FormatterSyntax.Intel);
-      fmtIntel.firstOperandCharIndex = 0;
-      fmtIntel.uppercaseHex = false;
-    }
-    return fmtIntel;
+/**
+ * One iced formatter per (syntax, relocatable): objdump-like output, lower-case hex, short branch
+ * targets; in relocatable objects RIP-relative operands stay `disp(%rip)` (the final address is not known).
+ */
+function formatter(syntax: Syntax, relocatable: boolean): Formatter {
+  const key = `${syntax}/${relocatable}`;
+  let f = formatters.get(key);
+  if (!f) {
+    f = new Formatter(syntax === 'intel' ? FormatterSyntax.Intel : FormatterSyntax.Gas);
+    f.firstOperandCharIndex = 0;
+    f.uppercaseHex = false;
+    f.branchLeadingZeros = false;
+    f.ripRelativeAddresses = relocatable;
+    formatters.set(key, f);
   }
-  if (!fmtGas) {
-    fmtGas = new Formatter(FormatterSyntax.Gas);
-    fmtGas.firstOperandCharIndex = 0;
-    fmtGas.uppercaseHex = false;
-  }
-  return fmtGas;
+  return f;
 }
 
 export interface FormatContext {
@@ -49,7 +51,7 @@ export function disassemble(bytes: Uint8Array, addr: number, ctx: FormatContext)
   if (bytes.length === 0) return out;
   const img = ctx.img;
   const dec = new Decoder(64, bytes, DecoderOptions.None);
-  const f = formatter(ctx.syntax ?? 'att');
+  const f = formatter(ctx.syntax ?? 'att', img.kind === 'rel');
   const ins = (insn ??= new Instruction());
   try {
     dec.ip = img.base + BigInt(addr);
@@ -68,12 +70,17 @@ export function disassemble(bytes: Uint8Array, addr: number, ctx: FormatContext)
           const name = img.relocSymbolName(reloc);
           // For a pc-relative branch/call the relocation names the target; show it instead of the placeholder.
           const isBranch = ins.isCallNear || ins.isJmpNear || ins.isJccShortOrNear;
-          const add = isBranch ? reloc.addend + (addr + o + n - (ctx.relocs!.secAddr + reloc.offset)) : reloc.addend;
+          // A pc-relative field holds S + A - P; the instruction adds its own end, so it refers to S + A + (end - P).
+          const pcrel = reloc.type === R_X86_64_PC32 || reloc.type === R_X86_64_PLT32 || reloc.type === R_X86_64_GOTPCREL;
+          const add = pcrel ? reloc.addend + (addr + o + n - (ctx.relocs!.secAddr + reloc.offset)) : reloc.addend;
           const sym = add === 0 ? name : `${name}${add < 0 ? '-' : '+'}0x${Math.abs(add).toString(16)}`;
           text = isBranch ? `${mnemonicOf(text)} ${sym}` : `${text}  # ${sym}`;
         } else if (ins.isCallNear || ins.isJmpNear || ins.isJccShortOrNear || ins.isJmpShort) {
           const t = Number(ins.nearBranchTarget - img.base);
-          text = `${text} <${img.where(t)}>`;
+          // In a relocatable object the numeric address is only our layout's: name the target instead.
+          text = img.kind === 'rel' ? `${mnemonicOf(text)} ${img.where(t)}` : `${text} <${img.where(t)}>`;
+        } else if (img.kind !== 'rel' && ins.isIpRelMemoryOperand) {
+          text = `${text}  # ${img.where(Number(ins.ipRelMemoryAddress - img.base))}`;
         }
       }
       out.push({ addr: addr + o, len: n, text });
