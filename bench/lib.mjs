@@ -1,0 +1,59 @@
+// Shared benchmark plumbing: run commands (optionally one process per file, N at a time), take the
+// median wall time of several runs, and print side-by-side tables with ratios. Peers run in the same
+// invocation on the same machine so ratios are comparable; absolute times are not.
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const corpusDir = process.env.TEXTPOKE_CORPUS ?? join(root, '.cache', 'corpus');
+export const textpoke = join(root, 'bin', 'textpoke.js');
+export const paths = {
+  modules61: join(corpusDir, 'linux-image-6.1.0-47-amd64/lib/modules/6.1.0-47-amd64/kernel'),
+  xenSyms: join(corpusDir, 'xen-hypervisor-4.17-amd64-dbg/usr/lib/debug/boot/xen-syms-4.17-amd64'),
+  objtool: join(corpusDir, 'linux-kbuild-6.1/usr/lib/linux-kbuild-6.1/tools/objtool/objtool'),
+};
+export const cores = availableParallelism();
+
+/** Runs one command to completion, output discarded; resolves to its exit code. */
+export function exec(cmd, args) {
+  return new Promise((res, rej) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'] });
+    p.on('error', rej);
+    p.on('exit', (code) => res(code ?? -1));
+  });
+}
+
+/** Runs `make(item)` for each item, `parallel` processes at a time (as kbuild runs objtool). */
+export async function execEach(items, make, parallel = cores) {
+  let i = 0;
+  const worker = async () => {
+    while (i < items.length) {
+      const [cmd, args] = make(items[i++]);
+      await exec(cmd, args);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, worker));
+}
+
+export async function median(runs, fn) {
+  const times = [];
+  for (let r = 0; r < runs; r++) {
+    const t = performance.now();
+    await fn();
+    times.push((performance.now() - t) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return { median: times[Math.floor(times.length / 2)], min: times[0], max: times[times.length - 1], runs };
+}
+
+/** Prints rows {name, median} with each row's ratio to the first row (peer time / textpoke time). */
+export function table(title, rows) {
+  const base = rows[0].median;
+  process.stdout.write(`\n${title}\n`);
+  for (const r of rows) {
+    const ratio = r === rows[0] ? '' : `  ${(r.median / base).toFixed(2)}x textpoke's time`;
+    process.stdout.write(`  ${r.name.padEnd(46)} ${r.median.toFixed(3).padStart(8)} s  (min ${r.min.toFixed(3)}, max ${r.max.toFixed(3)}, ${r.runs} runs)${ratio}\n`);
+  }
+}
