@@ -3,11 +3,13 @@
  * that analyses many files in parallel.
  */
 import { JobResult, runSites, SitesTask } from './jobs.js';
+import { CheckTask, runCheck } from './check-job.js';
 
-export type Task = SitesTask;
+export type Task = SitesTask | CheckTask;
 
 export async function runTask(task: Task): Promise<JobResult> {
   switch (task.kind) {
     case 'sites': return runSites(task);
+    case 'check': return runCheck(task);
   }
 }

@@ -1,0 +1,66 @@
+/**
+ * A view: the code a check looks at. Either the bytes as built, or a patched view (the bytes a CPU
+ * runs after the kernel's boot-time patchers) supplied through `bytesOf`. Everything above (cfg,
+ * checks) reads instructions only through `view.dis` and `view.reader`, so the same checks run on both.
+ */
+import type { Image, Section } from '../elf/image.js';
+import type { Target } from '../target/detect.js';
+import type { FeatureTable } from '../target/features/index.js';
+import type { Site } from '../sites/site.js';
+import { Disassembly, SectionCode } from '../x86/code.js';
+import { InsnReader } from './insn.js';
+
+export interface ViewOptions {
+  readonly target: Target;
+  readonly sites?: readonly Site[];
+  readonly features?: FeatureTable;
+  /** Bytes of a patched view; absent: the bytes as built. */
+  readonly bytesOf?: (s: Section) => Uint8Array;
+  /** Reuse a decoding of these bytes. */
+  readonly disassembly?: Disassembly;
+  /** One line describing what the bytes are ("as built", "patched for ..."). */
+  readonly describe?: string;
+  /** Feature test on the view's CPU, when the view is patched for one. */
+  readonly has?: (feature: number) => boolean;
+}
+
+export class View {
+  readonly dis: Disassembly;
+  readonly reader = new InsnReader();
+  readonly target: Target;
+  readonly sites: readonly Site[];
+  readonly features?: FeatureTable;
+  readonly patched: boolean;
+  readonly describe: string;
+  readonly has?: (feature: number) => boolean;
+  private execCache?: SectionCode[];
+
+  constructor(readonly img: Image, o: ViewOptions) {
+    this.dis = o.disassembly ?? new Disassembly(img, o.bytesOf);
+    this.target = o.target;
+    this.sites = o.sites ?? [];
+    this.features = o.features;
+    this.patched = Boolean(o.bytesOf);
+    this.describe = o.describe ?? (o.bytesOf ? 'patched view' : 'bytes as built');
+    this.has = o.has;
+  }
+
+  /** Decoded code of every allocated executable section. */
+  code(): SectionCode[] {
+    if (!this.execCache) this.execCache = this.img.sections.filter((s) => s.exec && s.alloc && s.size > 0 && s.type !== 8).map((s) => this.dis.of(s));
+    return this.execCache;
+  }
+
+  /** The section code and instruction index starting exactly at `addr`, or undefined. */
+  insnAt(addr: number): { sc: SectionCode; i: number } | undefined {
+    const sc = this.dis.at(addr);
+    if (!sc) return undefined;
+    const i = sc.indexAt(addr - sc.section.addr);
+    return i < 0 ? undefined : { sc, i };
+  }
+
+  /** Frees decoder memory held in WebAssembly. */
+  dispose(): void {
+    this.reader.free();
+  }
+}

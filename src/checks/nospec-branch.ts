@@ -1,0 +1,56 @@
+/**
+ * nospec-branch: a conditional branch where one successor starts with a speculation barrier and the other
+ * does not. evaluate_nospec() puts a fence at the head of BOTH successors; a fence on one arm only leaves
+ * the other arm speculatively reachable with the wrong condition (seed 000: "the lfence must be at the head
+ * of both basic blocks"). Register- and stack-only instructions may precede the fence; a compare chain whose
+ * arms are all fenced counts as fenced. On Xen, lock-hardening fences (SC_NO_LOCK_HARDEN, after a lock is
+ * taken) are not branch guards and are ignored; each finding names the hardening kind of the fence it saw.
+ */
+import { FlowControl } from 'iced-x86';
+import { fenceInfo } from '../cfg/fences.js';
+import { fenceAhead, fenceNear } from '../cfg/flow.js';
+import { destOf } from '../cfg/targets.js';
+import type { View } from '../cfg/view.js';
+import type { Check } from './check.js';
+import { Finding, finding, related } from './finding.js';
+
+export const nospecBranch: Check = {
+  id: 'nospec-branch',
+  describe: 'conditional branch with a speculation barrier at the head of one successor only',
+  severity: 'warning',
+  byDefault: true,
+  run(view: View): Finding[] {
+    const fi = fenceInfo(view);
+    const out: Finding[] = [];
+    for (const sc of view.code()) {
+      const base = sc.section.addr;
+      for (let i = 0; i < sc.count; i++) {
+        if (sc.flow[i] !== FlowControl.ConditionalBranch) continue;
+        const a = base + sc.off[i]!;
+        const fall = a + sc.len[i]!;
+        const t = sc.target[i]!;
+        if (!fenceNear(view, fi, fall) && (Number.isNaN(t) || !fenceNear(view, fi, t))) continue;
+        const d = destOf(view, sc, i);
+        if (!d || Number.isNaN(d.addr)) continue;
+        const fFall = fenceAhead(view, fi, fall);
+        const fTaken = fenceAhead(view, fi, d.addr);
+        if (Number.isNaN(fFall) === Number.isNaN(fTaken)) continue;
+        const fenced = Number.isNaN(fFall) ? fTaken : fFall;
+        const bare = Number.isNaN(fFall) ? fall : d.addr;
+        const side = Number.isNaN(fFall) ? 'taken' : 'not-taken';
+        const kind = fenceKind(view, fi, fenced);
+        out.push(finding(view, 'nospec-branch', 'warning', a,
+          `conditional branch has a speculation barrier on the ${side} path only${kind}; the other path (${view.img.where(bare)}) is unfenced`,
+          [related(view, fenced, 'speculation barrier on one successor'), related(view, bare, 'successor without a barrier')]));
+      }
+    }
+    return out;
+  },
+};
+
+function fenceKind(view: View, fi: ReturnType<typeof fenceInfo>, addr: number): string {
+  const p = fi.purpose.get(addr);
+  if (p === 'branch') return ' (branch hardening, SC_NO_BRANCH_HARDEN)';
+  if (fi.altFence.has(addr)) return ' (alternative that becomes lfence)';
+  return view.target.os === 'xen' && p === undefined ? ' (unconditional fence)' : '';
+}

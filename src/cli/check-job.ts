@@ -1,0 +1,44 @@
+/**
+ * The per-file job of `textpoke check` (runs in a worker thread): open, prepare the view, run the
+ * checks, and hand back the file's report as JSON text (findings are rendered in the main thread so
+ * text, JSON and SARIF share one path and counts add up across files).
+ */
+import { checkById, CHECKS } from '../checks/index.js';
+import { prepare, runChecks } from '../checks/run.js';
+import type { FileReport } from '../report/json.js';
+import { describeError, JobResult, openImage } from './jobs.js';
+
+export interface CheckTask {
+  kind: 'check';
+  path: string;
+  profile?: string;
+  /** Check ids to run (default: every check that runs by default). */
+  checks?: string[];
+  cpu?: string;
+}
+
+export async function runCheck(task: CheckTask): Promise<JobResult> {
+  let view;
+  try {
+    const img = await openImage(task.path);
+    const prep = prepare(img, { profile: task.profile });
+    view = prep.view;
+    const checks = task.checks ? task.checks.map((id) => checkById(id)!).filter(Boolean) : CHECKS.filter((c) => c.byDefault);
+    const findings = runChecks(view, checks);
+    const t = view.target;
+    const report: FileReport = {
+      path: task.path,
+      target: { os: t.os, version: t.version, profile: t.profile?.id ?? null },
+      view: view.describe,
+      findings,
+      errors: prep.tableErrors,
+    };
+    return { out: JSON.stringify(report), errors: prep.tableErrors.map((m) => `${task.path}: ${m}`) };
+  } catch (e) {
+    const msg = describeError(e);
+    const report: FileReport = { path: task.path, findings: [], errors: [msg] };
+    return { out: JSON.stringify(report), errors: [`${task.path}: ${msg}`], problems: 1 };
+  } finally {
+    view?.dispose();
+  }
+}

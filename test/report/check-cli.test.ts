@@ -1,0 +1,61 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compile, tempDir } from '../support/build.js';
+import { repoRoot } from '../support/corpus.js';
+
+const bin = join(repoRoot, 'bin', 'textpoke.js');
+function run(args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+const bug = compile('check/nospec-pred.c', ['-O2', '-DPRED_INLINE=0']);
+const fixed = compile('check/nospec-pred.c', ['-O2', '-DPRED_INLINE=1']);
+
+test('check: objtool-shaped text, counts per check, exit 0 for warnings and 1 with --werror', () => {
+  const r = run(['check', '--checks', 'nospec-branch,nospec-outlined', bug]);
+  assert.equal(r.code, 0, r.err);
+  const lines = r.out.split('\n').filter((l) => l.includes(': warning: textpoke: '));
+  assert.equal(lines.length, 6);
+  for (const l of lines) assert.match(l, /^\S+\.o: warning: textpoke: [\w.]+\+0x[0-9a-f]+: .+ \[nospec-outlined\]$/);
+  assert.ok(lines.some((l) => l.includes(`${bug}: warning: textpoke: read_hvm+0xc: branch on the result of out-of-line predicate is_hvm_domain.isra.0()`)));
+  assert.match(r.out, /1 file checked, 6 findings\n\s+nospec-branch\s+0\n\s+nospec-outlined\s+6\n/);
+  const w = run(['check', '--werror', '--checks', 'nospec-outlined', bug]);
+  assert.equal(w.code, 1);
+  assert.match(w.out, /: error: textpoke: read_hvm\+0xc: /);
+  assert.equal(run(['check', '--werror', fixed]).code, 0);
+});
+
+test('check --json keeps the documented keys', () => {
+  const r = run(['check', '--json', '--checks', 'nospec-outlined', bug, fixed]);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as { files: { path: string; findings: Record<string, unknown>[] }[] };
+  assert.equal(j.files.length, 2);
+  assert.equal(j.files[0]!.path, bug);
+  assert.equal(j.files[1]!.findings.length, 0);
+  const f = j.files[0]!.findings.find((x) => x.symbol === 'read_hvm')!;
+  for (const k of ['check', 'severity', 'address', 'symbol', 'offset', 'message', 'related']) assert.ok(k in f, k);
+  assert.equal(f.check, 'nospec-outlined');
+  assert.equal(f.severity, 'warning');
+  assert.match(String(f.address), /^0x[0-9a-f]+$/);
+  assert.equal(f.offset, 0xc);
+  const rel = (f.related as Record<string, unknown>[])[0]!;
+  assert.deepEqual(Object.keys(rel).sort(), ['address', 'message', 'symbol']);
+});
+
+test('check: unreadable input is one line naming the file, exit 2, other files still checked', () => {
+  const dir = tempDir();
+  const junk = join(dir, 'junk.o');
+  writeFileSync(junk, 'not an elf at all');
+  const r = run(['check', '--checks', 'nospec-outlined', junk, bug]);
+  assert.equal(r.code, 2);
+  assert.equal(r.err.trim().split('\n').length, 1);
+  assert.match(r.err, /junk\.o: /);
+  assert.doesNotMatch(r.err, /\n\s+at /);
+  assert.match(r.out, /read_hvm\+0xc/);
+  assert.match(r.out, /2 files checked \(1 unreadable\)/);
+  assert.equal(run(['check', '--checks', 'no-such-check', bug]).code, 2);
+});
