@@ -1,6 +1,110 @@
-import type { Command } from 'commander';
-import type { ExitStatus, Io } from './context.js';
+import { readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import type { Image } from '../elf/image.js';
+import { applyPatches, CpuSpecError, parseCpu, parseLoadMap, parseSymbolMap, patchedElf, summarize } from '../patch/index.js';
+import type { ApplyResult, Cpu } from '../patch/index.js';
+import { featureTable } from '../target/features/index.js';
+import { PROFILES } from '../target/profile.js';
+import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
+import { describeError, openImage, resolveTarget } from './jobs.js';
 
-export function register(program: Command, _io: Io, _status: ExitStatus): void {
-  program.command('apply').description('(not yet implemented)');
+export interface ApplyCliOptions {
+  cpu: string;
+  profile?: string;
+  load?: string[];
+  loadFile?: string;
+  symbols?: string;
+  altcallNull?: 'keep' | 'ud';
+}
+
+/** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
+export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult }> {
+  let img: Image;
+  let target;
+  try {
+    img = await openImage(file);
+    target = resolveTarget(img, o.profile);
+  } catch (e) {
+    throw new UsageError(`${file}: ${describeError(e)}`);
+  }
+  const profile = target.profile!;
+  let cpu: Cpu;
+  try {
+    cpu = parseCpu(o.cpu, featureTable(profile.features));
+  } catch (e) {
+    if (e instanceof CpuSpecError) throw new UsageError(e.message);
+    throw e;
+  }
+  let load: Map<string, bigint> | undefined;
+  let symbols: Map<string, bigint> | undefined;
+  try {
+    if (o.loadFile) load = parseLoadMap(readFileSync(o.loadFile, 'utf8'));
+    if (o.load?.length) {
+      load ??= new Map();
+      for (const [k, v] of parseLoadMap(o.load.join('\n'))) load.set(k, v);
+    }
+    if (o.symbols) symbols = parseSymbolMap(readFileSync(o.symbols, 'utf8'));
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
+  const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull } });
+  return { img, cpu, result };
+}
+
+export function findingLines(path: string, img: Image, result: ApplyResult): string[] {
+  return result.view.findings.map((f) => {
+    const where = Number.isNaN(f.addr) ? '?' : img.where(f.addr);
+    return `${path}: warning: textpoke: ${where}: ${f.message} [apply-${f.kind}]`;
+  });
+}
+
+export function addApplyOptions(c: Command): Command {
+  return c
+    .requiredOption('--cpu <spec>', 'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none (see docs)')
+    .addOption(new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
+    .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--load-file <file>', 'module section load addresses, one SECTION=ADDR per line (as /sys/module/NAME/sections/ lists them)')
+    .option('--symbols <System.map>', 'addresses for the symbols a module imports (otherwise synthetic)')
+    .addOption(new Option('--altcall-null <mode>', 'Xen altcall through a pointer that is NULL in the image: keep (leave indirect) or ud (ud2; ud0, as the hypervisor would if it stayed NULL)').choices(['keep', 'ud']).default('keep'));
+}
+
+export function register(program: Command, io: Io, status: ExitStatus): void {
+  addApplyOptions(
+    program
+      .command('apply')
+      .description('write a copy of FILE with the bytes a given CPU runs after the boot-time patchers (same layout: objdump -d OUT shows the patched text)')
+      .argument('<file>', 'ELF file (vmlinux, xen-syms, .o, .ko, .ko.xz/.zst/.gz; compressed input is written uncompressed)'),
+  )
+    .requiredOption('-o, --output <out>', 'output file (never the input)')
+    .option('--quiet', 'no summary')
+    .action(async (file: string, o: ApplyCliOptions & { output: string; quiet?: boolean }) => {
+      const out = resolve(o.output);
+      let inReal = resolve(file);
+      try { inReal = realpathSync(file); } catch { /* reported by openImage */ }
+      let outReal = out;
+      try { outReal = realpathSync(out); } catch { /* does not exist yet */ }
+      if (outReal === inReal) throw new UsageError(`${file}: refusing to write the output over the input`);
+      const { img, cpu, result } = await openAndApply(file, o);
+      const bytes = patchedElf(result.view);
+      const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
+      try {
+        writeFileSync(tmp, bytes, { mode: 0o644 });
+        renameSync(tmp, out);
+      } catch (e) {
+        try { unlinkSync(tmp); } catch { /* nothing to clean */ }
+        throw new UsageError(`${o.output}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      }
+      for (const e of result.errors) io.err(`${file}: ${e}\n`);
+      for (const l of findingLines(file, img, result)) io.err(l + '\n');
+      if (!o.quiet) {
+        io.out(`${file}: ${result.view.patches.length} writes for --cpu ${cpu.spec} -> ${o.output}\n`);
+        for (const n of cpu.notes) io.out(`  note: ${n}\n`);
+        if (result.relocation) io.out(`  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`);
+        for (const s of summarize(result.view)) io.out(`  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`);
+      }
+      if (result.errors.length) status.raise(EXIT_USAGE);
+      else if (result.view.findings.some((f) => f.kind === 'bug')) status.raise(EXIT_FINDINGS);
+    });
 }

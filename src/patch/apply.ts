@@ -1,0 +1,76 @@
+/**
+ * The boot-time patchers in the kernels' own order, over a PatchedView.
+ *
+ * Linux (alternative_instructions() for vmlinux, module_finalize() for modules, same order):
+ *   [module loader: relocations] -> apply_paravirt (native) -> apply_retpolines -> apply_returns
+ *   -> apply_alternatives -> apply_ibt_endbr. Static calls and jump labels stay in their initial state
+ *   (the state the build left them in: objtool already NOPs default-off jump labels; a module's static call
+ *   sites keep calling the trampoline until static_call_add_module retargets them to whatever the key holds
+ *   at run time, which no file records).
+ * Xen: _apply_alternatives, first pass (force = false) then second pass (force = true).
+ */
+import type { Image } from '../elf/image.js';
+import { readSites } from '../sites/read.js';
+import type { Site } from '../sites/site.js';
+import type { Target } from '../target/detect.js';
+import type { Profile } from '../target/profile.js';
+import type { Cpu } from './cpu.js';
+import { applyLinuxAlternatives } from './linux-alternatives.js';
+import { applyLinuxIbt } from './linux-ibt.js';
+import { applyLinuxParavirt } from './linux-paravirt.js';
+import { applyLinuxRetpolines } from './linux-retpolines.js';
+import { applyLinuxReturns } from './linux-returns.js';
+import { relocate, RelocateResult } from './relocate.js';
+import { PatchedView } from './view.js';
+import { applyXenAlternatives, XenOptions } from './xen-alternatives.js';
+
+export interface ApplyOptions {
+  /** ET_REL: load addresses of sections (absolute), as /sys/module/NAME/sections/ lists them. */
+  load?: ReadonlyMap<string, bigint>;
+  /** ET_REL: addresses of undefined symbols (System.map). Others get synthetic addresses. */
+  symbols?: ReadonlyMap<string, bigint>;
+  /** Sites already read (readSites with this profile); read here otherwise. */
+  sites?: readonly Site[];
+  xen?: XenOptions;
+}
+
+export interface ApplyResult {
+  view: PatchedView;
+  sites: readonly Site[];
+  relocation?: RelocateResult;
+  /** Table problems readSites reported. */
+  errors: string[];
+}
+
+export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: ApplyOptions = {}): ApplyResult {
+  if (cpu.table.family !== (profile.os === 'xen' ? 'xen' : 'linux')) {
+    throw new Error(`CPU description is for ${cpu.table.family}, the file is ${profile.os}`);
+  }
+  const view = new PatchedView(img, opts.load);
+  let errors: string[] = [];
+  let sites = opts.sites;
+  if (!sites) {
+    const set = readSites(img, profile, { decode: false });
+    sites = set.sites;
+    errors = set.errors;
+  }
+  let relocation: RelocateResult | undefined;
+  if (img.kind === 'rel') relocation = relocate(view, { symbols: opts.symbols });
+  if (profile.os === 'xen') {
+    applyXenAlternatives(view, sites, cpu, opts.xen);
+  } else {
+    const rules = profile.alt === 'linux-12' ? '6.1' : '6.3';
+    applyLinuxParavirt(view, sites);
+    applyLinuxRetpolines(view, sites, cpu);
+    applyLinuxReturns(view, sites, cpu);
+    applyLinuxAlternatives(view, sites, cpu, rules);
+    applyLinuxIbt(view, sites);
+  }
+  return { view, sites, relocation, errors };
+}
+
+/** The PatchedView a CPU ends up running for this image (see applyPatches for details and options). */
+export function applyToImage(img: Image, target: Target, cpu: Cpu, opts: ApplyOptions = {}): PatchedView {
+  if (!target.profile) throw new Error(`no profile for ${img.path}: ${target.note ?? 'unknown kernel'}`);
+  return applyPatches(img, target.profile, cpu, opts).view;
+}

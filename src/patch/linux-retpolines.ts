@@ -1,0 +1,99 @@
+/**
+ * Linux 6.1 apply_retpolines()/patch_retpoline(): `call/jmp/jcc __x86_indirect_thunk_REG` sites.
+ *  - RETPOLINE set and RETPOLINE_LFENCE clear: left alone (the thunk is the mitigation);
+ *  - otherwise rewritten inline: [Jncc.d8 over] [LFENCE if RETPOLINE_LFENCE] `call/jmp *%REG` [int3 after jmp]
+ *    then 0x90 padding and optimize_nops; REG = rsp is a BUG;
+ *  - INDIRECT_THUNK_ITS (ITS mitigation) and an indirect branch ending in the lower half of a cache line:
+ *    call/jmp to an ITS thunk instead. The kernel allocates those thunks at run time; textpoke aims at the
+ *    static __x86_indirect_its_thunk_REG and says so.
+ */
+import type { Site } from '../sites/site.js';
+import { featureNumber } from '../target/features/index.js';
+import type { Cpu } from './cpu.js';
+import { decodeOne } from './decode.js';
+import { optimizeNops } from './linux-alternatives.js';
+import type { PatchedView } from './view.js';
+
+export const REGS = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
+
+function has(cpu: Cpu, name: string): boolean {
+  const n = featureNumber(cpu.table, name);
+  return n !== undefined && cpu.has(n);
+}
+
+/** Register number of a thunk target: by name (modules, extern thunks) or by offset into __x86_indirect_thunk_array (32-byte thunks). */
+function thunkReg(view: PatchedView, target: bigint): number | undefined {
+  const name = view.nameOf(target);
+  const m = /^__x86_indirect_thunk_(\w+)(\+0x0)?$/.exec(name);
+  if (m) return REGS.indexOf(m[1]!);
+  const arr = view.symbolAbs('__x86_indirect_thunk_array');
+  if (arr === undefined) return undefined;
+  const d = target - arr;
+  if (d < 0n || d % 32n !== 0n) return undefined;
+  const r = Number(d / 32n);
+  return r < 16 ? r : undefined;
+}
+
+export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], cpu: Cpu): void {
+  const retpoline = has(cpu, 'RETPOLINE');
+  const lfence = has(cpu, 'RETPOLINE_LFENCE');
+  const its = has(cpu, 'INDIRECT_THUNK_ITS');
+  for (const s of sites) {
+    if (s.table !== '.retpoline_sites' || Number.isNaN(s.addr)) continue;
+    const cur = view.readUpTo(s.addr, 15);
+    if (!cur) continue;
+    const at = view.abs(s.addr);
+    const d = decodeOne(cur, at);
+    if (d.length === 0) { view.finding('retpolines', s.addr, 'retpoline site does not decode: the kernel WARNs and skips it', 'warn', s); continue; }
+    const op1 = cur[0]!;
+    const op2 = cur[1]!;
+    const jcc = op1 === 0x0f && op2 >= 0x80 && op2 <= 0x8f;
+    if (!(op1 === 0xe8 || op1 === 0xe9 || jcc)) {
+      view.finding('retpolines', s.addr, `retpoline site is not call/jmp/jcc rel32 (${op1.toString(16)}): the kernel WARNs and skips it`, 'warn', s);
+      continue;
+    }
+    const target = d.branchTarget!;
+    const reg = thunkReg(view, target);
+    if (reg === undefined) { view.finding('retpolines', s.addr, `retpoline site targets ${view.nameOf(target)}, not a retpoline thunk: the kernel WARNs and skips it`, 'warn', s); continue; }
+    if (reg === 4) { view.finding('retpolines', s.addr, 'retpoline through %rsp: the kernel would BUG()', 'bug', s); continue; }
+    if (retpoline && !lfence) continue;
+    const len = d.length;
+    const bytes = new Uint8Array(16);
+    let i = 0;
+    let op = jcc ? 0xe9 : op1;
+    if (jcc) {
+      bytes[i++] = 0x70 + ((op2 & 0xf) ^ 1);
+      bytes[i++] = len - 2;
+    }
+    if (lfence) { bytes[i++] = 0x0f; bytes[i++] = 0xae; bytes[i++] = 0xe8; }
+    let note = `${op === 0xe8 ? 'call' : 'jmp'} *%${REGS[reg]}`;
+    if (its && ((at + BigInt(i + 1 + (reg >> 3))) & 0x20n) === 0n) {
+      const thunkName = `__x86_indirect_its_thunk_${REGS[reg]}`;
+      const thunk = view.symbolAbs(thunkName);
+      if (thunk === undefined) { view.finding('retpolines', s.addr, `ITS: no address for ${thunkName}; skipped`, 'model', s); continue; }
+      i = 0;
+      if (jcc) {
+        bytes[i++] = 0x0f;
+        bytes[i++] = op2;
+      } else {
+        if (len === 6) bytes[i++] = 0x2e;
+        bytes[i++] = op1;
+      }
+      const disp = Number(BigInt.asIntN(32, thunk - (at + BigInt(i) + 4n)));
+      new DataView(bytes.buffer).setInt32(i, disp, true);
+      i += 4;
+      view.finding('retpolines', s.addr, `ITS: the kernel branches to a thunk it allocates at run time; shown as ${thunkName}`, 'model', s);
+      note = `ITS thunk ${thunkName}`;
+    } else {
+      if (reg >= 8) bytes[i++] = 0x41;
+      bytes[i++] = 0xff;
+      bytes[i++] = (op === 0xe8 ? 0x10 : 0x20) | 0xc0 | (reg & 7);
+      if (op === 0xe9 && i < len) bytes[i++] = 0xcc;
+      while (i < len) bytes[i++] = 0x90;
+    }
+    if (i !== len) { view.finding('retpolines', s.addr, `patched retpoline needs ${i} bytes, site has ${len}: left alone (as the kernel does)`, 'warn', s); continue; }
+    const out = bytes.slice(0, len);
+    optimizeNops(out, len, at);
+    view.write('retpolines', s.addr, out, s, note);
+  }
+}
