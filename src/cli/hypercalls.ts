@@ -7,6 +7,7 @@ import { preprocess, CppError } from '../hypercall/cpp.js';
 import { defineMap, parseDefs, DefsError, X86_DEFINES, type Defs } from '../hypercall/defs.js';
 import { generate, STYLES, type Style } from '../hypercall/gen.js';
 import { parseNumbers, XEN_417_NUMBERS } from '../hypercall/numbers.js';
+import { abiDiff } from '../hypercall/abi.js';
 
 function readInput(path: string): string {
   try {
@@ -82,7 +83,24 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     else io.out(text);
   });
 
-  void EXIT_FINDINGS;
+  defsOptions(
+    cmd
+      .command('abi-diff')
+      .description('prototype and table changes that alter what a guest sees: argument count, width or signedness under the 64-bit or 32-bit compat ABI, return type, handler per caller (row order and priorities are not ABI)')
+      .argument('<old>', 'old hypercall-defs.c')
+      .argument('<new>', 'new hypercall-defs.c')
+      .option('--json', 'JSON output'),
+  ).action((oldPath: string, newPath: string, o: DefsOptions & { json?: boolean }) => {
+    const a = loadDefs(oldPath, o);
+    const b = loadDefs(newPath, o);
+    const changes = abiDiff(a, b);
+    if (o.json) io.out(JSON.stringify({ old: oldPath, new: newPath, changes }, null, 1) + '\n');
+    else {
+      for (const c of changes) io.out(`${newPath}: ${c.prefix}_${c.hypercall} [${c.callers.join(',') || 'no caller'}]${c.abi ? ` ${c.abi}` : ''}: ${c.what}\n`);
+      io.out(`${changes.length} ABI change${changes.length === 1 ? '' : 's'}\n`);
+    }
+    if (changes.length) status.raise(EXIT_FINDINGS);
+  });
+
   void EXIT_USAGE;
-  void status;
 }
