@@ -1,0 +1,422 @@
+#!/usr/bin/env node
+/**
+ * Ground truth for `textpoke apply`: boot Debian's 6.1 kernel under qemu-system-x86_64 (TCG, a named
+ * -cpu model), load xfs.ko and its dependencies from a minimal initramfs, read the module's executable
+ * sections back from /proc/kcore as the kernel patched and relocated them, and compare them byte for
+ * byte with textpoke's patched view for the features and mitigations that kernel reports.
+ *
+ *   node scripts/qemu-groundtruth.mjs [--model NAME]... [--module REL.ko]... [--json OUT] [--reuse]
+ *                                     [--no-compare] [--verbose]
+ *
+ * --model    QEMU CPU model (repeatable; default Skylake-Client-IBRS and EPYC-Rome)
+ * --module   module path under lib/modules/6.1.0-47-amd64/kernel (repeatable; default fs/xfs/xfs.ko)
+ * --json     write the whole result (guest report + comparison) as JSON
+ * --reuse    reuse the last boot's dump for a model when present (for working on the comparison)
+ *
+ * Needs: qemu-system-x86_64, busybox (static), gcc with a static libc, cpio; the corpus
+ * (node scripts/fetch-corpus.mjs) and a built dist/ (npx tsc -p .).
+ * Exit status: 0 when every model booted, loaded the modules and every byte either matches or falls in
+ * a documented difference class; 1 otherwise; 2 on bad usage or a missing tool.
+ * Work files live in .cache/groundtruth/ (the initramfs is rebuilt only when an input changes).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const corpus = process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus');
+const KVER = '6.1.0-47-amd64';
+const imageDir = join(corpus, 'linux-image-6.1.0-47-amd64');
+const modRoot = join(imageDir, 'lib/modules', KVER);
+const vmlinuz = join(imageDir, 'boot', `vmlinuz-${KVER}`);
+const work = join(repo, '.cache', 'groundtruth');
+
+export const DEFAULT_MODELS = ['Skylake-Client-IBRS', 'EPYC-Rome'];
+export const DEFAULT_MODULES = ['fs/xfs/xfs.ko'];
+/** Two CPUs: with one, the kernel also rewrites every .smp_locks lock prefix to ds (alternatives_smp_unlock). */
+export const SMP = 2;
+export const APPEND = 'console=ttyS0 nokaslr panic=-1 quiet loglevel=4';
+
+class UsageError extends Error {}
+
+function need(path, what) {
+  if (!existsSync(path)) throw new UsageError(`${what} missing: ${path}`);
+  return path;
+}
+
+function which(cmd) {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+async function lib() {
+  const dist = join(repo, 'dist', 'src');
+  need(join(dist, 'elf', 'load.js'), 'built library (run: npx tsc -p .)');
+  return {
+    load: await import(join(dist, 'elf', 'load.js')),
+    image: await import(join(dist, 'elf', 'image.js')),
+  };
+}
+
+/** Module name (as the kernel spells it: '-' becomes '_') -> path under modRoot/kernel. */
+function moduleIndex() {
+  const idx = new Map();
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ko')) idx.set(e.name.slice(0, -3).replace(/-/g, '_'), p);
+    }
+  };
+  walk(join(modRoot, 'kernel'));
+  return idx;
+}
+
+/** Modules whose .modinfo declares `alias=NAME` or `alias=crypto-NAME`. */
+function aliasProviders(idx, name) {
+  const needles = [`alias=${name}\0`, `alias=crypto-${name}\0`].map((n) => Buffer.from(n));
+  const out = [];
+  for (const p of idx.values()) {
+    const b = readFileSync(p);
+    if (needles.some((n) => b.includes(n))) out.push(p);
+  }
+  return out.sort();
+}
+
+function modinfoOf(img) {
+  const out = { depends: [], softpre: [] };
+  for (const kv of img.modinfo()) {
+    const eq = kv.indexOf('=');
+    const k = kv.slice(0, eq);
+    const v = kv.slice(eq + 1);
+    if (k === 'depends') out.depends.push(...v.split(',').filter(Boolean));
+    if (k === 'softdep') {
+      const m = /pre:\s*([^:]*?)(?:\s+post:|$)/.exec(v);
+      if (m) out.softpre.push(...m[1].split(/\s+/).filter(Boolean));
+    }
+  }
+  return out;
+}
+
+/**
+ * The modules to insmod, dependencies first (modinfo `depends=` and `softdep=pre:`, as modprobe would),
+ * and for the requested ones the executable sections kept after init, with their sizes.
+ */
+async function plan(modules) {
+  const { load } = await lib();
+  const idx = moduleIndex();
+  const order = [];
+  const seen = new Set();
+  const images = new Map();
+  const visit = async (name, soft) => {
+    name = name.replace(/-/g, '_');
+    if (seen.has(name)) return;
+    seen.add(name);
+    let path = idx.get(name);
+    if (!path && soft) {
+      // A softdep names a module or an alias (libcrc32c: "pre: crc32c", provided by crc32c_generic
+      // through alias=crypto-crc32c). modules.alias is not shipped in the package, so look the alias
+      // up in the modules' own .modinfo; prefer the portable *_generic implementation.
+      const hits = aliasProviders(idx, name);
+      path = hits.find((p) => /_generic\.ko$/.test(p)) ?? hits[0];
+      if (!path) return; // built in, or provided by nothing: modprobe ignores that too
+      name = basename(path).slice(0, -3).replace(/-/g, '_');
+      if (seen.has(name)) return;
+      seen.add(name);
+    }
+    if (!path) throw new UsageError(`module ${name} not found under ${modRoot}`);
+    const img = await load.imageFromBytes(readFileSync(path), path);
+    images.set(name, img);
+    const mi = modinfoOf(img);
+    for (const d of mi.softpre) await visit(d, true);
+    for (const d of mi.depends) await visit(d, false);
+    order.push({ name, path });
+  };
+  const targets = [];
+  for (const rel of modules) {
+    const path = need(join(modRoot, 'kernel', rel), 'module');
+    const name = basename(rel).replace(/\.ko$/, '').replace(/-/g, '_');
+    await visit(name, false);
+    const img = images.get(name);
+    const sections = img.sections
+      .filter((s) => s.alloc && s.exec && s.size > 0 && !s.name.startsWith('.init'))
+      .map((s) => ({ name: s.name, size: s.size }));
+    targets.push({ name, rel, path, sections });
+  }
+  return { order, targets };
+}
+
+function sha(parts) {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(typeof p === 'string' ? p : Buffer.from(p)).update('\0');
+  return h.digest('hex').slice(0, 16);
+}
+
+/** Builds (or reuses) the initramfs: busybox, /init, /kdump, the module files, /groundtruth.conf. */
+function buildInitramfs({ order, targets }) {
+  const busybox = need(process.env.TEXTPOKE_BUSYBOX ?? '/bin/busybox', 'busybox (apt-get install busybox-static)');
+  const initSrc = readFileSync(join(repo, 'scripts/qemu/init.sh'), 'utf8');
+  const kdumpSrc = readFileSync(join(repo, 'scripts/qemu/kdump.c'), 'utf8');
+  const conf = [
+    ...order.map((m) => `insmod /lib/modules/${m.name}.ko`),
+    ...targets.map((t) => `sections ${t.name}`),
+    ...targets.flatMap((t) => t.sections.map((s) => `dump ${t.name} ${s.name} ${s.size}`)),
+  ].join('\n') + '\n';
+  const key = sha([
+    initSrc,
+    kdumpSrc,
+    conf,
+    ...order.map((m) => `${m.path}:${statSync(m.path).size}:${statSync(m.path).mtimeMs}`),
+    `${busybox}:${statSync(busybox).size}`,
+  ]);
+  const out = join(work, `initramfs-${key}.cpio`);
+  if (existsSync(out)) return out;
+  const root = join(work, `root-${key}`);
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  mkdirSync(join(root, 'lib/modules'), { recursive: true });
+  copyFileSync(busybox, join(root, 'bin/busybox'));
+  chmodSync(join(root, 'bin/busybox'), 0o755);
+  // A statically linked busybox is required: the initramfs carries no shared libraries.
+  const file = spawnSync('busybox', ['--help'], { encoding: 'utf8' });
+  if (file.error) throw new UsageError(`busybox does not run: ${file.error.message}`);
+  writeFileSync(join(root, 'init'), initSrc, { mode: 0o755 });
+  writeFileSync(join(root, 'groundtruth.conf'), conf);
+  const cc = spawnSync('gcc', ['-static', '-O2', '-Wall', '-o', join(root, 'kdump'), join(repo, 'scripts/qemu/kdump.c')], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new UsageError(`gcc -static scripts/qemu/kdump.c failed:\n${cc.stderr}`);
+  for (const m of order) copyFileSync(m.path, join(root, 'lib/modules', `${m.name}.ko`));
+  const list = spawnSync('sh', ['-c', 'find . | LC_ALL=C sort'], { cwd: root, encoding: 'utf8' });
+  const cpio = spawnSync('cpio', ['-o', '-H', 'newc', '--quiet', '-R', '0:0'], { cwd: root, input: list.stdout, maxBuffer: 1 << 30 });
+  if (cpio.status !== 0) throw new UsageError(`cpio failed: ${cpio.stderr}`);
+  writeFileSync(out + '.tmp', cpio.stdout);
+  renameSync(out + '.tmp', out);
+  rmSync(root, { recursive: true, force: true });
+  return out;
+}
+
+/** Boots one CPU model; resolves with the raw debugcon stream and the serial console log. */
+function boot(model, initrd, timeoutMs) {
+  const dir = join(work, model);
+  mkdirSync(dir, { recursive: true });
+  const dbg = join(dir, 'debugcon.bin');
+  rmSync(dbg, { force: true });
+  const args = [
+    '-accel', 'tcg', '-cpu', model, '-smp', String(SMP), '-m', '1G', '-nographic', '-no-reboot',
+    '-kernel', vmlinuz, '-initrd', initrd, '-append', APPEND,
+    '-chardev', `file,id=dbg,path=${dbg}`, '-device', 'isa-debugcon,iobase=0xe9,chardev=dbg',
+    '-net', 'none', '-monitor', 'none', '-serial', 'stdio',
+  ];
+  return new Promise((resolvePromise) => {
+    const started = Date.now();
+    const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d) => (log += d.toString('latin1')));
+    child.stderr.on('data', (d) => (log += d.toString('latin1')));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      writeFileSync(join(dir, 'serial.log'), log);
+      resolvePromise({
+        model,
+        args,
+        exit: code,
+        timedOut,
+        seconds: (Date.now() - started) / 1000,
+        serial: log,
+        stream: existsSync(dbg) ? readFileSync(dbg) : Buffer.alloc(0),
+      });
+    });
+  });
+}
+
+/** Splits the debugcon stream into records {name -> Buffer}. */
+export function parseRecords(buf) {
+  const recs = new Map();
+  let i = 0;
+  const BEGIN = Buffer.from('@@BEGIN ');
+  while (i < buf.length) {
+    const at = buf.indexOf(BEGIN, i);
+    if (at < 0) break;
+    const nl = buf.indexOf(10, at);
+    if (nl < 0) break;
+    const [name, lenStr] = buf.subarray(at + BEGIN.length, nl).toString('latin1').split(' ');
+    const len = Number(lenStr);
+    const body = buf.subarray(nl + 1, nl + 1 + len);
+    if (body.length < len) break; // truncated stream: the guest died mid-record
+    recs.set(name, Buffer.from(body));
+    i = nl + 1 + len;
+  }
+  return recs;
+}
+
+/** What the guest reported, in structured form. */
+export function guestReport(recs) {
+  const text = (n) => recs.get(n)?.toString('latin1');
+  const cpuinfo = text('cpuinfo') ?? '';
+  const field = (k) => new RegExp(`^${k}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1]?.trim();
+  const vulnerabilities = {};
+  const modules = {};
+  const errors = [];
+  for (const [name, body] of recs) {
+    if (name.startsWith('vuln:')) vulnerabilities[name.slice(5)] = body.toString('latin1').trim();
+    else if (name.startsWith('error:')) errors.push(`${name.slice(6)}: ${body.toString('latin1').trim()}`);
+    else if (name.startsWith('sections:')) {
+      const m = (modules[name.slice(9)] ??= { sections: {}, dumps: {} });
+      for (const line of body.toString('latin1').split('\n')) {
+        const [sec, addr] = line.trim().split(/\s+/);
+        if (sec && addr) m.sections[sec] = addr;
+      }
+    } else if (name.startsWith('dump:')) {
+      const [, mod, sec, addr] = name.split(':');
+      const m = (modules[mod] ??= { sections: {}, dumps: {} });
+      m.dumps[sec] = { addr, bytes: body };
+    }
+  }
+  const insmod = [...recs.keys()].filter((n) => n.startsWith('insmod:')).map((n) => n.slice(7));
+  // /proc/kallsyms: "addr type name" for the kernel (System.map's format), "addr type name\t[module]".
+  const kallsyms = text('kallsyms') ?? '';
+  const kernelMap = [];
+  const modsyms = [];
+  for (const line of kallsyms.split('\n')) {
+    const m = /^([0-9a-f]+) (\S) (\S+)(?:\s+\[(\S+)\])?/.exec(line);
+    if (!m) continue;
+    if (m[4]) modsyms.push({ addr: m[1], type: m[2], name: m[3], module: m[4] });
+    else kernelMap.push(line.trim());
+  }
+  const anchors = {};
+  for (const l of kernelMap) {
+    const [addr, , sym] = l.split(' ');
+    if (sym === '_text' || sym === 'startup_64') anchors[sym] = addr;
+  }
+  return {
+    release: text('start'),
+    cmdline: text('cmdline')?.trim(),
+    done: recs.has('done'),
+    modelName: field('model name'),
+    vendor: field('vendor_id'),
+    family: field('cpu family'),
+    model: field('model'),
+    stepping: field('stepping'),
+    flags: (field('flags') ?? '').split(/\s+/).filter(Boolean),
+    bugs: (field('bugs') ?? '').split(/\s+/).filter(Boolean),
+    vulnerabilities,
+    insmod,
+    modules,
+    anchors,
+    kernelMap,
+    modsyms,
+    dmesg: text('dmesg') ?? '',
+    errors,
+  };
+}
+
+function parseArgs(argv) {
+  const o = { models: [], modules: [], json: null, reuse: false, compare: true, verbose: false, timeout: 240 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new UsageError(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--model') o.models.push(val());
+    else if (a === '--module') o.modules.push(val());
+    else if (a === '--json') o.json = resolve(val());
+    else if (a === '--reuse') o.reuse = true;
+    else if (a === '--no-compare') o.compare = false;
+    else if (a === '--verbose') o.verbose = true;
+    else if (a === '--timeout') o.timeout = Number(val());
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^#!.*\n\/\*\*\n/, '').replace(/^ \* ?/gm, ''));
+      process.exit(0);
+    } else throw new UsageError(`unknown argument ${a}`);
+  }
+  if (!o.models.length) o.models = DEFAULT_MODELS;
+  if (!o.modules.length) o.modules = DEFAULT_MODULES;
+  return o;
+}
+
+/** Boots (or reuses) every model and returns [{model, boot, guest}]. */
+export async function runGuests(o) {
+  for (const tool of ['qemu-system-x86_64', 'gcc', 'cpio']) {
+    if (!which(tool)) throw new UsageError(`${tool} not found (CI installs the packages in .ci/apt-packages.txt)`);
+  }
+  need(vmlinuz, 'corpus kernel (run: node scripts/fetch-corpus.mjs)');
+  mkdirSync(work, { recursive: true });
+  const p = await plan(o.modules);
+  const initrd = buildInitramfs(p);
+  const runs = await Promise.all(
+    o.models.map(async (model) => {
+      const cached = join(work, model, 'debugcon.bin');
+      let b;
+      if (o.reuse && existsSync(cached) && guestReport(parseRecords(readFileSync(cached))).done) {
+        b = { model, reused: true, exit: 0, timedOut: false, seconds: 0, serial: readFileSync(join(work, model, 'serial.log'), 'latin1'), stream: readFileSync(cached) };
+      } else b = await boot(model, initrd, o.timeout * 1000);
+      return { model, boot: b, guest: guestReport(parseRecords(b.stream)), plan: p };
+    }),
+  );
+  return runs;
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const runs = await runGuests(o);
+  let ok = true;
+  const result = { kernel: KVER, append: APPEND, runs: [] };
+  const compare = o.compare ? await import('./qemu/compare.mjs') : null;
+  for (const r of runs) {
+    const g = r.guest;
+    const head = `${r.model}: ${r.boot.reused ? 'reused dump' : `booted in ${r.boot.seconds.toFixed(1)} s`}, ` +
+      `${g.release ?? 'no report'}, ${g.modelName ?? '?'}, insmod ${g.insmod.join(' ') || 'none'}`;
+    console.log(head);
+    for (const e of g.errors) console.log(`  guest error: ${e}`);
+    if (!g.done || g.errors.length) {
+      ok = false;
+      if (!g.done) console.log(`  guest did not finish (exit ${r.boot.exit}${r.boot.timedOut ? ', timed out' : ''}); serial log tail:\n${r.boot.serial.slice(-3000)}`);
+    }
+    console.log(`  flags: ${g.flags.join(' ')}`);
+    console.log(`  bugs: ${g.bugs.join(' ')}`);
+    for (const [k, v] of Object.entries(g.vulnerabilities)) console.log(`  ${k}: ${v}`);
+    // The kernel's symbols as the guest reported them, in System.map format (for --symbols).
+    const map = join(work, r.model, 'System.map');
+    writeFileSync(map + '.tmp', g.kernelMap.join('\n') + '\n');
+    renameSync(map + '.tmp', map);
+    console.log(`  kernel symbols: ${g.kernelMap.length} (${map}); _text ${g.anchors._text ?? '?'}`);
+    const entry = { model: r.model, seconds: r.boot.seconds, systemMap: map, guest: { ...g, kernelMap: undefined, modsyms: undefined, dmesg: undefined, modules: summarizeModules(g.modules) } };
+    if (compare && g.done) {
+      const c = await compare.compareRun(r, { systemMap: map, verbose: o.verbose, log: (s) => console.log(s) });
+      entry.comparison = c;
+      if (!c.ok) ok = false;
+    }
+    result.runs.push(entry);
+  }
+  if (o.json) {
+    writeFileSync(o.json + '.tmp', JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v), 2));
+    renameSync(o.json + '.tmp', o.json);
+  }
+  process.exitCode = ok ? 0 : 1;
+}
+
+function summarizeModules(mods) {
+  const out = {};
+  for (const [m, v] of Object.entries(mods)) {
+    out[m] = { sections: v.sections, dumps: Object.fromEntries(Object.entries(v.dumps).map(([s, d]) => [s, { addr: d.addr, size: d.bytes.length }])) };
+  }
+  return out;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => {
+    if (e instanceof UsageError) {
+      console.error(`qemu-groundtruth: ${e.message}`);
+      process.exit(2);
+    }
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,362 @@
+/**
+ * The comparison half of scripts/qemu-groundtruth.mjs: the bytes a booted kernel left in a module's
+ * executable sections (read from /proc/kcore) against
+ *   - `reference`: the file's bytes with every relocation applied here, independently of textpoke, the
+ *     way the module loader does (apply_relocate_add), and nothing patched: these differ from the guest
+ *     exactly at the patch sites, which checks the dump and the relocation model;
+ *   - `textpoke`: textpoke's patched view (src/patch, `applyToImage`) for the CPU the guest reported.
+ * Every differing byte range is attributed to the patch site(s) covering it and to a difference class;
+ * the classes a clean run may still contain are listed in KNOWN with their explanation
+ * (docs/groundtruth.md repeats them).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const dist = join(repo, 'dist', 'src');
+const imp = (p) => import(pathToFileURL(join(dist, p)).href);
+
+/**
+ * Differences a run may keep, each with why textpoke cannot (or deliberately does not) reproduce it.
+ * `match(diff)` decides membership from the attributed diff. Keep this list short and explained.
+ */
+export const KNOWN = [];
+
+/** System.map -> Map(name -> bigint), first definition wins (exported symbols are unique). */
+export function readSystemMap(path) {
+  const m = new Map();
+  for (const line of readFileSync(path, 'latin1').split('\n')) {
+    const sp1 = line.indexOf(' ');
+    const sp2 = line.indexOf(' ', sp1 + 1);
+    if (sp1 < 0 || sp2 < 0) continue;
+    const name = line.slice(sp2 + 1);
+    if (!m.has(name)) m.set(name, BigInt('0x' + line.slice(0, sp1)));
+  }
+  return m;
+}
+
+const R_X86_64_64 = 1, R_X86_64_PC32 = 2, R_X86_64_PLT32 = 4, R_X86_64_32 = 10, R_X86_64_32S = 11, R_X86_64_PC64 = 24;
+const SHN_UNDEF = 0, SHN_ABS = 0xfff1, STT_SECTION = 3;
+
+/**
+ * Relocates every executable section of `img` the way arch/x86/kernel/module.c does, with the given
+ * section load addresses (module sections), kernel symbols (System.map) and other modules' symbols.
+ * Returns Map(section name -> {bytes, unresolved: [{off, len, sym}] }).
+ */
+export function referenceRelocate(img, load, kernelSyms, moduleSyms) {
+  const out = new Map();
+  const secAbs = (idx) => {
+    const s = img.sections[idx];
+    return s ? load.get(s.name) : undefined;
+  };
+  for (const sec of img.sections) {
+    if (!sec.alloc || !sec.exec || !load.has(sec.name)) continue;
+    const bytes = img.sectionBytes(sec).slice();
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const unresolved = [];
+    const P0 = load.get(sec.name);
+    for (const r of img.relocations(sec)) {
+      const sym = img.symbols[r.sym];
+      let S;
+      let name = img.relocSymbolName(r);
+      if (sym.shndx === SHN_UNDEF) S = kernelSyms.get(sym.name) ?? moduleSyms.get(sym.name);
+      else if (sym.shndx === SHN_ABS) S = BigInt(sym.addr) + img.base; // not used by modules in practice
+      else {
+        const base = secAbs(sym.shndx);
+        const s = img.sections[sym.shndx];
+        if (base !== undefined) S = base + BigInt(sym.type === STT_SECTION ? 0 : sym.addr - s.addr);
+      }
+      const len = r.type === R_X86_64_64 || r.type === R_X86_64_PC64 ? 8 : 4;
+      if (S === undefined) {
+        unresolved.push({ off: r.offset, len, sym: name });
+        continue;
+      }
+      const A = BigInt(r.addend);
+      const P = P0 + BigInt(r.offset);
+      switch (r.type) {
+        case R_X86_64_64: dv.setBigUint64(r.offset, BigInt.asUintN(64, S + A), true); break;
+        case R_X86_64_32: case R_X86_64_32S: dv.setUint32(r.offset, Number(BigInt.asUintN(32, S + A)), true); break;
+        case R_X86_64_PC32: case R_X86_64_PLT32: dv.setUint32(r.offset, Number(BigInt.asUintN(32, S + A - P)), true); break;
+        case R_X86_64_PC64: dv.setBigUint64(r.offset, BigInt.asUintN(64, S + A - P), true); break;
+        default: unresolved.push({ off: r.offset, len, sym: `${name} (type ${r.type})` });
+      }
+    }
+    out.set(sec.name, { bytes, unresolved });
+  }
+  return out;
+}
+
+/** Differing byte ranges of two equal-length arrays; ranges closer than `gap` bytes are merged. */
+export function diffRanges(a, b, gap = 4) {
+  const out = [];
+  const n = Math.min(a.length, b.length);
+  let cur = null;
+  for (let i = 0; i < n; i++) {
+    if (a[i] === b[i]) continue;
+    if (cur && i - cur.end < gap) cur.end = i + 1;
+    else {
+      cur = { start: i, end: i + 1 };
+      out.push(cur);
+    }
+  }
+  if (a.length !== b.length) out.push({ start: n, end: Math.max(a.length, b.length), lengthMismatch: true });
+  return out;
+}
+
+/** Loads textpoke's patcher when it exists (src/patch/index.ts compiled to dist). */
+async function patcher() {
+  const p = join(dist, 'patch', 'index.js');
+  if (!existsSync(p)) return null;
+  const m = await imp('patch/index.js');
+  return typeof m.applyToImage === 'function' ? m : null;
+}
+
+/**
+ * Linux feature names the guest reported. /proc/cpuinfo flags are the cpufeatures.h names lowercased
+ * (or the quoted name in the comment where one is given); bugs likewise. Synthetic features without a
+ * cpuinfo name are inferred from the vulnerabilities files.
+ */
+export function guestFeatures(guest, table, featureNumber) {
+  const names = new Set();
+  const unknown = [];
+  // Names in cpuinfo that differ from the macro (the quoted strings in cpufeatures.h comments of 6.1).
+  const ALIAS = new Map(Object.entries({
+    pni: 'XMM3', sse: 'XMM', sse2: 'XMM2', sse4_1: 'XMM4_1', sse4_2: 'XMM4_2', lahf_lm: 'LAHF_LM', abm: 'ABM',
+    sse3: 'XMM3', ssbd: 'SSBD', ibrs: 'IBRS', ibpb: 'IBPB', stibp: 'STIBP', md_clear: 'MD_CLEAR',
+    xtopology: 'XTOPOLOGY', 'tsc_deadline_timer': 'TSC_DEADLINE_TIMER', 'nonstop_tsc': 'NONSTOP_TSC',
+    sse4a: 'SSE4A', dts: 'DTS', ds_cpl: 'DSCPL', tm2: 'TM2', est: 'EST', hypervisor: 'HYPERVISOR',
+    cmp_legacy: 'CMP_LEGACY', svm: 'SVM', osvw: 'OSVW', 'amd_ssbd': 'AMD_SSBD', 'virt_ssbd': 'VIRT_SSBD',
+    'amd_stibp': 'AMD_STIBP', 'amd_ibpb': 'AMD_IBPB', 'amd_ibrs': 'AMD_IBRS', ibpb_brtype: 'IBPB_BRTYPE',
+    'pti': 'PTI', 'flush_l1d': 'FLUSH_L1D', 'arch_capabilities': 'ARCH_CAPABILITIES', 'cx16': 'CX16',
+    rep_good: 'REP_GOOD', nopl: 'NOPL', cpuid: 'CPUID', tsc_known_freq: 'TSC_KNOWN_FREQ',
+    'xsaveopt': 'XSAVEOPT', 'vnmi': 'VNMI', 'ssse3': 'SSSE3', 'invpcid_single': 'INVPCID_SINGLE',
+    pclmulqdq: 'PCLMULQDQ', 'ht': 'HT', 'ss': 'SELFSNOOP', 'tm': 'ACC', 'pbe': 'PBE', 'pdpe1gb': 'GBPAGES',
+    'cx8': 'CX8', 'pclmul': 'PCLMULQDQ', 'fxsr_opt': 'FXSR_OPT', 'lm': 'LM', 'rdtscp': 'RDTSCP',
+  }));
+  for (const f of guest.flags) {
+    const cand = [ALIAS.get(f), f.toUpperCase()].filter(Boolean);
+    const hit = cand.find((c) => featureNumber(table, `X86_FEATURE_${c}`) !== undefined);
+    if (hit) names.add(`X86_FEATURE_${hit}`);
+    else unknown.push(f);
+  }
+  for (const b of guest.bugs) {
+    const hit = featureNumber(table, `X86_BUG_${b.toUpperCase()}`);
+    if (hit !== undefined) names.add(`X86_BUG_${b.toUpperCase()}`);
+    else unknown.push(`bug:${b}`);
+  }
+  // Synthetic features the vulnerabilities files reveal (arch/x86/kernel/cpu/bugs.c sets them).
+  const v = guest.vulnerabilities;
+  const inferred = [];
+  const add = (n, why) => {
+    if (featureNumber(table, n) !== undefined) {
+      names.add(n);
+      inferred.push(`${n} (${why})`);
+    } else unknown.push(`${n} (${why}; not in the feature table)`);
+  };
+  add('X86_FEATURE_ALWAYS', 'always set');
+  const s2 = v.spectre_v2 ?? '';
+  if (/Retpolines/.test(s2)) add('X86_FEATURE_RETPOLINE', 'spectre_v2: Retpolines');
+  if (/LFENCE/.test(s2)) {
+    add('X86_FEATURE_RETPOLINE', 'spectre_v2: LFENCE');
+    add('X86_FEATURE_RETPOLINE_LFENCE', 'spectre_v2: LFENCE');
+  }
+  if (/RSB filling/.test(s2)) add('X86_FEATURE_RSB_CTXSW', 'spectre_v2: RSB filling');
+  if (/(^|[^e])IBRS/.test(s2.split(';')[0]) && !/eIBRS/.test(s2.split(';')[0])) add('X86_FEATURE_KERNEL_IBRS', 'spectre_v2: IBRS');
+  const rb = v.retbleed ?? '';
+  if (/untrained return thunk/.test(rb)) {
+    add('X86_FEATURE_RETHUNK', 'retbleed: untrained return thunk');
+    add('X86_FEATURE_UNRET', 'retbleed: untrained return thunk');
+  }
+  if (/IBPB/.test(rb)) add('X86_FEATURE_ENTRY_IBPB', 'retbleed: IBPB');
+  if (/Stuffing/.test(rb)) add('X86_FEATURE_CALL_DEPTH', 'retbleed: Stuffing');
+  const srso = v.spec_rstack_overflow ?? '';
+  if (/Safe RET/.test(srso)) {
+    add('X86_FEATURE_RETHUNK', 'spec_rstack_overflow: Safe RET');
+    add('X86_FEATURE_SRSO', 'spec_rstack_overflow: Safe RET');
+  }
+  if (/IBPB on VMEXIT|IBPB/.test(srso) && !/Safe RET/.test(srso)) {
+    /* IBPB variants use ENTRY_IBPB (or IBPB_ON_VMEXIT) and no return thunk of their own */
+  }
+  const its = v.indirect_target_selection ?? '';
+  if (/Aligned branch\/return thunks/.test(its)) add('X86_FEATURE_INDIRECT_THUNK_ITS', 'indirect_target_selection: Aligned branch/return thunks');
+  if (/Mitigation: PTI/.test(v.meltdown ?? '')) add('X86_FEATURE_PTI', 'meltdown: PTI');
+  if (/Clear CPU buffers/.test(v.mds ?? '') && !/Vulnerable/.test(v.mds ?? '')) add('X86_FEATURE_CLEAR_CPU_BUF', 'mds: Clear CPU buffers');
+  if (/Mitigation: Speculative Store Bypass disabled/.test(v.spec_store_bypass ?? '')) add('X86_FEATURE_SPEC_STORE_BYPASS_DISABLE', 'spec_store_bypass');
+  // The return thunk apply_returns targets: bugs.c prints each selection ("active return thunk: X"); the
+  // last one wins. It matters only when RETHUNK is set (else return sites become plain `ret`).
+  const thunks = [...(guest.dmesg ?? '').matchAll(/active return thunk: (\S+)/g)].map((m) => m[1]);
+  const thunk = thunks.at(-1) ?? null;
+  const THUNK_OPT = { __x86_return_thunk: 'default', retbleed_return_thunk: 'retbleed', srso_return_thunk: 'srso',
+    srso_alias_return_thunk: 'srso-alias', its_return_thunk: 'its' };
+  let rethunk = null;
+  if (names.has('X86_FEATURE_RETHUNK') && thunk) {
+    rethunk = THUNK_OPT[thunk] ?? null;
+    if (!rethunk) unknown.push(`return thunk ${thunk} (no rethunk= option)`);
+  }
+  const spec = ['none', ...[...names].sort().map((n) => '+' + n), ...(rethunk ? [`rethunk=${rethunk}`] : [])].join(',');
+  return { names: [...names].sort(), unknown, inferred, thunk, spec };
+}
+
+/** Attributes one differing range: sites covering it, relocation fields in it, symbol, disassembly. */
+function attribute(ctx, secName, range, guestBytes, otherBytes, otherName) {
+  const { img, sites, fmt, relocsBySec } = ctx;
+  const sec = img.section(secName);
+  const a0 = sec.addr + range.start;
+  const a1 = sec.addr + range.end;
+  const covering = sites.filter((s) => {
+    const end = s.addr + Math.max(s.length, 1);
+    const r = s.repl && s.repl.length ? [s.repl.addr, s.repl.addr + s.repl.length] : null;
+    return (s.addr < a1 && end > a0) || (r && r[0] < a1 && r[1] > a0);
+  });
+  const relocs = (relocsBySec.get(secName) ?? []).filter((r) => r.offset < range.end && r.offset + 4 > range.start);
+  // Disassemble from the instruction containing the range start in the file's decoding, to the range end.
+  const code = ctx.dis.of(sec);
+  let from = range.start;
+  const k = code.indexContaining(range.start);
+  if (k >= 0) from = code.off[k];
+  let to = range.end;
+  const k2 = code.indexContaining(Math.max(range.end - 1, range.start));
+  if (k2 >= 0) to = Math.max(to, code.off[k2] + code.len[k2]);
+  // Extend to cover whole sites so both sides decode on the same boundaries.
+  for (const s of covering) if (s.addr >= sec.addr && s.addr < sec.addr + sec.size) {
+    from = Math.min(from, s.addr - sec.addr);
+    to = Math.max(to, s.addr - sec.addr + s.length);
+  }
+  to = Math.min(to, sec.size);
+  const dis = (b) => fmt.disassemble(b.subarray(from, to), sec.addr + from, { img }).map((i) => i.text).join('; ');
+  return {
+    section: secName,
+    offset: range.start,
+    length: range.end - range.start,
+    where: img.where(a0),
+    addr: '0x' + (ctx.load.get(secName) + BigInt(range.start)).toString(16),
+    sites: covering.map((s) => ({ table: s.table, index: s.index, where: img.where(s.addr), length: s.length,
+      feature: s.feature, inverted: s.inverted, key: s.key?.name, tail: s.tail })),
+    tables: [...new Set(covering.map((s) => s.table))],
+    relocations: relocs.map((r) => ({ offset: r.offset, type: r.type, sym: img.relocSymbolName(r), addend: r.addend })),
+    guest: { hex: fmt.hexBytes(guestBytes.subarray(from, to)), asm: dis(guestBytes) },
+    [otherName]: { hex: fmt.hexBytes(otherBytes.subarray(from, to)), asm: dis(otherBytes) },
+  };
+}
+
+/**
+ * Compares one booted run. Returns {ok, cpu, sections: [{name, size, reference: {...}, textpoke: {...}}], ...}.
+ * `ok` requires: the guest loaded every module and every differing range against textpoke is in KNOWN.
+ * Without a patcher (src/patch not built yet) only the reference comparison runs and `ok` is false.
+ */
+export async function compareRun(run, { systemMap, log = () => {}, verbose = false }) {
+  const { load: L } = { load: await imp('elf/load.js') };
+  const { readSites } = await imp('sites/read.js');
+  const { detectTarget } = await imp('target/detect.js');
+  const { featureTable, featureNumber } = await imp('target/features/index.js');
+  const fmt = await imp('x86/format.js');
+  const { Disassembly } = await imp('x86/code.js');
+  const kernelSyms = readSystemMap(systemMap);
+  const moduleSyms = new Map(run.guest.modsyms.filter((s) => /[A-Z]/.test(s.type)).map((s) => [s.name, BigInt('0x' + s.addr)]));
+  const result = { ok: true, modules: [], anchors: {} };
+
+  // nokaslr: the kernel sits at its link address (_text = 0xffffffff81000000 for x86-64 defaults).
+  result.text = run.guest.anchors._text ?? null;
+  if (result.text !== 'ffffffff81000000') {
+    result.ok = false;
+    log(`  _text at ${result.text}: the kernel was not at its link address (nokaslr ignored?)`);
+  }
+
+  const P = await patcher();
+  for (const t of run.plan.targets) {
+    const gm = run.guest.modules[t.name];
+    const mres = { module: t.name, path: t.rel, sections: [] };
+    result.modules.push(mres);
+    if (!gm || !Object.keys(gm.dumps).length) {
+      result.ok = false;
+      log(`  ${t.name}: the guest dumped nothing`);
+      continue;
+    }
+    const load = new Map(Object.entries(gm.sections).map(([k, v]) => [k, BigInt(v)]));
+    const bytes = readFileSync(t.path);
+    // Parsed WITHOUT `load`: Image.parse's load option stores absolute kernel addresses as doubles with
+    // image base 0 (loses the low bits of 0xffffffffc0xxxxxx); absolute addresses come from `load` here.
+    const img = await L.imageFromBytes(bytes, t.path);
+    const target = detectTarget(img);
+    const table = featureTable(target.profile.features);
+    const feats = guestFeatures(run.guest, table, featureNumber);
+    mres.target = { version: target.version, profile: target.profile.id, features: target.profile.features };
+    mres.features = feats;
+    const { sites } = readSites(img, target.profile);
+    const relocsBySec = new Map(img.sections.filter((s) => s.alloc && s.exec).map((s) => [s.name, img.relocations(s)]));
+    const ref = referenceRelocate(img, load, kernelSyms, moduleSyms);
+
+    let view = null;
+    let cpuSpec = null;
+    if (P) {
+      cpuSpec = feats.spec;
+      const cpu = P.parseCpu(cpuSpec, table);
+      // Kernel symbols (the guest's kallsyms in System.map form) and the other modules' exported symbols,
+      // as `textpoke apply --symbols` would take them from a live system's /proc/kallsyms.
+      const symbols = new Map([...moduleSyms, ...kernelSyms]);
+      view = P.applyToImage(img, target, cpu, { load, symbols });
+      mres.cpu = cpuSpec;
+      mres.patches = view.patches.length;
+      mres.findings = view.findings.map((f) => ({ patcher: f.patcher, where: img.where(f.addr), kind: f.kind, message: f.message }));
+    } else {
+      result.ok = false;
+      mres.cpu = null;
+      mres.note = 'src/patch (applyToImage) is not built: only the reference (relocated, unpatched) comparison ran';
+    }
+    const dis = new Disassembly(img);
+    const ctx = { img, sites, fmt, relocsBySec, dis, view, load };
+    for (const [secName, d] of Object.entries(gm.dumps)) {
+      const sec = img.section(secName);
+      const r = ref.get(secName);
+      const guestBytes = d.bytes;
+      const entry = { name: secName, addr: d.addr, size: guestBytes.length, unresolved: r.unresolved.length };
+      const rr = diffRanges(guestBytes, r.bytes);
+      entry.reference = {
+        ranges: rr.length,
+        bytes: rr.reduce((n, x) => n + x.end - x.start, 0),
+        byTable: countBy(rr.map((x) => attribute(ctx, secName, x, guestBytes, r.bytes, 'reference')), (a) => a.tables.join('+') || 'no site'),
+      };
+      if (view) {
+        const tb = view.bytesOf(sec);
+        const tr = diffRanges(guestBytes, tb);
+        const diffs = tr.map((x) => attribute(ctx, secName, x, guestBytes, tb, 'textpoke'));
+        for (const df of diffs) {
+          const k = KNOWN.find((c) => c.match(df, ctx));
+          df.class = k ? k.id : 'unexplained';
+          if (!k) result.ok = false;
+        }
+        entry.textpoke = {
+          ranges: tr.length,
+          bytes: tr.reduce((n, x) => n + x.end - x.start, 0),
+          byClass: countBy(diffs, (a) => a.class),
+          byTable: countBy(diffs, (a) => a.tables.join('+') || 'no site'),
+          diffs,
+        };
+      }
+      mres.sections.push(entry);
+      log(`  ${t.name} ${secName} @${d.addr} (${guestBytes.length} bytes): reference differs in ${entry.reference.ranges} ranges ` +
+        `(${entry.reference.bytes} bytes; ${fmtCounts(entry.reference.byTable)})` +
+        (entry.textpoke ? `; textpoke differs in ${entry.textpoke.ranges} ranges (${entry.textpoke.bytes} bytes; ${fmtCounts(entry.textpoke.byClass)})` : '; textpoke: no patcher'));
+      if (entry.textpoke && (verbose || entry.textpoke.diffs.some((x) => x.class === 'unexplained'))) {
+        for (const x of entry.textpoke.diffs) {
+          if (!verbose && x.class !== 'unexplained') continue;
+          log(`    [${x.class}] ${x.addr} ${x.where} (${x.length} B) sites: ${x.sites.map((s) => `${s.table}#${s.index}`).join(', ') || 'none'}`);
+          log(`      guest:    ${x.guest.hex}  | ${x.guest.asm}`);
+          log(`      textpoke: ${x.textpoke.hex}  | ${x.textpoke.asm}`);
+        }
+      }
+    }
+  }
+  return result;
+}
+
+function countBy(xs, key) {
+  const m = {};
+  for (const x of xs) m[key(x)] = (m[key(x)] ?? 0) + 1;
+  return m;
+}
+
+function fmtCounts(m) {
+  return Object.entries(m).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+}

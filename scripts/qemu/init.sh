@@ -1,0 +1,50 @@
+#!/bin/busybox sh
+# /init of the ground-truth initramfs built by scripts/qemu-groundtruth.mjs.
+# Loads the modules listed in /groundtruth.conf, then sends to the host (through /kdump, over QEMU's
+# isa-debugcon) what the kernel reports about the CPU, the module section addresses and the bytes of the
+# listed sections as the kernel patched them, and powers off.
+/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+K=/kdump
+
+$K text start "$(uname -r)"
+$K file cmdline /proc/cmdline
+$K file cpuinfo /proc/cpuinfo
+for f in /sys/devices/system/cpu/vulnerabilities/*; do
+  [ -f "$f" ] && $K file "vuln:${f##*/}" "$f"
+done
+
+while read -r op a b c; do
+  case "$op" in
+    insmod)
+      if insmod "$a" 2>/tmp/err; then $K text "insmod:${a##*/}" ok; else $K file "error:insmod:${a##*/}" /tmp/err; fi
+      ;;
+    sections)
+      : > /tmp/sections
+      for f in /sys/module/"$a"/sections/.* /sys/module/"$a"/sections/*; do
+        [ -f "$f" ] && echo "${f##*/} $(cat "$f")" >> /tmp/sections
+      done
+      $K file "sections:$a" /tmp/sections
+      ;;
+    dump)
+      if addr=$(cat "/sys/module/$a/sections/$b"); then
+        $K kcore "dump:$a:$b:$addr" "${addr#0x}" "$c"
+      else
+        $K text "error:dump:$a:$b" "no section address"
+      fi
+      ;;
+  esac
+done < /groundtruth.conf
+
+# All symbols of the running kernel and its modules: Debian's System.map is a placeholder (the real one
+# is in the -dbg package), so /proc/kallsyms is where the kernel symbol addresses come from.
+$K file kallsyms /proc/kallsyms
+dmesg > /tmp/dmesg
+$K file dmesg /tmp/dmesg
+$K text done ok
+poweroff -f
+echo o > /proc/sysrq-trigger
