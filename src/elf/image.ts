@@ -91,6 +91,15 @@ export interface Reloc {
   readonly addend: number;
 }
 
+/** Relocations of one section as parallel arrays, sorted by offset. */
+export interface RelocTable {
+  readonly count: number;
+  readonly offset: Float64Array;
+  readonly type: Uint32Array;
+  readonly sym: Uint32Array;
+  readonly addend: Float64Array;
+}
+
 export interface Symbolized {
   readonly name: string;
   readonly offset: number;
@@ -120,6 +129,7 @@ export class Image {
   private lookup?: { addrs: Float64Array; ends: Float64Array; idx: Int32Array };
   private relaIndex?: Map<number, Section>;
   private relocCache = new Map<number, Reloc[]>();
+  private relocTables = new Map<number, RelocTable>();
   private allocSorted?: Section[];
   private shndxTable?: Uint32Array;
 
@@ -470,22 +480,67 @@ export class Image {
     return this.relaIndex.get(target.index);
   }
 
-  /** RELA entries applying to a section, in file order. */
-  relocations(target: Section): Reloc[] {
-    const cached = this.relocCache.get(target.index);
+  /** RELA entries of a section as parallel typed arrays sorted by offset (no object per relocation). */
+  relocTable(target: Section): RelocTable {
+    const cached = this.relocTables.get(target.index);
     if (cached) return cached;
     const rs = this.relaFor(target);
-    const out: Reloc[] = [];
+    const n = rs ? Math.floor(rs.size / 24) : 0;
+    const t: RelocTable = { count: n, offset: new Float64Array(n), type: new Uint32Array(n), sym: new Uint32Array(n), addend: new Float64Array(n) };
     if (rs) {
       const nsyms = this.symbols.length;
-      const n = Math.floor(rs.size / 24);
+      let sorted = true;
       for (let i = 0; i < n; i++) {
         const o = rs.offset + i * 24;
         const sym = this.u32(o + 12);
         if (sym >= nsyms) throw new ElfError(`relocation ${i} in ${rs.name} names symbol ${sym}, outside the symbol table`);
-        out.push({ offset: this.u64n(o), type: this.u32(o + 8), sym, addend: this.i64n(o + 16) });
+        t.offset[i] = this.u64n(o);
+        t.type[i] = this.u32(o + 8);
+        t.sym[i] = sym;
+        t.addend[i] = this.i64n(o + 16);
+        if (i && t.offset[i]! < t.offset[i - 1]!) sorted = false;
+      }
+      if (!sorted) {
+        const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => t.offset[a]! - t.offset[b]!);
+        const copy = { offset: t.offset.slice(), type: t.type.slice(), sym: t.sym.slice(), addend: t.addend.slice() };
+        idx.forEach((from, to) => {
+          t.offset[to] = copy.offset[from]!;
+          t.type[to] = copy.type[from]!;
+          t.sym[to] = copy.sym[from]!;
+          t.addend[to] = copy.addend[from]!;
+        });
       }
     }
+    this.relocTables.set(target.index, t);
+    return t;
+  }
+
+  /** Index of the first relocation at or after section offset `o` (binary search). */
+  relocIndexFrom(t: RelocTable, o: number): number {
+    let lo = 0;
+    let hi = t.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (t.offset[mid]! < o) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+
+  /** The relocation applying at exactly section offset `o`, or undefined. */
+  relocAt(target: Section, o: number): Reloc | undefined {
+    const t = this.relocTable(target);
+    const i = this.relocIndexFrom(t, o);
+    if (i >= t.count || t.offset[i] !== o) return undefined;
+    return { offset: o, type: t.type[i]!, sym: t.sym[i]!, addend: t.addend[i]! };
+  }
+
+  /** RELA entries applying to a section, sorted by offset. */
+  relocations(target: Section): Reloc[] {
+    const cached = this.relocCache.get(target.index);
+    if (cached) return cached;
+    const t = this.relocTable(target);
+    const out: Reloc[] = new Array(t.count);
+    for (let i = 0; i < t.count; i++) out[i] = { offset: t.offset[i]!, type: t.type[i]!, sym: t.sym[i]!, addend: t.addend[i]! };
     this.relocCache.set(target.index, out);
     return out;
   }

@@ -60,7 +60,7 @@ export class RelocIndex {
     if (!sec || !this.img.relaFor(sec) || this.img.relaFor(sec)!.type !== SHT_RELA) return undefined;
     let r = this.cache.get(sec.index);
     if (!r) {
-      r = { bySecOff: this.img.relocationsByOffset(sec), secAddr: sec.addr };
+      r = { section: sec, secAddr: sec.addr };
       this.cache.set(sec.index, r);
     }
     return r;

@@ -13,7 +13,7 @@ export class TableData {
   /** File offset and relative address of entry 0. */
   private readonly fileOff: number;
   private readonly addr: number;
-  private readonly relocs?: Map<number, Reloc>;
+  private readonly relocSection?: Section;
   /** Offset of the table inside its section (relocation offsets are section-relative). */
   private readonly secOff: number;
   readonly problems: string[] = [];
@@ -30,7 +30,7 @@ export class TableData {
       this.problems.push(`${spec.id}: size ${where.size} is not a multiple of the ${spec.entry}-byte entry (${where.size % spec.entry} trailing bytes ignored)`);
     }
     this.count = Math.floor(where.size / spec.entry);
-    if (img.kind === 'rel') this.relocs = img.relocationsByOffset(where.section);
+    if (img.kind === 'rel') this.relocSection = where.section;
   }
 
   /** Relative address of entry i's field. */
@@ -43,7 +43,7 @@ export class TableData {
   u32(i: number, off: number): number { return this.img.u32(this.fileOff + i * this.spec.entry + off); }
 
   private reloc(i: number, off: number): Reloc | undefined {
-    return this.relocs?.get(this.secOff + i * this.spec.entry + off);
+    return this.relocSection ? this.img.relocAt(this.relocSection, this.secOff + i * this.spec.entry + off) : undefined;
   }
 
   private refFromReloc(r: Reloc): Ref & { addend: number } {
@@ -54,19 +54,19 @@ export class TableData {
 
   /** A self-relative s32 (or s64 when `wide`) field: what it points at. Undefined in an ET_REL field with no relocation and a zero value. */
   rel(i: number, off: number, wide = false): (Ref & { addend?: number }) | undefined {
-    if (this.relocs) {
+    if (this.relocSection) {
       const r = this.reloc(i, off);
       if (r) return this.refFromReloc(r);
     }
     const o = this.fileOff + i * this.spec.entry + off;
     const v = wide ? this.img.i64n(o) : this.img.i32(o);
-    if (this.relocs && v === 0) return undefined;
+    if (this.relocSection && v === 0) return undefined;
     return { addr: this.fieldAddr(i, off) + v };
   }
 
   /** An absolute u64 address field. */
   abs64(i: number, off: number): (Ref & { addend?: number }) | undefined {
-    if (this.relocs) {
+    if (this.relocSection) {
       const r = this.reloc(i, off);
       if (r) return this.refFromReloc(r);
       return undefined;

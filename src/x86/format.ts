@@ -4,7 +4,7 @@
  * shows them so `e8 00 00 00 00` in a module reads as `call __fentry__`.
  */
 import { Decoder, DecoderOptions, Formatter, FormatterSyntax, Instruction } from 'iced-x86';
-import { Image, R_X86_64_PC32, R_X86_64_PLT32, Reloc } from '../elf/image.js';
+import { Image, R_X86_64_PC32, R_X86_64_PLT32, Reloc, Section } from '../elf/image.js';
 
 const R_X86_64_GOTPCREL = 9;
 
@@ -33,8 +33,8 @@ function formatter(syntax: Syntax, relocatable: boolean): Formatter {
 
 export interface FormatContext {
   img: Image;
-  /** Relocations of the section the bytes come from, by section offset, and the section's relative address. */
-  relocs?: { bySecOff: Map<number, Reloc>; secAddr: number };
+  /** The section the bytes come from, when its relocations should be shown (relocatable files). */
+  relocs?: { section: Section; secAddr: number } | { bySecOff: Map<number, Reloc>; secAddr: number };
   syntax?: Syntax;
 }
 
@@ -98,14 +98,22 @@ function mnemonicOf(text: string): string {
   return i < 0 ? text : text.slice(0, i);
 }
 
+/** The first relocation inside the instruction at `at` (after its first byte), if any. */
 function relocIn(ctx: FormatContext, at: number, n: number): Reloc | undefined {
   if (!ctx.relocs) return undefined;
-  const base = at - ctx.relocs.secAddr;
-  for (let k = 1; k < n; k++) {
-    const r = ctx.relocs.bySecOff.get(base + k);
-    if (r) return r;
+  const img = ctx.img;
+  const o = at - ctx.relocs.secAddr;
+  if ('bySecOff' in ctx.relocs) {
+    for (let k = 1; k < n; k++) {
+      const r = ctx.relocs.bySecOff.get(o + k);
+      if (r) return r;
+    }
+    return undefined;
   }
-  return undefined;
+  const t = img.relocTable(ctx.relocs.section);
+  const i = img.relocIndexFrom(t, o + 1);
+  if (i >= t.count || t.offset[i]! >= o + n) return undefined;
+  return { offset: t.offset[i]!, type: t.type[i]!, sym: t.sym[i]!, addend: t.addend[i]! };
 }
 
 /** Hex bytes separated by spaces. */
