@@ -1,0 +1,716 @@
+/**
+ * Breadth-first explicit-state exploration of a {@link Model}, with state hashing, so the first
+ * violation found comes with a shortest interleaving.
+ *
+ * Semantics (docs/model.md describes them for users):
+ * - Memory is the site's bytes. Every change creates a new memory version; the versions since the oldest
+ *   CPU's last serialization are kept (the history).
+ * - An executing CPU fetches one instruction in one step. The bytes come one fetch unit (aligned,
+ *   default 8 bytes) at a time, and each unit may come from ANY version since that CPU last serialized:
+ *   units read at different moments (tearing) and stale units (no serialization since the write) are
+ *   both covered. The patching CPU always sees its own writes (x86 snoops self-modifying code).
+ * - sync (IPI) waits until no other CPU is in a handler (handlers run with IF=0), then serializes all.
+ *   IRET (every handler return) serializes its CPU and unblocks NMIs, as on x86.
+ * - NMI and #MC arrive between any two steps of any CPU, the patching CPU included, within the
+ *   scenario's budgets; NMIs are blocked in an NMI handler (and on a patcher running in NMI context)
+ *   until the next IRET; #MC is blocked only inside the #MC handler.
+ */
+import { hex, RegionDecoder } from './decode.js';
+import type { Decoded } from './decode.js';
+import type { Cond, Model, Property } from './types.js';
+import { cpuName } from './names.js';
+
+const F_NMI_BLOCKED = 1;
+const F_IN_MC = 2;
+
+export const K_BASE = 1;
+export const K_NMI = 2;
+export const K_MC = 3;
+export const K_INT3 = 4;
+export const K_PROTO = 5;
+
+const S_SINCE = 0;
+const S_NMI = 1;
+const S_MCE = 2;
+const S_FLAGS = 3;
+const S_PASSES = 4;
+const S_DEPTH = 5;
+const S_FRAMES = 6;
+
+export interface FetchRead {
+  from: number;
+  to: number;
+  version: number;
+  stale: boolean;
+  bytes: string;
+}
+
+export interface TraceStep {
+  cpu: number;
+  ctx: 'protocol' | 'base' | 'nmi' | 'mce' | 'int3';
+  kind: 'write' | 'sync' | 'set' | 'wait' | 'nmi' | 'mce' | 'exec' | 'handler';
+  text: string;
+  offset?: number;
+  reads?: FetchRead[];
+  bytes?: string;
+  asm?: string;
+  as?: 'old' | 'new' | 'int3' | 'torn';
+  /** The site's bytes after the step. */
+  memory: string;
+  /** Memory version after the step. */
+  version: number;
+}
+
+export interface Violation {
+  property: Property;
+  message: string;
+}
+
+export interface Result {
+  verdict: 'safe' | 'unsafe' | 'incomplete';
+  property?: Property;
+  message?: string;
+  states: number;
+  transitions: number;
+  seconds: number;
+  trace: TraceStep[];
+  /** Memory versions by number (as hex), for reading traces. */
+  versions: string[];
+}
+
+export interface ExploreOptions {
+  /** Stop after this many states (verdict "incomplete"). */
+  maxStates?: number;
+  /** Merge states that differ only by a permutation of identically configured CPUs. Default true. */
+  symmetry?: boolean;
+}
+
+type Emit = (next: Uint8Array | null, label: TraceStep | null, violation: Violation | null) => void;
+
+const CTX = ['', 'base', 'nmi', 'mce', 'int3', 'protocol'] as const;
+
+/** The model's transition system. */
+export class Machine {
+  readonly decoder: RegionDecoder;
+  readonly ncpu: number;
+  readonly cw: number;
+  readonly oVars = 1;
+  readonly oCpu: number;
+  readonly oHlen: number;
+  readonly memVecs: Uint8Array[] = [];
+  private readonly memIds = new Map<string, number>();
+  private readonly fetchMemo = new Map<string, Outcome[]>();
+  private readonly filler: number[];
+  /** Groups of executing CPUs with identical configuration (for symmetry reduction). */
+  private readonly symGroups: number[][] = [];
+  symmetry = true;
+
+  constructor(readonly m: Model) {
+    this.decoder = new RegionDecoder(m.base);
+    this.ncpu = m.cpus.length;
+    this.cw = S_FRAMES + 3 * m.maxDepth;
+    this.oCpu = this.oVars + m.vars.length + 1;
+    this.oHlen = this.oCpu + this.ncpu * this.cw;
+    this.filler = new Array<number>(15).fill(m.filler);
+    const seen = new Map<string, number[]>();
+    for (let c = 1; c < this.ncpu; c++) {
+      const k = JSON.stringify(m.cpus[c]);
+      const g = seen.get(k);
+      if (g) g.push(c);
+      else seen.set(k, [c]);
+    }
+    for (const g of seen.values()) if (g.length > 1) this.symGroups.push(g);
+  }
+
+  free(): void {
+    this.decoder.free();
+  }
+
+  memId(v: Uint8Array): number {
+    const k = String.fromCharCode(...v);
+    let id = this.memIds.get(k);
+    if (id === undefined) {
+      id = this.memVecs.length;
+      if (id > 255) throw new Error('more than 256 memory versions: the protocol rewrites the site too often for this model');
+      this.memVecs.push(v);
+      this.memIds.set(k, id);
+    }
+    return id;
+  }
+
+  initial(): Uint8Array {
+    const m = this.m;
+    const s = new Uint8Array(this.oHlen + 2);
+    s[0] = 0;
+    for (let c = 0; c < this.ncpu; c++) {
+      const b = this.oCpu + c * this.cw;
+      const cfg = m.cpus[c]!;
+      s[b + S_NMI] = cfg.nmi;
+      s[b + S_MCE] = cfg.mce;
+      s[b + S_FLAGS] = c === 0 && m.inNmi ? F_NMI_BLOCKED : 0;
+      s[b + S_PASSES] = cfg.passes;
+      s[b + S_DEPTH] = 1;
+      s[b + S_FRAMES] = c === 0 ? K_PROTO : K_BASE;
+      s[b + S_FRAMES + 1] = c === 0 ? 0 : cfg.passes > 0 ? 0 : m.len;
+    }
+    s[this.oHlen] = 1;
+    s[this.oHlen + 1] = this.memId(Uint8Array.from(m.old));
+    if (m.ops.length === 0) this.protocolEnd(s);
+    return this.finish(s);
+  }
+
+  // ----- helpers over a state array -----
+  hlen(s: Uint8Array): number { return s[this.oHlen]!; }
+  cur(s: Uint8Array): number { return s[this.oHlen + s[this.oHlen]!]!; }
+  cpuBase(c: number): number { return this.oCpu + c * this.cw; }
+  patcherDone(s: Uint8Array): boolean { return s[0]! >= this.m.ops.length; }
+
+  private protocolEnd(s: Uint8Array): void {
+    // The patcher's iret when it patched in NMI context.
+    if (this.m.inNmi) s[this.cpuBase(0) + S_FLAGS]! &= ~F_NMI_BLOCKED;
+  }
+
+  /** Whether CPU c can still fetch from the region (its view of old versions matters). */
+  private mayFetch(s: Uint8Array, c: number): boolean {
+    const b = this.cpuBase(c);
+    if (s[b + S_DEPTH]! > 1 || s[b + S_PASSES]! > 0) return true;
+    return this.m.handlersRunSite && (s[b + S_NMI]! > 0 || s[b + S_MCE]! > 0);
+  }
+
+  /** Normalises a working state in place: trims the history, canonical `since` for idle CPUs, CPU symmetry. */
+  finish(w: Uint8Array): Uint8Array {
+    const oh = this.oHlen;
+    let hl = w[oh]!;
+    let min = hl - 1;
+    for (let c = 1; c < this.ncpu; c++) {
+      const b = this.oCpu + c * this.cw;
+      if (w[b + S_DEPTH]! > 1 || w[b + S_PASSES]! > 0 || (this.m.handlersRunSite && (w[b + S_NMI]! > 0 || w[b + S_MCE]! > 0))) {
+        if (w[b + S_SINCE]! < min) min = w[b + S_SINCE]!;
+      } else {
+        w[b + S_SINCE] = hl - 1;
+      }
+    }
+    if (min > 0) {
+      w.copyWithin(oh + 1, oh + 1 + min, oh + 1 + hl);
+      hl -= min;
+      w[oh] = hl;
+      for (let c = 1; c < this.ncpu; c++) w[this.oCpu + c * this.cw + S_SINCE]! -= min;
+    }
+    const out = w.length === oh + 1 + hl ? w : w.subarray(0, oh + 1 + hl);
+    if (this.symmetry) for (const g of this.symGroups) this.sortGroup(out, g);
+    return out;
+  }
+
+  private sortGroup(s: Uint8Array, g: number[]): void {
+    const cw = this.cw;
+    if (g.length === 2) {
+      const a = this.cpuBase(g[0]!);
+      const b = this.cpuBase(g[1]!);
+      for (let i = 0; i < cw; i++) {
+        const d = s[a + i]! - s[b + i]!;
+        if (d < 0) return;
+        if (d > 0) break;
+      }
+      for (let i = 0; i < cw; i++) { const t = s[a + i]!; s[a + i] = s[b + i]!; s[b + i] = t; }
+      return;
+    }
+    const blocks = g.map((c) => s.slice(this.cpuBase(c), this.cpuBase(c) + cw));
+    blocks.sort((a, b) => {
+      for (let i = 0; i < cw; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+      return 0;
+    });
+    g.forEach((c, i) => s.set(blocks[i]!, this.cpuBase(c)));
+  }
+
+  /** Terminal: the protocol is done and every CPU finished its passes and handlers. */
+  terminal(s: Uint8Array): boolean {
+    if (!this.patcherDone(s)) return false;
+    for (let c = 0; c < this.ncpu; c++) {
+      const b = this.cpuBase(c);
+      if (s[b + S_DEPTH] !== 1) return false;
+      if (c > 0 && s[b + S_PASSES] !== 0) return false;
+    }
+    return true;
+  }
+
+  private cond(s: Uint8Array, k: Cond): boolean {
+    switch (k.kind) {
+      case 'memNe': return this.memVecs[this.cur(s)]![k.off] !== k.val;
+      case 'varEq': return s[this.oVars + k.v] === k.val;
+      case 'patcherDone': return this.patcherDone(s);
+    }
+  }
+
+  /** A CPU spins in a handler for a patch that waits on it (itself, or through a pending sync). */
+  deadlocked(s: Uint8Array): string | null {
+    const m = this.m;
+    const op = this.patcherDone(s) ? undefined : m.ops[s[0]!];
+    for (let c = 0; c < this.ncpu; c++) {
+      const b = this.cpuBase(c);
+      const d = s[b + S_DEPTH]! - 1;
+      const f = b + S_FRAMES + 3 * d;
+      if (s[f] !== K_INT3) continue;
+      const h = m.int3[s[f + 1]!]!.program[s[f + 2]!]!;
+      if (h.kind !== 'wait' || this.cond(s, h.cond)) continue;
+      if (c === 0 && !this.patcherDone(s)) return `the patching CPU spins in its own int3 handler waiting for the patch it is in the middle of`;
+      if (op?.kind === 'sync') return `cpu${c} spins in its int3 handler (interrupts off) waiting for the patch, while the patcher waits for cpu${c} to take its sync IPI`;
+      if (op?.kind === 'wait' && !this.cond(s, op.cond)) return `cpu${c} spins in its int3 handler while the patcher waits too`;
+    }
+    return null;
+  }
+
+  private write(w: Uint8Array, bytes: Array<[number, number]>): Uint8Array {
+    const curId = this.cur(w);
+    const v = this.memVecs[curId]!.slice();
+    for (const [o, val] of bytes) v[o] = val;
+    const id = this.memId(v);
+    if (id === curId) return w;
+    const hl = w[this.oHlen]!;
+    const out = new Uint8Array(w.length + 1);
+    out.set(w);
+    out[this.oHlen] = hl + 1;
+    out[this.oHlen + 1 + hl] = id;
+    return out;
+  }
+
+  private label(w: Uint8Array, c: number, kind: TraceStep['kind'], text: string, extra?: Partial<TraceStep>): TraceStep {
+    const b = this.cpuBase(c);
+    const k = w[b + S_FRAMES + 3 * (w[b + S_DEPTH]! - 1)]!;
+    return { cpu: c, ctx: CTX[k] as TraceStep['ctx'], kind, text, ...extra, memory: '', version: 0 };
+  }
+
+  /** iret from the top frame of CPU c. */
+  private iret(w: Uint8Array, c: number): void {
+    const b = this.cpuBase(c);
+    const d = w[b + S_DEPTH]! - 1;
+    const f = b + S_FRAMES + 3 * d;
+    if (w[f] === K_MC) w[b + S_FLAGS]! &= ~F_IN_MC;
+    w[b + S_FLAGS]! &= ~F_NMI_BLOCKED;
+    w[f] = 0; w[f + 1] = 0; w[f + 2] = 0;
+    w[b + S_DEPTH] = d;
+    if (c > 0) w[b + S_SINCE] = w[this.oHlen]! - 1;
+  }
+
+  /** The top frame (a region-running frame) continues at newPc; ends a pass / returns from NMI and #MC. */
+  private advance(w: Uint8Array, c: number, newPc: number): void {
+    const b = this.cpuBase(c);
+    const f = b + S_FRAMES + 3 * (w[b + S_DEPTH]! - 1);
+    if (newPc < this.m.len) {
+      w[f + 1] = newPc;
+      return;
+    }
+    if (w[f] === K_BASE) {
+      const p = w[b + S_PASSES]! - 1;
+      w[b + S_PASSES] = p;
+      w[f + 1] = p > 0 ? 0 : this.m.len;
+    } else {
+      this.iret(w, c);
+    }
+  }
+
+  private ruleFor(s: Uint8Array, c: number, o: number): number {
+    const m = this.m;
+    for (let i = 0; i < m.int3.length; i++) {
+      const r = m.int3[i]!;
+      if (r.at === 'first' ? o !== 0 : r.at === 'interior' ? o === 0 || !m.oldInsns.has(o) : r.at !== 'any' && r.at !== o) continue;
+      if (r.cpu === 'patcher' ? c !== 0 : r.cpu === 'other' ? c === 0 : false) continue;
+      if (r.when && s[this.oVars + r.when.v] !== r.when.val) continue;
+      return i;
+    }
+    return -1;
+  }
+
+  /** Generates every successor of s. */
+  successors(s: Uint8Array, emit: Emit, labels: boolean): void {
+    for (let c = 0; c < this.ncpu; c++) this.cpuMoves(s, c, emit, labels);
+  }
+
+  private cpuMoves(s: Uint8Array, c: number, emit: Emit, labels: boolean): void {
+    const m = this.m;
+    const b = this.cpuBase(c);
+    const depth = s[b + S_DEPTH]!;
+    const f = b + S_FRAMES + 3 * (depth - 1);
+    const kind = s[f]!;
+    if (kind === K_PROTO) {
+      this.patcherMove(s, emit, labels);
+    } else if (kind === K_BASE || kind === K_NMI || kind === K_MC) {
+      const pc = s[f + 1]!;
+      if (pc < m.len) this.fetch(s, c, pc, emit, labels);
+      else if (kind !== K_BASE) {
+        // A handler that does not run the site: just return.
+        const w = s.slice();
+        this.iret(w, c);
+        emit(this.finish(w), labels ? this.label(s, c, 'handler', `${kind === K_NMI ? 'NMI' : '#MC'} handler returns (iret)`) : null, null);
+      }
+    } else if (kind === K_INT3) {
+      this.handlerMove(s, c, f, emit, labels);
+    }
+    // Interrupts arrive between steps.
+    const flags = s[b + S_FLAGS]!;
+    if (depth < m.maxDepth) {
+      if (s[b + S_NMI]! > 0 && !(flags & F_NMI_BLOCKED)) {
+        const w = s.slice();
+        w[b + S_NMI]!--;
+        w[b + S_FLAGS]! |= F_NMI_BLOCKED;
+        const nf = b + S_FRAMES + 3 * depth;
+        w[nf] = K_NMI; w[nf + 1] = m.handlersRunSite ? 0 : m.len; w[nf + 2] = 0;
+        w[b + S_DEPTH] = depth + 1;
+        emit(this.finish(w), labels ? this.label(s, c, 'nmi', 'NMI arrives' + (m.handlersRunSite ? '; its handler runs the site' : '')) : null, null);
+      }
+      if (s[b + S_MCE]! > 0 && !(flags & F_IN_MC)) {
+        const w = s.slice();
+        w[b + S_MCE]!--;
+        w[b + S_FLAGS]! |= F_IN_MC;
+        const nf = b + S_FRAMES + 3 * depth;
+        w[nf] = K_MC; w[nf + 1] = m.handlersRunSite ? 0 : m.len; w[nf + 2] = 0;
+        w[b + S_DEPTH] = depth + 1;
+        emit(this.finish(w), labels ? this.label(s, c, 'mce', '#MC arrives' + (m.handlersRunSite ? '; its handler runs the site' : '')) : null, null);
+      }
+    }
+  }
+
+  private patcherMove(s: Uint8Array, emit: Emit, labels: boolean): void {
+    const m = this.m;
+    const pc = s[0]!;
+    if (pc >= m.ops.length) return;
+    const op = m.ops[pc]!;
+    let w: Uint8Array;
+    let text: string;
+    let kind: TraceStep['kind'];
+    switch (op.kind) {
+      case 'write':
+        w = this.write(s.slice(), op.bytes);
+        kind = 'write';
+        text = `${op.bytes.length > 1 ? 'atomic store' : 'store'} ${op.bytes.map(([o, v]) => `+${o}=${hex([v])}`).join(' ')}${op.note ? ` (${op.note})` : ''}`;
+        break;
+      case 'set':
+        w = s.slice();
+        w[this.oVars + op.v] = op.val;
+        kind = 'set';
+        text = `${m.vars[op.v]} = ${op.val}`;
+        break;
+      case 'sync': {
+        for (let c = 1; c < this.ncpu; c++) if (s[this.cpuBase(c) + S_DEPTH] !== 1) return; // a CPU in a handler (IF=0)
+        w = s.slice();
+        const hl = w[this.oHlen]!;
+        for (let c = 1; c < this.ncpu; c++) w[this.cpuBase(c) + S_SINCE] = hl - 1;
+        kind = 'sync';
+        text = 'sync: IPI to every CPU, each serializes';
+        break;
+      }
+      case 'wait':
+        if (!this.cond(s, op.cond)) return;
+        w = s.slice();
+        kind = 'wait';
+        text = 'wait: condition holds';
+        break;
+    }
+    w[0] = pc + 1;
+    if (pc + 1 === m.ops.length) {
+      this.protocolEnd(w);
+      text += '; protocol ends';
+    }
+    const lab = labels ? this.label(s, 0, kind, text) : null;
+    emit(this.finish(w), lab, null);
+  }
+
+  private handlerMove(s: Uint8Array, c: number, f: number, emit: Emit, labels: boolean): void {
+    const m = this.m;
+    const rule = m.int3[s[f + 1]!]!;
+    const step = s[f + 2]!;
+    const op = rule.program[step]!;
+    const below = f - 3;
+    const o = s[below + 1]!;
+    let w: Uint8Array = s.slice();
+    let text: string;
+    switch (op.kind) {
+      case 'write':
+        w = this.write(w, op.bytes);
+        w[f + 2] = step + 1;
+        text = `handler stores ${op.bytes.map(([x, v]) => `+${x}=${hex([v])}`).join(' ')}`;
+        break;
+      case 'wait':
+        if (!this.cond(s, op.cond)) return;
+        w[f + 2] = step + 1;
+        text = 'handler: wait condition holds';
+        break;
+      case 'serialize':
+        if (c > 0) w[this.cpuBase(c) + S_SINCE] = w[this.oHlen]! - 1;
+        w[f + 2] = step + 1;
+        text = 'handler serializes (cpuid)';
+        break;
+      case 'retry':
+        this.iret(w, c);
+        text = `handler returns to the int3 at +${o} to execute it again`;
+        break;
+      case 'resume':
+        this.iret(w, c);
+        this.advance(w, c, o + op.delta);
+        text = `handler returns to +${o + op.delta}`;
+        break;
+      case 'emulate': {
+        const insn = (op.version === 'new' ? m.newInsns : m.oldInsns).get(o);
+        if (!insn || (op.onlyCalls && !insn.isCall)) {
+          const why = !insn ? `+${o} is not a ${op.version} instruction boundary` : `the new instruction at +${o} (${insn.text}) is not a call`;
+          emit(null, labels ? this.label(s, c, 'handler', `handler cannot emulate: ${why}`) : null,
+            { property: 'unhandled-int3', message: `${cpuName(c)}: int3 handler cannot emulate at +${o}: ${why}` });
+          return;
+        }
+        if (op.version === 'old' && this.patcherDone(s)) {
+          emit(null, labels ? this.label(s, c, 'handler', `handler emulates old ${insn.text} after the protocol ended`) : null,
+            { property: 'old-code-after-end', message: `${cpuName(c)}: handler emulated the old instruction at +${o} after the protocol ended` });
+          return;
+        }
+        this.iret(w, c);
+        this.advance(w, c, insn.leaves ? m.len : o + insn.len);
+        text = `handler emulates ${op.version} \`${insn.text}\` and returns to +${insn.leaves ? m.len : o + insn.len}`;
+        break;
+      }
+    }
+    emit(this.finish(w), labels ? this.label(s, c, 'handler', text) : null, null);
+  }
+
+  /** Distinct instructions a CPU at pc can fetch when it may see the given memory versions (memoised). */
+  private outcomes(pc: number, versions: number[]): Outcome[] {
+    const key = String.fromCharCode(pc, ...versions);
+    let hit = this.fetchMemo.get(key);
+    if (hit) return hit;
+    const m = this.m;
+    const out: Outcome[] = [];
+    const seen = new Set<string>();
+    const buf: number[] = [];
+    const reads: Array<{ from: number; to: number; version: number }> = [];
+    const rec = (off: number): void => {
+      const k = m.chunkOf[off]!;
+      const end = m.chunks[k]![1];
+      const contents = new Set<string>();
+      for (const id of versions) {
+        const v = this.memVecs[id]!;
+        let ck = '';
+        for (let i = off; i < end; i++) ck += String.fromCharCode(v[i]!);
+        if (contents.has(ck)) continue;
+        contents.add(ck);
+        for (let i = off; i < end; i++) buf.push(v[i]!);
+        reads.push({ from: off, to: end, version: id });
+        const atEnd = end >= m.len;
+        const d = this.decoder.decode(pc, atEnd ? buf.concat(this.filler) : buf.length > 15 ? buf.slice(0, 15) : buf);
+        if (!d.complete && !atEnd && buf.length < 15) rec(end);
+        else {
+          const len = d.complete ? d.len : 1;
+          const insn = buf.concat(this.filler).slice(0, len);
+          const ik = String.fromCharCode(...insn);
+          if (!seen.has(ik)) {
+            seen.add(ik);
+            out.push(this.classify(pc, insn, d, reads.map((r) => ({ ...r }))));
+          }
+        }
+        buf.length -= end - off;
+        reads.pop();
+      }
+    };
+    rec(pc);
+    hit = out;
+    this.fetchMemo.set(key, hit);
+    return hit;
+  }
+
+  /** Classifies what a CPU at pc executes when the site holds `bytes` (from pc to the end of the site). */
+  classifyWindow(pc: number, bytes: number[]): Outcome {
+    const win = bytes.concat(this.filler);
+    const d = this.decoder.decode(pc, win);
+    return this.classify(pc, win.slice(0, d.complete ? d.len : 1), d, []);
+  }
+
+  private classify(pc: number, insn: number[], d: Decoded, reads: Outcome['reads']): Outcome {
+    const m = this.m;
+    const len = insn.length;
+    let cls: Outcome['cls'] = 'torn';
+    let leaves = false;
+    if (d.valid && len === 1 && insn[0] === 0xcc) cls = 'int3';
+    else if (d.valid && pc + len <= m.len) {
+      const oi = m.oldInsns.get(pc);
+      const ni = m.newInsns.get(pc);
+      if (oi && eq(oi.bytes, insn)) { cls = 'old'; leaves = oi.leaves; }
+      else if (ni && eq(ni.bytes, insn)) { cls = 'new'; leaves = ni.leaves; }
+      else for (const a of m.accept) if (a.off === pc && eq(a.bytes, insn)) { cls = a.version; break; }
+    }
+    const asm = d.valid ? d.text : '(bad)';
+    return { insn, cls, next: leaves ? m.len : pc + len, asm, what: `+${pc}: ${hex(insn)}  ${asm}`, reads };
+  }
+
+  /** Fetch, decode and execute one instruction at pc: one successor per distinct instruction the CPU can see. */
+  private fetch(s: Uint8Array, c: number, pc: number, emit: Emit, labels: boolean): void {
+    const hl = s[this.oHlen]!;
+    const curId = s[this.oHlen + hl]!;
+    const first = c === 0 ? hl - 1 : s[this.cpuBase(c) + S_SINCE]!;
+    const versions: number[] = [];
+    for (let i = first; i < hl; i++) {
+      const id = s[this.oHlen + 1 + i]!;
+      if (!versions.includes(id)) versions.push(id);
+    }
+    for (const o of this.outcomes(pc, versions)) this.execute(s, c, pc, o, curId, emit, labels);
+  }
+
+  private execute(s: Uint8Array, c: number, pc: number, o: Outcome, curId: number, emit: Emit, labels: boolean): void {
+    const m = this.m;
+    const cls = o.cls;
+    const what = o.what;
+    const mk = (text: string): TraceStep | null => labels
+      ? this.label(s, c, 'exec', text, { offset: pc, reads: o.reads.map((r) => ({ ...r, stale: r.version !== curId, bytes: hex(this.memVecs[r.version]!.subarray(r.from, r.to)) })), bytes: hex(o.insn), asm: o.asm, as: cls })
+      : null;
+    if (cls === 'torn') {
+      emit(null, mk(`executes ${what}  <- neither old nor new`),
+        { property: 'torn-instruction', message: `${cpuName(c)} executed ${what}, which is neither an old instruction at an old boundary nor a new one at a new boundary` });
+      return;
+    }
+    if (cls === 'old' && this.patcherDone(s)) {
+      emit(null, mk(`executes old ${what} after the protocol ended`),
+        { property: 'old-code-after-end', message: `${cpuName(c)} executed the old instruction ${what} after the protocol ended` });
+      return;
+    }
+    const w = s.slice();
+    if (cls === 'int3') {
+      const r = this.ruleFor(s, c, pc);
+      if (r < 0) {
+        emit(null, mk(`executes ${what}: no handler deals with it`),
+          { property: 'unhandled-int3', message: `${cpuName(c)} hit int3 at +${pc} and the protocol's handler does not deal with it${this.patcherDone(s) ? ' (the protocol has ended)' : ''}` });
+        return;
+      }
+      const b = this.cpuBase(c);
+      const depth = w[b + S_DEPTH]!;
+      const nf = b + S_FRAMES + 3 * depth;
+      w[nf] = K_INT3; w[nf + 1] = r; w[nf + 2] = 0;
+      w[b + S_DEPTH] = depth + 1;
+      emit(this.finish(w), mk(`executes ${what}: traps to the int3 handler`), null);
+      return;
+    }
+    this.advance(w, c, o.next);
+    emit(this.finish(w), mk(`executes ${cls} ${what}`), null);
+  }
+}
+
+export interface Outcome {
+  insn: number[];
+  cls: 'old' | 'new' | 'int3' | 'torn';
+  next: number;
+  asm: string;
+  what: string;
+  reads: Array<{ from: number; to: number; version: number }>;
+}
+
+function eq(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function keyOf(s: Uint8Array): string {
+  return String.fromCharCode.apply(null, s as unknown as number[]);
+}
+
+function fromKey(k: string): Uint8Array {
+  const s = new Uint8Array(k.length);
+  for (let i = 0; i < k.length; i++) s[i] = k.charCodeAt(i);
+  return s;
+}
+
+/** Explores the model breadth-first. */
+export function explore(model: Model, opts: ExploreOptions = {}): Result {
+  const t0 = performance.now();
+  const mc = new Machine(model);
+  mc.symmetry = opts.symmetry ?? true;
+  const maxStates = opts.maxStates ?? 20_000_000;
+  try {
+    const keys: string[] = [];
+    const index = new Map<string, number>();
+    let parents = new Int32Array(1 << 16);
+    const init = mc.initial();
+    keys.push(keyOf(init));
+    index.set(keys[0]!, 0);
+    parents[0] = -1;
+    let transitions = 0;
+    let found: { at: number; ordinal: number; violation: Violation } | null = null;
+    let incomplete = false;
+    for (let head = 0; head < keys.length && !found; head++) {
+      const s = fromKey(keys[head]!);
+      let ordinal = 0;
+      let any = false;
+      mc.successors(s, (next, _l, v) => {
+        const o = ordinal++;
+        any = true;
+        if (found) return;
+        transitions++;
+        if (v) { found = { at: head, ordinal: o, violation: v }; return; }
+        const k = keyOf(next!);
+        if (index.has(k)) return;
+        const id = keys.length;
+        if (id >= maxStates) { incomplete = true; return; }
+        keys.push(k);
+        index.set(k, id);
+        if (id >= parents.length) { const p = new Int32Array(parents.length * 2); p.set(parents); parents = p; }
+        parents[id] = head;
+        const dl = mc.deadlocked(next!);
+        if (dl) found = { at: id, ordinal: -1, violation: { property: 'deadlock', message: dl } };
+      }, false);
+      if (!found && !any && !mc.terminal(s)) {
+        found = { at: head, ordinal: -1, violation: { property: 'deadlock', message: 'no CPU can make progress and the protocol has not finished' } };
+      }
+      if (incomplete) break;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const versions = mc.memVecs.map((v) => hex(v));
+    if (!found) {
+      return { verdict: incomplete ? 'incomplete' : 'safe', states: keys.length, transitions, seconds, trace: [], versions };
+    }
+    const f = found as { at: number; ordinal: number; violation: Violation };
+    const { steps, violation } = rebuild(mc, keys, parents, f.at, f.ordinal);
+    const v = violation ?? f.violation;
+    return { verdict: 'unsafe', property: v.property, message: v.message, states: keys.length, transitions, seconds, trace: steps, versions };
+  } finally {
+    mc.free();
+  }
+}
+
+/** Replays the path to state `at` (and the violating transition `ordinal` from it) with labels. */
+function rebuild(mc: Machine, keys: string[], parents: Int32Array, at: number, ordinal: number): { steps: TraceStep[]; violation: Violation | null } {
+  const path: number[] = [];
+  for (let i = at; i >= 0; i = parents[i]!) path.push(i);
+  path.reverse();
+  const steps: TraceStep[] = [];
+  // Follow actual (not canonical) states so CPU numbers stay consistent through symmetry reduction.
+  let actual: Uint8Array = fromKey(keys[0]!);
+  const annotate = (st: TraceStep, after: Uint8Array | null) => {
+    const id = after ? mc.cur(after) : mc.cur(actual);
+    st.version = id;
+    st.memory = hex(mc.memVecs[id]!);
+  };
+  type Hit = { next: Uint8Array | null; label: TraceStep; violation: Violation | null };
+  const raw = (s: Uint8Array, want: (n: Uint8Array | null, i: number, v: Violation | null) => boolean): Hit => {
+    let i = 0;
+    let hit: Hit | null = null;
+    mc.symmetry = false;
+    mc.successors(s, (n, l, v) => {
+      if (!hit && want(n, i, v)) hit = { next: n, label: l!, violation: v };
+      i++;
+    }, true);
+    mc.symmetry = true;
+    if (!hit) throw new Error('internal: trace replay lost the path');
+    return hit as Hit;
+  };
+  const canon = (s: Uint8Array) => keyOf(mc.finish(s.slice()));
+  for (let p = 1; p < path.length; p++) {
+    const target = keys[path[p]!]!;
+    const { next, label } = raw(actual, (n) => n !== null && canon(n) === target);
+    annotate(label, next);
+    steps.push(label);
+    actual = next!;
+  }
+  if (ordinal >= 0) {
+    // The violating transition: find the first violating successor (successor order is the same with or without symmetry).
+    const { label, violation } = raw(actual, (_n, _i, v) => v !== null);
+    annotate(label, null);
+    steps.push(label);
+    return { steps, violation };
+  }
+  return { steps, violation: null };
+}

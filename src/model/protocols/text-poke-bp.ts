@@ -1,0 +1,21 @@
+import type { Protocol } from '../types.js';
+import { ACTIVE, byteWrites, INT3, setActive, SYNC, tail, writeByte } from './common.js';
+
+/**
+ * Linux text_poke_bp (formats.md): int3 on the first byte, sync, the tail, sync, the first byte, sync.
+ * While the poke is active the int3 handler emulates the NEW instruction at the poke address.
+ */
+export const textPokeBp: Protocol = {
+  name: 'text-poke-bp',
+  summary: 'Linux: int3, sync, tail, sync, first byte, sync; the handler emulates the new instruction',
+  plan(site) {
+    const t = byteWrites(site, tail(site));
+    return {
+      inNmi: false,
+      vars: ['active'],
+      ops: [setActive(1), writeByte(0, INT3), SYNC, ...t, ...(t.length ? [SYNC] : []), writeByte(0, site.new[0]!), SYNC, setActive(0)],
+      int3: [{ at: 'first', cpu: 'any', when: { v: ACTIVE, val: 1 }, program: [{ kind: 'emulate', version: 'new' }] }],
+      accept: [],
+    };
+  },
+};
