@@ -8,6 +8,7 @@ import { register as model } from './model.js';
 import { register as patchlets } from './patchlets.js';
 import { register as hypercalls } from './hypercalls.js';
 import { register as report } from './report.js';
+import { register as symbols } from './symbols.js';
 
 /** One line per command; each command lives in its own file under src/cli/. */
 export function registerCommands(program: Command, io: Io, status: ExitStatus): void {
@@ -19,4 +20,5 @@ export function registerCommands(program: Command, io: Io, status: ExitStatus): 
   patchlets(program, io, status);
   hypercalls(program, io, status);
   report(program, io, status);
+  symbols(program, io, status);
 }
