@@ -31,3 +31,14 @@ export function decodeOne(bytes: Uint8Array, ip = 0n): Decoded {
     dec.free();
   }
 }
+
+/** Index of the opcode byte after legacy and REX prefixes (the kernel's insn.opcode.bytes[0]). */
+export function opcodeIndex(b: Uint8Array, len: number): number {
+  let k = 0;
+  while (k < len - 1) {
+    const x = b[k]!;
+    if (x === 0x2e || x === 0x3e || x === 0x26 || x === 0x36 || x === 0x64 || x === 0x65 || x === 0x66 || x === 0x67 || x === 0xf0 || x === 0xf2 || x === 0xf3 || (x & 0xf0) === 0x40) k++;
+    else break;
+  }
+  return k;
+}

@@ -25,3 +25,5 @@ export { optimizeNops } from './linux-alternatives.js';
 export { parseLoadMap, parseSymbolMap } from './maps.js';
 export { patchedElf, summarize } from './output.js';
 export type { PatchSummary } from './output.js';
+export { verifyView } from './verify.js';
+export type { SiteCheck } from './verify.js';

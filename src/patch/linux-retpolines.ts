@@ -10,7 +10,7 @@
 import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
-import { decodeOne } from './decode.js';
+import { decodeOne, opcodeIndex } from './decode.js';
 import { optimizeNops } from './linux-alternatives.js';
 import type { PatchedView } from './view.js';
 
@@ -45,8 +45,9 @@ export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], 
     const at = view.abs(s.addr);
     const d = decodeOne(cur, at);
     if (d.length === 0) { view.finding('retpolines', s.addr, 'retpoline site does not decode: the kernel WARNs and skips it', 'warn', s); continue; }
-    const op1 = cur[0]!;
-    const op2 = cur[1]!;
+    const oi = opcodeIndex(cur, d.length);
+    const op1 = cur[oi]!;
+    const op2 = cur[oi + 1]!;
     const jcc = op1 === 0x0f && op2 >= 0x80 && op2 <= 0x8f;
     if (!(op1 === 0xe8 || op1 === 0xe9 || jcc)) {
       view.finding('retpolines', s.addr, `retpoline site is not call/jmp/jcc rel32 (${op1.toString(16)}): the kernel WARNs and skips it`, 'warn', s);

@@ -9,7 +9,7 @@
 import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
-import { decodeOne } from './decode.js';
+import { decodeOne, opcodeIndex } from './decode.js';
 import type { PatchedView } from './view.js';
 
 export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu: Cpu): void {
@@ -27,14 +27,14 @@ export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu
     const at = view.abs(s.addr);
     const d = decodeOne(cur, at);
     if (d.length === 0) { view.finding('returns', s.addr, 'return site does not decode: the kernel WARNs and skips it', 'warn', s); continue; }
-    const op = cur[0]!;
+    const op = cur[opcodeIndex(cur, d.length)]!;
     const dest = op === 0xe9 ? d.branchTarget : undefined;
     // __static_call_fixup: a trampoline is followed by the `0f b9 cc` signature.
     const sig = view.read(s.addr + 5, 3);
     if (sig && sig[0] === 0x0f && sig[1] === 0xb9 && sig[2] === 0xcc) {
       if (op === 0xc3 || (dest !== undefined && dest === thunkAbs)) {
         const code = retForm(view, at, wantsAt(at), chosen, () => (chosenAbs ??= view.symbolAbs(chosen)));
-        if (code) view.write('returns', s.addr, code, s, 'static call trampoline: RET');
+        if (code) view.write('returns', s.addr, code, s, code[0] === 0xe9 ? `static call trampoline: jmp ${chosen}` : 'static call trampoline: ret');
       }
       continue;
     }

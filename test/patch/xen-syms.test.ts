@@ -1,0 +1,57 @@
+/**
+ * The real xen-syms-4.17-amd64 (Debian): branch hardening off NOPs exactly the 2,755 SC_NO_BRANCH_HARDEN
+ * fences, changes nothing outside alternative sites, and `objdump -d` on the written file shows no new (bad).
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { imageFromBytes } from '../../src/elf/load.js';
+import { applyPatches, parseCpu, patchedElf, XEN_P6_NOPS } from '../../src/patch/index.js';
+import { detectTarget } from '../../src/target/detect.js';
+import { featureNumber, featureTable } from '../../src/target/features/index.js';
+import { corpus } from '../support/corpus.js';
+import { tempDir } from '../support/build.js';
+
+test('xen-syms: branch hardening off NOPs exactly the 2,755 SC_NO_BRANCH_HARDEN fences', async () => {
+  const img = await imageFromBytes(readFileSync(corpus.xenSyms), corpus.xenSyms);
+  const profile = detectTarget(img).profile!;
+  const table = featureTable(profile.features);
+  const nbh = featureNumber(table, 'SC_NO_BRANCH_HARDEN')!;
+  const on = applyPatches(img, profile, parseCpu('intel-server', table));
+  const off = applyPatches(img, profile, parseCpu('intel-server,branch-harden=off', table), { sites: on.sites });
+  const fences = on.sites.filter((s) => s.table === '.altinstructions' && s.feature === nbh);
+  assert.equal(fences.length, 2755);
+  // Every fence site: hardening on = the original lfence; off = a NOP of the same length.
+  for (const s of fences) {
+    const orig = img.read(s.addr, s.length)!;
+    assert.deepEqual([...on.view.read(s.addr, s.length)!], [...orig]);
+    assert.deepEqual([...orig.subarray(0, 3)], [0x0f, 0xae, 0xe8], `lfence at ${img.where(s.addr)}`);
+    assert.deepEqual([...off.view.read(s.addr, s.length)!], XEN_P6_NOPS.nops[s.length], `NOP at ${img.where(s.addr)}`);
+  }
+  // The two views differ exactly at the fences.
+  const fenceBytes = new Set<number>();
+  for (const s of fences) for (let k = 0; k < s.length; k++) fenceBytes.add(s.addr + k);
+  let diff = 0;
+  for (const sec of off.view.changedSections()) {
+    const a = on.view.bytesOf(sec);
+    const b = off.view.bytesOf(sec);
+    for (let k = 0; k < b.length; k++) if (a[k] !== b[k]) { diff++; assert.ok(fenceBytes.has(sec.addr + k), `change outside a fence at ${img.where(sec.addr + k)}`); }
+  }
+  assert.ok(diff >= 2755 * 2);
+  // Nothing outside alternative sites differs from the file.
+  const altBytes = new Set<number>();
+  for (const s of on.sites) if (s.table === '.altinstructions') for (let k = 0; k < s.length; k++) altBytes.add(s.addr + k);
+  for (const sec of off.view.changedSections()) {
+    const file = img.sectionBytes(sec);
+    const b = off.view.bytesOf(sec);
+    for (let k = 0; k < b.length; k++) if (file[k] !== b[k]) assert.ok(altBytes.has(sec.addr + k), `change outside every alternative site at ${img.where(sec.addr + k)}`);
+  }
+  // objdump -d shows no new (bad).
+  const dir = tempDir();
+  const out = join(dir, 'xen-syms-bh-off');
+  writeFileSync(out, patchedElf(off.view));
+  const bad = (p: string): number => (execFileSync('objdump', ['-d', '--no-show-raw-insn', p], { maxBuffer: 1 << 30 }).toString().match(/\(bad\)/g) ?? []).length;
+  assert.ok(bad(out) <= bad(corpus.xenSyms), 'objdump -d shows new (bad) instructions');
+});
