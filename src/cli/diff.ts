@@ -1,6 +1,105 @@
 import type { Command } from 'commander';
+import type { Image } from '../elf/image.js';
+import type { AppliedPatch, PatchedView } from '../patch/index.js';
+import { featureName } from '../target/features/index.js';
+import { disassemble } from '../x86/format.js';
+import { addApplyOptions, ApplyCliOptions, findingLines, openAndApply } from './apply.js';
 import type { ExitStatus, Io } from './context.js';
 
-export function register(program: Command, _io: Io, _status: ExitStatus): void {
-  program.command('diff').description('(not yet implemented)');
+interface SiteDiff {
+  addr: number;
+  len: number;
+  label: string;
+  before: Uint8Array;
+  after: Uint8Array;
+  changed: number;
+}
+
+/** Group writes by site address; the label is the controlling feature (alternatives) or the patcher. */
+function siteDiffs(img: Image, view: PatchedView, fn?: string): SiteDiff[] {
+  const bySite = new Map<number, { len: number; labels: string[] }>();
+  const table = (p: AppliedPatch): string => {
+    if ((p.patcher === 'alternatives' || p.patcher === 'xen-alternatives') && p.site?.feature !== undefined && p.note !== 'optimize_nops' && !p.note?.startsWith('pad NOPs')) {
+      return `${p.site.inverted ? '!' : ''}${featureName(viewTable(view), p.site.feature)}`;
+    }
+    return p.note === 'optimize_nops' || p.note?.startsWith('pad NOPs') ? `${p.patcher} (${p.note})` : p.patcher;
+  };
+  for (const p of view.patches) {
+    let e = bySite.get(p.addr);
+    if (!e) bySite.set(p.addr, (e = { len: 0, labels: [] }));
+    e.len = Math.max(e.len, p.after.length);
+    const l = table(p);
+    if (!e.labels.includes(l)) e.labels.push(l);
+  }
+  const out: SiteDiff[] = [];
+  for (const [addr, e] of [...bySite].sort((a, b) => a[0] - b[0])) {
+    if (fn && img.symbolize(addr).name !== fn) continue;
+    const before = view.readLoaded(addr, e.len)!;
+    const after = view.read(addr, e.len)!;
+    let changed = 0;
+    for (let k = 0; k < e.len; k++) if (before[k] !== after[k]) changed++;
+    if (!changed) continue;
+    out.push({ addr, len: e.len, label: e.labels.join(', '), before, after, changed });
+  }
+  return out;
+}
+
+let currentTable: import('../target/features/index.js').FeatureTable | undefined;
+function viewTable(_v: PatchedView): import('../target/features/index.js').FeatureTable {
+  return currentTable!;
+}
+
+function lines(img: Image, view: PatchedView, bytes: Uint8Array, addr: number, externNames: Map<string, string>): string[] {
+  return disassemble(bytes, addr, { img }).map((i) => {
+    let t = i.text;
+    for (const [w, name] of externNames) if (t.includes(w)) t = t.replace(new RegExp(w.replace(/[.+]/g, '\\$&') + '(?![0-9a-f])', 'g'), name);
+    return t;
+  });
+}
+
+export function register(program: Command, io: Io, status: ExitStatus): void {
+  addApplyOptions(
+    program
+      .command('diff')
+      .description('per patch site, the disassembly before and after the boot-time patchers for a CPU, side by side, and a summary per feature')
+      .argument('<file>', 'ELF file (vmlinux, xen-syms, .o, .ko, .ko.xz/.zst/.gz)'),
+  )
+    .option('--function <name>', 'only sites inside this function')
+    .option('--summary', 'the per-feature summary only')
+    .option('--width <n>', 'column width of the "before" side', (v) => Number(v), 48)
+    .action(async (file: string, o: ApplyCliOptions & { function?: string; summary?: boolean; width: number }) => {
+      const { img, cpu, result } = await openAndApply(file, o);
+      currentTable = cpu.table;
+      const view = result.view;
+      const externNames = new Map<string, string>();
+      for (const [name, abs] of view.externAbs) {
+        const rel = view.rel(abs);
+        if (!Number.isNaN(rel) && !img.sectionAt(rel)) externNames.set(img.where(rel), name);
+      }
+      const diffs = siteDiffs(img, view, o.function);
+      io.out(`${file}: --cpu ${cpu.spec}: ${diffs.length} sites changed${o.function ? ` in ${o.function}` : ''}\n`);
+      if (!o.summary) {
+        const w = o.width;
+        for (const d of diffs) {
+          io.out(`\n${img.where(d.addr)} (${img.hex(d.addr)}, ${d.len} bytes) [${d.label}]\n`);
+          const b = lines(img, view, d.before, d.addr, externNames);
+          const a = lines(img, view, d.after, d.addr, externNames);
+          for (let k = 0; k < Math.max(a.length, b.length); k++) {
+            const l = b[k] ?? '';
+            io.out(`  ${l.length > w - 1 ? l.slice(0, w - 2) + '…' : l.padEnd(w)}| ${a[k] ?? ''}\n`);
+          }
+        }
+      }
+      const sum = new Map<string, { sites: number; bytes: number }>();
+      for (const d of diffs) {
+        const e = sum.get(d.label) ?? { sites: 0, bytes: 0 };
+        e.sites++;
+        e.bytes += d.changed;
+        sum.set(d.label, e);
+      }
+      io.out(`\nsummary (sites changed, bytes changed):\n`);
+      for (const [k, e] of [...sum].sort((x, y) => y[1].sites - x[1].sites)) io.out(`  ${String(e.sites).padStart(6)} ${String(e.bytes).padStart(7)}  ${k}\n`);
+      for (const l of findingLines(file, img, result)) io.err(l + '\n');
+      if (result.errors.length) status.raise(2);
+    });
 }
