@@ -1,0 +1,53 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import type { Io } from '../../src/cli/context.js';
+import { corpus } from '../support/corpus.js';
+import { tempDir } from '../support/build.js';
+
+function io(): Io & { o: string; e: string } {
+  const r = { o: '', e: '', isTTY: false, out(t: string) { r.o += t; }, err(t: string) { r.e += t; } };
+  return r;
+}
+
+test('apply refuses to write over its input (exit 2) and leaves it untouched', async () => {
+  const dir = tempDir();
+  const f = join(dir, 'm.ko');
+  copyFileSync(corpus.module61('arch/x86/events/intel/intel-uncore.ko'), f);
+  const before = readFileSync(f);
+  const r = io();
+  assert.equal(await main(['apply', f, '--cpu', 'intel-server', '-o', f], r), 2);
+  assert.match(r.e, /refusing to write the output over the input/);
+  assert.ok(before.equals(readFileSync(f)));
+});
+
+test('apply writes a module objdump reads, with the patched bytes at the same offsets', async () => {
+  const dir = tempDir();
+  const src = corpus.module61('arch/x86/events/intel/intel-uncore.ko');
+  const out = join(dir, 'out.ko');
+  const r = io();
+  assert.equal(await main(['apply', src, '--cpu', 'intel-server', '-o', out], r), 0);
+  assert.ok(existsSync(out));
+  const a = readFileSync(src);
+  const b = readFileSync(out);
+  assert.equal(a.length, b.length);
+  assert.match(r.o, /returns\s+392 sites/);
+  const dis = execFileSync('objdump', ['-d', '--no-show-raw-insn', out]).toString();
+  assert.ok(!/\(bad\)/.test(dis));
+  assert.match(dis, /call\s+\*%rax/);
+});
+
+test('diff prints side-by-side sites and a per-feature summary; bad --cpu is exit 2', async () => {
+  const src = corpus.module61('arch/x86/events/intel/intel-uncore.ko');
+  const r = io();
+  assert.equal(await main(['diff', src, '--cpu', 'amd-server', '--function', 'uncore_pmu_hrtimer'], r), 0);
+  assert.match(r.o, /callq \*0x[0-9a-f]+\(%rip\)\s+\| pushf/);
+  assert.match(r.o, /call __x86_indirect_thunk_rax\s+\| call \*%rax/);
+  assert.match(r.o, /jmp __x86_return_thunk\s+\| jmp srso_alias_return_thunk/);
+  const bad = io();
+  assert.equal(await main(['diff', src, '--cpu', 'pentium'], bad), 2);
+  assert.match(bad.e, /unknown CPU preset 'pentium'/);
+});
