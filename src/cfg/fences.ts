@@ -1,11 +1,15 @@
 /**
- * Speculation barriers of a view and what each one is for. A barrier is an `lfence` (any encoding) or a
- * serialising instruction in the bytes; on the bytes as built, an alternative site whose replacement
- * starts with `lfence` also counts (Linux's barrier_nospec() is NOPs until apply_alternatives writes the
- * fence). On Xen the alternative that can remove a fence tells its purpose: SC_NO_BRANCH_HARDEN marks
- * evaluate_nospec()/block_speculation() branch hardening, SC_NO_LOCK_HARDEN the fence after a lock is
- * taken (not a branch guard). On Xen only the SC_NO_BRANCH_HARDEN fences guard branches; elsewhere any
- * fence does (a plain lfence is a fence).
+ * Speculation barriers of a view and what each one is for.
+ *
+ * - Xen: every branch-hardening fence (evaluate_nospec(), block_speculation()) is an `lfence` with an
+ *   alternative that NOPs it out under SC_NO_BRANCH_HARDEN; lock hardening uses SC_NO_LOCK_HARDEN (the fence
+ *   after a lock is taken: not a branch guard). Other fences (rdtsc ordering, entry paths) guard no branch.
+ * - Linux: barrier_nospec() is an alternative whose replacement is exactly `lfence` (NOPs as built, the fence
+ *   once apply_alternatives ran). A plain `lfence` in the bytes is rmb() or rdtsc ordering, not a branch guard.
+ * - Any other x86-64 object: any `lfence` (or serialising instruction) is a fence.
+ *
+ * On a patched view a guard counts only if the bytes there now are a fence (a CPU whose features NOP it out
+ * has no barrier at that place).
  */
 import { featureNumber } from '../target/features/index.js';
 import type { SectionCode } from '../x86/code.js';
@@ -15,9 +19,11 @@ import type { View } from './view.js';
 export type FencePurpose = 'branch' | 'lock' | 'other';
 
 export interface FenceInfo {
-  /** Purpose by relative address of the fence (or of the site that becomes one). */
+  /** 'table': only the guards listed in `purpose` as 'branch' guard branches; 'any': every fence does. */
+  readonly mode: 'table' | 'any';
+  /** Purpose by relative address of the fence (or of the alternative site that becomes one). */
   readonly purpose: Map<number, FencePurpose>;
-  /** Alternative sites (as built) that become a fence when patched: site address -> site length. */
+  /** Linux: alternative sites whose replacement is exactly `lfence` (barrier_nospec()), address -> site length. */
   readonly altFence: Map<number, number>;
   /** Feature numbers of Xen's SC_NO_BRANCH_HARDEN / SC_NO_LOCK_HARDEN, when the table knows them. */
   readonly branchHarden?: number;
@@ -32,34 +38,39 @@ export function fenceInfo(view: View): FenceInfo {
   const purpose = new Map<number, FencePurpose>();
   const altFence = new Map<number, number>();
   const ft = view.features;
-  const branchHarden = ft && view.target.os === 'xen' ? featureNumber(ft, 'SC_NO_BRANCH_HARDEN') : undefined;
-  const lockHarden = ft && view.target.os === 'xen' ? featureNumber(ft, 'SC_NO_LOCK_HARDEN') : undefined;
+  const os = view.target.profile ? view.target.os : 'unknown';
+  const branchHarden = ft && os === 'xen' ? featureNumber(ft, 'SC_NO_BRANCH_HARDEN') : undefined;
+  const lockHarden = ft && os === 'xen' ? featureNumber(ft, 'SC_NO_LOCK_HARDEN') : undefined;
   for (const s of view.sites) {
     if (s.table !== '.altinstructions' || s.feature === undefined) continue;
-    if (branchHarden !== undefined && s.feature === branchHarden) purpose.set(s.addr, 'branch');
-    else if (lockHarden !== undefined && s.feature === lockHarden) purpose.set(s.addr, 'lock');
-    else if (!view.patched && s.repl && s.repl.length >= 3) {
-      const r = view.insnAt(s.repl.addr);
-      const here = view.insnAt(s.addr);
-      if (r && isFenceCode(r.sc.code[r.i]!) && !(here && isFenceCode(here.sc.code[here.i]!))) altFence.set(s.addr, s.length);
+    if (os === 'xen') {
+      if (branchHarden !== undefined && s.feature === branchHarden) purpose.set(s.addr, 'branch');
+      else if (lockHarden !== undefined && s.feature === lockHarden) purpose.set(s.addr, 'lock');
+    } else if (os === 'linux' && s.repl && s.repl.length === 3) {
+      const r = view.built.at(s.repl.addr);
+      const i = r ? r.indexAt(s.repl.addr - r.section.addr) : -1;
+      if (r && i >= 0 && isFenceCode(r.code[i]!) && r.len[i] === 3) {
+        purpose.set(s.addr, 'branch');
+        altFence.set(s.addr, s.length);
+      }
     }
   }
-  fi = { purpose, altFence, branchHarden, lockHarden };
+  fi = { mode: os === 'xen' || os === 'linux' ? 'table' : 'any', purpose, altFence, branchHarden, lockHarden };
   cache.set(view, fi);
   return fi;
 }
 
-/** Is instruction `i` a speculation barrier that guards branches (not a lock-hardening fence)? */
+/** Is instruction `i` a speculation barrier that guards branches? */
 export function isBranchFence(view: View, fi: FenceInfo, sc: SectionCode, i: number): boolean {
+  const code = sc.code[i]!;
+  if (fi.mode === 'any') return isFenceCode(code);
   const a = sc.section.addr + sc.off[i]!;
-  // Xen marks every branch-hardening fence with an SC_NO_BRANCH_HARDEN alternative; other fences (rdtsc
-  // ordering, entry paths, lock hardening) are not branch guards.
-  if (fi.branchHarden !== undefined) return fi.purpose.get(a) === 'branch' && (isFenceCode(sc.code[i]!) || view.patched);
-  if (isFenceCode(sc.code[i]!)) return fi.purpose.get(a) !== 'lock';
-  return fi.altFence.has(a);
+  if (fi.purpose.get(a) !== 'branch') return false;
+  // As built, a Linux barrier_nospec() site is NOPs that become the fence; on a patched view the bytes decide.
+  return isFenceCode(code) || (!view.patched && fi.altFence.has(a));
 }
 
-/** Is instruction `i` any speculation barrier (including lock hardening)? */
+/** Is instruction `i` any speculation barrier or a site that becomes one (for quick filtering)? */
 export function isAnyFence(view: View, fi: FenceInfo, sc: SectionCode, i: number): boolean {
-  return isFenceCode(sc.code[i]!) || fi.altFence.has(sc.section.addr + sc.off[i]!);
+  return isFenceCode(sc.code[i]!) || (!view.patched && fi.altFence.has(sc.section.addr + sc.off[i]!));
 }

@@ -71,3 +71,18 @@ export const NORETURN = new Set([
   // libc, for plain objects
   'abort', 'exit', '_exit', '__assert_fail', '__chk_fail', 'longjmp', '__longjmp_chk', 'pthread_exit',
 ]);
+
+/**
+ * Is `addr` inside data placed in a text section (an STT_OBJECT symbol, e.g. Xen's multiboot headers), or
+ * inside a thunk whose body is by definition the bare instruction (return thunks, retpoline thunks)?
+ */
+export function notOrdinaryCode(view: View, addr: number): 'data' | 'thunk' | undefined {
+  const s = view.img.symbolize(addr);
+  const sym = s.sym;
+  if (!sym) return undefined;
+  if (sym.type === 1 /* STT_OBJECT */ && s.offset < Math.max(1, sym.size)) return 'data';
+  const n = sym.name;
+  if (n.startsWith('__x86_return_thunk') || n.startsWith('__x86_indirect_thunk_') || n.startsWith('__x86_indirect_call_thunk_') || n.startsWith('__x86_indirect_jump_thunk_')
+    || n === 'zen_untrain_ret' || n === 'srso_untrain_ret' || n === 'srso_alias_untrain_ret' || n.endsWith('_return_thunk') || n === 'srso_safe_ret' || n === 'srso_alias_safe_ret' || n === 'entry_untrain_ret' || n === 'retbleed_untrain_ret') return 'thunk';
+  return undefined;
+}

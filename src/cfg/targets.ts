@@ -26,7 +26,8 @@ export function relocsOf(view: View, sec: Section): Map<number, Reloc> {
 
 /** The relocation applying to the last 4 bytes of instruction `i` (a rel32 or disp32 field), if any. */
 export function trailingReloc(view: View, sc: SectionCode, i: number): Reloc | undefined {
-  if (view.img.kind !== 'rel') return undefined;
+  // A patched view of a relocatable object holds relocated (and rewritten) bytes: its targets are in the bytes.
+  if (view.img.kind !== 'rel' || view.patched) return undefined;
   return relocsOf(view, sc.section).get(sc.off[i]! + sc.len[i]! - 4);
 }
 
@@ -42,6 +43,8 @@ export function destOf(view: View, sc: SectionCode, i: number): Dest | undefined
     if (s && s.type !== 3 /* STT_SECTION */ && s.name) return { addr: Number.isNaN(s.addr) ? NaN : addr, name: r.addend === -4 ? s.name : `${s.name}${r.addend + 4 >= 0 ? '+' : '-'}0x${Math.abs(r.addend + 4).toString(16)}` };
     return { addr, name: Number.isNaN(addr) ? img.relocSymbolName(r) : img.where(addr) };
   }
+  const ext = view.externName?.(t);
+  if (ext !== undefined) return { addr: NaN, name: ext };
   const sym = view.img.symbolize(t);
   return { addr: t, name: sym.offset === 0 ? sym.name : `${sym.name}+0x${sym.offset.toString(16)}` };
 }

@@ -22,6 +22,10 @@ export interface ViewOptions {
   readonly describe?: string;
   /** Feature test on the view's CPU, when the view is patched for one. */
   readonly has?: (feature: number) => boolean;
+  /** Names of addresses outside the image (undefined symbols a patched view gave addresses to). */
+  readonly externName?: (addr: number) => string | undefined;
+  /** Decoding of the bytes as built, when this view is patched (table consistency is checked on it). */
+  readonly built?: Disassembly;
 }
 
 export class View {
@@ -33,7 +37,11 @@ export class View {
   readonly patched: boolean;
   readonly describe: string;
   readonly has?: (feature: number) => boolean;
+  readonly externName?: (addr: number) => string | undefined;
+  /** The bytes as built (the same decoding as `dis` when the view is not patched). */
+  readonly built: Disassembly;
   private execCache?: SectionCode[];
+  private builtCache?: SectionCode[];
 
   constructor(readonly img: Image, o: ViewOptions) {
     this.dis = o.disassembly ?? new Disassembly(img, o.bytesOf);
@@ -43,12 +51,21 @@ export class View {
     this.patched = Boolean(o.bytesOf);
     this.describe = o.describe ?? (o.bytesOf ? 'patched view' : 'bytes as built');
     this.has = o.has;
+    this.externName = o.externName;
+    this.built = o.bytesOf ? (o.built ?? new Disassembly(img)) : this.dis;
   }
 
   /** Decoded code of every allocated executable section. */
   code(): SectionCode[] {
     if (!this.execCache) this.execCache = this.img.sections.filter((s) => s.exec && s.alloc && s.size > 0 && s.type !== 8).map((s) => this.dis.of(s));
     return this.execCache;
+  }
+
+  /** Decoded bytes as built of every allocated executable section. */
+  builtCode(): SectionCode[] {
+    if (!this.patched) return this.code();
+    if (!this.builtCache) this.builtCache = this.code().map((sc) => this.built.of(sc.section));
+    return this.builtCache;
   }
 
   /** The section code and instruction index starting exactly at `addr`, or undefined. */

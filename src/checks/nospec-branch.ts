@@ -39,8 +39,11 @@ export const nospecBranch: Check = {
         const bare = Number.isNaN(fFall) ? fall : d.addr;
         const side = Number.isNaN(fFall) ? 'taken' : 'not-taken';
         const kind = fenceKind(view, fi, fenced);
-        out.push(finding(view, 'nospec-branch', 'warning', a,
-          `conditional branch has a speculation barrier on the ${side} path only${kind}; the other path (${view.img.where(bare)}) is unfenced`,
+        // Linux guards only the path that goes on to use the checked value (access_ok() + barrier_nospec()),
+        // by design: listed for review, not a warning.
+        const linux = view.target.profile !== null && view.target.os === 'linux';
+        out.push(finding(view, 'nospec-branch', linux ? 'info' : 'warning', a,
+          `conditional branch has a speculation barrier on the ${side} path only${kind}; the other path (${view.img.where(bare)}) is unfenced${linux ? ' (Linux fences one path by design after access_ok(); review)' : ''}`,
           [related(view, fenced, 'speculation barrier on one successor'), related(view, bare, 'successor without a barrier')]));
       }
     }
@@ -49,8 +52,7 @@ export const nospecBranch: Check = {
 };
 
 function fenceKind(view: View, fi: ReturnType<typeof fenceInfo>, addr: number): string {
-  const p = fi.purpose.get(addr);
-  if (p === 'branch') return ' (branch hardening, SC_NO_BRANCH_HARDEN)';
-  if (fi.altFence.has(addr)) return ' (alternative that becomes lfence)';
-  return view.target.os === 'xen' && p === undefined ? ' (unconditional fence)' : '';
+  if (fi.mode === 'any') return '';
+  if (view.target.os === 'xen') return ' (branch hardening, SC_NO_BRANCH_HARDEN)';
+  return view.patched ? ' (barrier_nospec)' : ' (barrier_nospec: alternative that becomes lfence)';
 }

@@ -1,14 +1,15 @@
 /**
  * Running checks on one image: detect the target (any x86-64 ELF works; a file that is no known kernel
- * gets the checks that need no patch tables), read its patch sites, build the view, run the selected
- * checks, and keep one finding per (check, location).
+ * gets the checks that need no patch tables), read its patch sites, build the view (by default the text a
+ * CPU runs after the kernel's boot-time patchers: patch/), run the selected checks, and keep one finding per (check, location).
  */
 import type { Image, Section } from '../elf/image.js';
+import type { Site } from '../sites/site.js';
+import { applyPatches, parseCpu } from '../patch/index.js';
 import { View } from '../cfg/view.js';
 import { detectTarget, Target } from '../target/detect.js';
 import { featureTable } from '../target/features/index.js';
 import { readSites } from '../sites/read.js';
-import type { Site } from '../sites/site.js';
 import type { Check } from './check.js';
 import type { Finding } from './finding.js';
 import { CHECKS } from './index.js';
@@ -16,32 +17,60 @@ import { CHECKS } from './index.js';
 export interface PrepareOptions {
   /** Profile id overriding detection. */
   readonly profile?: string;
-  /** A patched view's bytes and description, when one is available. */
+  /**
+   * CPU the patched view is built for (`--cpu` syntax: preset[,+FEATURE|-FEATURE|key=value...]), or
+   * 'as-built' (the default here; the CLI passes DEFAULT_CPU) to check the bytes as built. Files that are no
+   * known kernel are always checked as built.
+   */
+  readonly cpu?: string;
+  /** A caller-made patched view instead of `cpu`. */
   readonly patch?: (img: Image, target: Target, sites: readonly Site[]) => { bytesOf: (s: Section) => Uint8Array; describe: string; has?: (f: number) => boolean } | undefined;
 }
+
+/**
+ * Default CPU: for Xen, the intel-server preset (branch and lock hardening on: SC_NO_*_HARDEN absent); for
+ * Linux, the intel-server preset: what Debian's 6.1 kernel picks on a recent Intel server (spectre_v2=eibrs,
+ * so retpoline sites become plain indirect calls; no return thunk).
+ */
+export const DEFAULT_CPU = 'intel-server';
 
 export interface Prepared {
   readonly view: View;
   /** Problems reading the patch tables (reported as errors by the caller). */
   readonly tableErrors: string[];
+  /** What the patchers would BUG()/WARN on (kind 'bug' | 'warn'), one line each. */
+  readonly patchNotes: string[];
 }
 
 export function prepare(img: Image, o: PrepareOptions = {}): Prepared {
   const target = detectTarget(img, o.profile);
-  let sites: Site[] = [];
-  let tableErrors: string[] = [];
-  const features = target.profile ? featureTable(target.profile.features) : undefined;
-  if (target.profile) {
-    const base = new View(img, { target, features });
-    const set = readSites(img, target.profile, { disassembly: base.dis });
-    sites = set.sites;
-    tableErrors = set.errors;
-    const patched = o.patch?.(img, target, sites);
-    if (!patched) return { view: new View(img, { target, features, sites, disassembly: base.dis }), tableErrors };
-    base.dispose();
-    return { view: new View(img, { target, features, sites, bytesOf: patched.bytesOf, describe: patched.describe, has: patched.has }), tableErrors };
+  if (!target.profile) return { view: new View(img, { target }), tableErrors: [], patchNotes: [] };
+  const features = featureTable(target.profile.features);
+  const built = new View(img, { target, features });
+  const set = readSites(img, target.profile, { disassembly: built.dis });
+  const sites = set.sites;
+  const asBuilt = (): Prepared => ({ view: new View(img, { target, features, sites, disassembly: built.dis }), tableErrors: set.errors, patchNotes: [] });
+  if (o.patch) {
+    const p = o.patch(img, target, sites);
+    if (!p) return asBuilt();
+    built.reader.free();
+    return { view: new View(img, { target, features, sites, bytesOf: p.bytesOf, built: built.dis, describe: p.describe, has: p.has }), tableErrors: set.errors, patchNotes: [] };
   }
-  return { view: new View(img, { target }), tableErrors };
+  if (o.cpu === undefined || o.cpu === 'as-built') return asBuilt();
+  const spec = o.cpu;
+  const cpu = parseCpu(spec, features);
+  const res = applyPatches(img, target.profile, cpu, { sites });
+  const pv = res.view;
+  const externs = new Map<number, string>();
+  for (const [name, abs] of pv.externAbs) externs.set(pv.rel(abs), name);
+  built.reader.free();
+  const view = new View(img, {
+    target, features, sites, bytesOf: pv.bytesOf, built: built.dis,
+    describe: `patched for --cpu ${spec} (${cpu.preset}${img.kind === 'rel' ? ', module relocated with synthetic addresses for undefined symbols' : ''})`,
+    has: cpu.has, externName: (a) => externs.get(a),
+  });
+  const patchNotes = pv.findings.filter((f) => f.kind !== 'model').map((f) => `${img.where(f.addr)}: ${f.patcher}: ${f.message}`);
+  return { view, tableErrors: set.errors, patchNotes };
 }
 
 /** Runs checks over a view; one finding per (check, address, message head), sorted by address. */

@@ -4,8 +4,9 @@
  * text, JSON and SARIF share one path and counts add up across files).
  */
 import { checkById, CHECKS } from '../checks/index.js';
-import { prepare, runChecks } from '../checks/run.js';
+import { DEFAULT_CPU, prepare, runChecks } from '../checks/run.js';
 import type { FileReport } from '../report/json.js';
+import { CpuSpecError } from '../patch/index.js';
 import { describeError, JobResult, openImage } from './jobs.js';
 
 export interface CheckTask {
@@ -21,7 +22,7 @@ export async function runCheck(task: CheckTask): Promise<JobResult> {
   let view;
   try {
     const img = await openImage(task.path);
-    const prep = prepare(img, { profile: task.profile });
+    const prep = prepare(img, { profile: task.profile, cpu: task.cpu ?? DEFAULT_CPU });
     view = prep.view;
     const checks = task.checks ? task.checks.map((id) => checkById(id)!).filter(Boolean) : CHECKS.filter((c) => c.byDefault);
     const findings = runChecks(view, checks);
@@ -35,7 +36,7 @@ export async function runCheck(task: CheckTask): Promise<JobResult> {
     };
     return { out: JSON.stringify(report), errors: prep.tableErrors.map((m) => `${task.path}: ${m}`) };
   } catch (e) {
-    const msg = describeError(e);
+    const msg = e instanceof CpuSpecError ? `--cpu: ${e.message}` : describeError(e);
     const report: FileReport = { path: task.path, findings: [], errors: [msg] };
     return { out: JSON.stringify(report), errors: [`${task.path}: ${msg}`], problems: 1 };
   } finally {

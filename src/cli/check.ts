@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { CHECKS } from '../checks/index.js';
+import { DEFAULT_CPU } from '../checks/run.js';
 import type { Finding } from '../checks/finding.js';
 import { FileReport, renderJson } from '../report/json.js';
 import { renderSarif } from '../report/sarif.js';
@@ -10,10 +11,11 @@ import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
 
-const CPU_HELP = `CPU the patched view is built for. Default: for Xen, branch and lock hardening on (SC_NO_*_HARDEN absent);
-for Linux, Debian's 6.1 kernel on a recent Intel server (retpolines replaced by eIBRS-era indirect branches,
-return thunks off, SLS hardening as built). Until the patched view is available the bytes as built are checked
-and the report says so.`;
+const CPU_HELP = `CPU the checked text is patched for: PRESET[,+FEATURE,-FEATURE,key=value...] as for textpoke apply
+(presets: intel-server, amd-server, old, all, none), or 'as-built' for the bytes in the file. Default
+'${DEFAULT_CPU}': for Xen, branch and lock hardening on (SC_NO_BRANCH_HARDEN/SC_NO_LOCK_HARDEN absent); for Linux,
+the preset and mitigations Debian's 6.1 kernel picks on a recent Intel server (eIBRS: spectre_v2=eibrs, so
+retpoline sites become plain indirect calls; no return thunk). Files that are no known kernel are checked as built`;
 
 export function register(program: Command, io: Io, status: ExitStatus): void {
   program
@@ -54,7 +56,6 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       if (o.json) io.out(renderJson(reports, o.werror));
       else if (o.sarif) io.out(renderSarif(reports, o.werror));
       else io.out(renderCounts(counts, ids, files.length, failed));
-      if (o.cpu && !structured) io.err(`textpoke: --cpu ${o.cpu}: the patched view is not available in this build; checked the bytes as built\n`);
       if (errorLevel) status.raise(EXIT_FINDINGS);
       if (failed) status.raise(EXIT_USAGE);
     });
