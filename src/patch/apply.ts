@@ -7,7 +7,8 @@
  *   (the state the build left them in: objtool already NOPs default-off jump labels; a module's static call
  *   sites keep calling the trampoline until static_call_add_module retargets them to whatever the key holds
  *   at run time, which no file records).
- * Xen: _apply_alternatives, first pass (force = false) then second pass (force = true).
+ * Xen: _apply_alternatives, first pass (force = false) then second pass (force = true), which ends by
+ *   poisoning the ENDBR64 of cf_clobber functions when CET-IBT is in use.
  */
 import type { Image } from '../elf/image.js';
 import { readSites } from '../sites/read.js';
@@ -23,6 +24,7 @@ import { applyLinuxReturns } from './linux-returns.js';
 import { relocate, RelocateResult } from './relocate.js';
 import { PatchedView } from './view.js';
 import { applyXenAlternatives, XenOptions } from './xen-alternatives.js';
+import { applyXenCfClobber } from './xen-cf-clobber.js';
 
 export interface ApplyOptions {
   /** ET_REL: load addresses of sections (absolute), as /sys/module/NAME/sections/ lists them. */
@@ -58,6 +60,7 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
   if (img.kind === 'rel') relocation = relocate(view, { symbols: opts.symbols });
   if (profile.os === 'xen') {
     applyXenAlternatives(view, sites, cpu, opts.xen);
+    applyXenCfClobber(view, cpu);
   } else {
     const rules = profile.alt === 'linux-12' ? '6.1' : '6.3';
     applyLinuxParavirt(view, sites);

@@ -40,14 +40,26 @@ test('xen-syms: branch hardening off NOPs exactly the 2,755 SC_NO_BRANCH_HARDEN 
     for (let k = 0; k < b.length; k++) if (a[k] !== b[k]) { diff++; assert.ok(fenceBytes.has(sec.addr + k), `change outside a fence at ${img.where(sec.addr + k)}`); }
   }
   assert.ok(diff >= 2755 * 2);
-  // Nothing outside alternative sites differs from the file.
+  // Nothing outside alternative sites differs from the file (without CET-IBT: no ENDBR64 clobbering).
   const altBytes = new Set<number>();
   for (const s of on.sites) if (s.table === '.altinstructions') for (let k = 0; k < s.length; k++) altBytes.add(s.addr + k);
-  for (const sec of off.view.changedSections()) {
+  const noIbt = applyPatches(img, profile, parseCpu('intel-server,-XEN_IBT,branch-harden=off', table), { sites: on.sites });
+  let outside = 0;
+  for (const sec of noIbt.view.changedSections()) {
     const file = img.sectionBytes(sec);
-    const b = off.view.bytesOf(sec);
-    for (let k = 0; k < b.length; k++) if (file[k] !== b[k]) assert.ok(altBytes.has(sec.addr + k), `change outside every alternative site at ${img.where(sec.addr + k)}`);
+    const b = noIbt.view.bytesOf(sec);
+    for (let k = 0; k < b.length; k++) if (file[k] !== b[k] && !altBytes.has(sec.addr + k)) outside++;
   }
+  assert.equal(outside, 0, 'bytes changed outside every alternative site');
+  // With CET-IBT the only writes outside alternative sites are ENDBR64 -> poison at cf_clobber functions.
+  const clobbers = off.view.patches.filter((p) => p.patcher === 'xen-cf-clobber');
+  assert.equal(clobbers.length, 229);
+  for (const p of clobbers) {
+    assert.deepEqual([...p.before], [0xf3, 0x0f, 0x1e, 0xfa]);
+    assert.deepEqual([...p.after], [0x66, 0x0f, 0x1f, 0x01]);
+    assert.equal(img.symbolize(p.addr).offset, 0, `poison not at a function start: ${img.where(p.addr)}`);
+  }
+  for (const p of off.view.patches) if (p.patcher !== 'xen-cf-clobber') assert.ok(altBytes.has(p.addr));
   // objdump -d shows no new (bad).
   const dir = tempDir();
   const out = join(dir, 'xen-syms-bh-off');
