@@ -9,6 +9,7 @@ import { register as patchlets } from './patchlets.js';
 import { register as hypercalls } from './hypercalls.js';
 import { register as report } from './report.js';
 import { register as symbols } from './symbols.js';
+import { register as surface } from './surface.js';
 
 /** One line per command; each command lives in its own file under src/cli/. */
 export function registerCommands(program: Command, io: Io, status: ExitStatus): void {
@@ -21,4 +22,5 @@ export function registerCommands(program: Command, io: Io, status: ExitStatus): 
   hypercalls(program, io, status);
   report(program, io, status);
   symbols(program, io, status);
+  surface(program, io, status);
 }

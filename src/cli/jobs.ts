@@ -28,6 +28,8 @@ export interface JobResult {
   counts?: Partial<Record<TableId, number>>;
   /** Sites with problems (not on a boundary, ...). */
   problems?: number;
+  /** Command-specific structured data for totals across files. */
+  data?: unknown;
 }
 
 /** Reads, decompresses and parses one file; throws a one-line message on failure. */

@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { addCounts, Counts, countsLine, emptyCounts, HEAD } from '../surface/inventory.js';
+import { EXIT_USAGE, ExitStatus, Io } from './context.js';
+import { DEFAULT_CPU } from './cpu.js';
+import { expandPaths } from './files.js';
+import { runAll } from './pool.js';
+import type { SurfaceTask } from './surface-job.js';
+
+export function register(program: Command, io: Io, status: ExitStatus): void {
+  program
+    .command('surface')
+    .description('indirect calls and jumps left in the text a CPU runs: bare, through thunks, and made direct at boot (altcall, paravirt, static calls)')
+    .argument('<path...>', 'ELF files or directories')
+    .option('--cpu <spec>', `CPU description (default ${DEFAULT_CPU}: Debian's choices on a recent Intel server; Xen: hardening on)`)
+    .option('--all', 'list every function, not only the top 20 per file')
+    .option('--json', 'JSON output')
+    .option('--profile <id>', 'read the files with this profile')
+    .action(async (paths: string[], o: { cpu?: string; all?: boolean; json?: boolean; profile?: string }) => {
+      const files = expandPaths(paths);
+      const tasks: SurfaceTask[] = files.map((path) => ({ kind: 'surface', path, cpu: o.cpu, profile: o.profile, all: o.all, json: o.json }));
+      const totals: Counts = emptyCounts();
+      let failed = 0;
+      let first = true;
+      if (o.json) io.out('{"files":[');
+      for await (const [, r] of runAll(tasks, { progress: io.isTTY })) {
+        if (o.json) { if (r.out) { io.out((first ? '\n' : ',\n') + r.out); first = false; } }
+        else if (files.length === 1 || o.all) io.out(r.out);
+        for (const e of r.errors) io.err(e + '\n');
+        if (r.errors.length) failed++;
+        if (r.data) addCounts(totals, r.data as Counts);
+      }
+      if (o.json) io.out(`\n],"totals":${JSON.stringify(totals)}}\n`);
+      else {
+        io.out(`\n${files.length} file${files.length > 1 ? 's' : ''}${failed ? `, ${failed} with errors` : ''}: indirect branches\n`);
+        io.out(`  ${''.padEnd(12)}${HEAD.map((h) => h.padStart(12)).join('')}\n`);
+        io.out(`  ${'TOTAL'.padEnd(12)}${countsLine(totals)}\n`);
+      }
+      if (failed) status.raise(EXIT_USAGE);
+    });
+}
