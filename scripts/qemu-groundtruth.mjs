@@ -8,7 +8,8 @@
  *   node scripts/qemu-groundtruth.mjs [--model NAME]... [--module REL.ko]... [--json OUT] [--reuse]
  *                                     [--no-compare] [--verbose]
  *
- * --model    QEMU CPU model (repeatable; default Skylake-Client-IBRS and EPYC-Rome)
+ * --model    QEMU CPU model, optionally with extra kernel arguments after a colon
+ *            (`EPYC-Rome:mitigations=off`; repeatable; default: see DEFAULT_MODELS)
  * --module   module path under lib/modules/6.1.0-47-amd64/kernel (repeatable; default fs/xfs/xfs.ko)
  * --json     write the whole result (guest report + comparison) as JSON
  * --reuse    reuse the last boot's dump for a model when present (for working on the comparison)
@@ -33,11 +34,18 @@ const modRoot = join(imageDir, 'lib/modules', KVER);
 const vmlinuz = join(imageDir, 'boot', `vmlinuz-${KVER}`);
 const work = join(repo, '.cache', 'groundtruth');
 
-export const DEFAULT_MODELS = ['Skylake-Client-IBRS', 'EPYC-Rome'];
+/**
+ * Four boots: an Intel and an AMD model with the kernel's default mitigations (retpolines, return thunks:
+ * its_return_thunk on Skylake, srso_return_thunk on Zen 2), then the same models with other choices so
+ * that apply_retpolines rewrites its sites too (retpoline,lfence: `lfence; call *%reg`; mitigations=off:
+ * plain indirect branches and `ret`).
+ */
+export const DEFAULT_MODELS = ['Skylake-Client-IBRS', 'EPYC-Rome', 'Skylake-Client-IBRS:spectre_v2=retpoline,lfence', 'EPYC-Rome:mitigations=off'];
 export const DEFAULT_MODULES = ['fs/xfs/xfs.ko'];
 /** Two CPUs: with one, the kernel also rewrites every .smp_locks lock prefix to ds (alternatives_smp_unlock). */
 export const SMP = 2;
-export const APPEND = 'console=ttyS0 nokaslr panic=-1 quiet loglevel=4';
+// no_timer_check: under a loaded host TCG runs slowly enough for the IO-APIC timer check to panic the boot.
+export const APPEND = 'console=ttyS0 nokaslr panic=-1 quiet loglevel=4 no_timer_check';
 
 class UsageError extends Error {}
 
@@ -196,15 +204,27 @@ function buildInitramfs({ order, targets }) {
   return out;
 }
 
+/** 'MODEL[:KERNEL ARGS]' -> [model, args]. */
+export function splitModel(spec) {
+  const i = spec.indexOf(':');
+  return i < 0 ? [spec, ''] : [spec.slice(0, i), spec.slice(i + 1)];
+}
+
+function runDir(spec) {
+  return join(work, spec.replace(/[^A-Za-z0-9._-]+/g, '_'));
+}
+
 /** Boots one CPU model; resolves with the raw debugcon stream and the serial console log. */
-function boot(model, initrd, timeoutMs) {
-  const dir = join(work, model);
+function boot(spec, initrd, timeoutMs) {
+  const [model, extra] = splitModel(spec);
+  const dir = runDir(spec);
   mkdirSync(dir, { recursive: true });
   const dbg = join(dir, 'debugcon.bin');
   rmSync(dbg, { force: true });
   const args = [
-    '-accel', 'tcg', '-cpu', model, '-smp', String(SMP), '-m', '1G', '-nographic', '-no-reboot',
-    '-kernel', vmlinuz, '-initrd', initrd, '-append', APPEND,
+    // One host thread per guest (thread=single): several guests boot side by side on a 2-core CI machine.
+    '-accel', 'tcg,thread=single', '-cpu', model, '-smp', String(SMP), '-m', '1G', '-nographic', '-no-reboot',
+    '-kernel', vmlinuz, '-initrd', initrd, '-append', extra ? `${APPEND} ${extra}` : APPEND,
     '-chardev', `file,id=dbg,path=${dbg}`, '-device', 'isa-debugcon,iobase=0xe9,chardev=dbg',
     '-net', 'none', '-monitor', 'none', '-serial', 'stdio',
   ];
@@ -223,7 +243,7 @@ function boot(model, initrd, timeoutMs) {
       clearTimeout(timer);
       writeFileSync(join(dir, 'serial.log'), log);
       resolvePromise({
-        model,
+        model: spec,
         args,
         exit: code,
         timedOut,
@@ -352,10 +372,10 @@ export async function runGuests(o) {
   const initrd = buildInitramfs(p);
   const runs = await Promise.all(
     o.models.map(async (model) => {
-      const cached = join(work, model, 'debugcon.bin');
+      const cached = join(runDir(model), 'debugcon.bin');
       let b;
       if (o.reuse && existsSync(cached) && guestReport(parseRecords(readFileSync(cached))).done) {
-        b = { model, reused: true, exit: 0, timedOut: false, seconds: 0, serial: readFileSync(join(work, model, 'serial.log'), 'latin1'), stream: readFileSync(cached) };
+        b = { model, reused: true, exit: 0, timedOut: false, seconds: 0, serial: readFileSync(join(runDir(model), 'serial.log'), 'latin1'), stream: readFileSync(cached) };
       } else b = await boot(model, initrd, o.timeout * 1000);
       return { model, boot: b, guest: guestReport(parseRecords(b.stream)), plan: p };
     }),
@@ -383,7 +403,7 @@ async function main() {
     console.log(`  bugs: ${g.bugs.join(' ')}`);
     for (const [k, v] of Object.entries(g.vulnerabilities)) console.log(`  ${k}: ${v}`);
     // The kernel's symbols as the guest reported them, in System.map format (for --symbols).
-    const map = join(work, r.model, 'System.map');
+    const map = join(runDir(r.model), 'System.map');
     writeFileSync(map + '.tmp', g.kernelMap.join('\n') + '\n');
     renameSync(map + '.tmp', map);
     console.log(`  kernel symbols: ${g.kernelMap.length} (${map}); _text ${g.anchors._text ?? '?'}`);

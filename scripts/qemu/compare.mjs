@@ -13,15 +13,105 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+/**
+ * Absolute-address symbolizer over the guest's /proc/kallsyms (kernel and modules): the names the
+ * running kernel itself uses, so a branch in the dump reads as `jmp srso_return_thunk`.
+ */
+export class Symbolizer {
+  constructor(entries) {
+    const xs = entries.filter((e) => e.addr > 0n && !/^(__key|__UNIQUE_ID|\$)/.test(e.name)).sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
+    this.addrs = xs.map((e) => e.addr);
+    this.names = xs.map((e) => e.name);
+  }
+  where(addr) {
+    let lo = 0, hi = this.addrs.length - 1, k = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.addrs[mid] <= addr) { k = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    if (k < 0) return '0x' + addr.toString(16);
+    const off = addr - this.addrs[k];
+    if (off > 0x100000n) return '0x' + addr.toString(16);
+    return off === 0n ? this.names[k] : `${this.names[k]}+0x${off.toString(16)}`;
+  }
+}
+
+let iced = null;
+let fmtr = null;
+let insn = null;
+/** AT&T text of `bytes` at absolute address `ip` (bigint), branch targets named through `sym`. */
+export async function disasmAbs(bytes, ip, sym) {
+  iced ??= await import('iced-x86');
+  const { Decoder, DecoderOptions, Formatter, FormatterSyntax, Instruction } = iced;
+  const dec = new Decoder(64, bytes, DecoderOptions.None);
+  if (!fmtr) {
+    fmtr = new Formatter(FormatterSyntax.Gas);
+    fmtr.uppercaseHex = false;
+    fmtr.branchLeadingZeros = false;
+    insn = new Instruction();
+  }
+  const f = fmtr;
+  const ins = insn;
+  const out = [];
+  try {
+    dec.ip = ip;
+    while (dec.canDecode) {
+      dec.decodeOut(ins);
+      let t = ins.isInvalid ? '(bad)' : f.format(ins);
+      if (!ins.isInvalid && (ins.isCallNear || ins.isJmpNear || ins.isJccShortOrNear || ins.isJmpShort)) {
+        t = `${t.split(' ')[0]} ${sym.where(ins.nearBranchTarget)}`;
+      }
+      out.push(t);
+    }
+  } finally {
+    dec.free();
+  }
+  return out.join('; ');
+}
+
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const dist = join(repo, 'dist', 'src');
 const imp = (p) => import(pathToFileURL(join(dist, p)).href);
 
 /**
- * Differences a run may keep, each with why textpoke cannot (or deliberately does not) reproduce it.
- * `match(diff)` decides membership from the attributed diff. Keep this list short and explained.
+ * Difference classes, decided per patch site (a differing range is explained only when every differing
+ * byte lies in a site and every such site's class is `explained`). `explained: false` marks a class
+ * textpoke can and should reproduce (a gap in the patchers, listed so the report says exactly what is
+ * missing); an explained class is kernel run-time state no file records. docs/groundtruth.md repeats these.
  */
-export const KNOWN = [];
+export const CLASSES = {
+  'vmlinux-static-call-key': {
+    explained: true,
+    text: 'static call site whose key lives in vmlinux: the kernel retargets it at module load to the function ' +
+      'the key holds at that moment (static_call_add_module). Here the keys are the PREEMPT_DYNAMIC ones and ' +
+      'their value is the boot-time preemption mode (Debian: CONFIG_PREEMPT_VOLUNTARY, no preempt= on the ' +
+      'command line): preempt_schedule[_notrace] = NULL (NOP5), cond_resched/might_resched = __cond_resched. ' +
+      'A module file does not record it; the comparison checks the guest holds exactly that form.',
+  },
+  'module-static-call-key': {
+    explained: false,
+    text: 'static call site whose key is defined in the module itself (tracepoints: __SCK__tp_func_X, initial ' +
+      'function __traceiter_X): static_call_add_module() points the site straight at the key\'s function, which ' +
+      'the file records (the key\'s R_X86_64_64 relocation in .data); textpoke leaves the call on the trampoline.',
+  },
+  'ftrace-nop': {
+    explained: false,
+    text: '__mcount_loc site: ftrace_module_init() -> ftrace_init_nop() turns every `call __fentry__` into the ' +
+      '5-byte NOP (0f 1f 44 00 00) when the module loads (no tracer is active at boot); textpoke keeps the call.',
+  },
+  unexplained: { explained: false, text: 'no class: a patcher bug or an unmodelled patcher' },
+};
+
+/** Expected functions of the PREEMPT_DYNAMIC static call keys under preempt=voluntary (kernel/sched/core.c). */
+const VOLUNTARY = new Map([
+  ['__SCK__preempt_schedule', null],
+  ['__SCK__preempt_schedule_notrace', null],
+  ['__SCK__cond_resched', '__cond_resched'],
+  ['__SCK__might_resched', '__cond_resched'],
+]);
+
+/** Kept for callers that list the explained classes. */
+export const KNOWN = Object.entries(CLASSES).filter(([, c]) => c.explained).map(([id, c]) => ({ id, text: c.text }));
 
 /** System.map -> Map(name -> bigint), first definition wins (exported symbols are unique). */
 export function readSystemMap(path) {
@@ -179,7 +269,11 @@ export function guestFeatures(guest, table, featureNumber) {
     /* IBPB variants use ENTRY_IBPB (or IBPB_ON_VMEXIT) and no return thunk of their own */
   }
   const its = v.indirect_target_selection ?? '';
-  if (/Aligned branch\/return thunks/.test(its)) add('X86_FEATURE_INDIRECT_THUNK_ITS', 'indirect_target_selection: Aligned branch/return thunks');
+  if (/Aligned branch\/return thunks/.test(its)) {
+    add('X86_FEATURE_INDIRECT_THUNK_ITS', 'indirect_target_selection: Aligned branch/return thunks');
+    // its_select_mitigation() also forces RETHUNK with x86_return_thunk = its_return_thunk.
+    add('X86_FEATURE_RETHUNK', 'indirect_target_selection: Aligned branch/return thunks');
+  }
   if (/Mitigation: PTI/.test(v.meltdown ?? '')) add('X86_FEATURE_PTI', 'meltdown: PTI');
   if (/Clear CPU buffers/.test(v.mds ?? '') && !/Vulnerable/.test(v.mds ?? '')) add('X86_FEATURE_CLEAR_CPU_BUF', 'mds: Clear CPU buffers');
   if (/Mitigation: Speculative Store Bypass disabled/.test(v.spec_store_bypass ?? '')) add('X86_FEATURE_SPEC_STORE_BYPASS_DISABLE', 'spec_store_bypass');
@@ -198,18 +292,89 @@ export function guestFeatures(guest, table, featureNumber) {
   return { names: [...names].sort(), unknown, inferred, thunk, spec };
 }
 
+/** First index whose key(x) >= v in an array sorted by key. */
+function lowerBound(xs, v, key) {
+  let lo = 0, hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (key(xs[mid]) < v) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+/** Sites by address: the ones whose bytes (or, for alternatives, replacement bytes) overlap [a0, a1). */
+class SiteIndex {
+  constructor(sites) {
+    const spans = [];
+    for (const s of sites) {
+      spans.push({ lo: s.addr, hi: s.addr + Math.max(s.length, 1), s });
+      if (s.repl && s.repl.length) spans.push({ lo: s.repl.addr, hi: s.repl.addr + s.repl.length, s });
+    }
+    spans.sort((a, b) => a.lo - b.lo);
+    this.spans = spans;
+    this.maxLen = spans.reduce((m, x) => Math.max(m, x.hi - x.lo), 1);
+  }
+  overlapping(a0, a1) {
+    const out = new Set();
+    for (let i = lowerBound(this.spans, a0 - this.maxLen, (x) => x.lo); i < this.spans.length && this.spans[i].lo < a1; i++) {
+      const x = this.spans[i];
+      if (x.hi > a0) out.add(x.s);
+    }
+    return [...out].sort((a, b) => a.addr - b.addr || a.index - b.index);
+  }
+}
+
+/** The class of one differing site (see CLASSES). */
+async function classifySite(ctx, site, g, t, abs) {
+  iced ??= await import('iced-x86');
+  const nop5 = g.length === 5 && g[0] === 0x0f && g[1] === 0x1f && g[2] === 0x44 && g[3] === 0 && g[4] === 0;
+  if (site.table === '__mcount_loc') return nop5 && t[0] === 0xe8 ? 'ftrace-nop' : 'unexplained';
+  if (site.table === '.static_call_sites') {
+    const key = site.key?.name;
+    if (!key) return 'unexplained';
+    const ks = ctx.img.symbol(key);
+    const inModule = ks && ks.shndx !== 0;
+    // What the guest's site does now: NOP5, or call/jmp to a named function.
+    let target = null;
+    if (!nop5) {
+      const dec = new iced.Decoder(64, g, iced.DecoderOptions.None);
+      dec.ip = abs;
+      const ins = dec.decode();
+      if ((ins.isCallNear || ins.isJmpNear) && ins.length === g.length) target = ctx.sym.where(ins.nearBranchTarget);
+      ins.free();
+      dec.free();
+      if (target === null) return 'unexplained';
+    }
+    if (inModule) {
+      // The key's function from the file: the R_X86_64_64 at key+0 in its section.
+      const sec = ctx.img.sections[ks.shndx];
+      const r = ctx.img.relocations(sec).find((x) => x.offset === ks.addr - sec.addr);
+      const fn = r ? ctx.img.relocSymbolName(r) + (r.addend ? `+0x${r.addend.toString(16)}` : '') : null;
+      return fn !== null && target === fn ? 'module-static-call-key' : 'unexplained';
+    }
+    // Exported static calls are referenced through their trampoline (__SCT__X); the kernel maps it back
+    // to the key __SCK__X through .static_call_tramp_key (static_call_add_module, tramp_key_lookup).
+    const k = key.replace(/^__SCT__/, '__SCK__');
+    if (!VOLUNTARY.has(k)) return 'unexplained';
+    const want = VOLUNTARY.get(k);
+    return (want === null ? nop5 : target === want) ? 'vmlinux-static-call-key' : 'unexplained';
+  }
+  return 'unexplained';
+}
+
 /** Attributes one differing range: sites covering it, relocation fields in it, symbol, disassembly. */
-function attribute(ctx, secName, range, guestBytes, otherBytes, otherName) {
+async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName) {
   const { img, sites, fmt, relocsBySec } = ctx;
   const sec = img.section(secName);
   const a0 = sec.addr + range.start;
   const a1 = sec.addr + range.end;
-  const covering = sites.filter((s) => {
-    const end = s.addr + Math.max(s.length, 1);
-    const r = s.repl && s.repl.length ? [s.repl.addr, s.repl.addr + s.repl.length] : null;
-    return (s.addr < a1 && end > a0) || (r && r[0] < a1 && r[1] > a0);
-  });
-  const relocs = (relocsBySec.get(secName) ?? []).filter((r) => r.offset < range.end && r.offset + 4 > range.start);
+  const covering = ctx.siteIndex.overlapping(a0, a1);
+  const rs = relocsBySec.get(secName) ?? [];
+  const relocs = [];
+  for (let i = lowerBound(rs, range.start - 8, (r) => r.offset); i < rs.length && rs[i].offset < range.end; i++) {
+    const r = rs[i];
+    if (r.offset + (r.type === R_X86_64_64 || r.type === R_X86_64_PC64 ? 8 : 4) > range.start) relocs.push(r);
+  }
   // Disassemble from the instruction containing the range start in the file's decoding, to the range end.
   const code = ctx.dis.of(sec);
   let from = range.start;
@@ -224,8 +389,34 @@ function attribute(ctx, secName, range, guestBytes, otherBytes, otherName) {
     to = Math.max(to, s.addr - sec.addr + s.length);
   }
   to = Math.min(to, sec.size);
-  const dis = (b) => fmt.disassemble(b.subarray(from, to), sec.addr + from, { img }).map((i) => i.text).join('; ');
+  const ip = ctx.load.get(secName) + BigInt(from);
+  // The reference comparison only needs the tables (thousands of ranges); text is for textpoke's diffs.
+  const dis = (b) => (otherName === 'textpoke' ? disasmAbs(b.subarray(from, to), ip, ctx.sym) : '');
+  // Per-site classes: every differing byte must lie in a classified site.
+  const secAbs = ctx.load.get(secName);
+  const siteClasses = [];
+  let outside = 0;
+  const otherIsTextpoke = otherName === 'textpoke';
+  for (let o = range.start; o < range.end; o++) {
+    if (guestBytes[o] === otherBytes[o]) continue;
+    const a = sec.addr + o;
+    if (!covering.some((s) => s.addr <= a && a < s.addr + Math.max(s.length, 1))) outside++;
+  }
+  if (otherIsTextpoke) {
+    for (const s of covering) {
+      if (s.addr < sec.addr || s.addr >= sec.addr + sec.size) continue;
+      const so = s.addr - sec.addr;
+      const g = guestBytes.subarray(so, so + s.length);
+      const t = otherBytes.subarray(so, so + s.length);
+      if (Buffer.compare(Buffer.from(g), Buffer.from(t)) === 0) continue;
+      siteClasses.push(await classifySite(ctx, s, g, t, secAbs + BigInt(so)));
+    }
+  }
+  const classes = [...new Set(siteClasses)].sort();
+  const cls = !otherIsTextpoke ? undefined : outside || !classes.length || classes.includes('unexplained') ? 'unexplained' : classes.join('+');
   return {
+    class: cls,
+    explained: cls !== undefined && cls.split('+').every((c) => CLASSES[c]?.explained),
     section: secName,
     offset: range.start,
     length: range.end - range.start,
@@ -233,10 +424,10 @@ function attribute(ctx, secName, range, guestBytes, otherBytes, otherName) {
     addr: '0x' + (ctx.load.get(secName) + BigInt(range.start)).toString(16),
     sites: covering.map((s) => ({ table: s.table, index: s.index, where: img.where(s.addr), length: s.length,
       feature: s.feature, inverted: s.inverted, key: s.key?.name, tail: s.tail })),
-    tables: [...new Set(covering.map((s) => s.table))],
+    tables: [...new Set(covering.map((s) => s.table))].sort(),
     relocations: relocs.map((r) => ({ offset: r.offset, type: r.type, sym: img.relocSymbolName(r), addend: r.addend })),
-    guest: { hex: fmt.hexBytes(guestBytes.subarray(from, to)), asm: dis(guestBytes) },
-    [otherName]: { hex: fmt.hexBytes(otherBytes.subarray(from, to)), asm: dis(otherBytes) },
+    guest: { hex: fmt.hexBytes(guestBytes.subarray(from, to)), asm: await dis(guestBytes) },
+    [otherName]: { hex: fmt.hexBytes(otherBytes.subarray(from, to)), asm: await dis(otherBytes) },
   };
 }
 
@@ -255,6 +446,10 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
   const kernelSyms = readSystemMap(systemMap);
   const moduleSyms = new Map(run.guest.modsyms.filter((s) => /[A-Z]/.test(s.type)).map((s) => [s.name, BigInt('0x' + s.addr)]));
   const result = { ok: true, modules: [], anchors: {} };
+  const sym = new Symbolizer([
+    ...[...kernelSyms].map(([name, addr]) => ({ name, addr })),
+    ...run.guest.modsyms.map((s) => ({ name: s.name, addr: BigInt('0x' + s.addr) })),
+  ]);
 
   // nokaslr: the kernel sits at its link address (_text = 0xffffffff81000000 for x86-64 defaults).
   result.text = run.guest.anchors._text ?? null;
@@ -284,7 +479,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     mres.target = { version: target.version, profile: target.profile.id, features: target.profile.features };
     mres.features = feats;
     const { sites } = readSites(img, target.profile);
-    const relocsBySec = new Map(img.sections.filter((s) => s.alloc && s.exec).map((s) => [s.name, img.relocations(s)]));
+    const relocsBySec = new Map(img.sections.filter((s) => s.alloc && s.exec).map((s) => [s.name, [...img.relocations(s)].sort((a, b) => a.offset - b.offset)]));
     const ref = referenceRelocate(img, load, kernelSyms, moduleSyms);
 
     let view = null;
@@ -305,7 +500,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       mres.note = 'src/patch (applyToImage) is not built: only the reference (relocated, unpatched) comparison ran';
     }
     const dis = new Disassembly(img);
-    const ctx = { img, sites, fmt, relocsBySec, dis, view, load };
+    const ctx = { img, sites, siteIndex: new SiteIndex(sites), fmt, relocsBySec, dis, view, load, sym };
     for (const [secName, d] of Object.entries(gm.dumps)) {
       const sec = img.section(secName);
       const r = ref.get(secName);
@@ -315,17 +510,13 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       entry.reference = {
         ranges: rr.length,
         bytes: rr.reduce((n, x) => n + x.end - x.start, 0),
-        byTable: countBy(rr.map((x) => attribute(ctx, secName, x, guestBytes, r.bytes, 'reference')), (a) => a.tables.join('+') || 'no site'),
+        byTable: countBy(await Promise.all(rr.map((x) => attribute(ctx, secName, x, guestBytes, r.bytes, 'reference'))), (a) => a.tables.join('+') || 'no site'),
       };
       if (view) {
         const tb = view.bytesOf(sec);
         const tr = diffRanges(guestBytes, tb);
-        const diffs = tr.map((x) => attribute(ctx, secName, x, guestBytes, tb, 'textpoke'));
-        for (const df of diffs) {
-          const k = KNOWN.find((c) => c.match(df, ctx));
-          df.class = k ? k.id : 'unexplained';
-          if (!k) result.ok = false;
-        }
+        const diffs = await Promise.all(tr.map((x) => attribute(ctx, secName, x, guestBytes, tb, 'textpoke')));
+        for (const df of diffs) if (!df.explained) result.ok = false;
         entry.textpoke = {
           ranges: tr.length,
           bytes: tr.reduce((n, x) => n + x.end - x.start, 0),
