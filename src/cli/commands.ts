@@ -1,26 +1,28 @@
 import type { Command } from 'commander';
 import type { ExitStatus, Io } from './context.js';
-import { register as sites } from './sites.js';
-import { register as apply } from './apply.js';
-import { register as diff } from './diff.js';
-import { register as check } from './check.js';
-import { register as model } from './model.js';
-import { register as patchlets } from './patchlets.js';
-import { register as hypercalls } from './hypercalls.js';
-import { register as report } from './report.js';
-import { register as symbols } from './symbols.js';
-import { register as surface } from './surface.js';
 
-/** One line per command; each command lives in its own file under src/cli/. */
-export function registerCommands(program: Command, io: Io, status: ExitStatus): void {
-  sites(program, io, status);
-  apply(program, io, status);
-  diff(program, io, status);
-  check(program, io, status);
-  model(program, io, status);
-  patchlets(program, io, status);
-  hypercalls(program, io, status);
-  report(program, io, status);
-  symbols(program, io, status);
-  surface(program, io, status);
+type Register = (program: Command, io: Io, status: ExitStatus) => void;
+
+/**
+ * One line per command; each command lives in its own file under src/cli/. Only the command being run is
+ * loaded (a `sites` run does not load the patchers, the model checker or the report renderer); help and
+ * unknown commands load them all.
+ */
+const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
+  sites: () => import('./sites.js'),
+  apply: () => import('./apply.js'),
+  diff: () => import('./diff.js'),
+  check: () => import('./check.js'),
+  model: () => import('./model.js'),
+  patchlets: () => import('./patchlets.js'),
+  hypercalls: () => import('./hypercalls.js'),
+  report: () => import('./report.js'),
+  symbols: () => import('./symbols.js'),
+  surface: () => import('./surface.js'),
+};
+
+export async function registerCommands(program: Command, io: Io, status: ExitStatus, argv: readonly string[] = []): Promise<void> {
+  const first = argv.find((a) => !a.startsWith('-'));
+  const names = first && first !== 'help' && COMMANDS[first] ? [first] : Object.keys(COMMANDS);
+  for (const n of names) (await COMMANDS[n]!()).register(program, io, status);
 }

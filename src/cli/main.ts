@@ -18,7 +18,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       writeErr: (s) => io.err(s),
     })
     .showHelpAfterError(false);
-  registerCommands(program, io, status);
+  await registerCommands(program, io, status, argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
