@@ -8,6 +8,10 @@ import { defineMap, parseDefs, DefsError, X86_DEFINES, type Defs } from '../hype
 import { generate, STYLES, type Style } from '../hypercall/gen.js';
 import { parseNumbers, XEN_417_NUMBERS } from '../hypercall/numbers.js';
 import { abiDiff } from '../hypercall/abi.js';
+import { modelCosts, parseFreq, weighted, type Cost, type CostRow } from '../hypercall/cost.js';
+import { recoverDispatch, type PathResult } from '../hypercall/binary.js';
+import { XEN_417_BINARY_CALLERS } from '../hypercall/xen417.js';
+import { describeError, openImage } from './jobs.js';
 
 function readInput(path: string): string {
   try {
@@ -100,6 +104,108 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       io.out(`${changes.length} ABI change${changes.length === 1 ? '' : 's'}\n`);
     }
     if (changes.length) status.raise(EXIT_FINDINGS);
+  });
+
+  defsOptions(
+    cmd
+      .command('cost')
+      .description('compares and conditional branches on the hypercall number before each handler is called, per caller and style; with --binary, also as compiled in xen-syms, side by side')
+      .argument('<defs>', 'hypercall-defs.c')
+      .option('--freq <file>', "call frequencies ('[caller] name count' per line): adds weighted means")
+      .option('--binary <xen-syms>', 'recover the same figure from the compiled pv_hypercall/hvm_hypercall')
+      .option('--jump-tables', 'model switches as jump tables (GCC default; Xen builds with -fno-jump-tables)')
+      .option('--json', 'JSON output'),
+  ).action(async (path: string, o: DefsOptions & { freq?: string; binary?: string; jumpTables?: boolean; json?: boolean }) => {
+    const defs = loadDefs(path, o);
+    const numbers = loadNumbers(o.numbers);
+    const rows = modelCosts(defs, numbers, { jumpTables: o.jumpTables });
+    let freq: ReturnType<typeof parseFreq> | undefined;
+    if (o.freq) {
+      try {
+        freq = parseFreq(readInput(o.freq));
+      } catch (e) {
+        if (e instanceof UsageError) throw e;
+        throw new UsageError(`${o.freq}: ${(e as Error).message}`);
+      }
+    }
+    const bin = new Map<string, Map<number, PathResult>>();
+    const binNotes: string[] = [];
+    if (o.binary) {
+      let img;
+      try {
+        img = await openImage(o.binary);
+      } catch (e) {
+        throw new UsageError(`${o.binary}: ${describeError(e)}`);
+      }
+      const handlers = new Set(defs.protos.map((p) => `${p.prefix}_${p.name}`));
+      for (const caller of defs.callers) {
+        const how = XEN_417_BINARY_CALLERS[caller];
+        if (!how) {
+          binNotes.push(`${caller}: no known dispatch function`);
+          continue;
+        }
+        if (!img.symbol(how.fn)) {
+          binNotes.push(`${caller}: ${how.fn} not in ${o.binary}`);
+          continue;
+        }
+        const nums = [...new Set([-1, ...rows.filter((r) => r.caller === caller).map((r) => r.number), 11, 43, 63, 64, 127])];
+        const res = recoverDispatch(img, { fn: how.fn, handlers, returns: how.returns, numberOffset: how.numberOffset }, nums);
+        bin.set(caller, new Map(res.map((r) => [r.number, r])));
+      }
+    }
+    const cs = (c?: Cost): string => (c ? `${c.compares}/${c.branches}${c.indirect ? `+${c.indirect}i` : ''}` : '-');
+    if (o.json) {
+      io.out(JSON.stringify({
+        defs: path, binary: o.binary, jumpTables: !!o.jumpTables, notes: binNotes,
+        rows: rows.map((r) => ({ ...r, binary: bin.get(r.caller)?.get(r.number) })),
+        enosys: [...bin.entries()].flatMap(([caller, m]) => [...m.values()].filter((p) => !rows.some((r) => r.caller === caller && r.number === p.number)).map((p) => ({ caller, ...p }))),
+      }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 1) + '\n');
+      return;
+    }
+    let mismatched = 0;
+    for (const caller of defs.callers) {
+      const mine = rows.filter((r) => r.caller === caller).sort((a, b) => a.cost.chain.compares - b.cost.chain.compares || a.number - b.number);
+      const b = bin.get(caller);
+      io.out(`\n${caller}: compares/branches on the number before the handler call (+Ni = indirect jumps/calls)\n`);
+      io.out(`  ${'hypercall'.padEnd(31)} ${'nr'.padStart(3)} prio  ${'chain'.padStart(6)} ${'switch'.padStart(7)} ${'table'.padStart(7)}${b ? `   ${'binary'.padStart(6)}  handler in binary` : ''}\n`);
+      for (const r of mine) {
+        let tail = '';
+        if (b) {
+          const p = b.get(r.number);
+          const same = p?.handler === r.handler;
+          if (!same) mismatched++;
+          const bc = p?.handler ? `${p.compares}/${p.branches}` : '-';
+          const d = p?.handler ? p.compares - r.cost.chain.compares : 0;
+          tail = `   ${bc.padStart(6)}  ${same ? '' : `${p?.handler ?? 'none'} (table says ${r.handler}) `}${d ? `[${d > 0 ? '+' : ''}${d}]` : ''}${p?.shortcuts.length ? ` shortcut ${p.shortcuts.map((x) => `${x.compares}/${x.branches}`).join(',')}` : ''}${p?.alsoReaches.length ? ` also reaches ${p.alsoReaches.join(',')}` : ''}`;
+        }
+        io.out(`  ${r.name.padEnd(31)} ${String(r.number).padStart(3)} ${String(r.prio === 100 ? '-' : r.prio).padStart(4)}  ${cs(r.cost.chain).padStart(6)} ${cs(r.cost.switch).padStart(7)} ${cs(r.cost.table).padStart(7)}${tail}\n`);
+      }
+      if (b) {
+        const stray = [...b.values()].filter((p) => p.handler && !mine.some((r) => r.number === p.number));
+        for (const p of stray) {
+          mismatched++;
+          io.out(`  number ${p.number} has no handler in the table but the binary calls ${p.handler}\n`);
+        }
+      }
+      const mean = (f: (r: CostRow) => Cost | undefined): string => {
+        const xs = mine.map(f).filter((c): c is Cost => !!c);
+        return xs.length ? `${(xs.reduce((s2, c) => s2 + c.compares, 0) / xs.length).toFixed(2)}/${(xs.reduce((s2, c) => s2 + c.branches, 0) / xs.length).toFixed(2)}` : '-';
+      };
+      const binCost = (r: CostRow): Cost | undefined => {
+        const p = b?.get(r.number);
+        return p?.handler ? { compares: p.compares, branches: p.branches, indirect: p.indirect } : undefined;
+      };
+      io.out(`  ${'mean (unweighted)'.padEnd(41)} ${mean((r) => r.cost.chain).padStart(10)} ${mean((r) => r.cost.switch).padStart(10)} ${mean((r) => r.cost.table).padStart(10)}${b ? ` ${mean(binCost).padStart(10)} (binary)` : ''}\n`);
+      if (freq) {
+        const fmt = (m: Map<string, { compares: number; branches: number; total: number }>): string => {
+          const v = m.get(caller);
+          return v ? `${v.compares.toFixed(2)}/${v.branches.toFixed(2)}` : '-';
+        };
+        io.out(`  ${'mean (weighted by --freq)'.padEnd(41)} ${fmt(weighted(mine, freq, (r) => r.cost.chain)).padStart(10)} ${fmt(weighted(mine, freq, (r) => r.cost.switch)).padStart(10)} ${fmt(weighted(mine, freq, (r) => r.cost.table)).padStart(10)}${b ? ` ${fmt(weighted(mine, freq, binCost)).padStart(10)} (binary)` : ''}\n`);
+      }
+    }
+    for (const n of binNotes) io.err(`textpoke: ${n}\n`);
+    if (o.binary && mismatched) io.err(`textpoke: ${mismatched} hypercall${mismatched === 1 ? '' : 's'} dispatched differently in the binary than in the table\n`);
   });
 
   void EXIT_USAGE;

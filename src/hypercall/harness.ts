@@ -51,11 +51,12 @@ export function prelude(defs: Defs, numbers: Readonly<Record<string, number>>): 
 }
 
 /** One stub per prototype; each records its name in hc_last and returns its index + 1000. */
-export function stubs(defs: Defs): string {
-  const L: string[] = ['static const char *hc_last;'];
+export function stubs(defs: Defs, opts: { noinline?: boolean } = {}): string {
+  const L: string[] = ['static const char *volatile hc_last;'];
+  const attr = opts.noinline ? '__attribute__((noinline)) ' : '';
   for (const [i, p] of defs.protos.entries()) {
     const args = p.args.length ? p.args.map((a) => `${a.ptr ? `__guest_handle_${a.type}` : a.type} ${a.name}`).join(', ') : 'void';
-    L.push(`${p.ret} ${p.prefix}_${p.name}(${args}) { hc_last = "${p.prefix}_${p.name}"; return ${1000 + i}; }`);
+    L.push(`${attr}${p.ret} ${p.prefix}_${p.name}(${args}) { hc_last = "${p.prefix}_${p.name}"; return ${1000 + i}; }`);
   }
   return L.join('\n') + '\n';
 }
@@ -88,6 +89,31 @@ export function dispatchProgram(defs: Defs, header: string, numbers: Readonly<Re
     L.push(`    { int n = INT_MIN; hc_last = "-"; ret = 0; call_handlers_${caller}(n, ret, 1, 2, 3, 4, 5); printf("${caller} int %d %s %ld\\n", n, hc_last, ret); }`);
   }
   L.push('    return 0;');
+  L.push('}');
+  return L.join('\n') + '\n';
+}
+
+/**
+ * A program with one out-of-line `dispatch_<caller>(struct regs *)` per caller, the number at offset
+ * 0x50 like Xen's cpu_user_regs.rax, for recovering the compiled dispatch with `recoverDispatch`.
+ */
+export function walkProgram(defs: Defs, header: string, numbers: Readonly<Record<string, number>>): string {
+  const L: string[] = [prelude(defs, numbers), header, stubs(defs, { noinline: true })];
+  L.push('struct regs { unsigned long pad[10]; unsigned long rax, rdi, rsi, rdx, r10, r8; };');
+  for (const caller of defs.callers) {
+    L.push(`__attribute__((noinline)) void dispatch_${caller}(struct regs *r)`);
+    L.push('{');
+    L.push('    long ret;');
+    L.push(`    call_handlers_${caller}(r->rax, ret, r->rdi, r->rsi, r->rdx, r->r10, r->r8);`);
+    L.push('    r->rax = ret;');
+    L.push('}');
+  }
+  L.push('int main(int argc, char **argv)');
+  L.push('{');
+  L.push('    struct regs r = { .rax = (unsigned long)argc };');
+  L.push('    (void)argv;');
+  for (const caller of defs.callers) L.push(`    dispatch_${caller}(&r);`);
+  L.push('    return (int)r.rax;');
   L.push('}');
   return L.join('\n') + '\n';
 }
