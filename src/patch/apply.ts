@@ -16,6 +16,7 @@ import type { Site } from '../sites/site.js';
 import type { Target } from '../target/detect.js';
 import type { Profile } from '../target/profile.js';
 import type { Cpu } from './cpu.js';
+import { featureNumber } from '../target/features/index.js';
 import { applyLinuxAlternatives } from './linux-alternatives.js';
 import { applyLinuxIbt } from './linux-ibt.js';
 import { applyLinuxParavirt } from './linux-paravirt.js';
@@ -62,12 +63,16 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     applyXenAlternatives(view, sites, cpu, opts.xen);
     applyXenCfClobber(view, cpu);
   } else {
-    const rules = profile.alt === 'linux-12' ? '6.1' : '6.3';
+    const rules = profile.alt === 'linux-12' ? '6.1' : 'modern';
     applyLinuxParavirt(view, sites);
-    applyLinuxRetpolines(view, sites, cpu);
+    applyLinuxRetpolines(view, sites, cpu, rules);
     applyLinuxReturns(view, sites, cpu);
     applyLinuxAlternatives(view, sites, cpu, rules);
     applyLinuxIbt(view, sites);
+    const cd = featureNumber(cpu.table, 'CALL_DEPTH');
+    if (rules === 'modern' && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {
+      view.finding('alternatives', NaN, 'call depth tracking (CALL_DEPTH): callthunks_patch_module_calls/builtin_calls retarget .call_sites to accounting thunks; not reproduced', 'model');
+    }
   }
   return { view, sites, relocation, errors };
 }

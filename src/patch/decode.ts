@@ -42,3 +42,51 @@ export function opcodeIndex(b: Uint8Array, len: number): number {
   }
   return k;
 }
+
+let insn2: Instruction | undefined;
+
+export interface DecodedFull {
+  /** 0 when invalid. */
+  readonly length: number;
+  /** Index of the opcode byte (after legacy and REX prefixes). */
+  readonly op: number;
+  /** First legacy prefix byte, or -1. */
+  readonly firstPrefix: number;
+  /** Branch displacement / immediate location (iced reports rel8/rel32 branch displacements here). */
+  readonly immOff: number;
+  readonly immSize: number;
+  /** RIP-relative memory displacement (dispSize 0 when there is none). */
+  readonly dispOff: number;
+  readonly dispSize: number;
+  readonly ripRel: boolean;
+}
+
+const LEGACY = new Set([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3]);
+
+/** Decodes one instruction with the field offsets the kernel's insn decoder exposes. */
+export function decodeFull(bytes: Uint8Array): DecodedFull {
+  const none: DecodedFull = { length: 0, op: 0, firstPrefix: -1, immOff: 0, immSize: 0, dispOff: 0, dispSize: 0, ripRel: false };
+  if (bytes.length === 0) return none;
+  const b = bytes.length > 15 ? bytes.subarray(0, 15) : bytes;
+  const dec = new Decoder(64, b, DecoderOptions.None);
+  const i = (insn2 ??= new Instruction());
+  try {
+    dec.decodeOut(i);
+    if (i.isInvalid || i.length === 0) return none;
+    const c = dec.getConstantOffsets(i);
+    const r: DecodedFull = {
+      length: i.length,
+      op: opcodeIndex(b, i.length),
+      firstPrefix: LEGACY.has(b[0]!) ? b[0]! : -1,
+      immOff: c.immediateOffset,
+      immSize: c.immediateSize,
+      dispOff: c.displacementOffset,
+      dispSize: c.displacementSize,
+      ripRel: i.isIpRelMemoryOperand,
+    };
+    c.free();
+    return r;
+  } finally {
+    dec.free();
+  }
+}

@@ -49,8 +49,29 @@ export const PV_OPS_61: readonly (readonly [string, string])[] = [
   ['lock.vcpu_is_preempted', '__raw_callee_save___native_vcpu_is_preempted'],
 ];
 
-/** Native target of a slot: from pv_ops' initial value in a linked image, else the table above. */
-function slotTarget(view: PatchedView, type: number): { abs?: bigint; name: string } | null {
+/**
+ * Debian 6.12 pv_ops slots: as 6.1 but mmu.activate_mm/dup_mmap became one enter_mmap slot, paravirt_nop is
+ * nop_func, and some natives were renamed (pv_native_wbinvd, pv_native_save_fl, pv_native_safe_halt,
+ * native_tlb_remove_table).
+ */
+export const PV_OPS_612: readonly (readonly [string, string])[] = PV_OPS_61.flatMap(([f, n]): (readonly [string, string])[] => {
+  if (f === 'mmu.activate_mm') return [['mmu.enter_mmap', 'nop_func']];
+  if (f === 'mmu.dup_mmap') return [];
+  const rename: Record<string, string> = {
+    _paravirt_nop: 'nop_func', native_wbinvd: 'pv_native_wbinvd', native_save_fl: 'pv_native_save_fl',
+    native_safe_halt: 'pv_native_safe_halt', tlb_remove_page: 'native_tlb_remove_table',
+  };
+  return [[f, rename[n] ?? n]];
+});
+
+/**
+ * The function a pv_ops slot holds natively, given the slot's real address: read from pv_ops' initial value in a
+ * linked image, else from the table for the kernel generation. null = NULL slot.
+ */
+export function pvSlotTarget(view: PatchedView, slotAbs: bigint, gen: '6.1' | 'modern'): { abs?: bigint; name: string } | null {
+  const pvAbs = view.symbolAbs('pv_ops');
+  if (pvAbs === undefined) return { name: `pointer at ${view.nameOf(slotAbs)}` };
+  const type = Number((slotAbs - pvAbs) / 8n);
   const pv = view.img.kind !== 'rel' ? view.img.symbol('pv_ops') : undefined;
   if (pv && !Number.isNaN(pv.addr)) {
     const b = view.read(pv.addr + type * 8, 8);
@@ -60,9 +81,18 @@ function slotTarget(view: PatchedView, type: number): { abs?: bigint; name: stri
       return { abs: v, name: view.nameOf(v) };
     }
   }
-  const e = PV_OPS_61[type];
-  if (!e) return { name: `pv_ops slot ${type}` };
+  const e = (gen === '6.1' ? PV_OPS_61 : PV_OPS_612)[type];
+  if (!e || (slotAbs - pvAbs) % 8n !== 0n) return { name: `pv_ops+0x${(slotAbs - pvAbs).toString(16)}` };
   return { name: e[1], abs: view.symbolAbs(e[1]) };
+}
+
+function slotTarget(view: PatchedView, type: number): { abs?: bigint; name: string } | null {
+  const pvAbs = view.symbolAbs('pv_ops');
+  if (pvAbs === undefined) {
+    const e = PV_OPS_61[type];
+    return e ? { name: e[1], abs: view.symbolAbs(e[1]) } : { name: `pv_ops slot ${type}` };
+  }
+  return pvSlotTarget(view, pvAbs + BigInt(type) * 8n, '6.1');
 }
 
 export function applyLinuxParavirt(view: PatchedView, sites: readonly Site[]): void {

@@ -12,6 +12,7 @@ import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
 import { decodeOne, opcodeIndex } from './decode.js';
 import { optimizeNops } from './linux-alternatives.js';
+import { optimizeNopsModern } from './linux-alternatives-modern.js';
 import type { PatchedView } from './view.js';
 
 export const REGS = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
@@ -34,7 +35,8 @@ function thunkReg(view: PatchedView, target: bigint): number | undefined {
   return r < 16 ? r : undefined;
 }
 
-export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], cpu: Cpu): void {
+export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: '6.1' | 'modern' = '6.1'): void {
+  const callDepth = rules === 'modern' && has(cpu, 'CALL_DEPTH');
   const retpoline = has(cpu, 'RETPOLINE');
   const lfence = has(cpu, 'RETPOLINE_LFENCE');
   const its = has(cpu, 'INDIRECT_THUNK_ITS');
@@ -57,9 +59,22 @@ export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], 
     const reg = thunkReg(view, target);
     if (reg === undefined) { view.finding('retpolines', s.addr, `retpoline site targets ${view.nameOf(target)}, not a retpoline thunk: the kernel WARNs and skips it`, 'warn', s); continue; }
     if (reg === 4) { view.finding('retpolines', s.addr, 'retpoline through %rsp: the kernel would BUG()', 'bug', s); continue; }
-    if (retpoline && !lfence) continue;
     const len = d.length;
     const bytes = new Uint8Array(16);
+    if (retpoline && !lfence) {
+      if (!callDepth) continue;
+      // 6.x call depth tracking: emit_call_track_retpoline -> call/jmp to the accounting thunks.
+      const name = `__x86_indirect_${op1 === 0xe8 ? 'call' : 'jump'}_thunk_${REGS[reg]}`;
+      const t = view.symbolAbs(name);
+      if (t === undefined) { view.finding('retpolines', s.addr, `call depth tracking: no address for ${name}; skipped`, 'model', s); continue; }
+      let i = 0;
+      if (jcc) { bytes[i++] = 0x0f; bytes[i++] = op2; } else { if (len === 6) bytes[i++] = 0x2e; bytes[i++] = op1; }
+      new DataView(bytes.buffer).setInt32(i, Number(BigInt.asIntN(32, t - (at + BigInt(i) + 4n))), true);
+      i += 4;
+      if (i !== len) continue;
+      view.write('retpolines', s.addr, bytes.slice(0, len), s, `${op1 === 0xe8 ? 'call' : 'jmp'} ${name}`);
+      continue;
+    }
     let i = 0;
     let op = jcc ? 0xe9 : op1;
     if (jcc) {
@@ -94,7 +109,12 @@ export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], 
     }
     if (i !== len) { view.finding('retpolines', s.addr, `patched retpoline needs ${i} bytes, site has ${len}: left alone (as the kernel does)`, 'warn', s); continue; }
     const out = bytes.slice(0, len);
-    optimizeNops(out, len, at);
+    if (rules === 'modern') {
+      const b = new Uint8Array(len + 15);
+      b.set(out);
+      optimizeNopsModern(b, len);
+      out.set(b.subarray(0, len));
+    } else optimizeNops(out, len, at);
     view.write('retpolines', s.addr, out, s, note);
   }
 }
