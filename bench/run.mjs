@@ -7,14 +7,14 @@ import { cores, root } from './lib.mjs';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
-const suites = ['sites', 'check', 'model', 'report'].filter((s) => !only || only.includes(s));
+const suites = ['sites', 'check', 'model', 'hypercalls', 'report'].filter((s) => !only || only.includes(s));
 process.stdout.write(`textpoke benchmarks on ${cores} cores (${quick ? 'quick: 1 run each' : 'median of several runs'})\n`);
 const all = {};
 for (const s of suites) {
   const file = join(root, 'bench', `${s}.mjs`);
   if (!existsSync(file)) continue;
   const mod = await import(file);
-  all[s] = await mod.run({ quick });
+  if (typeof mod.run === 'function') all[s] = await mod.run({ quick });
 }
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });
 const out = join(root, 'bench', 'results', 'latest.json');
