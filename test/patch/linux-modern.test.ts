@@ -1,0 +1,60 @@
+/**
+ * Pins the Linux 6.12 apply_alternatives rules used for the 14-byte alt_instr layout
+ * (test/fixtures/patch/linux-alt14.S), where they differ from 6.1.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Image } from '../../src/elf/image.js';
+import { applyPatches, parseCpu, PatchedView } from '../../src/patch/index.js';
+import { featureNumber, featureTable } from '../../src/target/features/index.js';
+import { profileById } from '../../src/target/profile.js';
+import { assemble } from '../support/build.js';
+
+const table = featureTable('linux-6.12');
+const img = Image.parse(readFileSync(assemble('patch/linux-alt14.S')), 'linux-alt14.o');
+const profile = profileById('linux-6.8')!;
+const run = (spec: string): PatchedView => applyPatches(img, profile, parseCpu(spec, table)).view;
+const addrOf = (sym: string): number => img.symbol(sym)!.addr;
+const at = (v: PatchedView, sym: string, n: number): number[] => [...v.read(addrOf(sym), n)!];
+const rel32 = (b: number[], o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) | 0;
+
+test('fixture feature numbers match the 6.12 table', () => {
+  assert.equal(featureNumber(table, 'POPCNT'), 151);
+  assert.equal(featureNumber(table, 'SMAP'), 308);
+  assert.equal(featureNumber(table, 'ALWAYS'), 117);
+});
+
+test('a call inside a longer replacement is re-aimed (unlike 6.1)', () => {
+  const b = at(run('none,+POPCNT'), 'm_call6', 6);
+  assert.equal(b[0], 0xe8);
+  assert.equal(addrOf('m_call6') + 5 + rel32(b, 1), addrOf('target_fn'));
+  assert.equal(b[5], 0x90);
+});
+
+test('jmp rel32 re-aimed and shortened to jmp rel8 + int3 filler', () => {
+  assert.deepEqual(at(run('none,+POPCNT'), 'm_jmp', 5), [0xeb, 0x04, 0xcc, 0xcc, 0xcc]);
+});
+
+test('nested alternatives: every entry of a site takes the largest instrlen', () => {
+  // POPCNT entry (instrlen 4 in the table) pads to 7: pause + NOP5.
+  assert.deepEqual(at(run('none,+POPCNT'), 'm_nested', 7), [0xf3, 0x90, 0x0f, 0x1f, 0x44, 0x00, 0x00]);
+});
+
+test('optimize_nops: NOPL and NOP runs merge; more than 8 bytes becomes jmp over int3', () => {
+  const b = at(run('none'), 'm_nops', 13);
+  assert.deepEqual(b, [0xeb, 0x08, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0x48, 0x89, 0xc7]);
+});
+
+test('optimize_nops stops at a NOP that already ends the site', () => {
+  assert.deepEqual(at(run('none'), 'm_last', 4), [0x48, 0x89, 0xc7, 0x90]);
+});
+
+test('ALT_FLAG_DIRECT_CALL: the pv_ops slot\'s native function is called directly', () => {
+  const v = run('none');
+  const b = at(v, 'm_pv', 6);
+  assert.equal(b[0], 0xe8);
+  assert.equal(v.abs(addrOf('m_pv')) + 5n + BigInt(rel32(b, 1)), v.symbolAbs('pv_native_save_fl'));
+  assert.equal(b[5], 0x90);
+  assert.deepEqual(at(v, 'm_pvnop', 6), [0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00]);
+});
