@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { EXIT_FINDINGS, EXIT_USAGE, UsageError, type ExitStatus, type Io } from './context.js';
 import { writeAtomic } from './patchlets.js';
@@ -11,6 +12,7 @@ import { abiDiff } from '../hypercall/abi.js';
 import { modelCosts, parseFreq, weighted, type Cost, type CostRow } from '../hypercall/cost.js';
 import { recoverDispatch, type PathResult } from '../hypercall/binary.js';
 import { XEN_417_BINARY_CALLERS } from '../hypercall/xen417.js';
+import { benchBuilds, benchFiles, compareText, parseCsv, summarise } from '../hypercall/bench.js';
 import { describeError, openImage } from './jobs.js';
 
 function readInput(path: string): string {
@@ -206,6 +208,62 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     }
     for (const n of binNotes) io.err(`textpoke: ${n}\n`);
     if (o.binary && mismatched) io.err(`textpoke: ${mismatched} hypercall${mismatched === 1 ? '' : 's'} dispatched differently in the binary than in the table\n`);
+  });
+
+  defsOptions(
+    cmd
+      .command('bench')
+      .description('write a self-contained C benchmark of the chain, switch and table styles, with and without retpoline/return-thunk code generation; --run builds and runs it here; --compare summarises CSV results')
+      .argument('[defs]', 'hypercall-defs.c (not needed with --compare)')
+      .option('-o, --output <dir>', 'directory for the benchmark sources')
+      .option('--freq <file>', "call frequencies for the mix ('[caller] name count' per line); default: uniform")
+      .option('--run', 'build with the system gcc and run; CSV on stdout and in DIR/results.csv')
+      .option('--iterations <n>', 'calls per timed run', (v) => Number(v))
+      .option('--compare <csv...>', 'summarise result files: a table and a chart'),
+  ).action((path: string | undefined, o: DefsOptions & { output?: string; freq?: string; run?: boolean; iterations?: number; compare?: string[] }) => {
+    if (o.compare) {
+      const sums = o.compare.flatMap((f) => {
+        try {
+          return summarise(f, parseCsv(readInput(f)));
+        } catch (e) {
+          if (e instanceof UsageError) throw e;
+          throw new UsageError(`${f}: ${(e as Error).message}`);
+        }
+      });
+      io.out(compareText(sums));
+      return;
+    }
+    if (!path) throw new UsageError('bench needs a hypercall-defs.c (or --compare CSV...)');
+    if (!o.output) throw new UsageError('bench needs -o DIR');
+    const defs = loadDefs(path, o);
+    let freq: ReturnType<typeof parseFreq> | undefined;
+    if (o.freq) {
+      try {
+        freq = parseFreq(readInput(o.freq));
+      } catch (e) {
+        if (e instanceof UsageError) throw e;
+        throw new UsageError(`${o.freq}: ${(e as Error).message}`);
+      }
+    }
+    const files = benchFiles(defs, { numbers: loadNumbers(o.numbers), freq, iterations: o.iterations });
+    mkdirSync(o.output, { recursive: true });
+    for (const [name, text] of files) writeAtomic(join(o.output, name), text);
+    if (!o.run) {
+      io.err(`textpoke: wrote ${files.size} files to ${o.output} (sh ${join(o.output, 'build.sh')} builds and runs them)\n`);
+      return;
+    }
+    let csv = 'style,codegen,caller,number,name,cycles\n';
+    for (const b of benchBuilds()) {
+      try {
+        execFileSync('gcc', b.args, { cwd: o.output, stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (e) {
+        const err = (e as { stderr?: Buffer }).stderr?.toString().trim().split('\n')[0] ?? String(e);
+        throw new UsageError(`building ${b.exe} failed: ${err}`);
+      }
+      csv += execFileSync(join(o.output, b.exe), { encoding: 'utf8' });
+    }
+    writeAtomic(join(o.output, 'results.csv'), csv);
+    io.out(csv);
   });
 
   void EXIT_USAGE;
