@@ -9,7 +9,9 @@
  * the classes a clean run may still contain are listed in KNOWN with their explanation
  * (docs/groundtruth.md repeats them).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -202,6 +204,17 @@ async function patcher() {
   return typeof m.applyToImage === 'function' ? m : null;
 }
 
+const HEADERS61 = join(process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus'),
+  'linux-headers-6.1.0-47-common/usr/src/linux-headers-6.1.0-47-common/arch/x86/include/asm/cpufeatures.h');
+
+/** cpuinfo name -> macro suffix, from the quoted names in cpufeatures.h ("bug:NAME" for X86_BUG_*). */
+export function cpuinfoAliases(path = HEADERS61) {
+  const m = new Map();
+  const re = /^#define X86_(FEATURE|BUG)_(\w+)\s.*?\/\*\s*"([^"]+)"/gm;
+  for (const x of readFileSync(path, 'latin1').matchAll(re)) m.set(x[1] === 'BUG' ? `bug:${x[3]}` : x[3], x[2]);
+  return m;
+}
+
 /**
  * Linux feature names the guest reported. /proc/cpuinfo flags are the cpufeatures.h names lowercased
  * (or the quoted name in the comment where one is given); bugs likewise. Synthetic features without a
@@ -210,20 +223,8 @@ async function patcher() {
 export function guestFeatures(guest, table, featureNumber) {
   const names = new Set();
   const unknown = [];
-  // Names in cpuinfo that differ from the macro (the quoted strings in cpufeatures.h comments of 6.1).
-  const ALIAS = new Map(Object.entries({
-    pni: 'XMM3', sse: 'XMM', sse2: 'XMM2', sse4_1: 'XMM4_1', sse4_2: 'XMM4_2', lahf_lm: 'LAHF_LM', abm: 'ABM',
-    sse3: 'XMM3', ssbd: 'SSBD', ibrs: 'IBRS', ibpb: 'IBPB', stibp: 'STIBP', md_clear: 'MD_CLEAR',
-    xtopology: 'XTOPOLOGY', 'tsc_deadline_timer': 'TSC_DEADLINE_TIMER', 'nonstop_tsc': 'NONSTOP_TSC',
-    sse4a: 'SSE4A', dts: 'DTS', ds_cpl: 'DSCPL', tm2: 'TM2', est: 'EST', hypervisor: 'HYPERVISOR',
-    cmp_legacy: 'CMP_LEGACY', svm: 'SVM', osvw: 'OSVW', 'amd_ssbd': 'AMD_SSBD', 'virt_ssbd': 'VIRT_SSBD',
-    'amd_stibp': 'AMD_STIBP', 'amd_ibpb': 'AMD_IBPB', 'amd_ibrs': 'AMD_IBRS', ibpb_brtype: 'IBPB_BRTYPE',
-    'pti': 'PTI', 'flush_l1d': 'FLUSH_L1D', 'arch_capabilities': 'ARCH_CAPABILITIES', 'cx16': 'CX16',
-    rep_good: 'REP_GOOD', nopl: 'NOPL', cpuid: 'CPUID', tsc_known_freq: 'TSC_KNOWN_FREQ',
-    'xsaveopt': 'XSAVEOPT', 'vnmi': 'VNMI', 'ssse3': 'SSSE3', 'invpcid_single': 'INVPCID_SINGLE',
-    pclmulqdq: 'PCLMULQDQ', 'ht': 'HT', 'ss': 'SELFSNOOP', 'tm': 'ACC', 'pbe': 'PBE', 'pdpe1gb': 'GBPAGES',
-    'cx8': 'CX8', 'pclmul': 'PCLMULQDQ', 'fxsr_opt': 'FXSR_OPT', 'lm': 'LM', 'rdtscp': 'RDTSCP',
-  }));
+  // Names in cpuinfo that differ from the macro: the quoted strings in cpufeatures.h comments of 6.1.
+  const ALIAS = cpuinfoAliases();
   for (const f of guest.flags) {
     const cand = [ALIAS.get(f), f.toUpperCase()].filter(Boolean);
     const hit = cand.find((c) => featureNumber(table, `X86_FEATURE_${c}`) !== undefined);
@@ -231,8 +232,9 @@ export function guestFeatures(guest, table, featureNumber) {
     else unknown.push(f);
   }
   for (const b of guest.bugs) {
-    const hit = featureNumber(table, `X86_BUG_${b.toUpperCase()}`);
-    if (hit !== undefined) names.add(`X86_BUG_${b.toUpperCase()}`);
+    const n = ALIAS.get(`bug:${b}`) ?? b.toUpperCase();
+    const hit = featureNumber(table, `X86_BUG_${n}`);
+    if (hit !== undefined) names.add(`X86_BUG_${n}`);
     else unknown.push(`bug:${b}`);
   }
   // Synthetic features the vulnerabilities files reveal (arch/x86/kernel/cpu/bugs.c sets them).
@@ -261,12 +263,9 @@ export function guestFeatures(guest, table, featureNumber) {
   if (/IBPB/.test(rb)) add('X86_FEATURE_ENTRY_IBPB', 'retbleed: IBPB');
   if (/Stuffing/.test(rb)) add('X86_FEATURE_CALL_DEPTH', 'retbleed: Stuffing');
   const srso = v.spec_rstack_overflow ?? '';
-  if (/Safe RET/.test(srso)) {
+  if (/safe RET/i.test(srso)) {
     add('X86_FEATURE_RETHUNK', 'spec_rstack_overflow: Safe RET');
     add('X86_FEATURE_SRSO', 'spec_rstack_overflow: Safe RET');
-  }
-  if (/IBPB on VMEXIT|IBPB/.test(srso) && !/Safe RET/.test(srso)) {
-    /* IBPB variants use ENTRY_IBPB (or IBPB_ON_VMEXIT) and no return thunk of their own */
   }
   const its = v.indirect_target_selection ?? '';
   if (/Aligned branch\/return thunks/.test(its)) {
@@ -493,6 +492,11 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       view = P.applyToImage(img, target, cpu, { load, symbols });
       mres.cpu = cpuSpec;
       mres.patches = view.patches.length;
+      mres.cli = runCli(t.path, cpuSpec, load, symbols);
+      if (!mres.cli.sections) {
+        result.ok = false;
+        log(`  ${t.name}: ${mres.cli.command} failed (exit ${mres.cli.status}): ${mres.cli.error}`);
+      }
       mres.findings = view.findings.map((f) => ({ patcher: f.patcher, where: img.where(f.addr), kind: f.kind, message: f.message }));
     } else {
       result.ok = false;
@@ -514,6 +518,12 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       };
       if (view) {
         const tb = view.bytesOf(sec);
+        // `textpoke apply` (the CLI) must write exactly the library's view into its output file.
+        if (mres.cli.sections) {
+          const cb = mres.cli.sections.get(secName);
+          entry.cliDiffers = cb ? diffRanges(tb, cb).reduce((n, x) => n + x.end - x.start, 0) : -1;
+          if (entry.cliDiffers !== 0) result.ok = false;
+        }
         const tr = diffRanges(guestBytes, tb);
         const diffs = await Promise.all(tr.map((x) => attribute(ctx, secName, x, guestBytes, tb, 'textpoke')));
         for (const df of diffs) if (!df.explained) result.ok = false;
@@ -526,6 +536,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
         };
       }
       mres.sections.push(entry);
+      if (entry.cliDiffers) log(`  ${t.name} ${secName}: textpoke apply's output differs from the library view in ${entry.cliDiffers} bytes`);
       log(`  ${t.name} ${secName} @${d.addr} (${guestBytes.length} bytes): reference differs in ${entry.reference.ranges} ranges ` +
         `(${entry.reference.bytes} bytes; ${fmtCounts(entry.reference.byTable)})` +
         (entry.textpoke ? `; textpoke differs in ${entry.textpoke.ranges} ranges (${entry.textpoke.bytes} bytes; ${fmtCounts(entry.textpoke.byClass)})` : '; textpoke: no patcher'));
@@ -539,7 +550,49 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       }
     }
   }
+  for (const m of result.modules) if (m.cli) delete m.cli.sections;
   return result;
+}
+
+/**
+ * Runs `textpoke apply FILE --cpu SPEC --load-file F --symbols S -o OUT` as a user would (load addresses
+ * as /sys/module/NAME/sections lists them, symbols as /proc/kallsyms lists them) and returns the output's
+ * executable section bytes by name.
+ */
+function runCli(path, spec, load, symbols) {
+  const dir = mkdtempSync(join(tmpdir(), 'textpoke-gt-'));
+  try {
+    const lf = join(dir, 'sections.txt');
+    const sf = join(dir, 'kallsyms');
+    const out = join(dir, 'out.ko');
+    writeFileSync(lf, [...load].map(([k, v]) => `${k}=0x${v.toString(16)}`).join('\n') + '\n');
+    writeFileSync(sf, [...symbols].map(([k, v]) => `${v.toString(16).padStart(16, '0')} T ${k}`).join('\n') + '\n');
+    const args = [join(repo, 'bin', 'textpoke.js'), 'apply', path, '--cpu', spec, '--load-file', lf, '--symbols', sf, '-o', out, '--quiet'];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+    const command = `textpoke apply ${path} --cpu <spec> --load-file sections.txt --symbols kallsyms -o out.ko`;
+    if (r.status !== 0 || !existsSync(out)) return { command, status: r.status, error: (r.stderr || r.stdout).trim().split('\n')[0] };
+    const b = readFileSync(out);
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const shoff = Number(dv.getBigUint64(0x28, true));
+    const shnum = dv.getUint16(0x3c, true);
+    const shstrndx = dv.getUint16(0x3e, true);
+    const sh = (i) => shoff + i * 64;
+    const strOff = Number(dv.getBigUint64(sh(shstrndx) + 24, true));
+    const sections = new Map();
+    for (let i = 0; i < shnum; i++) {
+      const flags = Number(dv.getBigUint64(sh(i) + 8, true));
+      if (!(flags & 4)) continue; // SHF_EXECINSTR
+      let n = strOff + dv.getUint32(sh(i), true);
+      let name = '';
+      while (b[n]) name += String.fromCharCode(b[n++]);
+      const off = Number(dv.getBigUint64(sh(i) + 24, true));
+      const size = Number(dv.getBigUint64(sh(i) + 32, true));
+      sections.set(name, b.subarray(off, off + size));
+    }
+    return { command, status: 0, sections };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function countBy(xs, key) {

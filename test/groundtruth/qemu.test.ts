@@ -33,6 +33,7 @@ interface SectionResult {
   name: string;
   size: number;
   unresolved: number;
+  cliDiffers?: number;
   reference: { ranges: number; bytes: number; byTable: Record<string, number> };
   textpoke?: { ranges: number; bytes: number; byClass: Record<string, number>; diffs: Diff[] };
 }
@@ -51,7 +52,7 @@ interface Run {
   comparison: {
     ok: boolean;
     text: string | null;
-    modules: { module: string; cpu: string | null; note?: string; patches?: number; sections: SectionResult[] }[];
+    modules: { module: string; cpu: string | null; note?: string; patches?: number; cli?: { status: number; error?: string }; sections: SectionResult[] }[];
   };
 }
 
@@ -127,7 +128,9 @@ test('ground truth: textpoke apply reproduces every byte the kernel patched, exc
     for (const m of r.comparison.modules) {
       assert.ok(m.cpu, `${r.model} ${m.module}: ${m.note ?? 'textpoke apply did not run'}`);
       assert.ok((m.patches ?? 0) > 3000, `${r.model}: textpoke made only ${m.patches} patches`);
+      assert.equal(m.cli?.status, 0, `${r.model}: textpoke apply failed: ${m.cli?.error}`);
       for (const s of m.sections) {
+        assert.equal(s.cliDiffers, 0, `${r.model} ${s.name}: textpoke apply's output differs from the library view`);
         const tp = s.textpoke!;
         // No differing byte outside a patch site, and none in a site of a table textpoke patches
         // (.return_sites, .retpoline_sites, .altinstructions, relocations): those match byte for byte.
