@@ -17,13 +17,15 @@ function io() {
 
 test('the seed 003 table verifies clean, each entry in the mode its #ifdef implies', () => {
   const r = verifyText(seed);
-  assert.equal(r.entries.length, 14);
+  assert.equal(r.entries.length, 17);
   assert.deepEqual(r.entries.filter((e) => !e.ok).map((e) => e.message), []);
   const modes = Object.fromEntries(r.entries.map((e) => [`${e.entry.name}@${e.entry.line}`, e.entry.bits]));
-  assert.equal(modes['.irq_save_fl@44'], 64);
-  assert.equal(modes['.irq_restore_fl@48'], 64);
-  assert.equal(modes['.irq_restore_fl@56'], 32);
-  assert.equal(modes['.cpu_iret@58'], 32);
+  assert.equal(modes['.irq_save_fl@45'], 64);
+  assert.equal(modes['.irq_restore_fl@49'], 64);
+  assert.equal(modes['.irq_restore_fl@57'], 32);
+  assert.equal(modes['.cpu_iret@59'], 32);
+  assert.equal(modes['.queued_spin_unlock@82'], 64);
+  assert.equal(modes['.queued_spin_unlock@84'], 32);
   // The table spanning two lines is one entry with six bytes.
   const sysret = r.entries.find((e) => e.entry.name === '.cpu_usergs_sysret64')!;
   assert.deepEqual(sysret.entry.bytes, [0x0f, 0x01, 0xf8, 0x48, 0x0f, 0x07]);
@@ -41,7 +43,7 @@ test('a wrong byte is caught and named', () => {
   const bad = mutate('.mmu_read_cr3		= { 0x0f, 0x20, 0xd8 }', '.mmu_read_cr3		= { 0x0f, 0x20, 0xd9 }');
   assert.equal(bad.length, 1);
   assert.equal(bad[0].entry.name, '.mmu_read_cr3');
-  assert.equal(bad[0].entry.line, 46);
+  assert.equal(bad[0].entry.line, 47);
   assert.match(bad[0].message!, /mov %cr3, %rcx/);
   assert.equal(bad[0].kind, 'operands');
 });
@@ -75,7 +77,7 @@ test('a missing instruction, a 32-bit table decoded as 64-bit, and truncated byt
   assert.equal(count[0].kind, 'count');
   // Dropping the #else makes the 32-bit entries 64-bit: push %eax does not exist there.
   const r = verifyText(seed.replace('# else\n\t.irq_restore_fl', '\t.irq_restore_fl'));
-  assert.deepEqual(r.entries.filter((e) => !e.ok).map((e) => e.entry.line), [55, 56]); // one line fewer above them
+  assert.deepEqual(r.entries.filter((e) => !e.ok).map((e) => e.entry.line), [56, 57]); // one line fewer above them
   const torn = mutate('{ 0x0f, 0x22, 0xdf }', '{ 0x0f, 0x22 }');
   assert.equal(torn[0].kind, 'undecodable');
 });
@@ -101,14 +103,14 @@ test('--32 decodes unconditioned tables as 32-bit code', () => {
 test('textpoke patchlets verify: exit 0 clean, 1 on a mismatch with both disassemblies, 2 unreadable', async () => {
   const a = io();
   assert.equal(await main(['patchlets', 'verify', join(fixturesDir, 'patchlets/paravirt_patch.c')], a.io), 0);
-  assert.match(a.out, /14 annotated entries, 14 match, 0 mismatch/);
+  assert.match(a.out, /17 annotated entries, 17 match, 0 mismatch/);
   const b = io();
   const { tempDir } = await import('../support/build.js');
   const { writeFileSync } = await import('node:fs');
   const p = join(tempDir(), 'bad.c');
   writeFileSync(p, seed.replace('{ 0x48, 0x89, 0xf8 }', '{ 0x48, 0x89, 0xc7 }'));
   assert.equal(await main(['patchlets', 'verify', p], b.io), 1);
-  assert.match(b.out, /bad\.c:54: warning: textpoke: \.mov64: instruction 1: bytes 48 89 c7 are 'mov %rax, %rdi' \('mov rdi, rax'\), comment says 'mov %rdi, %rax': operands swapped \[patchlet-mismatch\]/);
+  assert.match(b.out, /bad\.c:55: warning: textpoke: \.mov64: instruction 1: bytes 48 89 c7 are 'mov %rax, %rdi' \('mov rdi, rax'\), comment says 'mov %rdi, %rax': operands swapped \[patchlet-mismatch\]/);
   assert.match(b.out, /AT&T: +mov %rax, %rdi\n +Intel: +mov rdi, rax/);
   const c = io();
   assert.equal(await main(['patchlets', 'verify', join(tempDir(), 'missing.c')], c.io), 2);
