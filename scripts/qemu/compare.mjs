@@ -415,6 +415,7 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
   const cls = !otherIsTextpoke ? undefined : outside || !classes.length || classes.includes('unexplained') ? 'unexplained' : classes.join('+');
   return {
     class: cls,
+    siteClasses,
     explained: cls !== undefined && cls.split('+').every((c) => CLASSES[c]?.explained),
     section: secName,
     offset: range.start,
@@ -531,6 +532,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
           ranges: tr.length,
           bytes: tr.reduce((n, x) => n + x.end - x.start, 0),
           byClass: countBy(diffs, (a) => a.class),
+          bySiteClass: countBy(diffs.flatMap((a) => a.siteClasses), (c) => c),
           byTable: countBy(diffs, (a) => a.tables.join('+') || 'no site'),
           diffs,
         };
