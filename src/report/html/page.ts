@@ -1,0 +1,95 @@
+/**
+ * Assembles the self-contained HTML report: the summary data as JSON (every `<`, `>`, `&` written as a
+ * \u escape so no input string can close the script element), each file's function pages gzip-compressed
+ * and base64-encoded (unpacked by the browser's DecompressionStream when the first page is opened),
+ * Graphviz's WebAssembly build as inert text (evaluated when the first graph is drawn) and the viewer.
+ * Nothing is fetched at view time. Browser-safe: the caller passes the viewer's and Graphviz's
+ * JavaScript in (the CLI reads them from disk).
+ */
+import { gzipSync, strToU8 } from 'fflate';
+import type { ReportData } from './data.js';
+
+export interface PageParts {
+  /** Compiled viewer module (src/report/html/viewer.ts). */
+  readonly viewerJs: string;
+  /** Graphviz for the browser, defining a global `Viz` (@viz-js/viz's dist/viz-global.js). */
+  readonly vizJs: string;
+}
+
+/** JSON text safe inside a <script> element: no '<', '>', '&' or line separators survive literally. */
+export function jsonForScript(v: unknown): string {
+  return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+}
+
+/** Escapes text for HTML element content and attribute values. */
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+function base64(b: Uint8Array): string {
+  let s = '';
+  const CH = 0x8000;
+  for (let i = 0; i < b.length; i += CH) s += String.fromCharCode(...b.subarray(i, i + CH));
+  return btoa(s);
+}
+
+/** Text placed raw inside a <script> element must not contain a closing tag. */
+function rawScript(js: string, what: string): string {
+  if (/<\/script/i.test(js) || /<!--/.test(js)) throw new Error(`${what} contains '</script' or '<!--' and cannot be inlined`);
+  return js;
+}
+
+const BOOT = `
+const data = JSON.parse(document.getElementById('tp-data').textContent);
+async function inflate(id) {
+  const b64 = document.getElementById(id).textContent;
+  const bin = atob(b64);
+  const u = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+  const stream = new Blob([u]).stream().pipeThrough(new DecompressionStream('gzip'));
+  return JSON.parse(await new Response(stream).text());
+}
+let vizP;
+const cache = new Map();
+const host = {
+  viz() {
+    return vizP ??= (async () => {
+      if (!globalThis.Viz) {
+        const s = document.createElement('script');
+        s.textContent = document.getElementById('tp-viz').textContent;
+        document.head.append(s);
+      }
+      return globalThis.Viz.instance();
+    })();
+  },
+  details(i) {
+    let p = cache.get(i);
+    if (!p) { p = inflate('tp-details-' + i); cache.set(i, p); }
+    return p;
+  },
+};
+mount(document.getElementById('app'), data, host);
+`;
+
+/** The whole report page. */
+export function renderPage(data: ReportData, parts: PageParts): string {
+  const summary: ReportData = { ...data, files: data.files.map((f) => ({ ...f, details: [] })) };
+  const title = `textpoke report: ${data.files.map((f) => f.path.split('/').pop()).join(', ')}`.slice(0, 200);
+  const viewer = rawScript(parts.viewerJs.replace(/^\/\/# sourceMappingURL=.*$/m, ''), 'viewer');
+  const out: string[] = [];
+  out.push('<!doctype html>');
+  out.push('<html lang="en"><head><meta charset="utf-8">');
+  out.push('<meta name="viewport" content="width=device-width, initial-scale=1">');
+  out.push(`<meta name="generator" content="${escapeHtml(data.generator)}">`);
+  out.push(`<title>${escapeHtml(title)}</title>`);
+  out.push('<style>body{margin:0}</style></head><body>');
+  out.push('<div id="app"><p style="font:14px system-ui;padding:12px">Loading the report… (JavaScript is needed to view it)</p></div>');
+  out.push(`<script type="application/json" id="tp-data">${jsonForScript(summary)}</script>`);
+  data.files.forEach((f, i) => {
+    out.push(`<script type="application/octet-stream" id="tp-details-${i}">${base64(gzipSync(strToU8(JSON.stringify(f.details)), { level: 6 }))}</script>`);
+  });
+  out.push(`<script type="module">${viewer}\n${BOOT}</script>`);
+  out.push(`<script type="text/plain" id="tp-viz">${rawScript(parts.vizJs, 'Graphviz')}</script>`);
+  out.push('</body></html>');
+  return out.join('\n');
+}
