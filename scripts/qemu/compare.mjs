@@ -324,8 +324,11 @@ class SiteIndex {
 }
 
 /** The class of one differing site (see CLASSES). */
-async function classifySite(ctx, site, g, t, abs) {
+async function classifySite(ctx, site, g, t, abs, ref) {
   iced ??= await import('iced-x86');
+  // Every class describes a site textpoke left as the loader did: a site textpoke rewrote differently from
+  // the kernel is a patcher error, never a class.
+  if (!ref || Buffer.compare(Buffer.from(t), Buffer.from(ref)) !== 0) return 'unexplained';
   const nop5 = g.length === 5 && g[0] === 0x0f && g[1] === 0x1f && g[2] === 0x44 && g[3] === 0 && g[4] === 0;
   if (site.table === '__mcount_loc') return nop5 && t[0] === 0xe8 ? 'ftrace-nop' : 'unexplained';
   if (site.table === '.static_call_sites') {
@@ -408,7 +411,8 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
       const g = guestBytes.subarray(so, so + s.length);
       const t = otherBytes.subarray(so, so + s.length);
       if (Buffer.compare(Buffer.from(g), Buffer.from(t)) === 0) continue;
-      siteClasses.push(await classifySite(ctx, s, g, t, secAbs + BigInt(so)));
+      const ref = ctx.ref.get(secName)?.bytes.subarray(so, so + s.length);
+      siteClasses.push(await classifySite(ctx, s, g, t, secAbs + BigInt(so), ref));
     }
   }
   const classes = [...new Set(siteClasses)].sort();
@@ -505,7 +509,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       mres.note = 'src/patch (applyToImage) is not built: only the reference (relocated, unpatched) comparison ran';
     }
     const dis = new Disassembly(img);
-    const ctx = { img, sites, siteIndex: new SiteIndex(sites), fmt, relocsBySec, dis, view, load, sym };
+    const ctx = { ref, img, sites, siteIndex: new SiteIndex(sites), fmt, relocsBySec, dis, view, load, sym };
     for (const [secName, d] of Object.entries(gm.dumps)) {
       const sec = img.section(secName);
       const r = ref.get(secName);
