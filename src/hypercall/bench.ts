@@ -31,7 +31,6 @@ export interface BenchOptions {
   iterations?: number;
   /** Timed runs per figure (the median is reported). */
   repeats?: number;
-  mixLength?: number;
 }
 
 const REGS = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
@@ -52,26 +51,19 @@ export function thunksAsm(): string {
   return L.join('\n') + '\n';
 }
 
-/** Deterministic pseudo-random mix of hypercall numbers per caller, by weight. */
-function mix(defs: Defs, caller: string, opts: BenchOptions): number[] {
-  const calls = defs.calls.filter((c) => c.caller === caller);
-  const weights = calls.map((c) => {
-    if (!opts.freq) return 1;
-    const f = opts.freq.find((x) => x.name === c.name && x.caller === caller) ?? opts.freq.find((x) => x.name === c.name && x.caller === undefined);
-    return f?.weight ?? 0;
-  });
-  const total = weights.reduce((a, b) => a + b, 0);
-  const n = opts.mixLength ?? 4096;
-  const out: number[] = [];
-  let seed = 0x2545f491;
-  for (let i = 0; i < n && total > 0; i++) {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    let x = ((seed >>> 8) / 0x1000000) * total;
-    let k = 0;
-    while (k < calls.length - 1 && x >= weights[k]) x -= weights[k++];
-    out.push(numberOf(opts.numbers, calls[k].name));
-  }
-  return out;
+/** The weight of each of a caller's hypercalls in the mix. */
+function weightsOf(defs: Defs, caller: string, opts: BenchOptions): { n: number; w: number }[] {
+  return defs.calls
+    .filter((c) => c.caller === caller)
+    .map((c) => {
+      let w = 1;
+      if (opts.freq) {
+        const f = opts.freq.find((x) => x.name === c.name && x.caller === caller) ?? opts.freq.find((x) => x.name === c.name && x.caller === undefined);
+        w = f?.weight ?? 0;
+      }
+      return { n: numberOf(opts.numbers, c.name), w };
+    })
+    .filter((x) => x.w > 0);
 }
 
 function stubsC(defs: Defs): string {
@@ -108,8 +100,8 @@ export function benchFiles(defs: Defs, opts: BenchOptions): Map<string, string> 
     B.push(`    call_handlers_${caller}(num, ret, a1, a2, a3, a4, a5);`);
     B.push('    return ret;');
     B.push('}');
-    const m = mix(defs, caller, opts);
-    B.push(`static const unsigned short mix_${caller}[${Math.max(m.length, 1)}] = { ${m.length ? m.join(', ') : '0'} };`);
+    const ws = weightsOf(defs, caller, opts);
+    B.push(`static const struct { unsigned short n; double w; } weights_${caller}[${Math.max(ws.length, 1)}] = { ${ws.length ? ws.map((x) => `{ ${x.n}, ${x.w} }`).join(', ') : '{ 0, 1 }'} };`);
   }
   const first = defs.protos[0];
   B.push('/* Baseline: the same call shape with no dispatch (one direct call to a stub). */');
@@ -124,7 +116,27 @@ export function benchFiles(defs: Defs, opts: BenchOptions): Map<string, string> 
   B.push(`#define ITERS ${iters}`);
   B.push(`#define REPS ${reps}`);
   B.push('/* Median over REPS runs of ITERS calls; numbers come from memory so nothing is folded. */');
-  B.push('static double time_calls(fn_t f, const unsigned short *nums, unsigned len)');
+  B.push('#define MIX_LEN (1u << 20)');
+  B.push('/* A pseudo-random sequence (fixed seed) drawn by weight, longer than all timed calls together,');
+  B.push(' * so the branch predictors meet no repeated pattern. */');
+  B.push('static unsigned short *make_mix(const void *table, unsigned count)');
+  B.push('{');
+  B.push('    const struct { unsigned short n; double w; } *t = table;');
+  B.push('    unsigned short *m = malloc(MIX_LEN * sizeof *m);');
+  B.push('    double total = 0;');
+  B.push('    unsigned long long x = 0x2545f4914f6cdd1dULL;');
+  B.push('    for (unsigned i = 0; i < count; i++) total += t[i].w;');
+  B.push('    for (unsigned i = 0; i < MIX_LEN; i++) {');
+  B.push('        x ^= x << 13; x ^= x >> 7; x ^= x << 17;');
+  B.push('        double r = (double)(x >> 11) / 9007199254740992.0 * total;');
+  B.push('        unsigned k = 0;');
+  B.push('        while (k + 1 < count && r >= t[k].w) r -= t[k++].w;');
+  B.push('        m[i] = t[k].n;');
+  B.push('    }');
+  B.push('    return m;');
+  B.push('}');
+  B.push('static unsigned long pos; /* the mix continues across runs */');
+  B.push('static double time_calls(fn_t f, const unsigned short *nums, unsigned long len)');
   B.push('{');
   B.push('    unsigned long long t[REPS];');
   B.push('    for (int r = 0; r < REPS; r++) {');
@@ -132,7 +144,7 @@ export function benchFiles(defs: Defs, opts: BenchOptions): Map<string, string> 
   B.push('        _mm_lfence();');
   B.push('        unsigned long long t0 = __rdtsc();');
   B.push('        _mm_lfence();');
-  B.push('        for (unsigned i = 0; i < ITERS; i++) f(nums[i % len], k, 2, 3, 4, 5);');
+  B.push('        for (unsigned i = 0; i < ITERS; i++) f(nums[pos++ % len], k, 2, 3, 4, 5);');
   B.push('        _mm_lfence();');
   B.push('        t[r] = __rdtsc() - t0;');
   B.push('    }');
@@ -147,7 +159,7 @@ export function benchFiles(defs: Defs, opts: BenchOptions): Map<string, string> 
     const calls = defs.calls.filter((c) => c.caller === caller).map((c) => ({ name: c.name, n: numberOf(opts.numbers, c.name) })).sort((a, b) => a.n - b.n);
     for (const c of calls) B.push(`    one[0] = ${c.n}; printf("%s,%s,${caller},${c.n},${c.name},%.2f\\n", STYLE, CODEGEN, time_calls(dispatch_${caller}, one, 1));`);
     B.push(`    one[0] = 11; printf("%s,%s,${caller},11,(none),%.2f\\n", STYLE, CODEGEN, time_calls(dispatch_${caller}, one, 1));`);
-    B.push(`    printf("%s,%s,${caller},mix,(mix),%.2f\\n", STYLE, CODEGEN, time_calls(dispatch_${caller}, mix_${caller}, sizeof mix_${caller} / sizeof mix_${caller}[0]));`);
+    B.push(`    { unsigned short *m = make_mix(weights_${caller}, sizeof weights_${caller} / sizeof weights_${caller}[0]); pos = 0; printf("%s,%s,${caller},mix,(mix),%.2f\\n", STYLE, CODEGEN, time_calls(dispatch_${caller}, m, MIX_LEN)); free(m); }`);
   }
   B.push('    return 0;');
   B.push('}');
