@@ -6,7 +6,7 @@ import { Image, SHT_RELA } from '../elf/image.js';
 import { featureName, featureTable, FeatureTable } from '../target/features/index.js';
 import type { Target } from '../target/detect.js';
 import type { TableId } from '../target/profile.js';
-import { disassemble, FormatContext, hexBytes } from '../x86/format.js';
+import { FormatContext, hexBytes, ImageDisassembler } from '../x86/format.js';
 import type { Site } from './site.js';
 import type { SiteSet } from './read.js';
 
@@ -67,7 +67,7 @@ export class RelocIndex {
   }
 }
 
-export function siteJson(img: Image, s: Site, features: FeatureTable | undefined, relocs: RelocIndex, detail: boolean): SiteJson {
+export function siteJson(img: Image, s: Site, features: FeatureTable | undefined, relocs: RelocIndex, detail: boolean, dis: ImageDisassembler): SiteJson {
   const w = Number.isNaN(s.addr) ? { name: '?', offset: 0 } : img.symbolize(s.addr);
   const j: SiteJson = { table: s.table, index: s.index, address: img.hex(s.addr), symbol: w.name, offset: w.offset, length: s.length };
   if (s.feature !== undefined) {
@@ -76,17 +76,17 @@ export function siteJson(img: Image, s: Site, features: FeatureTable | undefined
     j.inverted = s.inverted ?? false;
   }
   if (detail && !Number.isNaN(s.addr)) {
-    let b = img.read(s.addr, s.length);
+    let len = s.length;
     if (s.table === '.smp_locks') {
       // The site is the lock prefix; show the whole locked instruction.
       const sec = img.sectionAt(s.addr);
-      const more = sec ? img.read(s.addr, Math.min(15, sec.addr + sec.size - s.addr)) : b;
-      const first = more ? disassemble(more, s.addr, { img })[0] : undefined;
-      if (more && first) b = more.subarray(0, first.len);
+      const first = sec ? dis.at(s.addr, Math.min(15, sec.addr + sec.size - s.addr))?.[0] : undefined;
+      if (first) len = first.len;
     }
+    const b = img.read(s.addr, len);
     if (b) {
       j.bytes = hexBytes(b);
-      j.insns = disassemble(b, s.addr, { img, relocs: relocs.at(s.addr) }).map((i) => i.text);
+      j.insns = (dis.at(s.addr, len, relocs.at(s.addr)) ?? []).map((i) => i.text);
     }
   }
   if (s.repl) {
@@ -96,7 +96,7 @@ export function siteJson(img: Image, s: Site, features: FeatureTable | undefined
       symbol: Number.isNaN(s.repl.addr) ? '?' : img.where(s.repl.addr),
       length: s.repl.length,
       bytes: rb ? hexBytes(rb) : '',
-      insns: detail && rb ? disassemble(rb, s.repl.addr, { img, relocs: relocs.at(s.repl.addr) }).map((i) => i.text) : [],
+      insns: detail && rb ? (dis.at(s.repl.addr, s.repl.length, relocs.at(s.repl.addr)) ?? []).map((i) => i.text) : [],
     };
   }
   if (s.origLen !== undefined) j.origLen = s.origLen;
@@ -114,7 +114,14 @@ export function fileJson(img: Image, target: Target, set: SiteSet, opts: { summa
   const features = target.profile ? safeFeatures(target.profile.features) : undefined;
   const relocs = new RelocIndex(img);
   const out: FileJson = { path: img.path, target: targetJson(target), counts: set.counts, errors: set.errors };
-  if (!opts.summary) out.sites = set.sites.map((s) => siteJson(img, s, features, relocs, true));
+  if (!opts.summary) {
+    const dis = new ImageDisassembler({ img });
+    try {
+      out.sites = set.sites.map((s) => siteJson(img, s, features, relocs, true, dis));
+    } finally {
+      dis.free();
+    }
+  }
   return out;
 }
 

@@ -29,9 +29,10 @@ export function detectTarget(img: Image, override?: string): Target {
 }
 
 function sniff(img: Image): Target {
-  if (isXen(img)) return xenTarget(img);
+  // A module's vermagic first: it is cheap, and looking Xen's symbols up indexes every symbol name.
   const vermagic = img.modinfo().find((s) => s.startsWith('vermagic='));
   if (vermagic) return linuxTarget(vermagic.slice('vermagic='.length).split(' ')[0]!, null);
+  if (isXen(img)) return xenTarget(img);
   const banner = linuxBanner(img);
   if (banner) {
     const m = /Linux version (\S+)/.exec(banner);

@@ -4,7 +4,10 @@
  * boundaries of the functions after it. Every later stage (sites, patch, cfg, checks) reuses these
  * records instead of decoding again. One reused iced `Instruction`, no allocation per instruction.
  */
-import { Code, Decoder, DecoderOptions, FlowControl, Instruction } from 'iced-x86';
+import iced from './iced.cjs';
+const { Code, Decoder, DecoderOptions, FlowControl, Instruction } = iced;
+type Decoder = InstanceType<typeof iced.Decoder>;
+type Instruction = InstanceType<typeof iced.Instruction>;
 import { Image, Section, STT_FILE, STT_SECTION } from '../elf/image.js';
 
 export { FlowControl, Code };

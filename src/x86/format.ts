@@ -3,7 +3,11 @@
  * with real addresses and branch targets named by symbol, and relocations shown the way `objdump -dr`
  * shows them so `e8 00 00 00 00` in a module reads as `call __fentry__`.
  */
-import { Decoder, DecoderOptions, Formatter, FormatterSyntax, Instruction } from 'iced-x86';
+import iced from './iced.cjs';
+const { Code, Decoder, DecoderOptions, FlowControl, Formatter, FormatterSyntax, Instruction, OpKind } = iced;
+type Decoder = InstanceType<typeof iced.Decoder>;
+type Formatter = InstanceType<typeof iced.Formatter>;
+type Instruction = InstanceType<typeof iced.Instruction>;
 import { Image, R_X86_64_PC32, R_X86_64_PLT32, Reloc, Section } from '../elf/image.js';
 
 const R_X86_64_GOTPCREL = 9;
@@ -47,48 +51,86 @@ export interface FormattedInsn {
 
 /** Decodes `bytes` (found at relative address `addr`) and formats each instruction. */
 export function disassemble(bytes: Uint8Array, addr: number, ctx: FormatContext): FormattedInsn[] {
-  const out: FormattedInsn[] = [];
-  if (bytes.length === 0) return out;
-  const img = ctx.img;
+  if (bytes.length === 0) return [];
   const dec = new Decoder(64, bytes, DecoderOptions.None);
-  const f = formatter(ctx.syntax ?? 'att', img.kind === 'rel');
-  const ins = (insn ??= new Instruction());
   try {
-    dec.ip = img.base + BigInt(addr);
-    let o = 0;
-    while (o < bytes.length) {
-      dec.decodeOut(ins);
-      let n = ins.length || 1;
-      let text: string;
-      if (ins.isInvalid || o + n > bytes.length) {
-        n = Math.min(n, bytes.length - o);
-        text = `(bad)`;
-      } else {
-        text = f.format(ins);
-        const reloc = relocIn(ctx, addr + o, n);
-        if (reloc) {
-          const name = img.relocSymbolName(reloc);
-          // For a pc-relative branch/call the relocation names the target; show it instead of the placeholder.
-          const isBranch = ins.isCallNear || ins.isJmpNear || ins.isJccShortOrNear;
-          // A pc-relative field holds S + A - P; the instruction adds its own end, so it refers to S + A + (end - P).
-          const pcrel = reloc.type === R_X86_64_PC32 || reloc.type === R_X86_64_PLT32 || reloc.type === R_X86_64_GOTPCREL;
-          const add = pcrel ? reloc.addend + (addr + o + n - (ctx.relocs!.secAddr + reloc.offset)) : reloc.addend;
-          const sym = add === 0 ? name : `${name}${add < 0 ? '-' : '+'}0x${Math.abs(add).toString(16)}`;
-          text = isBranch ? `${mnemonicOf(text)} ${sym}` : `${text}  # ${sym}`;
-        } else if (ins.isCallNear || ins.isJmpNear || ins.isJccShortOrNear || ins.isJmpShort) {
-          const t = Number(ins.nearBranchTarget - img.base);
-          // In a relocatable object the numeric address is only our layout's: name the target instead.
-          text = img.kind === 'rel' ? `${mnemonicOf(text)} ${img.where(t)}` : `${text} <${img.where(t)}>`;
-        } else if (img.kind !== 'rel' && ins.isIpRelMemoryOperand) {
-          text = `${text}  # ${img.where(Number(ins.ipRelMemoryAddress - img.base))}`;
-        }
-      }
-      out.push({ addr: addr + o, len: n, text });
-      o += n;
-      if (dec.position !== o) dec.position = o;
-    }
+    return formatRun(dec, 0, bytes.length, addr, ctx);
   } finally {
     dec.free();
+  }
+}
+
+/**
+ * Formats instructions of an image's own bytes, reusing one decoder per section (no copy of the bytes
+ * per call). Call `free()` when done: iced's decoders live in WebAssembly memory.
+ */
+export class ImageDisassembler {
+  private readonly decoders = new Map<number, Decoder>();
+  constructor(private readonly ctx: Omit<FormatContext, 'relocs'>) {}
+
+  /** `len` bytes at relative address `addr` as the file holds them (undefined when not in one section). */
+  at(addr: number, len: number, relocs?: FormatContext['relocs']): FormattedInsn[] | undefined {
+    const img = this.ctx.img;
+    const sec = img.sectionAt(addr);
+    if (!sec || sec.type === 8 || addr + len > sec.addr + sec.size) return undefined;
+    if (len === 0) return [];
+    let dec = this.decoders.get(sec.index);
+    if (!dec) {
+      dec = new Decoder(64, img.sectionBytes(sec), DecoderOptions.None);
+      this.decoders.set(sec.index, dec);
+    }
+    return formatRun(dec, addr - sec.addr, len, addr, { ...this.ctx, relocs });
+  }
+
+  free(): void {
+    for (const d of this.decoders.values()) d.free();
+    this.decoders.clear();
+  }
+}
+
+/** Formats the instructions in [pos, pos+len) of a decoder's data, which sits at relative address `addr`. */
+function formatRun(dec: Decoder, pos: number, len: number, addr: number, ctx: FormatContext): FormattedInsn[] {
+  const out: FormattedInsn[] = [];
+  const img = ctx.img;
+  const f = formatter(ctx.syntax ?? 'att', img.kind === 'rel');
+  const ins = (insn ??= new Instruction());
+  const rel = img.kind === 'rel';
+  dec.position = pos;
+  dec.ip = img.base + BigInt(addr);
+  let o = 0;
+  while (o < len) {
+    dec.decodeOut(ins);
+    let n = ins.length || 1;
+    let text: string;
+    const code = ins.code;
+    if (code === Code.INVALID || o + n > len) {
+      n = Math.min(n, len - o);
+      text = `(bad)`;
+    } else {
+      text = f.format(ins);
+      const fc = ins.flowControl;
+      const isBranch = (fc === FlowControl.Call || fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch) &&
+        ins.op0Kind === OpKind.NearBranch64;
+      const reloc = rel ? relocIn(ctx, addr + o, n) : undefined;
+      if (reloc) {
+        const name = img.relocSymbolName(reloc);
+        // A pc-relative field holds S + A - P; the instruction adds its own end, so it refers to S + A + (end - P).
+        const pcrel = reloc.type === R_X86_64_PC32 || reloc.type === R_X86_64_PLT32 || reloc.type === R_X86_64_GOTPCREL;
+        const add = pcrel ? reloc.addend + (addr + o + n - (ctx.relocs!.secAddr + reloc.offset)) : reloc.addend;
+        const sym = add === 0 ? name : `${name}${add < 0 ? '-' : '+'}0x${Math.abs(add).toString(16)}`;
+        // For a pc-relative branch/call the relocation names the target; show it instead of the placeholder.
+        text = isBranch ? `${mnemonicOf(text)} ${sym}` : `${text}  # ${sym}`;
+      } else if (isBranch) {
+        const t = Number(ins.nearBranchTarget - img.base);
+        // In a relocatable object the numeric address is only our layout's: name the target instead.
+        text = rel ? `${mnemonicOf(text)} ${img.where(t)}` : `${text} <${img.where(t)}>`;
+      } else if (!rel && ins.isIpRelMemoryOperand) {
+        text = `${text}  # ${img.where(Number(ins.ipRelMemoryAddress - img.base))}`;
+      }
+    }
+    out.push({ addr: addr + o, len: n, text });
+    o += n;
+    if (dec.position !== pos + o) dec.position = pos + o;
   }
   return out;
 }
