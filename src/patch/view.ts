@@ -60,9 +60,22 @@ export class PatchedView {
   readonly externAbs = new Map<string, bigint>();
 
   constructor(readonly img: Image, load?: ReadonlyMap<string, bigint>) {
-    if (load) for (const s of img.sections) {
-      const a = load.get(s.name);
-      if (a !== undefined && s.alloc) this.absBase.set(s.index, a);
+    if (load && load.size) {
+      // Given sections at their addresses; the other allocated sections after the highest of them, in header order.
+      let top = 0n;
+      for (const s of img.sections) {
+        const a = load.get(s.name);
+        if (a === undefined || !s.alloc) continue;
+        this.absBase.set(s.index, a);
+        if (a + BigInt(s.size) > top) top = a + BigInt(s.size);
+      }
+      for (const s of img.sections) {
+        if (!s.alloc || this.absBase.has(s.index) || Number.isNaN(s.addr)) continue;
+        const al = BigInt(Math.max(1, Math.min(s.addralign || 1, 4096)));
+        top = (top + al - 1n) / al * al;
+        this.absBase.set(s.index, top);
+        top += BigInt(Math.max(1, s.size));
+      }
     }
   }
 

@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import type { Io } from '../../src/cli/context.js';
@@ -50,4 +50,22 @@ test('diff prints side-by-side sites and a per-feature summary; bad --cpu is exi
   const bad = io();
   assert.equal(await main(['diff', src, '--cpu', 'pentium'], bad), 2);
   assert.match(bad.e, /unknown CPU preset 'pentium'/);
+});
+
+test('apply --load/--symbols: relocations and patched branches use the load addresses and System.map values', async () => {
+  const dir = tempDir();
+  const src = corpus.module61('arch/x86/events/intel/intel-uncore.ko');
+  const load = join(dir, 'sections');
+  const map = join(dir, 'System.map');
+  writeFileSync(load, '/sys/module/intel_uncore/sections/.text:0xffffffffc0a00000\n.altinstr_replacement=0xffffffffc0a40000\n');
+  writeFileSync(map, 'ffffffff82001000 T __x86_return_thunk\nffffffff82002000 T srso_alias_return_thunk\nffffffff81101000 T pv_native_irq_disable\n');
+  const out = join(dir, 'out.ko');
+  const r = io();
+  assert.equal(await main(['apply', src, '--cpu', 'amd-server', '--load-file', load, '--symbols', map, '-o', out], r), 0);
+  const dis = execFileSync('objdump', ['-d', out]).toString();
+  // uncore_collect_events+0x3f: jmp __x86_return_thunk -> jmp srso_alias_return_thunk at its System.map address.
+  assert.match(dis, /ffffffffc0a0003f:\s+e9 [0-9a-f ]+\s+jmp\s+ffffffff82002000/);
+  assert.ok(!/\(bad\)/.test(dis));
+  const bad = io();
+  assert.equal(await main(['apply', corpus.xenSyms, '--cpu', 'none', '--load', '.text=0x1000', '-o', join(dir, 'x')], bad), 2);
 });
