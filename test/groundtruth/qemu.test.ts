@@ -59,8 +59,21 @@ interface Run {
 let runs: Run[] = [];
 let scriptOut = '';
 
+let bootError: unknown;
+
+/** Runs the script once for all tests (a failure is remembered, not retried: one boot costs a minute). */
 function boot(): Run[] {
   if (runs.length) return runs;
+  if (bootError) throw bootError;
+  try {
+    return bootOnce();
+  } catch (e) {
+    bootError = e;
+    throw e;
+  }
+}
+
+function bootOnce(): Run[] {
   if (!haveQemu) {
     throw new Error('qemu-system-x86_64 is not installed: install the packages in .ci/apt-packages.txt, or set TEXTPOKE_NO_QEMU=1 to opt out of the ground-truth test');
   }
