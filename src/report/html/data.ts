@@ -297,13 +297,17 @@ function siteLine(img: Image, s: Site, ft: ReturnType<typeof featureTable> | und
   return parts.join(' ');
 }
 
-function lines(img: Image, bytes: Uint8Array, sec: Section, fn: Func, relocs: RelocIndex, flags: (addr: number, len: number, text: string) => string): string {
-  const off = fn.addr - sec.addr;
-  const b = bytes.subarray(off, Math.min(bytes.length, off + fn.size));
+/**
+ * Instruction lines of a function's bytes. Relocations are shown as objdump -dr shows them, except inside
+ * `written` ranges (a patcher's bytes: what they encode is shown as is).
+ */
+function lines(img: Image, b: Uint8Array, fn: Func, relocs: RelocIndex, flags: (addr: number, len: number) => string, written: Array<[number, number]> = []): string {
   const out: string[] = [];
+  const hit = (a: number, n: number): boolean => written.some(([w, e]) => a < e && a + n > w);
   for (const i of disassemble(b, fn.addr, { img, relocs: relocs.at(fn.addr) })) {
     const ib = b.subarray(i.addr - fn.addr, i.addr - fn.addr + i.len);
-    out.push(`${(i.addr - fn.addr).toString(16)}\t${hexBytes(ib)}\t${i.text}\t${flags(i.addr, i.len, i.text)}`);
+    const text = written.length && hit(i.addr, i.len) ? (disassemble(ib, i.addr, { img })[0]?.text ?? i.text) : i.text;
+    out.push(`${(i.addr - fn.addr).toString(16)}\t${hexBytes(ib)}\t${text}\t${flags(i.addr, i.len)}`);
   }
   return out.join('\n');
 }
@@ -330,10 +334,26 @@ function detail(
     let i = bsc.indexAt(fn.addr - base);
     for (; i >= 0 && i < bsc.count && base + bsc.off[i]! < fn.addr + fn.size; i++) if (isFenceCode(bsc.code[i]!)) builtFences.add(base + bsc.off[i]!);
   }
-  const builtBytes = img.sectionBytes(sec);
-  const afterBytes = pv ? pv.bytesOf(sec) : builtBytes;
+  // "After" = the file's bytes with every patcher write inside the function laid over them in order (for a
+  // module, the loader's relocations are left out: the relocation annotations already name the targets).
+  const off = fn.addr - sec.addr;
+  const secBytes = img.sectionBytes(sec);
+  const builtBytes = secBytes.subarray(off, Math.min(secBytes.length, off + fn.size));
+  const written: Array<[number, number]> = [];
+  let afterBytes = builtBytes;
+  if (pv && patched) {
+    afterBytes = Uint8Array.from(builtBytes); // a copy: slice() on a Node Buffer would share the file bytes
+    for (const p of pv.patches) {
+      if (p.patcher === 'relocate' || p.addr >= fn.addr + fn.size || p.addr + p.after.length <= fn.addr) continue;
+      for (let k = 0; k < p.after.length; k++) {
+        const o = p.addr - fn.addr + k;
+        if (o >= 0 && o < afterBytes.length) afterBytes[o] = p.after[k]!;
+      }
+      written.push([p.addr, p.addr + p.after.length]);
+    }
+  }
   const differs = (a: number, n: number): boolean => {
-    const o = a - sec.addr;
+    const o = a - fn.addr;
     for (let k = 0; k < n; k++) if (builtBytes[o + k] !== afterBytes[o + k]) return true;
     return false;
   };
@@ -347,8 +367,8 @@ function detail(
     return f;
   };
   const checkedIsPatched = view.patched;
-  const before = lines(img, builtBytes, sec, fn, relocs, mark(builtFences, !checkedIsPatched));
-  const after = patched && pv ? lines(img, afterBytes, sec, fn, relocs, mark(checkedIsPatched ? fenceAt : fencesOf(img, afterBytes, sec, fn), checkedIsPatched)) : undefined;
+  const before = lines(img, builtBytes, fn, relocs, mark(builtFences, !checkedIsPatched));
+  const after = written.length ? lines(img, afterBytes, fn, relocs, mark(checkedIsPatched ? fenceAt : fencesOf(img, afterBytes, fn), checkedIsPatched), written) : undefined;
 
   const blocks: number[] = [];
   const edges: Array<number | string> = [];
@@ -379,9 +399,8 @@ function detail(
 }
 
 /** Fences in patched bytes when the checked view is the bytes as built (decoded on demand). */
-function fencesOf(img: Image, bytes: Uint8Array, sec: Section, fn: Func): Set<number> {
+function fencesOf(img: Image, bytes: Uint8Array, fn: Func): Set<number> {
   const out = new Set<number>();
-  const off = fn.addr - sec.addr;
-  for (const i of disassemble(bytes.subarray(off, off + fn.size), fn.addr, { img })) if (/^lfence\b/.test(i.text)) out.add(i.addr);
+  for (const i of disassemble(bytes, fn.addr, { img })) if (/^lfence\b/.test(i.text)) out.add(i.addr);
   return out;
 }
