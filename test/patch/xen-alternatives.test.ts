@@ -89,8 +89,11 @@ test('base/priv: of two absent entries on one origin only the first rewrites the
   assert.equal(v.patches.filter((p) => p.addr === addrOf('x_base') + 3).length, 1);
 });
 
-test('cpuid out of range and repl_len > orig_len + pad_len: bug findings, not crashes', () => {
-  // Covered on the fixture by construction of the checks: an all-features CPU still has no out-of-range entries.
+test('cpuid out of range and repl_len > orig_len + pad_len: bug findings, sites untouched, no crash', () => {
   const v = run('all');
-  assert.equal(v.findings.filter((f) => f.kind === 'bug').length, 0);
+  const bugs = v.findings.filter((f) => f.kind === 'bug');
+  assert.deepEqual(bugs.map((f) => f.addr).sort((a, b) => a - b), [addrOf('x_badfeat'), addrOf('x_toolong')]);
+  assert.match(bugs.find((f) => f.addr === addrOf('x_badfeat'))!.message, /cpuid 700 >= NCAPINTS \* 32 \(672\)/);
+  assert.deepEqual(at(v, 'x_badfeat', 4), [0x0f, 0xae, 0xe8, 0xc3]);
+  assert.deepEqual(at(v, 'x_toolong', 4), [0x0f, 0xae, 0xe8, 0xc3]);
 });
