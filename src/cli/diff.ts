@@ -49,8 +49,11 @@ function viewTable(_v: PatchedView): import('../target/features/index.js').Featu
   return currentTable!;
 }
 
-function lines(img: Image, view: PatchedView, bytes: Uint8Array, addr: number, externNames: Map<string, string>): string[] {
-  return disassemble(bytes, addr, { img }).map((i) => {
+function lines(img: Image, view: PatchedView, bytes: Uint8Array, addr: number, externNames: Map<string, string>, withRelocs = false): string[] {
+  const sec = img.sectionAt(addr);
+  const relocs = withRelocs && img.kind === 'rel' && sec ? { bySecOff: img.relocationsByOffset(sec), secAddr: sec.addr } : undefined;
+  void view;
+  return disassemble(bytes, addr, { img, relocs }).map((i) => {
     let t = i.text;
     for (const [w, name] of externNames) if (t.includes(w)) t = t.replace(new RegExp(w.replace(/[.+]/g, '\\$&') + '(?![0-9a-f])', 'g'), name);
     return t;
@@ -82,7 +85,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         const w = o.width;
         for (const d of diffs) {
           io.out(`\n${img.where(d.addr)} (${img.hex(d.addr)}, ${d.len} bytes) [${d.label}]\n`);
-          const b = lines(img, view, d.before, d.addr, externNames);
+          const b = lines(img, view, d.before, d.addr, externNames, true);
           const a = lines(img, view, d.after, d.addr, externNames);
           for (let k = 0; k < Math.max(a.length, b.length); k++) {
             const l = b[k] ?? '';
