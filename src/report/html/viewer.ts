@@ -415,6 +415,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): void {
     const d = (await host.details(fi))[e[5]]!;
     if (location.hash !== `#/fn/${fi}/${idx}`) return;
     loading.remove();
+    page.append(h('p', { class: 'mono', id: 'tp-fn-section' }, `section ${d.section}`));
     const fs = d.findings.map((k) => f.findings[k]!).filter(Boolean);
     if (fs.length) {
       page.append(h('h3', null, 'Findings'));
