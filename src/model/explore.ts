@@ -100,6 +100,8 @@ export class Machine {
   readonly memVecs: Uint8Array[] = [];
   private readonly memIds = new Map<string, number>();
   private readonly fetchMemo = new Map<string, Outcome[]>();
+  /** Memory version produced by applying a store to a version, per store. */
+  private readonly writeMemo = new Map<object, Int16Array>();
   private readonly filler: number[];
   /** Groups of executing CPUs with identical configuration (for symmetry reduction). */
   private readonly symGroups: number[][] = [];
@@ -261,9 +263,15 @@ export class Machine {
 
   private write(w: Uint8Array, bytes: Array<[number, number]>): Uint8Array {
     const curId = this.cur(w);
-    const v = this.memVecs[curId]!.slice();
-    for (const [o, val] of bytes) v[o] = val;
-    const id = this.memId(v);
+    let memo = this.writeMemo.get(bytes);
+    if (!memo) { memo = new Int16Array(256).fill(-1); this.writeMemo.set(bytes, memo); }
+    let id = memo[curId]!;
+    if (id < 0) {
+      const v = this.memVecs[curId]!.slice();
+      for (const [o, val] of bytes) v[o] = val;
+      id = this.memId(v);
+      memo[curId] = id;
+    }
     if (id === curId) return w;
     const hl = w[this.oHlen]!;
     const out = new Uint8Array(w.length + 1);
@@ -604,14 +612,87 @@ function eq(a: number[], b: number[]): boolean {
   return true;
 }
 
-function keyOf(s: Uint8Array): string {
-  return String.fromCharCode.apply(null, s as unknown as number[]);
-}
+/**
+ * The set of visited states: states live back to back in one byte arena, an open-addressing table of
+ * indices finds them by hash. Far less memory and garbage than a Map of string keys.
+ */
+class StateStore {
+  private arena = new Uint8Array(1 << 20);
+  private used = 0;
+  private offs = new Int32Array(1 << 16);
+  private table = new Int32Array(1 << 16);
+  private mask = (1 << 16) - 1;
+  count = 0;
 
-function fromKey(k: string): Uint8Array {
-  const s = new Uint8Array(k.length);
-  for (let i = 0; i < k.length; i++) s[i] = k.charCodeAt(i);
-  return s;
+  private static hash(s: Uint8Array): number {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < s.length; i++) { h ^= s[i]!; h = Math.imul(h, 0x01000193); }
+    h ^= h >>> 15;
+    return Math.imul(h, 0x2c1b3c6d) >>> 0;
+  }
+
+  get(i: number): Uint8Array {
+    return this.arena.subarray(this.offs[i]!, this.offs[i + 1]!);
+  }
+
+  private same(i: number, s: Uint8Array): boolean {
+    const o = this.offs[i]!;
+    if (this.offs[i + 1]! - o !== s.length) return false;
+    const a = this.arena;
+    for (let k = 0; k < s.length; k++) if (a[o + k] !== s[k]) return false;
+    return true;
+  }
+
+  /** Index of s if present, else -1. */
+  find(s: Uint8Array): number {
+    let h = StateStore.hash(s) & this.mask;
+    for (;;) {
+      const e = this.table[h]!;
+      if (e === 0) return -1;
+      if (this.same(e - 1, s)) return e - 1;
+      h = (h + 1) & this.mask;
+    }
+  }
+
+  /** Adds s; returns its index, or -1 when it was already there. */
+  add(s: Uint8Array): number {
+    let h = StateStore.hash(s) & this.mask;
+    for (;;) {
+      const e = this.table[h]!;
+      if (e === 0) break;
+      if (this.same(e - 1, s)) return -1;
+      h = (h + 1) & this.mask;
+    }
+    const id = this.count++;
+    if (this.used + s.length > this.arena.length) {
+      const a = new Uint8Array(Math.max(this.arena.length * 2, this.used + s.length));
+      a.set(this.arena.subarray(0, this.used));
+      this.arena = a;
+    }
+    if (id + 2 > this.offs.length) {
+      const o = new Int32Array(this.offs.length * 2);
+      o.set(this.offs);
+      this.offs = o;
+    }
+    this.arena.set(s, this.used);
+    this.offs[id] = this.used;
+    this.used += s.length;
+    this.offs[id + 1] = this.used;
+    this.table[h] = id + 1;
+    if (this.count * 2 > this.table.length) this.grow();
+    return id;
+  }
+
+  private grow(): void {
+    const size = this.table.length * 2;
+    this.table = new Int32Array(size);
+    this.mask = size - 1;
+    for (let i = 0; i < this.count; i++) {
+      let h = StateStore.hash(this.get(i)) & this.mask;
+      while (this.table[h] !== 0) h = (h + 1) & this.mask;
+      this.table[h] = i + 1;
+    }
+  }
 }
 
 /** Explores the model breadth-first. */
@@ -621,37 +702,35 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
   mc.symmetry = opts.symmetry ?? true;
   const maxStates = opts.maxStates ?? 20_000_000;
   try {
-    const keys: string[] = [];
-    const index = new Map<string, number>();
+    const store = new StateStore();
     let parents = new Int32Array(1 << 16);
-    const init = mc.initial();
-    keys.push(keyOf(init));
-    index.set(keys[0]!, 0);
+    store.add(mc.initial());
     parents[0] = -1;
     let transitions = 0;
     let found: { at: number; ordinal: number; violation: Violation } | null = null;
     let incomplete = false;
-    for (let head = 0; head < keys.length && !found; head++) {
-      const s = fromKey(keys[head]!);
-      let ordinal = 0;
-      let any = false;
-      mc.successors(s, (next, _l, v) => {
-        const o = ordinal++;
-        any = true;
-        if (found) return;
-        transitions++;
-        if (v) { found = { at: head, ordinal: o, violation: v }; return; }
-        const k = keyOf(next!);
-        if (index.has(k)) return;
-        const id = keys.length;
-        if (id >= maxStates) { incomplete = true; return; }
-        keys.push(k);
-        index.set(k, id);
-        if (id >= parents.length) { const p = new Int32Array(parents.length * 2); p.set(parents); parents = p; }
-        parents[id] = head;
-        const dl = mc.deadlocked(next!);
-        if (dl) found = { at: id, ordinal: -1, violation: { property: 'deadlock', message: dl } };
-      }, false);
+    let head = 0;
+    const emit = (next: Uint8Array | null, _l: TraceStep | null, v: Violation | null): void => {
+      const o = ordinal++;
+      any = true;
+      if (found) return;
+      transitions++;
+      if (v) { found = { at: head, ordinal: o, violation: v }; return; }
+      if (store.count >= maxStates) { if (store.find(next!) < 0) incomplete = true; return; }
+      const id = store.add(next!);
+      if (id < 0) return;
+      if (id >= parents.length) { const p = new Int32Array(parents.length * 2); p.set(parents); parents = p; }
+      parents[id] = head;
+      const dl = mc.deadlocked(next!);
+      if (dl) found = { at: id, ordinal: -1, violation: { property: 'deadlock', message: dl } };
+    };
+    let ordinal = 0;
+    let any = false;
+    for (; head < store.count && !found; head++) {
+      const s = store.get(head);
+      ordinal = 0;
+      any = false;
+      mc.successors(s, emit, false);
       if (!found && !any && !mc.terminal(s)) {
         found = { at: head, ordinal: -1, violation: { property: 'deadlock', message: 'no CPU can make progress and the protocol has not finished' } };
       }
@@ -660,25 +739,31 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
     const seconds = (performance.now() - t0) / 1000;
     const versions = mc.memVecs.map((v) => hex(v));
     if (!found) {
-      return { verdict: incomplete ? 'incomplete' : 'safe', states: keys.length, transitions, seconds, trace: [], versions };
+      return { verdict: incomplete ? 'incomplete' : 'safe', states: store.count, transitions, seconds, trace: [], versions };
     }
     const f = found as { at: number; ordinal: number; violation: Violation };
-    const { steps, violation } = rebuild(mc, keys, parents, f.at, f.ordinal);
+    const { steps, violation } = rebuild(mc, store, parents, f.at, f.ordinal);
     const v = violation ?? f.violation;
-    return { verdict: 'unsafe', property: v.property, message: v.message, states: keys.length, transitions, seconds, trace: steps, versions };
+    return { verdict: 'unsafe', property: v.property, message: v.message, states: store.count, transitions, seconds, trace: steps, versions };
   } finally {
     mc.free();
   }
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Replays the path to state `at` (and the violating transition `ordinal` from it) with labels. */
-function rebuild(mc: Machine, keys: string[], parents: Int32Array, at: number, ordinal: number): { steps: TraceStep[]; violation: Violation | null } {
+function rebuild(mc: Machine, store: StateStore, parents: Int32Array, at: number, ordinal: number): { steps: TraceStep[]; violation: Violation | null } {
   const path: number[] = [];
   for (let i = at; i >= 0; i = parents[i]!) path.push(i);
   path.reverse();
   const steps: TraceStep[] = [];
   // Follow actual (not canonical) states so CPU numbers stay consistent through symmetry reduction.
-  let actual: Uint8Array = fromKey(keys[0]!);
+  let actual: Uint8Array = store.get(0).slice();
   const annotate = (st: TraceStep, after: Uint8Array | null) => {
     const id = after ? mc.cur(after) : mc.cur(actual);
     st.version = id;
@@ -697,13 +782,13 @@ function rebuild(mc: Machine, keys: string[], parents: Int32Array, at: number, o
     if (!hit) throw new Error('internal: trace replay lost the path');
     return hit as Hit;
   };
-  const canon = (s: Uint8Array) => keyOf(mc.finish(s.slice()));
+  const canon = (s: Uint8Array) => mc.finish(s.slice());
   for (let p = 1; p < path.length; p++) {
-    const target = keys[path[p]!]!;
-    const { next, label } = raw(actual, (n) => n !== null && canon(n) === target);
+    const target = store.get(path[p]!);
+    const { next, label } = raw(actual, (n) => n !== null && sameBytes(canon(n), target));
     annotate(label, next);
     steps.push(label);
-    actual = next!;
+    actual = next!.slice();
   }
   if (ordinal >= 0) {
     // The violating transition: find the first violating successor (successor order is the same with or without symmetry).

@@ -98,7 +98,11 @@ export function toPromela(m: Model, opts: PromelaOptions = {}): string {
   P(`byte fk[${NC * D}]; byte fa[${NC * D}]; byte fb[${NC * D}];   /* frames: kind, pc or rule, step */`);
   P(`bit torn_instruction; bit unhandled_int3; bit deadlock; bit old_code_after_end;`);
   P(`hidden byte dec[${size}];`);
-  P(`hidden byte z_buf[L]; hidden byte z_k; hidden byte z_vi; hidden byte z_first; hidden byte z_p; hidden byte z_t; hidden byte z_ch; hidden byte z_mn; hidden byte z_tt; hidden int z_idx;`);
+  // Scratch live across the nondeterministic choices of a fetch must be real state (SPIN restores it when it
+  // backtracks); it is zeroed at the end of every transition so states stay canonical. The rest is only used
+  // inside d_steps and can be hidden.
+  P(`byte z_buf[L]; byte z_vi; byte z_first; byte z_p;`);
+  P(`hidden byte z_k; hidden byte z_t; hidden byte z_ch; hidden byte z_mn; hidden byte z_tt; hidden int z_idx;`);
   P('');
   P(`#define CUR(o) hist[(hlen-1)*L + (o)]`);
   P(`#define DONE (pc >= NOPS)`);
@@ -224,7 +228,7 @@ export function toPromela(m: Model, opts: PromelaOptions = {}): string {
   P(`       :: else -> advance(z_t % 64)`);
   P(`       fi;`);
   P(`       z_k = 0; do :: z_k < L -> z_buf[z_k] = 0; z_k++ :: else -> break od;`);
-  P(`       z_p = 0; z_t = 0; z_idx = 0;`);
+  P(`       z_p = 0; z_vi = 0; z_first = 0; z_t = 0; z_idx = 0;`);
   P(`       norm(); check() } }`);
   P(`  :: d_step { (fk[T] == ${K.NMI} || fk[T] == ${K.MC}) && fa[T] >= L -> iret(); norm(); check() }`);
   // int3 handler steps

@@ -1,0 +1,139 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import { PROTOCOLS, SCENARIOS } from '../../src/model/index.js';
+import { EXPECTED } from './expected.js';
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(['model', ...args], { out: (t) => { out += t; }, err: (t) => { err += t; }, isTTY: false });
+  return { code, out, err };
+}
+
+const examples = new URL('../../../examples/model/', import.meta.url).pathname;
+
+test('unsafe: exit 1, verdict, states and the step-by-step trace', async () => {
+  const r = await cli('--protocol', 'memcpy', '--scenario', 'static-call-retarget');
+  assert.equal(r.code, 1);
+  assert.match(r.out, /verdict: UNSAFE: torn-instruction/);
+  assert.match(r.out, /states explored: \d+/);
+  assert.match(r.out, /patcher: store \+1=/);
+  assert.match(r.out, /cpu\d: executes \+0: e8 .*neither old nor new/);
+  assert.match(r.out, /fetched \+0\.\.\+4 = e8 .* from v1/);
+});
+
+test('safe: exit 0', async () => {
+  const r = await cli('--protocol', 'xen-nmi', '--scenario', 'nmi-on-patcher');
+  assert.equal(r.code, 0);
+  assert.match(r.out, /verdict: SAFE within the bounds \(\d+ states/);
+});
+
+test('--json: {"verdict","property","states","trace":[...]}', async () => {
+  const bad = JSON.parse((await cli('--protocol', 'xen-nmi', '--scenario', 'mce-during-nmi-patch', '--json')).out);
+  assert.equal(bad.verdict, 'unsafe');
+  assert.equal(bad.property, 'torn-instruction');
+  assert.ok(Number.isInteger(bad.states) && bad.states > 0);
+  assert.ok(Array.isArray(bad.trace) && bad.trace.length === 3);
+  const last = bad.trace.at(-1);
+  assert.equal(last.cpu, 0);
+  assert.equal(last.ctx, 'mce');
+  assert.equal(last.as, 'torn');
+  assert.equal(last.bytes, '0f 01 00');
+  assert.equal(last.reads[0].version, 1);
+  const good = JSON.parse((await cli('--protocol', 'text-poke-bp', '--scenario', 'nmi-on-patcher', '--json')).out);
+  assert.equal(good.verdict, 'safe');
+  assert.equal(good.property, null);
+  assert.deepEqual(good.trace, []);
+});
+
+test('--svg draws the trace; --promela writes the SPIN model', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'textpoke-model-'));
+  try {
+    const svg = join(dir, 'trace.svg');
+    const pml = join(dir, 'model.pml');
+    const r = await cli('--protocol', 'int3-nosync', '--scenario', 'static-call-retarget-crossing', '--svg', svg, '--promela', pml);
+    assert.equal(r.code, 1);
+    const text = readFileSync(svg, 'utf8');
+    assert.match(text, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    assert.match(text, /<\/svg>\n$/);
+    for (const lane of ['memory', 'patcher', 'cpu1', 'cpu2']) assert.ok(text.includes(`>${lane}</text>`), lane);
+    assert.match(text, /fill="#c00"/, 'the failing step is highlighted');
+    // Text content never holds a raw '<' or '&' (escaped).
+    for (const m of text.matchAll(/>([^<]*)</g)) assert.doesNotMatch(m[1]!, /&(?!amp;|lt;|gt;|quot;|apos;)/);
+    const p = readFileSync(pml, 'utf8');
+    assert.match(p, /proctype cpu\(byte c\)/);
+    assert.match(p, /assert\(!torn_instruction\)/);
+    assert.ok(!existsSync(`${pml}.${process.pid}.tmp`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--promela - prints the model and explores nothing', async () => {
+  const r = await cli('--protocol', 'text-poke-bp', '--scenario', 'static-call-retarget', '--promela', '-');
+  assert.equal(r.code, 0);
+  assert.match(r.out, /^\/\* textpoke model: protocol text-poke-bp, scenario static-call-retarget \*\//);
+  assert.doesNotMatch(r.out, /verdict/);
+});
+
+test('--table prints every protocol x scenario (bounded run here; table.test.ts pins the full verdicts)', async () => {
+  const r = await cli('--table', '--max-states', '3000');
+  assert.equal(r.code, 0);
+  const lines = r.out.trim().split('\n');
+  assert.equal(lines.length, 2 + PROTOCOLS.length);
+  assert.equal(lines[0], `| protocol | ${SCENARIOS.map((s) => s.name).join(' | ')} |`);
+  // Counterexamples are short, so unsafe cells are found within the bound; safe ones need the full space.
+  const row = lines.find((l) => l.startsWith('| memcpy |'))!;
+  assert.equal(row, `| memcpy | ${SCENARIOS.map((s) => `UNSAFE: ${EXPECTED.memcpy![s.name]}`).join(' | ')} |`);
+  assert.match(r.out, /incomplete/);
+});
+
+test('--list names the protocols and scenarios', async () => {
+  const r = await cli('--list');
+  for (const p of PROTOCOLS) assert.ok(r.out.includes(p.name));
+  for (const s of SCENARIOS) assert.ok(r.out.includes(s.name));
+});
+
+test('scenario files: a custom protocol runs without --protocol; --protocol overrides it', async () => {
+  const dl = await cli('--scenario', join(examples, 'wait-handler-sync-deadlock.json'));
+  assert.equal(dl.code, 1);
+  assert.match(dl.out, /UNSAFE: deadlock/);
+  assert.match(dl.out, /cpu1 spins in its int3 handler/);
+  const jl = await cli('--scenario', join(examples, 'jump-label-text-poke-bp.json'), '--protocol', 'text-poke-bp');
+  assert.equal(jl.code, 0);
+  assert.match(jl.out, /scenario jump-label/);
+  assert.match(jl.out, /new: \+0 jmp /);
+});
+
+test('bad usage and bad input: one line on stderr, exit 2', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'textpoke-model-'));
+  try {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{"old": "e8 00", "new": "e8"}');
+    const notJson = join(dir, 'x.json');
+    writeFileSync(notJson, 'old: e8');
+    const cases: Array<[string[], RegExp]> = [
+      [['--protocol', 'nope', '--scenario', 'static-call-retarget'], /unknown protocol 'nope'/],
+      [['--protocol', 'memcpy', '--scenario', 'nope'], /unknown scenario 'nope'/],
+      [['--protocol', 'memcpy'], /--scenario is required/],
+      [['--scenario', 'static-call-retarget'], /--protocol is required/],
+      [['--protocol', 'memcpy', '--scenario', join(dir, 'missing.json')], /cannot read scenario file/],
+      [['--protocol', 'memcpy', '--scenario', bad], /differ in length/],
+      [['--protocol', 'memcpy', '--scenario', notJson], /x\.json: not JSON/],
+      [['--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--fetch-unit', '3'], /power of two/],
+      [['--table', '--protocol', 'memcpy'], /--table runs every built-in pair/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await cli(...args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.err, re);
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

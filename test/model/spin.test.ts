@@ -1,0 +1,88 @@
+/**
+ * Cross-check with SPIN: every built-in protocol x scenario, written as Promela by --promela, must get
+ * the same verdict from SPIN (spin -a, gcc, pan) as from textpoke's own explorer. Needs the Debian
+ * package `spin` (listed in .ci/apt-packages.txt) and gcc; fails, never skips, when they are missing.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { compile, explore, parseScenarioFile, PROTOCOLS, SCENARIOS, toPromela } from '../../src/model/index.js';
+import type { Model } from '../../src/model/index.js';
+import { expectedVerdict } from './expected.js';
+
+const run = promisify(execFile);
+
+interface SpinVerdict { verdict: 'safe' | 'unsafe'; states: number; assertion: string }
+
+async function spinVerdict(model: Model): Promise<SpinVerdict> {
+  const dir = mkdtempSync(join(tmpdir(), 'textpoke-spin-'));
+  try {
+    writeFileSync(join(dir, 'model.pml'), toPromela(model));
+    await run('spin', ['-a', 'model.pml'], { cwd: dir });
+    await run('gcc', ['-O0', '-w', '-DSAFETY', '-DNOREDUCE', '-DMEMLIM=2048', '-o', 'pan', 'pan.c'], { cwd: dir });
+    const { stdout } = await run('./pan', ['-E', '-m1000000'], { cwd: dir, maxBuffer: 1 << 24 });
+    const errors = /errors: (\d+)/.exec(stdout);
+    assert.ok(errors, `pan printed no error count:\n${stdout}`);
+    assert.doesNotMatch(stdout, /max search depth too small/);
+    assert.doesNotMatch(stdout, /invalid array index|hlen < H/, 'the Promela model itself overflowed');
+    return {
+      verdict: Number(errors[1]) === 0 ? 'safe' : 'unsafe',
+      states: Number(/(\d+) states, stored/.exec(stdout)?.[1] ?? 0),
+      assertion: /assertion violated\s+(\S+)/.exec(stdout)?.[1] ?? '',
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs jobs two at a time (spin and gcc are single-threaded). */
+async function pool<T>(jobs: Array<() => Promise<T>>, width = 2): Promise<T[]> {
+  const out: T[] = new Array(jobs.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      out[i] = await jobs[i]!();
+    }
+  }));
+  return out;
+}
+
+test('spin and gcc are installed (CI installs the Debian package spin)', () => {
+  assert.doesNotThrow(() => execFileSync('spin', ['-V']), 'spin is missing: apt-get install spin');
+  assert.doesNotThrow(() => execFileSync('gcc', ['--version']), 'gcc is missing');
+});
+
+test('SPIN reaches the same verdict as textpoke on every built-in protocol x scenario', async () => {
+  const pairs = PROTOCOLS.flatMap((p) => SCENARIOS.map((s) => ({ p, s })));
+  const results = await pool(pairs.map(({ p, s }) => async () => ({ p: p.name, s: s.name, spin: await spinVerdict(compile(p, s)) })));
+  const wrong = results.filter((r) => r.spin.verdict !== expectedVerdict(r.p, r.s));
+  assert.deepEqual(wrong.map((r) => `${r.p} on ${r.s}: SPIN says ${r.spin.verdict} (${r.spin.assertion})`), []);
+  // SPIN explores without symmetry reduction, so it stores at least as many states on the safe runs.
+  for (const r of results.filter((x) => x.spin.verdict === 'safe')) assert.ok(r.spin.states > 1, `${r.p}/${r.s}`);
+});
+
+test('SPIN agrees on the deadlock examples (custom protocols from scenario files)', async () => {
+  for (const f of ['wait-handler-self-deadlock.json', 'wait-handler-sync-deadlock.json']) {
+    const path = new URL(`../../../examples/model/${f}`, import.meta.url);
+    const scen = parseScenarioFile(readFileSync(path, 'utf8'), f);
+    const model = compile(undefined, scen);
+    const ours = explore(model);
+    assert.equal(ours.property, 'deadlock');
+    const spin = await spinVerdict(model);
+    assert.equal(spin.verdict, 'unsafe');
+    assert.match(spin.assertion, /deadlock/);
+  }
+});
+
+test('SPIN agrees with textpoke under byte-granular fetch too', async () => {
+  const s = SCENARIOS.find((x) => x.name === 'static-call-retarget')!;
+  for (const name of ['atomic-write', 'text-poke-bp']) {
+    const model = compile(PROTOCOLS.find((p) => p.name === name), { ...s, fetchUnit: 1 });
+    assert.equal((await spinVerdict(model)).verdict, explore(model).verdict, name);
+  }
+});
