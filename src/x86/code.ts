@@ -5,7 +5,7 @@
  * records instead of decoding again. One reused iced `Instruction`, no allocation per instruction.
  */
 import iced from './iced.cjs';
-const { Code, Decoder, DecoderOptions, FlowControl, Instruction } = iced;
+const { Code, Decoder, DecoderOptions, FlowControl, Instruction, OpKind } = iced;
 type Decoder = InstanceType<typeof iced.Decoder>;
 type Instruction = InstanceType<typeof iced.Instruction>;
 import { Image, Section, STT_FILE, STT_SECTION } from '../elf/image.js';
@@ -120,7 +120,10 @@ export function decodeSection(img: Image, sec: Section, bytes: Uint8Array): Sect
       while (o < to) {
         dec.decodeOut(insn);
         let n = insn.length;
-        if (n === 0) n = 1;
+        if (n === 0) {
+          n = 1;
+          dec.position = o + 1;
+        }
         if (sc.count === sc.off.length) sc.grow();
         const k = sc.count++;
         sc.off[k] = o;
@@ -129,12 +132,9 @@ export function decodeSection(img: Image, sec: Section, bytes: Uint8Array): Sect
         sc.flow[k] = fc;
         sc.code[k] = insn.code;
         if (fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch || fc === FlowControl.Call || fc === FlowControl.XbeginXabortXend) {
-          sc.target[k] = insn.isCallNear || insn.isJmpNear || insn.isJmpShort || insn.isJccShortOrNear || insn.isJmpShortOrNear || insn.isJcxShort || insn.isLoopcc || insn.isLoop
-            ? Number(insn.nearBranchTarget)
-            : NaN;
+          sc.target[k] = insn.op0Kind === OpKind.NearBranch64 ? Number(insn.nearBranchTarget) : NaN;
         } else sc.target[k] = NaN;
         o += n;
-        if (dec.position !== o) dec.position = o;
       }
     }
   } finally {
