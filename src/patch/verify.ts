@@ -24,7 +24,7 @@ function branches(bytes: Uint8Array, ip: bigint): { ok: boolean; end: number; ta
     while (o < bytes.length) {
       dec.decodeOut(insn);
       if (insn.isInvalid || insn.length === 0 || o + insn.length > bytes.length) return { ok: false, end: o, targets };
-      if (insn.isCallNear || insn.isJmpShortOrNear || insn.isJccShortOrNear) targets.push(BigInt.asIntN(64, insn.nearBranchTarget));
+      if (insn.isCallNear || insn.isJmpShortOrNear || insn.isJccShortOrNear) targets.push(BigInt.asUintN(64, insn.nearBranchTarget));
       o += insn.length;
     }
   } finally {
@@ -56,7 +56,7 @@ export function verifyView(view: PatchedView): SiteCheck[] {
     const m = /(?:call|jmp|thunk|altcall ->) ([A-Za-z_][\w.]*)(\+0x[0-9a-f]+)?$/.exec(p.note ?? '');
     if (m) {
       const a = view.symbolAbs(m[1]!);
-      if (a !== undefined) e.allowed.add(a + (m[2] ? BigInt(m[2]) : 0n));
+      if (a !== undefined) e.allowed.add(a + (m[2] ? BigInt(m[2].slice(1)) : 0n));
     }
   }
   for (const [addr, e] of sites) {

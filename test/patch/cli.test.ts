@@ -44,7 +44,7 @@ test('diff prints side-by-side sites and a per-feature summary; bad --cpu is exi
   const src = corpus.module61('arch/x86/events/intel/intel-uncore.ko');
   const r = io();
   assert.equal(await main(['diff', src, '--cpu', 'amd-server', '--function', 'uncore_pmu_hrtimer'], r), 0);
-  assert.match(r.o, /callq \*0x[0-9a-f]+\(%rip\)\s+\| pushf/);
+  assert.match(r.o, /callq \*0x[0-9a-f]+\(%rip\)  # pv_ops\+0xf0\s+\| pushf/);
   assert.match(r.o, /call __x86_indirect_thunk_rax\s+\| call \*%rax/);
   assert.match(r.o, /jmp __x86_return_thunk\s+\| jmp srso_alias_return_thunk/);
   const bad = io();

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { imageFromBytes } from '../../src/elf/load.js';
-import { applyPatches, parseCpu, patchedElf, XEN_P6_NOPS } from '../../src/patch/index.js';
+import { applyPatches, parseCpu, patchedElf, PRESET_IDS, verifyView, XEN_P6_NOPS } from '../../src/patch/index.js';
 import { detectTarget } from '../../src/target/detect.js';
 import { featureNumber, featureTable } from '../../src/target/features/index.js';
 import { corpus } from '../support/corpus.js';
@@ -66,4 +66,18 @@ test('xen-syms: branch hardening off NOPs exactly the 2,755 SC_NO_BRANCH_HARDEN 
   writeFileSync(out, patchedElf(off.view));
   const bad = (p: string): number => (execFileSync('objdump', ['-d', '--no-show-raw-insn', p], { maxBuffer: 1 << 30 }).toString().match(/\(bad\)/g) ?? []).length;
   assert.ok(bad(out) <= bad(corpus.xenSyms), 'objdump -d shows new (bad) instructions');
+});
+
+test('xen-syms, every preset: patched sites are whole instructions and branches go where the rules say', async () => {
+  const img = await imageFromBytes(readFileSync(corpus.xenSyms), corpus.xenSyms);
+  const profile = detectTarget(img).profile!;
+  const table = featureTable(profile.features);
+  for (const p of PRESET_IDS) {
+    const r = applyPatches(img, profile, parseCpu(p, table));
+    assert.deepEqual(verifyView(r.view).map((c) => `${img.where(c.addr)}: ${c.problem}`), [], p);
+    assert.equal(r.view.findings.filter((f) => f.kind !== 'model').length, 0, p);
+    // The only altcall whose pointer is set in the image: do_machine_check -> unexpected_machine_check past its ENDBR64.
+    const mce = r.view.patches.find((x) => x.addr === img.symbol('do_machine_check')!.addr + 0x1f)!;
+    assert.equal(mce.note, 'altcall -> unexpected_machine_check+0x4', p);
+  }
 });
