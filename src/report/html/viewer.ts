@@ -266,7 +266,8 @@ interface State {
   file: number;
 }
 
-export function mount(root: HTMLElement, data: ReportData, host: Host): void {
+/** Draws the report into `root` and follows location.hash; returns a function that stops following it. */
+export function mount(root: HTMLElement, data: ReportData, host: Host): () => void {
   const style = document.createElement('style');
   style.textContent = CSS;
   document.head.append(style);
@@ -541,4 +542,8 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): void {
   }
   window.addEventListener('hashchange', route);
   route();
+  return () => {
+    window.removeEventListener('hashchange', route);
+    style.remove();
+  };
 }

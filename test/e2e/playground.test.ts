@@ -1,0 +1,76 @@
+/**
+ * End to end: the built playground (web/, `npm run build:web`) served from 127.0.0.1, driven in headless
+ * chromium. A file is chosen through the page's file input and analysed in the browser's worker; the test
+ * sees the expected sites and findings, opens a function, waits for its graph, and saves screenshots under
+ * test-output/e2e/. The page must make no request beyond the local server.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { corpus, repoRoot } from '../support/corpus.js';
+import { launchChromium } from './browser.js';
+import { serve } from './serve.js';
+
+const shots = join(repoRoot, 'test-output', 'e2e');
+mkdirSync(shots, { recursive: true });
+const webDist = join(repoRoot, 'dist', 'web');
+
+/** Builds the playground once per run (vite, a few seconds). */
+function buildWeb(): void {
+  execFileSync(process.execPath, [join(repoRoot, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', join(repoRoot, 'web', 'vite.config.ts'), '--logLevel', 'error'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.ok(existsSync(join(webDist, 'index.html')));
+}
+
+async function load(page: Page, url: string, file: string, errors: string[]): Promise<void> {
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => { if (!r.url().startsWith(url) && !/^(data|blob):/.test(r.url())) errors.push(`request: ${r.url()}`); });
+  await page.goto(url);
+  await page.waitForSelector('body[data-state="ready"]');
+  await page.setInputFiles('#file', file);
+  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 120_000 });
+  assert.equal(await page.getAttribute('body', 'data-state'), 'done', (await page.textContent('#status')) ?? '');
+  await page.waitForSelector('#tp-main section.file');
+}
+
+async function openFunction(page: Page, name: string): Promise<void> {
+  await page.fill('#tp-search', name);
+  await page.click(`#tp-functions a:text-is("${name}")`);
+  await page.waitForSelector(`#tp-fn[data-name="${name}"]`);
+  await page.waitForSelector('#tp-graph[data-ready="1"]', { timeout: 60_000 });
+}
+
+test('playground: xen-syms and xfs.ko analysed in the browser', async () => {
+  buildWeb();
+  const server = await serve(webDist);
+  const b = await launchChromium();
+  try {
+    const errors: string[] = [];
+    const page = await b.context.newPage();
+    await load(page, server.url, corpus.xenSyms, errors);
+    assert.equal(await page.textContent('#tp-count-sites-0'), '4525');
+    assert.ok(Number(await page.textContent('#tp-count-findings-0')) > 100);
+    assert.match((await page.textContent('#status'))!, /analysed in this browser/);
+    await page.screenshot({ path: join(shots, 'playground-xen-summary.png') });
+    await page.click('#tp-nav-findings');
+    const rows = await page.locator('#tp-findings tr.finding').allTextContents();
+    assert.ok(rows.some((r) => r.includes('nospec-outlined') && r.includes('paging_init+0x40c')));
+    await openFunction(page, 'pv_map_ldt_shadow_page');
+    assert.match((await page.locator(`#tp-graph g#${await page.getAttribute('#tp-graph', 'data-hot')}`).textContent())!, /call\s+__mfn_valid/);
+    await page.screenshot({ path: join(shots, 'playground-xen-function.png') });
+
+    const page2 = await b.context.newPage();
+    await load(page2, server.url, corpus.module61('fs/xfs/xfs.ko'), errors);
+    assert.equal(await page2.textContent('#tp-count-sites-0'), String(2 + 1308 + 652 + 719 + 3230 + 168 + 2650));
+    assert.equal(await page2.textContent('#tp-count-findings-0'), '0');
+    await openFunction(page2, '__traceiter_xfs_attr_leaf_list');
+    assert.match((await page2.locator('#tp-dis tr.chg td.r').allTextContents()).join(' '), /call \*%rax/);
+    await page2.screenshot({ path: join(shots, 'playground-xfs-function.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await b.close();
+    await server.close();
+  }
+});
