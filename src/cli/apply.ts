@@ -1,4 +1,4 @@
-import { readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { Image } from '../elf/image.js';
@@ -39,14 +39,22 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
   let load: Map<string, bigint> | undefined;
   let symbols: Map<string, bigint> | undefined;
   try {
-    if (o.loadFile) load = parseLoadMap(readFileSync(o.loadFile, 'utf8'));
+    if (o.loadFile) {
+      // A copy of /sys/module/NAME/sections/ (one file per section holding its address) or a text file of lines.
+      if (statSync(o.loadFile).isDirectory()) {
+        const lines = readdirSync(o.loadFile).map((n) => `${n}=${readFileSync(join(o.loadFile!, n), 'utf8').trim()}`);
+        load = parseLoadMap(lines.join('\n'));
+      } else load = parseLoadMap(readFileSync(o.loadFile, 'utf8'));
+    }
     if (o.load?.length) {
       load ??= new Map();
       for (const [k, v] of parseLoadMap(o.load.join('\n'))) load.set(k, v);
     }
     if (o.symbols) symbols = parseSymbolMap(readFileSync(o.symbols, 'utf8'));
   } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message : String(e));
+    const code = (e as NodeJS.ErrnoException).code;
+    const path = (e as NodeJS.ErrnoException).path;
+    throw new UsageError(code && path ? `${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}` : e instanceof Error ? e.message : String(e));
   }
   if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
   const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull } });
@@ -65,7 +73,7 @@ export function addApplyOptions(c: Command): Command {
     .requiredOption('--cpu <spec>', 'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none (see docs)')
     .addOption(new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
     .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--load-file <file>', 'module section load addresses, one SECTION=ADDR per line (as /sys/module/NAME/sections/ lists them)')
+    .option('--load-file <file>', 'module section load addresses: a copy of /sys/module/NAME/sections/ (a directory), or SECTION=ADDR lines')
     .option('--symbols <System.map>', 'addresses for the symbols a module imports (otherwise synthetic)')
     .addOption(new Option('--altcall-null <mode>', 'Xen altcall through a pointer that is NULL in the image: keep (leave indirect) or ud (ud2; ud0, as the hypervisor would if it stayed NULL)').choices(['keep', 'ud']).default('keep'));
 }
