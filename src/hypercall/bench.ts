@@ -110,7 +110,6 @@ export function benchFiles(defs: Defs, opts: BenchOptions): Map<string, string> 
   B.push('    (void)num; (void)a2; (void)a3; (void)a4; (void)a5;');
   B.push(first ? `    hc_sink = a1; return 0;` : '    return 0;');
   B.push('}');
-  B.push('typedef long (*fn_t)(unsigned long, unsigned long, unsigned long, unsigned long, unsigned long, unsigned long);');
   B.push('static int cmp_u64(const void *a, const void *b) { unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b; return x < y ? -1 : x > y; }');
   B.push('static volatile unsigned long opaque = 1;');
   B.push(`#define ITERS ${iters}`);
@@ -136,30 +135,35 @@ export function benchFiles(defs: Defs, opts: BenchOptions): Map<string, string> 
   B.push('    return m;');
   B.push('}');
   B.push('static unsigned long pos; /* the mix continues across runs */');
-  B.push('static double time_calls(fn_t f, const unsigned short *nums, unsigned long len)');
-  B.push('{');
-  B.push('    unsigned long long t[REPS];');
-  B.push('    for (int r = 0; r < REPS; r++) {');
-  B.push('        unsigned long k = opaque;');
-  B.push('        _mm_lfence();');
-  B.push('        unsigned long long t0 = __rdtsc();');
-  B.push('        _mm_lfence();');
-  B.push('        for (unsigned i = 0; i < ITERS; i++) f(nums[pos++ % len], k, 2, 3, 4, 5);');
-  B.push('        _mm_lfence();');
-  B.push('        t[r] = __rdtsc() - t0;');
-  B.push('    }');
-  B.push('    qsort(t, REPS, sizeof t[0], cmp_u64);');
-  B.push('    return (double)t[REPS / 2] / ITERS;');
+  B.push('/* One timer per function, calling it directly: an indirect call in the harness would itself go');
+  B.push(' * through a retpoline in the thunks build. */');
+  B.push('#define DEFINE_TIMER(f) \\');
+  B.push('static double time_##f(const unsigned short *nums, unsigned long len) \\');
+  B.push('{ \\');
+  B.push('    unsigned long long t[REPS]; \\');
+  B.push('    for (int r = 0; r < REPS; r++) { \\');
+  B.push('        unsigned long k = opaque; \\');
+  B.push('        _mm_lfence(); \\');
+  B.push('        unsigned long long t0 = __rdtsc(); \\');
+  B.push('        _mm_lfence(); \\');
+  B.push('        for (unsigned i = 0; i < ITERS; i++) f(nums[pos++ % len], k, 2, 3, 4, 5); \\');
+  B.push('        _mm_lfence(); \\');
+  B.push('        t[r] = __rdtsc() - t0; \\');
+  B.push('    } \\');
+  B.push('    qsort(t, REPS, sizeof t[0], cmp_u64); \\');
+  B.push('    return (double)t[REPS / 2] / ITERS; \\');
   B.push('}');
+  B.push('DEFINE_TIMER(direct_call)');
+  for (const caller of defs.callers) B.push(`DEFINE_TIMER(dispatch_${caller})`);
   B.push('int main(void)');
   B.push('{');
   B.push('    unsigned short one[1];');
-  B.push('    one[0] = 0; printf("%s,%s,-,-,direct-call,%.2f\\n", STYLE, CODEGEN, time_calls(direct_call, one, 1));');
+  B.push('    one[0] = 0; printf("%s,%s,-,-,direct-call,%.2f\\n", STYLE, CODEGEN, time_direct_call(one, 1));');
   for (const caller of defs.callers) {
     const calls = defs.calls.filter((c) => c.caller === caller).map((c) => ({ name: c.name, n: numberOf(opts.numbers, c.name) })).sort((a, b) => a.n - b.n);
-    for (const c of calls) B.push(`    one[0] = ${c.n}; printf("%s,%s,${caller},${c.n},${c.name},%.2f\\n", STYLE, CODEGEN, time_calls(dispatch_${caller}, one, 1));`);
-    B.push(`    one[0] = 11; printf("%s,%s,${caller},11,(none),%.2f\\n", STYLE, CODEGEN, time_calls(dispatch_${caller}, one, 1));`);
-    B.push(`    { unsigned short *m = make_mix(weights_${caller}, sizeof weights_${caller} / sizeof weights_${caller}[0]); pos = 0; printf("%s,%s,${caller},mix,(mix),%.2f\\n", STYLE, CODEGEN, time_calls(dispatch_${caller}, m, MIX_LEN)); free(m); }`);
+    for (const c of calls) B.push(`    one[0] = ${c.n}; printf("%s,%s,${caller},${c.n},${c.name},%.2f\\n", STYLE, CODEGEN, time_dispatch_${caller}(one, 1));`);
+    B.push(`    one[0] = 11; printf("%s,%s,${caller},11,(none),%.2f\\n", STYLE, CODEGEN, time_dispatch_${caller}(one, 1));`);
+    B.push(`    { unsigned short *m = make_mix(weights_${caller}, sizeof weights_${caller} / sizeof weights_${caller}[0]); pos = 0; printf("%s,%s,${caller},mix,(mix),%.2f\\n", STYLE, CODEGEN, time_dispatch_${caller}(m, MIX_LEN)); free(m); }`);
   }
   B.push('    return 0;');
   B.push('}');
@@ -280,12 +284,15 @@ export function summarise(file: string, rows: readonly BenchRow[]): Summary[] {
   return out;
 }
 
-/** A text table and a bar chart (one bar per file/style/codegen, per caller, of the mix figure). */
+/**
+ * A text table and a bar chart (one bar per file/style/codegen, per caller, of the mix figure).
+ * `mean-d` and `mix-d` subtract the direct-call baseline of the same binary: the dispatch's own cost.
+ */
 export function compareText(sums: readonly Summary[]): string {
   const L: string[] = [];
   const base = (f: string): string => f.split(/[\\/]/).pop()!.slice(0, 18);
-  L.push(`${'file'.padEnd(18)} ${'caller'.padEnd(6)} ${'style'.padEnd(6)} ${'codegen'.padEnd(7)} ${'mean'.padStart(7)} ${'worst'.padStart(7)} ${'(of)'.padEnd(22)} ${'mix'.padStart(7)} ${'direct'.padStart(7)}`);
-  for (const s of sums) L.push(`${base(s.file).padEnd(18)} ${s.caller.padEnd(6)} ${s.style.padEnd(6)} ${s.codegen.padEnd(7)} ${s.mean.toFixed(1).padStart(7)} ${s.max.toFixed(1).padStart(7)} ${s.maxName.slice(0, 22).padEnd(22)} ${s.mix.toFixed(1).padStart(7)} ${s.direct.toFixed(1).padStart(7)}`);
+  L.push(`${'file'.padEnd(18)} ${'caller'.padEnd(6)} ${'style'.padEnd(6)} ${'codegen'.padEnd(7)} ${'mean'.padStart(7)} ${'worst'.padStart(7)} ${'(of)'.padEnd(22)} ${'mix'.padStart(7)} ${'direct'.padStart(7)} ${'mean-d'.padStart(7)} ${'mix-d'.padStart(7)}`);
+  for (const s of sums) L.push(`${base(s.file).padEnd(18)} ${s.caller.padEnd(6)} ${s.style.padEnd(6)} ${s.codegen.padEnd(7)} ${s.mean.toFixed(1).padStart(7)} ${s.max.toFixed(1).padStart(7)} ${s.maxName.slice(0, 22).padEnd(22)} ${s.mix.toFixed(1).padStart(7)} ${s.direct.toFixed(1).padStart(7)} ${(s.mean - s.direct).toFixed(1).padStart(7)} ${(s.mix - s.direct).toFixed(1).padStart(7)}`);
   L.push('');
   L.push('cycles per call, pseudo-random mix (rdtsc reference cycles; bar = mix, | = mean of predicted calls)');
   const top = Math.max(...sums.map((s) => Math.max(s.mix, s.mean)).filter(Number.isFinite), 1);
