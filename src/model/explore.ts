@@ -538,8 +538,9 @@ export class Machine {
     else if (d.valid && pc + len <= m.len) {
       const oi = m.oldInsns.get(pc);
       const ni = m.newInsns.get(pc);
-      if (oi && eq(oi.bytes, insn)) { cls = 'old'; leaves = oi.leaves; }
-      else if (ni && eq(ni.bytes, insn)) { cls = 'new'; leaves = ni.leaves; }
+      // New first: an instruction that is both (unchanged by the patch) is fine after the protocol ends.
+      if (ni && eq(ni.bytes, insn)) { cls = 'new'; leaves = ni.leaves; }
+      else if (oi && eq(oi.bytes, insn)) { cls = 'old'; leaves = oi.leaves; }
       else for (const a of m.accept) if (a.off === pc && eq(a.bytes, insn)) { cls = a.version; break; }
     }
     const asm = d.valid ? d.text : '(bad)';

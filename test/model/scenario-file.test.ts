@@ -58,3 +58,10 @@ test('callTo encodes a rel32 call and escapeXml escapes markup', () => {
   assert.deepEqual(callTo(0x1000n, 0x1000n), [0xe8, 0xfb, 0xff, 0xff, 0xff]);
   assert.equal(escapeXml(`<a href="x">&'</a>`), '&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;');
 });
+
+test('an instruction the patch leaves alone counts as new code after the protocol ends', () => {
+  // nop; nop3 -> nop; clac: the first instruction is the same before and after.
+  const s = scenarioFromJson({ base: '0xffffffff81000400', old: '90 0f 1f 00', new: '90 0f 01 ca', cpus: 1, passes: 2 }, 'shared');
+  const r = explore(compile(undefined, { ...s, protocol: { ops: [{ kind: 'write', bytes: [[2, 0x01], [3, 0xca]] }, { kind: 'sync' }] } }));
+  assert.equal(r.verdict, 'safe', r.message);
+});
