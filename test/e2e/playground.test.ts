@@ -10,6 +10,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import { imageFromBytes } from '../../src/elf/load.js';
+import { readSites } from '../../src/sites/read.js';
+import { detectTarget } from '../../src/target/detect.js';
 import { corpus, repoRoot } from '../support/corpus.js';
 import { launchChromium } from './browser.js';
 import { serve } from './serve.js';
@@ -42,7 +46,7 @@ async function openFunction(page: Page, name: string): Promise<void> {
   await page.waitForSelector('#tp-graph[data-ready="1"]', { timeout: 60_000 });
 }
 
-test('playground: xen-syms and xfs.ko analysed in the browser', async () => {
+test('playground: xen-syms, xfs.ko and a 6.12 xfs.ko.xz analysed in the browser', async () => {
   buildWeb();
   const server = await serve(webDist);
   const b = await launchChromium();
@@ -68,6 +72,16 @@ test('playground: xen-syms and xfs.ko analysed in the browser', async () => {
     await openFunction(page2, '__traceiter_xfs_attr_leaf_list');
     assert.match((await page2.locator('#tp-dis tr.chg td.r').allTextContents()).join(' '), /call \*%rax/);
     await page2.screenshot({ path: join(shots, 'playground-xfs-function.png'), fullPage: true });
+
+    // A compressed 6.12 module: unpacked by the xz WebAssembly decoder in the browser.
+    const xz = join(corpus.modules612, 'fs', 'xfs', 'xfs.ko.xz');
+    const img = await imageFromBytes(readFileSync(xz), xz);
+    const expected = readSites(img, detectTarget(img).profile!).sites.length;
+    const page3 = await b.context.newPage();
+    await load(page3, server.url, xz, errors);
+    assert.equal(await page3.textContent('#tp-count-sites-0'), String(expected));
+    assert.match((await page3.textContent('#tp-main section.file p'))!, /linux 6\.12/);
+    await page3.screenshot({ path: join(shots, 'playground-xfs-612-xz-summary.png') });
     assert.deepEqual(errors, []);
   } finally {
     await b.close();
