@@ -74,3 +74,20 @@ export function isBranchFence(view: View, fi: FenceInfo, sc: SectionCode, i: num
 export function isAnyFence(view: View, fi: FenceInfo, sc: SectionCode, i: number): boolean {
   return isFenceCode(sc.code[i]!) || (!view.patched && fi.altFence.has(sc.section.addr + sc.off[i]!));
 }
+
+const anyCache = new WeakMap<View, boolean>();
+
+/** Does the view hold any fence (or site that becomes one) at all? Most objects do not: checks skip them. */
+export function hasAnyFence(view: View, fi: FenceInfo): boolean {
+  let v = anyCache.get(view);
+  if (v !== undefined) return v;
+  v = fi.altFence.size > 0 && !view.patched;
+  if (!v) {
+    outer: for (const sc of view.code()) {
+      const code = sc.code;
+      for (let i = 0; i < sc.count; i++) if (isFenceCode(code[i]!)) { v = true; break outer; }
+    }
+  }
+  anyCache.set(view, v);
+  return v;
+}

@@ -8,6 +8,7 @@ import type { Target } from '../target/detect.js';
 import type { FeatureTable } from '../target/features/index.js';
 import type { Site } from '../sites/site.js';
 import { Disassembly, SectionCode } from '../x86/code.js';
+import type { CodeSource } from './patched-code.js';
 import { InsnReader } from './insn.js';
 
 export interface ViewOptions {
@@ -17,7 +18,7 @@ export interface ViewOptions {
   /** Bytes of a patched view; absent: the bytes as built. */
   readonly bytesOf?: (s: Section) => Uint8Array;
   /** Reuse a decoding of these bytes. */
-  readonly disassembly?: Disassembly;
+  readonly disassembly?: CodeSource;
   /** One line describing what the bytes are ("as built", "patched for ..."). */
   readonly describe?: string;
   /** Feature test on the view's CPU, when the view is patched for one. */
@@ -25,11 +26,11 @@ export interface ViewOptions {
   /** Names of addresses outside the image (undefined symbols a patched view gave addresses to). */
   readonly externName?: (addr: number) => string | undefined;
   /** Decoding of the bytes as built, when this view is patched (table consistency is checked on it). */
-  readonly built?: Disassembly;
+  readonly built?: CodeSource;
 }
 
 export class View {
-  readonly dis: Disassembly;
+  readonly dis: CodeSource;
   readonly reader = new InsnReader();
   readonly target: Target;
   readonly sites: readonly Site[];
@@ -38,8 +39,10 @@ export class View {
   readonly describe: string;
   readonly has?: (feature: number) => boolean;
   readonly externName?: (addr: number) => string | undefined;
+  /** Bytes of a section on this view. */
+  readonly bytesOf: (s: Section) => Uint8Array;
   /** The bytes as built (the same decoding as `dis` when the view is not patched). */
-  readonly built: Disassembly;
+  readonly built: CodeSource;
   private execCache?: SectionCode[];
   private builtCache?: SectionCode[];
 
@@ -52,6 +55,7 @@ export class View {
     this.describe = o.describe ?? (o.bytesOf ? 'patched view' : 'bytes as built');
     this.has = o.has;
     this.externName = o.externName;
+    this.bytesOf = o.bytesOf ?? ((s) => img.sectionBytes(s));
     this.built = o.bytesOf ? (o.built ?? new Disassembly(img)) : this.dis;
   }
 

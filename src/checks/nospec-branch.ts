@@ -7,7 +7,7 @@
  * taken) are not branch guards and are ignored; each finding names the hardening kind of the fence it saw.
  */
 import { FlowControl } from 'iced-x86';
-import { fenceInfo } from '../cfg/fences.js';
+import { fenceInfo, hasAnyFence } from '../cfg/fences.js';
 import { fenceAhead, fenceNear } from '../cfg/flow.js';
 import { destOf } from '../cfg/targets.js';
 import type { View } from '../cfg/view.js';
@@ -22,6 +22,7 @@ export const nospecBranch: Check = {
   run(view: View): Finding[] {
     const fi = fenceInfo(view);
     const out: Finding[] = [];
+    if (!hasAnyFence(view, fi)) return out;
     for (const sc of view.code()) {
       const base = sc.section.addr;
       for (let i = 0; i < sc.count; i++) {

@@ -7,7 +7,7 @@
  * cause in `related`). Xen lock-hardening fences (SC_NO_LOCK_HARDEN) are not predicates' fences.
  */
 import { FlowControl, Mnemonic, OpKind } from 'iced-x86';
-import { fenceInfo, isBranchFence } from '../cfg/fences.js';
+import { fenceInfo, hasAnyFence, isBranchFence } from '../cfg/fences.js';
 import { AfterFence, afterFence, fenceAhead, Leaf, leafReturn } from '../cfg/flow.js';
 import { Func, functionAt } from '../cfg/functions.js';
 import { gprFamily } from '../cfg/insn.js';
@@ -31,6 +31,7 @@ interface Predicate {
  */
 export function outlinedPredicates(view: View): Map<number, Predicate> {
   const fi = fenceInfo(view);
+  if (!hasAnyFence(view, fi)) return new Map();
   const byFn = new Map<number, { fn: Func; fences: number[]; bool: number[] }>();
   for (const sc of view.code()) {
     for (let i = 0; i < sc.count; i++) {

@@ -35,11 +35,11 @@ export const retpoline: Check = {
         const fc = sc.flow[i]!;
         if (fc !== FlowControl.IndirectCall && fc !== FlowControl.IndirectBranch) continue;
         const a = base + sc.off[i]!;
+        if (idx.covering('.retpoline_sites', a) || idx.covering('.parainstructions', a) || idx.covering('.altinstructions', a) || idx.covering('.static_call_sites', a)) continue;
         if (notOrdinaryCode(view, a)) continue;
         const insn = view.reader.at(sc, i);
         // Far indirect jumps/calls (ljmp *mem: mode switches) are not predicted by the BTB as near ones are.
         if (insn.isJmpFarIndirect || insn.isCallFarIndirect) continue;
-        if (idx.covering('.retpoline_sites', a) || idx.covering('.parainstructions', a) || idx.covering('.altinstructions', a) || idx.covering('.static_call_sites', a)) continue;
         const kind = fc === FlowControl.IndirectCall ? 'call' : 'jump';
         out.push(finding(view, 'retpoline', 'warning', a, `indirect ${kind} found in retpoline build${view.patched ? ' (patched view)' : ''}`));
       }

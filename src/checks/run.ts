@@ -7,6 +7,8 @@ import type { Image, Section } from '../elf/image.js';
 import type { Site } from '../sites/site.js';
 import { applyPatches, parseCpu } from '../patch/index.js';
 import { View } from '../cfg/view.js';
+import { PatchedCode } from '../cfg/patched-code.js';
+import { Disassembly } from '../x86/code.js';
 import { detectTarget, Target } from '../target/detect.js';
 import { featureTable } from '../target/features/index.js';
 import { readSites } from '../sites/read.js';
@@ -46,8 +48,9 @@ export function prepare(img: Image, o: PrepareOptions = {}): Prepared {
   const target = detectTarget(img, o.profile);
   if (!target.profile) return { view: new View(img, { target }), tableErrors: [], patchNotes: [] };
   const features = featureTable(target.profile.features);
-  const built = new View(img, { target, features });
-  const set = readSites(img, target.profile, { disassembly: built.dis });
+  const dis = new Disassembly(img);
+  const built = new View(img, { target, features, disassembly: dis });
+  const set = readSites(img, target.profile, { disassembly: dis });
   const sites = set.sites;
   const asBuilt = (): Prepared => ({ view: new View(img, { target, features, sites, disassembly: built.dis }), tableErrors: set.errors, patchNotes: [] });
   if (o.patch) {
@@ -64,8 +67,10 @@ export function prepare(img: Image, o: PrepareOptions = {}): Prepared {
   const externs = new Map<number, string>();
   for (const [name, abs] of pv.externAbs) externs.set(pv.rel(abs), name);
   built.reader.free();
+  // Decode only what the patchers (and a module loader's relocations) changed; the rest is shared with `built`.
+  const code = new PatchedCode(img, dis, pv.bytesOf, pv.patches.map((p) => ({ addr: p.addr, length: p.after.length })), img.kind === 'rel');
   const view = new View(img, {
-    target, features, sites, bytesOf: pv.bytesOf, built: built.dis,
+    target, features, sites, bytesOf: pv.bytesOf, built: built.dis, disassembly: code,
     describe: `patched for --cpu ${spec} (${cpu.preset}${img.kind === 'rel' ? ', module relocated with synthetic addresses for undefined symbols' : ''})`,
     has: cpu.has, externName: (a) => externs.get(a),
   });

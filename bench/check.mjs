@@ -1,0 +1,37 @@
+// textpoke check against objtool (linux-kbuild-6.1) over the same 4,022 modules, in one run on one machine.
+// objtool runs as kbuild runs it: one process per module, two at a time (2 cores), with the checks that
+// correspond to ours (--retpoline --rethunk --sls --static-call; --link --module for a .ko; --dry-run so
+// nothing is written). textpoke runs once over the directory with all default checks (-j 2: two worker
+// threads), on its default patched view and on the bytes as built.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { exec, execEach, median, paths, table, textpoke } from './lib.mjs';
+
+function modules(dir, out = []) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) modules(p, out);
+    else if (e.name.endsWith('.ko')) out.push(p);
+  }
+  return out;
+}
+
+export const OBJTOOL = ['--retpoline', '--rethunk', '--sls', '--static-call', '--dry-run', '--link', '--module'];
+
+export async function run({ quick = false } = {}) {
+  const all = modules(paths.modules61).sort();
+  const runs = quick ? 1 : 3;
+  const rows = [
+    { name: `textpoke check (${all.length} modules, patched view, -j 2)`, ...(await median(runs, () => exec(process.execPath, [textpoke, 'check', '-j', '2', paths.modules61]))) },
+    { name: 'textpoke check --cpu as-built (-j 2)', ...(await median(runs, () => exec(process.execPath, [textpoke, 'check', '--cpu', 'as-built', '-j', '2', paths.modules61]))) },
+    { name: 'objtool (one process per module, 2 at a time)', ...(await median(runs, () => execEach(all, (f) => [paths.objtool, [...OBJTOOL, f]], 2))) },
+  ];
+  table(`check: all ${all.length} modules of linux-image-6.1.0-47-amd64 (objtool time / textpoke time; 2.00x or more is the goal)`, rows);
+  const xrows = [
+    { name: 'textpoke check xen-syms-4.17-amd64', ...(await median(quick ? 3 : 5, () => exec(process.execPath, [textpoke, 'check', paths.xenSyms]))) },
+  ];
+  table('check: xen-syms-4.17-amd64 (objtool does not read Xen)', xrows);
+  return { allModules: rows, xenSyms: xrows };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run({ quick: process.argv.includes('--quick') });
