@@ -135,3 +135,20 @@ test('textpoke hypercalls gen writes the header; -D selects the configuration; b
   assert.equal(await main(['hypercalls', 'gen', bad], io), 2);
   assert.match(err, /bad\.c: line 6: No prototype for prefix\/hypercall combination \(do_bar\)/);
 });
+
+test('with 32-bit PV (pv32 caller) every style dispatches each number to the handler its table row names', () => {
+  const d = parseDefs(preprocess(text, defineMap([...X86_DEFINES, 'CONFIG_PV32'])));
+  assert.deepEqual(d.callers, ['pv64', 'pv32', 'hvm64', 'hvm32']);
+  const want = new Map(d.calls.map((c) => [`${c.caller} ${XEN_417_NUMBERS[c.name]}`, `${c.prefix}_${c.name}`]));
+  // pv32 uses compat handlers where the table says so, and the 32-bit-only prototypes exist.
+  assert.equal(want.get(`pv32 ${XEN_417_NUMBERS.set_trap_table}`), 'compat_set_trap_table');
+  assert.equal(want.get(`pv32 ${XEN_417_NUMBERS.iret}`), 'compat_iret');
+  for (const style of STYLES) {
+    const out = build(d, generate(d, { style: style as Style }), [], -1, 70);
+    for (const l of out.trim().split('\n')) {
+      const [caller, type, num, handler] = l.split(' ');
+      if (type !== 'unsigned_long') continue;
+      assert.equal(handler, want.get(`${caller} ${num}`) ?? '-', `${style}: ${l}`);
+    }
+  }
+});
