@@ -9,7 +9,7 @@
 import { FlowControl } from 'iced-x86';
 import { fenceInfo, hasAnyFence } from '../cfg/fences.js';
 import { fenceAhead, fenceNear } from '../cfg/flow.js';
-import { destOf } from '../cfg/targets.js';
+import { destOf, trailingReloc } from '../cfg/targets.js';
 import type { View } from '../cfg/view.js';
 import type { Check } from './check.js';
 import { Finding, finding, related } from './finding.js';
@@ -23,13 +23,17 @@ export const nospecBranch: Check = {
     const fi = fenceInfo(view);
     const out: Finding[] = [];
     if (!hasAnyFence(view, fi)) return out;
+    const rel = view.img.kind === 'rel' && !view.patched;
     for (const sc of view.code()) {
+      // static_cpu_has() slow paths run only until apply_alternatives(); replacements are checked where they land.
+      if (sc.section.name === '.altinstr_aux' || sc.section.name === '.altinstr_replacement') continue;
       const base = sc.section.addr;
       for (let i = 0; i < sc.count; i++) {
         if (sc.flow[i] !== FlowControl.ConditionalBranch) continue;
         const a = base + sc.off[i]!;
         const fall = a + sc.len[i]!;
-        const t = sc.target[i]!;
+        // In a relocatable object a branch to another section holds its destination in a relocation.
+        const t = rel && trailingReloc(view, sc, i) ? destOf(view, sc, i)?.addr ?? NaN : sc.target[i]!;
         if (!fenceNear(view, fi, fall) && (Number.isNaN(t) || !fenceNear(view, fi, t))) continue;
         const d = destOf(view, sc, i);
         if (!d || Number.isNaN(d.addr)) continue;
