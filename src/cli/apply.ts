@@ -108,7 +108,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (!o.quiet) {
         io.out(`${file}: ${result.view.patches.length} writes for --cpu ${cpu.spec} -> ${o.output}\n`);
-        for (const n of cpu.notes) io.out(`  note: ${n}\n`);
+        for (const n of [...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
         if (result.relocation) io.out(`  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`);
         for (const s of summarize(result.view)) io.out(`  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`);
       }

@@ -102,6 +102,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       }
       io.out(`\nsummary (sites changed, bytes changed):\n`);
       for (const [k, e] of [...sum].sort((x, y) => y[1].sites - x[1].sites)) io.out(`  ${String(e.sites).padStart(6)} ${String(e.bytes).padStart(7)}  ${k}\n`);
+      for (const n of [...cpu.notes, ...view.notes]) io.out(`note: ${n}\n`);
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (result.errors.length) status.raise(2);
     });

@@ -3,10 +3,9 @@
  *
  * Linux (alternative_instructions() for vmlinux, module_finalize() for modules, same order):
  *   [module loader: relocations] -> apply_paravirt (native) -> apply_retpolines -> apply_returns
- *   -> apply_alternatives -> apply_ibt_endbr. Static calls and jump labels stay in their initial state
- *   (the state the build left them in: objtool already NOPs default-off jump labels; a module's static call
- *   sites keep calling the trampoline until static_call_add_module retargets them to whatever the key holds
- *   at run time, which no file records).
+ *   -> apply_alternatives -> apply_ibt_endbr, then static calls at their keys' initial functions
+ *   (__static_call_init; keys defined in the file only). Jump labels stay as built: objtool already wrote each
+ *   one's initial NOP/JMP and x86 has no arch_jump_label_transform_static.
  * Xen: _apply_alternatives, first pass (force = false) then second pass (force = true), which ends by
  *   poisoning the ENDBR64 of cf_clobber functions when CET-IBT is in use.
  */
@@ -22,6 +21,7 @@ import { applyLinuxIbt } from './linux-ibt.js';
 import { applyLinuxParavirt } from './linux-paravirt.js';
 import { applyLinuxRetpolines } from './linux-retpolines.js';
 import { applyLinuxReturns } from './linux-returns.js';
+import { applyLinuxStaticCalls } from './linux-static-calls.js';
 import { relocate, RelocateResult } from './relocate.js';
 import { PatchedView } from './view.js';
 import { applyXenAlternatives, XenOptions } from './xen-alternatives.js';
@@ -69,6 +69,7 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     applyLinuxReturns(view, sites, cpu);
     applyLinuxAlternatives(view, sites, cpu, rules);
     applyLinuxIbt(view, sites);
+    applyLinuxStaticCalls(view, sites, cpu);
     const cd = featureNumber(cpu.table, 'CALL_DEPTH');
     if (rules === 'modern' && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {
       view.finding('alternatives', NaN, 'call depth tracking (CALL_DEPTH): callthunks_patch_module_calls/builtin_calls retarget .call_sites to accounting thunks; not reproduced', 'model');

@@ -53,6 +53,8 @@ export class PatchedView {
   private readonly patched = new Map<number, Uint8Array>();
   readonly patches: AppliedPatch[] = [];
   readonly findings: PatchFinding[] = [];
+  /** Per-file remarks on what the model could not resolve (not tied to one site). */
+  readonly notes: string[] = [];
   /** Names for addresses that are not in the image (undefined symbols given synthetic or System.map addresses). */
   readonly externs = new Map<number, string>();
   private readonly absBase = new Map<number, bigint>();
@@ -140,7 +142,9 @@ export class PatchedView {
   nameOf(abs: bigint): string {
     for (const [n, a] of this.externAbs) if (a === abs) return n;
     const r = this.rel(abs);
-    return Number.isNaN(r) ? '0x' + abs.toString(16) : this.img.where(r);
+    if (Number.isNaN(r)) return '0x' + abs.toString(16);
+    const w = this.img.where(r);
+    return w.endsWith('+0x0') ? w.slice(0, -4) : w;
   }
 
   /** Was a load address given for the section? */

@@ -58,3 +58,18 @@ test('paravirt (native): call pv_ops slot becomes call <native function> + NOP; 
   assert.equal(b[5], 0x90);
   assert.deepEqual(at(v, 't_pvnop', 6), [0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00]);
 });
+
+test('static calls: sites take their key\'s initial function; keys outside the file are left and noted', () => {
+  const v = run('intel-server');
+  const b = at(v, 't_sc_call', 5);
+  assert.equal(b[0], 0xe8);
+  assert.equal(dest(v, 't_sc_call', b), v.abs(addrOf('target_fn')));
+  assert.deepEqual(at(v, 't_sc_null', 5), [0x0f, 0x1f, 0x44, 0x00, 0x00]);
+  assert.deepEqual(at(v, 't_sc_tail', 5), [0xc3, 0xcc, 0xcc, 0xcc, 0xcc]);
+  const amd = run('amd-server');
+  const t = at(amd, 't_sc_tail', 5);
+  assert.equal(t[0], 0xe9);
+  assert.equal(dest(amd, 't_sc_tail', t), amd.symbolAbs('srso_alias_return_thunk'));
+  assert.equal(v.patches.filter((p) => p.addr === addrOf('t_sc_ext')).length, 0);
+  assert.match(v.notes.join('\n'), /1 static call site\(s\) keep calling their trampolines: their keys \(__SCK__ext/);
+});

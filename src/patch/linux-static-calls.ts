@@ -1,0 +1,87 @@
+/**
+ * Static call sites at their keys' initial functions: __static_call_init() (kernel/static_call_inline.c)
+ * calls arch_static_call_transform(site, NULL, key->func, tail) for every `.static_call_sites` entry, for
+ * vmlinux at boot and for a module when it is loaded (after module_finalize's patchers). x86
+ * __static_call_transform (arch/x86/kernel/static_call.c), per site:
+ *  - validate: a tail site must be JMP rel32, RET or Jcc rel32; a call site CALL, NOP5 or `cs cs cs xor %eax,%eax`
+ *    (else the kernel BUGs: reported, skipped);
+ *  - call: `call func`, `xor5rax` for __static_call_return0, NOP5 for NULL; tail: `jmp func`, for NULL the RET form
+ *    (`jmp x86_return_thunk` where the return thunk is wanted, else `ret; int3 x4`); a Jcc tail site keeps its
+ *    condition (NULL: __static_call_return, or __x86_return_thunk with RETHUNK).
+ * key->func is read from the key in the file (relocated for modules). A module's sites whose key lives in
+ * vmlinux cannot be resolved from the module alone: they keep calling the trampoline and are counted in a note.
+ */
+import type { Site } from '../sites/site.js';
+import { featureNumber } from '../target/features/index.js';
+import type { Cpu } from './cpu.js';
+import { LINUX_NOPS } from './nops.js';
+import type { PatchedView } from './view.js';
+
+const XOR5RAX = [0x2e, 0x2e, 0x2e, 0x31, 0xc0];
+
+function rel(code: number[], op: number, at: bigint, size: number, target: bigint): void {
+  code.length = 0;
+  code.push(op);
+  const v = Number(BigInt.asIntN(32, target - (at + BigInt(size))));
+  code.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
+}
+
+export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[], cpu: Cpu): void {
+  const rh = featureNumber(cpu.table, 'RETHUNK');
+  const rethunk = rh !== undefined && cpu.has(rh);
+  const wantsAt = (abs: bigint): boolean => rethunk && (cpu.returnThunk !== 'its_return_thunk' || (abs & 0x20n) === 0n);
+  let unknown = 0;
+  let firstUnknown = '';
+  for (const s of sites) {
+    if (s.table !== '.static_call_sites' || Number.isNaN(s.addr)) continue;
+    const keyAddr = s.key?.addr ?? NaN;
+    const kb = Number.isNaN(keyAddr) ? undefined : view.read(keyAddr, 8);
+    if (!kb) {
+      if (!unknown++) firstUnknown = s.key?.name ?? '?';
+      continue;
+    }
+    const func = new DataView(kb.buffer, kb.byteOffset, 8).getBigUint64(0, true);
+    const cur = view.read(s.addr, 6) ?? view.read(s.addr, 5);
+    if (!cur) continue;
+    const at = view.abs(s.addr);
+    const tail = Boolean(s.tail);
+    const jcc = cur[0] === 0x0f && (cur[1]! & 0xf0) === 0x80;
+    const ok = tail
+      ? cur[0] === 0xe9 || cur[0] === 0xc3 || jcc
+      : cur[0] === 0xe8 || LINUX_NOPS.nops[5]!.every((x, k) => cur[k] === x) || XOR5RAX.every((x, k) => cur[k] === x);
+    if (!ok) {
+      view.finding('static-calls', s.addr, `unexpected static_call insn opcode 0x${cur[0]!.toString(16)}: the kernel would BUG()`, 'bug', s);
+      continue;
+    }
+    const code: number[] = [];
+    let note: string;
+    if (tail && jcc) {
+      let target = func;
+      let name = view.nameOf(func);
+      if (!func) {
+        name = rethunk ? '__x86_return_thunk' : '__static_call_return';
+        const t = view.symbolAbs(name);
+        if (t === undefined) { view.finding('static-calls', s.addr, `no address for ${name}; skipped`, 'model', s); continue; }
+        target = t;
+      }
+      code.push(0x0f);
+      const tmp: number[] = [];
+      rel(tmp, cur[1]!, at + 1n, 5, target);
+      code.push(...tmp);
+      note = `jcc ${name}`;
+    } else if (tail) {
+      if (func) { rel(code, 0xe9, at, 5, func); note = `jmp ${view.nameOf(func)}`; }
+      else if (wantsAt(at)) {
+        const t = view.symbolAbs(cpu.returnThunk);
+        if (t === undefined) { view.finding('static-calls', s.addr, `no address for ${cpu.returnThunk}; skipped`, 'model', s); continue; }
+        rel(code, 0xe9, at, 5, t);
+        note = `jmp ${cpu.returnThunk}`;
+      } else { code.push(0xc3, 0xcc, 0xcc, 0xcc, 0xcc); note = 'ret'; }
+    } else if (!func) { code.push(...LINUX_NOPS.nops[5]!); note = 'NULL: NOP5'; }
+    else if (func === view.symbolAbs('__static_call_return0')) { code.push(...XOR5RAX); note = '__static_call_return0: xor %eax,%eax'; }
+    else { rel(code, 0xe8, at, 5, func); note = `call ${view.nameOf(func)}`; }
+    if (code.every((x, k) => cur[k] === x)) continue;
+    view.write('static-calls', s.addr, Uint8Array.from(code), s, note);
+  }
+  if (unknown) view.notes.push(`${unknown} static call site(s) keep calling their trampolines: their keys (${firstUnknown}, ...) are not defined in this file, so the function they hold is unknown`);
+}
