@@ -71,7 +71,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .description('one self-contained HTML report: summary with charts, findings, per-function disassembly before/after patching and control-flow graphs, model-checker traces')
     .argument('<path...>', 'ELF files (.o, .ko, .ko.xz/.zst/.gz, vmlinux, xen-syms) or directories to search')
     .requiredOption('-o, --output <file.html>', 'output HTML file (written atomically, never over an input)')
-    .option('--cpu <spec>', 'CPU the patched view is built for (PRESET[,+FEATURE,-FEATURE,...]); checks run on the patched bytes when given, on the bytes as built otherwise; the "after" column uses intel-server by default')
+    .option('--cpu <spec>', "CPU the checked text and the 'after' column are patched for, as for textpoke check: PRESET[,+FEATURE,-FEATURE,key=value...] (intel-server, amd-server, old, all, none), or 'as-built' (checks on the file's bytes; the 'after' column then shows intel-server). Default intel-server")
     .option('--checks <ids>', `only these checks, comma-separated (${CHECKS.map((c) => c.id).join(', ')})`, (v: string, prev: string[] = []) => [...prev, ...v.split(',').filter(Boolean)])
     .addOption(new Option('--profile <id>', 'read the files with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
     .option('--all-functions', 'a page for every function, not only those with sites, findings or patches (large inputs get big)')

@@ -24,12 +24,12 @@ import type { View } from '../../cfg/view.js';
 import { CHECKS } from '../../checks/index.js';
 import type { Finding } from '../../checks/finding.js';
 import { prepare, runChecks } from '../../checks/run.js';
+import type { PrepareOptions } from '../../checks/run.js';
 import { applyPatches, parseCpu } from '../../patch/index.js';
 import type { PatchedView } from '../../patch/index.js';
 import { RelocIndex } from '../../sites/listing.js';
 import type { Site } from '../../sites/site.js';
 import { featureName, featureTable } from '../../target/features/index.js';
-import type { Target } from '../../target/detect.js';
 import { disassemble, hexBytes } from '../../x86/format.js';
 
 /** Instruction flags in {@link FnDetail} lines. */
@@ -112,11 +112,11 @@ export interface ReportData {
 }
 
 export interface AnalyseOptions {
-  /** CPU the patched view is built for (`--cpu`); checks run on it when given, on the bytes as built otherwise. */
+  /** CPU the checks' patched view is built for (`--cpu` syntax, or 'as-built'); default intel-server, as `textpoke check`. */
   readonly cpu?: string;
   /** Profile id overriding detection. */
   readonly profile?: string;
-  /** CPU for the "after" column when `cpu` is not given. */
+  /** CPU when `cpu` is not given (the playground's CPU field). */
   readonly defaultCpu?: string;
   /** Give every function a detail page (large inputs get big). */
   readonly allFunctions?: boolean;
@@ -128,27 +128,29 @@ export interface AnalyseOptions {
 export function analyse(img: Image, o: AnalyseOptions = {}): FileData {
   const errors: string[] = [];
   let pv: PatchedView | undefined;
-  let patchedFor = '';
-  const cpuSpec = o.cpu ?? o.defaultCpu ?? 'intel-server';
-  let prep;
-  const patch = (im: Image, target: Target, sites: readonly Site[]) => {
-    if (!target.profile) return undefined;
+  let patchedFor = 'not patched: no profile for this file';
+  // The checks run exactly as `textpoke check --cpu SPEC` runs them (same view, same findings).
+  const spec = o.cpu ?? o.defaultCpu ?? 'intel-server';
+  const prepOpts: PrepareOptions & { cpu?: string } = { profile: o.profile, cpu: spec };
+  let prep: ReturnType<typeof prepare>;
+  try {
+    prep = prepare(img, prepOpts);
+  } catch (e) {
+    // A CPU the file's feature table does not know: check the bytes as built and say why.
+    errors.push(`--cpu ${spec}: ${e instanceof Error ? e.message : String(e)}; checked the bytes as built`);
+    prep = prepare(img, { profile: o.profile, cpu: 'as-built' } as PrepareOptions);
+  }
+  // The "after" column: the same CPU (or intel-server when the checks ran on the bytes as built).
+  const target = prep.view.target;
+  if (target.profile) {
+    const afterSpec = spec === 'as-built' ? (o.defaultCpu && o.defaultCpu !== 'as-built' ? o.defaultCpu : 'intel-server') : spec;
     try {
-      const cpu = parseCpu(cpuSpec, featureTable(target.profile.features));
-      pv = applyPatches(im, target.profile, cpu, { sites }).view;
+      const cpu = parseCpu(afterSpec, featureTable(target.profile.features));
+      pv = applyPatches(img, target.profile, cpu, { sites: prep.view.sites }).view;
       patchedFor = `--cpu ${cpu.spec}`;
-      return { bytesOf: pv.bytesOf, describe: `patched for --cpu ${cpu.spec}`, has: (f: number) => cpu.has(f) };
     } catch (e) {
       patchedFor = `not patched: ${e instanceof Error ? e.message : String(e)}`;
-      return undefined;
     }
-  };
-  if (o.cpu) {
-    prep = prepare(img, { profile: o.profile, patch });
-  } else {
-    prep = prepare(img, { profile: o.profile });
-    if (prep.view.target.profile) patch(img, prep.view.target, prep.view.sites);
-    else patchedFor = 'not patched: no profile for this file';
   }
   const view = prep.view;
   errors.push(...prep.tableErrors);
