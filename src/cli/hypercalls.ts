@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { EXIT_FINDINGS, EXIT_USAGE, UsageError, type ExitStatus, type Io } from './context.js';
+import { EXIT_FINDINGS, UsageError, type ExitStatus, type Io } from './context.js';
 import { writeAtomic } from './patchlets.js';
 import { preprocess, CppError } from '../hypercall/cpp.js';
 import { defineMap, parseDefs, DefsError, X86_DEFINES, type Defs } from '../hypercall/defs.js';
@@ -265,6 +265,4 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     writeAtomic(join(o.output, 'results.csv'), csv);
     io.out(csv);
   });
-
-  void EXIT_USAGE;
 }

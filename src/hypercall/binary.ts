@@ -482,8 +482,8 @@ export class DispatchWalker {
         }
       }
       for (const r of CALLER_SAVED) s.regs.set(r, U);
-      const ret = (name && opts.returns?.[name]) ?? (slot && opts.returns?.[slot]);
-      if (ret !== undefined && ret !== '' ) s.regs.set(Register.RAX, { c: ret as bigint, t: false });
+      const ret = (name !== undefined ? opts.returns?.[name] : undefined) ?? (slot !== undefined ? opts.returns?.[slot] : undefined);
+      if (ret !== undefined) s.regs.set(Register.RAX, { c: BigInt.asUintN(64, ret), t: false });
       s.flags = { ok: false, t: false };
       s.pc = next;
       return { kind: 'next' };
