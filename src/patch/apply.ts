@@ -69,7 +69,7 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     applyLinuxReturns(view, sites, cpu);
     applyLinuxAlternatives(view, sites, cpu, rules);
     applyLinuxIbt(view, sites);
-    applyLinuxStaticCalls(view, sites, cpu);
+    applyLinuxStaticCalls(view, sites, cpu, rules);
     const cd = featureNumber(cpu.table, 'CALL_DEPTH');
     if (rules === 'modern' && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {
       view.finding('alternatives', NaN, 'call depth tracking (CALL_DEPTH): callthunks_patch_module_calls/builtin_calls retarget .call_sites to accounting thunks; not reproduced', 'model');

@@ -7,7 +7,8 @@
  *    (else the kernel BUGs: reported, skipped);
  *  - call: `call func`, `xor5rax` for __static_call_return0, NOP5 for NULL; tail: `jmp func`, for NULL the RET form
  *    (`jmp x86_return_thunk` where the return thunk is wanted, else `ret; int3 x4`); a Jcc tail site keeps its
- *    condition (NULL: __static_call_return, or __x86_return_thunk with RETHUNK).
+ *    condition (NULL: __static_call_return, or with RETHUNK __x86_return_thunk (6.1) / x86_return_thunk (6.12)).
+ * 6.12 also routes calls through callthunks_translate_call_dest() (call depth tracking only; not modelled).
  * key->func is read from the key in the file (relocated for modules). A module's sites whose key lives in
  * vmlinux cannot be resolved from the module alone: they keep calling the trampoline and are counted in a note.
  */
@@ -26,7 +27,7 @@ function rel(code: number[], op: number, at: bigint, size: number, target: bigin
   code.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
 }
 
-export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[], cpu: Cpu): void {
+export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: '6.1' | 'modern' = '6.1'): void {
   const rh = featureNumber(cpu.table, 'RETHUNK');
   const rethunk = rh !== undefined && cpu.has(rh);
   const wantsAt = (abs: bigint): boolean => rethunk && (cpu.returnThunk !== 'its_return_thunk' || (abs & 0x20n) === 0n);
@@ -59,7 +60,8 @@ export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[],
       let target = func;
       let name = view.nameOf(func);
       if (!func) {
-        name = rethunk ? '__x86_return_thunk' : '__static_call_return';
+        // 6.1: __x86_return_thunk; 6.12: x86_return_thunk (the chosen one).
+        name = rethunk ? (rules === 'modern' ? cpu.returnThunk : '__x86_return_thunk') : '__static_call_return';
         const t = view.symbolAbs(name);
         if (t === undefined) { view.finding('static-calls', s.addr, `no address for ${name}; skipped`, 'model', s); continue; }
         target = t;
