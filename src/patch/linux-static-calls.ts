@@ -36,7 +36,10 @@ export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[],
   for (const s of sites) {
     if (s.table !== '.static_call_sites' || Number.isNaN(s.addr)) continue;
     const keyAddr = s.key?.addr ?? NaN;
-    const kb = Number.isNaN(keyAddr) ? undefined : view.read(keyAddr, 8);
+    // objtool points a module's site at the trampoline when the key is not exported; the loader looks the key
+    // up in vmlinux then. Only a key in a data section of this file can be read.
+    const keySec = Number.isNaN(keyAddr) ? undefined : view.img.sectionAt(keyAddr);
+    const kb = !keySec || keySec.exec ? undefined : view.read(keyAddr, 8);
     if (!kb) {
       if (!unknown++) firstUnknown = s.key?.name ?? '?';
       continue;
