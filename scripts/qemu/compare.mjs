@@ -90,12 +90,6 @@ export const CLASSES = {
       'command line): preempt_schedule[_notrace] = NULL (NOP5), cond_resched/might_resched = __cond_resched. ' +
       'A module file does not record it; the comparison checks the guest holds exactly that form.',
   },
-  'module-static-call-key': {
-    explained: false,
-    text: 'static call site whose key is defined in the module itself (tracepoints: __SCK__tp_func_X, initial ' +
-      'function __traceiter_X): static_call_add_module() points the site straight at the key\'s function, which ' +
-      'the file records (the key\'s R_X86_64_64 relocation in .data); textpoke leaves the call on the trampoline.',
-  },
   'ftrace-nop': {
     explained: false,
     text: '__mcount_loc site: ftrace_module_init() -> ftrace_init_nop() turns every `call __fentry__` into the ' +
@@ -178,6 +172,10 @@ export function referenceRelocate(img, load, kernelSyms, moduleSyms) {
   }
   return out;
 }
+
+/** x86_return_thunk targets -> the `rethunk=` value of textpoke's --cpu. */
+const THUNK_OPT = { __x86_return_thunk: 'default', retbleed_return_thunk: 'retbleed', srso_return_thunk: 'srso',
+  srso_alias_return_thunk: 'srso-alias', its_return_thunk: 'its' };
 
 /** Differing byte ranges of two equal-length arrays; ranges closer than `gap` bytes are merged. */
 export function diffRanges(a, b, gap = 4) {
@@ -268,20 +266,16 @@ export function guestFeatures(guest, table, featureNumber) {
     add('X86_FEATURE_SRSO', 'spec_rstack_overflow: Safe RET');
   }
   const its = v.indirect_target_selection ?? '';
-  if (/Aligned branch\/return thunks/.test(its)) {
-    add('X86_FEATURE_INDIRECT_THUNK_ITS', 'indirect_target_selection: Aligned branch/return thunks');
-    // its_select_mitigation() also forces RETHUNK with x86_return_thunk = its_return_thunk.
-    add('X86_FEATURE_RETHUNK', 'indirect_target_selection: Aligned branch/return thunks');
-  }
+  // its_select_mitigation() forces RETHUNK with x86_return_thunk = its_return_thunk (INDIRECT_THUNK_ITS only
+  // when indirect branches do not already go through retpolines: the Skylake guest does not set it).
+  if (/Aligned branch\/return thunks/.test(its)) add('X86_FEATURE_RETHUNK', 'indirect_target_selection: Aligned branch/return thunks');
   if (/Mitigation: PTI/.test(v.meltdown ?? '')) add('X86_FEATURE_PTI', 'meltdown: PTI');
   if (/Clear CPU buffers/.test(v.mds ?? '') && !/Vulnerable/.test(v.mds ?? '')) add('X86_FEATURE_CLEAR_CPU_BUF', 'mds: Clear CPU buffers');
-  if (/Mitigation: Speculative Store Bypass disabled/.test(v.spec_store_bypass ?? '')) add('X86_FEATURE_SPEC_STORE_BYPASS_DISABLE', 'spec_store_bypass');
+  if (/^Mitigation: Speculative Store Bypass disabled$/.test(v.spec_store_bypass ?? '')) add('X86_FEATURE_SPEC_STORE_BYPASS_DISABLE', 'spec_store_bypass');
   // The return thunk apply_returns targets: bugs.c prints each selection ("active return thunk: X"); the
   // last one wins. It matters only when RETHUNK is set (else return sites become plain `ret`).
   const thunks = [...(guest.dmesg ?? '').matchAll(/active return thunk: (\S+)/g)].map((m) => m[1]);
   const thunk = thunks.at(-1) ?? null;
-  const THUNK_OPT = { __x86_return_thunk: 'default', retbleed_return_thunk: 'retbleed', srso_return_thunk: 'srso',
-    srso_alias_return_thunk: 'srso-alias', its_return_thunk: 'its' };
   let rethunk = null;
   if (names.has('X86_FEATURE_RETHUNK') && thunk) {
     rethunk = THUNK_OPT[thunk] ?? null;
@@ -347,13 +341,9 @@ async function classifySite(ctx, site, g, t, abs, ref) {
       dec.free();
       if (target === null) return 'unexplained';
     }
-    if (inModule) {
-      // The key's function from the file: the R_X86_64_64 at key+0 in its section.
-      const sec = ctx.img.sections[ks.shndx];
-      const r = ctx.img.relocations(sec).find((x) => x.offset === ks.addr - sec.addr);
-      const fn = r ? ctx.img.relocSymbolName(r) + (r.addend ? `+0x${r.addend.toString(16)}` : '') : null;
-      return fn !== null && target === fn ? 'module-static-call-key' : 'unexplained';
-    }
+    // Keys defined in the module: textpoke sets their sites from the file (the key's initial function), so
+    // any difference there is a patcher error.
+    if (inModule) return 'unexplained';
     // Exported static calls are referenced through their trampoline (__SCT__X); the kernel maps it back
     // to the key __SCK__X through .static_call_tramp_key (static_call_add_module, tramp_key_lookup).
     const k = key.replace(/^__SCT__/, '__SCK__');
@@ -362,6 +352,45 @@ async function classifySite(ctx, site, g, t, abs, ref) {
     return (want === null ? nop5 : target === want) ? 'vmlinux-static-call-key' : 'unexplained';
   }
   return 'unexplained';
+}
+
+/**
+ * Every feature bit the running kernel set: boot_cpu_data.x86_capability, found inside the dumped
+ * boot_cpu_data by matching words 0 (CPUID 1 EDX) and 4 (CPUID 1 ECX) against the cpuinfo flags (so no
+ * struct offset is assumed), then checked against the cpuinfo bugs (which fixes NCAPINTS).
+ * Returns {names, unnamed, offset} or {error}.
+ */
+export function kernelCapabilities(guest, table, featureNumber, featureName, cpuinfoNames) {
+  const v = guest.kvars?.boot_cpu_data;
+  if (!v) return { error: 'boot_cpu_data was not dumped' };
+  const b = v.bytes;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const want = (w) => {
+    let x = 0;
+    for (const n of cpuinfoNames) {
+      const k = featureNumber(table, n);
+      if (k !== undefined && Math.floor(k / 32) === w) x |= 1 << (k % 32);
+    }
+    return x >>> 0;
+  };
+  const w0 = want(0), w4 = want(4);
+  const words = table.limit / 32;
+  for (let off = 0; off + words * 4 <= b.length; off += 4) {
+    // A superset: the kernel also sets bits cpuinfo hides ("" names, such as OSXSAVE in word 4).
+    if (((dv.getUint32(off, true) & w0) >>> 0) !== w0 || ((dv.getUint32(off + 16, true) & w4) >>> 0) !== w4) continue;
+    const names = [];
+    const unnamed = [];
+    for (let n = 0; n < table.limit; n++) {
+      if (!(dv.getUint32(off + Math.floor(n / 32) * 4, true) & (1 << (n % 32)))) continue;
+      const nm = featureName(table, n);
+      if (table.byNumber.has(n)) names.push(nm); else unnamed.push(nm);
+    }
+    const bugs = cpuinfoNames.filter((n) => n.startsWith('X86_BUG_'));
+    const missing = bugs.filter((n) => !names.includes(n));
+    if (missing.length) return { error: `capability words at +${off} lack cpuinfo bugs ${missing.join(' ')} (NCAPINTS of ${table.id}?)` };
+    return { names, unnamed, offset: off };
+  }
+  return { error: 'no x86_capability words in boot_cpu_data match the cpuinfo flags' };
 }
 
 /** Attributes one differing range: sites covering it, relocation fields in it, symbol, disassembly. */
@@ -444,11 +473,14 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
   const { load: L } = { load: await imp('elf/load.js') };
   const { readSites } = await imp('sites/read.js');
   const { detectTarget } = await imp('target/detect.js');
-  const { featureTable, featureNumber } = await imp('target/features/index.js');
+  const { featureTable, featureNumber, featureName } = await imp('target/features/index.js');
   const fmt = await imp('x86/format.js');
   const { Disassembly } = await imp('x86/code.js');
   const kernelSyms = readSystemMap(systemMap);
-  const moduleSyms = new Map(run.guest.modsyms.filter((s) => /[A-Z]/.test(s.type)).map((s) => [s.name, BigInt('0x' + s.addr)]));
+  // Other modules' exports: kallsyms types module symbols in lower case, so take the names that have a
+  // __ksymtab_ entry (what resolve_symbol() can bind a module's undefined symbol to).
+  const exported = new Set(run.guest.modsyms.filter((x) => x.name.startsWith('__ksymtab_')).map((x) => x.name.slice(10)));
+  const moduleSyms = new Map(run.guest.modsyms.filter((x) => exported.has(x.name) && /^[tTdDbBrR]$/.test(x.type)).map((x) => [x.name, BigInt('0x' + x.addr)]));
   const result = { ok: true, modules: [], anchors: {} };
   const sym = new Symbolizer([
     ...[...kernelSyms].map(([name, addr]) => ({ name, addr })),
@@ -477,10 +509,48 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     // Parsed WITHOUT `load`: Image.parse's load option stores absolute kernel addresses as doubles with
     // image base 0 (loses the low bits of 0xffffffffc0xxxxxx); absolute addresses come from `load` here.
     const img = await L.imageFromBytes(bytes, t.path);
+    // The module's per-cpu area: sysfs does not list .data..percpu (the loader clears its SHF_ALLOC), but
+    // kallsyms shows the module's per-cpu symbols at their per-cpu offsets, which fixes the section base.
+    const pcpu = img.section('.data..percpu');
+    if (pcpu && !load.has(pcpu.name)) {
+      const bySym = new Map(run.guest.modsyms.filter((x) => x.module === t.name).map((x) => [x.name, BigInt('0x' + x.addr)]));
+      const hit = img.symbols.find((y) => y.shndx === pcpu.index && y.name && bySym.has(y.name));
+      if (hit) {
+        load.set(pcpu.name, bySym.get(hit.name) - BigInt(hit.addr - pcpu.addr));
+        mres.percpu = { base: '0x' + load.get(pcpu.name).toString(16), from: hit.name };
+      }
+    }
     const target = detectTarget(img);
     const table = featureTable(target.profile.features);
     const feats = guestFeatures(run.guest, table, featureNumber);
     mres.target = { version: target.version, profile: target.profile.id, features: target.profile.features };
+    // The CPU textpoke is run for: every bit the kernel set (boot_cpu_data.x86_capability) and the return
+    // thunk it chose (x86_return_thunk), both read from the guest's memory. The cpuinfo/vulnerabilities
+    // inference is kept beside it, and where the two disagree is reported (hidden synthetic features).
+    const caps = kernelCapabilities(run.guest, table, featureNumber, featureName, feats.names.filter((n) => !feats.inferred.some((i) => i.startsWith(n + ' '))));
+    const rtv = run.guest.kvars?.x86_return_thunk;
+    let thunk = null;
+    if (rtv && rtv.bytes.length === 8) thunk = sym.where(Buffer.from(rtv.bytes).readBigUInt64LE(0));
+    if (caps.error) {
+      result.ok = false;
+      log(`  ${t.name}: ${caps.error}`);
+    } else {
+      const capSet = new Set(caps.names);
+      feats.kernel = {
+        names: caps.names,
+        unnamed: caps.unnamed,
+        thunk,
+        hiddenFromCpuinfo: caps.names.filter((n) => !feats.names.includes(n)),
+        inferredButUnset: feats.names.filter((n) => !capSet.has(n)),
+      };
+      const rethunk = capSet.has('X86_FEATURE_RETHUNK') ? THUNK_OPT[thunk] : null;
+      if (capSet.has('X86_FEATURE_RETHUNK') && !rethunk) {
+        result.ok = false;
+        log(`  ${t.name}: x86_return_thunk is ${thunk}, which --cpu rethunk= cannot name`);
+      }
+      feats.cpuinfoSpec = feats.spec;
+      feats.spec = ['none', ...caps.names.map((n) => '+' + n), ...(rethunk ? [`rethunk=${rethunk}`] : [])].join(',');
+    }
     mres.features = feats;
     const { sites } = readSites(img, target.profile);
     const relocsBySec = new Map(img.sections.filter((s) => s.alloc && s.exec).map((s) => [s.name, [...img.relocations(s)].sort((a, b) => a.offset - b.offset)]));

@@ -40,6 +40,13 @@ while read -r op a b c; do
   esac
 done < /groundtruth.conf
 
+# Kernel variables the comparison needs: boot_cpu_data (its x86_capability words are every feature bit the
+# kernel set, including the synthetic ones /proc/cpuinfo does not name) and x86_return_thunk.
+for v in boot_cpu_data:512 x86_return_thunk:8; do
+  a=$(grep -m1 " ${v%%:*}\$" /proc/kallsyms | cut -d' ' -f1)
+  [ -n "$a" ] && $K kcore "kvar:${v%%:*}:$a" "$a" "${v##*:}"
+done
+
 # All symbols of the running kernel and its modules: Debian's System.map is a placeholder (the real one
 # is in the -dbg package), so /proc/kallsyms is where the kernel symbol addresses come from.
 $K file kallsyms /proc/kallsyms
