@@ -11,17 +11,23 @@ import { exec, median, paths, root, table, textpoke } from './lib.mjs';
 
 async function browserTimes(html, runs) {
   const { launchChromium } = await import(join(root, 'dist', 'test', 'e2e', 'browser.js'));
-  const out = { paint: [], summary: [], graph: [] };
+  const out = { paint: [], summary: [], fcp: [], load: [], graph: [] };
   for (let r = 0; r < runs; r++) {
     const b = await launchChromium();
     try {
       const page = await b.context.newPage();
       await page.goto(pathToFileURL(html).href, { waitUntil: 'load' });
       await page.waitForSelector('#tp-main section.file');
-      const t = await page.evaluate(() => {
-        const fcp = performance.getEntriesByName('first-contentful-paint')[0];
-        return { paint: fcp ? fcp.startTime : NaN, summary: performance.now() };
-      });
+      await page.waitForFunction(() => performance.getEntriesByName('tp-painted').length > 0);
+      const t = await page.evaluate(() => ({
+        // The summary's first frame: the viewer marks tp-painted in the frame after it drew the summary.
+        paint: performance.getEntriesByName('tp-painted')[0].startTime,
+        summary: performance.getEntriesByName('tp-summary')[0].startTime,
+        fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN,
+        load: performance.getEntriesByType('navigation')[0]?.loadEventEnd ?? NaN,
+      }));
+      out.fcp.push(t.fcp / 1000);
+      out.load.push(t.load / 1000);
       out.paint.push(t.paint / 1000);
       out.summary.push(t.summary / 1000);
       await page.evaluate(() => { location.hash = '#/functions?q=pv_map_ldt_shadow_page'; });
@@ -38,7 +44,7 @@ async function browserTimes(html, runs) {
     const s = [...xs].sort((a, b) => a - b);
     return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1], runs: s.length };
   };
-  return { paint: stat(out.paint), summary: stat(out.summary), graph: stat(out.graph) };
+  return { summary: stat(out.summary), paint: stat(out.paint), fcp: stat(out.fcp), load: stat(out.load), graph: stat(out.graph) };
 }
 
 export async function run({ quick = false } = {}) {
@@ -55,7 +61,7 @@ export async function run({ quick = false } = {}) {
     const b = await browserTimes(html, quick ? 1 : 3);
     process.stdout.write(`\nreport: xen-syms-4.17-amd64 in headless chromium (goals: < 10 MB, first paint < 2 s)\n`);
     process.stdout.write(`  ${'size'.padEnd(46)} ${(size / 1e6).toFixed(2).padStart(8)} MB  ${size < 10e6 ? 'ok' : 'OVER 10 MB'}\n`);
-    for (const [k, label] of [['paint', 'first contentful paint'], ['summary', 'summary drawn (from navigation start)'], ['graph', 'open pv_map_ldt_shadow_page: graph laid out']]) {
+    for (const [k, label] of [['summary', 'summary drawn (from navigation start)'], ['paint', 'summary painted (next frame)'], ['fcp', 'first contentful paint'], ['load', 'whole page parsed and loaded'], ['graph', 'open pv_map_ldt_shadow_page: graph laid out']]) {
       const s = b[k];
       process.stdout.write(`  ${label.padEnd(46)} ${s.median.toFixed(3).padStart(8)} s  (min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)}, ${s.runs} runs)${k === 'paint' ? (s.median < 2 ? '  ok' : '  OVER 2 s') : ''}\n`);
     }

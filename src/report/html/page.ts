@@ -41,7 +41,10 @@ function rawScript(js: string, what: string): string {
 
 const BOOT = `
 const data = JSON.parse(document.getElementById('tp-data').textContent);
+// The function pages and Graphviz come later in the document: wait for them when first needed.
+const parsed = new Promise((ok) => document.readyState === 'loading' ? document.addEventListener('DOMContentLoaded', () => ok(), { once: true }) : ok());
 async function inflate(id) {
+  await parsed;
   const b64 = document.getElementById(id).textContent;
   const bin = atob(b64);
   const u = new Uint8Array(bin.length);
@@ -54,6 +57,7 @@ const cache = new Map();
 const host = {
   viz() {
     return vizP ??= (async () => {
+      await parsed;
       if (!globalThis.Viz) {
         const s = document.createElement('script');
         s.textContent = document.getElementById('tp-viz').textContent;
@@ -69,13 +73,17 @@ const host = {
   },
 };
 mount(document.getElementById('app'), data, host);
+performance.mark('tp-summary');
+requestAnimationFrame(() => setTimeout(() => performance.mark('tp-painted'), 0));
 `;
 
 /** The whole report page. */
 export function renderPage(data: ReportData, parts: PageParts): string {
   const summary: ReportData = { ...data, files: data.files.map((f) => ({ ...f, details: [] })) };
   const title = `textpoke report: ${data.files.map((f) => f.path.split('/').pop()).join(', ')}`.slice(0, 200);
-  const viewer = rawScript(parts.viewerJs.replace(/^\/\/# sourceMappingURL=.*$/m, ''), 'viewer');
+  // The viewer is compiled as a module with no imports; its `export` keywords go, so it runs as a classic script.
+  const viewer = rawScript(parts.viewerJs.replace(/^\/\/# sourceMappingURL=.*$/m, '').replace(/^export (?=(async )?function|const|let|class)/gm, ''), 'viewer');
+  if (/^\s*(import|export)\b/m.test(viewer)) throw new Error('the viewer must have no imports or exports left to run as a classic script');
   const out: string[] = [];
   out.push('<!doctype html>');
   out.push('<html lang="en"><head><meta charset="utf-8">');
@@ -85,10 +93,12 @@ export function renderPage(data: ReportData, parts: PageParts): string {
   out.push('<style>body{margin:0}</style></head><body>');
   out.push('<div id="app"><p style="font:14px system-ui;padding:12px">Loading the report… (JavaScript is needed to view it)</p></div>');
   out.push(`<script type="application/json" id="tp-data">${jsonForScript(summary)}</script>`);
+  // A classic script right after the summary data runs while the rest of the page (function pages,
+  // Graphviz: megabytes) is still being parsed, so the summary paints at once.
+  out.push(`<script>(function () {\n${viewer}\n${BOOT}\n})();</script>`);
   data.files.forEach((f, i) => {
     out.push(`<script type="application/octet-stream" id="tp-details-${i}">${base64(gzipSync(strToU8(JSON.stringify(f.details)), { level: 6 }))}</script>`);
   });
-  out.push(`<script type="module">${viewer}\n${BOOT}</script>`);
   out.push(`<script type="text/plain" id="tp-viz">${rawScript(parts.vizJs, 'Graphviz')}</script>`);
   out.push('</body></html>');
   return out.join('\n');
