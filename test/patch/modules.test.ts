@@ -43,3 +43,25 @@ test('6.1 modules x every preset: no crash, patched sites are whole instructions
   // Presets patch different amounts (none/old rewrite every retpoline; amd-server keeps return thunks).
   for (const p of PRESET_IDS) assert.ok((perPreset.get(p) ?? 0) > 100000, `${p}: ${perPreset.get(p)}`);
 });
+
+test('6.12 modules (every 20th) x every preset: the 6.12 rules give whole instructions and rule-given branch targets', async () => {
+  const files = expandPaths([corpus.modules612]).filter((_, i) => i % 20 === 0);
+  assert.ok(files.length > 200);
+  const problems: string[] = [];
+  let direct = 0;
+  for (const f of files) {
+    const img = await imageFromBytes(readFileSync(f), f);
+    const profile = detectTarget(img).profile!;
+    assert.equal(profile.alt, 'linux-14', f);
+    const table = featureTable(profile.features);
+    const sites = readSites(img, profile, { decode: false }).sites;
+    for (const p of PRESET_IDS) {
+      const r = applyPatches(img, profile, parseCpu(p, table), { sites });
+      for (const c of verifyView(r.view)) if (problems.length < 20) problems.push(`${p} ${f} ${img.where(c.addr)}: ${c.problem}`);
+      for (const fd of r.view.findings) if (fd.kind !== 'model') problems.push(`${p} ${f} ${img.where(fd.addr)}: ${fd.message}`);
+      if (p === 'intel-server') direct += r.view.patches.filter((x) => x.patcher === 'alternatives' && /^call (pv_native|native_)/.test(x.note ?? '')).length;
+    }
+  }
+  assert.deepEqual(problems, []);
+  assert.ok(direct > 0, 'no ALT_FLAG_DIRECT_CALL paravirt site was turned into a direct call');
+});
