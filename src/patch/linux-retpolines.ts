@@ -2,7 +2,8 @@
  * Linux 6.1 apply_retpolines()/patch_retpoline(): `call/jmp/jcc __x86_indirect_thunk_REG` sites.
  *  - RETPOLINE set and RETPOLINE_LFENCE clear: left alone (the thunk is the mitigation);
  *  - otherwise rewritten inline: [Jncc.d8 over] [LFENCE if RETPOLINE_LFENCE] `call/jmp *%REG` [int3 after jmp]
- *    then 0x90 padding and optimize_nops; REG = rsp is a BUG;
+ *    then 0x90 padding and optimize_nops; when that does not fit the site (lfence + call *%r8..r15 in 5 bytes) the
+ *    thunk call stays, as in the kernel; REG = rsp is a BUG;
  *  - INDIRECT_THUNK_ITS (ITS mitigation) and an indirect branch ending in the lower half of a cache line:
  *    call/jmp to an ITS thunk instead. The kernel allocates those thunks at run time; textpoke aims at the
  *    static __x86_indirect_its_thunk_REG and says so.
@@ -107,7 +108,8 @@ export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], 
       if (op === 0xe9 && i < len) bytes[i++] = 0xcc;
       while (i < len) bytes[i++] = 0x90;
     }
-    if (i !== len) { view.finding('retpolines', s.addr, `patched retpoline needs ${i} bytes, site has ${len}: left alone (as the kernel does)`, 'warn', s); continue; }
+    // The kernel pokes only when the result is exactly the site's length; otherwise the thunk call stays, silently.
+    if (i !== len) continue;
     const out = bytes.slice(0, len);
     if (rules === 'modern') {
       const b = new Uint8Array(len + 15);
