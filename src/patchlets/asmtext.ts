@@ -31,6 +31,10 @@ export interface DecodedInsn {
   /** The last instruction runs past the end of the bytes. */
   truncated: boolean;
   isBranch: boolean;
+  /** Legacy prefix bytes in front of the opcode (segment, 66, 67, f0, f2, f3), in order. */
+  prefixes: number[];
+  /** The spellings without prefix words and segment overrides, for claims that spell prefixes out. */
+  bare: string[];
 }
 
 let formatters: { att: Formatter; attSuffix: Formatter; attSigned: Formatter; intel: Formatter; masm: Formatter; nasm: Formatter } | undefined;
@@ -78,7 +82,7 @@ export function decodeAll(bytes: Uint8Array | number[], bits: Bits, ip = 0n): De
       const invalid = ins.isInvalid;
       const b = Array.from(buf.subarray(o, Math.min(o + len, buf.length)));
       if (invalid || truncated) {
-        out.push({ offset: o, bytes: b, att: '(bad)', intel: '(bad)', forms: [], invalid, truncated, isBranch: false });
+        out.push({ offset: o, bytes: b, att: '(bad)', intel: '(bad)', forms: [], invalid, truncated, isBranch: false, prefixes: [], bare: [] });
         break;
       }
       const texts = [f.att.format(ins), f.attSuffix.format(ins), f.intel.format(ins), f.masm.format(ins), f.nasm.format(ins), f.attSigned.format(ins)];
@@ -88,6 +92,8 @@ export function decodeAll(bytes: Uint8Array | number[], bits: Bits, ip = 0n): De
         att: texts[0],
         intel: texts[2],
         forms: [...new Set(texts.map(normalise))],
+        prefixes: legacyPrefixes(b),
+        bare: [...new Set(texts.map((t) => stripPrefixes(normalise(t))))],
         invalid: false,
         truncated: false,
         isBranch: ins.isCallNear || ins.isJmpNear || ins.isJmpShort || ins.isJccShortOrNear || ins.isCallFar || ins.isJmpFar,
@@ -147,10 +153,48 @@ export function splitClaim(asm: string): string[] {
   return asm.split(/[;\n]/).map((s) => s.trim()).filter(Boolean);
 }
 
-/** Does the claimed instruction text match the decoded instruction? */
+/** Prefix words a claim may spell out, and the byte each stands for. */
+const PREFIX_BYTE: Record<string, number> = {
+  es: 0x26, cs: 0x2e, ss: 0x36, ds: 0x3e, fs: 0x64, gs: 0x65, data16: 0x66, addr32: 0x67, lock: 0xf0,
+  rep: 0xf3, repe: 0xf3, repz: 0xf3, xrelease: 0xf3, repne: 0xf2, repnz: 0xf2, xacquire: 0xf2, bnd: 0xf2, notrack: 0x3e,
+};
+const LEGACY = new Set([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3]);
+
+function legacyPrefixes(b: number[]): number[] {
+  const out: number[] = [];
+  for (const x of b) {
+    if (!LEGACY.has(x)) break;
+    out.push(x);
+  }
+  return out;
+}
+
+/** A normal form without its leading prefix words and with segment overrides removed. */
+function stripPrefixes(n: string): string {
+  const words = n.split(' ');
+  while (words.length > 1 && (PREFIX_BYTE[words[0]] !== undefined || isPrefix(words[0]))) words.shift();
+  return words.join(' ').replace(/%?\b[cdefgs]s:/g, '');
+}
+
+/**
+ * Does the claimed instruction text match the decoded instruction? A claim that spells its prefixes
+ * out (`cs cs cs xorl %eax, %eax`, `data16 data16 xorq %rax, %rax`, `ds ds movb $0, (%rdi)`) must name
+ * exactly the legacy prefix bytes in front of the opcode, in any order, and the rest must match.
+ */
 export function claimMatches(claim: string, insn: DecodedInsn): boolean {
   if (insn.invalid || insn.truncated) return false;
   const n = normalise(claim);
+  const words = n.split(' ');
+  const spelled: number[] = [];
+  while (words.length > 1 && PREFIX_BYTE[words[0]] !== undefined) spelled.push(PREFIX_BYTE[words.shift()!]);
+  if (spelled.length) {
+    const a = [...spelled].sort().join(',');
+    const b = [...insn.prefixes].sort().join(',');
+    if (a === b) {
+      const rest = words.join(' ');
+      for (const r of expandEitherWidth(rest)) if (insn.bare.includes(r)) return true;
+    }
+  }
   // %[re]ax / [re]ax: either width.
   const alternatives = expandEitherWidth(n);
   for (const a of alternatives) {
@@ -178,11 +222,15 @@ function symbolicBranch(claim: string, insn: DecodedInsn): boolean {
   return insn.forms.some((f) => f.startsWith(mn + ' ') || f.startsWith(mn + 'q ') || f.startsWith(mn + 'l '));
 }
 
-export type MismatchKind = 'count' | 'swapped-operands' | 'operand-width' | 'operands' | 'mnemonic' | 'undecodable';
+export type MismatchKind = 'count' | 'prefixes' | 'swapped-operands' | 'operand-width' | 'operands' | 'mnemonic' | 'undecodable';
 
 /** Names the likely slip when a claim and an instruction differ. */
 export function classify(claim: string, insn: DecodedInsn): MismatchKind {
   if (insn.invalid || insn.truncated) return 'undecodable';
+  const words = normalise(claim).split(' ');
+  const spelled: number[] = [];
+  while (words.length > 1 && PREFIX_BYTE[words[0]] !== undefined) spelled.push(PREFIX_BYTE[words.shift()!]);
+  if (spelled.length && [...spelled].sort().join(',') !== [...insn.prefixes].sort().join(',')) return 'prefixes';
   const c = splitOps(normalise(claim));
   const d = splitOps(normalise(insn.att));
   const di = splitOps(normalise(insn.intel));

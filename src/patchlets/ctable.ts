@@ -9,7 +9,8 @@
  * ```
  *
  * The assembly is the comment after the closing brace on the same line or, when there is none, the
- * comments inside the braces joined with `;` (one per line of bytes). Entries with no comment are
+ * comments inside the braces joined with `;` (one per line of bytes), or else a comment just above the
+ * declaration whose first line reads `INSTRUCTIONS - description` (or ` -- `). Entries with no comment are
  * returned with `asm === undefined`.
  *
  * The instruction-set mode of each entry comes from the preprocessor conditional around it:
@@ -124,11 +125,41 @@ export function findByteTables(text: string, defaultBits: 16 | 32 | 64 = 64): By
     const after = /^\s*[,;]?\s*(?:\/\/(.*)|\/\*(.*?)\*\/)/.exec(tail);
     let asm = after ? (after[1] ?? after[2]).trim() : undefined;
     if (!asm && inner.length) asm = inner.join('; ');
+    if (!asm) asm = commentAbove(text, m.index);
     const line = lineOf(m.index);
     const mode = modes[line - 1];
     out.push({ name: m[1].replace(/\s+/g, ''), bytes, asm: asm || undefined, line, endLine: lineOf(close), bits: mode.bits, modeFrom: mode.from });
   }
   return out;
+}
+
+/**
+ * The comment block ending on the line above a declaration, when its first line reads
+ * `INSTRUCTIONS - description` (Linux's arch/x86/kernel/static_call.c:
+ * `* cs cs cs xorl %eax, %eax - a single 5 byte instruction that clears %[er]ax`). Only the part before
+ * ` - ` is a claim; a prose comment without it is not.
+ */
+function commentAbove(text: string, at: number): string | undefined {
+  const lineStart = text.lastIndexOf('\n', at - 1) + 1;
+  // Only for a declaration at the start of its line (not a designator in the middle of a table).
+  if (text.slice(lineStart, at).trim() && !/^\s*(static\s+)?(const\s+)?[\w\s]*$/.test(text.slice(lineStart, at))) return undefined;
+  const before = text.slice(0, lineStart).replace(/[ \t]*\n$/, '');
+  let body: string | undefined;
+  if (before.endsWith('*/')) {
+    const open = before.lastIndexOf('/*');
+    if (open < 0) return undefined;
+    body = before.slice(open + 2, -2);
+  } else {
+    const lines = before.split('\n');
+    const run: string[] = [];
+    while (lines.length && /^\s*\/\//.test(lines[lines.length - 1])) run.unshift(lines.pop()!.replace(/^\s*\/\/\s?/, ''));
+    if (!run.length) return undefined;
+    body = run.join('\n');
+  }
+  const first = body.split('\n').map((l) => l.replace(/^\s*\*?\s?/, '').trim()).find((l) => l.length > 0);
+  if (!first) return undefined;
+  const dash = /\s--?\s/.exec(first);
+  return dash && dash.index > 0 ? first.slice(0, dash.index).trim() : undefined;
 }
 
 function parseBraces(text: string, open: number): { bytes: number[]; inner: string[]; close: number } | undefined {

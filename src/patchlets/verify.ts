@@ -45,7 +45,8 @@ export function verifyEntry(entry: ByteTableEntry): EntryResult {
         message = `bytes decode to ${decoded.length} instruction${decoded.length === 1 ? '' : 's'}, comment lists ${claims.length}`;
       } else {
         kind = classify(c, d);
-        message = `instruction ${i + 1}: bytes ${hex(d.bytes)} are '${d.att}' ('${d.intel}'), comment says '${c}'${KIND_HINT[kind]}`;
+        const pre = d.prefixes.length ? ` with prefix bytes ${hex(d.prefixes)}` : '';
+        message = `instruction ${i + 1}: bytes ${hex(d.bytes)} are '${d.att}' ('${d.intel}')${kind === 'prefixes' ? pre : ''}, comment says '${c}'${KIND_HINT[kind]}`;
       }
       return { entry, decoded, claims, ok: false, at: i, kind, message };
     }
@@ -55,6 +56,7 @@ export function verifyEntry(entry: ByteTableEntry): EntryResult {
 
 const KIND_HINT: Record<MismatchKind, string> = {
   count: '',
+  prefixes: ': prefix bytes differ',
   'swapped-operands': ': operands swapped',
   'operand-width': ': operand width differs (missing or extra REX.W / operand-size prefix?)',
   operands: ': operands differ',

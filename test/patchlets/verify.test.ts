@@ -116,3 +116,22 @@ test('textpoke patchlets verify: exit 0 clean, 1 on a mismatch with both disasse
   assert.equal(await main(['patchlets', 'verify', join(tempDir(), 'missing.c')], c.io), 2);
   assert.match(c.err, /missing\.c: no such file/);
 });
+
+test("Linux's static_call.c tables: the claim before ' - ' in the comment above, prefixes spelled out and counted", () => {
+  const sc = readFileSync(join(fixturesDir, 'patchlets/static_call.c'), 'utf8');
+  const r = verifyText(sc);
+  assert.deepEqual(r.entries.map((e) => [e.entry.name, e.entry.asm, e.ok]), [
+    ['tramp_ud[]', 'ud1 %esp, %ecx', true],
+    ['xor5rax[]', 'cs cs cs xorl %eax, %eax', true],
+    ['xor5rax_old[]', 'data16 data16 xorq %rax, %rax', true],
+    ['warninsn[]', 'ud1 (%edx),%rdi', true],
+  ]);
+  // A prose comment above a table is not a claim; a macro byte makes no table.
+  assert.deepEqual(r.unannotated.map((e) => e.name), ['nop1[]']);
+  const one = verifyText(sc.replace('{ 0x2e, 0x2e, 0x2e, 0x31, 0xc0 }', '{ 0x2e, 0x2e, 0x31, 0xc0 }')).entries.filter((e) => !e.ok);
+  assert.equal(one.length, 1);
+  assert.equal(one[0].kind, 'prefixes');
+  assert.match(one[0].message!, /with prefix bytes 2e 2e, comment says 'cs cs cs xorl %eax, %eax': prefix bytes differ/);
+  const rexw = verifyText(sc.replace('{ 0x66, 0x66, 0x48, 0x31, 0xc0 }', '{ 0x66, 0x66, 0x31, 0xc0 }')).entries.filter((e) => !e.ok);
+  assert.equal(rexw[0].entry.name, 'xor5rax_old[]');
+});
