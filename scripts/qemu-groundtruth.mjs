@@ -22,7 +22,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -185,8 +185,8 @@ function buildInitramfs({ order, targets }) {
   ]);
   const out = join(work, `initramfs-${key}.cpio`);
   if (existsSync(out)) return out;
-  const root = join(work, `root-${key}`);
-  rmSync(root, { recursive: true, force: true });
+  // Private build directory and temp name: several runs (parallel `npm test`s in one tree) may build at once.
+  const root = mkdtempSync(join(work, `root-${key}-`));
   mkdirSync(join(root, 'bin'), { recursive: true });
   mkdirSync(join(root, 'lib/modules'), { recursive: true });
   copyFileSync(busybox, join(root, 'bin/busybox'));
@@ -202,8 +202,8 @@ function buildInitramfs({ order, targets }) {
   const list = spawnSync('sh', ['-c', 'find . | LC_ALL=C sort'], { cwd: root, encoding: 'utf8' });
   const cpio = spawnSync('cpio', ['-o', '-H', 'newc', '--quiet', '-R', '0:0'], { cwd: root, input: list.stdout, maxBuffer: 1 << 30 });
   if (cpio.status !== 0) throw new UsageError(`cpio failed: ${cpio.stderr}`);
-  writeFileSync(out + '.tmp', cpio.stdout);
-  renameSync(out + '.tmp', out);
+  writeFileSync(`${out}.${process.pid}.tmp`, cpio.stdout);
+  renameSync(`${out}.${process.pid}.tmp`, out);
   rmSync(root, { recursive: true, force: true });
   return out;
 }
@@ -218,13 +218,23 @@ function runDir(spec) {
   return join(work, spec.replace(/[^A-Za-z0-9._-]+/g, '_'));
 }
 
-/** Boots one CPU model; resolves with the raw debugcon stream and the serial console log. */
+/** Writes `data` to `path` through a private temp file and a rename (concurrent runs never see half a file). */
+function writeAtomic(path, data) {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+/**
+ * Boots one CPU model; resolves with the raw debugcon stream and the serial console log. The guest writes
+ * into a private directory (two runs of this script in one tree must not share a debugcon file); the
+ * results are then published to .cache/groundtruth/<model>/ for --reuse.
+ */
 function boot(spec, initrd, timeoutMs) {
   const [model, extra] = splitModel(spec);
-  const dir = runDir(spec);
-  mkdirSync(dir, { recursive: true });
+  const dir = mkdtempSync(join(work, 'boot-'));
   const dbg = join(dir, 'debugcon.bin');
-  rmSync(dbg, { force: true });
   const args = [
     // One host thread per guest (thread=single): several guests boot side by side on a 2-core CI machine.
     '-accel', 'tcg,thread=single', '-cpu', model, '-smp', String(SMP), '-m', '1G', '-nographic', '-no-reboot',
@@ -245,16 +255,11 @@ function boot(spec, initrd, timeoutMs) {
     }, timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
-      writeFileSync(join(dir, 'serial.log'), log);
-      resolvePromise({
-        model: spec,
-        args,
-        exit: code,
-        timedOut,
-        seconds: (Date.now() - started) / 1000,
-        serial: log,
-        stream: existsSync(dbg) ? readFileSync(dbg) : Buffer.alloc(0),
-      });
+      const stream = existsSync(dbg) ? readFileSync(dbg) : Buffer.alloc(0);
+      rmSync(dir, { recursive: true, force: true });
+      writeAtomic(join(runDir(spec), 'serial.log'), log);
+      writeAtomic(join(runDir(spec), 'debugcon.bin'), stream);
+      resolvePromise({ model: spec, args, exit: code, timedOut, seconds: (Date.now() - started) / 1000, serial: log, stream });
     });
   });
 }
@@ -415,8 +420,7 @@ async function main() {
     for (const [k, v] of Object.entries(g.vulnerabilities)) console.log(`  ${k}: ${v}`);
     // The kernel's symbols as the guest reported them, in System.map format (for --symbols).
     const map = join(runDir(r.model), 'System.map');
-    writeFileSync(map + '.tmp', g.kernelMap.join('\n') + '\n');
-    renameSync(map + '.tmp', map);
+    writeAtomic(map, g.kernelMap.join('\n') + '\n');
     console.log(`  kernel symbols: ${g.kernelMap.length} (${map}); _text ${g.anchors._text ?? '?'}`);
     const entry = { model: r.model, seconds: r.boot.seconds, systemMap: map, guest: { ...g, kernelMap: undefined, modsyms: undefined, dmesg: undefined, kvars: undefined, modules: summarizeModules(g.modules) } };
     if (compare && g.done) {
@@ -427,8 +431,7 @@ async function main() {
     result.runs.push(entry);
   }
   if (o.json) {
-    writeFileSync(o.json + '.tmp', JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v), 2));
-    renameSync(o.json + '.tmp', o.json);
+    writeAtomic(o.json, JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v), 2));
   }
   process.exitCode = ok ? 0 : 1;
 }

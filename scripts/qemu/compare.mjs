@@ -111,8 +111,13 @@ export const KNOWN = Object.entries(CLASSES).filter(([, c]) => c.explained).map(
 
 /** System.map -> Map(name -> bigint), first definition wins (exported symbols are unique). */
 export function readSystemMap(path) {
+  return parseSystemMap(readFileSync(path, 'latin1').split('\n'));
+}
+
+/** System.map lines -> Map(name -> bigint), first definition wins. */
+export function parseSystemMap(lines) {
   const m = new Map();
-  for (const line of readFileSync(path, 'latin1').split('\n')) {
+  for (const line of lines) {
     const sp1 = line.indexOf(' ');
     const sp2 = line.indexOf(' ', sp1 + 1);
     if (sp1 < 0 || sp2 < 0) continue;
@@ -476,7 +481,8 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
   const { featureTable, featureNumber, featureName } = await imp('target/features/index.js');
   const fmt = await imp('x86/format.js');
   const { Disassembly } = await imp('x86/code.js');
-  const kernelSyms = readSystemMap(systemMap);
+  // From this run's own kallsyms (the file in .cache/groundtruth is for users; another run may rewrite it).
+  const kernelSyms = run.guest.kernelMap ? parseSystemMap(run.guest.kernelMap) : readSystemMap(systemMap);
   // Other modules' exports: kallsyms types module symbols in lower case, so take the names that have a
   // __ksymtab_ entry (what resolve_symbol() can bind a module's undefined symbol to).
   const exported = new Set(run.guest.modsyms.filter((x) => x.name.startsWith('__ksymtab_')).map((x) => x.name.slice(10)));
