@@ -1,6 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { imageFromBytes } from '../../src/elf/load.js';
 import { Image } from '../../src/elf/image.js';
 import { prepare, runChecks } from '../../src/checks/run.js';
 import { CHECKS } from '../../src/checks/index.js';
@@ -66,4 +67,15 @@ test('xen-syms 4.17 on the default patched view: retpoline/rethunk findings are 
     'retpoline _etextentry', 'retpoline _etextentry', 'retpoline compatibility_mode', // kexec_reloc.S: jumps into the new image
   ]);
   assert.equal(f.filter((x) => x.check.startsWith('site-')).length, 0);
+});
+
+test('Linux 6.12 kvm.ko: the one .smp_locks entry that points at a 66 prefix before its lock', async () => {
+  const path = corpus.modules612 + '/arch/x86/kvm/kvm.ko.xz';
+  const { view } = prepare(await imageFromBytes(readFileSync(path), path), { cpu: 'as-built' });
+  const f = runChecks(view, CHECKS.filter((c) => c.id.startsWith('site-')));
+  view.dispose();
+  const locks = f.filter((x) => x.check === 'site-smp-lock');
+  // objdump -d: 2b0f5: 66 f0 0f b1 3a  lock cmpxchg %di,(%rdx) -- the entry names the 66, not the f0.
+  assert.deepEqual(locks.map((x) => `${x.symbol}+0x${x.offset.toString(16)}`), ['emulator_cmpxchg_emulated+0x175']);
+  assert.match(locks[0]!.message, /byte is 66, not a lock prefix \(f0\); the lock prefix is 1 byte later, after 66/);
 });
