@@ -783,7 +783,7 @@ function rebuild(mc: Machine, store: StateStore, parents: Int32Array, at: number
     if (!hit) throw new Error('internal: trace replay lost the path');
     return hit as Hit;
   };
-  const canon = (s: Uint8Array) => mc.finish(s.slice());
+  const canon = (s: Uint8Array) => { const was = mc.symmetry; mc.symmetry = true; const c = mc.finish(s.slice()); mc.symmetry = was; return c; };
   for (let p = 1; p < path.length; p++) {
     const target = store.get(path[p]!);
     const { next, label } = raw(actual, (n) => n !== null && sameBytes(canon(n), target));
