@@ -27,7 +27,7 @@ function show(data: ReportData): void {
   location.hash = '#/summary';
   unmount = mount(app, data, {
     viz: () => (vizP ??= instance()),
-    details: async (i) => data.files[i]!.details,
+    detail: async (f, i) => data.files[f]!.details[i]!,
   });
 }
 

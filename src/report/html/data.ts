@@ -31,6 +31,7 @@ import { RelocIndex } from '../../sites/listing.js';
 import type { Site } from '../../sites/site.js';
 import { featureName, featureTable } from '../../target/features/index.js';
 import { disassemble, hexBytes } from '../../x86/format.js';
+import { alignRows, parseLines } from './viewer.js';
 
 /** Instruction flags in {@link FnDetail} lines. */
 export const FLAG = { fence: 'F', site: 'S', finding: 'X', patched: 'P', related: 'R' } as const;
@@ -58,8 +59,11 @@ export interface FnDetail {
   readonly section: string;
   /** Bytes as built: one line per instruction, `off<TAB>bytes<TAB>text<TAB>flags` (off in hex). */
   readonly before: string;
-  /** Bytes after the patchers, same shape; absent when no patcher wrote inside the function. */
-  readonly after?: string;
+  /**
+   * Bytes after the patchers, as changes to `before`: [fromOff, toOff, lines] replaces the instructions of
+   * `before` starting in [fromOff, toOff) (same line shape). Absent when no patcher wrote inside the function.
+   */
+  readonly changes?: Array<[number, number, string]>;
   /** Basic blocks of the checked view, flattened: [startOff, endOff, ...] (hex-free numbers). */
   readonly blocks: number[];
   /** Edges: [fromBlock, toOff, kind], or [fromBlock, 'symbol+0xoff', kind] for a target outside the function. */
@@ -359,18 +363,33 @@ function detail(
     for (let k = 0; k < n; k++) if (builtBytes[o + k] !== afterBytes[o + k]) return true;
     return false;
   };
-  const mark = (fences: Set<number>, withFindings: boolean) => (a: number, n: number): string => {
+  const mark = (fences: Set<number>) => (a: number, n: number): string => {
     let f = '';
     if (fences.has(a)) f += FLAG.fence;
     if (siteStarts.has(a)) f += FLAG.site;
-    if (withFindings && findAt.has(a)) f += FLAG.finding;
+    if (findAt.has(a)) f += FLAG.finding;
     if (related?.has(a)) f += FLAG.related;
     if (patched && differs(a, n)) f += FLAG.patched;
     return f;
   };
   const checkedIsPatched = view.patched;
-  const before = lines(img, builtBytes, fn, relocs, mark(builtFences, !checkedIsPatched));
-  const after = written.length ? lines(img, afterBytes, fn, relocs, mark(checkedIsPatched ? fenceAt : fencesOf(img, afterBytes, fn), checkedIsPatched), written) : undefined;
+  const before = lines(img, builtBytes, fn, relocs, mark(builtFences));
+  let changes: Array<[number, number, string]> | undefined;
+  if (written.length) {
+    const after = lines(img, afterBytes, fn, relocs, mark(checkedIsPatched ? fenceAt : fencesOf(img, afterBytes, fn)), written);
+    // Only what differs is kept: a whole kernel's functions are mostly unchanged by the patchers.
+    const rows = alignRows(parseLines(before), parseLines(after));
+    changes = [];
+    const afterLines = after.split('\n');
+    const afterIndex = new Map(afterLines.map((l, k) => [parseInt(l, 16), k]));
+    rows.forEach(([L, R, chg], k) => {
+      if (!chg) return;
+      const from = Math.min(L[0]?.off ?? Infinity, R[0]?.off ?? Infinity);
+      const next = rows[k + 1];
+      const to = next ? Math.min(next[0][0]?.off ?? Infinity, next[1][0]?.off ?? Infinity) : fn.size;
+      changes!.push([from, to, R.map((r) => afterLines[afterIndex.get(r.off)!]!).join('\n')]);
+    });
+  }
 
   const blocks: number[] = [];
   const edges: Array<number | string> = [];
@@ -391,7 +410,7 @@ function detail(
     size: fn.size,
     section: sec.name,
     before,
-    ...(after !== undefined ? { after } : {}),
+    ...(changes ? { changes } : {}),
     blocks,
     edges,
     sites: sites.map((s) => [s.addr - fn.addr, s.length, s.table, siteLine(img, s, ft)]),

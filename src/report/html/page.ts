@@ -39,7 +39,11 @@ function rawScript(js: string, what: string): string {
   return js;
 }
 
+/** Function pages per compressed chunk. */
+export const CHUNK = 256;
+
 const BOOT = `
+const CHUNK = ${CHUNK};
 const data = JSON.parse(document.getElementById('tp-data').textContent);
 // The function pages and Graphviz come later in the document: wait for them when first needed.
 const parsed = new Promise((ok) => document.readyState === 'loading' ? document.addEventListener('DOMContentLoaded', () => ok(), { once: true }) : ok());
@@ -66,10 +70,11 @@ const host = {
       return globalThis.Viz.instance();
     })();
   },
-  details(i) {
-    let p = cache.get(i);
-    if (!p) { p = inflate('tp-details-' + i); cache.set(i, p); }
-    return p;
+  async detail(f, i) {
+    const key = f + '-' + Math.floor(i / CHUNK);
+    let p = cache.get(key);
+    if (!p) { p = inflate('tp-details-' + key); cache.set(key, p); }
+    return (await p)[i % CHUNK];
   },
 };
 mount(document.getElementById('app'), data, host);
@@ -96,8 +101,12 @@ export function renderPage(data: ReportData, parts: PageParts): string {
   // A classic script right after the summary data runs while the rest of the page (function pages,
   // Graphviz: megabytes) is still being parsed, so the summary paints at once.
   out.push(`<script>(function () {\n${viewer}\n${BOOT}\n})();</script>`);
+  // Function pages in chunks: opening one page unpacks only its chunk.
   data.files.forEach((f, i) => {
-    out.push(`<script type="application/octet-stream" id="tp-details-${i}">${base64(gzipSync(strToU8(JSON.stringify(f.details)), { level: 6 }))}</script>`);
+    for (let c = 0; c * CHUNK < f.details.length; c++) {
+      const part = JSON.stringify(f.details.slice(c * CHUNK, (c + 1) * CHUNK));
+      out.push(`<script type="application/octet-stream" id="tp-details-${i}-${c}">${base64(gzipSync(strToU8(part), { level: 9 }))}</script>`);
+    }
   });
   out.push(`<script type="text/plain" id="tp-viz">${rawScript(parts.vizJs, 'Graphviz')}</script>`);
   out.push('</body></html>');

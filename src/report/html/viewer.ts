@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * mount(document.getElementById('app')!, data, { viz: () => instance(), details: async (i) => data.files[i]!.details });
+ * mount(document.getElementById('app')!, data, { viz: () => instance(), detail: async (f, i) => data.files[f]!.details[i]! });
  * ```
  */
 import type { FileData, FnDetail, ReportData } from './data.js';
@@ -25,8 +25,8 @@ export interface VizLike {
 export interface Host {
   /** Loads Graphviz (lazily: only when a graph is first shown). */
   viz(): Promise<VizLike>;
-  /** Function detail pages of file `i` (may be decompressed on first use). */
-  details(i: number): Promise<FnDetail[]>;
+  /** Detail page `idx` of file `file` (may be decompressed on first use). */
+  detail(file: number, idx: number): Promise<FnDetail>;
 }
 
 /** Blocks above which a graph waits for a click before layout. */
@@ -112,7 +112,15 @@ export function barChart(rows: Array<[string, number]>, color = '#4a78c2'): SVGE
   return svg;
 }
 
-interface Line { off: number; bytes: string; text: string; flags: string }
+export interface Line { off: number; bytes: string; text: string; flags: string }
+
+/** The instructions after patching: `before` with each change's range replaced by its lines. */
+export function applyChanges(before: Line[], changes: Array<[number, number, string]> | undefined): Line[] {
+  if (!changes || !changes.length) return [];
+  const out = before.filter((l) => !changes.some(([a, b]) => l.off >= a && l.off < b));
+  for (const c of changes) out.push(...parseLines(c[2]));
+  return out.sort((x, y) => x.off - y.off);
+}
 
 export function parseLines(t: string | undefined): Line[] {
   if (!t) return [];
@@ -198,12 +206,17 @@ export function functionDot(d: FnDetail, lines: Line[]): string {
   const byOff = new Map<number, number>();
   for (let i = 0; i < lines.length; i++) byOff.set(lines[i]!.off, i);
   const hot = new Set<number>();
+  // Padding after a return (int3/nop blocks nothing jumps to) is left out of the picture.
+  const entered = new Set<number>();
+  for (let k = 0; k < d.edges.length; k += 3) if (typeof d.edges[k + 1] === 'number') entered.add(d.edges[k + 1] as number);
+  const skip = new Set<number>();
   for (let b = 0; b < nb; b++) {
     const start = d.blocks[2 * b]!;
     const end = d.blocks[2 * b + 1]!;
     const first = byOff.get(start);
     const ls: Line[] = [];
     if (first !== undefined) for (let k = first; k < lines.length && lines[k]!.off < end; k++) ls.push(lines[k]!);
+    if (b > 0 && !entered.has(start) && ls.length > 0 && ls.every((l) => /^(int3|nop[lw]?\b|xchg %ax,%ax)/.test(l.text) && !/[XSR]/.test(l.flags))) { skip.add(b); continue; }
     const bad = ls.some((l) => l.flags.includes('X'));
     if (bad) hot.add(b);
     const shown: Array<Line | number> = [];
@@ -232,6 +245,7 @@ export function functionDot(d: FnDetail, lines: Line[]): string {
   for (let b = 0; b < nb; b++) blockAt.set(d.blocks[2 * b]!, b);
   for (let k = 0; k < d.edges.length; k += 3) {
     const from = d.edges[k] as number;
+    if (skip.has(from)) continue;
     const to = d.edges[k + 1]!;
     const kind = String(d.edges[k + 2]);
     let dst: string;
@@ -413,7 +427,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     }
     const loading = h('p', { class: 'note' }, 'loading…');
     page.append(loading);
-    const d = (await host.details(fi))[e[5]]!;
+    const d = await host.detail(fi, e[5]);
     if (location.hash !== `#/fn/${fi}/${idx}`) return;
     loading.remove();
     page.append(h('p', { class: 'mono', id: 'tp-fn-section' }, `section ${d.section}`));
@@ -432,7 +446,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
       page.append(ul);
     }
     const before = parseLines(d.before);
-    const after = parseLines(d.after);
+    const after = applyChanges(before, d.changes);
     const graphLines = d.graphOf !== 'bytes as built' && after.length ? after : before;
 
     page.append(h('h3', null, `Control-flow graph (${d.blocks.length / 2} blocks, ${d.graphOf})`));
