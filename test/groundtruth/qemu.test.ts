@@ -90,7 +90,7 @@ function bootOnce(): Run[] {
   return runs;
 }
 
-test('ground truth: each CPU model boots the 6.1 kernel, loads xfs and dumps its executable sections', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 420_000 }, async () => {
+test('ground truth: each CPU model boots the 6.1 kernel, loads xfs and kvm and dumps their executable sections', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 420_000 }, async () => {
   const rs = boot();
   assert.deepEqual(rs.map((r) => r.model), [
     'Skylake-Client-IBRS', 'EPYC-Rome', 'Skylake-Client-IBRS:spectre_v2=retpoline,lfence', 'EPYC-Rome:mitigations=off',
@@ -122,7 +122,7 @@ test('ground truth: each CPU model boots the 6.1 kernel, loads xfs and dumps its
   }
 });
 
-test('ground truth: the independently relocated, unpatched xfs.ko differs from the guest only at patch sites', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 420_000 }, () => {
+test('ground truth: the independently relocated, unpatched modules differ from the guest only at patch sites', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 420_000 }, () => {
   for (const r of boot()) {
     assert.deepEqual(r.comparison.modules.map((m) => m.module), ['xfs', 'kvm']);
     for (const m of r.comparison.modules) {
