@@ -390,7 +390,8 @@ export async function runGuests(o) {
     o.models.map(async (model) => {
       const cached = join(runDir(model), 'debugcon.bin');
       let b;
-      if (o.reuse && existsSync(cached) && guestReport(parseRecords(readFileSync(cached))).done) {
+      const usable = (g) => g.done && p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size));
+      if (o.reuse && existsSync(cached) && usable(guestReport(parseRecords(readFileSync(cached))))) {
         b = { model, reused: true, exit: 0, timedOut: false, seconds: 0, serial: readFileSync(join(runDir(model), 'serial.log'), 'latin1'), stream: readFileSync(cached) };
       } else b = await boot(model, initrd, o.timeout * 1000);
       return { model, boot: b, guest: guestReport(parseRecords(b.stream)), plan: p };
