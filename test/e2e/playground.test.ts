@@ -15,10 +15,25 @@ import { imageFromBytes } from '../../src/elf/load.js';
 import { readSites } from '../../src/sites/read.js';
 import { detectTarget } from '../../src/target/detect.js';
 import { corpus, repoRoot } from '../support/corpus.js';
+import { assemble } from '../support/build.js';
 import { launchChromium } from './browser.js';
 import { serve } from './serve.js';
 
 const shots = join(repoRoot, 'test-output', 'e2e');
+const ONE_SIDED = `
+	.text
+	.globl one_sided
+	.type one_sided,@function
+one_sided:
+	test %edi,%edi
+	jne 1f
+	lfence
+	mov (%rsi),%eax
+	ret
+1:	mov (%rdx),%eax
+	ret
+	.size one_sided, .-one_sided
+`;
 mkdirSync(shots, { recursive: true });
 const webDist = join(repoRoot, 'dist', 'web');
 
@@ -46,7 +61,7 @@ async function openFunction(page: Page, name: string): Promise<void> {
   await page.waitForSelector('#tp-graph[data-ready="1"]', { timeout: 60_000 });
 }
 
-test('playground: xen-syms, xfs.ko and a 6.12 xfs.ko.xz analysed in the browser', async () => {
+test('playground: xen-syms, xfs.ko, a 6.12 xfs.ko.xz (chosen) and an object (dropped) analysed in the browser', async () => {
   buildWeb();
   const server = await serve(webDist);
   const b = await launchChromium();
@@ -82,6 +97,27 @@ test('playground: xen-syms, xfs.ko and a 6.12 xfs.ko.xz analysed in the browser'
     assert.equal(await page3.textContent('#tp-count-sites-0'), String(expected));
     assert.match((await page3.textContent('#tp-main section.file p'))!, /linux 6\.12/);
     await page3.screenshot({ path: join(shots, 'playground-xfs-612-xz-summary.png') });
+
+    // Drag and drop: a small object with a fence on one side of a branch.
+    const obj = assemble('one-sided.S', { inline: ONE_SIDED });
+    const page4 = await b.context.newPage();
+    page4.on('pageerror', (e) => errors.push(e.message));
+    await page4.goto(server.url);
+    await page4.waitForSelector('body[data-state="ready"]');
+    await page4.evaluate(({ b64, name }) => {
+      const bin = atob(b64);
+      const u = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+      const dt = new DataTransfer();
+      dt.items.add(new File([u], name));
+      const drop = document.getElementById('drop')!;
+      drop.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      drop.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, { b64: readFileSync(obj).toString('base64'), name: 'one-sided.o' });
+    await page4.waitForSelector('body[data-state="done"]', { timeout: 60_000 });
+    assert.equal(await page4.textContent('#tp-count-findings-0'), '1');
+    await page4.click('#tp-nav-findings');
+    assert.match((await page4.textContent('#tp-findings tr.finding'))!, /nospec-branch.*one_sided\+0x2/);
     assert.deepEqual(errors, []);
   } finally {
     await b.close();
