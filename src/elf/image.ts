@@ -185,7 +185,11 @@ export class Image {
     const strs = raw[shstrndx]!;
     // Choose the base and convert addresses.
     let base = 0n;
-    if (this.kind !== 'rel') {
+    if (this.kind === 'rel' && options.load?.size) {
+      // Load addresses (e.g. 0xffffffffc0a00000) are kept relative to the lowest one, which stays exact.
+      const given = raw.filter((s) => s.alloc && options.load!.has(this.cstrRaw(strs, s.nameOff))).map((s) => options.load!.get(this.cstrRaw(strs, s.nameOff))!);
+      if (given.length) base = given.reduce((a, c) => (c < a ? c : a)) & ~0xfffffn;
+    } else if (this.kind !== 'rel') {
       const execs = raw.filter((s) => s.exec && s.alloc).map((s) => s.abs);
       const pool = execs.length ? execs : raw.filter((s) => s.alloc).map((s) => s.abs);
       if (pool.length) base = pool.reduce((a, c) => (c < a ? c : a));
@@ -226,7 +230,7 @@ export class Image {
       if (!s.alloc || s.size === 0 && s.type === 0) continue;
       const given = load?.get(s.name);
       if (given !== undefined) {
-        s.addr = Number(given);
+        s.addr = Number(given - this.base);
         continue;
       }
       const align = Math.max(1, Math.min(s.addralign || 1, 4096));
@@ -258,6 +262,10 @@ export class Image {
   /** s64 as a number (exact within ±2^53). */
   i64n(o: number): number { return this.dv.getUint32(o, true) + this.dv.getInt32(o + 4, true) * TWO32; }
   u64big(o: number): bigint { return this.dv.getBigUint64(o, true); }
+
+  private cstrRaw(strs: { offset: number; size: number }, off: number): string {
+    return this.cstr(strs.offset, strs.size, off);
+  }
 
   private cstr(tabOff: number, tabSize: number, off: number): string {
     if (off >= tabSize) return '';

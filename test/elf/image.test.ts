@@ -30,8 +30,13 @@ test('relocatable object: sections get distinct addresses, symbols resolve in on
 });
 
 test('load addresses as /sys/module/NAME/sections lists them', () => {
-  const img = Image.parse(bytes, obj, { load: new Map([['.text', 0xffffffffc0a00000n]]) });
-  assert.equal(img.hex(img.symbol('func')!.addr), '0xffffffffc0a00000');
+  // An address a double cannot hold exactly (more than 53 significant bits) must come back exactly.
+  const img = Image.parse(bytes, obj, { load: new Map([['.text', 0xffffffffc0a01234n], ['.data', 0xffffffffc0b00008n]]) });
+  assert.equal(img.hex(img.symbol('func')!.addr), '0xffffffffc0a01234');
+  assert.equal(img.hex(img.symbol('func')!.addr + 9), '0xffffffffc0a0123d');
+  assert.equal(img.hex(img.symbol('counter')?.addr ?? img.section('.data')!.addr), '0xffffffffc0b00008');
+  const repl = img.section('.altinstr_replacement')!;
+  assert.ok(repl.addr >= img.section('.data')!.addr + img.section('.data')!.size || repl.addr + repl.size <= img.section('.text')!.addr, 'sections without a load address go elsewhere');
 });
 
 test('address lookup is fast and exact on a large linked image (xen-syms)', () => {
