@@ -77,5 +77,6 @@ test('Linux 6.12 kvm.ko: the one .smp_locks entry that points at a 66 prefix bef
   const locks = f.filter((x) => x.check === 'site-smp-lock');
   // objdump -d: 2b0f5: 66 f0 0f b1 3a  lock cmpxchg %di,(%rdx) -- the entry names the 66, not the f0.
   assert.deepEqual(locks.map((x) => `${x.symbol}+0x${x.offset.toString(16)}`), ['emulator_cmpxchg_emulated+0x175']);
+  assert.equal(locks[0]!.severity, 'warning');
   assert.match(locks[0]!.message, /byte is 66, not a lock prefix \(f0\); the lock prefix is 1 byte later, after 66/);
 });
