@@ -295,10 +295,11 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     nav[id] = h('a', { href: `#/${id}`, id: `tp-nav-${id}` }, label);
     header.append(nav[id]!);
   }
+  let sel: HTMLSelectElement | undefined;
   if (data.files.length > 1) {
-    const sel = h('select', { id: 'tp-file', 'aria-label': 'file' });
-    data.files.forEach((f, i) => sel.append(h('option', { value: String(i) }, f.path)));
-    sel.addEventListener('change', () => { st.file = Number(sel.value); route(); });
+    sel = h('select', { id: 'tp-file', 'aria-label': 'file' });
+    data.files.forEach((f, i) => sel!.append(h('option', { value: String(i) }, f.path)));
+    sel.addEventListener('change', () => { st.file = Number(sel!.value); route(); });
     header.append(sel);
   }
   header.append(search);
@@ -331,7 +332,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
       const sec = h('section', { class: 'file', 'data-file': String(fi) });
       sec.append(h('h2', null, f.path));
       const t = f.target;
-      sec.append(h('p', null, `${t.os}${t.version ? ' ' + t.version : ''}${t.profile ? ` (profile ${t.profile})` : ''}. Checks ran on the ${f.checked}; the “after” disassembly is ${f.patchedFor.startsWith('--cpu') ? `patched for ${f.patchedFor}` : f.patchedFor}.`));
+      sec.append(h('p', null, `${t.os}${t.version ? ' ' + t.version : ''}${t.profile ? ` (profile ${t.profile})` : ''}. Checked: ${f.checked}. The “after” disassembly: ${f.patchedFor.startsWith('--cpu') ? `patched for ${f.patchedFor}` : f.patchedFor}.`));
       if (t.note) sec.append(h('p', { class: 'note' }, t.note));
       const nSites = Object.values(f.counts).reduce((a, b) => a + b, 0);
       const withDetail = f.details.length || f.functions.filter((x) => x[5] >= 0).length;
@@ -398,13 +399,16 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     main.textContent = '';
     const f = file();
     const ql = q.toLowerCase();
-    let rows = f.functions.map((x, i) => [x, i] as const);
-    if (ql) rows = rows.filter(([x]) => x[0].toLowerCase().includes(ql));
-    else rows = rows.filter(([x]) => x[5] >= 0).sort((a, b) => b[0][4] - a[0][4] || b[0][3] - a[0][3]);
+    const multi = data.files.length > 1;
+    // A search covers every file of the report; the list without a query is the current file's.
+    let rows: Array<readonly [FileData['functions'][number], number, number]> = [];
+    if (ql) data.files.forEach((g, fi) => g.functions.forEach((x, i) => { if (x[0].toLowerCase().includes(ql)) rows.push([x, i, fi]); }));
+    else rows = f.functions.map((x, i) => [x, i, st.file] as const).filter(([x]) => x[5] >= 0).sort((a, b) => b[0][4] - a[0][4] || b[0][3] - a[0][3]);
     main.append(h('h2', null, ql ? `Functions matching “${q}”: ${rows.length}` : `Functions with sites or findings: ${rows.length} of ${f.functions.length}`));
-    const tb = h('table', { id: 'tp-functions' }, h('tr', null, h('th', null, 'function'), h('th', null, 'address'), h('th', null, 'size'), h('th', null, 'sites'), h('th', null, 'findings')));
-    for (const [x, i] of rows.slice(0, MAX_LIST)) {
-      tb.append(h('tr', { class: x[4] ? 'hl' : '' }, h('td', null, fnLink(st.file, i, x[0])), h('td', { class: 'mono' }, x[1]), h('td', null, String(x[2])), h('td', null, String(x[3])), h('td', null, String(x[4]))));
+    const tb = h('table', { id: 'tp-functions' }, h('tr', null, h('th', null, 'function'), h('th', null, 'address'), h('th', null, 'size'), h('th', null, 'sites'), h('th', null, 'findings'), multi ? h('th', null, 'file') : null));
+    for (const [x, i, fi] of rows.slice(0, MAX_LIST)) {
+      tb.append(h('tr', { class: x[4] ? 'hl' : '' }, h('td', null, fnLink(fi, i, x[0])), h('td', { class: 'mono' }, x[1]), h('td', null, String(x[2])), h('td', null, String(x[3])), h('td', null, String(x[4])),
+        multi ? h('td', { class: 'mono' }, data.files[fi]!.path) : null));
     }
     main.append(tb);
     if (rows.length > MAX_LIST) main.append(h('p', { class: 'note' }, `${rows.length - MAX_LIST} more: refine the search.`));
@@ -413,6 +417,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
   async function fnPage(fi: number, idx: number): Promise<void> {
     setNav('functions');
     st.file = fi;
+    if (sel) sel.value = String(fi);
     main.textContent = '';
     const f = data.files[fi];
     const e = f?.functions[idx];
