@@ -6,7 +6,10 @@
  * the NOP and the jump). A call falls through unless it calls a no-return function; `ud2`, `int3`,
  * returns and indirect jumps without a table end a block with no successor.
  */
-import { Code, FlowControl } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Code, FlowControl } = iced;
+type Code = (typeof iced.Code)[keyof typeof iced.Code];
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import type { SectionCode } from '../x86/code.js';
 import { Func, NORETURN } from './functions.js';
 import { jumpTable } from './jump-tables.js';

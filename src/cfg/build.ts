@@ -2,7 +2,10 @@
  * What the build did, read from the binary: retpolines (calls to __x86_indirect_thunk_*), return thunks
  * (jumps to __x86_return_thunk), SLS hardening (int3 after returns and indirect jumps).
  */
-import { Code, FlowControl } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Code, FlowControl } = iced;
+type Code = (typeof iced.Code)[keyof typeof iced.Code];
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import type { SectionCode } from '../x86/code.js';
 import { destOf, relocsOf } from './targets.js';
 import { isIndirectThunk, isReturnThunk } from './flow.js';

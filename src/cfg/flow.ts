@@ -2,7 +2,10 @@
  * Short forward walks over the instruction records, for checks that ask about the head of a successor
  * ("does this path start with a fence?", "does this fence protect anything?") without building a whole CFG.
  */
-import { Code, FlowControl } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Code, FlowControl } = iced;
+type Code = (typeof iced.Code)[keyof typeof iced.Code];
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import type { SectionCode } from '../x86/code.js';
 import { FenceInfo, isAnyFence, isBranchFence } from './fences.js';
 import { Instruction, Mnemonic, OpKind } from 'iced-x86';

@@ -4,7 +4,14 @@
  * code). Checks ask these questions for the few instructions near fences, branches and calls, so no
  * full second decoding pass is ever made.
  */
-import { Code, Decoder, DecoderOptions, Instruction, OpKind, Register } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Code, Decoder, DecoderOptions, Instruction, OpKind, Register } = iced;
+type Code = (typeof iced.Code)[keyof typeof iced.Code];
+type Decoder = InstanceType<typeof iced.Decoder>;
+type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
+type Instruction = InstanceType<typeof iced.Instruction>;
+type OpKind = (typeof iced.OpKind)[keyof typeof iced.OpKind];
+type Register = (typeof iced.Register)[keyof typeof iced.Register];
 import type { SectionCode } from '../x86/code.js';
 
 export { Code, Register };

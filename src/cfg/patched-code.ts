@@ -7,9 +7,14 @@
  * relocated direct branches are recomputed from the new rel32. test/cfg/patched-code.test.ts checks the
  * result equals a full decoding of the patched bytes on real modules and on xen-syms.
  */
-import { Decoder, DecoderOptions, FlowControl, Instruction } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Decoder, DecoderOptions, FlowControl, Instruction } = iced;
+type Decoder = InstanceType<typeof iced.Decoder>;
+type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
+type Instruction = InstanceType<typeof iced.Instruction>;
 import type { Image, Section } from '../elf/image.js';
-import { Disassembly, SectionCode } from '../x86/code.js';
+import { Disassembly, SectionCache, SectionCode } from '../x86/code.js';
 
 /** What checks need of decoded code (Disassembly has this shape). */
 export interface CodeSource {
@@ -24,13 +29,13 @@ export interface Write {
   readonly length: number;
 }
 
-export class PatchedCode implements CodeSource {
-  private readonly cache = new Map<number, SectionCode>();
+export class PatchedCode extends SectionCache implements CodeSource {
   /** Writes per section index, sorted. */
   private readonly writes = new Map<number, [number, number][]>();
   private insn?: Instruction;
 
-  constructor(readonly img: Image, private readonly built: Disassembly, private readonly bytesOf: (s: Section) => Uint8Array, writes: readonly Write[], private readonly relocated: boolean) {
+  constructor(img: Image, private readonly built: Disassembly, private readonly bytesOf: (s: Section) => Uint8Array, writes: readonly Write[], private readonly relocated: boolean) {
+    super(img);
     for (const w of writes) {
       const sec = img.sectionAt(w.addr);
       if (!sec || !sec.exec) continue;
@@ -41,22 +46,8 @@ export class PatchedCode implements CodeSource {
     for (const l of this.writes.values()) l.sort((a, b) => a[0] - b[0]);
   }
 
-  at(addr: number): SectionCode | undefined {
-    const sec = this.img.sectionAt(addr);
-    if (!sec || !sec.exec) return undefined;
-    return this.of(sec);
-  }
-
-  of(sec: Section): SectionCode {
-    let sc = this.cache.get(sec.index);
-    if (!sc) {
-      sc = this.derive(sec);
-      this.cache.set(sec.index, sc);
-    }
-    return sc;
-  }
-
-  private derive(sec: Section): SectionCode {
+  /** The built decoding, with only what the writes and relocations changed decoded again. */
+  protected decode(sec: Section): SectionCode {
     const b = this.built.of(sec);
     const writes = this.writes.get(sec.index) ?? [];
     const relocs = this.relocated && this.img.kind === 'rel' ? this.img.relocationsByOffset(sec) : undefined;

@@ -6,7 +6,9 @@
  * arms are all fenced counts as fenced. On Xen, lock-hardening fences (SC_NO_LOCK_HARDEN, after a lock is
  * taken) are not branch guards and are ignored; each finding names the hardening kind of the fence it saw.
  */
-import { FlowControl } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { FlowControl } = iced;
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import { fenceInfo, hasAnyFence } from '../cfg/fences.js';
 import { fenceAhead, fenceNear } from '../cfg/flow.js';
 import { destOf, trailingReloc } from '../cfg/targets.js';

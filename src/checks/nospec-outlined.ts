@@ -6,7 +6,11 @@
  * itself, and each caller branch on its result that lacks a fence on both arms (the predicate is the root
  * cause in `related`). Xen lock-hardening fences (SC_NO_LOCK_HARDEN) are not predicates' fences.
  */
-import { FlowControl, Mnemonic, OpKind } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { FlowControl, Mnemonic, OpKind } = iced;
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
+type Mnemonic = (typeof iced.Mnemonic)[keyof typeof iced.Mnemonic];
+type OpKind = (typeof iced.OpKind)[keyof typeof iced.OpKind];
 import { fenceInfo, hasAnyFence, isBranchFence } from '../cfg/fences.js';
 import { AfterFence, afterFence, fenceAhead, Leaf, leafReturn } from '../cfg/flow.js';
 import { Func, functionAt } from '../cfg/functions.js';

@@ -6,7 +6,10 @@
  * of a linked image (it runs before any guest or user space and is freed). Also compared: the
  * return-thunk jumps found by scanning the bytes as built and the `.return_sites` table.
  */
-import { Code, FlowControl } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Code, FlowControl } = iced;
+type Code = (typeof iced.Code)[keyof typeof iced.Code];
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import { buildFacts } from '../cfg/build.js';
 import { siteIndex } from '../cfg/site-index.js';
 import { notOrdinaryCode } from '../cfg/functions.js';

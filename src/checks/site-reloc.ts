@@ -7,7 +7,9 @@
  * relative reference (apply_relocation), so nothing is reported there. A real bug class: the copied
  * instruction then reaches the wrong address.
  */
-import { FlowControl } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { FlowControl } = iced;
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import type { View } from '../cfg/view.js';
 import { relocsOf } from '../cfg/targets.js';
 import type { Check } from './check.js';

@@ -4,7 +4,10 @@
  * read from the binary itself (int3 after at least 90% of its returns and indirect jumps); when it does, a
  * return or indirect jump on the view without the trap is reported.
  */
-import { Code, FlowControl } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Code, FlowControl } = iced;
+type Code = (typeof iced.Code)[keyof typeof iced.Code];
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import { buildFacts } from '../cfg/build.js';
 import { siteIndex } from '../cfg/site-index.js';
 import { notOrdinaryCode } from '../cfg/functions.js';

@@ -4,7 +4,15 @@
  * The explorer asks the same questions many times (what does this byte string at this offset decode
  * to?), so answers are memoised by (offset, bytes): iced runs once per distinct byte mix, not per state.
  */
-import { Decoder, DecoderError, DecoderOptions, FlowControl, Formatter, FormatterSyntax, Instruction } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Decoder, DecoderError, DecoderOptions, FlowControl, Formatter, FormatterSyntax, Instruction } = iced;
+type Decoder = InstanceType<typeof iced.Decoder>;
+type DecoderError = (typeof iced.DecoderError)[keyof typeof iced.DecoderError];
+type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
+type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
+type Formatter = InstanceType<typeof iced.Formatter>;
+type FormatterSyntax = (typeof iced.FormatterSyntax)[keyof typeof iced.FormatterSyntax];
+type Instruction = InstanceType<typeof iced.Instruction>;
 import type { Insn } from './types.js';
 
 export interface Decoded {

@@ -1,5 +1,9 @@
 /** Instruction length decoding for the patchers (the kernels' insn_decode_kernel), through iced-x86. */
-import { Decoder, DecoderOptions, Instruction } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Decoder, DecoderOptions, Instruction } = iced;
+type Decoder = InstanceType<typeof iced.Decoder>;
+type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
+type Instruction = InstanceType<typeof iced.Instruction>;
 
 let insn: Instruction | undefined;
 

@@ -5,7 +5,11 @@
  * replacement it came from, re-aimed), or to the function the patcher targets (native pv_ops function,
  * return thunk, ITS thunk, altcall destination).
  */
-import { Decoder, DecoderOptions, Instruction } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Decoder, DecoderOptions, Instruction } = iced;
+type Decoder = InstanceType<typeof iced.Decoder>;
+type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
+type Instruction = InstanceType<typeof iced.Instruction>;
 import type { PatchedView } from './view.js';
 
 export interface SiteCheck {

@@ -15,7 +15,14 @@
  * Decoding never invents: an operand-size suffix in the claim (`sysretq`) must be what the bytes
  * encode, so `0f 07` (sysretl) does not match `sysretq`.
  */
-import { Decoder, DecoderError, DecoderOptions, Formatter, FormatterSyntax, Instruction } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Decoder, DecoderError, DecoderOptions, Formatter, FormatterSyntax, Instruction } = iced;
+type Decoder = InstanceType<typeof iced.Decoder>;
+type DecoderError = (typeof iced.DecoderError)[keyof typeof iced.DecoderError];
+type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
+type Formatter = InstanceType<typeof iced.Formatter>;
+type FormatterSyntax = (typeof iced.FormatterSyntax)[keyof typeof iced.FormatterSyntax];
+type Instruction = InstanceType<typeof iced.Instruction>;
 
 export type Bits = 16 | 32 | 64;
 

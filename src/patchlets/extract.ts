@@ -16,7 +16,12 @@
  * ps[0].name; ps[0].bytes; ps[0].insns[0].att; ps[0].problems
  * ```
  */
-import { Decoder, DecoderOptions, Instruction, OpKind } from 'iced-x86';
+import iced from '../x86/iced.cjs';
+const { Decoder, DecoderOptions, Instruction, OpKind } = iced;
+type Decoder = InstanceType<typeof iced.Decoder>;
+type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
+type Instruction = InstanceType<typeof iced.Instruction>;
+type OpKind = (typeof iced.OpKind)[keyof typeof iced.OpKind];
 import type { Image, Section, Sym } from '../elf/image.js';
 import { STT_FILE, STT_SECTION, SHN_UNDEF, SHN_ABS, SHN_COMMON } from '../elf/image.js';
 import { decodeAll, type Bits, type DecodedInsn } from './asmtext.js';

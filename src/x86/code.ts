@@ -143,11 +143,11 @@ export function decodeSection(img: Image, sec: Section, bytes: Uint8Array): Sect
   return sc;
 }
 
-/** Lazily decoded executable sections of one image (or of one patched view of it). */
-export class Disassembly {
+/** Decoded executable sections of an image, each decoded once on first use. */
+export abstract class SectionCache {
   private readonly cache = new Map<number, SectionCode>();
 
-  constructor(readonly img: Image, private readonly bytesOf: (s: Section) => Uint8Array = (s) => img.sectionBytes(s)) {}
+  constructor(readonly img: Image) {}
 
   /** Decoded code of the executable section holding `addr`, or undefined (not code). */
   at(addr: number): SectionCode | undefined {
@@ -159,9 +159,22 @@ export class Disassembly {
   of(sec: Section): SectionCode {
     let sc = this.cache.get(sec.index);
     if (!sc) {
-      sc = decodeSection(this.img, sec, this.bytesOf(sec));
+      sc = this.decode(sec);
       this.cache.set(sec.index, sc);
     }
     return sc;
+  }
+
+  protected abstract decode(sec: Section): SectionCode;
+}
+
+/** Lazily decoded executable sections of one image (or of one patched view of it). */
+export class Disassembly extends SectionCache {
+  constructor(img: Image, private readonly bytesOf: (s: Section) => Uint8Array = (s) => img.sectionBytes(s)) {
+    super(img);
+  }
+
+  protected decode(sec: Section): SectionCode {
+    return decodeSection(this.img, sec, this.bytesOf(sec));
   }
 }
