@@ -3,18 +3,8 @@
 // correspond to ours (--retpoline --rethunk --sls --static-call; --link --module for a .ko; --dry-run so
 // nothing is written). textpoke runs once over the directory with all default checks (-j 2: two worker
 // threads), on its default patched view and on the bytes as built.
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { exec, execEach, median, paths, table, textpoke } from './lib.mjs';
-
-function modules(dir, out = []) {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) modules(p, out);
-    else if (e.name.endsWith('.ko')) out.push(p);
-  }
-  return out;
-}
+import { exec, execEach, median, modules, paths, table, textpoke } from './lib.mjs';
 
 export const OBJTOOL = ['--retpoline', '--rethunk', '--sls', '--static-call', '--dry-run', '--link', '--module'];
 

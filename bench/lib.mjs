@@ -2,6 +2,7 @@
 // median wall time of several runs, and print side-by-side tables with ratios. Peers run in the same
 // invocation on the same machine so ratios are comparable; absolute times are not.
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,16 @@ export const paths = {
   objtool: join(corpusDir, 'linux-kbuild-6.1/usr/lib/linux-kbuild-6.1/tools/objtool/objtool'),
 };
 export const cores = availableParallelism();
+
+/** Every .ko below a directory, sorted (the peers run one process per module). */
+export function modules(dir, out = []) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) modules(p, out);
+    else if (e.name.endsWith('.ko')) out.push(p);
+  }
+  return out.sort();
+}
 
 /** Runs one command to completion, output discarded; resolves to its exit code. */
 export function exec(cmd, args) {

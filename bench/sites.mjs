@@ -1,16 +1,7 @@
 // textpoke sites against objdump -d and objtool (linux-kbuild-6.1), over the same files, in one run.
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { execEach, exec, median, paths, table, textpoke } from './lib.mjs';
-
-function modules(dir, out = []) {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) modules(p, out);
-    else if (e.name.endsWith('.ko')) out.push(p);
-  }
-  return out;
-}
+import { execEach, exec, median, modules, paths, table, textpoke } from './lib.mjs';
 
 const OBJTOOL = ['--retpoline', '--rethunk', '--static-call', '--dry-run', '--link', '--module'];
 
