@@ -32,7 +32,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
     const missing: string[] = [];
     let model: ModelTrace[] | undefined;
     try {
-      model = modelTraces(3000);
+      model = modelTraces(3000, file.modelSite ? [file.modelSite] : []);
     } catch (e) {
       missing.push(`Model checker results are missing: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -57,7 +57,7 @@ export async function buildReport(files: string[], o: ReportOptions, onError: (l
   let model;
   if ((o.modelStates ?? 20000) > 0) {
     try {
-      model = modelTraces(o.modelStates ?? 20000);
+      model = modelTraces(o.modelStates ?? 20000, out.slice(0, 3).flatMap((f) => (f.modelSite ? [f.modelSite] : [])));
     } catch (e) {
       missing.push(`Model checker results are missing: ${e instanceof Error ? e.message : String(e)}`);
     }

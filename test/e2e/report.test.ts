@@ -77,6 +77,9 @@ test('report on xen-syms: sites, the outlined-predicate findings, a function gra
 
     await page.click('#tp-nav-model');
     await page.waitForSelector('#tp-model');
+    const heads = await page.locator('#tp-model th').allTextContents();
+    assert.ok(heads.includes('multi-insn-alternative'), 'built-in scenarios');
+    assert.ok(heads.some((x) => /^xen-syms-4\.17-amd64: .+\+0x[0-9a-f]+ \(xen-alternatives\)$/.test(x)), `a real write of the file is a scenario: ${heads.join(', ')}`);
     await page.click('#tp-model a:has-text("UNSAFE")');
     await page.waitForSelector('#tp-trace');
     await page.waitForFunction(() => (document.getElementById('tp-trace') as HTMLImageElement).naturalWidth > 100);

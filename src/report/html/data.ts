@@ -104,6 +104,17 @@ export interface FileData {
   readonly errors: string[];
   readonly functions: FnEntry[];
   readonly details: FnDetail[];
+  /** One of this file's patcher writes, for the model checker to try the live-patching protocols on. */
+  readonly modelSite?: ModelSite;
+}
+
+export interface ModelSite {
+  readonly label: string;
+  readonly os: string;
+  /** Real address (hex). */
+  readonly base: string;
+  readonly old: number[];
+  readonly new: number[];
 }
 
 export interface ReportData {
@@ -274,6 +285,13 @@ function collect(
     list.push([fn.name, img.hex(fn.addr), fn.size, siteCount[k]!, findCount[k]!, d]);
   }
 
+  // A write worth model checking: an alternative (several bytes, more than a NOP change) before anything else.
+  const rank = (p: (typeof patches)[number]): number => (/alternatives/.test(p.patcher) ? 0 : 1) + (p.after.length >= 3 && p.after.length <= 15 ? 0 : 2);
+  const pick = patches.filter((p) => p.after.length >= 2 && p.after.length <= 15 && p.after.some((b, k) => b !== p.before[k])).sort((a, b) => rank(a) - rank(b))[0];
+  const modelSite: ModelSite | undefined = pick && pv
+    ? { label: `${img.path.split('/').pop()}: ${img.where(pick.addr)} (${pick.patcher})`, os: t.os, base: '0x' + pv.abs(pick.addr).toString(16), old: [...pick.before], new: [...pick.after] }
+    : undefined;
+
   const perCheck = new Map<string, number>();
   for (const f of findings) perCheck.set(f.check, (perCheck.get(f.check) ?? 0) + 1);
   return {
@@ -289,6 +307,7 @@ function collect(
     errors,
     functions: list,
     details,
+    ...(modelSite ? { modelSite } : {}),
   };
 }
 

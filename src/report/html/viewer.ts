@@ -524,11 +524,12 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
         const m = data.model.find((x) => x.protocol === p && x.scenario === sc);
         if (!m) { tr.append(h('td', null, '')); continue; }
         const label = m.verdict === 'unsafe' ? `UNSAFE: ${m.property ?? ''}` : m.verdict;
-        tr.append(h('td', { class: m.verdict === 'unsafe' ? 'sev-error' : '' }, m.svg ? h('a', { href: `#/model/${data.model.indexOf(m)}` }, label) : label));
+        tr.append(h('td', { class: m.verdict === 'unsafe' ? 'sev-error' : '', title: `${m.states} states` }, m.svg ? h('a', { href: `#/model/${data.model.indexOf(m)}` }, label) : label));
       }
       tb.append(tr);
     }
     main.append(tb);
+    main.append(h('p', { class: 'note' }, 'incomplete: the state bound was reached before the search finished (textpoke report --model-states N raises it; textpoke model explores one cell without a bound). The last columns, when present, are real writes of the reported files, rewritten while CPUs run.'));
   }
 
   function tracePage(i: number): void {
