@@ -16,6 +16,7 @@ export interface ApplyCliOptions {
   loadFile?: string;
   symbols?: string;
   altcallNull?: 'keep' | 'ud';
+  ftrace?: 'nop' | 'call';
 }
 
 /** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
@@ -57,7 +58,7 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
     throw new UsageError(code && path ? `${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}` : e instanceof Error ? e.message : String(e));
   }
   if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
-  const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull } });
+  const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, ftrace: o.ftrace });
   return { img, cpu, result };
 }
 
@@ -75,6 +76,7 @@ export function addApplyOptions(c: Command): Command {
     .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--load-file <file>', 'module section load addresses: a copy of /sys/module/NAME/sections/ (a directory), or SECTION=ADDR lines')
     .option('--symbols <System.map>', 'addresses for the symbols a module imports (otherwise synthetic)')
+    .addOption(new Option('--ftrace <mode>', 'Linux mcount sites: nop (as ftrace leaves them at boot and module load with no tracer) or call (a tracer on every function)').choices(['nop', 'call']).default('nop'))
     .addOption(new Option('--altcall-null <mode>', 'Xen altcall through a pointer that is NULL in the image: keep (leave indirect) or ud (ud2; ud0, as the hypervisor would if it stayed NULL)').choices(['keep', 'ud']).default('keep'));
 }
 

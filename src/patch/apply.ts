@@ -18,6 +18,7 @@ import type { Cpu } from './cpu.js';
 import { featureNumber } from '../target/features/index.js';
 import { applyLinuxAlternatives } from './linux-alternatives.js';
 import { applyLinuxIbt } from './linux-ibt.js';
+import { applyLinuxFtrace } from './linux-ftrace.js';
 import { applyLinuxParavirt } from './linux-paravirt.js';
 import { applyLinuxRetpolines } from './linux-retpolines.js';
 import { applyLinuxReturns } from './linux-returns.js';
@@ -35,6 +36,11 @@ export interface ApplyOptions {
   /** Sites already read (readSites with this profile); read here otherwise. */
   sites?: readonly Site[];
   xen?: XenOptions;
+  /**
+   * Linux ftrace: 'nop' (default) turns every mcount call into a NOP as ftrace does at boot and module load
+   * with no tracer active; 'call' keeps the calls (a tracer attached to every function).
+   */
+  ftrace?: 'nop' | 'call';
 }
 
 export interface ApplyResult {
@@ -70,6 +76,7 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     applyLinuxAlternatives(view, sites, cpu, rules);
     applyLinuxIbt(view, sites);
     applyLinuxStaticCalls(view, sites, cpu, rules);
+    if (opts.ftrace !== 'call') applyLinuxFtrace(view, sites);
     const cd = featureNumber(cpu.table, 'CALL_DEPTH');
     if (rules === 'modern' && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {
       view.finding('alternatives', NaN, 'call depth tracking (CALL_DEPTH): callthunks_patch_module_calls/builtin_calls retarget .call_sites to accounting thunks; not reproduced', 'model');

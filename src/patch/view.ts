@@ -22,6 +22,7 @@ export type PatcherId =
   | 'ibt'
   | 'static-calls'
   | 'jump-labels'
+  | 'ftrace'
   | 'xen-alternatives'
   | 'xen-cf-clobber';
 
