@@ -90,11 +90,6 @@ export const CLASSES = {
       'command line): preempt_schedule[_notrace] = NULL (NOP5), cond_resched/might_resched = __cond_resched. ' +
       'A module file does not record it; the comparison checks the guest holds exactly that form.',
   },
-  'ftrace-nop': {
-    explained: false,
-    text: '__mcount_loc site: ftrace_module_init() -> ftrace_init_nop() turns every `call __fentry__` into the ' +
-      '5-byte NOP (0f 1f 44 00 00) when the module loads (no tracer is active at boot); textpoke keeps the call.',
-  },
   unexplained: { explained: false, text: 'no class: a patcher bug or an unmodelled patcher' },
 };
 
@@ -329,7 +324,6 @@ async function classifySite(ctx, site, g, t, abs, ref) {
   // the kernel is a patcher error, never a class.
   if (!ref || Buffer.compare(Buffer.from(t), Buffer.from(ref)) !== 0) return 'unexplained';
   const nop5 = g.length === 5 && g[0] === 0x0f && g[1] === 0x1f && g[2] === 0x44 && g[3] === 0 && g[4] === 0;
-  if (site.table === '__mcount_loc') return nop5 && t[0] === 0xe8 ? 'ftrace-nop' : 'unexplained';
   if (site.table === '.static_call_sites') {
     const key = site.key?.name;
     if (!key) return 'unexplained';
