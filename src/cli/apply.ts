@@ -17,6 +17,7 @@ export interface ApplyCliOptions {
   symbols?: string;
   altcallNull?: 'keep' | 'ud';
   ftrace?: 'nop' | 'call';
+  preempt?: 'none' | 'voluntary' | 'full' | 'unknown';
 }
 
 /** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
@@ -58,7 +59,7 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
     throw new UsageError(code && path ? `${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}` : e instanceof Error ? e.message : String(e));
   }
   if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
-  const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, ftrace: o.ftrace });
+  const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, ftrace: o.ftrace, preempt: o.preempt });
   return { img, cpu, result };
 }
 
@@ -77,6 +78,7 @@ export function addApplyOptions(c: Command): Command {
     .option('--load-file <file>', 'module section load addresses: a copy of /sys/module/NAME/sections/ (a directory), or SECTION=ADDR lines')
     .option('--symbols <System.map>', 'addresses for the symbols a module imports (otherwise synthetic)')
     .addOption(new Option('--ftrace <mode>', 'Linux mcount sites: nop (as ftrace leaves them at boot and module load with no tracer) or call (a tracer on every function)').choices(['nop', 'call']).default('nop'))
+    .addOption(new Option('--preempt <mode>', 'Linux PREEMPT_DYNAMIC mode the kernel booted with (sets the preempt_schedule/cond_resched static calls of modules): Debian\'s default voluntary, none, full, or unknown (leave those sites alone)').choices(['none', 'voluntary', 'full', 'unknown']).default('voluntary'))
     .addOption(new Option('--altcall-null <mode>', 'Xen altcall through a pointer that is NULL in the image: keep (leave indirect) or ud (ud2; ud0, as the hypervisor would if it stayed NULL)').choices(['keep', 'ud']).default('keep'));
 }
 

@@ -19,6 +19,7 @@ import { featureNumber } from '../target/features/index.js';
 import { applyLinuxAlternatives } from './linux-alternatives.js';
 import { applyLinuxIbt } from './linux-ibt.js';
 import { applyLinuxFtrace } from './linux-ftrace.js';
+import type { PreemptMode } from './linux-static-calls.js';
 import { applyLinuxParavirt } from './linux-paravirt.js';
 import { applyLinuxRetpolines } from './linux-retpolines.js';
 import { applyLinuxReturns } from './linux-returns.js';
@@ -41,6 +42,11 @@ export interface ApplyOptions {
    * with no tracer active; 'call' keeps the calls (a tracer attached to every function).
    */
   ftrace?: 'nop' | 'call';
+  /**
+   * Linux PREEMPT_DYNAMIC: the boot-time preemption mode that sets the preempt_schedule/cond_resched static
+   * call keys (default voluntary, Debian's CONFIG_PREEMPT_VOLUNTARY); 'unknown' leaves their sites alone.
+   */
+  preempt?: PreemptMode | 'unknown';
 }
 
 export interface ApplyResult {
@@ -75,7 +81,7 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     applyLinuxReturns(view, sites, cpu);
     applyLinuxAlternatives(view, sites, cpu, rules);
     applyLinuxIbt(view, sites);
-    applyLinuxStaticCalls(view, sites, cpu, rules);
+    applyLinuxStaticCalls(view, sites, cpu, rules, opts.preempt === 'unknown' ? null : (opts.preempt ?? 'voluntary'));
     if (opts.ftrace !== 'call') applyLinuxFtrace(view, sites);
     const cd = featureNumber(cpu.table, 'CALL_DEPTH');
     if (rules === 'modern' && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {

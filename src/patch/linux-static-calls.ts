@@ -10,7 +10,9 @@
  *    condition (NULL: __static_call_return, or with RETHUNK __x86_return_thunk (6.1) / x86_return_thunk (6.12)).
  * 6.12 also routes calls through callthunks_translate_call_dest() (call depth tracking only; not modelled).
  * key->func is read from the key in the file (relocated for modules). A module's sites whose key lives in
- * vmlinux cannot be resolved from the module alone: they keep calling the trampoline and are counted in a note.
+ * vmlinux cannot be resolved from the module alone, except the PREEMPT_DYNAMIC keys, whose value follows the
+ * boot-time preemption mode (sched_dynamic_update() in kernel/sched/core.c; Debian's default is voluntary):
+ * those take the mode's function; the others keep calling the trampoline and are counted in a note.
  */
 import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
@@ -20,6 +22,25 @@ import type { PatchedView } from './view.js';
 
 const XOR5RAX = [0x2e, 0x2e, 0x2e, 0x31, 0xc0];
 
+export type PreemptMode = 'none' | 'voluntary' | 'full';
+
+/** What sched_dynamic_update() stores in each PREEMPT_DYNAMIC key per mode (null: NULL, a NOP5 call site). */
+export const PREEMPT_DYNAMIC: Readonly<Record<PreemptMode, Readonly<Record<string, string | null>>>> = {
+  none: { cond_resched: '__cond_resched', might_resched: '__static_call_return0', preempt_schedule: null, preempt_schedule_notrace: null, irqentry_exit_cond_resched: null },
+  voluntary: { cond_resched: '__cond_resched', might_resched: '__cond_resched', preempt_schedule: null, preempt_schedule_notrace: null, irqentry_exit_cond_resched: null },
+  full: { cond_resched: '__static_call_return0', might_resched: '__static_call_return0', preempt_schedule: 'preempt_schedule', preempt_schedule_notrace: 'preempt_schedule_notrace', irqentry_exit_cond_resched: 'raw_irqentry_exit_cond_resched' },
+};
+
+/** The function a PREEMPT_DYNAMIC key holds (0n for NULL), or undefined when the key is not one of them. */
+function preemptKey(view: PatchedView, keyName: string | undefined, mode: PreemptMode | null): bigint | undefined {
+  if (!mode || !keyName) return undefined;
+  const base = keyName.replace(/^__SC[KT]__/, '');
+  if (base === keyName) return undefined;
+  const fn = PREEMPT_DYNAMIC[mode][base];
+  if (fn === undefined) return undefined;
+  return fn === null ? 0n : view.symbolAbs(fn);
+}
+
 function rel(code: number[], op: number, at: bigint, size: number, target: bigint): void {
   code.length = 0;
   code.push(op);
@@ -27,7 +48,7 @@ function rel(code: number[], op: number, at: bigint, size: number, target: bigin
   code.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
 }
 
-export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: '6.1' | 'modern' = '6.1'): void {
+export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: '6.1' | 'modern' = '6.1', preempt: PreemptMode | null = 'voluntary'): void {
   const rh = featureNumber(cpu.table, 'RETHUNK');
   const rethunk = rh !== undefined && cpu.has(rh);
   const wantsAt = (abs: bigint): boolean => rethunk && (cpu.returnThunk !== 'its_return_thunk' || (abs & 0x20n) === 0n);
@@ -40,11 +61,12 @@ export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[],
     // up in vmlinux then. Only a key in a data section of this file can be read.
     const keySec = Number.isNaN(keyAddr) ? undefined : view.img.sectionAt(keyAddr);
     const kb = !keySec || keySec.exec ? undefined : view.read(keyAddr, 8);
-    if (!kb) {
+    const dynamic = kb ? undefined : preemptKey(view, s.key?.name, preempt);
+    if (!kb && dynamic === undefined) {
       if (!unknown++) firstUnknown = s.key?.name ?? '?';
       continue;
     }
-    const func = new DataView(kb.buffer, kb.byteOffset, 8).getBigUint64(0, true);
+    const func = kb ? new DataView(kb.buffer, kb.byteOffset, 8).getBigUint64(0, true) : dynamic!;
     const cur = view.read(s.addr, 6) ?? view.read(s.addr, 5);
     if (!cur) continue;
     const at = view.abs(s.addr);
