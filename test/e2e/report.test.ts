@@ -64,6 +64,10 @@ test('report on xen-syms: sites, the outlined-predicate findings, a function gra
     const rows = await page.locator('#tp-findings tr.finding').allTextContents();
     assert.ok(rows.some((r) => r.includes('nospec-outlined') && r.includes('paging_init+0x40c') && r.includes('__mfn_valid')), 'paging_init branches on __mfn_valid() unfenced');
     assert.ok(rows.some((r) => r.includes('nospec-branch')));
+    await page.click('#tp-findings-filter a:has-text("nospec-branch")');
+    await page.waitForSelector('#tp-findings-filter a.on:has-text("nospec-branch")');
+    const only = await page.locator('#tp-findings tr.finding td:first-child').allTextContents();
+    assert.ok(only.length > 0 && only.every((c) => c === 'nospec-branch'), 'filtered by check');
 
     await openFunction(page, 'pv_map_ldt_shadow_page');
     assert.match((await page.textContent('#tp-fn-findings'))!, /nospec-outlined.*__mfn_valid/);

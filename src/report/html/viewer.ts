@@ -72,6 +72,8 @@ const CSS = `
 .tp .legend span{display:inline-block;padding:0 6px;margin-right:8px;border-radius:3px;font-size:12px}
 .tp button{padding:3px 10px}
 .tp .trace img{max-width:100%;border:1px solid #dde}
+.tp #tp-findings-filter a{text-decoration:none;padding:1px 6px;border-radius:3px}
+.tp #tp-findings-filter a.on{background:#20242c;color:#fff}
 .tp .missing{background:#fff8e0;border:1px solid #eed27a;padding:6px 10px;border-radius:4px;margin:6px 0}
 `;
 
@@ -289,7 +291,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
   root.textContent = '';
   const st: State = { file: 0 };
   const nav: Record<string, HTMLAnchorElement> = {};
-  const search = h('input', { type: 'search', placeholder: 'search symbol…', id: 'tp-search', 'aria-label': 'search by symbol' });
+  const search = h('input', { type: 'search', placeholder: 'search symbol… ( / )', id: 'tp-search', 'aria-label': 'search by symbol' });
   const header = h('header', null, h('h1', null, 'textpoke'));
   for (const [id, label] of [['summary', 'Summary'], ['findings', 'Findings'], ['functions', 'Functions'], ['model', 'Model']] as const) {
     nav[id] = h('a', { href: `#/${id}`, id: `tp-nav-${id}` }, label);
@@ -306,6 +308,13 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
   const main = h('main', { id: 'tp-main' });
   root.append(header, main);
 
+  const onKey = (e: KeyboardEvent): void => {
+    if (e.key === '/' && document.activeElement !== search && !(document.activeElement instanceof HTMLInputElement)) {
+      e.preventDefault();
+      search.focus();
+    }
+  };
+  document.addEventListener('keydown', onKey);
   let searchTimer: ReturnType<typeof setTimeout> | undefined;
   search.addEventListener('input', () => {
     clearTimeout(searchTimer);
@@ -374,22 +383,26 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     });
   }
 
-  function findingsPage(limit = 500): void {
+  function findingsPage(check = '', limit = 500): void {
     setNav('findings');
     main.textContent = '';
     const f = file();
-    main.append(h('h2', null, `Findings in ${f.path}: ${f.findings.length}`));
+    const shown = check ? f.findings.filter((x) => x.check === check) : f.findings;
+    main.append(h('h2', null, `Findings in ${f.path}: ${shown.length}${check ? ` (${check})` : ''}`));
+    const filters = h('p', { id: 'tp-findings-filter' }, h('a', { href: '#/findings', class: check ? '' : 'on' }, `all ${f.findings.length}`));
+    for (const c of f.checks) if (c.count) filters.append(' · ', h('a', { href: `#/findings?check=${encodeURIComponent(c.id)}`, class: c.id === check ? 'on' : '', title: c.describe }, `${c.id} ${c.count}`));
+    main.append(filters);
     const tb = h('table', { id: 'tp-findings' }, h('tr', null, h('th', null, 'check'), h('th', null, 'severity'), h('th', null, 'where'), h('th', null, 'message')));
-    for (const x of f.findings.slice(0, limit)) {
+    for (const x of shown.slice(0, limit)) {
       const where = `${x.symbol}+0x${x.offset.toString(16)}`;
       const rel = x.related.length ? h('div', { class: 'note mono' }, ...x.related.map((r) => `${r.symbol}: ${r.message}\n`)) : null;
       tb.append(h('tr', { class: 'finding' }, h('td', { class: 'mono' }, x.check), h('td', { class: `sev-${x.severity}` }, x.severity),
         h('td', null, x.fn >= 0 ? fnLink(st.file, x.fn, where) : h('span', { class: 'mono' }, where)), h('td', null, x.message, rel)));
     }
     main.append(tb);
-    if (f.findings.length > limit) {
-      const b = h('button', null, `show all ${f.findings.length}`);
-      b.addEventListener('click', () => findingsPage(Infinity));
+    if (shown.length > limit) {
+      const b = h('button', null, `show all ${shown.length}`);
+      b.addEventListener('click', () => findingsPage(check, Infinity));
       main.append(b);
     }
   }
@@ -554,7 +567,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
       const q = decodeURIComponent(m[1] ?? '');
       if (search.value !== q && document.activeElement !== search) search.value = q;
       functionsPage(q);
-    } else if (hsh === '#/findings') findingsPage();
+    } else if ((m = /^#\/findings(?:\?check=(.*))?$/.exec(hsh))) findingsPage(decodeURIComponent(m[1] ?? ''));
     else if (hsh === '#/model') modelPage();
     else if ((m = /^#\/model\/(\d+)$/.exec(hsh))) tracePage(Number(m[1]));
     else summary();
@@ -564,6 +577,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
   route();
   return () => {
     window.removeEventListener('hashchange', route);
+    document.removeEventListener('keydown', onKey);
     style.remove();
   };
 }
