@@ -104,6 +104,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       io.out(`${o.output}: ${files.length} file${files.length === 1 ? '' : 's'}, ${nFind} findings, ${nPages} function pages, ${(html.length / 1e6).toFixed(1)} MB\n`);
       for (const f of data.files) if (f.checked !== 'nothing') for (const e of f.errors) io.err(`${f.path}: ${e}\n`);
       if (data.files.some((f) => f.findings.some((x) => x.severity === 'error'))) status.raise(EXIT_FINDINGS);
-      if (failed) status.raise(EXIT_USAGE);
+      // A CPU a file's feature table does not know is a usage error, as in textpoke check (the report still shows the bytes as built).
+      if (failed || data.files.some((f) => f.errors.some((e) => e.startsWith('--cpu ')))) status.raise(EXIT_USAGE);
     });
 }
