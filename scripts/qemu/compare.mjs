@@ -7,7 +7,7 @@
  *   - `textpoke`: textpoke's patched view (src/patch, `applyToImage`) for the CPU the guest reported.
  * Every differing byte range is attributed to the patch site(s) covering it and to a difference class;
  * the classes a clean run may still contain are listed in KNOWN with their explanation
- * (docs/groundtruth.md repeats them).
+ * (the README (ground truth section) repeats them).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -79,7 +79,7 @@ const imp = (p) => import(pathToFileURL(join(dist, p)).href);
  * Difference classes, decided per patch site (a differing range is explained only when every differing
  * byte lies in a site and every such site's class is `explained`). `explained: false` marks a class
  * textpoke can and should reproduce (a gap in the patchers, listed so the report says exactly what is
- * missing); an explained class is kernel run-time state no file records. docs/groundtruth.md repeats these.
+ * missing); an explained class is kernel run-time state no file records. the README (ground truth section) repeats these.
  */
 export const CLASSES = {
   'vmlinux-static-call-key': {

@@ -2,7 +2,7 @@
  * Breadth-first explicit-state exploration of a {@link Model}, with state hashing, so the first
  * violation found comes with a shortest interleaving.
  *
- * Semantics (docs/model.md describes them for users):
+ * Semantics (the README section on textpoke model describes them for users):
  * - Memory is the site's bytes. Every change creates a new memory version; the versions since the oldest
  *   CPU's last serialization are kept (the history).
  * - An executing CPU fetches one instruction in one step. The bytes come one fetch unit (aligned,

@@ -62,7 +62,7 @@ export function findScenario(name: string): Scenario | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Scenario files (JSON). See docs/model.md for the format.
+// Scenario files (JSON). See the README (textpoke model, scenario files) for the format.
 
 type Json = unknown;
 

@@ -11,7 +11,7 @@
  *    NOPL 0f 1f) that does not already end the site becomes one NOP of that length (<= 8 bytes) or a JMP over
  *    int3 filler.
  * 6.3-6.7 kernels differ in details (no nested-length pass, only 0x90 runs optimized, no DIRECT_CALL): textpoke
- * applies the 6.12 rules to them and says so in docs/apply.md.
+ * applies the 6.12 rules to them and says so in the README (textpoke apply).
  */
 import type { Site } from '../sites/site.js';
 import { decodeFull } from './decode.js';

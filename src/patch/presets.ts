@@ -2,7 +2,7 @@
  * CPU presets as data: which feature bits each preset has, per kernel family, and the mitigation choices
  * the kernel makes at boot on such a CPU with its default command line. Names are looked up in the file's
  * feature table; a name the table lacks (an older point release) is skipped and noted.
- * Reasoning for each choice: docs/apply.md.
+ * Reasoning for each choice: the README (textpoke apply).
  */
 
 export interface Preset {

@@ -1,5 +1,5 @@
 /**
- * The verdict table (docs/model.md): "safe", or the property the shortest counterexample breaks.
+ * The verdict table (README, textpoke model): "safe", or the property the shortest counterexample breaks.
  * table.test.ts pins the explorer to it; spin.test.ts pins SPIN to it.
  */
 export const EXPECTED: Record<string, Record<string, string>> = {
