@@ -8,10 +8,9 @@
  * result equals a full decoding of the patched bytes on real modules and on xen-syms.
  */
 import iced from '../x86/iced.cjs';
-const { Decoder, DecoderOptions, FlowControl, Instruction } = iced;
+const { Decoder, DecoderOptions, Instruction } = iced;
 type Decoder = InstanceType<typeof iced.Decoder>;
 type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 type Instruction = InstanceType<typeof iced.Instruction>;
 import type { Image, Section } from '../elf/image.js';
 import { Disassembly, SectionCache, SectionCode } from '../x86/code.js';
@@ -111,19 +110,6 @@ export class PatchedCode extends SectionCache implements CodeSource {
     dec.position = o;
     dec.ip = BigInt(sec.addr + o);
     dec.decodeOut(insn);
-    let n = insn.length;
-    if (n === 0) n = 1;
-    if (sc.count === sc.off.length) sc.grow();
-    const k = sc.count++;
-    sc.off[k] = o;
-    sc.len[k] = n;
-    const fc = insn.flowControl;
-    sc.flow[k] = fc;
-    sc.code[k] = insn.code;
-    if (fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch || fc === FlowControl.Call || fc === FlowControl.XbeginXabortXend) {
-      sc.target[k] = insn.isCallNear || insn.isJmpNear || insn.isJmpShort || insn.isJccShortOrNear || insn.isJmpShortOrNear || insn.isJcxShort || insn.isLoopcc || insn.isLoop
-        ? Number(insn.nearBranchTarget)
-        : NaN;
-    } else sc.target[k] = NaN;
+    sc.push(insn, o, insn.length || 1);
   }
 }

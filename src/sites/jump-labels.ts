@@ -1,24 +1,21 @@
 /** `__jump_table`: s32 code (rel), s32 target (rel), s64 key (rel); key bit 0 = branch default, bit 1 = NOPed at build. */
-import type { Image } from '../elf/image.js';
 import type { Site } from './site.js';
 import type { TableData } from './table.js';
 
-export function readJumpLabels(t: TableData, img: Image): Site[] {
+export function readJumpLabels(t: TableData): Site[] {
   const out: Site[] = [];
   for (let i = 0; i < t.count; i++) {
     const code = t.rel(i, 0);
     const target = t.rel(i, 4);
-    const key = t.rel(i, 8, true);
-    const raw = key ? (key.addend !== undefined ? key.addend : key.addr) : 0;
-    const bits = raw & 3;
-    const keyAddr = key ? key.addr - bits : NaN;
+    const k = t.flaggedKey(i, 8, true);
+    const bits = k?.bits ?? 0;
     const site: Site = {
       table: '__jump_table',
       index: i,
       addr: code ? code.addr : NaN,
       length: 0,
       target: target ? { addr: target.addr, name: target.name } : undefined,
-      key: { addr: keyAddr, name: key?.name ?? (Number.isNaN(keyAddr) ? undefined : img.symbolize(keyAddr).name) },
+      key: k?.key ?? { addr: NaN },
       branchDefault: (bits & 1) !== 0,
       initNop: (bits & 2) !== 0,
     };

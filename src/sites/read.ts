@@ -25,8 +25,8 @@ function readTable(t: TableData, img: Image, profile: Profile): Site[] {
   switch (t.spec.id) {
     case '.altinstructions': return readAlternatives(t, profile.alt);
     case '.parainstructions': return readParavirt(t);
-    case '.static_call_sites': return readStaticCalls(t, img);
-    case '__jump_table': return readJumpLabels(t, img);
+    case '.static_call_sites': return readStaticCalls(t);
+    case '__jump_table': return readJumpLabels(t);
     default: return readInstructionList(t, t.spec.id);
   }
 }

@@ -64,6 +64,19 @@ export class TableData {
     return { addr: this.fieldAddr(i, off) + v };
   }
 
+  /**
+   * A self-relative key field whose low two bits carry flags (static call TAIL/INIT, jump label
+   * branch/NOP): the key without the bits, its name, and the bits. In a relocatable object the bits ride
+   * in the addend (the key symbol may be undefined).
+   */
+  flaggedKey(i: number, off: number, wide = false): { key: Ref; bits: number } | undefined {
+    const k = this.rel(i, off, wide);
+    if (!k) return undefined;
+    const bits = (k.addend !== undefined ? k.addend : k.addr) & 3;
+    const addr = k.addr - bits;
+    return { key: { addr, name: k.name ?? (Number.isNaN(addr) ? undefined : this.img.symbolize(addr).name) }, bits };
+  }
+
   /** An absolute u64 address field. */
   abs64(i: number, off: number): (Ref & { addend?: number }) | undefined {
     if (this.relocSection) {

@@ -49,6 +49,20 @@ export class SectionCode {
     this.target = g(this.target, Float64Array);
   }
 
+  /** Appends the record of `insn`, just decoded at section offset `o` with length `n` (at least 1). */
+  push(insn: Instruction, o: number, n: number): void {
+    if (this.count === this.off.length) this.grow();
+    const k = this.count++;
+    this.off[k] = o;
+    this.len[k] = n;
+    const fc = insn.flowControl;
+    this.flow[k] = fc;
+    this.code[k] = insn.code;
+    if (fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch || fc === FlowControl.Call || fc === FlowControl.XbeginXabortXend) {
+      this.target[k] = insn.op0Kind === OpKind.NearBranch64 ? Number(insn.nearBranchTarget) : NaN;
+    } else this.target[k] = NaN;
+  }
+
   /** Index of the instruction starting exactly at section offset `o`, or -1. */
   indexAt(o: number): number {
     const i = this.indexContaining(o);
@@ -124,16 +138,7 @@ export function decodeSection(img: Image, sec: Section, bytes: Uint8Array): Sect
           n = 1;
           dec.position = o + 1;
         }
-        if (sc.count === sc.off.length) sc.grow();
-        const k = sc.count++;
-        sc.off[k] = o;
-        sc.len[k] = n;
-        const fc = insn.flowControl;
-        sc.flow[k] = fc;
-        sc.code[k] = insn.code;
-        if (fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch || fc === FlowControl.Call || fc === FlowControl.XbeginXabortXend) {
-          sc.target[k] = insn.op0Kind === OpKind.NearBranch64 ? Number(insn.nearBranchTarget) : NaN;
-        } else sc.target[k] = NaN;
+        sc.push(insn, o, n);
         o += n;
       }
     }
