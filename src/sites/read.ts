@@ -72,7 +72,7 @@ export function readSites(img: Image, profile: Profile, opts: ReadOptions = {}):
     }
     if (outside) errors.push(firstOutside + (outside > 1 ? ` (and ${outside - 1} more)` : ''));
   }
-  if (opts.decode !== false) placeSites(img, sites, opts.disassembly ?? new Disassembly(img));
+  if (opts.decode !== false) placeSites(img, sites, opts.disassembly ?? new Disassembly(img, undefined, true));
   return { sites, counts, errors };
 }
 

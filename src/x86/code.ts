@@ -63,6 +63,15 @@ export class SectionCode {
     } else this.target[k] = NaN;
   }
 
+  /** Appends a record with only offset and length (flow, code and target left empty). */
+  pushLength(o: number, n: number): void {
+    if (this.count === this.off.length) this.grow();
+    const k = this.count++;
+    this.off[k] = o;
+    this.len[k] = n;
+    this.target[k] = NaN;
+  }
+
   /** Index of the instruction starting exactly at section offset `o`, or -1. */
   indexAt(o: number): number {
     const i = this.indexContaining(o);
@@ -115,7 +124,7 @@ function regionStarts(img: Image, sec: Section): number[] {
 let sharedInsn: Instruction | undefined;
 
 /** Decodes a whole executable section (bytes as given: the file's or a patched view's). */
-export function decodeSection(img: Image, sec: Section, bytes: Uint8Array): SectionCode {
+export function decodeSection(img: Image, sec: Section, bytes: Uint8Array, lengthsOnly = false): SectionCode {
   const sc = new SectionCode(sec, bytes);
   if (bytes.length === 0) return sc;
   const starts = regionStarts(img, sec);
@@ -138,7 +147,8 @@ export function decodeSection(img: Image, sec: Section, bytes: Uint8Array): Sect
           n = 1;
           dec.position = o + 1;
         }
-        sc.push(insn, o, n);
+        if (lengthsOnly) sc.pushLength(o, n);
+        else sc.push(insn, o, n);
         o += n;
       }
     }
@@ -175,11 +185,15 @@ export abstract class SectionCache {
 
 /** Lazily decoded executable sections of one image (or of one patched view of it). */
 export class Disassembly extends SectionCache {
-  constructor(img: Image, private readonly bytesOf: (s: Section) => Uint8Array = (s) => img.sectionBytes(s)) {
+  /**
+   * `lengthsOnly`: record instruction boundaries only (what placing sites needs), skipping flow control,
+   * code and branch targets: fewer WebAssembly calls per instruction. Such a decoding is not for cfg/checks.
+   */
+  constructor(img: Image, private readonly bytesOf: (s: Section) => Uint8Array = (s) => img.sectionBytes(s), private readonly lengthsOnly = false) {
     super(img);
   }
 
   protected decode(sec: Section): SectionCode {
-    return decodeSection(this.img, sec, this.bytesOf(sec));
+    return decodeSection(this.img, sec, this.bytesOf(sec), this.lengthsOnly);
   }
 }
