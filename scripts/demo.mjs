@@ -13,14 +13,13 @@ mkdirSync(out, { recursive: true });
 const bin = join(root, 'bin', 'textpoke.js');
 const rel = (p) => p.startsWith(root + '/') ? p.slice(root.length + 1) : p;
 
-function step(title, args, { head } = {}) {
+function step(title, args, { head, tail } = {}) {
   process.stdout.write(`\n=== ${title}\n$ textpoke ${args.map(rel).join(' ')}\n`);
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
   let text = r.stdout + (r.stderr ? r.stderr : '');
-  if (head) {
-    const lines = text.split('\n');
-    if (lines.length > head) text = lines.slice(0, head).join('\n') + `\n... (${lines.length - head} more lines)\n`;
-  }
+  const lines = text.split('\n');
+  if (head && lines.length > head) text = lines.slice(0, head).join('\n') + `\n... (${lines.length - head} more lines)\n`;
+  if (tail && lines.length > tail + 1) text = `... (${lines.length - tail - 1} lines before)\n` + lines.slice(-tail - 1).join('\n');
   process.stdout.write(text);
   process.stdout.write(`(exit ${r.status})\n`);
 }
@@ -36,7 +35,24 @@ function build(src, flags = []) {
 const tables = build('test/fixtures/sites/tables61.S');
 step('Every kind of patch site in a Linux 6.1-style object (built from test/fixtures/sites/tables61.S)', ['sites', tables]);
 
-// 2. Debian's Xen 4.17 hypervisor, when apt can fetch it.
+// 2. The text a CPU runs: the same object patched for an old retpoline CPU, site by site.
+step('What an old (retpoline) CPU runs after the boot-time patchers (textpoke diff)', ['diff', tables, '--cpu', 'old']);
+
+// 3. Seed 000: an evaluate_nospec()-style predicate the compiler kept out of line (built here with gcc -O2).
+const pred = build('test/fixtures/check/nospec-pred.c', ['-O2']);
+step('Speculation checks on a gcc build of the seed-000 bug (test/fixtures/check/nospec-pred.c, -O2)', ['check', '--cpu', 'as-built', pred]);
+
+// 4. Seeds 002/004: live-patching protocols, model-checked.
+step('Every live-patching protocol against every scenario (textpoke model --table)', ['model', '--table']);
+step('The shortest interleaving that breaks a plain copy', ['model', '--protocol', 'memcpy', '--scenario', 'static-call-retarget'], { head: 30 });
+
+// 5. Seed 003: a hand-written patch byte table against the assembly in its comments.
+step('Hand-written byte table checked against its comments (seed 003)', ['patchlets', 'verify', join(root, 'test/fixtures/patchlets/paravirt_patch.c')]);
+
+// 6. Seed 001: hypercall dispatch generated without UB, in Xen's priority-chain style.
+step('Xen hypercall dispatch for pv64, without UB for any number', ['hypercalls', 'gen', join(root, 'test/fixtures/hypercall/hypercall-defs-4.17.c'), '--style', 'chain'], { head: 40 });
+
+// 7. Debian's Xen 4.17 hypervisor, when apt can fetch it.
 const xen = join(root, '.cache/corpus/xen-hypervisor-4.17-amd64-dbg/usr/lib/debug/boot/xen-syms-4.17-amd64');
 let haveXen = existsSync(xen);
 if (!haveXen && spawnSync('apt-get', ['--version']).status === 0) {
@@ -46,6 +62,12 @@ if (!haveXen && spawnSync('apt-get', ['--version']).status === 0) {
 if (haveXen) {
   step('Xen 4.17 (Debian xen-syms): alternatives, feature names, replacements', ['sites', xen], { head: 14 });
   step('Xen 4.17: totals per table', ['sites', '--summary', xen]);
+  step('Xen 4.17 with branch hardening off: what changes', ['diff', xen, '--cpu', 'intel-server,branch-harden=off', '--summary']);
+  step('Xen 4.17: speculation and patch-safety checks (outlined evaluate_nospec predicates, one-sided fences)', ['check', xen], { tail: 18 });
+  step('Xen 4.17: indirect branches left in the text an Intel server runs', ['surface', xen], { head: 10 });
+  step('Xen 4.17: branch depth per hypercall, compiled dispatch against the priorities', ['hypercalls', 'cost', join(root, 'test/fixtures/hypercall/hypercall-defs-4.17.c'), '--binary', xen], { head: 30 });
+  const html = join(out, 'xen-syms-report.html');
+  step('Xen 4.17: the HTML report (open it in a browser)', ['report', xen, '-o', html]);
 } else {
   process.stdout.write('\n(Debian packages not reachable: skipping the Xen 4.17 part of the demo)\n');
 }
