@@ -49,8 +49,12 @@ export class PatchedCode extends SectionCache implements CodeSource {
   protected decode(sec: Section): SectionCode {
     const b = this.built.of(sec);
     const writes = this.writes.get(sec.index) ?? [];
-    const relocs = this.relocated && this.img.kind === 'rel' ? this.img.relocationsByOffset(sec) : undefined;
-    if (writes.length === 0 && (!relocs || relocs.size === 0)) return b;
+    const relocs = this.relocated && this.img.kind === 'rel' ? this.img.relocTable(sec) : undefined;
+    if (writes.length === 0 && (!relocs || relocs.count === 0)) return b;
+    const relocAt = (o: number): boolean => {
+      const i = this.img.relocIndexFrom(relocs!, o);
+      return i < relocs!.count && relocs!.offset[i] === o;
+    };
     const bytes = this.bytesOf(sec);
     const sc = new SectionCode(sec, bytes);
     while (sc.off.length < b.count + 16) sc.grow();
@@ -94,7 +98,7 @@ export class PatchedCode extends SectionCache implements CodeSource {
         sc.flow[n] = b.flow[k]!;
         sc.code[n] = b.code[k]!;
         let t = b.target[k]!;
-        if (relocs && !Number.isNaN(t) && b.len[k]! >= 5 && relocs.has(end - 4)) t = sec.addr + end + dv.getInt32(end - 4, true);
+        if (relocs && !Number.isNaN(t) && b.len[k]! >= 5 && relocAt(end - 4)) t = sec.addr + end + dv.getInt32(end - 4, true);
         sc.target[n] = t;
         k++;
       }
