@@ -8,8 +8,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { Code, FlowControl } = iced;
-type Code = (typeof iced.Code)[keyof typeof iced.Code];
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import type { SectionCode } from '../x86/code.js';
 import { Func, NORETURN } from './functions.js';
 import { jumpTable } from './jump-tables.js';

@@ -4,8 +4,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { Code, FlowControl } = iced;
-type Code = (typeof iced.Code)[keyof typeof iced.Code];
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import type { SectionCode } from '../x86/code.js';
 import { FenceInfo, isAnyFence, isBranchFence } from './fences.js';
 import { Instruction, Mnemonic, OpKind } from 'iced-x86';

@@ -6,12 +6,9 @@
  */
 import iced from '../x86/iced.cjs';
 const { Code, Decoder, DecoderOptions, Instruction, OpKind, Register } = iced;
-type Code = (typeof iced.Code)[keyof typeof iced.Code];
-type Decoder = InstanceType<typeof iced.Decoder>;
-type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
-type Instruction = InstanceType<typeof iced.Instruction>;
-type OpKind = (typeof iced.OpKind)[keyof typeof iced.OpKind];
 type Register = (typeof iced.Register)[keyof typeof iced.Register];
+type Decoder = InstanceType<typeof iced.Decoder>;
+type Instruction = InstanceType<typeof iced.Instruction>;
 import type { SectionCode } from '../x86/code.js';
 
 export { Code, Register };

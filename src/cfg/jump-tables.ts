@@ -7,8 +7,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { OpKind, Register } = iced;
-type OpKind = (typeof iced.OpKind)[keyof typeof iced.OpKind];
-type Register = (typeof iced.Register)[keyof typeof iced.Register];
 import { R_X86_64_64, STT_SECTION } from '../elf/image.js';
 import type { SectionCode } from '../x86/code.js';
 import type { Func } from './functions.js';

@@ -10,7 +10,6 @@
 import iced from '../x86/iced.cjs';
 const { Decoder, DecoderOptions, Instruction } = iced;
 type Decoder = InstanceType<typeof iced.Decoder>;
-type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
 type Instruction = InstanceType<typeof iced.Instruction>;
 import type { Image, Section } from '../elf/image.js';
 import { Disassembly, SectionCache, SectionCode } from '../x86/code.js';

@@ -8,7 +8,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { FlowControl } = iced;
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import { fenceInfo, hasAnyFence } from '../cfg/fences.js';
 import { fenceAhead, fenceNear } from '../cfg/flow.js';
 import { destOf, trailingReloc } from '../cfg/targets.js';

@@ -8,9 +8,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { FlowControl, Mnemonic, OpKind } = iced;
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
-type Mnemonic = (typeof iced.Mnemonic)[keyof typeof iced.Mnemonic];
-type OpKind = (typeof iced.OpKind)[keyof typeof iced.OpKind];
 import { fenceInfo, hasAnyFence, isBranchFence } from '../cfg/fences.js';
 import { AfterFence, afterFence, fenceAhead, Leaf, leafReturn } from '../cfg/flow.js';
 import { Func, functionAt } from '../cfg/functions.js';

@@ -8,8 +8,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { Code, FlowControl } = iced;
-type Code = (typeof iced.Code)[keyof typeof iced.Code];
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import { buildFacts } from '../cfg/build.js';
 import { siteIndex } from '../cfg/site-index.js';
 import { notOrdinaryCode } from '../cfg/functions.js';

@@ -9,7 +9,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { FlowControl } = iced;
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import { buildFacts } from '../cfg/build.js';
 import { siteIndex } from '../cfg/site-index.js';
 import { notOrdinaryCode } from '../cfg/functions.js';

@@ -9,7 +9,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { FlowControl } = iced;
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 import type { View } from '../cfg/view.js';
 import { relocsOf } from '../cfg/targets.js';
 import type { Check } from './check.js';

@@ -23,16 +23,11 @@
  */
 import iced from '../x86/iced.cjs';
 const { ConditionCode, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt } = iced;
+type Register = (typeof iced.Register)[keyof typeof iced.Register];
 type ConditionCode = (typeof iced.ConditionCode)[keyof typeof iced.ConditionCode];
 type Decoder = InstanceType<typeof iced.Decoder>;
-type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 type Instruction = InstanceType<typeof iced.Instruction>;
 type InstructionInfoFactory = InstanceType<typeof iced.InstructionInfoFactory>;
-type Mnemonic = (typeof iced.Mnemonic)[keyof typeof iced.Mnemonic];
-type OpKind = (typeof iced.OpKind)[keyof typeof iced.OpKind];
-type Register = (typeof iced.Register)[keyof typeof iced.Register];
-type RegisterExt = (typeof iced.RegisterExt)[keyof typeof iced.RegisterExt];
 import type { Image } from '../elf/image.js';
 import { SHF_WRITE } from '../elf/image.js';
 

@@ -7,11 +7,7 @@
 import iced from '../x86/iced.cjs';
 const { Decoder, DecoderError, DecoderOptions, FlowControl, Formatter, FormatterSyntax, Instruction } = iced;
 type Decoder = InstanceType<typeof iced.Decoder>;
-type DecoderError = (typeof iced.DecoderError)[keyof typeof iced.DecoderError];
-type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
-type FlowControl = (typeof iced.FlowControl)[keyof typeof iced.FlowControl];
 type Formatter = InstanceType<typeof iced.Formatter>;
-type FormatterSyntax = (typeof iced.FormatterSyntax)[keyof typeof iced.FormatterSyntax];
 type Instruction = InstanceType<typeof iced.Instruction>;
 import type { Insn } from './types.js';
 

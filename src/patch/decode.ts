@@ -2,7 +2,6 @@
 import iced from '../x86/iced.cjs';
 const { Decoder, DecoderOptions, Instruction } = iced;
 type Decoder = InstanceType<typeof iced.Decoder>;
-type DecoderOptions = (typeof iced.DecoderOptions)[keyof typeof iced.DecoderOptions];
 type Instruction = InstanceType<typeof iced.Instruction>;
 
 let insn: Instruction | undefined;

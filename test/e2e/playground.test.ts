@@ -20,20 +20,6 @@ import { launchChromium } from './browser.js';
 import { serve } from './serve.js';
 
 const shots = join(repoRoot, 'test-output', 'e2e');
-const ONE_SIDED = `
-	.text
-	.globl one_sided
-	.type one_sided,@function
-one_sided:
-	test %edi,%edi
-	jne 1f
-	lfence
-	mov (%rsi),%eax
-	ret
-1:	mov (%rdx),%eax
-	ret
-	.size one_sided, .-one_sided
-`;
 mkdirSync(shots, { recursive: true });
 const webDist = join(repoRoot, 'dist', 'web');
 
@@ -99,7 +85,7 @@ test('playground: xen-syms, xfs.ko, a 6.12 xfs.ko.xz (chosen) and an object (dro
     await page3.screenshot({ path: join(shots, 'playground-xfs-612-xz-summary.png') });
 
     // Drag and drop: a small object with a fence on one side of a branch.
-    const obj = assemble('one-sided.S', { inline: ONE_SIDED });
+    const obj = assemble('report/one-sided.S');
     const page4 = await b.context.newPage();
     page4.on('pageerror', (e) => errors.push(e.message));
     await page4.goto(server.url);

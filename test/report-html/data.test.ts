@@ -13,29 +13,9 @@ import { CHUNK, renderPage } from '../../src/report/html/page.js';
 import { alignRows, applyChanges, functionDot, parseLines } from '../../src/report/html/viewer.js';
 import { assemble } from '../support/build.js';
 
-const SRC = `
-	.text
-	.globl one_sided
-	.type one_sided,@function
-one_sided:
-	test %edi,%edi
-	jne 1f
-	lfence
-	mov (%rsi),%eax
-	ret
-1:	mov (%rdx),%eax
-	ret
-	.size one_sided, .-one_sided
-	.globl plain
-	.type plain,@function
-plain:
-	xor %eax,%eax
-	ret
-	.size plain, .-plain
-`;
 
 test('analyse: a one-sided fence gives a finding, a page with flags, blocks and a taken edge', async () => {
-  const path = assemble('one-sided.S', { inline: SRC });
+  const path = assemble('report/one-sided.S');
   const img = await imageFromBytes(readFileSync(path), path);
   const f = analyse(img, {});
   assert.equal(f.findings.length, 1);
