@@ -121,6 +121,8 @@ export class Image {
   readonly machine: number;
   /** Real address that relative address 0 stands for. */
   readonly base: bigint;
+  /** The base as a number when every address above it up to 2^52 stays exact (relocatable files: 0). */
+  private readonly smallBase: number;
   readonly sections: Section[] = [];
   private readonly dv: DataView;
   private readonly byName = new Map<string, Section>();
@@ -196,6 +198,7 @@ export class Image {
       base &= ~0xfffffn;
     }
     this.base = base;
+    this.smallBase = base < 1n << 52n ? Number(base) : NaN;
     for (let i = 0; i < raw.length; i++) {
       const r = raw[i]!;
       const name = this.cstr(strs.offset, strs.size, r.nameOff);
@@ -332,6 +335,7 @@ export class Image {
   /** Absolute address of a relative one, as hex `0x…`. */
   hex(addr: number): string {
     if (Number.isNaN(addr)) return '?';
+    if (addr >= 0 && addr < 2 ** 52 && !Number.isNaN(this.smallBase)) return '0x' + (this.smallBase + addr).toString(16);
     return '0x' + (this.base + BigInt(addr)).toString(16);
   }
 
