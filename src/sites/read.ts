@@ -4,7 +4,7 @@
  */
 import type { Image } from '../elf/image.js';
 import type { Profile, TableId, TableSpec } from '../target/profile.js';
-import { Disassembly } from '../x86/code.js';
+import { Boundaries, SectionCache } from '../x86/code.js';
 import { readAlternatives } from './alternatives.js';
 import { readInstructionList } from './instruction-lists.js';
 import { readJumpLabels } from './jump-labels.js';
@@ -37,7 +37,7 @@ export interface ReadOptions {
   /** Decode and check boundaries (default true). */
   decode?: boolean;
   /** Reuse a decoding. */
-  disassembly?: Disassembly;
+  disassembly?: SectionCache;
 }
 
 export function readSites(img: Image, profile: Profile, opts: ReadOptions = {}): SiteSet {
@@ -72,12 +72,12 @@ export function readSites(img: Image, profile: Profile, opts: ReadOptions = {}):
     }
     if (outside) errors.push(firstOutside + (outside > 1 ? ` (and ${outside - 1} more)` : ''));
   }
-  if (opts.decode !== false) placeSites(img, sites, opts.disassembly ?? new Disassembly(img, undefined, true));
+  if (opts.decode !== false) placeSites(img, sites, opts.disassembly ?? new Boundaries(img, sites));
   return { sites, counts, errors };
 }
 
 /** Fills in instruction-list lengths and records sites that do not start and end on instruction boundaries. */
-export function placeSites(img: Image, sites: Site[], dis: Disassembly): void {
+export function placeSites(img: Image, sites: Site[], dis: SectionCache): void {
   for (const s of sites) {
     if (Number.isNaN(s.addr) || s.problems?.includes('address outside every section')) continue;
     const sc = dis.at(s.addr);

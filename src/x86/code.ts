@@ -12,6 +12,10 @@ import { Image, Section, STT_FILE, STT_SECTION } from '../elf/image.js';
 
 export { FlowControl, Code };
 
+/** Per iced Code: 0 unknown, else 1 + FlowControl, plus NEAR when it is a branch to a near target. */
+const CODE_KIND = new Uint8Array(8192);
+const NEAR = 64;
+
 /** Instructions of one executable section. */
 export class SectionCode {
   /** Offset of each instruction from the section start, ascending. */
@@ -26,18 +30,24 @@ export class SectionCode {
   regionStart: number[] = [];
   regionOff: number[] = [];
 
-  constructor(readonly section: Section, readonly bytes: Uint8Array) {
-    const cap = Math.max(16, Math.ceil(bytes.length / 3));
+  /**
+   * `lengthsOnly`: records hold offset and length only (`flow`, `code`, `target` stay empty).
+   * `capacity`: records to make room for (default: a third of the bytes; more are added as needed).
+   */
+  constructor(readonly section: Section, readonly bytes: Uint8Array, readonly lengthsOnly = false, capacity?: number) {
+    const cap = Math.max(16, capacity ?? Math.ceil(bytes.length / 3));
     this.off = new Uint32Array(cap);
     this.len = new Uint8Array(cap);
-    this.flow = new Uint8Array(cap);
-    this.code = new Uint16Array(cap);
-    this.target = new Float64Array(cap);
+    const full = lengthsOnly ? 0 : cap;
+    this.flow = new Uint8Array(full);
+    this.code = new Uint16Array(full);
+    this.target = new Float64Array(full);
   }
 
   grow(): void {
     const cap = this.off.length * 2;
     const g = <T extends Uint32Array | Uint8Array | Uint16Array | Float64Array>(a: T, C: new (n: number) => T): T => {
+      if (a.length === 0) return a;
       const b = new C(cap);
       b.set(a);
       return b;
@@ -55,21 +65,26 @@ export class SectionCode {
     const k = this.count++;
     this.off[k] = o;
     this.len[k] = n;
-    const fc = insn.flowControl;
-    this.flow[k] = fc;
-    this.code[k] = insn.code;
-    if (fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch || fc === FlowControl.Call || fc === FlowControl.XbeginXabortXend) {
-      this.target[k] = insn.op0Kind === OpKind.NearBranch64 ? Number(insn.nearBranchTarget) : NaN;
-    } else this.target[k] = NaN;
+    const code = insn.code;
+    this.code[k] = code;
+    // Flow control, and whether a branch's operand is a near target, depend on the Code alone: ask iced once
+    // per Code (every call into WebAssembly costs, and this runs for every instruction of every section).
+    let kind = CODE_KIND[code]!;
+    if (kind === 0) {
+      const fc = insn.flowControl;
+      const branch = fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch || fc === FlowControl.Call || fc === FlowControl.XbeginXabortXend;
+      kind = CODE_KIND[code] = 1 + fc + (branch && insn.op0Kind === OpKind.NearBranch64 ? NEAR : 0);
+    }
+    this.flow[k] = (kind - 1) & (NEAR - 1);
+    this.target[k] = kind & NEAR ? Number(insn.nearBranchTarget) : NaN;
   }
 
-  /** Appends a record with only offset and length (flow, code and target left empty). */
+  /** Appends a record with only offset and length (a `lengthsOnly` record). */
   pushLength(o: number, n: number): void {
     if (this.count === this.off.length) this.grow();
     const k = this.count++;
     this.off[k] = o;
     this.len[k] = n;
-    this.target[k] = NaN;
   }
 
   /** Index of the instruction starting exactly at section offset `o`, or -1. */
@@ -123,20 +138,38 @@ function regionStarts(img: Image, sec: Section): number[] {
 
 let sharedInsn: Instruction | undefined;
 
-/** Decodes a whole executable section (bytes as given: the file's or a patched view's). */
-export function decodeSection(img: Image, sec: Section, bytes: Uint8Array, lengthsOnly = false): SectionCode {
-  const sc = new SectionCode(sec, bytes);
+/**
+ * Decodes an executable section (bytes as given: the file's or a patched view's), region by region.
+ * With `points` (section offsets whose boundaries will be asked about), only offsets and lengths are
+ * recorded, and only where they can answer for those points: a region holding none is skipped, the others
+ * are decoded from their start to just past their furthest point. Queries at other offsets of such a
+ * decoding are not meaningful.
+ */
+export function decodeSection(img: Image, sec: Section, bytes: Uint8Array, points?: readonly number[]): SectionCode {
+  const lengthsOnly = points !== undefined;
+  const sc = new SectionCode(sec, bytes, lengthsOnly);
   if (bytes.length === 0) return sc;
   const starts = regionStarts(img, sec);
+  const sorted = points ? Float64Array.from(points).sort() : undefined;
+  let pi = 0;
   const insn = (sharedInsn ??= new Instruction());
-  const dec = new Decoder(64, bytes, DecoderOptions.None);
+  let dec: Decoder | undefined;
   try {
     for (let r = 0; r < starts.length; r++) {
       const from = starts[r]!;
-      const to = r + 1 < starts.length ? starts[r + 1]! : bytes.length;
-      // A region that starts inside the previous instruction is decoded from its own start anyway.
+      let to = r + 1 < starts.length ? starts[r + 1]! : bytes.length;
       sc.regionStart.push(sc.count);
       sc.regionOff.push(from);
+      if (sorted) {
+        // The furthest point inside [from, to): decode until the instruction holding it is recorded.
+        while (pi < sorted.length && sorted[pi]! < from) pi++;
+        let last = -1;
+        while (pi < sorted.length && sorted[pi]! < to) last = sorted[pi++]!;
+        if (last < 0) continue;
+        to = last + 1;
+      }
+      // A region that starts inside the previous instruction is decoded from its own start anyway.
+      dec ??= new Decoder(64, bytes, DecoderOptions.None);
       dec.position = from;
       dec.ip = BigInt(sec.addr + from);
       let o = from;
@@ -153,7 +186,7 @@ export function decodeSection(img: Image, sec: Section, bytes: Uint8Array, lengt
       }
     }
   } finally {
-    dec.free();
+    dec?.free();
   }
   return sc;
 }
@@ -185,15 +218,38 @@ export abstract class SectionCache {
 
 /** Lazily decoded executable sections of one image (or of one patched view of it). */
 export class Disassembly extends SectionCache {
-  /**
-   * `lengthsOnly`: record instruction boundaries only (what placing sites needs), skipping flow control,
-   * code and branch targets: fewer WebAssembly calls per instruction. Such a decoding is not for cfg/checks.
-   */
-  constructor(img: Image, private readonly bytesOf: (s: Section) => Uint8Array = (s) => img.sectionBytes(s), private readonly lengthsOnly = false) {
+  constructor(img: Image, private readonly bytesOf: (s: Section) => Uint8Array = (s) => img.sectionBytes(s)) {
     super(img);
   }
 
   protected decode(sec: Section): SectionCode {
-    return decodeSection(this.img, sec, this.bytesOf(sec), this.lengthsOnly);
+    return decodeSection(this.img, sec, this.bytesOf(sec));
+  }
+}
+
+/**
+ * Instruction boundaries at the starts and ends of given spans of an image's own bytes (offsets and lengths
+ * only, see {@link decodeSection}): what placing patch sites needs, at a fraction of a full decoding.
+ * Not for cfg/checks.
+ */
+export class Boundaries extends SectionCache {
+  private readonly points = new Map<number, number[]>();
+
+  /** `spans`: relative address and length of each span whose start, end and length will be asked about. */
+  constructor(img: Image, spans: Iterable<{ addr: number; length: number }>) {
+    super(img);
+    for (const { addr, length } of spans) {
+      const sec = Number.isNaN(addr) ? undefined : img.sectionAt(addr);
+      if (!sec || !sec.exec) continue;
+      let list = this.points.get(sec.index);
+      if (!list) this.points.set(sec.index, (list = []));
+      const o = addr - sec.addr;
+      list.push(o);
+      if (length > 0) list.push(o + length - 1, o + length);
+    }
+  }
+
+  protected decode(sec: Section): SectionCode {
+    return decodeSection(this.img, sec, this.img.sectionBytes(sec), this.points.get(sec.index) ?? []);
   }
 }
