@@ -3,10 +3,10 @@
  * ("does this path start with a fence?", "does this fence protect anything?") without building a whole CFG.
  */
 import iced from '../x86/iced.cjs';
-const { Code, FlowControl } = iced;
+const { Code, FlowControl, Mnemonic, OpKind } = iced;
+type Instruction = InstanceType<typeof iced.Instruction>;
 import type { SectionCode } from '../x86/code.js';
 import { FenceInfo, isAnyFence, isBranchFence } from './fences.js';
-import { Instruction, Mnemonic, OpKind } from 'iced-x86';
 import { gprFamily, isNopCode, Mem, memOf } from './insn.js';
 import { destOf } from './targets.js';
 import type { View } from './view.js';

@@ -4,14 +4,14 @@
  * with a progress bar from cli-progress on a terminal (never when piped).
  */
 import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
-import cliProgress from 'cli-progress';
 import type { JobResult } from './jobs.js';
 import { runTask, Task } from './tasks.js';
 
 export async function* runAll(tasks: Task[], opts: { progress: boolean; threads?: number }): AsyncGenerator<[Task, JobResult]> {
   const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), tasks.length));
-  const bar = opts.progress && tasks.length > 1
+  // Both libraries load only when used: a one-file run needs neither.
+  const cliProgress = opts.progress && tasks.length > 1 ? (await import('cli-progress')).default : undefined;
+  const bar = cliProgress
     ? new cliProgress.SingleBar({ format: 'textpoke [{bar}] {value}/{total} files  {file}', stream: process.stderr, clearOnComplete: true, hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
   bar?.start(tasks.length, 0, { file: '' });
@@ -24,6 +24,7 @@ export async function* runAll(tasks: Task[], opts: { progress: boolean; threads?
       }
       return;
     }
+    const { Piscina } = await import('piscina');
     const pool = new Piscina({ filename: new URL('./worker.js', import.meta.url).href, maxThreads: threads, minThreads: threads });
     try {
       const pending = tasks.map((t) => pool.run(t).then((r: JobResult) => { bar?.increment({ file: t.path.split('/').pop() }); return r; }));

@@ -2,11 +2,9 @@
  * Turns file bytes into an {@link Image}, unpacking the compressed modules distributions ship
  * (`.ko.xz`, `.ko.zst`, `.ko.gz`) by their magic numbers. Browser-safe: the decompressors are
  * pure JavaScript / WebAssembly (fflate for gzip, fzstd for zstd, xz-decompress for xz), picked
- * because each is small, maintained and runs unchanged in Node and in the playground.
+ * because each is small, maintained and runs unchanged in Node and in the playground. Each is loaded
+ * only when a file needs it (most runs read plain ELF files).
  */
-import { gunzipSync } from 'fflate';
-import { decompress as zstdDecompress } from 'fzstd';
-import xz from 'xz-decompress';
 import { ElfError, Image, ParseOptions } from './image.js';
 
 export type Compression = 'none' | 'xz' | 'zstd' | 'gzip';
@@ -26,10 +24,11 @@ export async function decompress(b: Uint8Array): Promise<Uint8Array> {
       case 'none':
         return b;
       case 'gzip':
-        return gunzipSync(b);
+        return (await import('fflate')).gunzipSync(b);
       case 'zstd':
-        return zstdDecompress(b);
+        return (await import('fzstd')).decompress(b);
       case 'xz': {
+        const xz = (await import('xz-decompress')).default;
         const input = new ReadableStream<Uint8Array>({
           start(c) {
             c.enqueue(b);
