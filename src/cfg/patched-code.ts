@@ -50,59 +50,81 @@ export class PatchedCode extends SectionCache implements CodeSource {
     const writes = this.writes.get(sec.index) ?? [];
     const relocs = this.relocated && this.img.kind === 'rel' ? this.img.relocTable(sec) : undefined;
     if (writes.length === 0 && (!relocs || relocs.count === 0)) return b;
-    const relocAt = (o: number): boolean => {
-      const i = this.img.relocIndexFrom(relocs!, o);
-      return i < relocs!.count && relocs!.offset[i] === o;
-    };
     const bytes = this.bytesOf(sec);
-    const sc = new SectionCode(sec, bytes);
-    while (sc.off.length < b.count + 16) sc.grow();
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const regionAt = new Set(b.regionOff);
-    let w = 0;
+    const sc = new SectionCode(sec, bytes, false, b.count + 16);
+    const regions = b.regionOff.length;
     let region = 0;
     let dec: Decoder | undefined;
+    // Records [from, to) of the built decoding, unchanged, in bulk (region starts shifted to the new indexes).
+    const copyRecords = (from: number, to: number): void => {
+      if (to <= from) return;
+      while (sc.count + (to - from) > sc.off.length) sc.grow();
+      for (; region < b.regionStart.length && b.regionStart[region]! < to; region++) {
+        sc.regionStart.push(sc.count + b.regionStart[region]! - from);
+        sc.regionOff.push(b.regionOff[region]!);
+      }
+      sc.off.set(b.off.subarray(from, to), sc.count);
+      sc.len.set(b.len.subarray(from, to), sc.count);
+      sc.flow.set(b.flow.subarray(from, to), sc.count);
+      sc.code.set(b.code.subarray(from, to), sc.count);
+      sc.target.set(b.target.subarray(from, to), sc.count);
+      sc.count += to - from;
+    };
     try {
-      for (let k = 0; k < b.count;) {
-        const o = b.off[k]!;
-        if (region < b.regionStart.length && b.regionStart[region] === k) {
-          sc.regionStart.push(sc.count);
-          sc.regionOff.push(b.regionOff[region]!);
-          region++;
-        }
-        while (w < writes.length && writes[w]![1] <= o) w++;
-        const end = o + b.len[k]!;
-        if (w < writes.length && writes[w]![0] < end) {
-          // Decode again from this instruction until past the write and back on a boundary as built.
-          let stop = writes[w]![1];
-          dec ??= new Decoder(64, bytes, DecoderOptions.None);
-          let p = o;
-          let kk = k;
-          for (;;) {
-            while (w < writes.length && writes[w]![0] < stop && writes[w]![1] > stop) stop = writes[w]![1];
-            while (kk < b.count && b.off[kk]! < p) kk++;
-            if (p >= stop && (kk >= b.count || b.off[kk] === p)) break;
-            if (p > o && regionAt.has(p)) break;
-            if (p >= bytes.length) break;
-            this.decodeInto(sc, dec, sec, p);
-            p += sc.len[sc.count - 1]!;
-          }
-          k = kk;
+      let k = 0;
+      for (let w = 0; w < writes.length;) {
+        // The first built instruction overlapping write w.
+        const ws = writes[w]![0];
+        let first = Math.max(k, b.indexContaining(ws));
+        if (first < 0) first = 0;
+        while (first < b.count && b.off[first]! + b.len[first]! <= ws) first++;
+        if (first >= b.count || b.off[first]! >= writes[w]![1]) {
+          w++;
           continue;
         }
-        if (sc.count === sc.off.length) sc.grow();
-        const n = sc.count++;
-        sc.off[n] = o;
-        sc.len[n] = b.len[k]!;
-        sc.flow[n] = b.flow[k]!;
-        sc.code[n] = b.code[k]!;
-        let t = b.target[k]!;
-        if (relocs && !Number.isNaN(t) && b.len[k]! >= 5 && relocAt(end - 4)) t = sec.addr + end + dv.getInt32(end - 4, true);
-        sc.target[n] = t;
-        k++;
+        copyRecords(k, first);
+        k = first;
+        // Decode again from this instruction until past the write and back on a boundary as built.
+        const o = b.off[k]!;
+        let stop = writes[w]![1];
+        dec ??= new Decoder(64, bytes, DecoderOptions.None);
+        let p = o;
+        let kk = k;
+        for (;;) {
+          while (w < writes.length && writes[w]![0] < stop && writes[w]![1] > stop) stop = writes[w]![1];
+          while (kk < b.count && b.off[kk]! < p) kk++;
+          if (p >= stop && (kk >= b.count || b.off[kk] === p)) break;
+          // Region starts passed over inside a re-decoded instruction keep no record of their own.
+          while (region < regions && b.regionOff[region]! < p) region++;
+          if (p > o && region < regions && b.regionOff[region] === p) break;
+          if (p >= bytes.length) break;
+          if (region < regions && b.regionOff[region] === p) {
+            sc.regionStart.push(sc.count);
+            sc.regionOff.push(p);
+            region++;
+          }
+          this.decodeInto(sc, dec, sec, p);
+          p += sc.len[sc.count - 1]!;
+        }
+        while (region < regions && b.regionStart[region]! < kk) region++;
+        k = kk;
+        while (w < writes.length && writes[w]![1] <= (k < b.count ? b.off[k]! : Infinity)) w++;
       }
+      copyRecords(k, b.count);
     } finally {
       dec?.free();
+    }
+    if (relocs) {
+      // A loader relocation in the rel32 of a direct branch moves its target: recompute it from the new bytes.
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      let i = 0;
+      for (let r = 0; r < relocs.count; r++) {
+        const at = relocs.offset[r]!;
+        while (i < sc.count && sc.off[i]! + sc.len[i]! <= at) i++;
+        if (i >= sc.count) break;
+        const end = sc.off[i]! + sc.len[i]!;
+        if (end === at + 4 && sc.len[i]! >= 5 && !Number.isNaN(sc.target[i]!)) sc.target[i] = sec.addr + end + dv.getInt32(at, true);
+      }
     }
     return sc;
   }

@@ -13,14 +13,43 @@ export interface Dest {
   readonly name: string;
 }
 
-const relocCache = new WeakMap<View, Map<number, Map<number, Reloc>>>();
+/** A section's relocations looked up by section offset. */
+export interface RelocsByOffset {
+  get(offset: number): Reloc | undefined;
+  has(offset: number): boolean;
+}
 
-/** Relocations of a section keyed by section offset (cached per view). */
-export function relocsOf(view: View, sec: Section): Map<number, Reloc> {
+const NO_RELOCS: RelocsByOffset = { get: () => undefined, has: () => false };
+const relocCache = new WeakMap<View, Map<number, RelocsByOffset>>();
+
+/**
+ * Relocations of a section keyed by section offset (cached per view): binary search in the image's sorted
+ * relocation arrays, no map or object per relocation.
+ */
+export function relocsOf(view: View, sec: Section): RelocsByOffset {
   let perView = relocCache.get(view);
   if (!perView) relocCache.set(view, (perView = new Map()));
   let m = perView.get(sec.index);
-  if (!m) perView.set(sec.index, (m = view.img.kind === 'rel' ? view.img.relocationsByOffset(sec) : new Map()));
+  if (!m) {
+    const img = view.img;
+    if (img.kind !== 'rel') m = NO_RELOCS;
+    else {
+      const t = img.relocTable(sec);
+      const find = (o: number): number => {
+        // The last entry at `o`, as a map built in file order would keep.
+        const i = img.relocIndexFrom(t, o + 1) - 1;
+        return i >= 0 && t.offset[i] === o ? i : -1;
+      };
+      m = {
+        get: (o) => {
+          const i = find(o);
+          return i < 0 ? undefined : { offset: o, type: t.type[i]!, sym: t.sym[i]!, addend: t.addend[i]! };
+        },
+        has: (o) => find(o) >= 0,
+      };
+    }
+    perView.set(sec.index, m);
+  }
   return m;
 }
 

@@ -10,7 +10,7 @@
 import iced from '../x86/iced.cjs';
 const { FlowControl } = iced;
 import type { View } from '../cfg/view.js';
-import { relocsOf } from '../cfg/targets.js';
+import { relocsOf, RelocsByOffset } from '../cfg/targets.js';
 import type { Check } from './check.js';
 import { Finding, finding, related } from './finding.js';
 import { sitesOf } from './site-common.js';
@@ -71,7 +71,7 @@ export const siteReloc: Check = {
   },
 };
 
-function findReloc(rels: Map<number, { offset: number; type: number; sym: number; addend: number }>, off: number, len: number) {
+function findReloc(rels: RelocsByOffset, off: number, len: number) {
   for (let f = off + 1; f + 4 <= off + len; f++) {
     const r = rels.get(f);
     if (r) return r;

@@ -50,8 +50,21 @@ function need(t: FeatureTable, name: string): number {
   return n;
 }
 
-/** Parses a CPU SPEC against a feature table; throws CpuSpecError with a one-line message. */
+const parsed = new Map<string, Cpu>();
+
+/**
+ * Parses a CPU SPEC against a feature table; throws CpuSpecError with a one-line message. A Cpu is
+ * immutable, so each (spec, table) is parsed once per process (a run over thousands of modules asks again
+ * for every file).
+ */
 export function parseCpu(spec: string, table: FeatureTable): Cpu {
+  const key = `${table.id}\n${spec}`;
+  let cpu = parsed.get(key);
+  if (!cpu) parsed.set(key, (cpu = parseCpuSpec(spec, table)));
+  return cpu;
+}
+
+function parseCpuSpec(spec: string, table: FeatureTable): Cpu {
   const items = spec.split(',').map((s) => s.trim()).filter(Boolean);
   if (!items.length) throw new CpuSpecError('empty --cpu');
   const presets = presetsFor(table);

@@ -9,8 +9,8 @@
  * the same undefined symbol then agree everywhere (the site, its replacement, the patched bytes), which
  * is all the patchers' arithmetic needs; the absolute values mean nothing.
  */
-import { Image, SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, SHT_RELA } from '../elf/image.js';
-import { copy, PatchedView } from './view.js';
+import { Image, RelocTable, SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, SHT_RELA } from '../elf/image.js';
+import type { PatchedView } from './view.js';
 
 export interface RelocateOptions {
   /** Undefined symbol name -> real address (System.map). */
@@ -52,39 +52,90 @@ export function relocate(view: PatchedView, opts: RelocateOptions = {}): Relocat
     if (s.shndx === SHN_COMMON || Number.isNaN(s.addr)) return undefined;
     return view.abs(s.addr);
   };
+  // Symbol values as exact numbers where they fit (every one, in a module laid out by textpoke): the
+  // arithmetic below is then plain number arithmetic, with bigints only for addresses beyond 2^52.
+  const UNSEEN = 0, NUMBER = 1, BIG = 2, NONE = 3;
+  const state = new Uint8Array(syms.length);
+  const value = new Float64Array(syms.length);
+  const symNumber = (i: number): number => {
+    if (state[i] === UNSEEN) {
+      const v = symAbs(i);
+      if (v === undefined) state[i] = NONE;
+      else if (v < 1n << 52n && v > -(1n << 52n)) { state[i] = NUMBER; value[i] = Number(v); }
+      else state[i] = BIG;
+    }
+    return state[i] === NUMBER ? value[i]! : NaN;
+  };
   for (const rs of img.sections) {
     if (rs.type !== SHT_RELA) continue;
     const target = img.sections[rs.info];
     if (!target || !target.alloc || target.type === SHT_NOBITS || target.size === 0) continue;
-    const relocs = img.relocations(target);
-    const buf = copy(view.loadedBytesOf(target));
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const t = img.relocTable(target);
+    if (t.count === 0) continue;
+    // The loader's copy is made on the first write (a section whose relocations all fail stays as in the file).
+    const size = target.size;
+    let dvMade: DataView | undefined;
+    const dvOf = (): DataView => {
+      if (!dvMade) {
+        const b = view.loaderCopy(target);
+        dvMade = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      }
+      return dvMade;
+    };
     const secAbs = view.abs(target.addr);
-    let changed = false;
-    for (const r of relocs) {
-      if (r.type === R_NONE) continue;
-      const S = symAbs(r.sym);
-      if (S === undefined) {
-        view.finding('relocate', target.addr + r.offset, `relocation type ${r.type} against ${img.relocSymbolName(r)}: symbol has no address`, 'model');
+    const secNum = view.absNumber(target.addr);
+    for (let k = 0; k < t.count; k++) {
+      const type = t.type[k]!;
+      if (type === R_NONE) continue;
+      const off = t.offset[k]!;
+      const sym = t.sym[k]!;
+      const addend = t.addend[k]!;
+      const S = symNumber(sym);
+      if (!Number.isNaN(S) && !Number.isNaN(secNum)) {
+        const val = S + addend;
+        const P = secNum + off;
+        switch (type) {
+          case R_64: if (off + 8 <= size) set64(dvOf(), off, val); else continue; break;
+          case R_32: case R_32S: if (off + 4 <= size) dvOf().setUint32(off, val >>> 0, true); else continue; break;
+          case R_PC32: case R_PLT32: if (off + 4 <= size) dvOf().setUint32(off, (val - P) >>> 0, true); else continue; break;
+          case R_PC64: if (off + 8 <= size) set64(dvOf(), off, val - P); else continue; break;
+          default:
+            view.finding('relocate', target.addr + off, `unsupported relocation type ${type} against ${relocName(img, t, k)} (the module loader rejects it)`, 'bug');
+            continue;
+        }
+        res.applied++;
         continue;
       }
-      const val = S + BigInt(r.addend);
-      const P = secAbs + BigInt(r.offset);
-      switch (r.type) {
-        case R_64: if (r.offset + 8 <= buf.length) dv.setBigUint64(r.offset, val & MASK64, true); else continue; break;
-        case R_32: case R_32S: if (r.offset + 4 <= buf.length) dv.setUint32(r.offset, Number(val & 0xffffffffn), true); else continue; break;
-        case R_PC32: case R_PLT32: if (r.offset + 4 <= buf.length) dv.setUint32(r.offset, Number((val - P) & 0xffffffffn), true); else continue; break;
-        case R_PC64: if (r.offset + 8 <= buf.length) dv.setBigUint64(r.offset, (val - P) & MASK64, true); else continue; break;
+      const Sb = state[sym] === NONE ? undefined : symAbs(sym);
+      if (Sb === undefined) {
+        view.finding('relocate', target.addr + off, `relocation type ${type} against ${relocName(img, t, k)}: symbol has no address`, 'model');
+        continue;
+      }
+      const val = Sb + BigInt(addend);
+      const P = secAbs + BigInt(off);
+      switch (type) {
+        case R_64: if (off + 8 <= size) dvOf().setBigUint64(off, val & MASK64, true); else continue; break;
+        case R_32: case R_32S: if (off + 4 <= size) dvOf().setUint32(off, Number(val & 0xffffffffn), true); else continue; break;
+        case R_PC32: case R_PLT32: if (off + 4 <= size) dvOf().setUint32(off, Number((val - P) & 0xffffffffn), true); else continue; break;
+        case R_PC64: if (off + 8 <= size) dvOf().setBigUint64(off, (val - P) & MASK64, true); else continue; break;
         default:
-          view.finding('relocate', target.addr + r.offset, `unsupported relocation type ${r.type} against ${img.relocSymbolName(r)} (the module loader rejects it)`, 'bug');
+          view.finding('relocate', target.addr + off, `unsupported relocation type ${type} against ${relocName(img, t, k)} (the module loader rejects it)`, 'bug');
           continue;
       }
-      changed = true;
       res.applied++;
     }
-    if (changed) view.load(target, 0, buf);
   }
   res.synthetic = view.syntheticCount;
   res.resolved = view.externAbs.size - known - view.syntheticCount;
   return res;
+}
+
+/** Writes an integer (exact, |v| < 2^53) as 64-bit two's complement, little-endian. */
+function set64(dv: DataView, off: number, v: number): void {
+  dv.setUint32(off, v >>> 0, true);
+  dv.setUint32(off + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true);
+}
+
+function relocName(img: Image, t: RelocTable, k: number): string {
+  return img.relocSymbolName({ offset: t.offset[k]!, type: t.type[k]!, sym: t.sym[k]!, addend: t.addend[k]! });
 }

@@ -191,12 +191,24 @@ export class PatchedView {
 
   /** Loader layer: writes (relocations) without recording a patch. Must run before any patcher. */
   load(sec: Section, off: number, bytes: Uint8Array): void {
+    this.loaderCopy(sec).set(bytes, off);
+  }
+
+  /** The loader layer's own copy of a section, for the loader to write into in place. Must run before any patcher. */
+  loaderCopy(sec: Section): Uint8Array {
     let b = this.loaded.get(sec.index);
     if (!b) {
       b = copy(this.img.sectionBytes(sec));
       this.loaded.set(sec.index, b);
     }
-    b.set(bytes, off);
+    return b;
+  }
+
+  /** `abs(addr)` as a number, when no load addresses were given and it is exact (relocatable images); else NaN. */
+  absNumber(addr: number): number {
+    if (this.absBase.size) return NaN;
+    const a = this.img.base + BigInt(addr);
+    return a < 1n << 52n && a > -(1n << 52n) ? Number(a) : NaN;
   }
 
   /** A patcher's write: recorded with the bytes it replaced. Returns false (and writes nothing) outside the image. */
