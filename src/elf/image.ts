@@ -208,8 +208,11 @@ export class Image {
         const d = r.abs - base;
         addr = d >= -BigInt(MAX_EXACT) && d <= BigInt(MAX_EXACT) ? Number(d) : NaN;
       }
-      const { nameOff: _n, abs: _a, ...rest } = r;
-      const sec: Section = { ...rest, name, addr };
+      // A plain literal (not rest/spread): every Section gets the same fast object shape.
+      const sec: Section = {
+        index: r.index, name, type: r.type, flags: r.flags, addr, size: r.size, offset: r.offset, link: r.link,
+        info: r.info, addralign: r.addralign, entsize: r.entsize, alloc: r.alloc, exec: r.exec,
+      };
       this.sections.push(sec);
       if (!this.byName.has(name)) this.byName.set(name, sec);
     }
