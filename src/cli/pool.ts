@@ -27,8 +27,19 @@ export async function* runAll(tasks: Task[], opts: { progress: boolean; threads?
     const { Piscina } = await import('piscina');
     const pool = new Piscina({ filename: new URL('./worker.js', import.meta.url).href, maxThreads: threads, minThreads: threads });
     try {
-      const pending = tasks.map((t) => pool.run(t).then((r: JobResult) => { bar?.increment({ file: t.path.split('/').pop() }); return r; }));
-      for (let i = 0; i < tasks.length; i++) yield [tasks[i]!, await pending[i]!];
+      // Tasks go to the workers in batches of a few files: each hand-over is a round trip through the main
+      // thread's event loop, during which the worker waits. Batches stay small (a 16th of each worker's share
+      // at most) so that no worker is left with a long tail.
+      const size = Math.max(1, Math.min(8, Math.floor(tasks.length / (threads * 16))));
+      const pending: Promise<JobResult[]>[] = [];
+      for (let i = 0; i < tasks.length; i += size) {
+        const batch = tasks.slice(i, i + size);
+        pending.push(pool.run(batch).then((r: JobResult[]) => { bar?.increment(batch.length, { file: batch[batch.length - 1]!.path.split('/').pop() }); return r; }));
+      }
+      for (let b = 0; b < pending.length; b++) {
+        const results = await pending[b]!;
+        for (let k = 0; k < results.length; k++) yield [tasks[b * size + k]!, results[k]!];
+      }
     } finally {
       await pool.destroy();
     }
