@@ -76,7 +76,6 @@ export class PatchedCode extends SectionCache implements CodeSource {
         // The first built instruction overlapping write w.
         const ws = writes[w]![0];
         let first = Math.max(k, b.indexContaining(ws));
-        if (first < 0) first = 0;
         while (first < b.count && b.off[first]! + b.len[first]! <= ws) first++;
         if (first >= b.count || b.off[first]! >= writes[w]![1]) {
           w++;

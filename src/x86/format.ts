@@ -174,6 +174,8 @@ function decodeShapes(dec: Decoder, pos: number, len: number, addr: number, ctx:
     let n = ins.length || 1;
     if (ins.code === Code.INVALID || o + n > len) {
       n = Math.min(n, len - o);
+      // How much a bad decoding swallows can depend on what follows the bytes (or the section's end).
+      placeFree = false;
       shapes.push({ len: n, text: '(bad)', bad: true, branch: false, delta: 0, ipRel: NaN });
     } else {
       const text = f.format(ins);
