@@ -91,10 +91,10 @@ export class PatchedCode extends SectionCache implements CodeSource {
         let kk = k;
         for (;;) {
           while (w < writes.length && writes[w]![0] < stop && writes[w]![1] > stop) stop = writes[w]![1];
+          // At or past the next symbol: a full decoding restarts there (the outer loop goes on from it).
+          if (p > o && region < regions && b.regionOff[region]! <= p) p = b.regionOff[region]!;
           while (kk < b.count && b.off[kk]! < p) kk++;
           if (p >= stop && (kk >= b.count || b.off[kk] === p)) break;
-          // Region starts passed over inside a re-decoded instruction keep no record of their own.
-          while (region < regions && b.regionOff[region]! < p) region++;
           if (p > o && region < regions && b.regionOff[region] === p) break;
           if (p >= bytes.length) break;
           if (region < regions && b.regionOff[region] === p) {
