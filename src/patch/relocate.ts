@@ -26,7 +26,6 @@ export interface RelocateResult {
 }
 
 const R_64 = 1, R_PC32 = 2, R_PLT32 = 4, R_32 = 10, R_32S = 11, R_PC64 = 24, R_NONE = 0;
-const MASK64 = (1n << 64n) - 1n;
 
 export function relocate(view: PatchedView, opts: RelocateOptions = {}): RelocateResult {
   const img: Image = view.img;
@@ -91,49 +90,39 @@ export function relocate(view: PatchedView, opts: RelocateOptions = {}): Relocat
       const sym = t.sym[k]!;
       const addend = t.addend[k]!;
       const S = symNumber(sym);
-      if (!Number.isNaN(S) && !Number.isNaN(secNum)) {
-        const val = S + addend;
-        const P = secNum + off;
-        switch (type) {
-          case R_64: if (off + 8 <= size) set64(dvOf(), off, val); else continue; break;
-          case R_32: case R_32S: if (off + 4 <= size) dvOf().setUint32(off, val >>> 0, true); else continue; break;
-          case R_PC32: case R_PLT32: if (off + 4 <= size) dvOf().setUint32(off, (val - P) >>> 0, true); else continue; break;
-          case R_PC64: if (off + 8 <= size) set64(dvOf(), off, val - P); else continue; break;
-          default:
-            view.finding('relocate', target.addr + off, `unsupported relocation type ${type} against ${relocName(img, t, k)} (the module loader rejects it)`, 'bug');
-            continue;
-        }
-        res.applied++;
-        continue;
-      }
-      const Sb = state[sym] === NONE ? undefined : symAbs(sym);
-      if (Sb === undefined) {
+      const Sb = Number.isNaN(S) && state[sym] !== NONE ? symAbs(sym) : undefined;
+      if (Number.isNaN(S) && Sb === undefined) {
         view.finding('relocate', target.addr + off, `relocation type ${type} against ${relocName(img, t, k)}: symbol has no address`, 'model');
         continue;
       }
-      const val = Sb + BigInt(addend);
-      const P = secAbs + BigInt(off);
-      switch (type) {
-        case R_64: if (off + 8 <= size) dvOf().setBigUint64(off, val & MASK64, true); else continue; break;
-        case R_32: case R_32S: if (off + 4 <= size) dvOf().setUint32(off, Number(val & 0xffffffffn), true); else continue; break;
-        case R_PC32: case R_PLT32: if (off + 4 <= size) dvOf().setUint32(off, Number((val - P) & 0xffffffffn), true); else continue; break;
-        case R_PC64: if (off + 8 <= size) dvOf().setBigUint64(off, (val - P) & MASK64, true); else continue; break;
-        default:
-          view.finding('relocate', target.addr + off, `unsupported relocation type ${type} against ${relocName(img, t, k)} (the module loader rejects it)`, 'bug');
-          continue;
+      const width = type === R_64 || type === R_PC64 ? 8 : type === R_32 || type === R_32S || type === R_PC32 || type === R_PLT32 ? 4 : 0;
+      if (width === 0) {
+        view.finding('relocate', target.addr + off, `unsupported relocation type ${type} against ${relocName(img, t, k)} (the module loader rejects it)`, 'bug');
+        continue;
       }
+      if (off + width > size) continue;
+      // S + A, minus P for the pc-relative types, written as its low 32 or 64 bits (two's complement).
+      const pcrel = type === R_PC32 || type === R_PLT32 || type === R_PC64;
+      let lo: number;
+      let hi: number;
+      if (!Number.isNaN(S) && !Number.isNaN(secNum)) {
+        const v = S + addend - (pcrel ? secNum + off : 0);
+        lo = v >>> 0;
+        hi = Math.floor(v / 0x1_0000_0000) >>> 0;
+      } else {
+        const v = (Sb ?? BigInt(S)) + BigInt(addend) - (pcrel ? secAbs + BigInt(off) : 0n);
+        lo = Number(v & 0xffffffffn);
+        hi = Number((v >> 32n) & 0xffffffffn);
+      }
+      const dv = dvOf();
+      dv.setUint32(off, lo, true);
+      if (width === 8) dv.setUint32(off + 4, hi, true);
       res.applied++;
     }
   }
   res.synthetic = view.syntheticCount;
   res.resolved = view.externAbs.size - known - view.syntheticCount;
   return res;
-}
-
-/** Writes an integer (exact, |v| < 2^53) as 64-bit two's complement, little-endian. */
-function set64(dv: DataView, off: number, v: number): void {
-  dv.setUint32(off, v >>> 0, true);
-  dv.setUint32(off + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true);
 }
 
 function relocName(img: Image, t: RelocTable, k: number): string {
