@@ -121,15 +121,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     const defs = loadDefs(path, o);
     const numbers = loadNumbers(o.numbers);
     const rows = modelCosts(defs, numbers, { jumpTables: o.jumpTables });
-    let freq: ReturnType<typeof parseFreq> | undefined;
-    if (o.freq) {
-      try {
-        freq = parseFreq(readInput(o.freq));
-      } catch (e) {
-        if (e instanceof UsageError) throw e;
-        throw new UsageError(`${o.freq}: ${(e as Error).message}`);
-      }
-    }
+    const freq = loadFreq(o.freq);
     const bin = new Map<string, Map<number, PathResult>>();
     const binNotes: string[] = [];
     if (o.binary) {
@@ -236,15 +228,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     if (!path) throw new UsageError('bench needs a hypercall-defs.c (or --compare CSV...)');
     if (!o.output) throw new UsageError('bench needs -o DIR');
     const defs = loadDefs(path, o);
-    let freq: ReturnType<typeof parseFreq> | undefined;
-    if (o.freq) {
-      try {
-        freq = parseFreq(readInput(o.freq));
-      } catch (e) {
-        if (e instanceof UsageError) throw e;
-        throw new UsageError(`${o.freq}: ${(e as Error).message}`);
-      }
-    }
+    const freq = loadFreq(o.freq);
     const files = benchFiles(defs, { numbers: loadNumbers(o.numbers), freq, iterations: o.iterations });
     mkdirSync(o.output, { recursive: true });
     for (const [name, text] of files) writeAtomic(join(o.output, name), text);
@@ -265,4 +249,15 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     writeAtomic(join(o.output, 'results.csv'), csv);
     io.out(csv);
   });
+}
+
+/** The --freq table, if given; a bad one is a usage error naming the file. */
+function loadFreq(path: string | undefined): ReturnType<typeof parseFreq> | undefined {
+  if (!path) return undefined;
+  try {
+    return parseFreq(readInput(path));
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`${path}: ${(e as Error).message}`);
+  }
 }

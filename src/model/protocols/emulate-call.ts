@@ -1,5 +1,5 @@
 import type { Protocol } from '../types.js';
-import { ACTIVE, byteWrites, INT3, setActive, SYNC, tail, writeByte } from './common.js';
+import { textPokeBp } from './text-poke-bp.js';
 
 /**
  * Seed 004 (Andy): keep text_poke_bp's sequence but have the int3 handler emulate a CALL to the new
@@ -10,13 +10,10 @@ export const emulateCall: Protocol = {
   name: 'emulate-call',
   summary: 'Andy: text_poke_bp sequence; the handler emulates a call to the new target (calls only)',
   plan(site) {
-    const t = byteWrites(site, tail(site));
+    const p = textPokeBp.plan(site);
     return {
-      inNmi: false,
-      vars: ['active'],
-      ops: [setActive(1), writeByte(0, INT3), SYNC, ...t, ...(t.length ? [SYNC] : []), writeByte(0, site.new[0]!), SYNC, setActive(0)],
-      int3: [{ at: 'first', cpu: 'any', when: { v: ACTIVE, val: 1 }, program: [{ kind: 'emulate', version: 'new', onlyCalls: true }] }],
-      accept: [],
+      ...p,
+      int3: p.int3.map((h) => ({ ...h, program: h.program.map((s) => (s.kind === 'emulate' ? { ...s, onlyCalls: true } : s)) })),
     };
   },
 };
