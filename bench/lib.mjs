@@ -10,9 +10,16 @@ import { fileURLToPath } from 'node:url';
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const corpusDir = process.env.TEXTPOKE_CORPUS ?? join(root, '.cache', 'corpus');
 export const textpoke = join(root, 'bin', 'textpoke.js');
+
+/** base/<the one entry starting with prefix>/rest (corpus entries are named by series; the build varies). */
+function onlyDir(base, prefix, rest) {
+  let names = [];
+  try { names = readdirSync(base).filter((d) => d.startsWith(prefix)); } catch { /* corpus not fetched */ }
+  return join(base, names[0] ?? `${prefix}MISSING`, rest);
+}
 export const paths = {
-  modules61: join(corpusDir, 'linux-image-6.1.0-47-amd64/lib/modules/6.1.0-47-amd64/kernel'),
-  xenSyms: join(corpusDir, 'xen-hypervisor-4.17-amd64-dbg/usr/lib/debug/boot/xen-syms-4.17-amd64'),
+  modules61: onlyDir(join(corpusDir, 'linux-6.1/lib/modules'), '6.1.0-', 'kernel'),
+  xenSyms: join(corpusDir, 'xen-4.17/usr/lib/debug/boot/xen-syms-4.17-amd64'),
   objtool: join(corpusDir, 'linux-kbuild-6.1/usr/lib/linux-kbuild-6.1/tools/objtool/objtool'),
 };
 export const cores = availableParallelism();

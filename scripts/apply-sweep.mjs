@@ -4,7 +4,7 @@
  * by kind and verifyView problems. Usage: node scripts/apply-sweep.mjs [DIR] [PRESETS]
  * (default DIR: the Debian 6.1 corpus modules; PRESETS: intel-server,amd-server,old,all,none).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { expandPaths } from '../dist/src/cli/files.js';
 import { imageFromBytes } from '../dist/src/elf/load.js';
 import { applyPatches, parseCpu, verifyView, summarize } from '../dist/src/patch/index.js';
@@ -12,7 +12,8 @@ import { readSites } from '../dist/src/sites/read.js';
 import { detectTarget } from '../dist/src/target/detect.js';
 import { featureTable } from '../dist/src/target/features/index.js';
 
-const dir = process.argv[2] ?? '.cache/corpus/linux-image-6.1.0-47-amd64/lib/modules/6.1.0-47-amd64/kernel';
+const modBase = '.cache/corpus/linux-6.1/lib/modules';
+const dir = process.argv[2] ?? `${modBase}/${readdirSync(modBase).find((d) => d.startsWith('6.1.0-'))}/kernel`;
 const presets = (process.argv[3] ?? 'intel-server,amd-server,old,all,none').split(',');
 const files = expandPaths([dir]);
 const per = Object.fromEntries(presets.map((p) => [p, { sites: {}, bytes: {}, findings: {}, problems: 0, crashes: 0 }]));

@@ -53,11 +53,11 @@ step('Hand-written byte table checked against its comments (seed 003)', ['patchl
 step('Xen hypercall dispatch for pv64, without UB for any number', ['hypercalls', 'gen', join(root, 'test/fixtures/hypercall/hypercall-defs-4.17.c'), '--style', 'chain'], { head: 40 });
 
 // 7. Debian's Xen 4.17 hypervisor, when apt can fetch it.
-const xen = join(root, '.cache/corpus/xen-hypervisor-4.17-amd64-dbg/usr/lib/debug/boot/xen-syms-4.17-amd64');
+const xen = join(root, '.cache/corpus/xen-4.17/usr/lib/debug/boot/xen-syms-4.17-amd64');
 let haveXen = existsSync(xen);
 if (!haveXen && spawnSync('apt-get', ['--version']).status === 0) {
   process.stdout.write('\n(fetching Debian\'s xen-hypervisor-4.17-amd64-dbg into .cache/corpus)\n');
-  haveXen = spawnSync(process.execPath, [join(root, 'scripts/fetch-corpus.mjs'), '--quiet', '--only', 'xen-hypervisor-4.17-amd64-dbg'], { stdio: 'inherit' }).status === 0 && existsSync(xen);
+  haveXen = spawnSync(process.execPath, [join(root, 'scripts/fetch-corpus.mjs'), '--quiet', '--only', 'xen-4.17'], { stdio: 'inherit' }).status === 0 && existsSync(xen);
 }
 if (haveXen) {
   step('Xen 4.17 (Debian xen-syms): alternatives, feature names, replacements', ['sites', xen], { head: 14 });

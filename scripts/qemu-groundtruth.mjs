@@ -28,8 +28,8 @@ import { fileURLToPath } from 'node:url';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const corpus = process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus');
-const KVER = '6.1.0-47-amd64';
-const imageDir = join(corpus, 'linux-image-6.1.0-47-amd64');
+const imageDir = join(corpus, 'linux-6.1');
+const KVER = existsSync(join(imageDir, 'lib/modules')) ? readdirSync(join(imageDir, 'lib/modules')).find((d) => d.startsWith('6.1.0-')) ?? 'missing' : 'missing';
 const modRoot = join(imageDir, 'lib/modules', KVER);
 const vmlinuz = join(imageDir, 'boot', `vmlinuz-${KVER}`);
 const work = join(repo, '.cache', 'groundtruth');

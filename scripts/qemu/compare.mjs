@@ -10,7 +10,7 @@
  * (the README (ground truth section) repeats them).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -202,8 +202,9 @@ async function patcher() {
   return typeof m.applyToImage === 'function' ? m : null;
 }
 
-const HEADERS61 = join(process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus'),
-  'linux-headers-6.1.0-47-common/usr/src/linux-headers-6.1.0-47-common/arch/x86/include/asm/cpufeatures.h');
+const SRC61 = join(process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus'), 'linux-6.1/usr/src');
+const HEADERS61 = join(SRC61, (existsSync(SRC61) ? readdirSync(SRC61).find((d) => /^linux-headers-6\.1\.0-\d+-common$/.test(d)) : null) ?? 'missing',
+  'arch/x86/include/asm/cpufeatures.h');
 
 /** cpuinfo name -> macro suffix, from the quoted names in cpufeatures.h ("bug:NAME" for X86_BUG_*). */
 export function cpuinfoAliases(path = HEADERS61) {
