@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compile, explore, findScenario, PROTOCOLS, toPromela } from '../dist/src/model/index.js';
+import { compile, explore, findScenario, PROTOCOLS, toPromela } from 'textpoke';
 
 const scenario = findScenario('static-call-retarget');
 const rows = [];

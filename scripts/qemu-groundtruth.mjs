@@ -65,11 +65,8 @@ function which(cmd) {
 
 async function lib() {
   const dist = join(repo, 'dist', 'src');
-  need(join(dist, 'elf', 'load.js'), 'built library (run: npx tsc -p .)');
-  return {
-    load: await import(join(dist, 'elf', 'load.js')),
-    image: await import(join(dist, 'elf', 'image.js')),
-  };
+  need(join(dist, 'index.js'), 'built library (run: npx tsc -p .)');
+  return { load: await import('textpoke') };
 }
 
 /** Module name (as the kernel spells it: '-' becomes '_') -> path under modRoot/kernel. */

@@ -194,11 +194,10 @@ export function diffRanges(a, b, gap = 4) {
   return out;
 }
 
-/** Loads textpoke's patcher when it exists (src/patch/index.ts compiled to dist). */
+/** Loads textpoke's patcher through the public API when the library is built. */
 async function patcher() {
-  const p = join(dist, 'patch', 'index.js');
-  if (!existsSync(p)) return null;
-  const m = await imp('patch/index.js');
+  if (!existsSync(join(dist, 'index.js'))) return null;
+  const m = await import('textpoke');
   return typeof m.applyToImage === 'function' ? m : null;
 }
 
@@ -470,10 +469,8 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
  * Without a patcher (src/patch not built yet) only the reference comparison runs and `ok` is false.
  */
 export async function compareRun(run, { systemMap, log = () => {}, verbose = false }) {
-  const { load: L } = { load: await imp('elf/load.js') };
-  const { readSites } = await imp('sites/read.js');
-  const { detectTarget } = await imp('target/detect.js');
-  const { featureTable, featureNumber, featureName } = await imp('target/features/index.js');
+  const L = await import('textpoke');
+  const { readSites, detectTarget, featureTable, featureNumber, featureName } = L;
   const fmt = await imp('x86/format.js');
   const { Disassembly } = await imp('x86/code.js');
   // From this run's own kallsyms (the file in .cache/groundtruth is for users; another run may rewrite it).
