@@ -3,7 +3,6 @@
 // correspond to ours (--retpoline --rethunk --sls --static-call; --link --module for a .ko; --dry-run so
 // nothing is written). textpoke runs once over the directory with all default checks (-j 2: two worker
 // threads), on its default patched view and on the bytes as built.
-import { join } from 'node:path';
 import { exec, execEach, median, modules, paths, table, textpoke } from './lib.mjs';
 
 export const OBJTOOL = ['--retpoline', '--rethunk', '--sls', '--static-call', '--dry-run', '--link', '--module'];

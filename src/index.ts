@@ -70,8 +70,18 @@ export { renderSarif, sarifLog } from './report/sarif.js';
 
 // The live-patching protocol model checker (the rest of it: `textpoke/model`).
 export {
-  compile, explore, PROTOCOLS, findProtocol, SCENARIOS, findScenario, parseScenarioFile, renderResult, toPromela, verdictTable,
-  renderTable, PROPERTY_TEXT,
+  compile,
+  explore,
+  PROTOCOLS,
+  findProtocol,
+  SCENARIOS,
+  findScenario,
+  parseScenarioFile,
+  renderResult,
+  toPromela,
+  verdictTable,
+  renderTable,
+  PROPERTY_TEXT,
 } from './model/index.js';
 export type { Model, Protocol, Scenario, Property, Result, TraceStep, ExploreOptions } from './model/index.js';
 

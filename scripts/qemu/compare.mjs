@@ -145,7 +145,7 @@ export function referenceRelocate(img, load, kernelSyms, moduleSyms) {
     for (const r of img.relocations(sec)) {
       const sym = img.symbols[r.sym];
       let S;
-      let name = img.relocSymbolName(r);
+      const name = img.relocSymbolName(r);
       if (sym.shndx === SHN_UNDEF) S = kernelSyms.get(sym.name) ?? moduleSyms.get(sym.name);
       else if (sym.shndx === SHN_ABS) S = BigInt(sym.addr) + img.base; // not used by modules in practice
       else {
@@ -301,7 +301,7 @@ class SiteIndex {
     const spans = [];
     for (const s of sites) {
       spans.push({ lo: s.addr, hi: s.addr + Math.max(s.length, 1), s });
-      if (s.repl && s.repl.length) spans.push({ lo: s.repl.addr, hi: s.repl.addr + s.repl.length, s });
+      if (s.repl?.length) spans.push({ lo: s.repl.addr, hi: s.repl.addr + s.repl.length, s });
     }
     spans.sort((a, b) => a.lo - b.lo);
     this.spans = spans;
@@ -394,7 +394,7 @@ export function kernelCapabilities(guest, table, featureNumber, featureName, cpu
 
 /** Attributes one differing range: sites covering it, relocation fields in it, symbol, disassembly. */
 async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName) {
-  const { img, sites, fmt, relocsBySec } = ctx;
+  const { img, relocsBySec } = ctx;
   const sec = img.section(secName);
   const a0 = sec.addr + range.start;
   const a1 = sec.addr + range.end;
@@ -448,7 +448,7 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
   return {
     class: cls,
     siteClasses,
-    explained: cls !== undefined && cls.split('+').every((c) => CLASSES[c]?.explained),
+    explained: cls?.split('+').every((c) => CLASSES[c]?.explained) ?? false,
     section: secName,
     offset: range.start,
     length: range.end - range.start,

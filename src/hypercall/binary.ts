@@ -22,12 +22,10 @@
  * ```
  */
 import iced from '../x86/iced.cjs';
-const { ConditionCode, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt } = iced;
+const { ConditionCode, Decoder, DecoderOptions, FlowControl, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt } = iced;
 type Register = (typeof iced.Register)[keyof typeof iced.Register];
 type ConditionCode = (typeof iced.ConditionCode)[keyof typeof iced.ConditionCode];
-type Decoder = InstanceType<typeof iced.Decoder>;
 type Instruction = InstanceType<typeof iced.Instruction>;
-type InstructionInfoFactory = InstanceType<typeof iced.InstructionInfoFactory>;
 import type { Image } from '../elf/image.js';
 import { SHF_WRITE } from '../elf/image.js';
 

@@ -18,9 +18,7 @@
 import iced from '../x86/iced.cjs';
 const { Decoder, DecoderError, DecoderOptions, Formatter, FormatterSyntax, Instruction } = iced;
 type FormatterSyntax = (typeof iced.FormatterSyntax)[keyof typeof iced.FormatterSyntax];
-type Decoder = InstanceType<typeof iced.Decoder>;
 type Formatter = InstanceType<typeof iced.Formatter>;
-type Instruction = InstanceType<typeof iced.Instruction>;
 
 export type Bits = 16 | 32 | 64;
 

@@ -18,8 +18,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { Decoder, DecoderOptions, Instruction, OpKind } = iced;
-type Decoder = InstanceType<typeof iced.Decoder>;
-type Instruction = InstanceType<typeof iced.Instruction>;
 import type { Image, Section, Sym } from '../elf/image.js';
 import { STT_FILE, STT_SECTION, SHN_UNDEF, SHN_ABS, SHN_COMMON } from '../elf/image.js';
 import { decodeAll, type Bits, type DecodedInsn } from './asmtext.js';

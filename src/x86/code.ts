@@ -200,7 +200,7 @@ export abstract class SectionCache {
   /** Decoded code of the executable section holding `addr`, or undefined (not code). */
   at(addr: number): SectionCode | undefined {
     const sec = this.img.sectionAt(addr);
-    if (!sec || !sec.exec) return undefined;
+    if (!sec?.exec) return undefined;
     return this.of(sec);
   }
 
@@ -240,7 +240,7 @@ export class Boundaries extends SectionCache {
     super(img);
     for (const { addr, length } of spans) {
       const sec = Number.isNaN(addr) ? undefined : img.sectionAt(addr);
-      if (!sec || !sec.exec) continue;
+      if (!sec?.exec) continue;
       let list = this.points.get(sec.index);
       if (!list) this.points.set(sec.index, (list = []));
       const o = addr - sec.addr;

@@ -30,7 +30,13 @@ const LAYOUT_61: Record<string, { entry: number; relocs: number }> = {
 const STEP_MS = 150_000;
 
 function run(cmd: string, args: string[], cwd: string): SpawnSyncReturns<string> {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: STEP_MS, maxBuffer: 64 << 20, env: { ...process.env, npm_config_update_notifier: 'false' } });
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: STEP_MS,
+    maxBuffer: 64 << 20,
+    env: { ...process.env, npm_config_update_notifier: 'false' },
+  });
   assert.ok(!r.error, `${cmd} ${args.join(' ')}: ${r.error?.message}`);
   assert.equal(r.status, 0, `${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stderr}`);
   return r;
@@ -40,7 +46,8 @@ function run(cmd: string, args: string[], cwd: string): SpawnSyncReturns<string>
 function sectionSizes(path: string): Map<string, number> {
   const out = new Map<string, number>();
   const text = run('readelf', ['-S', '-W', path], repoRoot).stdout;
-  for (const m of text.matchAll(/^\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s/gm)) out.set(m[1], parseInt(m[2], 16));
+  for (const m of text.matchAll(/^\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s/gm))
+    out.set(m[1], parseInt(m[2], 16));
   return out;
 }
 
@@ -73,7 +80,9 @@ for (const path of process.argv.slice(2)) {
 process.stdout.write(JSON.stringify({ files: out, html: typeof analyse }));
 `;
 
-test('npm pack: the installed package reads a module, applies a CPU and runs the checks through its public API', { timeout: 4 * STEP_MS }, () => {
+test('npm pack: the installed package reads a module, applies a CPU and runs the checks through its public API', {
+  timeout: 4 * STEP_MS,
+}, () => {
   const ko = corpus.module61('fs/xfs/xfs.ko');
   // kvm.ko has nospec-branch findings on the 6.1 build; xfs.ko has none.
   const kvm = corpus.module61('arch/x86/kvm/kvm.ko');
@@ -82,10 +91,19 @@ test('npm pack: the installed package reads a module, applies a CPU and runs the
     run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], repoRoot);
     const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'));
     assert.ok(tgz, 'npm pack wrote no tarball');
-    const listing = run('tar', ['-tzf', join(dir, tgz)], dir).stdout.split('\n').filter(Boolean);
-    assert.ok(listing.includes('package/dist/src/index.js') && listing.includes('package/dist/src/index.d.ts'), 'entry point and its declarations ship');
+    const listing = run('tar', ['-tzf', join(dir, tgz)], dir)
+      .stdout.split('\n')
+      .filter(Boolean);
+    assert.ok(
+      listing.includes('package/dist/src/index.js') && listing.includes('package/dist/src/index.d.ts'),
+      'entry point and its declarations ship',
+    );
     assert.ok(listing.includes('package/bin/textpoke.js'), 'the command ships');
-    assert.deepEqual(listing.filter((f) => /^package\/(dist\/test|test|src|scripts|web|bench)\//.test(f)), [], 'no tests, sources or tooling ship');
+    assert.deepEqual(
+      listing.filter((f) => /^package\/(dist\/test|test|src|scripts|web|bench)\//.test(f)),
+      [],
+      'no tests, sources or tooling ship',
+    );
 
     const proj = join(dir, 'proj');
     run('mkdir', [proj], dir);
@@ -111,18 +129,26 @@ test('npm pack: the installed package reads a module, applies a CPU and runs the
     }
     assert.ok(Object.keys(expected).length >= 6, `xfs.ko has its tables (${Object.keys(expected)})`);
     assert.deepEqual(got.counts, expected);
-    assert.equal(got.sites, Object.values(expected).reduce((a, b) => a + b, 0));
+    assert.equal(
+      got.sites,
+      Object.values(expected).reduce((a, b) => a + b, 0),
+    );
     assert.deepEqual(got.siteErrors, []);
     // The CPU: intel-server turns retpoline sites into plain indirect calls, so the patched view has writes.
     assert.ok(got.isPatchedView);
     assert.ok(got.patches.length > 0, 'intel-server patches xfs.ko');
-    for (const [, before, after] of got.patches) assert.equal(before, after, 'a patch keeps the length of what it replaces');
+    for (const [, before, after] of got.patches)
+      assert.equal(before, after, 'a patch keeps the length of what it replaces');
     // The checks: none on xfs.ko; on kvm.ko, findings of known checks in the documented shape, at symbols
     // readelf lists, rendered alike in text, JSON and SARIF.
     assert.deepEqual(got.findings, []);
     assert.equal(got.sarif.runs[0].results.length, 0);
     assert.ok(kvmGot.findings.length > 0, 'kvm.ko has findings');
-    const symbols = new Set(run('readelf', ['-s', '-W', kvm], repoRoot).stdout.split('\n').map((l) => l.trim().split(/\s+/)[7]));
+    const symbols = new Set(
+      run('readelf', ['-s', '-W', kvm], repoRoot)
+        .stdout.split('\n')
+        .map((l) => l.trim().split(/\s+/)[7]),
+    );
     for (const f of kvmGot.findings) {
       assert.ok(kvmGot.checkIds.includes(f.check), `unknown check ${f.check}`);
       assert.ok(['error', 'warning', 'info'].includes(f.severity));
@@ -133,7 +159,10 @@ test('npm pack: the installed package reads a module, applies a CPU and runs the
       assert.ok(Array.isArray(f.related));
     }
     assert.equal(kvmGot.text.split('\n').filter((l: string) => / textpoke: /.test(l)).length, kvmGot.findings.length);
-    assert.deepEqual(kvmGot.json.files[0].findings.map((f: { address: string }) => f.address), kvmGot.findings.map((f: { address: string }) => f.address));
+    assert.deepEqual(
+      kvmGot.json.files[0].findings.map((f: { address: string }) => f.address),
+      kvmGot.findings.map((f: { address: string }) => f.address),
+    );
     assert.equal(kvmGot.sarif.version, '2.1.0');
     assert.equal(kvmGot.sarif.runs[0].results.length, kvmGot.findings.length);
 

@@ -16,7 +16,7 @@
  * file.findings.length; file.functions.filter((f) => f.detail >= 0).length;
  * ```
  */
-import type { Image, Section } from '../../elf/image.js';
+import type { Image } from '../../elf/image.js';
 import { buildCfg } from '../../cfg/blocks.js';
 import { functions, Func } from '../../cfg/functions.js';
 import { isFenceCode } from '../../cfg/insn.js';

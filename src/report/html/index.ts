@@ -5,7 +5,16 @@
  * so this stays browser-safe), and `mount` is the viewer itself, for a page that shows the data in place.
  */
 export { analyse } from './data.js';
-export type { AnalyseOptions, FileData, FindingData, FnDetail, FnEntry, ModelSite, ModelTrace, ReportData } from './data.js';
+export type {
+  AnalyseOptions,
+  FileData,
+  FindingData,
+  FnDetail,
+  FnEntry,
+  ModelSite,
+  ModelTrace,
+  ReportData,
+} from './data.js';
 export { modelTraces } from './model.js';
 export { renderPage } from './page.js';
 export type { PageParts } from './page.js';

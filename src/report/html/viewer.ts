@@ -118,7 +118,7 @@ export interface Line { off: number; bytes: string; text: string; flags: string 
 
 /** The instructions after patching: `before` with each change's range replaced by its lines. */
 export function applyChanges(before: Line[], changes: Array<[number, number, string]> | undefined): Line[] {
-  if (!changes || !changes.length) return [];
+  if (!changes?.length) return [];
   const out = before.filter((l) => !changes.some(([a, b]) => l.off >= a && l.off < b));
   for (const c of changes) out.push(...parseLines(c[2]));
   return out.sort((x, y) => x.off - y.off);
@@ -526,7 +526,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     setNav('model');
     main.textContent = '';
     main.append(h('h2', null, 'Live-patching protocols (model checker)'));
-    if (!data.model || !data.model.length) { main.append(h('p', { class: 'note' }, 'No model-checker results in this report.')); return; }
+    if (!data.model?.length) { main.append(h('p', { class: 'note' }, 'No model-checker results in this report.')); return; }
     main.append(h('p', null, 'Each protocol for rewriting live code is explored exhaustively against each scenario (concurrent CPUs, NMI and #MC). Unsafe cells carry the shortest counterexample as a sequence diagram.'));
     const prot = [...new Set(data.model.map((m) => m.protocol))];
     const scen = [...new Set(data.model.map((m) => m.scenario))];
