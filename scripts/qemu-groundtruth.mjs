@@ -95,6 +95,7 @@ function aliasProviders(idx, name) {
 }
 
 function modinfoOf(img) {
+  /** @type {{ depends: string[], softpre: string[] }} */
   const out = { depends: [], softpre: [] };
   for (const kv of img.modinfo()) {
     const eq = kv.indexOf('=');
@@ -350,6 +351,7 @@ export function guestReport(recs) {
 }
 
 function parseArgs(argv) {
+  /** @type {{ models: string[], modules: string[], json: string | null, reuse: boolean, compare: boolean, verbose: boolean, timeout: number }} */
   const o = { models: [], modules: [], json: null, reuse: false, compare: true, verbose: false, timeout: 240 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -401,6 +403,7 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   const runs = await runGuests(o);
   let ok = true;
+  /** @type {{ kernel: string, append: string, runs: object[] }} */
   const result = { kernel: KVER, append: APPEND, runs: [] };
   const compare = o.compare ? await import('./qemu/compare.mjs') : null;
   for (const r of runs) {

@@ -20,11 +20,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
  * running kernel itself uses, so a branch in the dump reads as `jmp srso_return_thunk`.
  */
 export class Symbolizer {
+  /** @param {{ name: string, addr: bigint }[]} entries */
   constructor(entries) {
     const xs = entries.filter((e) => e.addr > 0n && !/^(__key|__UNIQUE_ID|\$)/.test(e.name)).sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
     this.addrs = xs.map((e) => e.addr);
     this.names = xs.map((e) => e.name);
   }
+  /** @param {bigint} addr */
   where(addr) {
     let lo = 0, hi = this.addrs.length - 1, k = -1;
     while (lo <= hi) {
@@ -141,9 +143,11 @@ export function referenceRelocate(img, load, kernelSyms, moduleSyms) {
     const bytes = img.sectionBytes(sec).slice();
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const unresolved = [];
+    /** @type {bigint} */
     const P0 = load.get(sec.name);
     for (const r of img.relocations(sec)) {
       const sym = img.symbols[r.sym];
+      /** @type {bigint | undefined} */
       let S;
       const name = img.relocSymbolName(r);
       if (sym.shndx === SHN_UNDEF) S = kernelSyms.get(sym.name) ?? moduleSyms.get(sym.name);
@@ -358,6 +362,7 @@ async function classifySite(ctx, site, g, t, abs, ref) {
  * boot_cpu_data by matching words 0 (CPUID 1 EDX) and 4 (CPUID 1 ECX) against the cpuinfo flags (so no
  * struct offset is assumed), then checked against the cpuinfo bugs (which fixes NCAPINTS).
  * Returns {names, unnamed, offset} or {error}.
+ * @returns {{ error: string, names?: undefined, unnamed?: undefined, offset?: undefined } | { error?: undefined, names: string[], unnamed: number[], offset: number }}
  */
 export function kernelCapabilities(guest, table, featureNumber, featureName, cpuinfoNames) {
   const v = guest.kvars?.boot_cpu_data;
@@ -394,7 +399,7 @@ export function kernelCapabilities(guest, table, featureNumber, featureName, cpu
 
 /** Attributes one differing range: sites covering it, relocation fields in it, symbol, disassembly. */
 async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName) {
-  const { img, relocsBySec } = ctx;
+  const { img, fmt, relocsBySec } = ctx;
   const sec = img.section(secName);
   const a0 = sec.addr + range.start;
   const a1 = sec.addr + range.end;
@@ -468,6 +473,7 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
  * `ok` requires: the guest loaded every module and every differing range against textpoke is in KNOWN.
  * Without a patcher (src/patch not built yet) only the reference comparison runs and `ok` is false.
  */
+/** @param {any} run @param {{ systemMap: string, log?: (line: string) => void, verbose?: boolean }} o */
 export async function compareRun(run, { systemMap, log = () => {}, verbose = false }) {
   const L = await import('textpoke');
   const { readSites, detectTarget, featureTable, featureNumber, featureName } = L;
@@ -479,6 +485,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
   // __ksymtab_ entry (what resolve_symbol() can bind a module's undefined symbol to).
   const exported = new Set(run.guest.modsyms.filter((x) => x.name.startsWith('__ksymtab_')).map((x) => x.name.slice(10)));
   const moduleSyms = new Map(run.guest.modsyms.filter((x) => exported.has(x.name) && /^[tTdDbBrR]$/.test(x.type)).map((x) => [x.name, BigInt('0x' + x.addr)]));
+  /** @type {{ ok: boolean, modules: any[], anchors: object, text?: string | null }} */
   const result = { ok: true, modules: [], anchors: {} };
   const sym = new Symbolizer([
     ...[...kernelSyms].map(([name, addr]) => ({ name, addr })),
@@ -495,6 +502,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
   const P = await patcher();
   for (const t of run.plan.targets) {
     const gm = run.guest.modules[t.name];
+    /** @type {{ module: string, path: string, sections: any[], [k: string]: any }} */
     const mres = { module: t.name, path: t.rel, sections: [] };
     result.modules.push(mres);
     if (!gm || !Object.keys(gm.dumps).length) {
@@ -514,11 +522,13 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       const bySym = new Map(run.guest.modsyms.filter((x) => x.module === t.name).map((x) => [x.name, BigInt('0x' + x.addr)]));
       const hit = img.symbols.find((y) => y.shndx === pcpu.index && y.name && bySym.has(y.name));
       if (hit) {
-        load.set(pcpu.name, bySym.get(hit.name) - BigInt(hit.addr - pcpu.addr));
-        mres.percpu = { base: '0x' + load.get(pcpu.name).toString(16), from: hit.name };
+        const base = /** @type {bigint} */ (bySym.get(hit.name)) - BigInt(hit.addr - pcpu.addr);
+        load.set(pcpu.name, base);
+        mres.percpu = { base: '0x' + base.toString(16), from: hit.name };
       }
     }
     const target = detectTarget(img);
+    if (!target.profile) throw new Error(`${t.rel}: not detected as a kernel module (${target.note})`);
     const table = featureTable(target.profile.features);
     const feats = guestFeatures(run.guest, table, featureNumber);
     mres.target = { version: target.version, profile: target.profile.id, features: target.profile.features };
@@ -529,7 +539,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     const rtv = run.guest.kvars?.x86_return_thunk;
     let thunk = null;
     if (rtv && rtv.bytes.length === 8) thunk = sym.where(Buffer.from(rtv.bytes).readBigUInt64LE(0));
-    if (caps.error) {
+    if (caps.error !== undefined) {
       result.ok = false;
       log(`  ${t.name}: ${caps.error}`);
     } else {
@@ -580,6 +590,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     const ctx = { ref, img, sites, siteIndex: new SiteIndex(sites), fmt, relocsBySec, dis, view, load, sym };
     for (const [secName, d] of Object.entries(gm.dumps)) {
       const sec = img.section(secName);
+      if (!sec) throw new Error(`${t.rel}: the guest dumped ${secName}, which the file lacks`);
       const r = ref.get(secName);
       const guestBytes = d.bytes;
       const entry = { name: secName, addr: d.addr, size: guestBytes.length, unresolved: r.unresolved.length };
