@@ -21,11 +21,9 @@
  * // r[0] = { number: 1, handler: 'do_mmu_update', compares: 3, branches: 3, ... }
  * ```
  */
-import iced from '../x86/iced.cjs';
-const { ConditionCode, Decoder, DecoderOptions, FlowControl, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt } = iced;
-type Register = (typeof iced.Register)[keyof typeof iced.Register];
-type ConditionCode = (typeof iced.ConditionCode)[keyof typeof iced.ConditionCode];
-type Instruction = InstanceType<typeof iced.Instruction>;
+import {
+  ConditionCode, decoder, FlowControl, Mnemonic, newInstructionInfoFactory, OpKind, Register, RegisterExt, type Instruction,
+} from '../x86/insn.js';
 import type { Image } from '../elf/image.js';
 import { SHF_WRITE } from '../elf/image.js';
 
@@ -152,7 +150,7 @@ function condition(cc: ConditionCode, f: Flags): boolean | undefined {
 
 export class DispatchWalker {
   private cache = new Map<number, Decoded>();
-  private readonly info = new InstructionInfoFactory();
+  private readonly info = newInstructionInfoFactory();
 
   constructor(private readonly img: Image) {}
 
@@ -169,8 +167,7 @@ export class DispatchWalker {
     if (!sec) return undefined;
     const bytes = this.img.read(addr, Math.min(15, sec.addr + sec.size - addr));
     if (!bytes) return undefined;
-    const dec = new Decoder(64, bytes, DecoderOptions.None);
-    dec.ip = this.img.base + BigInt(addr);
+    const dec = decoder(bytes, { ip: this.img.base + BigInt(addr) });
     const ins = dec.decode();
     dec.free();
     if (ins.isInvalid) {
