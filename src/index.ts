@@ -16,8 +16,9 @@
  * ```
  *
  * Subpaths: `textpoke/html` (what the self-contained HTML report shows, and the page around it),
- * `textpoke/viewer` (the report's viewer alone, for a page: DOM only, no analysis code) and `textpoke/model`
- * (the whole model checker, including its protocol and scenario data types).
+ * `textpoke/viewer` (the report's viewer alone, for a page: DOM only, no analysis code), `textpoke/model`
+ * (the whole model checker, including its protocol and scenario data types) and `textpoke/x86` (decoding,
+ * instruction helpers, named encoders, formatting).
  */
 
 // Reading an image: ELF64 bytes, or a compressed module (.ko.xz, .ko.zst, .ko.gz) unpacked by its magic.

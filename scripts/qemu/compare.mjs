@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 /**
  * Absolute-address symbolizer over the guest's /proc/kallsyms (kernel and modules): the names the
@@ -40,25 +40,24 @@ export class Symbolizer {
   }
 }
 
-let iced = null;
+/** @type {import('textpoke/x86').Formatter | null} */
 let fmtr = null;
+/** @type {import('textpoke/x86').Instruction | null} */
 let insn = null;
 /** AT&T text of `bytes` at absolute address `ip` (bigint), branch targets named through `sym`. */
 export async function disasmAbs(bytes, ip, sym) {
-  iced ??= await import('iced-x86');
-  const { Decoder, DecoderOptions, Formatter, FormatterSyntax, Instruction } = iced;
-  const dec = new Decoder(64, bytes, DecoderOptions.None);
+  const x86 = await import('textpoke/x86');
+  const dec = x86.decoder(bytes, { ip });
   if (!fmtr) {
-    fmtr = new Formatter(FormatterSyntax.Gas);
+    fmtr = x86.newFormatter(x86.FormatterSyntax.Gas);
     fmtr.uppercaseHex = false;
     fmtr.branchLeadingZeros = false;
-    insn = new Instruction();
+    insn = x86.newInstruction();
   }
   const f = fmtr;
-  const ins = insn;
+  const ins = /** @type {import('textpoke/x86').Instruction} */ (insn);
   const out = [];
   try {
-    dec.ip = ip;
     while (dec.canDecode) {
       dec.decodeOut(ins);
       let t = ins.isInvalid ? '(bad)' : f.format(ins);
@@ -75,7 +74,6 @@ export async function disasmAbs(bytes, ip, sym) {
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const dist = join(repo, 'dist', 'src');
-const imp = (p) => import(pathToFileURL(join(dist, p)).href);
 
 /**
  * Difference classes, decided per patch site (a differing range is explained only when every differing
@@ -323,7 +321,7 @@ class SiteIndex {
 
 /** The class of one differing site (see CLASSES). */
 async function classifySite(ctx, site, g, t, abs, ref) {
-  iced ??= await import('iced-x86');
+  const x86 = await import('textpoke/x86');
   // Every class describes a site textpoke left as the loader did: a site textpoke rewrote differently from
   // the kernel is a patcher error, never a class.
   if (!ref || Buffer.compare(Buffer.from(t), Buffer.from(ref)) !== 0) return 'unexplained';
@@ -336,8 +334,7 @@ async function classifySite(ctx, site, g, t, abs, ref) {
     // What the guest's site does now: NOP5, or call/jmp to a named function.
     let target = null;
     if (!nop5) {
-      const dec = new iced.Decoder(64, g, iced.DecoderOptions.None);
-      dec.ip = abs;
+      const dec = x86.decoder(g, { ip: abs });
       const ins = dec.decode();
       if ((ins.isCallNear || ins.isJmpNear) && ins.length === g.length) target = ctx.sym.where(ins.nearBranchTarget);
       ins.free();
@@ -477,8 +474,8 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
 export async function compareRun(run, { systemMap, log = () => {}, verbose = false }) {
   const L = await import('textpoke');
   const { readSites, detectTarget, featureTable, featureNumber, featureName } = L;
-  const fmt = await imp('x86/format.js');
-  const { Disassembly } = await imp('x86/code.js');
+  const fmt = await import('textpoke/x86');
+  const { Disassembly } = fmt;
   // From this run's own kallsyms (the file in .cache/groundtruth is for users; another run may rewrite it).
   const kernelSyms = run.guest.kernelMap ? parseSystemMap(run.guest.kernelMap) : readSystemMap(systemMap);
   // Other modules' exports: kallsyms types module symbols in lower case, so take the names that have a

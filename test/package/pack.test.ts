@@ -58,6 +58,9 @@ import {
   CHECKS, renderFile, renderJson, renderSarif,
 } from 'textpoke';
 import { analyse } from 'textpoke/html';
+import { mount } from 'textpoke/viewer';
+import { PROTOCOLS } from 'textpoke/model';
+import { callRel32, hex } from 'textpoke/x86';
 
 const out = [];
 for (const path of process.argv.slice(2)) {
@@ -77,7 +80,10 @@ for (const path of process.argv.slice(2)) {
     json: JSON.parse(renderJson([report])), sarif: JSON.parse(renderSarif([report])),
   });
 }
-process.stdout.write(JSON.stringify({ files: out, html: typeof analyse }));
+process.stdout.write(JSON.stringify({
+  files: out,
+  subpaths: [typeof analyse, typeof mount, PROTOCOLS.length > 0, hex(callRel32(0x1000n, 0x2000n))],
+}));
 `;
 
 test('npm pack: the installed package reads a module, applies a CPU and runs the checks through its public API', {
@@ -104,6 +110,15 @@ test('npm pack: the installed package reads a module, applies a CPU and runs the
       [],
       'no tests, sources or tooling ship',
     );
+    // Every entry point package.json exports, with its declarations.
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+      exports: Record<string, string | { types: string; default: string }>;
+    };
+    for (const [sub, target] of Object.entries(pkg.exports)) {
+      for (const file of typeof target === 'string' ? [target] : [target.types, target.default]) {
+        assert.ok(listing.includes(`package/${file.replace(/^\.\//, '')}`), `${sub}: ${file} ships`);
+      }
+    }
 
     const proj = join(dir, 'proj');
     run('mkdir', [proj], dir);
@@ -111,7 +126,7 @@ test('npm pack: the installed package reads a module, applies a CPU and runs the
     run('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', '--prefer-offline', join(dir, tgz)], proj);
     writeFileSync(join(proj, 'use.mjs'), SCRIPT);
     const both = JSON.parse(run(process.execPath, ['use.mjs', ko, kvm], proj).stdout);
-    assert.equal(both.html, 'function', 'textpoke/html resolves');
+    assert.deepEqual(both.subpaths, ['function', 'function', true, 'e8 fb 0f 00 00'], 'the subpaths resolve');
     const [got, kvmGot] = both.files;
 
     assert.equal(got.os, 'linux');
