@@ -8,9 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { imageFromBytes, detectTarget, readSites } from '../../src/index.js';
 import { corpus, repoRoot } from '../support/corpus.js';
 
 /** 6.1's struct sizes (arch/x86/include/asm/*.h) and relocations per entry (one per pointer or offset field). */
@@ -52,6 +54,7 @@ function sectionSizes(path: string): Map<string, number> {
 }
 
 const SCRIPT = `
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   imageFromBytes, detectTarget, readSites, featureTable, parseCpu, applyToImage, PatchedView, prepare, runChecks,
@@ -73,6 +76,7 @@ for (const path of process.argv.slice(2)) {
   const findings = runChecks(prepared.view);
   const report = { path, target: { os: target.os, version: target.version, profile: target.profile.id }, view: prepared.view.describe, findings, errors: prepared.tableErrors };
   out.push({
+    elfSha256: createHash('sha256').update(img.bytes).digest('hex'),
     os: target.os, version: target.version, profile: target.profile.id,
     counts: set.counts, sites: set.sites.length, siteErrors: set.errors,
     isPatchedView: view instanceof PatchedView, patches: view.patches.map((p) => [p.addr, p.before.length, p.after.length]),
@@ -88,10 +92,11 @@ process.stdout.write(JSON.stringify({
 
 test('npm pack: the installed package reads a module, applies a CPU and runs the checks through its public API', {
   timeout: 4 * STEP_MS,
-}, () => {
+}, async () => {
   const ko = corpus.module61('fs/xfs/xfs.ko');
   // kvm.ko has nospec-branch findings on the 6.1 build; xfs.ko has none.
   const kvm = corpus.module61('arch/x86/kvm/kvm.ko');
+  const xz = join(corpus.modules612, 'fs', 'xfs', 'xfs.ko.xz');
   const dir = mkdtempSync(join(tmpdir(), 'textpoke-pack-'));
   try {
     run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], repoRoot);
@@ -125,9 +130,19 @@ test('npm pack: the installed package reads a module, applies a CPU and runs the
     writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
     run('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', '--prefer-offline', join(dir, tgz)], proj);
     writeFileSync(join(proj, 'use.mjs'), SCRIPT);
-    const both = JSON.parse(run(process.execPath, ['use.mjs', ko, kvm], proj).stdout);
+    const both = JSON.parse(run(process.execPath, ['use.mjs', ko, kvm, xz], proj).stdout);
     assert.deepEqual(both.subpaths, ['function', 'function', true, 'e8 fb 0f 00 00'], 'the subpaths resolve');
-    const [got, kvmGot] = both.files;
+    const [got, kvmGot, xzGot] = both.files;
+    // A compressed module: unpacked by the installed package's xz decoder to the bytes xz(1) gives, and read
+    // as the library in this tree reads it.
+    const unpacked = spawnSync('xz', ['-dc', xz], { maxBuffer: 256 << 20, timeout: STEP_MS });
+    assert.equal(unpacked.status, 0, 'xz -dc');
+    assert.equal(xzGot.elfSha256, createHash('sha256').update(unpacked.stdout).digest('hex'));
+    const here = await imageFromBytes(readFileSync(xz), xz);
+    const hereSites = readSites(here, detectTarget(here).profile!);
+    assert.match(xzGot.version, /^6\.12\./);
+    assert.deepEqual(xzGot.counts, hereSites.counts);
+    assert.ok(xzGot.sites > 1000);
 
     assert.equal(got.os, 'linux');
     assert.match(got.version, /^6\.1\.0-\d+-amd64$/);
