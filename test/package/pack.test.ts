@@ -90,6 +90,47 @@ process.stdout.write(JSON.stringify({
 }));
 `;
 
+/** A TypeScript consumer of every entry point; the compiler must see real types, not `any`. */
+const CONSUMER = `
+import {
+  applyToImage, detectTarget, featureTable, type Finding, imageFromBytes, parseCpu, PatchedView, prepare, readSites,
+  renderSarif, runChecks,
+} from 'textpoke';
+import { analyse, type ReportData } from 'textpoke/html';
+import { mount } from 'textpoke/viewer';
+import { explore, findScenario } from 'textpoke/model';
+import { callRel32, jmpIndirect, Register } from 'textpoke/x86';
+
+export async function check(bytes: Uint8Array, path: string): Promise<{ findings: Finding[]; sarif: string; sites: number; view: PatchedView }> {
+  const img = await imageFromBytes(bytes, path);
+  const target = detectTarget(img);
+  if (!target.profile) throw new Error(target.note);
+  const sites: number = readSites(img, target.profile).sites.length;
+  const view = applyToImage(img, target, parseCpu('intel-server', featureTable(target.profile.features)));
+  const findings = runChecks(prepare(img, { cpu: 'intel-server' }).view);
+  // @ts-expect-error a Target is no number (were the declarations 'any', this line would compile)
+  const wrong: number = target;
+  void wrong;
+  return { findings, sarif: renderSarif([{ path, findings, errors: [] }]), sites, view };
+}
+export const pieces = [analyse, mount, explore, findScenario, callRel32(0n, 5n), jmpIndirect(Register.R11)];
+export type Data = ReportData;
+`;
+
+const CONSUMER_TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    lib: ['ES2022', 'DOM'],
+    strict: true,
+    noEmit: true,
+    skipLibCheck: false,
+    types: [],
+  },
+  files: ['consumer.ts'],
+};
+
 test('npm pack: the installed package reads a module, applies a CPU and runs the checks through its public API', {
   timeout: 4 * STEP_MS,
 }, async () => {
@@ -205,6 +246,11 @@ test('npm pack: the installed package reads a module, applies a CPU and runs the
     assert.match(ran, new RegExp(`^${kvmGot.sites} sites`, 'm'));
     assert.match(ran, /^\d+ patches for intel-server$/m);
     assert.match(ran, new RegExp(`^SARIF: ${kvmGot.findings.length} results$`, 'm'));
+
+    // The declarations: a strict TypeScript consumer compiles against the installed package (its .d.ts checked too).
+    writeFileSync(join(proj, 'consumer.ts'), CONSUMER);
+    writeFileSync(join(proj, 'tsconfig.json'), JSON.stringify(CONSUMER_TSCONFIG));
+    run(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', proj], proj);
 
     // The command ships too.
     const cli = run(join(proj, 'node_modules', '.bin', 'textpoke'), ['sites', '--json', ko], proj);
