@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Page } from 'playwright-core';
+import { detectTarget, imageFromBytes, readSites } from '../../src/index.js';
 import { corpus, repoRoot } from '../support/corpus.js';
 import { tempDir } from '../support/build.js';
 import { launchChromium } from './browser.js';
@@ -95,14 +96,17 @@ test('report on xen-syms: sites, the outlined-predicate findings, a function gra
 });
 
 test('report on xfs.ko: sites per table, no findings, a retpoline and a return thunk patched side by side', async () => {
-  const html = report(corpus.module61('fs/xfs/xfs.ko'), 'xfs.html');
+  const xfs = corpus.module61('fs/xfs/xfs.ko');
+  const html = report(xfs, 'xfs.html');
+  const img = await imageFromBytes(readFileSync(xfs), xfs);
+  const sites = readSites(img, detectTarget(img).profile!).sites.length;
   const b = await launchChromium();
   const errors: string[] = [];
   try {
     const page = await b.context.newPage();
     await open(page, html, errors);
-    // Totals of `textpoke sites --summary` on this module.
-    assert.equal(await page.textContent('#tp-count-sites-0'), String(2 + 1308 + 652 + 719 + 3230 + 168 + 2650));
+    // What the library reads from this module (the corpus build's own figure, whichever build it is).
+    assert.equal(await page.textContent('#tp-count-sites-0'), String(sites));
     assert.equal(await page.textContent('#tp-count-findings-0'), '0');
     await page.screenshot({ path: join(shots, 'report-xfs-summary.png') });
 
