@@ -160,9 +160,15 @@ export function analyse(img: Image, o: AnalyseOptions = {}): FileData {
   if (target.profile) {
     const afterSpec = spec === 'as-built' ? (o.defaultCpu && o.defaultCpu !== 'as-built' ? o.defaultCpu : 'intel-server') : spec;
     try {
-      const cpu = parseCpu(afterSpec, featureTable(target.profile.features));
-      pv = applyPatches(img, target.profile, cpu, { sites: prep.view.sites }).view;
-      patchedFor = `--cpu ${cpu.spec}`;
+      if (prep.patched) {
+        // The checks' view was patched for this CPU already: show the same patched image.
+        pv = prep.patched.view;
+        patchedFor = `--cpu ${prep.patched.spec}`;
+      } else {
+        const cpu = parseCpu(afterSpec, featureTable(target.profile.features));
+        pv = applyPatches(img, target.profile, cpu, { sites: prep.view.sites }).view;
+        patchedFor = `--cpu ${cpu.spec}`;
+      }
     } catch (e) {
       patchedFor = `not patched: ${e instanceof Error ? e.message : String(e)}`;
     }
