@@ -28,6 +28,7 @@ type ConditionCode = (typeof iced.ConditionCode)[keyof typeof iced.ConditionCode
 type Decoder = InstanceType<typeof iced.Decoder>;
 type Instruction = InstanceType<typeof iced.Instruction>;
 type InstructionInfoFactory = InstanceType<typeof iced.InstructionInfoFactory>;
+import TinyQueue from 'tinyqueue';
 import type { Image } from '../elf/image.js';
 import { SHF_WRITE } from '../elf/image.js';
 
@@ -117,6 +118,17 @@ interface State {
   steps: number;
   /** Addresses of the number compares on this path (first one identifies where dispatch starts). */
   trail: number[];
+}
+
+/** A state waiting in the search queue, with its place in queueing order. */
+interface Queued {
+  s: State;
+  seq: number;
+}
+
+/** Search order: fewest number compares, then branches, then steps; equal costs first-queued first. */
+function byCost(a: Queued, b: Queued): number {
+  return a.s.cmp - b.s.cmp || a.s.br - b.s.br || a.s.steps - b.s.steps || a.seq - b.seq;
 }
 
 interface Decoded {
@@ -209,23 +221,19 @@ export class DispatchWalker {
       steps: 0,
       trail: [],
     };
-    // Best-first: fewest tainted compares, then fewest steps.
-    const queue: State[] = [init];
+    // Best-first (Dijkstra-like): always advance the state with the fewest number compares, then branches,
+    // then steps, one instruction at a time, so the first arrival at an instruction is the cheapest. Equal
+    // costs go in the order they were queued.
+    let seq = 0;
+    const queue = new TinyQueue<Queued>([], byCost);
+    const enqueue = (st: State): void => queue.push({ s: st, seq: seq++ });
+    enqueue(init);
     const seen = new Set<string>();
     const found: { handler: string; s: State; at: number }[] = [];
     let budget = maxSteps;
     let note: string | undefined;
-    // Dijkstra-like: always advance the state with the fewest number compares, one instruction at a
-    // time, so the first arrival at an instruction is the cheapest.
     while (queue.length && budget-- > 0) {
-      let bi = 0;
-      for (let i = 1; i < queue.length; i++) {
-        const a = queue[i];
-        const b = queue[bi];
-        if (a.cmp < b.cmp || (a.cmp === b.cmp && (a.br < b.br || (a.br === b.br && a.steps < b.steps)))) bi = i;
-      }
-      const s = queue[bi];
-      queue.splice(bi, 1);
+      const s = queue.pop()!.s;
       // A place is explored once per cost: a dearer path that shares code with a cheaper one (tail-merged
       // call sequences) still reaches its handler call.
       const key = `${s.pc}:${s.cmp}:${s.br}`;
@@ -240,11 +248,11 @@ export class DispatchWalker {
       const r = this.step(s, d.ins, d.len, opts);
       if (r.kind === 'next') {
         s.steps++;
-        queue.push(s);
+        enqueue(s);
       } else if (r.kind === 'fork') {
         for (const b of r.states) {
           b.steps++;
-          queue.push(b);
+          enqueue(b);
         }
       } else if (r.kind === 'handler') found.push({ handler: r.name, s, at });
       else if (r.note) note ??= r.note;
