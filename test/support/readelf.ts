@@ -21,3 +21,16 @@ export function readelfTableCounts(path: string, entry: Readonly<Record<string, 
   }
   return out;
 }
+
+/** Entries of Xen's alternatives table (14-byte alt_instr between __alt_instructions and _end), from `nm`. */
+export function nmXenAltCount(path: string): number {
+  const at: Record<string, bigint> = {};
+  for (const line of execFileSync('nm', [path], { encoding: 'utf8', maxBuffer: 1 << 28 }).split('\n')) {
+    const m = /^([0-9a-f]+) \S (__alt_instructions(?:_end)?)$/.exec(line);
+    if (m) at[m[2]!] = BigInt('0x' + m[1]!);
+  }
+  const start = at.__alt_instructions;
+  const end = at.__alt_instructions_end;
+  if (start === undefined || end === undefined) throw new Error(`${path}: no __alt_instructions symbols`);
+  return Number(end - start) / 14;
+}
