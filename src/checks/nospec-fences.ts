@@ -1,10 +1,10 @@
 /**
  * nospec-fences: the inventory of speculation barriers by purpose (cfg/fence-classes.ts) and by the feature
  * that gates each, so a user sees what each `spec-ctrl=` switch removes. Information, one finding per
- * (class, gate) at the first such fence. Reported for Xen by default (its fences carry the gate); on any
- * other target only when the fences are there and the check is asked for by name.
+ * (class, gate) at the first such fence. Reported for Xen (its fences carry the gate); the report data
+ * (report/html/data.ts) holds the inventory of every file.
  */
-import { classifyFences, FENCE_CLASSES, inventory } from '../cfg/fence-classes.js';
+import { classifyFences, inventory } from '../cfg/fence-classes.js';
 import type { View } from '../cfg/view.js';
 import type { Check } from './check.js';
 import { Finding, finding } from './finding.js';
@@ -29,7 +29,7 @@ export const nospecFences: Check = {
   },
 };
 
-/** The inventory as findings (also for targets other than Xen, when asked for directly). */
+/** The inventory as findings. */
 export function inventoryFindings(view: View): Finding[] {
   const { fences } = classifyFences(view);
   const total = fences.length;
@@ -40,4 +40,3 @@ export function inventoryFindings(view: View): Finding[] {
   });
 }
 
-export { FENCE_CLASSES };

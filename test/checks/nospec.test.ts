@@ -11,6 +11,7 @@ import { basename, join } from 'node:path';
 import { classifyFences } from '../../src/cfg/fence-classes.js';
 import { pieceOf } from '../../src/cfg/functions.js';
 import { analyseEscapes } from '../../src/checks/nospec-outlined.js';
+import { analyse } from '../../src/report/html/data.js';
 import { assemble, compile, fixturesDir, tempDir } from '../support/build.js';
 import { corpus, pinned } from '../support/corpus.js';
 
@@ -104,6 +105,13 @@ for (const cc of ['gcc', 'clang'] as const) {
       } finally {
         view.dispose();
       }
+      // The report data carries the same inventory; a file that is no known kernel has no nospec-fences findings.
+      const data = analyse(Image.parse(readFileSync(path), path));
+      const rows = Object.fromEntries((data.fences ?? []).map((r) => [`${r.cls} ${r.gate}`, r.count]));
+      assert.deepEqual(Object.keys(rows).sort(), ['one-sided ungated', 'pair ungated', 'store-bypass ungated', 'value ungated']);
+      assert.equal(rows['store-bypass ungated'], 1);
+      assert.equal(rows['one-sided ungated'], 2);
+      assert.ok(!data.findings.some((x) => x.check === 'nospec-fences'));
     });
   }
 }
