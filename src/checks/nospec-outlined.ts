@@ -16,7 +16,7 @@
 import iced from '../x86/iced.cjs';
 const { Code, FlowControl, Mnemonic, OpKind } = iced;
 import { accessesMemory, classifyFences, storesMemory, writesOp0 } from '../cfg/fence-classes.js';
-import { fenceInfo, type FenceInfo, isAnyFence, isBranchFence } from '../cfg/fences.js';
+import { fenceInfo, type FenceInfo, hasAnyFence, isBranchFence } from '../cfg/fences.js';
 import { fenceAhead, isReturnThunk } from '../cfg/flow.js';
 import { Func, functionAt, functions, NORETURN } from '../cfg/functions.js';
 import { gprFamily, isNopCode, Mem, memOf } from '../cfg/insn.js';
@@ -68,6 +68,8 @@ export interface EscapeAnalysis {
   readonly indirectOnly: number[];
   /** Pairs excluded and why, for tests and docs: branch -> reason. */
   readonly excluded: Map<number, string>;
+  /** Predicates and wrappers whose address is stored in data: callers through that pointer are unknown. */
+  readonly addressTaken: Map<number, number>;
 }
 
 /** Entries through which guest input arrives (Xen): hypercall dispatchers and exit/trap handlers. */
@@ -84,11 +86,10 @@ export function analyseEscapes(view: View): EscapeAnalysis {
   let r = cache.get(view);
   if (r) return r;
   const fi = fenceInfo(view);
-  const { pairs } = classifyFences(view);
   const excluded = new Map<number, string>();
   const predicates = new Map<number, EscapedPredicate>();
+  const pairs = hasAnyFence(view, fi) ? classifyFences(view).pairs : [];
   for (const p of pairs) {
-    if (!isBranchFenceAt(view, fi, p.fall) || !isBranchFenceAt(view, fi, p.taken)) continue;
     const fn = functionAt(view, p.branch);
     if (!fn) continue;
     const a = armToReturn(view, fn, p.fall);
@@ -103,8 +104,9 @@ export function analyseEscapes(view: View): EscapeAnalysis {
   }
   const uses: EscapedUse[] = [];
   const indirectOnly: number[] = [];
+  const addressTaken = new Map<number, number>();
   if (predicates.size === 0) {
-    r = { predicates, uses, indirectOnly, excluded };
+    r = { predicates, uses, indirectOnly, excluded, addressTaken };
     cache.set(view, r);
     return r;
   }
@@ -141,14 +143,50 @@ export function analyseEscapes(view: View): EscapeAnalysis {
       }
     }
   }
-  r = { predicates, uses, indirectOnly, excluded };
+  for (const [fnAddr, at] of pointersTo(view, [...predicates.keys()])) addressTaken.set(fnAddr, at);
+  r = { predicates, uses, indirectOnly, excluded, addressTaken };
   cache.set(view, r);
   return r;
 }
 
-function isBranchFenceAt(view: View, fi: FenceInfo, a: number): boolean {
-  const l = view.insnAt(a);
-  return l !== undefined && (isBranchFence(view, fi, l.sc, l.i) || isAnyFence(view, fi, l.sc, l.i));
+/**
+ * Where the address of each of `fns` is stored in data (a function pointer: an ops table, an altcall
+ * target): the first such place by function. A relocatable object's data relocations name it; a linked
+ * image holds it as an aligned 8-byte word in an allocated, non-executable section.
+ */
+function pointersTo(view: View, fns: number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  const img = view.img;
+  const want = new Set(fns);
+  if (img.kind === 'rel') {
+    for (const sec of img.sections) {
+      if (!sec.alloc || sec.exec || sec.name.startsWith('.eh_frame')) continue;
+      for (const rl of img.relocations(sec)) {
+        if (rl.type !== 1 /* R_X86_64_64: a stored pointer */) continue;
+        const t = img.relocTarget(rl);
+        if (want.has(t) && !out.has(t)) out.set(t, sec.addr + rl.offset);
+      }
+    }
+    return out;
+  }
+  const key = new Map<string, number>();
+  for (const f of fns) {
+    const abs = img.base + BigInt(f);
+    key.set(`${Number(abs >> 32n)}:${Number(abs & 0xffffffffn)}`, f);
+  }
+  for (const sec of img.sections) {
+    if (!sec.alloc || sec.exec || sec.type === 8 /* NOBITS */ || sec.name.startsWith('.eh_frame')) continue;
+    const b = img.sectionBytes(sec);
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const start = (8 - (sec.addr % 8)) % 8;
+    for (let o = start; o + 8 <= b.length; o += 8) {
+      const hi = dv.getUint32(o + 4, true);
+      if (hi === 0) continue;
+      const f = key.get(`${hi}:${dv.getUint32(o, true)}`);
+      if (f !== undefined && !out.has(f)) out.set(f, sec.addr + o);
+    }
+  }
+  return out;
 }
 
 /** A direct jump from `from` to the start of another function (not its own .cold piece): a tail call. */
@@ -274,12 +312,19 @@ function callGraph(view: View): CallGraph {
   return g;
 }
 
+const byNameCache = new WeakMap<View, Map<string, Func>>();
+
 /** A `.cold` piece's calls belong to its parent. */
 function ownerOf(byAddr: Map<number, Func>, f: Func, view: View): Func {
   if (f.piece !== 'cold' || !f.parent) return f;
-  for (const g of functions(view)) if (g.name === f.parent) return g;
+  let m = byNameCache.get(view);
+  if (!m) {
+    m = new Map();
+    for (const g of functions(view)) if (!m.has(g.name)) m.set(g.name, g);
+    byNameCache.set(view, m);
+  }
   void byAddr;
-  return f;
+  return m.get(f.parent) ?? f;
 }
 
 /**
@@ -455,6 +500,10 @@ export const nospecOutlined: Check = {
         rel.push(related(view, u.branch, `branch on the result, no barrier on the arm that goes on`));
         rel.push(related(view, u.access, `first unprotected ${u.what}${u.entry ? `; guest input reaches ${u.caller.name} from ${u.entry}` : `; ${u.why}`}`));
       }
+      for (const [a, at] of an.addressTaken) {
+        const q = an.predicates.get(a);
+        if (q && q.root === root) rel.push(related(view, at, `address of ${q.fn.name}() stored here: callers through this pointer are unknown`));
+      }
       const callers = [...new Set(uses.map((u) => u.caller.name))];
       out.push(finding(view, 'nospec-outlined', sev, p.branches[0]!,
         `decision hardened in ${p.fn.name}() escapes: both fenced arms return different values with nothing after the fences, and ${uses.length} call site${uses.length === 1 ? '' : 's'} branch on it unfenced (${callers.slice(0, 6).join(', ')}${callers.length > 6 ? ', …' : ''})${sev === 'info' ? ': none reached from guest input (' + uses[0]!.why + ')' : `; guest input reaches ${guest.length}`}${uses.some((u) => u.unknown) ? '; some arms reach an indirect call (unknown)' : ''}`,
@@ -463,8 +512,10 @@ export const nospecOutlined: Check = {
     for (const a of an.indirectOnly) {
       const p = an.predicates.get(a)!;
       if (p.root !== a || byRoot.has(a)) continue;
+      const at = an.addressTaken.get(a);
       out.push(finding(view, 'nospec-outlined', 'info', p.branches[0] ?? a,
-        `decision hardened in ${p.fn.name}() escapes its fences, but no direct call site was found: callers through a function pointer or altcall are unknown`));
+        `decision hardened in ${p.fn.name}() escapes its fences, but no direct call site was found: callers through a function pointer or altcall are unknown`,
+        at === undefined ? [] : [related(view, at, `address of ${p.fn.name}() stored here`)]));
     }
     return out;
   },
