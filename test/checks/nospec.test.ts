@@ -6,14 +6,14 @@ import { prepare, runChecks } from '../../src/checks/run.js';
 import { checkById } from '../../src/checks/index.js';
 import { fenceInfo } from '../../src/cfg/fences.js';
 import type { Finding } from '../../src/checks/finding.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { classifyFences } from '../../src/cfg/fence-classes.js';
 import { pieceOf } from '../../src/cfg/functions.js';
 import { analyseEscapes } from '../../src/checks/nospec-outlined.js';
 import { analyse } from '../../src/report/html/data.js';
 import { assemble, compile, fixturesDir, tempDir } from '../support/build.js';
-import { corpus, pinned } from '../support/corpus.js';
+import { corpus, pinned, repoRoot } from '../support/corpus.js';
 
 const corpus420Version = '4.20.4+63-g7abfd2bce2-0+deb13u1';
 
@@ -249,4 +249,25 @@ test('xen-syms 4.17: fences are told apart by the alternative that can remove th
   assert.ok(count('branch') > 1000, `branch hardening fences: ${count('branch')}`);
   assert.ok(count('lock') > 50, `lock hardening fences: ${count('lock')}`);
   view.dispose();
+});
+
+test('textpoke check on xen-syms 4.17.7: the inventory in text and JSON, with the switch that removes each class', () => {
+  const bin = join(repoRoot, 'bin', 'textpoke.js');
+  const run = (args: string[]): { code: number; out: string } => {
+    const r = spawnSync(process.execPath, [bin, 'check', '-j', '1', ...args], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 120_000 });
+    return { code: r.status ?? -1, out: r.stdout };
+  };
+  const text = run(['--checks', 'nospec-fences', corpus.xenSyms]);
+  assert.equal(text.code, 0);
+  assert.match(text.out, /: info: textpoke: \S+: \d+ of \d+ fences: branch-hardening pair \(both arms of a conditional branch\), gated by X86_FEATURE_SC_NO_BRANCH_HARDEN: removed by spec-ctrl=no-branch-harden \[nospec-fences\]/);
+  assert.match(text.out, /store-bypass barrier .*removed by spec-ctrl=no-branch-harden/);
+  const json = run(['--json', '--checks', 'nospec-fences,nospec-outlined', corpus.xenSyms]);
+  assert.equal(json.code, 0);
+  const f = (JSON.parse(json.out) as { files: { findings: Finding[] }[] }).files[0]!.findings;
+  const inv = f.filter((x) => x.check === 'nospec-fences');
+  assert.ok(inv.length >= 6 && inv.every((x) => x.severity === 'info'));
+  assert.ok(inv.some((x) => /lock hardening, gated by X86_FEATURE_SC_NO_LOCK_HARDEN/.test(x.message)));
+  const p2m = f.find((x) => x.check === 'nospec-outlined' && x.symbol === 'p2m_mem_access_sanity_check')!;
+  assert.equal(p2m.severity, 'warning');
+  assert.ok(p2m.related.some((r) => r.symbol === 'mem_access_memop+0x94'));
 });
