@@ -418,43 +418,62 @@ function resultUse(view: View, call: Loc): ResultUse {
   return { kind: 'value' };
 }
 
+type Access = { addr: number; what: string; unknown: boolean };
+
 /**
  * From the head of an arm, the first non-stack memory access or call reached before a speculation
  * barrier, a return or a no-return call (conditional branches: both sides, at most 64 instructions). A
- * direct callee whose entry reaches a barrier first counts as a barrier. An indirect call is unknown.
+ * direct call is walked into (two levels): a barrier inside the callee before any access protects the
+ * path, an access there is the first unprotected one, a callee that returns without either lets the walk
+ * go on after the call. An indirect call is unknown.
  */
-export function firstAccess(view: View, fi: FenceInfo, start: number): { addr: number; what: string; unknown: boolean } | undefined {
+export function firstAccess(view: View, fi: FenceInfo, start: number): Access | undefined {
+  return walkArm(view, fi, start, 2).access;
+}
+
+function walkArm(view: View, fi: FenceInfo, start: number, depth: number): { access?: Access; returned: boolean } {
   const seen = new Set<number>();
   const work: number[] = [start];
   let budget = 64;
+  let returned = false;
   while (work.length) {
     let loc = view.insnAt(work.shift()!);
-    while (loc && budget-- > 0) {
+    while (loc) {
+      if (budget-- <= 0) return { returned: true };
       const a = addrOf(loc);
       if (seen.has(a)) break;
       seen.add(a);
       const { sc, i } = loc;
       if (isBranchFence(view, fi, sc, i)) break;
       const fc = sc.flow[i]!;
-      if (fc === FlowControl.Return) break;
+      if (fc === FlowControl.Return) { returned = true; break; }
       if (fc === FlowControl.Call) {
         const d = destOf(view, sc, i);
-        if (!d) return { addr: a, what: 'call through a pointer', unknown: true };
+        if (!d) return { access: { addr: a, what: 'call through a pointer', unknown: true }, returned };
         const base = d.name.replace(/\+0x[0-9a-f]+$/, '');
         if (NORETURN.has(base)) break;
         if (!Number.isNaN(d.addr) && !Number.isNaN(fenceAhead(view, fi, d.addr))) break;
-        return { addr: a, what: `call ${d.name}`, unknown: false };
+        if (Number.isNaN(d.addr) || depth <= 0) return { access: { addr: a, what: `call ${d.name}`, unknown: false }, returned };
+        const inner = walkArm(view, fi, d.addr, depth - 1);
+        if (inner.access) return { access: { ...inner.access, what: `${inner.access.what} in ${d.name}() (called at ${view.img.where(a)})` }, returned };
+        if (!inner.returned) break; // every path of the callee reaches a barrier
+        loc = next(loc);
+        continue;
       }
-      if (fc === FlowControl.IndirectCall) return { addr: a, what: 'indirect call (callee unknown: a barrier there is not visible)', unknown: true };
+      if (fc === FlowControl.IndirectCall) return { access: { addr: a, what: 'indirect call (callee unknown: a barrier there is not visible)', unknown: true }, returned };
       if (fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch) {
         const d = destOf(view, sc, i);
-        if (!d) return { addr: a, what: 'indirect jump (destination unknown)', unknown: true };
+        if (!d) return { access: { addr: a, what: 'indirect jump (destination unknown)', unknown: true }, returned };
         if (fc === FlowControl.UnconditionalBranch) {
-          if (isReturnThunk(d.name)) break;
-          if (Number.isNaN(d.addr)) return { addr: a, what: `tail call ${d.name}`, unknown: false };
+          if (isReturnThunk(d.name)) { returned = true; break; }
+          if (Number.isNaN(d.addr)) return { access: { addr: a, what: `tail call ${d.name}`, unknown: false }, returned };
           if (isTailCall(view, functionAt(view, a), d.addr)) {
             if (!Number.isNaN(fenceAhead(view, fi, d.addr))) break;
-            return { addr: a, what: `tail call ${d.name}`, unknown: false };
+            if (depth <= 0) return { access: { addr: a, what: `tail call ${d.name}`, unknown: false }, returned };
+            const inner = walkArm(view, fi, d.addr, depth - 1);
+            if (inner.access) return { access: { ...inner.access, what: `${inner.access.what} in ${d.name}() (tail call at ${view.img.where(a)})` }, returned };
+            if (inner.returned) returned = true;
+            break;
           }
           loc = view.insnAt(d.addr);
           continue;
@@ -463,16 +482,16 @@ export function firstAccess(view: View, fi: FenceInfo, start: number): { addr: n
         loc = next(loc);
         continue;
       }
-      if (fc === FlowControl.IndirectBranch) return { addr: a, what: 'indirect jump (destination unknown)', unknown: true };
+      if (fc === FlowControl.IndirectBranch) return { access: { addr: a, what: 'indirect jump (destination unknown)', unknown: true }, returned };
       if (fc !== FlowControl.Next) break; // ud2/int3: BUG()
       if (!isNopCode(sc.code[i]!)) {
         const insn = view.reader.at(sc, i);
-        if (accessesMemory(insn)) return { addr: a, what: storesMemory(view, sc, i) ? 'store' : 'load', unknown: false };
+        if (accessesMemory(insn)) return { access: { addr: a, what: storesMemory(view, sc, i) ? 'store' : 'load', unknown: false }, returned };
       }
       loc = next(loc);
     }
   }
-  return undefined;
+  return { returned };
 }
 
 export const nospecOutlined: Check = {
