@@ -200,35 +200,39 @@ function isTailCall(view: View, from: Func | undefined, to: number): boolean {
 
 /**
  * Every path from the fence at `fence` to the function's return: only register work, stack accesses,
- * conditional branches and direct jumps within the function. The value %rax holds at each return:
- * a constant ('c:N'), unchanged since the fence ('same'), or computed ('?').
+ * conditional branches and direct jumps within the function. The value %rax holds at each return, from
+ * a symbolic state of the general registers: a constant ('c:N'), a register's value at the fence ('rK',
+ * followed through register copies), or computed ('?').
  */
 function armToReturn(view: View, fn: Func, fence: number): { ok: boolean; values: Set<string>; why: string } {
   const values = new Set<string>();
   const l0 = view.insnAt(fence);
   if (!l0) return { ok: false, values, why: 'undecodable' };
-  const work: Array<{ loc: Loc | undefined; rax: string }> = [{ loc: next(l0), rax: 'same' }];
+  const init = Array.from({ length: 16 }, (_, k) => `r${k}`);
+  const work: Array<{ loc: Loc | undefined; regs: string[] }> = [{ loc: next(l0), regs: init }];
   const seen = new Set<string>();
   let budget = 96;
   while (work.length) {
-    let { loc, rax } = work.pop()!;
+    const item = work.pop()!;
+    let loc = item.loc;
+    const regs = item.regs;
     while (loc) {
       if (--budget < 0) return { ok: false, values, why: 'too long' };
       const a = addrOf(loc);
-      const key = `${a}:${rax}`;
+      const key = `${a}:${regs.join(',')}`;
       if (seen.has(key)) break;
       seen.add(key);
       const { sc, i } = loc;
       const fc = sc.flow[i]!;
-      if (fc === FlowControl.Return) { values.add(rax); break; }
+      if (fc === FlowControl.Return) { values.add(regs[0]!); break; }
       if (fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch) {
         const d = destOf(view, sc, i);
         if (!d) return { ok: false, values, why: 'indirect jump' };
-        if (fc === FlowControl.UnconditionalBranch && isReturnThunk(d.name)) { values.add(rax); break; }
+        if (fc === FlowControl.UnconditionalBranch && isReturnThunk(d.name)) { values.add(regs[0]!); break; }
         if (Number.isNaN(d.addr)) return { ok: false, values, why: `jump to ${d.name}` };
         if (isTailCall(view, functionAt(view, a), d.addr)) return { ok: false, values, why: `tail call to ${d.name}` };
         if (fc === FlowControl.UnconditionalBranch) { loc = view.insnAt(d.addr); continue; }
-        work.push({ loc: view.insnAt(d.addr), rax });
+        work.push({ loc: view.insnAt(d.addr), regs: [...regs] });
         loc = next(loc);
         continue;
       }
@@ -240,7 +244,10 @@ function armToReturn(view: View, fn: Func, fence: number): { ok: boolean; values
       if (!isNopCode(code)) {
         const insn = view.reader.at(sc, i);
         if (accessesMemory(insn)) return { ok: false, values, why: `memory access at ${view.img.where(a)}` };
-        if (insn.opCount > 0 && insn.opKind(0) === OpKind.Register && gprFamily(insn.op0Register) === 0 && writesOp0(insn.mnemonic)) rax = raxAfter(insn);
+        if (insn.opCount > 0 && insn.opKind(0) === OpKind.Register && writesOp0(insn.mnemonic)) {
+          const r = gprFamily(insn.op0Register);
+          if (r >= 0) regs[r] = valueAfter(insn, regs);
+        }
       }
       loc = next(loc);
     }
@@ -249,11 +256,17 @@ function armToReturn(view: View, fn: Func, fence: number): { ok: boolean; values
   return { ok: values.size > 0, values, why: values.size ? '' : 'no return' };
 }
 
-function raxAfter(insn: InstanceType<typeof iced.Instruction>): string {
+/** The symbolic value an instruction leaves in its destination register. */
+function valueAfter(insn: InstanceType<typeof iced.Instruction>, regs: readonly string[]): string {
   const m = insn.mnemonic;
+  const imm = insn.opCount === 2 && insn.opKind(1) >= OpKind.Immediate8 && insn.opKind(1) <= OpKind.Immediate32to64;
   if ((m === Mnemonic.Xor || m === Mnemonic.Sub) && insn.opCount === 2 && insn.opKind(1) === OpKind.Register && insn.op1Register === insn.op0Register) return 'c:0';
-  if (m === Mnemonic.Mov && insn.opCount === 2 && insn.opKind(1) >= OpKind.Immediate8 && insn.opKind(1) <= OpKind.Immediate32to64) return `c:${BigInt.asIntN(32, insn.immediate(1))}`;
-  if (m === Mnemonic.Or && insn.opCount === 2 && insn.opKind(1) >= OpKind.Immediate8 && insn.opKind(1) <= OpKind.Immediate32to64 && BigInt.asIntN(32, insn.immediate(1)) === -1n) return 'c:-1';
+  if (m === Mnemonic.Mov && imm) return `c:${BigInt.asIntN(32, insn.immediate(1))}`;
+  if (m === Mnemonic.Or && imm && BigInt.asIntN(32, insn.immediate(1)) === -1n) return 'c:-1';
+  if (m === Mnemonic.Mov && insn.opCount === 2 && insn.opKind(1) === OpKind.Register) {
+    const src = gprFamily(insn.op1Register);
+    if (src >= 0 && insn.op0Register !== insn.op1Register) return regs[src]!;
+  }
   return '?';
 }
 

@@ -79,7 +79,7 @@ for (const cc of ['gcc', 'clang'] as const) {
       assert.match(by.get('only_via_ptr')!.message, /no direct call site .* unknown/);
       assert.deepEqual(by.get('only_via_ptr')!.related.map((r) => r.symbol), ['pred_ptr+0x0']);
       // Not findings: fences before the returned value is read, same value on both arms, result used as a value.
-      for (const n of ['is_dm', 'nr_entries', 'mfn_ok', 'same_value', 'is_pv', 'bound_of', 'stub_setup']) assert.ok(!esc.some((x) => base(x.symbol) === n), n);
+      for (const n of ['is_dm', 'nr_entries', 'mfn_ok', 'same_value', 'same_reg', 'is_pv', 'bound_of', 'stub_setup']) assert.ok(!esc.some((x) => base(x.symbol) === n), n);
       // nospec-branch: one_sided_bad only (one_sided_ok's other side returns with no access; stub_setup is a store-bypass barrier).
       assert.deepEqual(f.filter((x) => x.check === 'nospec-branch').map((x) => x.symbol), ['one_sided_bad']);
 
@@ -102,6 +102,7 @@ for (const cc of ['gcc', 'clang'] as const) {
         // Why the exclusions are excluded.
         const why = (fn: string): string[] => [...an.excluded].filter(([b]) => base(view.img.symbolize(b).name) === fn).map(([, w]) => w);
         assert.ok(why('same_value').includes('both arms end in the same value'), JSON.stringify(why('same_value')));
+        assert.ok(why('same_reg').includes('both arms end in the same value'), JSON.stringify(why('same_reg')));
         assert.deepEqual(why('mfn_ok'), [why('mfn_ok')[0]!]);
         assert.match(why('mfn_ok')[0]!, /an arm does work after its fence \(memory access/);
         // is_pv escapes its fences but its result is only used as a value: a predicate with no unprotected use.
