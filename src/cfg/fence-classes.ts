@@ -23,7 +23,7 @@ const { Code, FlowControl, Mnemonic, OpKind } = iced;
 import type { SectionCode } from '../x86/code.js';
 import { featureName } from '../target/features/index.js';
 import { fenceAhead, isReturnThunk } from './flow.js';
-import { fenceInfo, type FenceInfo } from './fences.js';
+import { fenceInfo, type FenceInfo, isAnyFence } from './fences.js';
 import { Func, functionAt, functions } from './functions.js';
 import { gprFamily, isFenceCode, isNopCode, Mem, memOf } from './insn.js';
 import { destOf } from './targets.js';
@@ -75,8 +75,12 @@ export function classifyFences(view: View): FenceClasses {
     if (s.table === '.altinstructions' && s.feature !== undefined && view.features) gateOf.set(s.addr, featureName(view.features, s.feature));
   }
   // Candidate fences: the table's hardening sites, and every fence instruction.
+  // On a patched view a site whose alternative removed the fence is no fence for this CPU.
   const cands = new Map<number, 'branch' | 'lock' | 'other'>();
-  for (const [a, p] of fi.purpose) cands.set(a, p);
+  for (const [a, p] of fi.purpose) {
+    const l = view.insnAt(a);
+    if (l && isAnyFence(view, fi, l.sc, l.i)) cands.set(a, p);
+  }
   for (const sc of view.code()) {
     if (sc.section.name === '.altinstr_replacement' || sc.section.name === '.altinstr_aux') continue;
     for (let i = 0; i < sc.count; i++) {

@@ -276,3 +276,30 @@ test('textpoke check on xen-syms 4.17.7: the inventory in text and JSON, with th
   assert.equal(p2m.severity, 'warning');
   assert.ok(p2m.related.some((r) => r.symbol === 'mem_access_memop+0x94'));
 });
+
+test('xen-syms 4.17.7: what each spec-ctrl= switch removes, on the patched views', () => {
+  const count = (cpu: string): Map<string, number> => {
+    const img = Image.parse(readFileSync(corpus.xenSyms), corpus.xenSyms);
+    const { view } = prepare(img, { cpu });
+    try {
+      const m = new Map<string, number>();
+      for (const f of classifyFences(view).fences) m.set(f.cls, (m.get(f.cls) ?? 0) + 1);
+      return m;
+    } finally {
+      view.dispose();
+    }
+  };
+  const on = count('intel-server');
+  const noBranch = count('intel-server,branch-harden=off');
+  const noLock = count('intel-server,lock-harden=off');
+  const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+  // branch-harden=off removes every pair, one-sided, value and store-bypass fence, and nothing else.
+  for (const c of ['pair', 'one-sided', 'value', 'store-bypass']) assert.equal(noBranch.get(c) ?? 0, 0, c);
+  assert.equal(noBranch.get('lock'), on.get('lock'));
+  assert.equal(total(on) - total(noBranch), (on.get('pair') ?? 0) + (on.get('one-sided') ?? 0) + (on.get('value') ?? 0) + (on.get('store-bypass') ?? 0));
+  // lock-harden=off removes the lock-hardening fences only.
+  assert.equal(noLock.get('lock') ?? 0, 0);
+  assert.equal(noLock.get('pair'), on.get('pair'));
+  assert.equal(total(on) - total(noLock), on.get('lock'));
+  assert.ok((on.get('lock') ?? 0) > 0 && (on.get('pair') ?? 0) > 0);
+});
