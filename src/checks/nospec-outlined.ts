@@ -8,8 +8,8 @@
  * no fence guards (seed 000: an evaluate_nospec() predicate built out of line).
  *
  * A call site is unprotected when the returned value feeds a conditional branch and an arm of that branch
- * reaches a memory access or a call before any speculation barrier (a callee that starts with a barrier
- * counts). Wrappers that return the result unchanged (a call followed by register work and a return, or a
+ * reaches a memory access or a call before any speculation barrier (a barrier inside a direct callee
+ * on that path counts: callees are walked into). Wrappers that return the result unchanged (a call followed by register work and a return, or a
  * tail call) pass the decision on to their own callers; `.isra`/`.part`/`.constprop` clones are functions
  * of their own, `.cold` pieces part of their parent. Indirect calls on an arm are reported as unknown.
  */
@@ -90,10 +90,11 @@ export function analyseEscapes(view: View): EscapeAnalysis {
   const predicates = new Map<number, EscapedPredicate>();
   const pairs = hasAnyFence(view, fi) ? classifyFences(view).pairs : [];
   for (const p of pairs) {
-    const fn = functionAt(view, p.branch);
-    if (!fn) continue;
-    const a = armToReturn(view, fn, p.fall);
-    const b = armToReturn(view, fn, p.taken);
+    const piece = functionAt(view, p.branch);
+    if (!piece) continue;
+    const fn = ownerOf(view, piece); // a pair in foo.cold belongs to foo, which the callers call
+    const a = armToReturn(view, p.fall);
+    const b = armToReturn(view, p.taken);
     if (!a.ok || !b.ok) { excluded.set(p.branch, `an arm does work after its fence (${a.ok ? b.why : a.why})`); continue; }
     if (a.values.size === 1 && b.values.size === 1 && [...a.values][0] === [...b.values][0] && [...a.values][0] !== '?') {
       excluded.set(p.branch, 'both arms end in the same value'); continue;
@@ -204,7 +205,7 @@ function isTailCall(view: View, from: Func | undefined, to: number): boolean {
  * a symbolic state of the general registers: a constant ('c:N'), a register's value at the fence ('rK',
  * followed through register copies), or computed ('?').
  */
-function armToReturn(view: View, fn: Func, fence: number): { ok: boolean; values: Set<string>; why: string } {
+function armToReturn(view: View, fence: number): { ok: boolean; values: Set<string>; why: string } {
   const values = new Set<string>();
   const l0 = view.insnAt(fence);
   if (!l0) return { ok: false, values, why: 'undecodable' };
@@ -252,7 +253,6 @@ function armToReturn(view: View, fn: Func, fence: number): { ok: boolean; values
       loc = next(loc);
     }
   }
-  void fn;
   return { ok: values.size > 0, values, why: values.size ? '' : 'no return' };
 }
 
@@ -314,7 +314,7 @@ function callGraph(view: View): CallGraph {
       let l = sitesOf.get(t);
       if (!l) sitesOf.set(t, (l = []));
       l.push({ loc: { sc, i }, caller: caller!, tail: fc === FlowControl.UnconditionalBranch });
-      const owner = ownerOf(byAddr, caller, view);
+      const owner = ownerOf(view, caller);
       let c = callersOf.get(callee.addr);
       if (!c) callersOf.set(callee.addr, (c = new Set()));
       c.add(owner.addr);
@@ -328,7 +328,7 @@ function callGraph(view: View): CallGraph {
 const byNameCache = new WeakMap<View, Map<string, Func>>();
 
 /** A `.cold` piece's calls belong to its parent. */
-function ownerOf(byAddr: Map<number, Func>, f: Func, view: View): Func {
+function ownerOf(view: View, f: Func): Func {
   if (f.piece !== 'cold' || !f.parent) return f;
   let m = byNameCache.get(view);
   if (!m) {
@@ -336,7 +336,6 @@ function ownerOf(byAddr: Map<number, Func>, f: Func, view: View): Func {
     for (const g of functions(view)) if (!m.has(g.name)) m.set(g.name, g);
     byNameCache.set(view, m);
   }
-  void byAddr;
   return m.get(f.parent) ?? f;
 }
 
@@ -346,7 +345,7 @@ function ownerOf(byAddr: Map<number, Func>, f: Func, view: View): Func {
  */
 function reachFromGuest(view: View, g: CallGraph, from: Func): { entry?: string; why?: string } {
   const seen = new Set<number>([from.addr]);
-  let level = [ownerOf(g.byAddr, from, view)];
+  let level = [ownerOf(view, from)];
   let privileged: string | undefined;
   let init = false;
   for (let depth = 0; depth <= 8 && level.length; depth++) {
