@@ -15,7 +15,7 @@ import { chromium } from 'playwright-core';
 import type { BrowserContext } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const LAUNCH_MS = 30_000;
+const LAUNCH_MS = 20_000;
 /** Default limit for page operations (waitForSelector, click, goto, ...) unless a call passes its own. */
 export const PAGE_MS = 90_000;
 

@@ -16,7 +16,9 @@ import { corpus, repoRoot } from '../support/corpus.js';
 import { tempDir } from '../support/build.js';
 
 const optOut = process.env.TEXTPOKE_NO_QEMU === '1';
-const haveQemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).status === 0;
+/** qemu present and able to start (prints its version within 10 s); a missing one fails the tests at once. */
+const qemuProbe = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' });
+const haveQemu = !qemuProbe.error && qemuProbe.status === 0;
 
 interface Diff {
   section: string;
@@ -84,6 +86,7 @@ function bootOnce(): Run[] {
     encoding: 'utf8',
     maxBuffer: 1 << 28,
     timeout: 360_000,
+    killSignal: 'SIGTERM', // the script kills its guests on SIGTERM; the runner's file limit kills the whole group
   });
   scriptOut = `${r.stdout}\n${r.stderr}`;
   scriptStatus = r.status;
