@@ -6,7 +6,7 @@ import { applyPatches, CpuSpecError, parseCpu, parseLoadMap, parseSymbolMap, pat
 import type { ApplyResult, Cpu } from '../patch/index.js';
 import { featureTable } from '../target/features/index.js';
 import { PROFILES } from '../target/profile.js';
-import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, Io, UsageError } from './context.js';
 import { describeError, openImage, resolveTarget } from './jobs.js';
 
 export interface ApplyCliOptions {
@@ -116,7 +116,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         if (result.relocation) io.out(`  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`);
         for (const s of summarize(result.view)) io.out(`  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`);
       }
-      if (result.errors.length) status.raise(EXIT_USAGE);
-      else if (result.view.findings.some((f) => f.kind === 'bug')) status.raise(EXIT_FINDINGS);
+      // Table entries that cannot be used are findings: named on stderr, the output written without them (exit 1).
+      if (result.errors.length || result.view.findings.some((f) => f.kind === 'bug')) status.raise(EXIT_FINDINGS);
     });
 }

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { TABLE_IDS, TableId, PROFILES } from '../target/profile.js';
-import { EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, Io, UsageError } from './context.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
 import type { SitesTask } from './jobs.js';
@@ -43,7 +43,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         io.out(`\n${files.length} files${failed ? `, ${failed} with errors` : ''}${problems ? `, ${problems} sites with problems` : ''}\n`);
         for (const id of TABLE_IDS) if (totals.has(id)) io.out(`  ${id.padEnd(20)} ${totals.get(id)}\n`);
       }
-      if (failed) status.raise(EXIT_USAGE);
+      if (failed) status.raise(EXIT_FINDINGS); // a file that cannot be used is a finding; unreadable paths stopped in expandPaths
     });
 }
 
