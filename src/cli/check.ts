@@ -7,7 +7,7 @@ import { renderSarif } from '../report/sarif.js';
 import { renderCounts, renderFile, severityOf } from '../report/text.js';
 import { PROFILES } from '../target/profile.js';
 import type { CheckTask } from './check-job.js';
-import { EXIT_FINDINGS, ExitStatus, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
@@ -44,10 +44,10 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       const structured = o.json || o.sarif;
       let failed = 0;
       let errorLevel = false;
-      for await (const [, r] of runAll(tasks, { progress: io.isTTY && !structured, threads: o.jobs })) {
+      for await (const [t, r] of runAll(tasks, { progress: io.isTTY && !structured, threads: o.jobs })) {
         const rep = JSON.parse(r.out) as FileReport;
         if (r.problems) failed++;
-        for (const e of r.errors) io.err(e + '\n');
+        if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
         for (const f of rep.findings) {
           counts.set(f.check, (counts.get(f.check) ?? 0) + 1);
           if (severityOf(f as Finding, o.werror) === 'error') errorLevel = true;

@@ -4,7 +4,7 @@ import type { AppliedPatch, PatchedView } from '../patch/index.js';
 import { featureName } from '../target/features/index.js';
 import { disassemble } from '../x86/format.js';
 import { addApplyOptions, ApplyCliOptions, findingLines, openAndApply } from './apply.js';
-import { EXIT_FINDINGS, ExitStatus, Io } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io } from './context.js';
 
 interface SiteDiff {
   addr: number;
@@ -103,7 +103,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       io.out(`\nsummary (sites changed, bytes changed):\n`);
       for (const [k, e] of [...sum].sort((x, y) => y[1].sites - x[1].sites)) io.out(`  ${String(e.sites).padStart(6)} ${String(e.bytes).padStart(7)}  ${k}\n`);
       for (const n of [...cpu.notes, ...view.notes]) io.out(`note: ${n}\n`);
-      for (const e of result.errors) io.err(`${file}: ${e}\n`);
+      if (result.errors.length) io.err(fileErrorLine(file, result.errors));
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (result.errors.length) status.raise(EXIT_FINDINGS); // entries that cannot be used, as in apply
     });

@@ -14,7 +14,7 @@ import { analyse, FileData, ReportData } from '../report/html/data.js';
 import { modelTraces } from '../report/html/model.js';
 import { renderPage } from '../report/html/page.js';
 import { PROFILES } from '../target/profile.js';
-import { EXIT_FINDINGS, ExitStatus, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
 import { describeError, openImage } from './jobs.js';
@@ -104,7 +104,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       const nFind = data.files.reduce((a, f) => a + f.findings.length, 0);
       const nPages = data.files.reduce((a, f) => a + f.details.length, 0);
       io.out(`${o.output}: ${files.length} file${files.length === 1 ? '' : 's'}, ${nFind} findings, ${nPages} function pages, ${(html.length / 1e6).toFixed(1)} MB\n`);
-      for (const f of data.files) if (f.checked !== 'nothing') for (const e of f.errors) io.err(`${f.path}: ${e}\n`);
+      for (const f of data.files) if (f.checked !== 'nothing' && f.errors.length) io.err(fileErrorLine(f.path, f.errors));
       // Files that cannot be used, and a --cpu one file's feature table does not know (the report shows its
       // bytes as built), are findings: named on stderr and in the report (exit 1). A --cpu no table knows
       // was refused above, before anything was read or written (exit 2).

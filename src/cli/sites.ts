@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { TABLE_IDS, TableId, PROFILES } from '../target/profile.js';
-import { EXIT_FINDINGS, ExitStatus, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
 import type { SitesTask } from './jobs.js';
@@ -28,12 +28,12 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       let problems = 0;
       if (o.json) io.out('{"files":[');
       let first = true;
-      for await (const [, r] of runAll(tasks, { progress: io.isTTY, threads: o.jobs })) {
+      for await (const [t, r] of runAll(tasks, { progress: io.isTTY, threads: o.jobs })) {
         if (o.json) {
           io.out((first ? '\n' : ',\n') + r.out);
           first = false;
         } else if (r.out) io.out(o.summary ? summaryLine(r.out) : r.out);
-        for (const e of r.errors) io.err(e + '\n');
+        if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
         if (r.errors.length) failed++;
         problems += r.problems ?? 0;
         for (const [k, v] of Object.entries(r.counts ?? {})) totals.set(k, (totals.get(k) ?? 0) + (v ?? 0));

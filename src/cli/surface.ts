@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { addCounts, Counts, countsLine, emptyCounts, HEAD } from '../surface/inventory.js';
-import { EXIT_FINDINGS, ExitStatus, Io } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io } from './context.js';
 import { DEFAULT_CPU, validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
@@ -23,10 +23,10 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       let failed = 0;
       let first = true;
       if (o.json) io.out('{"files":[');
-      for await (const [, r] of runAll(tasks, { progress: io.isTTY })) {
+      for await (const [t, r] of runAll(tasks, { progress: io.isTTY })) {
         if (o.json) { if (r.out) { io.out((first ? '\n' : ',\n') + r.out); first = false; } }
         else if (files.length === 1 || o.all) io.out(r.out);
-        for (const e of r.errors) io.err(e + '\n');
+        if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
         if (r.errors.length) failed++;
         if (r.data) addCounts(totals, r.data as Counts);
       }
