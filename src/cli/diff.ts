@@ -55,7 +55,7 @@ function lines(img: Image, view: PatchedView, bytes: Uint8Array, addr: number, e
   void view;
   return disassemble(bytes, addr, { img, relocs }).map((i) => {
     let t = i.text;
-    for (const [w, name] of externNames) if (t.includes(w)) t = t.replace(new RegExp(w.replace(/[.+]/g, '\\$&') + '(?![0-9a-f])', 'g'), name);
+    for (const [w, name] of externNames) if (t.includes(w)) t = t.replace(new RegExp(w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '(?![0-9a-f])', 'g'), name); // symbol names from the file may hold any character
     return t;
   });
 }

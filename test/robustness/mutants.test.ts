@@ -8,7 +8,7 @@
  * sample of the mutants goes through the real command line (bin/textpoke.js) in multi-file runs, where the
  * good files must still be reported.
  *
- * TEXTPOKE_MUTANTS=N changes the number of module mutants (default 2400) for a longer or shorter run.
+ * TEXTPOKE_MUTANTS=N changes the number of module mutants (default 4000) for a longer or shorter run.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,8 +25,8 @@ const PLAIN = [
   'lib/crc-itu-t.ko', 'drivers/char/hw_random/virtio-rng.ko', 'fs/fat/vfat.ko', 'net/sched/sch_prio.ko',
 ];
 const COMPRESSED = ['net/ipv4/tcp_bic.ko.xz', 'crypto/crc32_generic.ko.xz', 'net/sched/sch_prio.ko.xz'];
-const MUTANTS = Number(process.env.TEXTPOKE_MUTANTS ?? 2400);
-const LARGE_MUTANTS = 12;
+const MUTANTS = Number(process.env.TEXTPOKE_MUTANTS ?? 4000);
+const LARGE_MUTANTS = 24;
 const HEAP_LIMIT_MB = 768;
 const HEAP_BOUND_MB = 512;
 /** The whole in-process run; the runner's per-file limit is far above it. */
