@@ -4,10 +4,11 @@
  * CHROMIUM_PATH. Each launch gets a fresh profile directory, removed on close.
  *
  * A browser that is missing or cannot start fails the launch at once with one line naming the executable
- * (the launch itself is bounded by LAUNCH_MS), and every later launch in the same test file fails with the
+ * (`--version` must answer within PROBE_MS, the launch itself within LAUNCH_MS), and every later launch in the same test file fails with the
  * same line without trying again. Every page operation has a default time limit, so a page that never
  * reaches a state fails its test instead of waiting.
  */
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import type { BrowserContext } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const LAUNCH_MS = 20_000;
+const PROBE_MS = 10_000;
 /** Default limit for page operations (waitForSelector, click, goto, ...) unless a call passes its own. */
 export const PAGE_MS = 90_000;
 
@@ -48,6 +50,14 @@ function preflight(): void {
     accessSync(CHROMIUM, constants.X_OK);
   } catch {
     throw new BrowserUnavailable(`chromium cannot start: ${CHROMIUM} is not an executable file (${hint})`);
+  }
+  // A browser that starts prints its version at once; one that hangs or exits is caught here in seconds,
+  // before playwright waits out its launch limit and then the browser's shutdown.
+  const v = spawnSync(CHROMIUM, ['--version'], { encoding: 'utf8', timeout: PROBE_MS, killSignal: 'SIGKILL' });
+  if (v.error || v.status !== 0 || !/chrom/i.test(v.stdout)) {
+    const why = v.error ? ((v.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? `\`${CHROMIUM} --version\` did not answer in ${PROBE_MS / 1000} s` : v.error.message)
+      : `\`${CHROMIUM} --version\` ${v.status !== 0 ? `exited ${v.status ?? v.signal}` : 'printed no version'}`;
+    throw new BrowserUnavailable(`chromium cannot start: ${why} (${hint})`);
   }
 }
 
