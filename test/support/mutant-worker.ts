@@ -6,7 +6,7 @@
  * surface, symbols --ambiguous and, for a share of the mutants, report.
  *
  * Per run it checks the contract: exit 0, 1 or 2 only; no internal error and no stack trace; at most one
- * error line on stderr, naming the file; a time bound; apply and report leave their output only when they
+ * error line on stderr, naming the file; no address printed as negative hex; a time bound; apply and report leave their output only when they
  * succeed (exit 0 or 1), never a partial or temporary file, and apply's output parses again. Anything else
  * is a violation, reported back with the mutant's seed position so it can be reproduced.
  *
@@ -213,6 +213,8 @@ async function runOne(name: string, args: string[], file: string, label: string,
   if (/internal error/.test(err) || /\n\s+at /.test(err) || /\b(TypeError|RangeError|ReferenceError|SyntaxError)\b/.test(err)) {
     violation(`${label} ${name}: ${err.slice(0, 400)}`);
   }
+  const negative = /0x-[0-9a-f]/.exec(io.o) ?? /0x-[0-9a-f]/.exec(err);
+  if (negative) violation(`${label} ${name}: an address printed as negative hex: ${negative.input.slice(Math.max(0, negative.index - 80), negative.index + 40)}`);
   const errorLines = err.split('\n').filter((l) => l && !/: warning: textpoke: /.test(l));
   if (errorLines.length > 1) violation(`${label} ${name}: ${errorLines.length} error lines:\n${errorLines.slice(0, 4).join('\n')}`);
   for (const l of errorLines) if (!l.startsWith(`${file}: `) && !l.startsWith(`textpoke: ${file}: `)) violation(`${label} ${name}: error line does not name the file: ${l}`);
