@@ -388,7 +388,7 @@ function parseArgs(argv) {
 /** Boots (or reuses) every model and returns [{model, boot, guest}]. */
 export async function runGuests(o) {
   for (const tool of ['qemu-system-x86_64', 'gcc', 'cpio']) {
-    if (!which(tool)) throw new UsageError(`${tool} not found (CI installs the packages in .ci/apt-packages.txt)`);
+    if (!which(tool)) throw new UsageError(`${tool} not found (npm test installs it through scripts/setup-system.mjs)`);
   }
   need(vmlinuz, 'corpus kernel (run: node scripts/fetch-corpus.mjs)');
   mkdirSync(work, { recursive: true });

@@ -27,9 +27,15 @@ export interface ReportOptions {
   modelStates?: number;
 }
 
-/** The viewer's compiled JavaScript and Graphviz's browser build, read from the installed package. */
+/**
+ * The viewer's compiled JavaScript and Graphviz's browser build, read from the installed package. The page
+ * runs the viewer as one classic script, so the wire codec it imports (wire.js) goes in front of it and the
+ * import line goes.
+ */
 export function pageParts(): { viewerJs: string; vizJs: string } {
-  const viewerJs = readFileSync(fileURLToPath(new URL('../report/html/viewer.js', import.meta.url)), 'utf8');
+  const compiled = (name: string): string => readFileSync(fileURLToPath(new URL(`../report/html/${name}`, import.meta.url)), 'utf8')
+    .replace(/^\/\/# sourceMappingURL=.*$/m, '');
+  const viewerJs = compiled('wire.js') + '\n' + compiled('viewer.js').replace(/^import \{[^}]*\} from '\.\/wire\.js';$/m, '');
   const req = createRequire(import.meta.url);
   const vizMain = req.resolve('@viz-js/viz');
   const vizJs = readFileSync(join(dirname(vizMain), 'viz-global.js'), 'utf8');

@@ -5,7 +5,7 @@
  * (2) textpoke's patched view for the features and mitigations the guest reported.
  *
  * Needs qemu-system-x86_64, busybox-static, cpio and gcc's static libc (CI installs
- * .ci/apt-packages.txt). Without qemu this fails, unless TEXTPOKE_NO_QEMU=1 opts out explicitly.
+ * scripts/setup-system.mjs, run by `npm test`). Without qemu this fails, unless TEXTPOKE_NO_QEMU=1 opts out explicitly.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -78,7 +78,7 @@ function boot(): Run[] {
 
 function bootOnce(): Run[] {
   if (!haveQemu) {
-    throw new Error('qemu-system-x86_64 is not installed: install the packages in .ci/apt-packages.txt, or set TEXTPOKE_NO_QEMU=1 to opt out of the ground-truth test');
+    throw new Error('qemu-system-x86_64 is missing or cannot start: install the Debian package qemu-system-x86 (npm test does, through scripts/setup-system.mjs), or set TEXTPOKE_NO_QEMU=1 to opt out of the ground-truth test');
   }
   corpus.vmlinuz61; // fails with the corpus hint when missing
   const out = join(tempDir(), 'groundtruth.json');
@@ -111,7 +111,7 @@ test('ground truth: each CPU model boots the 6.1 kernel, loads xfs and kvm and d
     const g = r.guest;
     assert.ok(g.done, `${r.model}: the guest did not finish\n${scriptOut}`);
     assert.deepEqual(g.errors, [], `${r.model}: guest errors`);
-    assert.equal(g.release, '6.1.0-47-amd64');
+    assert.equal(g.release, corpus.release61);
     assert.deepEqual(g.insmod, ['crc32c_generic.ko', 'libcrc32c.ko', 'xfs.ko', 'irqbypass.ko', 'kvm.ko']);
     assert.equal(r.comparison.text, 'ffffffff81000000', `${r.model}: nokaslr`);
     assert.ok(g.flags.includes('lm') && g.flags.length > 20, `${r.model}: cpuinfo flags`);

@@ -1,7 +1,7 @@
 /**
  * Cross-check with SPIN: every built-in protocol x scenario, written as Promela by --promela, must get
  * the same verdict from SPIN (spin -a, gcc, pan) as from textpoke's own explorer. Needs the Debian
- * package `spin` (listed in .ci/apt-packages.txt) and gcc; fails, never skips, when they are missing.
+ * package `spin` (installed by `npm test` through scripts/setup-system.mjs) and gcc; fails, never skips, when they are missing.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
