@@ -10,10 +10,10 @@
  *
  * TEXTPOKE_MUTANTS=N changes the number of module mutants (default 4000) for a longer or shorter run.
  */
-import test from 'node:test';
+import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { corpus, repoRoot } from '../support/corpus.js';
@@ -34,6 +34,11 @@ const WORKER_MS = 480_000;
 
 let result: MutantResult;
 const keepDir = tempDir('textpoke-mutants-kept-');
+const workDir = tempDir('textpoke-mutants-work-');
+const reportDir = tempDir('textpoke-mutants-report-');
+after(() => {
+  for (const d of [keepDir, workDir, reportDir]) rmSync(d, { recursive: true, force: true });
+});
 
 test(`${MUTANTS} module mutants and ${LARGE_MUTANTS} xen-syms mutants through every command, in-process`, { timeout: WORKER_MS + 30_000 }, async () => {
   const input: MutantInput = {
@@ -48,6 +53,7 @@ test(`${MUTANTS} module mutants and ${LARGE_MUTANTS} xen-syms mutants through ev
     largeBoundMs: 30_000,
     keepDir,
     keep: 24,
+    workDir,
   };
   const worker = new Worker(new URL('../support/mutant-worker.js', import.meta.url), {
     workerData: input,
@@ -94,7 +100,7 @@ test('multi-file runs of the real command line: every bad mutant named at most o
   assert.ok(kept.length >= 12, `${kept.length} mutants kept`);
   const goodPlain = corpus.module61('net/ipv4/tcp_bic.ko');
   const goodXz = join(corpus.modules612, 'crypto/crc32_generic.ko.xz');
-  const out = tempDir('textpoke-mutants-report-');
+  const out = reportDir;
   const commands: [string, string[]][] = [
     ['sites', ['sites', '--json']],
     ['check', ['check', '--json']],

@@ -15,7 +15,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getHeapStatistics } from 'node:v8';
 import { Image } from '../../src/elf/image.js';
@@ -41,6 +40,8 @@ export interface MutantInput {
   /** Directory where a sample of mutants is kept for the multi-file runs of the real CLI. */
   keepDir: string;
   keep: number;
+  /** Scratch directory for the mutants and outputs (removed by the worker, and by the test if the worker is stopped). */
+  workDir: string;
 }
 
 export interface CommandFigures { runs: number; exits: [number, number, number]; worstMs: number; worstFile: string }
@@ -170,7 +171,7 @@ interface Io { o: string; e: string; isTTY: boolean; out(t: string): void; err(t
 const io: Io = { o: '', e: '', isTTY: false, out(t) { io.o += t; }, err(t) { io.e += t; } };
 
 const ALL_CHECKS = CHECKS.map((c) => c.id).join(',');
-const work = join(tmpdir(), `textpoke-mutants-${process.pid}-${input.seed}`);
+const work = input.workDir;
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 mkdirSync(input.keepDir, { recursive: true });
