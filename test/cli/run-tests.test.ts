@@ -3,18 +3,22 @@
  * leaves a server listening after its tests pass, and a stale compiled test whose source is gone. The
  * runner must kill the first two at their limits, never run the third, and exit non-zero in bounded time.
  */
-import test from 'node:test';
+import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../support/build.js';
 import { repoRoot } from '../support/corpus.js';
 
 const runner = join(repoRoot, 'scripts', 'run-tests.mjs');
 
+const trees: string[] = [];
+after(() => { for (const d of trees) rmSync(d, { recursive: true, force: true }); });
+
 function tree(files: Record<string, string>): string {
   const dir = tempDir('textpoke-runner-');
+  trees.push(dir);
   writeFileSync(join(dir, 'package.json'), '{"type": "module"}\n');
   for (const [rel, text] of Object.entries(files)) {
     mkdirSync(join(dir, rel, '..'), { recursive: true });
