@@ -241,13 +241,13 @@ async function runOne(name: string, args: string[], file: string, label: string,
   }
 }
 
-async function runAllCommands(file: string, label: string, bound: number, withReport: boolean, light: boolean): Promise<void> {
+async function runAllCommands(file: string, label: string, bound: number, withReport: boolean): Promise<void> {
   const outElf = join(work, 'out.ko');
   await runOne('sites', ['sites', file], file, label, bound);
   await runOne('apply', ['apply', file, '--cpu', 'intel-server', '-o', outElf, '--quiet'], file, label, bound, { path: outElf, kind: 'elf' });
   await runOne('diff', ['diff', file, '--cpu', 'amd-server'], file, label, bound);
   await runOne('check', ['check', '--checks', ALL_CHECKS, file], file, label, bound);
-  if (!light) await runOne('check --cpu as-built', ['check', '--checks', ALL_CHECKS, '--cpu', 'as-built', file], file, label, bound);
+  await runOne('check --cpu as-built', ['check', '--checks', ALL_CHECKS, '--cpu', 'as-built', file], file, label, bound);
   await runOne('surface', ['surface', file], file, label, bound);
   await runOne('symbols --ambiguous', ['symbols', '--ambiguous', file], file, label, bound);
   if (withReport) {
@@ -268,6 +268,8 @@ for (const path of [...input.plain, ...input.compressed, ...input.large]) {
 const small = originals.filter((o) => !o.large);
 const large = originals.filter((o) => o.large);
 
+/** Mutants kept for the multi-file runs: spread over the whole run, whatever its length. */
+const keepStride = Math.max(1, Math.floor(input.mutants / (input.keep + 1)));
 let n = 0;
 async function one(o: Original, i: number, large: boolean): Promise<void> {
   const [m, kind] = o.compressed ? mutateCompressed(o.bytes, o.elf, o.img) : mutateElf(o.elf, o.img);
@@ -276,8 +278,8 @@ async function one(o: Original, i: number, large: boolean): Promise<void> {
   const file = join(work, name);
   writeFileSync(file, m);
   const label = `mutant ${name} (seed 0x${input.seed.toString(16)}, ${kind})`;
-  await runAllCommands(file, label, large ? input.largeBoundMs : input.boundMs, !large ? i % input.reportEvery === 0 : i === 0, large);
-  if (kept.length < input.keep && !large && i % 7 === 3) {
+  await runAllCommands(file, label, large ? input.largeBoundMs : input.boundMs, !large ? i % input.reportEvery === 0 : i === 0);
+  if (kept.length < input.keep && !large && i % keepStride === keepStride - 1) {
     const k = join(input.keepDir, name);
     writeFileSync(k, m);
     kept.push(k);
