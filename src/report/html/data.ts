@@ -22,6 +22,7 @@ import { functions, Func } from '../../cfg/functions.js';
 import { isFenceCode } from '../../cfg/insn.js';
 import type { View } from '../../cfg/view.js';
 import { CHECKS } from '../../checks/index.js';
+import { inventory as fenceInventory } from '../../cfg/fence-classes.js';
 import type { Finding } from '../../checks/finding.js';
 import { prepare, runChecks } from '../../checks/run.js';
 import type { PrepareOptions } from '../../checks/run.js';
@@ -105,6 +106,8 @@ export interface FileData {
   readonly details: FnDetail[];
   /** One of this file's patcher writes, for the model checker to try the live-patching protocols on. */
   readonly modelSite?: ModelSite;
+  /** Speculation barriers per class and gating feature, with the `spec-ctrl=` switch that removes them (cfg/fence-classes.ts). */
+  readonly fences?: Array<{ cls: string; gate: string; switch?: string; count: number }>;
 }
 
 export interface ModelSite {
@@ -313,6 +316,7 @@ function collect(
     functions: list,
     details,
     ...(modelSite ? { modelSite } : {}),
+    fences: fenceInventory(view),
   };
 }
 
