@@ -86,8 +86,8 @@ function runFile(file) {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: childEnv,
     });
-    running.set(child.pid, { name, child });
     const chunks = [];
+    running.set(child.pid, { name, child, chunks });
     child.stdout.on('data', (b) => chunks.push(b));
     child.stderr.on('data', (b) => chunks.push(b));
     let reason = '';
@@ -109,6 +109,8 @@ function runFile(file) {
 }
 
 const watchdog = setTimeout(() => {
+  // What the killed files printed so far says where they were.
+  for (const r of running.values()) process.stdout.write(`\n# ${r.name} (killed by the watchdog; its output so far)\n${Buffer.concat(r.chunks).toString('utf8')}`);
   process.stderr.write(`\nrun-tests: the run passed its ${runLimit} s limit; killing ${[...running.values()].map((r) => r.name).join(', ') || 'nothing'}\n`);
   killAll();
   process.exit(1);

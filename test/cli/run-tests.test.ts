@@ -71,12 +71,13 @@ test('a hanging test, and a file that leaves a server running, are killed; a sta
 test('the whole-run watchdog kills what is running and exits 1', { timeout: 60_000 }, () => {
   const dir = tree({
     'test/slow.test.ts': '',
-    'dist/test/slow.test.js': "import test from 'node:test'; test('sleeps', () => new Promise((ok) => setTimeout(ok, 120_000)));\n",
+    'dist/test/slow.test.js': "import test from 'node:test'; test('finishes', () => {}); test('sleeps', () => new Promise((ok) => setTimeout(ok, 120_000)));\n",
   });
   const r = runTree(dir, { TEXTPOKE_TEST_RUN_TIMEOUT: '3' });
   assert.equal(r.code, 1, r.out);
   assert.ok(r.ms < 20_000, `took ${r.ms} ms`);
   assert.match(r.out, /passed its 3 s limit; killing dist\/test\/slow\.test\.js/);
+  assert.match(r.out, /# dist\/test\/slow\.test\.js \(killed by the watchdog; its output so far\)\n[^]*finishes/);
 });
 
 test('passing files exit 0; a filter that matches nothing exits 1 with one line', { timeout: 60_000 }, () => {
