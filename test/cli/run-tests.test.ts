@@ -89,3 +89,24 @@ test('passing files exit 0; a filter that matches nothing exits 1 with one line'
   assert.equal(none.code, 1);
   assert.match(none.out, /no test files matching no-such-test/);
 });
+
+test('the browser tests with a browser that cannot start fail at once with one line, and the runner exits', { timeout: 150_000 }, () => {
+  for (const chromium of [join(tempDir(), 'no-chromium'), '/bin/false']) {
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [runner, 'dist/test/e2e/', 'dist/test/report-html/escape'], {
+      encoding: 'utf8',
+      env: { ...process.env, CHROMIUM_PATH: chromium },
+      timeout: 60_000,
+      killSignal: 'SIGKILL',
+    });
+    const out = `${r.stdout}\n${r.stderr}`;
+    const ms = Date.now() - t0;
+    assert.equal(r.signal, null, `the runner did not exit within a minute:\n${out}`);
+    assert.equal(r.status, 1, out);
+    assert.ok(ms < 60_000, `${ms} ms`);
+    assert.match(out, /run-tests: 3 files in \d+ s, 3 failed/);
+    const reasons = out.split('\n').filter((l) => l.includes('BrowserUnavailable: chromium cannot start'));
+    assert.ok(reasons.length >= 4, out);
+    assert.ok(reasons.every((l) => l.includes(chromium)), 'each reason names the executable');
+  }
+});
