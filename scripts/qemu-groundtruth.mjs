@@ -229,6 +229,11 @@ function writeAtomic(path, data) {
  * into a private directory (two runs of this script in one tree must not share a debugcon file); the
  * results are then published to .cache/groundtruth/<model>/ for --reuse.
  */
+// Guests still running when this script is stopped (a test's time limit, ^C) are killed with it.
+const guests = new Set();
+process.on('exit', () => { for (const c of guests) c.kill('SIGKILL'); });
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15)));
+
 function boot(spec, initrd, timeoutMs) {
   const [model, extra] = splitModel(spec);
   const dir = mkdtempSync(join(work, 'boot-'));
@@ -243,6 +248,8 @@ function boot(spec, initrd, timeoutMs) {
   return new Promise((resolvePromise) => {
     const started = Date.now();
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    guests.add(child);
+    child.on('error', (e) => { log += `qemu-system-x86_64 cannot start: ${e.message}\n`; });
     let log = '';
     child.stdout.on('data', (d) => (log += d.toString('latin1')));
     child.stderr.on('data', (d) => (log += d.toString('latin1')));
@@ -252,6 +259,7 @@ function boot(spec, initrd, timeoutMs) {
       child.kill('SIGKILL');
     }, timeoutMs);
     child.on('close', (code) => {
+      guests.delete(child);
       clearTimeout(timer);
       const stream = existsSync(dbg) ? readFileSync(dbg) : Buffer.alloc(0);
       rmSync(dir, { recursive: true, force: true });
@@ -379,7 +387,7 @@ function parseArgs(argv) {
 /** Boots (or reuses) every model and returns [{model, boot, guest}]. */
 export async function runGuests(o) {
   for (const tool of ['qemu-system-x86_64', 'gcc', 'cpio']) {
-    if (!which(tool)) throw new UsageError(`${tool} not found (CI installs the packages in .ci/apt-packages.txt)`);
+    if (!which(tool)) throw new UsageError(`${tool} not found (npm test installs it through scripts/setup-system.mjs)`);
   }
   need(vmlinuz, 'corpus kernel (run: node scripts/fetch-corpus.mjs)');
   mkdirSync(work, { recursive: true });

@@ -49,10 +49,11 @@ async function openFunction(page: Page, name: string): Promise<void> {
 }
 
 test('playground: xen-syms, xfs.ko, a 6.12 xfs.ko.xz (chosen) and an object (dropped) analysed in the browser', async () => {
-  buildWeb();
-  const server = await serve(webDist);
-  const b = await launchChromium();
+  const b = await launchChromium(); // first: a browser that cannot start fails the test before anything is built or served
+  let server: Awaited<ReturnType<typeof serve>> | undefined;
   try {
+    buildWeb();
+    server = await serve(webDist);
     const errors: string[] = [];
     const page = await b.context.newPage();
     await load(page, server.url, corpus.xenSyms, errors);
@@ -107,7 +108,10 @@ test('playground: xen-syms, xfs.ko, a 6.12 xfs.ko.xz (chosen) and an object (dro
     assert.match((await page4.textContent('#tp-findings tr.finding'))!, /nospec-branch.*one_sided\+0x2/);
     assert.deepEqual(errors, []);
   } finally {
-    await b.close();
-    await server.close();
+    try {
+      await b.close();
+    } finally {
+      await server?.close();
+    }
   }
 });

@@ -42,16 +42,16 @@ async function openFunction(page: Page, name: string): Promise<void> {
 }
 
 test('report on xen-syms: sites, the outlined-predicate findings, a function graph with the offending branch, a model trace', async () => {
-  const html = report(corpus.xenSyms, 'xen-syms.html');
-  const size = statSync(html).size;
-  assert.ok(size < 10e6, `report is ${size} bytes`);
-  const text = readFileSync(html, 'utf8');
-  const json = text.slice(text.indexOf('id="tp-data">') + 13, text.indexOf('</script>', text.indexOf('id="tp-data">')));
-  assert.ok(json.length > 1000 && !json.includes('<'), 'embedded JSON holds no raw <');
-
-  const b = await launchChromium();
+  const b = await launchChromium(); // first: a browser that cannot start fails at once
   const errors: string[] = [];
   try {
+    const html = report(corpus.xenSyms, 'xen-syms.html');
+    const size = statSync(html).size;
+    assert.ok(size < 10e6, `report is ${size} bytes`);
+    const text = readFileSync(html, 'utf8');
+    const json = text.slice(text.indexOf('id="tp-data">') + 13, text.indexOf('</script>', text.indexOf('id="tp-data">')));
+    assert.ok(json.length > 1000 && !json.includes('<'), 'embedded JSON holds no raw <');
+
     const page = await b.context.newPage();
     await open(page, html, errors);
     assert.equal(await page.textContent('#tp-count-sites-0'), String(nmXenAltCount(corpus.xenSyms)));
@@ -97,10 +97,10 @@ test('report on xen-syms: sites, the outlined-predicate findings, a function gra
 });
 
 test('report on xfs.ko: sites per table, no findings, a retpoline and a return thunk patched side by side', async () => {
-  const html = report(corpus.module61('fs/xfs/xfs.ko'), 'xfs.html');
-  const b = await launchChromium();
+  const b = await launchChromium(); // first: a browser that cannot start fails at once
   const errors: string[] = [];
   try {
+    const html = report(corpus.module61('fs/xfs/xfs.ko'), 'xfs.html');
     const page = await b.context.newPage();
     await open(page, html, errors);
     // Every entry of every table section, as readelf sizes them.

@@ -5,7 +5,7 @@
  * (2) textpoke's patched view for the features and mitigations the guest reported.
  *
  * Needs qemu-system-x86_64, busybox-static, cpio and gcc's static libc (CI installs
- * .ci/apt-packages.txt). Without qemu this fails, unless TEXTPOKE_NO_QEMU=1 opts out explicitly.
+ * scripts/setup-system.mjs, run by `npm test`). Without qemu this fails, unless TEXTPOKE_NO_QEMU=1 opts out explicitly.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,9 @@ import { corpus, repoRoot } from '../support/corpus.js';
 import { tempDir } from '../support/build.js';
 
 const optOut = process.env.TEXTPOKE_NO_QEMU === '1';
-const haveQemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).status === 0;
+/** qemu present and able to start (prints its version within 10 s); a missing one fails the tests at once. */
+const qemuProbe = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' });
+const haveQemu = !qemuProbe.error && qemuProbe.status === 0;
 
 interface Diff {
   section: string;
@@ -76,7 +78,7 @@ function boot(): Run[] {
 
 function bootOnce(): Run[] {
   if (!haveQemu) {
-    throw new Error('qemu-system-x86_64 is not installed: install the packages in .ci/apt-packages.txt, or set TEXTPOKE_NO_QEMU=1 to opt out of the ground-truth test');
+    throw new Error('qemu-system-x86_64 is missing or cannot start: install the Debian package qemu-system-x86 (npm test does, through scripts/setup-system.mjs), or set TEXTPOKE_NO_QEMU=1 to opt out of the ground-truth test');
   }
   corpus.vmlinuz61; // fails with the corpus hint when missing
   const out = join(tempDir(), 'groundtruth.json');
@@ -84,6 +86,7 @@ function bootOnce(): Run[] {
     encoding: 'utf8',
     maxBuffer: 1 << 28,
     timeout: 360_000,
+    killSignal: 'SIGTERM', // the script kills its guests on SIGTERM; the runner's file limit kills the whole group
   });
   scriptOut = `${r.stdout}\n${r.stderr}`;
   scriptStatus = r.status;
