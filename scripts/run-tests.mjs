@@ -72,6 +72,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 process.on('exit', killAll);
 
 // A runner started from inside a test (the runner's own test) must not look like a nested node:test run.
+/** @type {NodeJS.ProcessEnv} */
 const childEnv = { ...process.env, FORCE_COLOR: process.stdout.isTTY ? '1' : '0' };
 delete childEnv.NODE_TEST_CONTEXT;
 
