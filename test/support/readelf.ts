@@ -34,3 +34,12 @@ export function nmXenAltCount(path: string): number {
   if (start === undefined || end === undefined) throw new Error(`${path}: no __alt_instructions symbols`);
   return Number(end - start) / 14;
 }
+
+/** Size of one section of an ELF file, from `readelf -SW` (throws when the file has no such section). */
+export function sectionSize(path: string, name: string): number {
+  for (const line of execFileSync('readelf', ['-SW', path], { encoding: 'utf8' }).split('\n')) {
+    const m = /\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)/.exec(line);
+    if (m && m[1] === name) return parseInt(m[2]!, 16);
+  }
+  throw new Error(`${path}: no section ${name}`);
+}
