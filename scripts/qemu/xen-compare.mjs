@@ -19,10 +19,13 @@ const imp = (p) => import(pathToFileURL(join(dist, p)).href);
 
 /** Classes of differing sites that are explained (with what checks them). */
 export const EXPLAINED = {
-  'altcall-boot-pointer':
-    'an altcall through a function pointer the hypervisor sets while it boots from a value the binary does not decide ' +
-    '(textpoke leaves it indirect); the guest\'s direct branch goes exactly to the pointer\'s value in the dumped data ' +
+  'altcall-platform-timer':
+    'an altcall through the platform timer\'s ops (plt_src: HPET, ACPI PM timer or PIT, whichever the machine has): ' +
+    'textpoke leaves it unresolved, and the guest\'s direct branch goes exactly to the pointer\'s value in the dumped data ' +
     '(+4 past an ENDBR64)',
+  'altcall-boot-pointer':
+    'an altcall through another pointer the boot sets that textpoke does not resolve (listed per run; 4.20\'s ucode_ops, ' +
+    'copied inline by ucode_probe_{intel,amd}); checked the same way against the dumped pointer',
 };
 
 /** offsetof(struct cpuinfo_x86, x86_capability) in 4.17 and 4.20: 4 bytes, cpuid_level, extended_cpuid_level. */
@@ -253,11 +256,13 @@ function classify({ site, off, guest, tp, at, file, mem, img, nameOf }) {
     const v = p ? u64(p, 0) : undefined;
     const via = `${nameOf(slot)} = ${v === undefined ? '?' : v ? nameOf(v) : 'NULL'}`;
     const ud = guest[0] === 0x0f && guest[1] === 0x0b && guest[2] === 0x0f && guest[3] === 0xff;
+    const tpUnresolved = (tp[0] === 0x0f && tp[1] === 0x0b && tp[2] === 0x0f && tp[3] === 0xff) || (tp[0] === 0xff && tp[1] === file[1]);
+    if (!tpUnresolved) return { name: 'altcall-wrong-target', detail: via, slot: nameOf(slot) };
     if ((guest[0] & 0xfe) === 0xe8 && (guest[0] === 0xe8) === (file[1] === 0x15)) {
       const dest = at + 5n + BigInt(s32(guest, 1));
       if (v === undefined) return { name: 'altcall-pointer-not-dumped', detail: via, slot: nameOf(slot) };
       // The guest's ENDBR64 may be poisoned by now (cf_clobber): the file's bytes decide the +4.
-      if (v && (dest === v || dest === v + 4n) && (dest === v) !== isEndbr(fileBytes(v, 4))) return { name: 'altcall-boot-pointer', detail: via, slot: nameOf(slot) };
+      if (v && (dest === v || dest === v + 4n) && (dest === v) !== isEndbr(fileBytes(v, 4))) return { name: nameOf(slot).startsWith('plt_src') ? 'altcall-platform-timer' : 'altcall-boot-pointer', detail: via, slot: nameOf(slot) };
       return { name: 'altcall-pointer-changed', detail: `${via}; guest -> ${nameOf(dest)}`, slot: nameOf(slot) };
     }
     if (ud) return { name: v === 0n ? 'altcall-null-at-patching' : 'altcall-null-then-set', detail: via, slot: nameOf(slot) };

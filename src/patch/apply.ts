@@ -27,6 +27,7 @@ import { applyLinuxStaticCalls } from './linux-static-calls.js';
 import { relocate, RelocateResult } from './relocate.js';
 import { PatchedView } from './view.js';
 import { applyXenAlternatives, XenOptions } from './xen-alternatives.js';
+import { xenAltcallTargets } from './xen-altcall-targets.js';
 import { applyXenCfClobber } from './xen-cf-clobber.js';
 
 export interface ApplyOptions {
@@ -72,7 +73,9 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
   let relocation: RelocateResult | undefined;
   if (img.kind === 'rel') relocation = relocate(view, { symbols: opts.symbols });
   if (profile.os === 'xen') {
-    applyXenAlternatives(view, sites, cpu, opts.xen);
+    // Altcall pointers the boot sets from the binary's own ops structures (unless the caller gives values).
+    const targets = opts.xen?.pointerValue ? undefined : xenAltcallTargets(view, cpu);
+    applyXenAlternatives(view, sites, cpu, targets ? { ...opts.xen, pointerValue: (a, p) => targets.value(a, p) } : opts.xen);
     applyXenCfClobber(view, cpu);
   } else {
     const rules = profile.alt === 'linux-12' ? '6.1' : 'modern';

@@ -1,0 +1,124 @@
+/**
+ * Xen altcall destinations the binary decides. An altcall (`alternative_call(ops.fn, ...)`) is patched into a
+ * direct call to whatever the function pointer holds when _apply_alternatives runs; many of those pointers are
+ * NULL in xen-syms and filled in while Xen boots, mostly by copying a whole ops structure chosen by the CPU's
+ * vendor or features, or by assigning a function from a constant. This module reproduces those assignments
+ * (Xen 4.17 and 4.20, read from their sources) with the values taken from the image itself:
+ *
+ *  before the first pass (early_cpu_init, identify_cpu/mcheck_init, early_microcode_init, the APIC probe):
+ *   - `actual_cpu = {intel,amd,hygon}_cpu_dev` by vendor (cpu/common.c early_cpu_init);
+ *   - `mce_callbacks = intel_callbacks` (Intel) or `k8_callbacks` / `k10_callbacks` (AMD family 0xf / later),
+ *     when the CPU has MCE and MCA (mce_handler_init);
+ *   - `ucode_ops = intel_ucode_ops` / `amd_ucode_ops` (4.17 early_microcode_init; 4.20 builds the copy inline in
+ *     ucode_probe_{intel,amd}, with no source symbol: left unknown);
+ *   - `genapic = apic_default` without x2APIC (generic_apic_probe on a machine with at most 8 CPUs; with x2APIC
+ *     the mode depends on interrupt remapping: left unknown);
+ *   - `ctxt_switch_masking = amd_ctxt_switch_masking` on AMD (amd_init_levelling: every AMD family Xen runs on
+ *     has the CPUID masking MSRs); Intel's depends on model-specific MSRs: left unknown;
+ *  by the pre-SMP initcalls, between the passes:
+ *   - `hvm_funcs = *start_svm()` (svm_function_table; start_svm changes no function pointer) with SVM;
+ *     `hvm_funcs = *start_vmx()` with VMX: vmx_function_table's non-NULL pointers (start_vmx fills some NULL ones
+ *     from VMX capability MSRs, which a CPU description does not have: those stay unknown);
+ *   - `cpufreq_driver = acpi_cpufreq_driver` (Intel) / `powernow_cpufreq_driver` (AMD/Hygon with HW_PSTATE)
+ *     (cpufreq_driver_init, default cpufreq=xen);
+ *   - `cpuidle_get_tick/ticks_elapsed/tick_to_ns` = the stime functions with NONSTOP_TSC, else the ACPI PM
+ *     timer ones (cpuidle_init_cpu for CPU 0);
+ *   - `core_parking_policy.next = core_parking_power` (core_parking_init, default policy "power").
+ *
+ * Machine- rather than CPU-dependent pointers (the platform timer `plt_src`, IOMMU ops, ...) are not resolved.
+ * A slot not listed here keeps the image's value (see XenOptions.altcallNull for NULL ones).
+ */
+import { featureNumber } from '../target/features/index.js';
+import type { Cpu } from './cpu.js';
+import type { PatchedView } from './view.js';
+
+export type XenVendor = 'intel' | 'amd' | 'hygon';
+
+/** CPUID bits only AMD (and Hygon) CPUs report: leaf 0x80000001 ECX/EDX and AMD-only leaves. */
+const AMD_ONLY = ['SVM', 'SSE4A', 'MMXEXT', 'CR8_LEGACY', 'EXTAPIC', 'MISALIGNSSE', 'TOPOEXT', 'FFXSR', 'CLZERO', 'AMD_SSBD', 'AMD_STIBP', 'IBPB_RET', 'NO_LMSL'];
+/** CPUID bits only Intel CPUs report. */
+const INTEL_ONLY = ['VMX', 'EIST', 'TM2', 'DTES64', 'PDCM', 'SMX', 'DCA', 'IBRSB', 'ARCH_CAPS', 'L1D_FLUSH'];
+
+/** The vendor a feature set implies: AMD-only bits make it AMD, else Intel; undefined when both kinds are set. */
+export function vendorOf(cpu: Cpu): XenVendor | undefined {
+  const any = (names: string[]): boolean => names.some((n) => { const k = featureNumber(cpu.table, n); return k !== undefined && cpu.has(k); });
+  const amd = any(AMD_ONLY);
+  const intel = any(INTEL_ONLY);
+  if (amd && intel) return undefined;
+  return amd ? 'amd' : 'intel';
+}
+
+export interface AltcallTargets {
+  /** Pointer value at a pass (absolute address; 0n = NULL), or undefined when this module does not decide it. */
+  value(slot: bigint, secondPass: boolean): bigint | undefined;
+  /** Slots decided, with the assignment that decided them (for reports). */
+  readonly decided: ReadonlyMap<bigint, { value: bigint; early: boolean; rule: string }>;
+}
+
+/**
+ * The pointer assignments the boot makes for this CPU, over the image's own structures. `vendor` overrides
+ * the one inferred from the features (vendorOf).
+ */
+export function xenAltcallTargets(view: PatchedView, cpu: Cpu, vendor: XenVendor | undefined = vendorOf(cpu)): AltcallTargets {
+  const img = view.img;
+  const decided = new Map<bigint, { value: bigint; early: boolean; rule: string }>();
+  const has = (name: string): boolean => { const k = featureNumber(cpu.table, name); return k !== undefined && cpu.has(k); };
+  const sym = (name: string): { abs: bigint; size: number } | undefined => {
+    const s = img.symbol(name);
+    if (!s || s.shndx === 0 || Number.isNaN(s.addr)) return undefined;
+    return { abs: view.abs(s.addr), size: s.size };
+  };
+  const word = (abs: bigint): bigint | undefined => {
+    const r = view.rel(abs);
+    if (Number.isNaN(r)) return undefined;
+    const b = view.read(r, 8);
+    return b ? new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true) : undefined;
+  };
+  /** `dst = *src` for a structure: every pointer-sized word; `keepNull` leaves NULL source words undecided. */
+  const copy = (dst: string, src: string, early: boolean, keepNull = false): void => {
+    const d = sym(dst);
+    const s = sym(src);
+    if (!d || !s) return;
+    const size = Math.min(d.size, s.size);
+    for (let o = 0; o + 8 <= size; o += 8) {
+      const v = word(s.abs + BigInt(o));
+      if (v === undefined || (keepNull && v === 0n)) continue;
+      decided.set(d.abs + BigInt(o), { value: v, early, rule: `${dst} = ${src}` });
+    }
+  };
+  const assign = (dst: string, off: number, fn: string, early: boolean): void => {
+    const d = sym(dst);
+    const f = sym(fn);
+    if (d && f) decided.set(d.abs + BigInt(off), { value: f.abs, early, rule: `${dst}${off ? `+${off}` : ''} = ${fn}` });
+  };
+
+  if (vendor) {
+    copy('actual_cpu', `${vendor}_cpu_dev`, true);
+    if (has('MCE') && has('MCA')) {
+      copy('mce_callbacks', vendor === 'intel' ? 'intel_callbacks' : cpu.nops === 'k8' ? 'k8_callbacks' : 'k10_callbacks', true);
+    }
+    if (vendor === 'intel') copy('ucode_ops', 'intel_ucode_ops', true);
+    else copy('ucode_ops', 'amd_ucode_ops', true);
+    if (vendor !== 'intel') assign('ctxt_switch_masking', 0, 'amd_ctxt_switch_masking', true);
+    if (vendor === 'intel') copy('cpufreq_driver', 'acpi_cpufreq_driver', false);
+    else if (has('HW_PSTATE')) copy('cpufreq_driver', 'powernow_cpufreq_driver', false);
+  }
+  if (!has('X2APIC')) copy('genapic', 'apic_default', true);
+  if (has('VMX')) copy('hvm_funcs', 'vmx_function_table', false, true);
+  else if (has('SVM')) copy('hvm_funcs', 'svm_function_table', false);
+  const stime = has('NONSTOP_TSC');
+  assign('cpuidle_get_tick', 0, stime ? 'get_stime_tick' : 'get_acpi_pm_tick', false);
+  assign('ticks_elapsed', 0, stime ? 'stime_ticks_elapsed' : 'acpi_pm_ticks_elapsed', false);
+  assign('tick_to_ns', 0, stime ? 'stime_tick_to_ns' : 'acpi_pm_tick_to_ns', false);
+  // struct cp_policy { char name[30]; unsigned int (*next)(unsigned int event); }: next at 32.
+  assign('core_parking_policy', 32, 'core_parking_power', false);
+
+  return {
+    decided,
+    value(slot: bigint, secondPass: boolean): bigint | undefined {
+      const d = decided.get(slot);
+      if (!d) return undefined;
+      return d.early || secondPass ? d.value : undefined;
+    },
+  };
+}
