@@ -197,6 +197,10 @@ async function boot(xen, spec, timeoutMs) {
         else result.dumps[p.name] = { addr: '0x' + p.addr.toString(16), size: p.size, file };
       }
       result.registers = await mon.cmd('info registers');
+      // The CPUID words QEMU's model gives the guest (after TCG's filtering): the part of the CPU the boot log
+      // does not print, for --cpu-from.
+      const fw = await mon.cmd('qom-get /machine/unattached/device[0] feature-words');
+      try { result.featureWords = JSON.parse(fw.slice(fw.indexOf('['))); } catch { result.featureWordsError = fw.slice(0, 200); }
       mon.sock.write('quit\n');
     }
   } catch (e) {
@@ -211,8 +215,37 @@ async function boot(xen, spec, timeoutMs) {
   result.serial = existsSync(serial) ? readFileSync(serial, 'latin1') : '';
   result.stderr = stderr;
   rmSync(sock, { force: true });
+  if (result.featureWords) writeAtomic(join(dir, 'cpu-from.txt'), cpuFromFile(result.serial, result.featureWords));
   writeAtomic(join(dir, 'boot.json'), JSON.stringify({ ...result, serial: undefined }, null, 1));
   return result;
+}
+
+/**
+ * Xen's featureset word order (public/arch-x86/cpufeatureset.h): CPUID leaf, subleaf, register per word;
+ * words 16-17 are MSR_ARCH_CAPS, which QEMU's feature-words do not list (TCG has no ARCH_CAPS): zero.
+ */
+export const FEATURESET_WORDS = [
+  [1, 0, 'EDX'], [1, 0, 'ECX'], [0x80000001, 0, 'EDX'], [0x80000001, 0, 'ECX'], [0xd, 1, 'EAX'], [7, 0, 'EBX'], [7, 0, 'ECX'],
+  [0x80000007, 0, 'EDX'], [0x80000008, 0, 'EBX'], [7, 0, 'EDX'], [7, 1, 'EAX'], [0x80000021, 0, 'EAX'], [7, 1, 'EBX'],
+  [7, 2, 'EDX'], [7, 1, 'ECX'], [7, 1, 'EDX'], null, null, [0x80000021, 0, 'ECX'],
+];
+
+/** QEMU's feature-words as featureset words. */
+export function featuresetFromQemu(words) {
+  return FEATURESET_WORDS.map((w) => {
+    if (!w) return 0;
+    const hit = words.find((x) => x['cpuid-input-eax'] === w[0] && (x['cpuid-input-ecx'] ?? 0) === w[1] && x['cpuid-register'] === w[2]);
+    return hit ? hit.features >>> 0 : 0;
+  });
+}
+
+/**
+ * The file `--cpu-from` reads for a run: Xen's boot log, then the CPUID words of QEMU's model in the form
+ * xen-cpuid prints its Raw featureset (there is no dom0 to run xen-cpuid in).
+ */
+function cpuFromFile(serial, featureWords) {
+  const fs = featuresetFromQemu(featureWords).map((w) => w.toString(16).padStart(8, '0')).join(':');
+  return `${serial.replace(/\s*$/, '')}\n# CPUID of QEMU's CPU model (qom-get feature-words) as xen-cpuid's Raw featureset line\nRaw                       ${fs}\n`;
 }
 
 function reuse(xen, spec) {

@@ -9,7 +9,7 @@
  * Each differing byte range is attributed to the site(s) covering it and each differing site to a class;
  * EXPLAINED lists the classes a clean run may contain, every other class fails the run.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -98,7 +98,7 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
   const { parseCpu } = await imp('patch/cpu.js');
   const { applyPatches } = await imp('patch/apply.js');
   let fromLog;
-  try { fromLog = (await imp('patch/xen-bootlog.js')).cpuSpecFromXenBootLog; } catch { fromLog = undefined; }
+  const { cpuFromXenBootLog } = await imp('patch/xen-bootlog.js');
 
   const img = await imageFromBytes(readFileSync(symsPath), symsPath);
   const target = detectTarget(img);
@@ -137,12 +137,21 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
   const views = {};
   const xenOpts = { altcallNull: 'ud' };
   views.textpoke = applyPatches(img, profile, cpu, { sites, xen: xenOpts }).view;
+  // --cpu-from: the boot log plus the QEMU model's CPUID words (cpu-from.txt, written by the boot).
   let specFromLog;
-  if (fromLog) {
-    try {
-      specFromLog = fromLog(run.serial, { qemuModel: run.model.split(':')[0], table });
-      views.log = applyPatches(img, profile, parseCpu(specFromLog, table), { sites, xen: xenOpts }).view;
-    } catch (e) { specFromLog = `error: ${e.message}`; }
+  let logNotes = [];
+  let logBits = { onlyLog: [], onlyCaps: [] };
+  const cpuFrom = join(dirname(run.dumps['.text'].file), 'cpu-from.txt');
+  if (existsSync(cpuFrom)) {
+    const r = cpuFromXenBootLog(readFileSync(cpuFrom, 'latin1'), table);
+    specFromLog = r.spec;
+    logNotes = r.notes;
+    const logCpu = parseCpu(specFromLog, table);
+    views.log = applyPatches(img, profile, logCpu, { sites, xen: xenOpts }).view;
+    const used = new Set(alts.map((a) => a.feature));
+    for (const n of logCpu.features) if (!cpu.features.has(n)) logBits.onlyLog.push(featureName(table, n) + (used.has(n) ? ' (used by alternatives)' : ''));
+    for (const n of cpu.features) if (!logCpu.features.has(n)) logBits.onlyCaps.push(featureName(table, n) + (used.has(n) ? ' (used by alternatives)' : ''));
+    logBits.nopsDiffer = logCpu.nops !== cpu.nops;
   }
 
   // Site index by text offset: alternative origins (orig_len + pad_len) and cf_clobber ENDBR64s.
@@ -167,7 +176,7 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
 
   const result = {
     xen: run.xen, model: run.model, ok: true, cpu: { vendor: vendorId, family, model: head[2], stepping: head[3], features: names, nops },
-    spec, specFromLog, sections: {}, classes: {}, sites: [], logDiff: null,
+    spec, specFromLog, logNotes, logBits, sections: {}, classes: {}, sites: [], logDiff: null,
   };
   const cfPoisoned = new Set(views.textpoke.patches.filter((p) => p.patcher === 'xen-cf-clobber').map((p) => p.addr - text.addr));
 
@@ -225,19 +234,14 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
   }
   result.sections['.text'].textpoke = { ranges: tr.length, bytes: tBytes, sites: bySite.size };
   if (views.log) {
+    // The boot-log spec must give exactly the text the capability words give.
     const lt = views.log.bytesOf(text);
-    const lr = ranges(lt, guestText);
+    const lr = ranges(lt, textpokeText);
     let bytes = 0;
     const lsites = new Set();
-    for (const r of lr) for (let o = r.start; o < r.end; o++) if (lt[o] !== guestText[o]) { bytes++; const s = byOff.get(o); lsites.add(s ? s[0].addr : `b${o}`); }
-    const lv = new Set(views.log.bytesOf(text).length ? [] : []);
-    void lv;
+    for (const r of lr) for (let o = r.start; o < r.end; o++) if (lt[o] !== textpokeText[o]) { bytes++; const s = byOff.get(o); lsites.add(s ? s[0].addr : `b${o}`); }
     result.logDiff = { ranges: lr.length, bytes, sites: lsites.size };
-    // The boot-log spec must give the same text as the capability words where textpoke matches the guest.
-    const onlyLog = [];
-    for (const r of lr) for (let o = r.start; o < r.end; o++) if (lt[o] !== guestText[o] && textpokeText[o] === guestText[o]) { onlyLog.push(o); }
-    result.logDiff.beyondCaps = onlyLog.length;
-    if (onlyLog.length) result.ok = false;
+    if (bytes) result.ok = false;
   }
   return result;
 }
@@ -278,8 +282,12 @@ export function formatRun(c, verbose) {
   lines.push(`  CPU: ${c.cpu.vendor} family ${c.cpu.family} model ${c.cpu.model}: ${c.cpu.features.length} features set (boot_cpu_data), ${c.cpu.nops} NOPs`);
   lines.push(`  .text ${t.size} bytes: reference differs in ${t.reference.bytes} bytes (${t.reference.altSites} alternative sites, ${t.reference.cfClobberBytes} cf_clobber bytes, ${t.reference.outsideSites} outside sites)`);
   lines.push(`  textpoke (boot_cpu_data spec) differs in ${t.textpoke.bytes} bytes, ${t.textpoke.sites} sites: ${Object.entries(c.classes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
-  if (c.logDiff) lines.push(`  textpoke (--cpu-from boot log) differs in ${c.logDiff.bytes} bytes, ${c.logDiff.sites} sites; ${c.logDiff.beyondCaps} bytes where the boot_cpu_data spec matches`);
-  else if (c.specFromLog) lines.push(`  --cpu-from boot log: ${c.specFromLog}`);
+  if (c.logDiff) {
+    lines.push(`  --cpu-from (boot log + QEMU CPUID): ${c.logDiff.bytes} bytes in ${c.logDiff.sites} sites differ from the boot_cpu_data view`);
+    const used = (l) => l.filter((x) => x.includes('(used')).length;
+    lines.push(`    bits only in the log spec: ${c.logBits.onlyLog.length} (${used(c.logBits.onlyLog)} used by alternatives); only in boot_cpu_data: ${c.logBits.onlyCaps.length} (${used(c.logBits.onlyCaps)} used)${c.logBits.nopsDiffer ? '; NOP tables differ' : ''}`);
+    if (verbose) lines.push(`    only log: ${c.logBits.onlyLog.join(' ') || '-'}\n    only boot_cpu_data: ${c.logBits.onlyCaps.join(' ') || '-'}`);
+  } else lines.push('  --cpu-from: no cpu-from.txt for this run');
   lines.push(`  ${c.ok ? 'OK: every differing byte explained' : 'NOT OK'}`);
   const show = verbose ? c.sites : c.sites.filter((s) => !EXPLAINED[s.class]).slice(0, 20);
   for (const s of show) lines.push(`    ${s.addr} ${s.where} [${s.features.join(' ')}] ${s.class}${s.detail ? ` (${s.detail})` : ''}\n      textpoke: ${s.textpoke}\n      guest:    ${s.guest}`);
