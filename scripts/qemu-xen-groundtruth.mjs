@@ -26,6 +26,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
@@ -70,7 +71,9 @@ function writeAtomic(path, data) {
   renameSync(tmp, path);
 }
 
-const runName = (xen, spec) => `${xen}-${spec.replace(/[^A-Za-z0-9_.=-]+/g, '_')}`;
+// Only characters QEMU's option syntax takes in a path (no ',' or '=').
+const runName = (xen, spec) => `${xen}-${spec.replace(/[^A-Za-z0-9_.-]+/g, '_')}`;
+let socketSeq = 0;
 const runDir = (xen, spec) => join(work, runName(xen, spec));
 
 export function splitModel(spec) {
@@ -161,7 +164,9 @@ async function boot(xen, spec, timeoutMs) {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const serial = join(dir, 'serial.log');
-  const sock = join(dir, 'monitor.sock');
+  // A unix socket path must stay under 108 bytes: a short one in the temporary directory.
+  const sock = join(tmpdir(), `textpoke-xen-${process.pid}-${socketSeq++}.sock`);
+  rmSync(sock, { force: true });
   const args = [
     '-accel', 'tcg,thread=single', '-cpu', model, '-smp', String(SMP), '-m', '512M', '-display', 'none', '-no-reboot',
     '-kernel', hypervisor(xen), '-append', extra ? `${APPEND} ${extra}` : APPEND, '-initrd', dom0(),
@@ -308,6 +313,7 @@ async function main() {
   for (const r of results) {
     const line = `Xen ${r.xen} on ${r.model}: ${r.halted ? 'halted' : r.timedOut ? 'TIMED OUT' : 'did not halt'} after ${r.seconds.toFixed(1)} s`;
     process.stdout.write(line + (r.error ? ` (${r.error})` : '') + '\n');
+    if (!r.halted && r.stderr) process.stdout.write(`  qemu: ${r.stderr.trim().split('\n').slice(-3).join('\n  qemu: ')}\n`);
     if (!r.halted || !r.dumps['.text']) { ok = false; out.push({ boot: { ...r, serial: r.serial.slice(-4000) } }); continue; }
     if (!o.compare) { out.push({ boot: r }); continue; }
     const { compare } = await lib();

@@ -9,7 +9,8 @@
  *   - `actual_cpu = {intel,amd,hygon}_cpu_dev` by vendor (cpu/common.c early_cpu_init);
  *   - `mce_callbacks = intel_callbacks` (Intel) or `k8_callbacks` / `k10_callbacks` (AMD family 0xf / later),
  *     when the CPU has MCE and MCA (mce_handler_init);
- *   - `ucode_ops = intel_ucode_ops` / `amd_ucode_ops` (4.17 early_microcode_init; 4.20 builds the copy inline in
+ *   - `ucode_ops = intel_ucode_ops` / `amd_ucode_ops` (AMD family >= 0x10 only, which the K8 NOP table rules out)
+ *     (4.17 early_microcode_init; 4.20 builds the copy inline in
  *     ucode_probe_{intel,amd}, with no source symbol: left unknown);
  *   - `genapic = apic_default` without x2APIC (generic_apic_probe on a machine with at most 8 CPUs; with x2APIC
  *     the mode depends on interrupt remapping: left unknown);
@@ -97,8 +98,9 @@ export function xenAltcallTargets(view: PatchedView, cpu: Cpu, vendor: XenVendor
     if (has('MCE') && has('MCA')) {
       copy('mce_callbacks', vendor === 'intel' ? 'intel_callbacks' : cpu.nops === 'k8' ? 'k8_callbacks' : 'k10_callbacks', true);
     }
+    // early_microcode_init: Intel family >= 6 (every 64-bit one), AMD family >= 0x10 (K8 NOPs mean family <= 0xf).
     if (vendor === 'intel') copy('ucode_ops', 'intel_ucode_ops', true);
-    else copy('ucode_ops', 'amd_ucode_ops', true);
+    else if (cpu.nops !== 'k8') copy('ucode_ops', 'amd_ucode_ops', true);
     if (vendor !== 'intel') assign('ctxt_switch_masking', 0, 'amd_ctxt_switch_masking', true);
     if (vendor === 'intel') copy('cpufreq_driver', 'acpi_cpufreq_driver', false);
     else if (has('HW_PSTATE')) copy('cpufreq_driver', 'powernow_cpufreq_driver', false);

@@ -180,7 +180,9 @@ export function cpuFromXenBootLog(text: string, table: FeatureTable): XenCpuFrom
     if (!has('NSCB')) on('X86_BUG_NULL_SEG');
   }
   if (amd) {
-    if (!has('LFENCE_DISPATCH') && log.family !== 0x0f && log.family !== 0x11) {
+    // Families 0xf and 0x11 always dispatch-serialise LFENCE (init_amd).
+    if (log.family === 0x0f || log.family === 0x11) on('LFENCE_DISPATCH');
+    else if (!has('LFENCE_DISPATCH')) {
       on('MFENCE_RDTSC');
       notes.push('MFENCE_RDTSC assumed: LFENCE_DISPATCH is not in CPUID and the log does not say whether Xen could set it through MSR DE_CFG');
     }
