@@ -40,8 +40,16 @@ export const XENS = {
   '4.17': { gz: join(corpus, 'xen-4.17/boot/xen-4.17-amd64.gz'), syms: join(corpus, 'xen-4.17/usr/lib/debug/boot/xen-syms-4.17-amd64') },
   '4.20': { gz: join(corpus, 'xen-4.20/boot/xen-4.20-amd64.gz'), syms: join(corpus, 'xen-4.20/usr/lib/debug/boot/xen-syms-4.20-amd64') },
 };
-/** The Linux ground truth's Intel and AMD models. */
-export const DEFAULT_MODELS = ['Skylake-Client-IBRS', 'EPYC-Rome'];
+/**
+ * The Linux ground truth's Intel and AMD models with Xen's defaults, then runs that move other alternatives:
+ * qemu64 (AMD family 0xf: K8 NOPs, k8 MCE callbacks, no SMAP/BMI1/XSAVEOPT), `spec-ctrl=no` (every
+ * SC_NO_*_HARDEN fence and lock site NOPed) and an Intel run with the LFENCE thunk, the long BHB sequence and
+ * lock hardening on.
+ */
+export const DEFAULT_MODELS = [
+  'Skylake-Client-IBRS', 'EPYC-Rome', 'qemu64', 'EPYC-Rome:spec-ctrl=no',
+  'Skylake-Client-IBRS:spec-ctrl=bti-thunk=lfence,bhb-seq=long,lock-harden',
+];
 /**
  * Xen's command line: serial console on COM1 (captured to a file), everything logged, no reboot after the
  * panic (so the CPU halts in Xen with its page tables live). One CPU: Xen's patching does not depend on the

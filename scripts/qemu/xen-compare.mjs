@@ -9,7 +9,9 @@
  * Each differing byte range is attributed to the site(s) covering it and each differing site to a class;
  * EXPLAINED lists the classes a clean run may contain, every other class fails the run.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -178,6 +180,13 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
     xen: run.xen, model: run.model, ok: true, cpu: { vendor: vendorId, family, model: head[2], stepping: head[3], features: names, nops },
     spec, specFromLog, logNotes, logBits, sections: {}, classes: {}, sites: [], logDiff: null,
   };
+  // How textpoke patched the altcalls: resolved to a direct branch, ud2; ud0 for NULL, or left indirect.
+  const ap = views.textpoke.patches.filter((p) => p.patcher === 'xen-alternatives' && /^altcall/.test(p.note ?? ''));
+  result.altcalls = {
+    direct: ap.filter((p) => p.note.startsWith('altcall -> ')).length,
+    ud: ap.filter((p) => p.note.includes('ud2')).length,
+    indirect: views.textpoke.findings.filter((f) => /left indirect/.test(f.message)).length,
+  };
   const cfPoisoned = new Set(views.textpoke.patches.filter((p) => p.patcher === 'xen-cf-clobber').map((p) => p.addr - text.addr));
 
   // reference: every differing range must lie in an alternative site or a poisoned ENDBR64.
@@ -242,6 +251,22 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
     for (const r of lr) for (let o = r.start; o < r.end; o++) if (lt[o] !== textpokeText[o]) { bytes++; const s = byOff.get(o); lsites.add(s ? s[0].addr : `b${o}`); }
     result.logDiff = { ranges: lr.length, bytes, sites: lsites.size };
     if (bytes) result.ok = false;
+    // The CLI, as a user runs it: `textpoke apply xen-syms --cpu-from FILE --altcall-null ud -o OUT`; its .text
+    // must equal the library view.
+    const dir = mkdtempSync(join(tmpdir(), 'textpoke-xen-'));
+    try {
+      const out = join(dir, 'xen-syms.patched');
+      const r = spawnSync(process.execPath, [join(repo, 'bin', 'textpoke.js'), 'apply', symsPath, '--cpu-from', cpuFrom, '--altcall-null', 'ud', '--quiet', '-o', out], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      if (!existsSync(out)) result.cli = { ok: false, status: r.status, stderr: r.stderr.slice(-500) };
+      else {
+        const o = await imageFromBytes(readFileSync(out), out);
+        const ot = o.sectionBytes(o.sections.find((x) => x.name === '.text'));
+        let diff = 0;
+        for (let k = 0; k < ot.length; k++) if (ot[k] !== lt[k]) diff++;
+        result.cli = { ok: diff === 0 && ot.length === lt.length, status: r.status, bytesDiffer: diff };
+      }
+    } finally { rmSync(dir, { recursive: true, force: true }); }
+    if (!result.cli.ok) result.ok = false;
   }
   return result;
 }
@@ -281,12 +306,14 @@ export function formatRun(c, verbose) {
   const lines = [];
   lines.push(`  CPU: ${c.cpu.vendor} family ${c.cpu.family} model ${c.cpu.model}: ${c.cpu.features.length} features set (boot_cpu_data), ${c.cpu.nops} NOPs`);
   lines.push(`  .text ${t.size} bytes: reference differs in ${t.reference.bytes} bytes (${t.reference.altSites} alternative sites, ${t.reference.cfClobberBytes} cf_clobber bytes, ${t.reference.outsideSites} outside sites)`);
+  lines.push(`  altcalls: ${c.altcalls.direct} direct, ${c.altcalls.ud} ud2 (NULL at the second pass), ${c.altcalls.indirect} left indirect`);
   lines.push(`  textpoke (boot_cpu_data spec) differs in ${t.textpoke.bytes} bytes, ${t.textpoke.sites} sites: ${Object.entries(c.classes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
   if (c.logDiff) {
     lines.push(`  --cpu-from (boot log + QEMU CPUID): ${c.logDiff.bytes} bytes in ${c.logDiff.sites} sites differ from the boot_cpu_data view`);
     const used = (l) => l.filter((x) => x.includes('(used')).length;
     lines.push(`    bits only in the log spec: ${c.logBits.onlyLog.length} (${used(c.logBits.onlyLog)} used by alternatives); only in boot_cpu_data: ${c.logBits.onlyCaps.length} (${used(c.logBits.onlyCaps)} used)${c.logBits.nopsDiffer ? '; NOP tables differ' : ''}`);
     if (verbose) lines.push(`    only log: ${c.logBits.onlyLog.join(' ') || '-'}\n    only boot_cpu_data: ${c.logBits.onlyCaps.join(' ') || '-'}`);
+    lines.push(`    CLI (textpoke apply --cpu-from): ${c.cli?.ok ? '.text equals the library view' : `FAILED (${JSON.stringify(c.cli)})`}`);
   } else lines.push('  --cpu-from: no cpu-from.txt for this run');
   lines.push(`  ${c.ok ? 'OK: every differing byte explained' : 'NOT OK'}`);
   const show = verbose ? c.sites : c.sites.filter((s) => !EXPLAINED[s.class]).slice(0, 20);
