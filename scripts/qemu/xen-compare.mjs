@@ -7,7 +7,11 @@
  *     (boot_cpu_data.x86_capability, read from the dumped data), and for the spec `--cpu-from` derives
  *     from the boot log alone (`log` view).
  * Each differing byte range is attributed to the site(s) covering it and each differing site to a class;
- * EXPLAINED lists the classes a clean run may contain, every other class fails the run.
+ * EXPLAINED lists the classes a clean run may contain, every other class fails the run. Classes that fail:
+ * `altcall-boot-pointer` (another pointer the boot set that textpoke left unresolved), `altcall-wrong-target`
+ * (textpoke resolved an altcall to another destination), `altcall-pointer-changed` (the guest's branch is not
+ * the dumped pointer's value), `altcall-null-at-patching` / `altcall-null-then-set` (the guest wrote ud2; ud0
+ * where textpoke did not), `outside-sites`, `unexplained`.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -25,9 +29,6 @@ export const EXPLAINED = {
     'an altcall through the platform timer\'s ops (plt_src: HPET, ACPI PM timer or PIT, whichever the machine has): ' +
     'textpoke leaves it unresolved, and the guest\'s direct branch goes exactly to the pointer\'s value in the dumped data ' +
     '(+4 past an ENDBR64)',
-  'altcall-boot-pointer':
-    'an altcall through another pointer the boot sets that textpoke does not resolve (listed per run; 4.20\'s ucode_ops, ' +
-    'copied inline by ucode_probe_{intel,amd}); checked the same way against the dumped pointer',
 };
 
 /** offsetof(struct cpuinfo_x86, x86_capability) in 4.17 and 4.20: 4 bytes, cpuid_level, extended_cpuid_level. */

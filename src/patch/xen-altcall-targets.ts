@@ -30,6 +30,7 @@
  * A slot not listed here keeps the image's value (see XenOptions.altcallNull for NULL ones).
  */
 import { featureNumber } from '../target/features/index.js';
+import iced from '../x86/iced.cjs';
 import type { Cpu } from './cpu.js';
 import type { PatchedView } from './view.js';
 
@@ -99,8 +100,15 @@ export function xenAltcallTargets(view: PatchedView, cpu: Cpu, vendor: XenVendor
       copy('mce_callbacks', vendor === 'intel' ? 'intel_callbacks' : cpu.nops === 'k8' ? 'k8_callbacks' : 'k10_callbacks', true);
     }
     // early_microcode_init: Intel family >= 6 (every 64-bit one), AMD family >= 0x10 (K8 NOPs mean family <= 0xf).
-    if (vendor === 'intel') copy('ucode_ops', 'intel_ucode_ops', true);
-    else if (cpu.nops !== 'k8') copy('ucode_ops', 'amd_ucode_ops', true);
+    // 4.17 copies a named structure; 4.20's ucode_probe_{intel,amd}(ops) store each pointer through `ops`.
+    const probe = vendor === 'intel' ? 'ucode_probe_intel' : 'ucode_probe_amd';
+    if (vendor === 'intel' || cpu.nops !== 'k8') {
+      if (sym(`${vendor === 'intel' ? 'intel' : 'amd'}_ucode_ops`)) copy('ucode_ops', `${vendor === 'intel' ? 'intel' : 'amd'}_ucode_ops`, true);
+      else for (const [off, v] of pointerStores(view, probe)) {
+        const d = sym('ucode_ops');
+        if (d && off + 8 <= d.size) decided.set(d.abs + BigInt(off), { value: v, early: true, rule: `ucode_ops+${off} = ${view.nameOf(v)} (${probe})` });
+      }
+    }
     if (vendor !== 'intel') assign('ctxt_switch_masking', 0, 'amd_ctxt_switch_masking', true);
     if (vendor === 'intel') copy('cpufreq_driver', 'acpi_cpufreq_driver', false);
     else if (has('HW_PSTATE')) copy('cpufreq_driver', 'powernow_cpufreq_driver', false);
@@ -123,4 +131,51 @@ export function xenAltcallTargets(view: PatchedView, cpu: Cpu, vendor: XenVendor
       return d.early || secondPass ? d.value : undefined;
     },
   };
+}
+
+/**
+ * `*ops = CONSTANT_STRUCT` compiled into stores: in function `fn(ops)`, each `lea sym(%rip), %reg` followed by
+ * `mov %reg, off(%ops)` gives ops+off = sym, where %ops is %rdi or a register it was copied to (`mov %rdi, %rbx`).
+ * The whole function is scanned in address order (the probes are straight-line stores around a vendor/family
+ * check). Stores of immediates (`movq $0, off(%rdi)`, a pointer cleared on a condition the machine decides,
+ * such as microcode loading being locked) are not taken.
+ */
+export function pointerStores(view: PatchedView, fn: string): Map<number, bigint> {
+  const out = new Map<number, bigint>();
+  const f = view.img.symbol(fn);
+  if (!f || Number.isNaN(f.addr) || !f.size) return out;
+  const bytes = view.read(f.addr, f.size);
+  if (!bytes) return out;
+  const { Decoder, DecoderOptions, Mnemonic, OpKind, Register } = iced;
+  const dec = new Decoder(64, bytes, DecoderOptions.None);
+  dec.ip = view.abs(f.addr);
+  const lea = new Map<number, bigint>();
+  const ops = new Set<number>([Register.RDI]);
+  try {
+    while (dec.canDecode) {
+      const ins = dec.decode();
+      try {
+        const r0 = ins.op0Kind === OpKind.Register ? ins.op0Register : undefined;
+        if (ins.mnemonic === Mnemonic.Lea && ins.isIpRelMemoryOperand && r0 !== undefined) {
+          lea.set(r0, ins.ipRelMemoryAddress);
+          ops.delete(r0);
+        } else if (ins.mnemonic === Mnemonic.Mov && r0 !== undefined && ins.op1Kind === OpKind.Register && ops.has(ins.op1Register)) {
+          ops.add(r0);
+          lea.delete(r0);
+        } else if (ins.mnemonic === Mnemonic.Mov && ins.op0Kind === OpKind.Memory && ops.has(ins.memoryBase) &&
+          ins.memoryIndex === Register.None && ins.op1Kind === OpKind.Register && lea.has(ins.op1Register)) {
+          out.set(Number(BigInt.asIntN(64, ins.memoryDisplacementU64)), lea.get(ins.op1Register)!);
+        } else if (r0 !== undefined && ins.mnemonic !== Mnemonic.Push && ins.mnemonic !== Mnemonic.Cmp && ins.mnemonic !== Mnemonic.Test) {
+          // Any other write to a register ends what it held.
+          lea.delete(r0);
+          ops.delete(r0);
+        }
+      } finally {
+        ins.free();
+      }
+    }
+  } finally {
+    dec.free();
+  }
+  return out;
 }
