@@ -36,18 +36,19 @@ import type { PatchedView } from './view.js';
 
 export type XenVendor = 'intel' | 'amd' | 'hygon';
 
-/** CPUID bits only AMD (and Hygon) CPUs report: leaf 0x80000001 ECX/EDX and AMD-only leaves. */
+/** CPUID bits only AMD (and Hygon) CPUs report: leaf 0x80000001 ECX/EDX and AMD-only leaves (every AMD64 CPU has MMXEXT). */
 const AMD_ONLY = ['SVM', 'SSE4A', 'MMXEXT', 'CR8_LEGACY', 'EXTAPIC', 'MISALIGNSSE', 'TOPOEXT', 'FFXSR', 'CLZERO', 'AMD_SSBD', 'AMD_STIBP', 'IBPB_RET', 'NO_LMSL'];
-/** CPUID bits only Intel CPUs report. */
-const INTEL_ONLY = ['VMX', 'EIST', 'TM2', 'DTES64', 'PDCM', 'SMX', 'DCA', 'IBRSB', 'ARCH_CAPS', 'L1D_FLUSH'];
+/** CPUID bits only Intel CPUs report, and SEP, which Xen clears on AMD (SYSENTER is unusable in long mode there). */
+const INTEL_ONLY = ['VMX', 'EIST', 'TM2', 'DTES64', 'PDCM', 'SMX', 'DCA', 'IBRSB', 'ARCH_CAPS', 'L1D_FLUSH', 'SEP'];
 
-/** The vendor a feature set implies: AMD-only bits make it AMD, else Intel; undefined when both kinds are set. */
+/**
+ * The vendor a feature set implies: any AMD-only bit makes it AMD (so a set with both kinds, like the `all`
+ * preset, is AMD), else any Intel-only bit Intel; undefined when neither kind is present (`none`).
+ */
 export function vendorOf(cpu: Cpu): XenVendor | undefined {
   const any = (names: string[]): boolean => names.some((n) => { const k = featureNumber(cpu.table, n); return k !== undefined && cpu.has(k); });
-  const amd = any(AMD_ONLY);
-  const intel = any(INTEL_ONLY);
-  if (amd && intel) return undefined;
-  return amd ? 'amd' : 'intel';
+  if (any(AMD_ONLY)) return 'amd';
+  return any(INTEL_ONLY) ? 'intel' : undefined;
 }
 
 export interface AltcallTargets {

@@ -120,6 +120,10 @@ export function cpuFromXenBootLog(text: string, table: FeatureTable): XenCpuFrom
     if (log.featuresetFrom === 'Raw') notes.push('CPUID words from xen-cpuid\'s Raw line (no Host line): bits Xen clears by policy are kept');
   } else {
     notes.push('no xen-cpuid featureset in the file: only the features the boot log names are set (CPUID bits such as BMI1, POPCNT, SMAP, XSAVEOPT are not)');
+    // The CPUID bit that tells the vendor apart (see xen-altcall-targets.ts vendorOf): every 64-bit Intel CPU
+    // reports SEP (Xen keeps it there), every AMD64 one MMXEXT.
+    if (log.vendor === 'intel') on('SEP');
+    else if (log.vendor === 'amd' || log.vendor === 'hygon') on('MMXEXT');
   }
   const intel = log.vendor === 'intel';
   const amd = log.vendor === 'amd' || log.vendor === 'hygon';

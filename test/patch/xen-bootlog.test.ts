@@ -44,7 +44,8 @@ test('Xen boot log -> CPU spec: thunk, BHB sequence, hardening, guest entry acti
     'BTI-Thunk: RETPOLINE, BHB-Seq: SHORT, SPEC_CTRL: No, Other: BRANCH_HARDEN', ' RSB EAGER_FPU BHB-entry', ' EAGER_FPU BHB-entry'), table);
   const n = names(intel.spec);
   assert.ok(intel.spec.endsWith(',nops=p6'));
-  for (const f of ['X86_SPEC_BHB_LOOPS', 'X86_FEATURE_SC_NO_LOCK_HARDEN', 'X86_FEATURE_SC_RSB_HVM', 'X86_FEATURE_ALWAYS']) assert.ok(n.includes(f), f);
+  for (const f of ['X86_SPEC_BHB_LOOPS', 'X86_FEATURE_SC_NO_LOCK_HARDEN', 'X86_FEATURE_SC_RSB_HVM', 'X86_FEATURE_ALWAYS', 'X86_FEATURE_SEP']) assert.ok(n.includes(f), f);
+  assert.equal(vendorOf(parseCpu(intel.spec, table)), 'intel');
   // BRANCH_HARDEN printed: hardening on; BHB-entry for both guest kinds: the safety LFENCEs stay.
   for (const f of ['X86_FEATURE_SC_NO_BRANCH_HARDEN', 'X86_FEATURE_IND_THUNK_LFENCE', 'X86_SPEC_NO_LFENCE_ENTRY_PV', 'X86_SPEC_NO_LFENCE_ENTRY_VMX', 'X86_FEATURE_SC_RSB_PV']) assert.ok(!n.includes(f), f);
   assert.ok(intel.notes.some((x) => /no xen-cpuid featureset/.test(x)));
@@ -98,7 +99,8 @@ test('xen-syms: the altcall pointers the boot sets are taken from the binary (op
   const intel = parseCpu('intel-server', table);
   assert.equal(vendorOf(amd), 'amd');
   assert.equal(vendorOf(intel), 'intel');
-  assert.equal(vendorOf(parseCpu('all', table)), undefined);
+  assert.equal(vendorOf(parseCpu('all', table)), 'amd');
+  assert.equal(vendorOf(parseCpu('none', table)), undefined);
   // SVM: hvm_funcs is svm_function_table, word for word, after the pre-SMP initcalls (second pass only).
   const hvm = view.symbolAbs('hvm_funcs')!;
   const svm = view.symbolAbs('svm_function_table')!;

@@ -79,7 +79,7 @@ test('xen-syms, every preset: patched sites are whole instructions and branches 
     assert.equal(r.view.findings.filter((f) => f.kind !== 'model').length, 0, p);
     // do_machine_check's altcall: the image holds unexpected_machine_check; with MCE and MCA the boot copies a
     // vendor's mce_callbacks before patching, whose handler is mcheck_cmn_handler (both past their ENDBR64);
-    // 'all' has both vendors' bits, so no vendor and no copy.
+    // 'none' names no vendor, so no copy.
     const cpu = parseCpu(p, table);
     const mca = cpu.has(featureNumber(table, 'MCE')!) && cpu.has(featureNumber(table, 'MCA')!) && vendorOf(cpu) !== undefined;
     const mce = r.view.patches.find((x) => x.addr === img.symbol('do_machine_check')!.addr + 0x1f)!;
