@@ -12,7 +12,7 @@
  *   node scripts/qemu-xen-groundtruth.mjs [--xen 4.17|4.20]... [--model NAME]... [--json OUT] [--reuse]
  *                                         [--no-compare] [--verbose] [--timeout S] [--jobs N]
  *
- * --xen      which hypervisor (repeatable; default both)
+ * --xen      which hypervisor: 4.17, 4.20 (default: both) or 4.17-bookworm (repeatable)
  * --model    QEMU CPU model, optionally with extra Xen arguments after a colon (repeatable; default DEFAULT_MODELS)
  * --json     write every run's result (boot facts, CPU specs, every differing range with its class) as JSON
  * --reuse    reuse the last boot's dump for a run when present (for working on the comparison)
@@ -39,6 +39,8 @@ const work = join(repo, '.cache', 'groundtruth-xen');
 export const XENS = {
   '4.17': { gz: join(corpus, 'xen-4.17/boot/xen-4.17-amd64.gz'), syms: join(corpus, 'xen-4.17/usr/lib/debug/boot/xen-syms-4.17-amd64') },
   '4.20': { gz: join(corpus, 'xen-4.20/boot/xen-4.20-amd64.gz'), syms: join(corpus, 'xen-4.20/usr/lib/debug/boot/xen-syms-4.20-amd64') },
+  /** bookworm's main-suite 4.17 (4.17.5+72): not run by default (`--xen 4.17-bookworm`). */
+  '4.17-bookworm': { gz: join(corpus, 'xen-4.17-bookworm/boot/xen-4.17-amd64.gz'), syms: join(corpus, 'xen-4.17-bookworm/usr/lib/debug/boot/xen-syms-4.17-amd64'), optional: true },
 };
 /**
  * The Linux ground truth's Intel and AMD models with Xen's defaults, then runs that move other alternatives:
@@ -295,7 +297,7 @@ function parseArgs(argv) {
     else if (a === '--jobs') o.jobs = Math.max(1, Number(val()));
     else throw new UsageError(`unknown argument ${a}`);
   }
-  if (!o.xens.length) o.xens = Object.keys(XENS);
+  if (!o.xens.length) o.xens = Object.keys(XENS).filter((x) => !XENS[x].optional);
   if (!o.models.length) o.models = DEFAULT_MODELS;
   return o;
 }
