@@ -44,12 +44,13 @@ export const XENS = {
 };
 /**
  * The Linux ground truth's Intel and AMD models with Xen's defaults, then runs that move other alternatives:
- * qemu64 (AMD family 0xf: K8 NOPs, k8 MCE callbacks, no SMAP/BMI1/XSAVEOPT), `spec-ctrl=no` (every
+ * qemu64 (AMD family 0xf: K8 NOPs, k8 MCE callbacks, no SMAP/BMI1/XSAVEOPT), Penryn (Intel family 6 model 0x17:
+ * K8 NOPs, CPUID masking MSRs so intel_ctxt_switch_masking), `spec-ctrl=no` (every
  * SC_NO_*_HARDEN fence and lock site NOPed) and an Intel run with the LFENCE thunk, the long BHB sequence and
  * lock hardening on.
  */
 export const DEFAULT_MODELS = [
-  'Skylake-Client-IBRS', 'EPYC-Rome', 'qemu64', 'EPYC-Rome:spec-ctrl=no',
+  'Skylake-Client-IBRS', 'EPYC-Rome', 'qemu64', 'Penryn', 'EPYC-Rome:spec-ctrl=no',
   'Skylake-Client-IBRS:spec-ctrl=bti-thunk=lfence,bhb-seq=long,lock-harden',
 ];
 /**

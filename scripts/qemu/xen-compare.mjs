@@ -93,14 +93,13 @@ function ranges(a, b, gap = 1) {
 /**
  * Compares one run. Returns { ok, xen, model, spec, specFromLog, sections: {...}, classes, sites }.
  */
-export async function compareRun(run, symsPath, { altcallTargets = true } = {}) {
+export async function compareRun(run, symsPath) {
   const { imageFromBytes } = await imp('elf/load.js');
   const { readSites } = await imp('sites/read.js');
   const { detectTarget } = await imp('target/detect.js');
   const { featureTable, featureName } = await imp('target/features/index.js');
   const { parseCpu } = await imp('patch/cpu.js');
   const { applyPatches } = await imp('patch/apply.js');
-  let fromLog;
   const { cpuFromXenBootLog } = await imp('patch/xen-bootlog.js');
 
   const img = await imageFromBytes(readFileSync(symsPath), symsPath);
@@ -124,9 +123,12 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
   const head = mem.read(bcd, 4);
   const vendorId = Buffer.from(mem.read(bcd + BigInt(CAPS_OFFSET + words * 4), 16)).toString('latin1').replace(/\0.*$/s, '');
   const names = bits.map((n) => featureName(table, n));
-  // NOPs: arch_init_ideal_nops() picks K8 only on AMD family <= 0xf (and a few old Intel models) - not these CPUs.
+  // NOPs as arch_init_ideal_nops() picks them: K8 on AMD family <= 0xf and on Intel family 6 models
+  // 0x0f-0x1b, 0x1d-0x25, 0x28-0x2f; P6 otherwise.
   const family = head[0];
-  const nops = vendorId === 'AuthenticAMD' && family <= 0xf ? 'k8' : 'p6';
+  const model = head[2];
+  const oldIntel = family === 6 && ((model >= 0x0f && model <= 0x1b) || (model >= 0x1d && model <= 0x25) || (model >= 0x28 && model <= 0x2f));
+  const nops = (vendorId === 'AuthenticAMD' && family <= 0xf) || (vendorId === 'GenuineIntel' && oldIntel) ? 'k8' : 'p6';
   const spec = ['none', ...names.map((n) => `+${n}`), `nops=${nops}`].join(',');
   const cpu = parseCpu(spec, table);
 
@@ -139,7 +141,8 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
 
   const views = {};
   const xenOpts = { altcallNull: 'ud' };
-  views.textpoke = applyPatches(img, profile, cpu, { sites, xen: xenOpts }).view;
+  const xenCpu = { vendor: vendorId === 'AuthenticAMD' ? 'amd' : vendorId === 'HygonGenuine' ? 'hygon' : 'intel', family, model };
+  views.textpoke = applyPatches(img, profile, cpu, { sites, xen: xenOpts, xenCpu }).view;
   // --cpu-from: the boot log plus the QEMU model's CPUID words (cpu-from.txt, written by the boot).
   let specFromLog;
   let logNotes = [];
@@ -150,7 +153,7 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
     specFromLog = r.spec;
     logNotes = r.notes;
     const logCpu = parseCpu(specFromLog, table);
-    views.log = applyPatches(img, profile, logCpu, { sites, xen: xenOpts }).view;
+    views.log = applyPatches(img, profile, logCpu, { sites, xen: xenOpts, xenCpu: r.id }).view;
     const used = new Set(alts.map((a) => a.feature));
     for (const n of logCpu.features) if (!cpu.features.has(n)) logBits.onlyLog.push(featureName(table, n) + (used.has(n) ? ' (used by alternatives)' : ''));
     for (const n of cpu.features) if (!logCpu.features.has(n)) logBits.onlyCaps.push(featureName(table, n) + (used.has(n) ? ' (used by alternatives)' : ''));
@@ -211,7 +214,6 @@ export async function compareRun(run, symsPath, { altcallTargets = true } = {}) 
   result.sections['.text'] = { size: text.size, reference: { ranges: ref.length, bytes: refBytes, altSites: refSites.size, cfClobberBytes: refCf, outsideSites: refOutside } };
 
   const textpokeText = views.textpoke.bytesOf(text);
-  const findings = new Map(views.textpoke.findings.map((f) => [f.addr, f]));
   const tr = ranges(textpokeText, guestText);
   // Group differing bytes by site (the first alternative covering the byte; else the byte itself).
   const bySite = new Map();

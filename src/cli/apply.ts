@@ -63,7 +63,7 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
     throw new UsageError(code && path ? `${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}` : e instanceof Error ? e.message : String(e));
   }
   if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
-  const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, ftrace: o.ftrace, preempt: o.preempt });
+  const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, xenCpu: from?.xenCpu, ftrace: o.ftrace, preempt: o.preempt });
   return { img, cpu, result, cpuNotes: from?.notes ?? [] };
 }
 

@@ -5,12 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { CpuSpecError } from '../patch/cpu.js';
+import type { XenCpuId } from '../patch/xen-altcall-targets.js';
 import { cpuFromXenBootLog } from '../patch/xen-bootlog.js';
 import type { FeatureTable } from '../target/features/index.js';
 import { UsageError } from './context.js';
 
 export interface CpuFrom {
   spec: string;
+  /** Xen: vendor, family and model from the log. */
+  xenCpu?: XenCpuId;
   /** What the spec had to assume, for the user. */
   notes: string[];
 }
@@ -26,7 +29,7 @@ export function cpuSpecFromFile(path: string, table: FeatureTable): CpuFrom {
   if (table.family !== 'xen') throw new UsageError(`--cpu-from ${path}: only Xen boot logs are read so far (this file is ${table.family})`);
   try {
     const r = cpuFromXenBootLog(text, table);
-    return { spec: r.spec, notes: r.notes };
+    return { spec: r.spec, xenCpu: r.id, notes: r.notes };
   } catch (e) {
     if (e instanceof CpuSpecError) throw new UsageError(`${path}: ${e.message}`);
     throw e;

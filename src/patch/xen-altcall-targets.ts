@@ -15,7 +15,8 @@
  *   - `genapic = apic_default` without x2APIC (generic_apic_probe on a machine with at most 8 CPUs; with x2APIC
  *     the mode depends on interrupt remapping: left unknown);
  *   - `ctxt_switch_masking = amd_ctxt_switch_masking` on AMD (amd_init_levelling: every AMD family Xen runs on
- *     has the CPUID masking MSRs); Intel's depends on model-specific MSRs: left unknown;
+ *     has the CPUID masking MSRs); `intel_ctxt_switch_masking` on the Intel family 6 models with masking MSRs and
+ *     no CPUID faulting, when the model is known (XenCpuId: from boot_cpu_data or the boot log), else unknown;
  *  by the pre-SMP initcalls, between the passes:
  *   - `hvm_funcs = *start_svm()` (svm_function_table; start_svm changes no function pointer) with SVM;
  *     `hvm_funcs = *start_vmx()` with VMX: vmx_function_table's non-NULL pointers (start_vmx fills some NULL ones
@@ -51,6 +52,16 @@ export function vendorOf(cpu: Cpu): XenVendor | undefined {
   return any(INTEL_ONLY) ? 'intel' : undefined;
 }
 
+/** What Xen's boot_cpu_data says about the CPU beyond its features (the boot log's `CPU Vendor:` line). */
+export interface XenCpuId {
+  vendor: XenVendor;
+  family: number;
+  model: number;
+}
+
+/** Intel family 6 models whose CPUID masking MSRs probe_masking_msrs() knows (Penryn/Dunnington, Nehalem/Westmere, SandyBridge). */
+const INTEL_MASKING_MODELS = [0x17, 0x1d, 0x1a, 0x1e, 0x1f, 0x25, 0x2c, 0x2e, 0x2f, 0x2a, 0x2d];
+
 export interface AltcallTargets {
   /** Pointer value at a pass (absolute address; 0n = NULL), or undefined when this module does not decide it. */
   value(slot: bigint, secondPass: boolean): bigint | undefined;
@@ -59,10 +70,13 @@ export interface AltcallTargets {
 }
 
 /**
- * The pointer assignments the boot makes for this CPU, over the image's own structures. `vendor` overrides
- * the one inferred from the features (vendorOf).
+ * The pointer assignments the boot makes for this CPU, over the image's own structures. `id` (vendor, family,
+ * model) refines what the features alone say (vendorOf, the K8 NOP table for AMD family <= 0xf).
  */
-export function xenAltcallTargets(view: PatchedView, cpu: Cpu, vendor: XenVendor | undefined = vendorOf(cpu)): AltcallTargets {
+export function xenAltcallTargets(view: PatchedView, cpu: Cpu, id?: XenCpuId): AltcallTargets {
+  const vendor = id?.vendor ?? vendorOf(cpu);
+  // AMD family <= 0xf: known from the id, else from the K8 NOP table (which Xen picks exactly for those).
+  const amdK8 = id ? id.family <= 0xf : cpu.nops === 'k8';
   const img = view.img;
   const decided = new Map<bigint, { value: bigint; early: boolean; rule: string }>();
   const has = (name: string): boolean => { const k = featureNumber(cpu.table, name); return k !== undefined && cpu.has(k); };
@@ -98,12 +112,12 @@ export function xenAltcallTargets(view: PatchedView, cpu: Cpu, vendor: XenVendor
   if (vendor) {
     copy('actual_cpu', `${vendor}_cpu_dev`, true);
     if (has('MCE') && has('MCA')) {
-      copy('mce_callbacks', vendor === 'intel' ? 'intel_callbacks' : cpu.nops === 'k8' ? 'k8_callbacks' : 'k10_callbacks', true);
+      copy('mce_callbacks', vendor === 'intel' ? 'intel_callbacks' : amdK8 ? 'k8_callbacks' : 'k10_callbacks', true);
     }
     // early_microcode_init: Intel family >= 6 (every 64-bit one), AMD family >= 0x10 (K8 NOPs mean family <= 0xf).
     // 4.17 copies a named structure; 4.20's ucode_probe_{intel,amd}(ops) store each pointer through `ops`.
     const probe = vendor === 'intel' ? 'ucode_probe_intel' : 'ucode_probe_amd';
-    if (vendor === 'intel' || cpu.nops !== 'k8') {
+    if (vendor === 'intel' || !amdK8) {
       if (sym(`${vendor === 'intel' ? 'intel' : 'amd'}_ucode_ops`)) copy('ucode_ops', `${vendor === 'intel' ? 'intel' : 'amd'}_ucode_ops`, true);
       else for (const [off, v] of pointerStores(view, probe)) {
         const d = sym('ucode_ops');
@@ -111,6 +125,11 @@ export function xenAltcallTargets(view: PatchedView, cpu: Cpu, vendor: XenVendor
       }
     }
     if (vendor !== 'intel') assign('ctxt_switch_masking', 0, 'amd_ctxt_switch_masking', true);
+    // intel_init_levelling: without CPUID faulting, the masking MSRs of the models probe_masking_msrs() knows
+    // (assumed to respond, as on those CPUs); needs the model number, so only with an id.
+    else if (id && id.family === 6 && INTEL_MASKING_MODELS.includes(id.model) && !has('CPUID_FAULTING')) {
+      assign('ctxt_switch_masking', 0, 'intel_ctxt_switch_masking', true);
+    }
     if (vendor === 'intel') copy('cpufreq_driver', 'acpi_cpufreq_driver', false);
     else if (has('HW_PSTATE')) copy('cpufreq_driver', 'powernow_cpufreq_driver', false);
   }

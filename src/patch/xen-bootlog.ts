@@ -30,6 +30,7 @@
  * Without a featureset line only the log's own bits are known: the result then says so in `notes`.
  */
 import { CpuSpecError } from './cpu.js';
+import type { XenCpuId } from './xen-altcall-targets.js';
 import { FeatureTable, featureName, featureNumber } from '../target/features/index.js';
 
 export interface XenBootLog {
@@ -52,6 +53,8 @@ export interface XenBootLog {
 
 export interface XenCpuFromLog {
   spec: string;
+  /** Vendor, family and model from the `CPU Vendor:` line (undefined for other vendors). */
+  id?: XenCpuId;
   log: XenBootLog;
   /** What the spec had to assume. */
   notes: string[];
@@ -200,7 +203,8 @@ export function cpuFromXenBootLog(text: string, table: FeatureTable): XenCpuFrom
   const k8 = (amd && (log.family ?? 0x10) <= 0xf) ||
     (intel && log.family === 6 && log.model !== undefined && ((log.model >= 0x0f && log.model <= 0x1b) || (log.model >= 0x1d && log.model <= 0x25) || (log.model >= 0x28 && log.model <= 0x2f)));
   const names = [...set].sort((a, b) => a - b).map((n) => featureName(table, n).replace(/^feature /, ''));
-  return { spec: ['none', ...names.map((n) => `+${n}`), `nops=${k8 ? 'k8' : 'p6'}`].join(','), log, notes };
+  const id = log.vendor !== 'other' && log.family !== undefined && log.model !== undefined ? { vendor: log.vendor, family: log.family, model: log.model } : undefined;
+  return { spec: ['none', ...names.map((n) => `+${n}`), `nops=${k8 ? 'k8' : 'p6'}`].join(','), id, log, notes };
 }
 
 /** The --cpu spec string for a Xen boot log (see cpuFromXenBootLog). */

@@ -1,6 +1,6 @@
 /**
  * Ground truth from real boots (scripts/qemu-xen-groundtruth.mjs): Debian's Xen 4.17 and 4.20 under
- * qemu-system-x86_64 (TCG, five CPU model / command-line runs each) patch themselves and halt after failing to
+ * qemu-system-x86_64 (TCG, six CPU model / command-line runs each) patch themselves and halt after failing to
  * build dom0; .text read back through the QEMU monitor is compared byte for byte with (1) xen-syms as linked and
  * (2) textpoke's patched view for the features Xen set (boot_cpu_data), and for the spec `--cpu-from` derives
  * from the boot log.
@@ -37,7 +37,7 @@ interface Comparison {
 }
 interface Run { boot: { xen: string; model: string; halted: boolean; timedOut: boolean; log: string[]; dumps: Record<string, { addr: string; size: number }> }; comparison?: Comparison }
 
-const MODELS = ['Skylake-Client-IBRS', 'EPYC-Rome', 'qemu64', 'EPYC-Rome:spec-ctrl=no', 'Skylake-Client-IBRS:spec-ctrl=bti-thunk=lfence,bhb-seq=long,lock-harden'];
+const MODELS = ['Skylake-Client-IBRS', 'EPYC-Rome', 'qemu64', 'Penryn', 'EPYC-Rome:spec-ctrl=no', 'Skylake-Client-IBRS:spec-ctrl=bti-thunk=lfence,bhb-seq=long,lock-harden'];
 
 let runs: Run[] | undefined;
 let out = '';
@@ -105,8 +105,8 @@ test('Xen ground truth: textpoke apply reproduces every patched byte except the 
     assert.ok(c.altcalls.direct + c.altcalls.ud > 250, `${c.xen} ${c.model}: ${JSON.stringify(c.altcalls)}`);
     if (c.model.startsWith('EPYC-Rome')) assert.ok(c.altcalls.direct > 150, `${c.xen} ${c.model}: hvm_funcs (SVM) altcalls resolved`);
     // The runs differ where they should: K8 NOPs on family 0xf, hardening off with spec-ctrl=no, the LFENCE thunk.
-    if (c.model === 'qemu64') assert.equal(c.cpu.nops, 'k8');
-    else assert.equal(c.cpu.nops, 'p6');
+    // K8 NOPs on AMD family 0xf (qemu64) and Intel family 6 model 0x17 (Penryn), P6 elsewhere.
+    assert.equal(c.cpu.nops, c.model === 'qemu64' || c.model === 'Penryn' ? 'k8' : 'p6');
     assert.equal(c.cpu.features.includes('X86_FEATURE_SC_NO_BRANCH_HARDEN'), c.model.endsWith('spec-ctrl=no'));
     assert.equal(c.cpu.features.includes('X86_FEATURE_IND_THUNK_LFENCE'), c.model.includes('bti-thunk=lfence'));
     assert.equal(c.cpu.features.includes('X86_FEATURE_SC_NO_LOCK_HARDEN'), !c.model.includes('lock-harden'));
