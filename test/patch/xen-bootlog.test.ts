@@ -120,6 +120,24 @@ test('xen-syms: the altcall pointers the boot sets are taken from the binary (op
   const actual = view.symbolAbs('actual_cpu')!;
   assert.equal(view.nameOf(ti.value(actual, false)!), 'early_init_intel');
   assert.equal(view.nameOf(t.value(actual + 8n, false)!), 'init_amd');
+  // Intel's CPUID masking: only on the family 6 models with masking MSRs, only without CPUID faulting, and only
+  // when the model is known.
+  const csm = view.symbolAbs('ctxt_switch_masking')!;
+  const penryn = { vendor: 'intel' as const, family: 6, model: 0x17 };
+  const noFaulting = parseCpu('intel-server,-CPUID_FAULTING', table);
+  assert.equal(view.nameOf(xenAltcallTargets(view, noFaulting, penryn).value(csm, false)!), 'intel_ctxt_switch_masking');
+  assert.equal(xenAltcallTargets(view, noFaulting, { ...penryn, model: 0x5e }).value(csm, false), undefined);
+  assert.equal(xenAltcallTargets(view, intel, penryn).value(csm, false), undefined, 'the preset has CPUID faulting');
+  assert.equal(ti.value(csm, false), undefined, 'no model, no rule');
+  assert.equal(view.nameOf(t.value(csm, false)!), 'amd_ctxt_switch_masking');
+  // AMD family 0xf (known from the id or from the K8 NOP table): k8 MCE callbacks and no microcode ops.
+  const ucode = view.symbolAbs('ucode_ops')!;
+  const k8 = xenAltcallTargets(view, amd, { vendor: 'amd', family: 0xf, model: 0x6b });
+  assert.equal(k8.value(ucode, false), undefined);
+  assert.equal(xenAltcallTargets(view, parseCpu('amd-server,nops=k8', table)).value(ucode, false), undefined);
+  assert.notEqual(t.value(ucode, false), undefined);
+  const mce = view.symbolAbs('mce_callbacks')!;
+  for (let o = 0n; o < 40n; o += 8n) assert.equal(k8.value(mce + o, false), word(view.symbolAbs('k8_callbacks')! + o));
   // In the patched image: the altcalls through hvm_funcs become direct calls into svm.c on AMD.
   const r = applyPatches(img, profile, amd);
   const svmCalls = r.view.patches.filter((p) => /^altcall -> (svm_|nsvm_)/.test(p.note ?? '')).length;
