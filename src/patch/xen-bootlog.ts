@@ -98,9 +98,13 @@ const AVX_DEPENDENTS = ['AVX', 'AVX2', 'FMA', 'F16C', 'FMA4', 'XOP', 'AVX512F', 
   'AVX_VNNI', 'VAES', 'VPCLMULQDQ', 'AVX512_4VNNIW', 'AVX512_4FMAPS', 'AVX512_VP2INTERSECT', 'AVX_VNNI_INT8', 'AVX_IFMA',
   'AVX_NE_CONVERT'];
 
-/** Spec-ctrl names the log prints for CPUID/ARCH_CAPS bits, where Xen's feature name differs. */
-const HINT_NAMES: Record<string, string[]> = {
-  IBPB: ['IBPB'], IBRS: ['IBRS'], STIBP: ['AMD_STIBP'], SSBD: ['AMD_SSBD'], PSFD: ['PSFD'],
+/**
+ * `Hardware features:` words whose feature differs by vendor (print_details prints one word for Intel's
+ * leaf 7 bit and AMD's leaf 0x80000008 bit); other words are Xen's feature names.
+ */
+const HARDWARE_NAMES: Record<string, { intel: string; amd: string }> = {
+  IBPB: { intel: 'IBRSB', amd: 'IBPB' }, IBRS: { intel: 'IBRSB', amd: 'IBRS' }, STIBP: { intel: 'STIBP', amd: 'AMD_STIBP' },
+  SSBD: { intel: 'SSBD', amd: 'AMD_SSBD' }, PSFD: { intel: 'INTEL_PSFD', amd: 'PSFD' },
 };
 
 /**
@@ -130,14 +134,8 @@ export function cpuFromXenBootLog(text: string, table: FeatureTable): XenCpuFrom
   }
   const intel = log.vendor === 'intel';
   const amd = log.vendor === 'amd' || log.vendor === 'hygon';
-  // Spec-ctrl hardware bits the log names (also present in the featureset when there is one).
-  for (const h of log.hardware) for (const n of HINT_NAMES[h] ?? [h]) {
-    if (intel && h === 'IBPB') { on('IBRSB'); continue; }
-    if (intel && h === 'IBRS') { on('IBRSB'); continue; }
-    if (intel && h === 'STIBP') { on('STIBP'); continue; }
-    if (intel && h === 'SSBD') { on('SSBD'); continue; }
-    on(n);
-  }
+  // Spec-ctrl hardware bits and hints the log names (also in the featureset when there is one).
+  for (const h of log.hardware) on(HARDWARE_NAMES[h] ? HARDWARE_NAMES[h]![intel ? 'intel' : 'amd'] : h);
   for (const h of log.hints) on(h);
   if (log.gdsNoAvx) for (const f of AVX_DEPENDENTS) off(f);
 

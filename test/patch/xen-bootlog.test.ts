@@ -78,6 +78,14 @@ test('Xen boot log -> CPU spec: xen-cpuid featureset words, NOP table by family/
   for (const f of ['X86_FEATURE_SMAP', 'X86_FEATURE_XEN_SMAP', 'X86_FEATURE_XEN_SMEP', 'X86_FEATURE_BMI1', 'X86_FEATURE_LFENCE_DISPATCH', 'X86_FEATURE_XEN_SHSTK', 'X86_BUG_CLFLUSH_MFENCE']) assert.ok(n.includes(f), f);
   for (const f of ['X86_FEATURE_AVX', 'X86_FEATURE_MFENCE_RDTSC', 'X86_FEATURE_XEN_IBT']) assert.ok(!n.includes(f), f);
   assert.ok(k8.notes.some((x) => /Raw line/.test(x)));
+  // Hardware features name Intel's leaf 7 bits or AMD's 0x80000008 ones by vendor.
+  const hw = (vendor: string): string[] => names(cpuFromXenBootLog(bootLog(vendor, 'SPEC_CTRL: No, Other:', '', '').replace('Hardware features:', 'Hardware features: IBPB IBRS STIBP SSBD MD_CLEAR'), table).spec);
+  const i = hw('Intel, Family 6 (0x6), Model 85 (0x55)');
+  for (const f of ['X86_FEATURE_IBRSB', 'X86_FEATURE_STIBP', 'X86_FEATURE_SSBD', 'X86_FEATURE_MD_CLEAR']) assert.ok(i.includes(f), f);
+  assert.ok(!i.includes('X86_FEATURE_AMD_STIBP') && !i.includes('X86_FEATURE_IBPB'));
+  const a = hw('AMD, Family 25 (0x19), Model 1 (0x1)');
+  for (const f of ['X86_FEATURE_IBPB', 'X86_FEATURE_IBRS', 'X86_FEATURE_AMD_STIBP', 'X86_FEATURE_AMD_SSBD']) assert.ok(a.includes(f), f);
+  assert.ok(a.includes('X86_BUG_IBPB_NO_RET'), 'AMD with IBPB but not IBPB_RET');
   // A Host line wins over Raw.
   const host = parseXenBootLog(`Raw                       ${words.join(':')}\nHost                      ${new Array(19).fill('00000001').join(':')}\n`);
   assert.equal(host.featuresetFrom, 'Host');
