@@ -9,10 +9,12 @@ import type { ApplyResult, Cpu } from '../patch/index.js';
 import { featureTable } from '../target/features/index.js';
 import { PROFILES } from '../target/profile.js';
 import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
+import { cpuSpecFromFile } from './cpu-from.js';
 import { describeError, openImage, resolveTarget } from './jobs.js';
 
 export interface ApplyCliOptions {
-  cpu: string;
+  cpu?: string;
+  cpuFrom?: string;
   profile?: string;
   load?: string[];
   loadFile?: string;
@@ -23,7 +25,7 @@ export interface ApplyCliOptions {
 }
 
 /** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
-export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult }> {
+export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult; cpuNotes: string[] }> {
   let img: Image;
   let target;
   try {
@@ -34,8 +36,10 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
   }
   const profile = target.profile!;
   let cpu: Cpu;
+  if (!o.cpu === !o.cpuFrom) throw new UsageError(o.cpu ? '--cpu and --cpu-from exclude each other' : 'one of --cpu SPEC or --cpu-from FILE is required');
+  const from = o.cpuFrom ? cpuSpecFromFile(o.cpuFrom, featureTable(profile.features)) : undefined;
   try {
-    cpu = parseCpu(o.cpu, featureTable(profile.features));
+    cpu = parseCpu(from?.spec ?? o.cpu!, featureTable(profile.features));
   } catch (e) {
     if (e instanceof CpuSpecError) throw new UsageError(e.message);
     throw e;
@@ -63,11 +67,11 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
   if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
   let result: ApplyResult;
   try {
-    result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, ftrace: o.ftrace, preempt: o.preempt });
+    result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, xenCpu: from?.xenCpu, ftrace: o.ftrace, preempt: o.preempt });
   } catch (e) {
     throw unusable(file, e);
   }
-  return { img, cpu, result };
+  return { img, cpu, result, cpuNotes: from?.notes ?? [] };
 }
 
 /** A file whose damage only shows while patching (a relocation naming no symbol, data cut short): one line naming it, exit 2. */
@@ -84,7 +88,8 @@ export function findingLines(path: string, img: Image, result: ApplyResult): str
 
 export function addApplyOptions(c: Command): Command {
   return c
-    .requiredOption('--cpu <spec>', 'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none (see docs)')
+    .option('--cpu <spec>', 'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none (see docs)')
+    .option('--cpu-from <file>', 'CPU from what a booted machine reported (Xen: its boot log, optionally with xen-cpuid output appended); instead of --cpu')
     .addOption(new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
     .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--load-file <file>', 'module section load addresses: a copy of /sys/module/NAME/sections/ (a directory), or SECTION=ADDR lines')
@@ -110,7 +115,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       let outReal = out;
       try { outReal = realpathSync(out); } catch { /* does not exist yet */ }
       if (outReal === inReal) throw new UsageError(`${file}: refusing to write the output over the input`);
-      const { img, cpu, result } = await openAndApply(file, o);
+      const { img, cpu, result, cpuNotes } = await openAndApply(file, o);
       let bytes: Uint8Array;
       try {
         bytes = patchedElf(result.view);
@@ -129,7 +134,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (!o.quiet) {
         io.out(`${file}: ${result.view.patches.length} writes for --cpu ${cpu.spec} -> ${o.output}\n`);
-        for (const n of [...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
+        for (const n of [...cpuNotes, ...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
         if (result.relocation) io.out(`  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`);
         for (const s of summarize(result.view)) io.out(`  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`);
       }

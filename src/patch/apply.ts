@@ -27,6 +27,7 @@ import { applyLinuxStaticCalls } from './linux-static-calls.js';
 import { relocate, RelocateResult } from './relocate.js';
 import { PatchedView } from './view.js';
 import { applyXenAlternatives, XenOptions } from './xen-alternatives.js';
+import { xenAltcallTargets, XenCpuId } from './xen-altcall-targets.js';
 import { applyXenCfClobber } from './xen-cf-clobber.js';
 
 export interface ApplyOptions {
@@ -37,6 +38,8 @@ export interface ApplyOptions {
   /** Sites already read (readSites with this profile); read here otherwise. */
   sites?: readonly Site[];
   xen?: XenOptions;
+  /** Xen: vendor, family and model (boot_cpu_data, the boot log), for the altcall pointers that depend on them. */
+  xenCpu?: XenCpuId;
   /**
    * Linux ftrace: 'nop' (default) turns every mcount call into a NOP as ftrace does at boot and module load
    * with no tracer active; 'call' keeps the calls (a tracer attached to every function).
@@ -72,7 +75,9 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
   let relocation: RelocateResult | undefined;
   if (img.kind === 'rel') relocation = relocate(view, { symbols: opts.symbols });
   if (profile.os === 'xen') {
-    applyXenAlternatives(view, sites, cpu, opts.xen);
+    // Altcall pointers the boot sets from the binary's own ops structures (unless the caller gives values).
+    const targets = opts.xen?.pointerValue ? undefined : xenAltcallTargets(view, cpu, opts.xenCpu);
+    applyXenAlternatives(view, sites, cpu, targets ? { ...opts.xen, pointerValue: (a, p) => targets.value(a, p) } : opts.xen);
     applyXenCfClobber(view, cpu);
   } else {
     const rules = profile.alt === 'linux-12' ? '6.1' : 'modern';

@@ -39,6 +39,7 @@ function branches(bytes: Uint8Array, ip: bigint): { ok: boolean; end: number; ta
 
 export function verifyView(view: PatchedView): SiteCheck[] {
   const out: SiteCheck[] = [];
+  let byName: Map<string, bigint[]> | undefined;
   // Final extent of each patched site: the longest write at that address.
   const sites = new Map<number, { len: number; patchers: Set<string>; allowed: Set<bigint> }>();
   for (const p of view.patches) {
@@ -58,8 +59,11 @@ export function verifyView(view: PatchedView): SiteCheck[] {
     // The patcher's own target, as its note names it.
     const m = /(?:call|jmp|thunk|altcall ->) ([A-Za-z_][\w.]*)(\+0x[0-9a-f]+)?$/.exec(p.note ?? '');
     if (m) {
+      // Local functions may share a name (Xen's intel and amd collect_cpu_info): any of them is the one named.
+      const off = m[2] ? BigInt(m[2].slice(1)) : 0n;
       const a = view.symbolAbs(m[1]!);
-      if (a !== undefined) e.allowed.add(a + (m[2] ? BigInt(m[2].slice(1)) : 0n));
+      if (a !== undefined) e.allowed.add(a + off);
+      for (const x of (byName ??= symbolsByName(view)).get(m[1]!) ?? []) e.allowed.add(x + off);
     }
   }
   for (const [addr, e] of sites) {
@@ -76,4 +80,15 @@ export function verifyView(view: PatchedView): SiteCheck[] {
     }
   }
   return out;
+}
+
+function symbolsByName(view: PatchedView): Map<string, bigint[]> {
+  const m = new Map<string, bigint[]>();
+  for (const s of view.img.symbols) {
+    if (!s.name || s.shndx === 0 || Number.isNaN(s.addr)) continue;
+    const l = m.get(s.name);
+    if (l) l.push(view.abs(s.addr));
+    else m.set(s.name, [view.abs(s.addr)]);
+  }
+  return m;
 }

@@ -24,8 +24,8 @@ import type { PatchedView } from './view.js';
 export interface XenOptions {
   /** What to do with an altcall whose function pointer is NULL in the image at the second pass. */
   altcallNull?: 'keep' | 'ud';
-  /** Value a function pointer holds at the second pass (real address), overriding the image. */
-  pointerValue?: (abs: bigint) => bigint | undefined;
+  /** Value a function pointer holds at a pass (real address), overriding the image (xen-altcall-targets.ts). */
+  pointerValue?: (abs: bigint, secondPass: boolean) => bigint | undefined;
 }
 
 const MAX_PATCH_LEN = 254;
@@ -106,7 +106,7 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
         if (a.feature === ALWAYS && s32(buf, 1) === -5 && origLen >= 6 && orig && orig[0] === 0xff && orig[1] === (buf[0]! & 1 ? 0x25 : 0x15)) {
           const slot = view.abs(a.addr) + 6n + BigInt(s32(orig, 2));
           let dest = readPointer(view, slot);
-          if (force && opts.pointerValue) dest = opts.pointerValue(slot) ?? dest;
+          if (opts.pointerValue) dest = opts.pointerValue(slot, force) ?? dest;
           if (dest) {
             if (ibtBuild) {
               const dr = view.rel(dest);

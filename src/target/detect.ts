@@ -3,6 +3,7 @@
  * Xen from its symbols and version string. Detection never guesses silently: an assumption is
  * recorded in `note`, and an undetectable file says so (the caller suggests `--profile`).
  */
+import { featureTable } from './features/index.js';
 import { Image, STT_OBJECT } from '../elf/image.js';
 import { Os, Profile, profileById, PROFILES } from './profile.js';
 
@@ -63,7 +64,31 @@ function xenTarget(img: Image): Target {
     return { os: 'xen', version, profile: profileById('xen-4.17')!, note: `Xen ${maj}.${min} has no profile of its own; reading it with xen-4.17 (check with --profile)` };
   }
   const id = pt >= 6 ? 'xen-4.17' : pt >= 2 ? 'xen-4.17.2' : pt === 1 ? 'xen-4.17.1' : 'xen-4.17.0';
+  // Distribution builds carry stable-branch backports past their point release (Debian bookworm's 4.17.5+72 has
+  // 4.17.6's 19th featureset word): when the alternatives name features beyond the release's NCAPINTS * 32,
+  // take the first newer table that holds them.
+  const ids = ['xen-4.17.0', 'xen-4.17.1', 'xen-4.17.2', 'xen-4.17'];
+  const max = maxXenAltFeature(img);
+  for (let k = ids.indexOf(id); k < ids.length; k++) {
+    const p = profileById(ids[k]!)!;
+    if (max === undefined || max < featureTable(p.features).limit) {
+      if (k === ids.indexOf(id)) return { os: 'xen', version, profile: p };
+      return { os: 'xen', version, profile: p, note: `Xen ${version}: its alternatives use feature ${Math.floor(max! / 32)}*32+${max! % 32}, beyond ${id}'s table (backported featureset words); reading it with ${p.id}` };
+    }
+  }
   return { os: 'xen', version, profile: profileById(id)! };
+}
+
+/** Highest cpuid field of Xen's 14-byte alt_instr entries (u16 at offset 8), or undefined without a table. */
+function maxXenAltFeature(img: Image): number | undefined {
+  const a = img.symbol('__alt_instructions');
+  const b = img.symbol('__alt_instructions_end');
+  if (!a || !b || Number.isNaN(a.addr) || Number.isNaN(b.addr) || b.addr <= a.addr) return undefined;
+  const bytes = img.read(a.addr, b.addr - a.addr);
+  if (!bytes) return undefined;
+  let max = 0;
+  for (let o = 0; o + 14 <= bytes.length; o += 14) max = Math.max(max, bytes[o + 8]! | (bytes[o + 9]! << 8));
+  return max;
 }
 
 /** Xen keeps its full version as a string in .rodata (e.g. "4.17.7+13-g2445b30a44-0+deb12u1"). */

@@ -41,6 +41,22 @@ test('xen-syms-4.17: 4,525 alternatives, each named, in .text/.init.text, on ins
   assert.equal(perFeature.get('X86_FEATURE_ALWAYS'), 252);
 });
 
+test('xen-syms of bookworm\'s 4.17.5+72: the backported 19th featureset word is detected, every feature named', () => {
+  // Debian's 4.17.5+72 carries 4.17.6's e21c word: by its version alone it would be read with FSCAPINTS 18,
+  // and its synthetic and bug features (SC_NO_BRANCH_HARDEN at 19*32+15, ...) would be out of that table.
+  const img = Image.parse(readFileSync(corpus.xenSyms417Bookworm), corpus.xenSyms417Bookworm);
+  const t = detectTarget(img);
+  assert.match(t.version ?? '', /^4\.17\.5\+/);
+  assert.equal(t.profile?.id, 'xen-4.17');
+  assert.match(t.note ?? '', /beyond xen-4\.17\.2's table/);
+  const { sites } = readSites(img, t.profile!);
+  const ft = featureTable(t.profile!.features);
+  for (const s of sites) assert.match(featureName(ft, s.feature!), /^X86_(FEATURE|BUG|SPEC)_[A-Z0-9_]+$/, `feature ${s.feature} has no name`);
+  assert.ok(sites.filter((s) => featureName(ft, s.feature!) === 'X86_FEATURE_SC_NO_BRANCH_HARDEN').length > 2000);
+  // The 4.17.7 build needs no such step.
+  assert.equal(detectTarget(Image.parse(readFileSync(corpus.xenSyms), corpus.xenSyms)).note, undefined);
+});
+
 const REFERENCE_61 = {
   '.altinstructions': 1654, '.parainstructions': 3007, '.static_call_sites': 15870, '__jump_table': 40014,
   '.retpoline_sites': 75427, '.return_sites': 216473, '.smp_locks': 33990, '__mcount_loc': 192343,
