@@ -90,12 +90,15 @@ const XEN_COMMON = [
   'RDPID', 'FSRM', 'WBNOINVD', 'CET_SS', 'CET_IBT',
   'CONSTANT_TSC', 'NONSTOP_TSC', 'ARAT', 'ARCH_PERFMON', 'TSC_RELIABLE', 'XTOPOLOGY', 'CPUID_FAULTING', 'APERFMPERF',
   'XEN_SMEP', 'XEN_SMAP', 'XEN_SHSTK', 'XEN_IBT', 'SC_MSR_PV', 'SC_MSR_HVM', 'SC_RSB_PV', 'SC_RSB_HVM', 'ALWAYS',
+  // spec_ctrl.c: opt_lock_harden defaults to false, and init_speculation_mitigations() then forces
+  // SC_NO_LOCK_HARDEN: a default boot NOPs the lock-hardening fences (4.17.4+ and 4.19+ alike).
+  'SC_NO_LOCK_HARDEN',
 ];
 
 export const XEN_PRESETS: readonly Preset[] = [
   {
     id: 'intel-server',
-    describe: 'Sapphire Rapids-like Intel Xeon (family 6 model 0x8f: P6 NOPs); eIBRS so thunk=jmp; branch and lock hardening on',
+    describe: 'Sapphire Rapids-like Intel Xeon (family 6 model 0x8f: P6 NOPs); eIBRS so thunk=jmp; Xen\'s defaults: branch hardening on, lock hardening off (spec-ctrl=lock-harden, or lock-harden=on here, turns it on)',
     nops: 'p6',
     features: [
       ...XEN_COMMON, 'VMX', 'SMX', 'EIST', 'TM2', 'PDCM', 'DCA', 'XTPR', 'DTES64', 'MONITOR', 'MOVDIRI', 'MOVDIR64B', 'CLDEMOTE',
@@ -107,7 +110,7 @@ export const XEN_PRESETS: readonly Preset[] = [
   },
   {
     id: 'amd-server',
-    describe: 'Zen 4 (family 0x19: P6 NOPs) AMD EPYC; retpoline thunk; IBPB on entry (SRSO); branch and lock hardening on',
+    describe: 'Zen 4 (family 0x19: P6 NOPs) AMD EPYC; retpoline thunk; IBPB on entry (SRSO); Xen\'s defaults: branch hardening on, lock hardening off',
     nops: 'p6',
     features: [
       ...XEN_COMMON, 'SVM', 'EXTAPIC', 'CR8_LEGACY', 'SSE4A', 'MISALIGNSSE', 'OSVW', 'IBS', 'SKINIT', 'WDT', 'TOPOEXT', 'DBEXT',
@@ -118,11 +121,11 @@ export const XEN_PRESETS: readonly Preset[] = [
   },
   {
     id: 'old',
-    describe: 'AMD K8 (family 0xf: K8 NOPs) Opteron: SSE2/3DNow, no SMEP/SMAP/XSAVE; MFENCE_RDTSC; hardening on',
+    describe: 'AMD K8 (family 0xf: K8 NOPs) Opteron: SSE2/3DNow, no SMEP/SMAP/XSAVE; MFENCE_RDTSC; Xen\'s defaults: branch hardening on, lock hardening off',
     nops: 'k8',
     features: [
       ...BASE_CPUID, 'SSE', 'SSE2', 'HTT', 'MMXEXT', 'FFXSR', 'RDTSCP', '3DNOWEXT', '3DNOW', 'LAHF_LM', 'CMP_LEGACY', 'SVM',
-      'EXTAPIC', 'CR8_LEGACY', '3DNOWPREFETCH', 'CONSTANT_TSC', 'ARCH_PERFMON', 'MFENCE_RDTSC', 'ALWAYS',
+      'EXTAPIC', 'CR8_LEGACY', '3DNOWPREFETCH', 'CONSTANT_TSC', 'ARCH_PERFMON', 'MFENCE_RDTSC', 'ALWAYS', 'SC_NO_LOCK_HARDEN',
     ],
   },
   { id: 'all', describe: 'every feature, synthetic and bug bit set (P6 NOPs; includes SC_NO_BRANCH_HARDEN/SC_NO_LOCK_HARDEN)', nops: 'p6', features: ['*'] },

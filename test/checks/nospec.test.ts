@@ -166,9 +166,10 @@ test('nospec-branch: one-sided fence reported; fences on both arms and fenced co
 
 interface XenRun { esc: Finding[]; branch: Finding[]; inv: Finding[] }
 
+/** Every check on a view with all hardening on (Xen's default leaves lock hardening off: see below). */
 function xen(path: string, profile?: string): XenRun {
   const img = Image.parse(readFileSync(path), path);
-  const { view } = prepare(img, { profile, cpu: 'intel-server' });
+  const { view } = prepare(img, { profile, cpu: 'intel-server,lock-harden=on' });
   try {
     const f = runChecks(view, ['nospec-branch', 'nospec-outlined', 'nospec-fences'].map((id) => checkById(id)!));
     return { esc: f.filter((x) => x.check === 'nospec-outlined'), branch: f.filter((x) => x.check === 'nospec-branch'), inv: f.filter((x) => x.check === 'nospec-fences') };
@@ -271,7 +272,15 @@ test('textpoke check on xen-syms 4.17.7: the inventory in text and JSON, with th
   const f = (JSON.parse(json.out) as { files: { findings: Finding[] }[] }).files[0]!.findings;
   const inv = f.filter((x) => x.check === 'nospec-fences');
   assert.ok(inv.length >= 6 && inv.every((x) => x.severity === 'info'));
-  assert.ok(inv.some((x) => /lock hardening, gated by X86_FEATURE_SC_NO_LOCK_HARDEN/.test(x.message)));
+  // The default view is Xen's default boot: lock hardening off, so its fences are counted as removed.
+  assert.ok(!inv.some((x) => /lock hardening, gated by/.test(x.message)));
+  const removed = inv.find((x) => /fences gated by X86_FEATURE_SC_NO_LOCK_HARDEN removed for this CPU/.test(x.message))!;
+  assert.match(removed.message, /spec-ctrl=lock-harden keeps them/);
+  const on = run(['--json', '--checks', 'nospec-fences', '--cpu', 'intel-server,lock-harden=on', corpus.xenSyms]);
+  const onInv = (JSON.parse(on.out) as { files: { findings: Finding[] }[] }).files[0]!.findings;
+  const lock = onInv.find((x) => /lock hardening, gated by X86_FEATURE_SC_NO_LOCK_HARDEN/.test(x.message))!;
+  assert.equal(Number(removed.message.split(' ')[0]), Number(lock.message.split(' ')[0]));
+  assert.ok(!onInv.some((x) => /removed for this CPU/.test(x.message)));
   const p2m = f.find((x) => x.check === 'nospec-outlined' && x.symbol === 'p2m_mem_access_sanity_check')!;
   assert.equal(p2m.severity, 'warning');
   assert.ok(p2m.related.some((r) => r.symbol === 'mem_access_memop+0x94'));
@@ -289,9 +298,11 @@ test('xen-syms 4.17.7: what each spec-ctrl= switch removes, on the patched views
       view.dispose();
     }
   };
-  const on = count('intel-server');
-  const noBranch = count('intel-server,branch-harden=off');
-  const noLock = count('intel-server,lock-harden=off');
+  // Xen's default boot: branch hardening on, lock hardening off (opt_lock_harden defaults to false).
+  const on = count('intel-server,lock-harden=on');
+  const noBranch = count('intel-server,lock-harden=on,branch-harden=off');
+  const noLock = count('intel-server');
+  assert.deepEqual(count('intel-server,lock-harden=off'), noLock);
   const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
   // branch-harden=off removes every pair, one-sided, value and store-bypass fence, and nothing else.
   for (const c of ['pair', 'one-sided', 'value', 'store-bypass']) assert.equal(noBranch.get(c) ?? 0, 0, c);

@@ -39,7 +39,10 @@ test('Linux mitigation choices set the synthetic features and the return thunk',
 });
 
 test('Xen: hardening switches map to SC_NO_*_HARDEN with the right polarity; nops', () => {
-  const on = parseCpu('intel-server', xen);
+  // Xen's defaults: branch hardening on, lock hardening off (spec-ctrl=lock-harden turns it on).
+  const def = parseCpu('intel-server', xen);
+  assert.ok(!def.has(n(xen, 'SC_NO_BRANCH_HARDEN')) && def.has(n(xen, 'SC_NO_LOCK_HARDEN')));
+  const on = parseCpu('intel-server,lock-harden=on', xen);
   assert.ok(!on.has(n(xen, 'SC_NO_BRANCH_HARDEN')) && !on.has(n(xen, 'SC_NO_LOCK_HARDEN')));
   const off = parseCpu('intel-server,branch-harden=off,lock-harden=off', xen);
   assert.ok(off.has(n(xen, 'SC_NO_BRANCH_HARDEN')) && off.has(n(xen, 'SC_NO_LOCK_HARDEN')));
