@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { EXIT_FINDINGS, ExitStatus, Io, UsageError } from './context.js';
 import {
   compile, explore, findProtocol, findScenario, parseScenarioFile, PROTOCOLS, renderResult, renderTable, SCENARIOS,
-  toPromela, traceSvg, verdictTable,
+  toPromela, traceSvg, verdictTable, FETCH_CONTRACTS,
 } from '../model/index.js';
-import type { Model, Protocol, Result, Scenario } from '../model/index.js';
+import type { FetchContract, Model, Protocol, Result, Scenario } from '../model/index.js';
 
 interface Opts {
   protocol?: string;
@@ -16,6 +16,7 @@ interface Opts {
   table?: boolean;
   list?: boolean;
   fetchUnit?: number;
+  contract?: string;
   maxStates?: number;
 }
 
@@ -70,7 +71,8 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .option('--svg <file>', 'write the counterexample trace as an SVG sequence diagram')
     .option('--table', 'every built-in protocol x scenario verdict (Markdown, or JSON with --json)')
     .option('--list', 'list the built-in protocols and scenarios')
-    .option('--fetch-unit <bytes>', 'override the scenario\'s atomic fetch unit (1 = any byte may be read at any moment)', intArg('--fetch-unit'))
+    .option('--contract <name>', `fetch contract (${Object.keys(FETCH_CONTRACTS).join(', ')}); default: the scenario's, architectural for built-in ones`)
+    .option('--fetch-unit <bytes>', 'override the atomic fetch unit (1 = architectural: any byte may be read at any moment; 8 = aligned-8)', intArg('--fetch-unit'))
     .option('--max-states <n>', 'give up after this many states (verdict "incomplete")', intArg('--max-states'))
     .action((o: Opts) => {
       if (o.list) {
@@ -80,9 +82,15 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         for (const s of SCENARIOS) io.out(`  ${s.name.padEnd(30)} ${s.description}\n`);
         return;
       }
+      let contract: FetchContract | undefined;
+      if (o.contract !== undefined) {
+        if (!Object.hasOwn(FETCH_CONTRACTS, o.contract)) throw new UsageError(`--contract: expected ${Object.keys(FETCH_CONTRACTS).join(' or ')}, got '${o.contract}'`);
+        if (o.fetchUnit !== undefined) throw new UsageError('give either --contract or --fetch-unit, not both');
+        contract = o.contract as FetchContract;
+      }
       if (o.table) {
-        if (o.protocol || o.scenario || o.promela || o.svg) throw new UsageError('--table runs every built-in pair: do not combine it with --protocol, --scenario, --promela or --svg');
-        const cells = verdictTable({ maxStates: o.maxStates });
+        if (o.protocol || o.scenario || o.promela || o.svg || o.fetchUnit) throw new UsageError('--table runs every built-in pair: do not combine it with --protocol, --scenario, --promela, --svg or --fetch-unit');
+        const cells = verdictTable({ maxStates: o.maxStates, ...(contract ? { contracts: [contract] } : {}) });
         io.out(o.json ? JSON.stringify(cells, null, 1) + '\n' : renderTable(cells));
         return;
       }
@@ -92,6 +100,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         if ((o.fetchUnit & (o.fetchUnit - 1)) !== 0 || o.fetchUnit > 64) throw new UsageError('--fetch-unit: expected a power of two up to 64');
         scenario = { ...scenario, fetchUnit: o.fetchUnit };
       }
+      if (contract) scenario = { ...scenario, fetchUnit: FETCH_CONTRACTS[contract] };
       let protocol: Protocol | undefined;
       if (o.protocol) {
         protocol = findProtocol(o.protocol);
@@ -123,6 +132,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       if (o.json) {
         io.out(JSON.stringify({
           protocol: model.protocol, scenario: model.scenario,
+          contract: model.contract, fetchUnit: model.fetchUnit,
           verdict: r.verdict, property: r.property ?? null, message: r.message ?? null,
           states: r.states, transitions: r.transitions,
           trace: r.trace, versions: r.versions,

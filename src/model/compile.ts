@@ -3,6 +3,7 @@
  * CPUs, and the protocol's steps and handlers as plain data.
  */
 import { RegionDecoder } from './decode.js';
+import { contractName } from './types.js';
 import type { CpuConfig, Model, Protocol, ProtocolPlan, Scenario, SiteInfo } from './types.js';
 
 export const FILLER = 0x90;
@@ -87,7 +88,7 @@ export function compile(protocol: Protocol | undefined, scenario: Scenario): Mod
     base: region.base, len, old: region.old, new: region.new,
     oldInsns: new Map(oldI.map((i) => [i.off, i])),
     newInsns: new Map(newI.map((i) => [i.off, i])),
-    fetchUnit: unit, chunks, chunkOf, cpus,
+    fetchUnit: unit, contract: contractName(unit), chunks, chunkOf, cpus,
     handlersRunSite: scenario.handlersRunSite,
     inNmi: plan.inNmi, vars: plan.vars, ops: plan.ops, int3: plan.int3, accept: plan.accept,
     maxDepth, filler: FILLER,

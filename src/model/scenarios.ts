@@ -2,6 +2,7 @@
  * Built-in scenarios (data), and the reader for scenario files users write themselves.
  */
 import { parseBytes } from './decode.js';
+import { DEFAULT_FETCH_UNIT, FETCH_CONTRACTS } from './types.js';
 import type { Cond, CpuConfig, HandlerOp, Int3Rule, PatcherOp, ProtocolDef, Scenario } from './types.js';
 
 /** `e8 rel32` at `at` calling `target`. */
@@ -24,7 +25,7 @@ function staticCall(name: string, base: bigint, description: string): Scenario {
   return {
     name, description, base,
     old: callTo(base, FUNC_A), new: callTo(base, FUNC_B),
-    cpus: twoCpus(1, 1), patcher: { nmi: 0, mce: 0 }, handlersRunSite: true, fetchUnit: 8,
+    cpus: twoCpus(1, 1), patcher: { nmi: 0, mce: 0 }, handlersRunSite: true, fetchUnit: DEFAULT_FETCH_UNIT,
   };
 }
 
@@ -39,21 +40,21 @@ export const SCENARIOS: readonly Scenario[] = [
     base: LINUX_TEXT + 0x800n,
     old: [0x31, 0xc0, 0x0f, 0x1f, 0x00],
     new: callTo(LINUX_TEXT + 0x800n, FUNC_B),
-    cpus: twoCpus(1, 1), patcher: { nmi: 0, mce: 0 }, handlersRunSite: true, fetchUnit: 8,
+    cpus: twoCpus(1, 1), patcher: { nmi: 0, mce: 0 }, handlersRunSite: true, fetchUnit: DEFAULT_FETCH_UNIT,
   },
   {
     name: 'nmi-on-patcher',
     description: 'Xen boot patching of an entry-path alternative (`nop3` -> `clac`); only the patching CPU runs; an NMI on it runs the site',
     base: XEN_TEXT + 0x1000n,
     old: [0x0f, 0x1f, 0x00], new: [0x0f, 0x01, 0xca],
-    cpus: [], patcher: { nmi: 1, mce: 0 }, handlersRunSite: true, fetchUnit: 8,
+    cpus: [], patcher: { nmi: 1, mce: 0 }, handlersRunSite: true, fetchUnit: DEFAULT_FETCH_UNIT,
   },
   {
     name: 'mce-during-nmi-patch',
     description: 'as nmi-on-patcher, and a machine check (not maskable) on the patching CPU whose handler runs the site',
     base: XEN_TEXT + 0x1000n,
     old: [0x0f, 0x1f, 0x00], new: [0x0f, 0x01, 0xca],
-    cpus: [], patcher: { nmi: 1, mce: 1 }, handlersRunSite: true, fetchUnit: 8,
+    cpus: [], patcher: { nmi: 1, mce: 1 }, handlersRunSite: true, fetchUnit: DEFAULT_FETCH_UNIT,
   },
 ];
 
@@ -98,7 +99,7 @@ export function parseScenarioFile(text: string, fileName: string): Scenario {
 
 export function scenarioFromJson(j: Json, fallbackName: string): Scenario {
   if (!isObj(j)) throw new Error('expected a JSON object');
-  const known = new Set(['name', 'description', 'base', 'old', 'new', 'cpus', 'passes', 'nmi', 'mce', 'patcher', 'handlersRunSite', 'fetchUnit', 'protocol']);
+  const known = new Set(['name', 'description', 'base', 'old', 'new', 'cpus', 'passes', 'nmi', 'mce', 'patcher', 'handlersRunSite', 'fetchUnit', 'contract', 'protocol']);
   for (const k of Object.keys(j)) if (!known.has(k)) throw new Error(`unknown key "${k}"`);
   const old = parseBytes(j.old, 'old');
   const nu = parseBytes(j.new, 'new');
@@ -123,7 +124,11 @@ export function scenarioFromJson(j: Json, fallbackName: string): Scenario {
   }
   const p = j.patcher ?? {};
   if (!isObj(p)) throw new Error('patcher: expected an object');
-  const fetchUnit = int(j.fetchUnit ?? 8, 'fetchUnit', 1, 64);
+  if (j.fetchUnit !== undefined && j.contract !== undefined) throw new Error('give either "contract" or "fetchUnit", not both');
+  if (j.contract !== undefined && !Object.hasOwn(FETCH_CONTRACTS, String(j.contract))) {
+    throw new Error(`contract: expected ${Object.keys(FETCH_CONTRACTS).join(' or ')}`);
+  }
+  const fetchUnit = j.contract !== undefined ? FETCH_CONTRACTS[j.contract as keyof typeof FETCH_CONTRACTS] : int(j.fetchUnit ?? DEFAULT_FETCH_UNIT, 'fetchUnit', 1, 64);
   if ((fetchUnit & (fetchUnit - 1)) !== 0) throw new Error('fetchUnit: must be a power of two');
   const s: Scenario = {
     name: typeof j.name === 'string' ? j.name : fallbackName,

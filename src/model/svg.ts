@@ -26,7 +26,7 @@ export function traceSvg(model: Model, r: Result): string {
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="monospace" font-size="11">`);
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
-  const title = `textpoke model: ${model.protocol} on ${model.scenario}: ${r.verdict.toUpperCase()}${r.property ? ` (${r.property})` : ''}, ${r.states} states`;
+  const title = `textpoke model: ${model.protocol} on ${model.scenario} (${model.contract} fetch contract): ${r.verdict.toUpperCase()}${r.property ? ` (${r.property})` : ''}, ${r.states} states`;
   out.push(`<text x="10" y="20" font-size="13" font-weight="bold">${escapeXml(title)}</text>`);
   if (r.message) out.push(`<text x="10" y="38" fill="#b00">${escapeXml(r.message)}</text>`);
   lanes.forEach((name, i) => {

@@ -151,6 +151,8 @@ export interface Model {
   oldInsns: Map<number, Insn>;
   newInsns: Map<number, Insn>;
   fetchUnit: number;
+  /** The fetch contract the verdict rests on (see {@link contractName}). */
+  contract: string;
   /** Region offsets [start, end) of each fetch unit the region touches. */
   chunks: Array<[number, number]>;
   chunkOf: number[];
@@ -165,6 +167,30 @@ export interface Model {
   /** Deepest frame stack a CPU can build (base, NMI, #MC, int3 handlers). */
   maxDepth: number;
   filler: number;
+}
+
+/**
+ * Fetch contracts: what instruction fetch is assumed to read in one piece. The architectural one is what
+ * the x86 manuals promise for cross-modifying code: nothing. A CPU that has not serialized since a store
+ * may fetch any byte of the site from any version since then, so no multi-byte store is seen atomically;
+ * only the int3-then-sync discipline makes a multi-byte change safe. `aligned-8` is the relaxation seed 004
+ * rests on ("doesn't cross a cache line"): the bytes of one aligned 8-byte word are fetched together.
+ */
+export const FETCH_CONTRACTS = { architectural: 1, 'aligned-8': 8 } as const;
+export type FetchContract = keyof typeof FETCH_CONTRACTS;
+/** The default: verdicts rest on the architectural contract unless the user relaxes it. */
+export const DEFAULT_FETCH_UNIT = FETCH_CONTRACTS.architectural;
+
+/** The name of the contract a fetch unit stands for: `architectural` (1 byte) or `aligned-N`. */
+export function contractName(fetchUnit: number): string {
+  return fetchUnit === 1 ? 'architectural' : `aligned-${fetchUnit}`;
+}
+
+/** One line saying what a contract assumes. */
+export function contractText(fetchUnit: number): string {
+  return fetchUnit === 1
+    ? 'architectural: no multi-byte fetch is atomic, any byte may come from any version since the CPU last serialized'
+    : `aligned-${fetchUnit}: the bytes of one aligned ${fetchUnit}-byte unit are fetched together (a relaxation of the architectural contract)`;
 }
 
 export type Property = 'torn-instruction' | 'unhandled-int3' | 'deadlock' | 'old-code-after-end';

@@ -19,22 +19,35 @@ const examples = new URL('../../../examples/model/', import.meta.url).pathname;
 test('unsafe: exit 1, verdict, states and the step-by-step trace', async () => {
   const r = await cli('--protocol', 'memcpy', '--scenario', 'static-call-retarget');
   assert.equal(r.code, 1);
-  assert.match(r.out, /verdict: UNSAFE: torn-instruction/);
+  assert.match(r.out, /fetch contract: architectural: no multi-byte fetch is atomic/);
+  assert.match(r.out, /verdict \(architectural contract\): UNSAFE: torn-instruction/);
   assert.match(r.out, /states explored: \d+/);
   assert.match(r.out, /patcher: store \+1=/);
   assert.match(r.out, /cpu\d: executes \+0: e8 .*neither old nor new/);
-  assert.match(r.out, /fetched \+0\.\.\+4 = e8 .* from v1/);
+  // Architectural contract: every byte is its own fetch, from any version since the CPU last serialized.
+  assert.match(r.out, /fetched \+0\.\.\+0 = e8 from v0 \(stale\); \+1\.\.\+1 = ea from v1;/);
+  // The aligned-8 relaxation reads the in-word call in one piece, so memcpy tears it only as a whole word.
+  const a8 = await cli('--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--contract', 'aligned-8');
+  assert.match(a8.out, /verdict \(aligned-8 contract\): UNSAFE: torn-instruction/);
+  assert.match(a8.out, /fetched \+0\.\.\+4 = e8 .* from v1/);
 });
 
 test('safe: exit 0', async () => {
   const r = await cli('--protocol', 'xen-nmi', '--scenario', 'nmi-on-patcher');
   assert.equal(r.code, 0);
-  assert.match(r.out, /verdict: SAFE within the bounds \(\d+ states/);
+  assert.match(r.out, /verdict \(architectural contract\): SAFE within the bounds \(\d+ states/);
+  // The contract can be relaxed; the verdict says so.
+  const a8 = await cli('--protocol', 'atomic-write', '--scenario', 'static-call-retarget', '--contract', 'aligned-8');
+  assert.equal(a8.code, 0);
+  assert.match(a8.out, /verdict \(aligned-8 contract\): SAFE/);
+  assert.equal((await cli('--protocol', 'atomic-write', '--scenario', 'static-call-retarget')).code, 1);
 });
 
 test('--json: {"verdict","property","states","trace":[...]}', async () => {
   const bad = JSON.parse((await cli('--protocol', 'xen-nmi', '--scenario', 'mce-during-nmi-patch', '--json')).out);
   assert.equal(bad.verdict, 'unsafe');
+  assert.equal(bad.contract, 'architectural');
+  assert.equal(bad.fetchUnit, 1);
   assert.equal(bad.property, 'torn-instruction');
   assert.ok(Number.isInteger(bad.states) && bad.states > 0);
   assert.ok(Array.isArray(bad.trace) && bad.trace.length === 3);
@@ -46,7 +59,10 @@ test('--json: {"verdict","property","states","trace":[...]}', async () => {
   assert.equal(last.reads[0].version, 1);
   const good = JSON.parse((await cli('--protocol', 'text-poke-bp', '--scenario', 'nmi-on-patcher', '--json')).out);
   assert.equal(good.verdict, 'safe');
+  assert.equal(good.contract, 'architectural');
   assert.equal(good.property, null);
+  const relaxed = JSON.parse((await cli('--protocol', 'text-poke-bp', '--scenario', 'nmi-on-patcher', '--fetch-unit', '8', '--json')).out);
+  assert.equal(relaxed.contract, 'aligned-8');
   assert.deepEqual(good.trace, []);
 });
 
@@ -80,16 +96,21 @@ test('--promela - prints the model and explores nothing', async () => {
   assert.doesNotMatch(r.out, /verdict/);
 });
 
-test('--table prints every protocol x scenario (bounded run here; table.test.ts pins the full verdicts)', async () => {
+test('--table prints every protocol x scenario under both contracts (bounded run here; table.test.ts pins the full verdicts)', async () => {
   const r = await cli('--table', '--max-states', '3000');
   assert.equal(r.code, 0);
   const lines = r.out.trim().split('\n');
-  assert.equal(lines.length, 2 + PROTOCOLS.length);
-  assert.equal(lines[0], `| protocol | ${SCENARIOS.map((s) => s.name).join(' | ')} |`);
+  assert.equal(lines.length, 2 + 2 * PROTOCOLS.length);
+  assert.equal(lines[0], `| protocol | fetch contract | ${SCENARIOS.map((s) => s.name).join(' | ')} |`);
   // Counterexamples are short, so unsafe cells are found within the bound; safe ones need the full space.
-  const row = lines.find((l) => l.startsWith('| memcpy |'))!;
-  assert.equal(row, `| memcpy | ${SCENARIOS.map((s) => `UNSAFE: ${EXPECTED.memcpy![s.name]}`).join(' | ')} |`);
+  for (const k of ['architectural', 'aligned-8'] as const) {
+    const row = lines.find((l) => l.startsWith(`| memcpy | ${k} |`))!;
+    assert.equal(row, `| memcpy | ${k} | ${SCENARIOS.map((s) => `UNSAFE: ${EXPECTED[k].memcpy![s.name]}`).join(' | ')} |`);
+  }
   assert.match(r.out, /incomplete/);
+  const json = JSON.parse((await cli('--table', '--json', '--contract', 'aligned-8', '--max-states', '200')).out);
+  assert.equal(json.length, PROTOCOLS.length * SCENARIOS.length);
+  assert.ok(json.every((c: { contract: string }) => c.contract === 'aligned-8'));
 });
 
 test('--list names the protocols and scenarios', async () => {
@@ -126,6 +147,8 @@ test('bad usage and bad input: one line on stderr, exit 2', async () => {
       [['--protocol', 'memcpy', '--scenario', notJson], /x\.json: not JSON/],
       [['--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--fetch-unit', '3'], /power of two/],
       [['--table', '--protocol', 'memcpy'], /--table runs every built-in pair/],
+      [['--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--contract', 'sloppy'], /--contract: expected architectural or aligned-8/],
+      [['--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--contract', 'aligned-8', '--fetch-unit', '8'], /either --contract or --fetch-unit/],
     ];
     for (const [args, re] of cases) {
       const r = await cli(...args);
