@@ -76,6 +76,10 @@ const ALIGNED_8: Record<string, Record<string, string>> = {
   },
 };
 
+// The batch API with one caller per site (no `callers` in these scenarios) is text_poke_bp.
+ALIGNED_8['smp-text-poke-batch'] = ALIGNED_8['text-poke-bp']!;
+ALIGNED_8['smp-text-poke-batch-c8976ade0c1b'] = ALIGNED_8['text-poke-bp']!;
+
 const ARCHITECTURAL: Record<string, Record<string, string>> = {
   ...ALIGNED_8,
   'atomic-write': { ...ALIGNED_8['atomic-write']!, 'static-call-retarget': 'torn-instruction' },

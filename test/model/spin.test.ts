@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { compile, explore, FETCH_CONTRACTS, parseScenarioFile, PROTOCOLS, SCENARIOS, toPromela } from '../../src/model/index.js';
+import { compile, explore, FETCH_CONTRACTS, findProtocol, findScenario, parseScenarioFile, PROTOCOLS, SCENARIOS, toPromela } from '../../src/model/index.js';
 import type { FetchContract, Model } from '../../src/model/index.js';
 import { EXPECTED, expectedVerdict } from './expected.js';
 
@@ -87,3 +87,19 @@ test('SPIN agrees on the deadlock examples (custom protocols from scenario files
   }
 });
 
+
+test('SPIN agrees on the batched text-poke API: the June 2025 bug and the overflow are found, the fix is safe', async () => {
+  const cases: Array<[string, string, string]> = [
+    ['smp-text-poke-batch-c8976ade0c1b', 'jump-label-mixed-api', 'unhandled_int3'],
+    ['smp-text-poke-batch-c8976ade0c1b', 'jump-label-mixed-api-full', 'vector_overflow'],
+    ['smp-text-poke-batch', 'jump-label-mixed-api', ''],
+    ['smp-text-poke-batch', 'jump-label-mixed-api-full', ''],
+  ];
+  const results = await pool(cases.map(([p, s]) => () => spinVerdict(compile(findProtocol(p)!, findScenario(s)!))));
+  cases.forEach(([p, s, assertion], i) => {
+    const r = results[i]!;
+    assert.equal(r.verdict, assertion ? 'unsafe' : 'safe', `${p} on ${s}`);
+    if (assertion) assert.match(r.assertion, new RegExp(assertion));
+    else assert.ok(r.states > 100_000, `${p} on ${s}: ${r.states} states`);
+  });
+});
