@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { EXIT_FINDINGS, ExitStatus, Io, UsageError } from './context.js';
 import {
   compile, explore, findProtocol, findScenario, parseScenarioFile, PROTOCOLS, renderResult, renderTable, SCENARIOS,
-  toPromela, traceSvg, verdictTable, FETCH_CONTRACTS,
+  toPromela, traceSvg, verdictTable, FETCH_CONTRACTS, BATCH_SCENARIOS,
 } from '../model/index.js';
 import type { FetchContract, Model, Protocol, Result, Scenario } from '../model/index.js';
 
@@ -41,7 +41,7 @@ function loadScenario(arg: string): Scenario {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && !arg.includes('/') && !arg.endsWith('.json')) {
-      throw new UsageError(`unknown scenario '${arg}' (built in: ${SCENARIOS.map((s) => s.name).join(', ')}; or a scenario file)`);
+      throw new UsageError(`unknown scenario '${arg}' (built in: ${[...SCENARIOS, ...BATCH_SCENARIOS].map((s) => s.name).join(', ')}; or a scenario file)`);
     }
     throw new UsageError(`cannot read scenario file ${arg}: ${(e as Error).message}`);
   }
@@ -65,7 +65,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .command('model')
     .description('check a live-patching protocol against concurrent execution, NMI and #MC (exhaustive, bounded); exit 1 when unsafe')
     .option('--protocol <name>', `protocol (${PROTOCOLS.map((p) => p.name).join(', ')})`)
-    .option('--scenario <name|file>', `scenario (${SCENARIOS.map((s) => s.name).join(', ')}) or a JSON scenario file`)
+    .option('--scenario <name|file>', `scenario (${[...SCENARIOS, ...BATCH_SCENARIOS].map((s) => s.name).join(', ')}) or a JSON scenario file`)
     .option('--json', 'JSON output: {"verdict","property","states","trace":[...]}')
     .option('--promela <file>', 'also write the model as Promela for SPIN ("-" for stdout, then no exploration)')
     .option('--svg <file>', 'write the counterexample trace as an SVG sequence diagram')
@@ -77,9 +77,11 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .action((o: Opts) => {
       if (o.list) {
         io.out('protocols:\n');
-        for (const p of PROTOCOLS) io.out(`  ${p.name.padEnd(20)} ${p.summary}\n`);
+        for (const p of PROTOCOLS) io.out(`  ${p.name.padEnd(33)} ${p.summary}\n`);
         io.out('scenarios:\n');
-        for (const s of SCENARIOS) io.out(`  ${s.name.padEnd(30)} ${s.description}\n`);
+        for (const s of SCENARIOS) io.out(`  ${s.name.padEnd(33)} ${s.description}\n`);
+        io.out('scenarios with several sites and patching callers (for smp-text-poke-batch*):\n');
+        for (const s of BATCH_SCENARIOS) io.out(`  ${s.name.padEnd(33)} ${s.description}\n`);
         return;
       }
       let contract: FetchContract | undefined;

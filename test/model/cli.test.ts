@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
-import { PROTOCOLS, SCENARIOS } from '../../src/model/index.js';
+import { BATCH_SCENARIOS, PROTOCOLS, SCENARIOS } from '../../src/model/index.js';
 import { EXPECTED } from './expected.js';
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -116,7 +116,34 @@ test('--table prints every protocol x scenario under both contracts (bounded run
 test('--list names the protocols and scenarios', async () => {
   const r = await cli('--list');
   for (const p of PROTOCOLS) assert.ok(r.out.includes(p.name));
-  for (const s of SCENARIOS) assert.ok(r.out.includes(s.name));
+  for (const s of [...SCENARIOS, ...BATCH_SCENARIOS]) assert.ok(r.out.includes(s.name));
+});
+
+test('the June 2025 batch bug from the command line: trace, SVG, exit 1; the fix exits 0', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'textpoke-model-'));
+  try {
+    const svg = join(dir, 'bug.svg');
+    const r = await cli('--protocol', 'smp-text-poke-batch-c8976ade0c1b', '--scenario', 'jump-label-mixed-api', '--svg', svg);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /UNSAFE: unhandled-int3/);
+    assert.match(r.out, /1\. patcher: text_mutex order: /);
+    assert.match(r.out, /the handler returns 0: Oops: int3/);
+    const text = readFileSync(svg, 'utf8');
+    assert.match(text, /smp-text-poke-batch-c8976ade0c1b on jump-label-mixed-api \(architectural fetch contract\): UNSAFE \(unhandled-int3\)/);
+    assert.ok(text.includes('Oops: int3'));
+    assert.match(text, /fill="#c00"/);
+    const ok = await cli('--protocol', 'smp-text-poke-batch', '--scenario', 'jump-label-mixed-api', '--json');
+    assert.equal(ok.code, 0);
+    const j = JSON.parse(ok.out);
+    assert.equal(j.verdict, 'safe');
+    assert.equal(j.contract, 'architectural');
+    const wrong = await cli('--protocol', 'text-poke-bp', '--scenario', 'jump-label-mixed-api');
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.err, /patches one site/);
+    assert.equal(wrong.err.trim().split('\n').length, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('scenario files: a custom protocol runs without --protocol; --protocol overrides it', async () => {
