@@ -20,7 +20,10 @@ export function traceSvg(model: Model, r: Result): string {
   // Lifelines: memory first, then the patcher, then the executing CPUs.
   const lanes = ['memory', ...Array.from({ length: ncpu }, (_, c) => cpuName(c))];
   const x = (lane: number) => 110 + lane * COL;
-  const width = x(lanes.length - 1) + 260;
+  // Wide enough for the longest label (monospace, about 6.7 px per character at this size).
+  const CH = 6.7;
+  const right = r.trace.map((st) => x(st.cpu + 1) + 8 + CH * (st.text.length + 12));
+  const width = Math.ceil(Math.max(x(lanes.length - 1) + 260, ...right, 20 + CH * (r.message?.length ?? 0)));
   const rows = Math.max(1, r.trace.length);
   const height = TOP + rows * ROW + 70;
   const out: string[] = [];

@@ -131,6 +131,9 @@ test('the June 2025 batch bug from the command line: trace, SVG, exit 1; the fix
     const text = readFileSync(svg, 'utf8');
     assert.match(text, /smp-text-poke-batch-c8976ade0c1b on jump-label-mixed-api \(architectural fetch contract\): UNSAFE \(unhandled-int3\)/);
     assert.ok(text.includes('Oops: int3'));
+    // The caller order (the longest label) fits the drawing.
+    const order = /1\. patcher: (text_mutex order: .*)/.exec(r.out)![1]!;
+    assert.ok(Number(/width="(\d+)"/.exec(text)![1]) > 6 * order.length, 'the SVG is wide enough for its labels');
     assert.match(text, /fill="#c00"/);
     const ok = await cli('--protocol', 'smp-text-poke-batch', '--scenario', 'jump-label-mixed-api', '--json');
     assert.equal(ok.code, 0);
