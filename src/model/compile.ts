@@ -3,11 +3,12 @@
  * CPUs, and the protocol's steps and handlers as plain data.
  */
 import { RegionDecoder } from './decode.js';
+import { contractName } from './types.js';
 import type { CpuConfig, Model, Protocol, ProtocolPlan, Scenario, SiteInfo } from './types.js';
 
 export const FILLER = 0x90;
 
-export function siteInfo(s: { base: bigint; old: number[]; new: number[]; fetchUnit: number }): SiteInfo {
+export function siteInfo(s: Pick<Scenario, 'base' | 'old' | 'new' | 'fetchUnit' | 'sites' | 'callers' | 'batchMax'>): SiteInfo {
   const dec = new RegionDecoder(s.base);
   try {
     const oldI = dec.split(s.old, FILLER);
@@ -27,6 +28,9 @@ export function siteInfo(s: { base: bigint; old: number[]; new: number[]; fetchU
       fetchUnit: s.fetchUnit,
       newFirstIsCall: newI[0]!.isCall,
       words,
+      sites: s.sites ?? [{ name: 'site', off: 0, len }],
+      ...(s.callers ? { callers: s.callers } : {}),
+      ...(s.batchMax !== undefined ? { batchMax: s.batchMax } : {}),
     };
   } finally {
     dec.free();
@@ -37,6 +41,12 @@ export function siteInfo(s: { base: bigint; old: number[]; new: number[]; fetchU
 export function compile(protocol: Protocol | undefined, scenario: Scenario): Model {
   if (scenario.old.length !== scenario.new.length) throw new Error('old and new must have the same length');
   const site = siteInfo(scenario);
+  for (const d of site.sites) {
+    if (!site.oldBounds.includes(d.off) || !site.newBounds.includes(d.off)) throw new Error(`site ${d.name} (+${d.off}) does not start on an instruction boundary of both the old and the new code`);
+  }
+  if (protocol && !protocol.multiSite && site.sites.length > 1) {
+    throw new Error(`protocol ${protocol.name} patches one site and scenario ${scenario.name} has ${site.sites.length}: use a batch protocol (smp-text-poke-batch)`);
+  }
   let plan: ProtocolPlan;
   let pname: string;
   if (protocol) {
@@ -87,7 +97,7 @@ export function compile(protocol: Protocol | undefined, scenario: Scenario): Mod
     base: region.base, len, old: region.old, new: region.new,
     oldInsns: new Map(oldI.map((i) => [i.off, i])),
     newInsns: new Map(newI.map((i) => [i.off, i])),
-    fetchUnit: unit, chunks, chunkOf, cpus,
+    fetchUnit: unit, contract: contractName(unit), chunks, chunkOf, cpus,
     handlersRunSite: scenario.handlersRunSite,
     inNmi: plan.inNmi, vars: plan.vars, ops: plan.ops, int3: plan.int3, accept: plan.accept,
     maxDepth, filler: FILLER,

@@ -394,16 +394,28 @@ export class Machine {
       case 'set':
         w = s.slice();
         w[this.oVars + op.v] = op.val;
+        for (const [v, val] of op.also ?? []) w[this.oVars + v] = val;
         kind = 'set';
-        text = `${m.vars[op.v]} = ${op.val}`;
+        text = op.note ?? [[op.v, op.val], ...(op.also ?? [])].map(([v, val]) => `${m.vars[v!]} = ${val}`).join(', ');
         break;
+      case 'choose':
+        // One successor per choice; the choice itself changes nothing but the patcher's next step.
+        op.to.forEach((to, i) => {
+          const c = s.slice();
+          c[0] = to;
+          emit(this.finish(c), labels ? this.label(s, 0, 'set', op.notes[i]!) : null, null);
+        });
+        return;
+      case 'fail':
+        emit(null, labels ? this.label(s, 0, 'set', op.message) : null, { property: op.property, message: `patcher: ${op.message}` });
+        return;
       case 'sync': {
         for (let c = 1; c < this.ncpu; c++) if (s[this.cpuBase(c) + S_DEPTH] !== 1) return; // a CPU in a handler (IF=0)
         w = s.slice();
         const hl = w[this.oHlen]!;
         for (let c = 1; c < this.ncpu; c++) w[this.cpuBase(c) + S_SINCE] = hl - 1;
         kind = 'sync';
-        text = 'sync: IPI to every CPU, each serializes';
+        text = `${op.note ? `${op.note}: ` : ''}sync: IPI to every CPU, each serializes`;
         break;
       }
       case 'wait':
@@ -413,8 +425,9 @@ export class Machine {
         text = 'wait: condition holds';
         break;
     }
-    w[0] = pc + 1;
-    if (pc + 1 === m.ops.length) {
+    const next = op.next ?? pc + 1;
+    w[0] = next;
+    if (next >= m.ops.length) {
       this.protocolEnd(w);
       text += '; protocol ends';
     }
@@ -456,22 +469,34 @@ export class Machine {
         this.advance(w, c, o + op.delta);
         text = `handler returns to +${o + op.delta}`;
         break;
+      case 'bsearch':
       case 'emulate': {
-        const insn = (op.version === 'new' ? m.newInsns : m.oldInsns).get(o);
-        if (!insn || (op.onlyCalls && !insn.isCall)) {
-          const why = !insn ? `+${o} is not a ${op.version} instruction boundary` : `the new instruction at +${o} (${insn.text}) is not a call`;
+        if (op.kind === 'bsearch') {
+          const vec = op.vec.slice(0, s[this.oVars + op.nr]!).map((v) => s[this.oVars + v]!);
+          if (!bsearchFinds(vec, o)) {
+            const why = `smp_text_poke_int3_handler: ${vec.length > 1 ? 'the binary search of' : 'the only entry of'} text_poke_array.vec [${vec.map((x) => `+${x}`).join(', ')}] misses +${o}${vec.some((x, i) => i > 0 && vec[i - 1]! > x) ? ' (the vector is not in address order)' : ''}`;
+            emit(null, labels ? this.label(s, c, 'handler', `${why}; the handler returns 0: Oops: int3`) : null,
+              { property: 'unhandled-int3', message: `${cpuName(c)} hit int3 at +${o}: ${why}` });
+            return;
+          }
+        }
+        const version = op.kind === 'bsearch' ? 'new' : op.version;
+        const onlyCalls = op.kind === 'emulate' && op.onlyCalls;
+        const insn = (version === 'new' ? m.newInsns : m.oldInsns).get(o);
+        if (!insn || (onlyCalls && !insn.isCall)) {
+          const why = !insn ? `+${o} is not a ${version} instruction boundary` : `the new instruction at +${o} (${insn.text}) is not a call`;
           emit(null, labels ? this.label(s, c, 'handler', `handler cannot emulate: ${why}`) : null,
             { property: 'unhandled-int3', message: `${cpuName(c)}: int3 handler cannot emulate at +${o}: ${why}` });
           return;
         }
-        if (op.version === 'old' && this.patcherDone(s)) {
+        if (version === 'old' && this.patcherDone(s)) {
           emit(null, labels ? this.label(s, c, 'handler', `handler emulates old ${insn.text} after the protocol ended`) : null,
             { property: 'old-code-after-end', message: `${cpuName(c)}: handler emulated the old instruction at +${o} after the protocol ended` });
           return;
         }
         this.iret(w, c);
         this.advance(w, c, insn.leaves ? m.len : o + insn.len);
-        text = `handler emulates ${op.version} \`${insn.text}\` and returns to +${insn.leaves ? m.len : o + insn.len}`;
+        text = `${op.kind === 'bsearch' ? `smp_text_poke_int3_handler finds +${o} in text_poke_array.vec; ` : ''}handler emulates ${version} \`${insn.text}\` and returns to +${insn.leaves ? m.len : o + insn.len}`;
         break;
       }
     }
@@ -605,6 +630,21 @@ export interface Outcome {
   asm: string;
   what: string;
   reads: Array<{ from: number; to: number; version: number }>;
+}
+
+/**
+ * What smp_text_poke_int3_handler() finds: with more than one entry, the kernel's __inline_bsearch()
+ * (which assumes the vector is sorted by address); with one, a direct comparison.
+ */
+export function bsearchFinds(vec: number[], key: number): boolean {
+  if (vec.length <= 1) return vec[0] === key;
+  let base = 0;
+  for (let num = vec.length; num > 0; num >>= 1) {
+    const pivot = base + (num >> 1);
+    if (key === vec[pivot]) return true;
+    if (key > vec[pivot]!) { base = pivot + 1; num--; }
+  }
+  return false;
 }
 
 function eq(a: number[], b: number[]): boolean {

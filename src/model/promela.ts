@@ -33,32 +33,55 @@ export function toPromela(m: Model, opts: PromelaOptions = {}): string {
   // Every value each byte position can hold.
   const vals: number[][] = Array.from({ length: L }, (_, o) => uniq([m.old[o]!, m.new[o]!]));
   const addW = (bytes: Array<[number, number]>) => { for (const [o, v] of bytes) if (!vals[o]!.includes(v)) vals[o]!.push(v); };
-  let writes = 0;
-  for (const op of m.ops) if (op.kind === 'write') { addW(op.bytes); writes++; }
+  for (const op of m.ops) if (op.kind === 'write') addW(op.bytes);
+  // The most stores one run of the patcher makes (a choose step runs one of its branches).
+  const most: number[] = new Array<number>(NOPS + 1).fill(0);
+  for (let i = NOPS - 1; i >= 0; i--) {
+    const op = m.ops[i]!;
+    most[i] = op.kind === 'choose' ? Math.max(...op.to.map((t) => most[t]!)) : (op.kind === 'write' ? 1 : 0) + most[Math.min(NOPS, op.next ?? i + 1)]!;
+  }
+  const writes = most[0]!;
   let hwrites = 0;
   for (const r of m.int3) for (const op of r.program) if (op.kind === 'write') { addW(op.bytes); hwrites++; }
   const H = opts.historyBound ?? Math.min(250, writes + hwrites * NC * 2 + 3);
   if (H * L > 4000) throw new Error('site and protocol too large for --promela');
 
-  // Decode table: for each pc, mixed radix over positions pc..L-1.
+  // Decode table: for each pc, mixed radix over the positions an instruction at pc can span (its window:
+  // the longest instruction any byte mix decodes to there; the bytes after it cannot change the answer).
+  const mc = new Machine(m);
+  const tableNotes: string[] = [];
+  const win: number[] = [];
   const tabBase: number[] = [];
   const radix: number[][] = [];
   let size = 0;
-  for (let p = 0; p < L; p++) {
-    tabBase.push(size);
-    const r: number[] = [];
-    let mul = 1;
-    for (let o = L - 1; o >= p; o--) { r[o] = mul; mul *= vals[o]!.length; }
-    radix.push(r);
-    size += mul;
-    if (size > MAX_TABLE) throw new Error('too many byte mixes for --promela');
-  }
-  const dec = new Uint8Array(size);
-  const mc = new Machine(m);
-  const tableNotes: string[] = [];
+  let dec = new Uint8Array(0);
   try {
     for (let p = 0; p < L; p++) {
-      const n = L - p;
+      let w = 1;
+      const buf: number[] = [];
+      const grow = (o: number): void => {
+        for (const v of vals[o]!) {
+          buf.push(v);
+          const atEnd = o === L - 1;
+          const d = mc.decoder.decode(p, atEnd ? buf.concat(new Array<number>(15).fill(m.filler)) : buf);
+          if (!d.complete && !atEnd && buf.length < 15) grow(o + 1);
+          else w = Math.max(w, Math.min(d.complete ? d.len : 1, L - p));
+          buf.pop();
+        }
+      };
+      grow(p);
+      win.push(w);
+      tabBase.push(size);
+      const r: number[] = [];
+      let mul = 1;
+      for (let o = p + w - 1; o >= p; o--) { r[o] = mul; mul *= vals[o]!.length; }
+      radix.push(r);
+      size += mul;
+      if (size > MAX_TABLE) throw new Error('too many byte mixes for --promela');
+    }
+    dec = new Uint8Array(size);
+    for (let p = 0; p < L; p++) {
+      const n = win[p]!;
       const digits = new Array<number>(n).fill(0);
       for (;;) {
         const bytes = digits.map((d, i) => vals[p + i]![d]!);
@@ -96,13 +119,14 @@ export function toPromela(m: Model, opts: PromelaOptions = {}): string {
   P(`byte hlen;`);
   P(`byte since[NC]; byte nmiLeft[NC]; byte mcLeft[NC]; byte flags[NC]; byte passes[NC]; byte depth[NC];`);
   P(`byte fk[${NC * D}]; byte fa[${NC * D}]; byte fb[${NC * D}];   /* frames: kind, pc or rule, step */`);
-  P(`bit torn_instruction; bit unhandled_int3; bit deadlock; bit old_code_after_end;`);
+  P(`bit torn_instruction; bit unhandled_int3; bit deadlock; bit old_code_after_end; bit vector_overflow;`);
   P(`hidden byte dec[${size}];`);
   // Scratch live across the nondeterministic choices of a fetch must be real state (SPIN restores it when it
   // backtracks); it is zeroed at the end of every transition so states stay canonical. The rest is only used
   // inside d_steps and can be hidden.
-  P(`byte z_buf[L]; byte z_vi; byte z_first; byte z_p;`);
+  P(`byte z_buf[L]; byte z_vi; byte z_first; byte z_p; byte z_w; hidden byte z_nx;`);
   P(`hidden byte z_k; hidden byte z_t; hidden byte z_ch; hidden byte z_mn; hidden byte z_tt; hidden int z_idx;`);
+  P(`hidden byte z_lo; hidden byte z_n; hidden byte z_piv; hidden byte z_f;   /* smp_text_poke_int3_handler's binary search */`);
   P('');
   P(`#define CUR(o) hist[(hlen-1)*L + (o)]`);
   P(`#define DONE (pc >= NOPS)`);
@@ -186,31 +210,46 @@ export function toPromela(m: Model, opts: PromelaOptions = {}): string {
   P(`end:`);
   P(`  do`);
   // patcher
-  if (NOPS > 0) {
-    const guards = m.ops.map((op, i) => (op.kind === 'sync' ? `(pc != ${i} || ALLIDLE)` : op.kind === 'wait' ? `(pc != ${i} || (${cond(op.cond)}))` : '')).filter(Boolean);
-    P(`  :: d_step { c == 0 && fk[T] == ${K.PROTO} && pc < NOPS${guards.length ? ' && ' + guards.join(' && ') : ''} ->`);
+  // The patcher's steps, a few per d_step (SPIN bounds the length of one); a choose step is not among them.
+  const CHUNK = 12;
+  for (let a = 0; a < NOPS; a += CHUNK) {
+    const idx = range(a, Math.min(NOPS, a + CHUNK)).filter((i) => m.ops[i]!.kind !== 'choose');
+    if (!idx.length) continue;
+    const guards = idx.map((i) => { const op = m.ops[i]!; return op.kind === 'sync' ? `(pc != ${i} || ALLIDLE)` : op.kind === 'wait' ? `(pc != ${i} || (${cond(op.cond)}))` : ''; }).filter(Boolean);
+    P(`  :: d_step { c == 0 && fk[T] == ${K.PROTO} && (${idx.map((i) => `pc == ${i}`).join(' || ')})${guards.length ? ' && ' + guards.join(' && ') : ''} ->`);
     P(`       if`);
-    m.ops.forEach((op, i) => P(`       :: pc == ${i} -> ${patcherOp(op)}`));
+    for (const i of idx) { const op = m.ops[i]!; P(`       :: pc == ${i} -> ${patcherOp(op)}; pc = ${op.next ?? i + 1}`); }
     P(`       fi;`);
-    P(`       pc++;`);
     if (m.inNmi) P(`       if :: pc == NOPS -> flags[0] = flags[0] & 254 :: else -> skip fi;`);
     P(`       norm(); check() }`);
   }
+  // The patcher's nondeterministic choices (the order in which callers take text_mutex): outside any d_step.
+  m.ops.forEach((op, i) => {
+    if (op.kind === 'choose') P(`  :: atomic { c == 0 && fk[T] == ${K.PROTO} && pc == ${i} -> if ${op.to.map((t) => `:: pc = ${t}`).join(' ')} fi }`);
+  });
   // region frames: fetch, decode, execute
   P(`  :: atomic { (fk[T] == ${K.BASE} || fk[T] == ${K.NMI} || fk[T] == ${K.MC}) && fa[T] < L ->`);
   P(`       z_p = fa[T];`);
   P(`       z_first = (c == 0 -> hlen - 1 : since[c]);`);
+  P(`       if ${win.map((w, p) => `:: z_p == ${p} -> z_w = ${w}`).join(' ')} fi;`);
+  // Each fetch unit of the window comes from any version since the CPU last serialized: choose one, moving
+  // on only to a version whose bytes there differ (choosing between equal contents would add nothing).
   for (let ch = 0; ch < NCH; ch++) {
     const [s, e] = m.chunks[ch]!;
-    P(`       if :: ${e} > z_p -> z_vi = z_first; do :: z_vi < hlen - 1 -> z_vi++ :: break od;`);
-    for (let o = s; o < e; o++) P(`            if :: ${o} >= z_p -> z_buf[${o}] = hist[z_vi*L + ${o}] :: else -> skip fi;`);
+    const same = range(s, e).map((o) => `hist[z_nx*L + ${o}] == hist[z_vi*L + ${o}]`).join(' && ');
+    P(`       if :: ${e} > z_p && ${s} < z_p + z_w -> z_vi = z_first;`);
+    P(`            do :: break`);
+    P(`            :: z_vi < hlen - 1 -> z_nx = z_vi + 1; do :: z_nx < hlen - 1 && (${same}) -> z_nx++ :: else -> break od;`);
+    P(`               if :: !(${same}) -> z_vi = z_nx :: else -> break fi`);
+    P(`            od;`);
+    for (let o = s; o < e; o++) P(`            if :: ${o} >= z_p && ${o} < z_p + z_w -> z_buf[${o}] = hist[z_vi*L + ${o}] :: else -> skip fi;`);
     P(`          :: else -> skip fi;`);
   }
   P(`       d_step {`);
   P(`       if`);
   for (let p = 0; p < L; p++) {
     const terms = [String(tabBase[p])];
-    for (let o = p; o < L; o++) if (vals[o]!.length > 1) terms.push(`${digit(vals[o]!, `z_buf[${o}]`)}*${radix[p]![o]}`);
+    for (let o = p; o < p + win[p]!; o++) if (vals[o]!.length > 1) terms.push(`${digit(vals[o]!, `z_buf[${o}]`)}*${radix[p]![o]}`);
     P(`       :: z_p == ${p} -> z_idx = ${terms.join(' + ')}`);
   }
   P(`       fi;`);
@@ -228,7 +267,7 @@ export function toPromela(m: Model, opts: PromelaOptions = {}): string {
   P(`       :: else -> advance(z_t % 64)`);
   P(`       fi;`);
   P(`       z_k = 0; do :: z_k < L -> z_buf[z_k] = 0; z_k++ :: else -> break od;`);
-  P(`       z_p = 0; z_vi = 0; z_first = 0; z_t = 0; z_idx = 0;`);
+  P(`       z_p = 0; z_vi = 0; z_first = 0; z_w = 0; z_t = 0; z_idx = 0;`);
   P(`       norm(); check() } }`);
   P(`  :: d_step { (fk[T] == ${K.NMI} || fk[T] == ${K.MC}) && fa[T] >= L -> iret(); norm(); check() }`);
   // int3 handler steps
@@ -261,8 +300,16 @@ export function toPromela(m: Model, opts: PromelaOptions = {}): string {
   P(`active proctype watchdog() { timeout -> assert(TERMINAL) }`);
   P('');
   P(`init {`);
+  // SPIN bounds the length of a d_step: the decode table is filled in chunks.
+  let inChunk = 0;
+  for (let i = 0; i < size; i++) {
+    if (!dec[i]) continue;
+    if (inChunk === 0) P(`  d_step {`);
+    P(`    dec[${i}] = ${dec[i]};`);
+    if (++inChunk === 1000) { P(`  };`); inChunk = 0; }
+  }
+  if (inChunk) P(`  };`);
   P(`  d_step {`);
-  for (let i = 0; i < size; i++) if (dec[i]) P(`    dec[${i}] = ${dec[i]};`);
   m.old.forEach((b, o) => P(`    hist[${o}] = ${b};`));
   P(`    hlen = 1;`);
   m.cpus.forEach((cfg, c) => {
@@ -281,9 +328,11 @@ export function toPromela(m: Model, opts: PromelaOptions = {}): string {
   function patcherOp(op: PatcherOp): string {
     switch (op.kind) {
       case 'write': return `wbegin(); ${op.bytes.map(([o, v]) => `hist[hlen*L + ${o}] = ${v}`).join('; ')}; wend()`;
-      case 'set': return `vars[${op.v}] = ${op.val}`;
+      case 'set': return [[op.v, op.val], ...(op.also ?? [])].map(([v, val]) => `vars[${v}] = ${val}`).join('; ');
       case 'sync': return `z_k = 1; do :: z_k < NC -> since[z_k] = hlen - 1; z_k++ :: else -> break od`;
       case 'wait': return 'skip';
+      case 'fail': return `${op.property.replace(/-/g, '_')} = 1; assert(!${op.property.replace(/-/g, '_')})`;
+      case 'choose': throw new Error('internal: choose is emitted outside the d_step');
     }
   }
 
@@ -294,11 +343,35 @@ export function toPromela(m: Model, opts: PromelaOptions = {}): string {
       case 'serialize': return 'if :: c > 0 -> since[c] = hlen - 1 :: else -> skip fi; fb[T] = fb[T] + 1';
       case 'retry': return 'iret()';
       case 'resume': return `iret(); advance(z_p + ${op.delta})`;
+      case 'bsearch':
       case 'emulate': {
-        const insns = [...(op.version === 'new' ? m.newInsns : m.oldInsns).values()].filter((i) => !op.onlyCalls || i.isCall);
+        const version = op.kind === 'bsearch' ? 'new' : op.version;
+        const insns = [...(version === 'new' ? m.newInsns : m.oldInsns).values()].filter((i) => op.kind !== 'emulate' || !op.onlyCalls || i.isCall);
         const branches = insns.map((i) => `:: z_p == ${i.off} -> iret(); advance(${i.leaves ? L : i.off + i.len})`);
-        const oldAfter = op.version === 'old' ? `:: DONE -> old_code_after_end = 1; assert(!old_code_after_end) ` : '';
-        return `if ${oldAfter}${branches.join(' ')} :: else -> unhandled_int3 = 1; assert(!unhandled_int3) fi`;
+        const oldAfter = version === 'old' ? `:: DONE -> old_code_after_end = 1; assert(!old_code_after_end) ` : '';
+        const emulate = `if ${oldAfter}${branches.join(' ')} :: else -> unhandled_int3 = 1; assert(!unhandled_int3) fi`;
+        if (op.kind === 'emulate') return emulate;
+        // The kernel's __inline_bsearch() over the first vars[nr] entries of vec (one entry: a direct comparison).
+        const at = (e: string) => `vars[${op.vec[0]} + ${e}]`;
+        if (op.vec.some((v, i) => v !== op.vec[0]! + i)) throw new Error('internal: bsearch vector variables must be consecutive');
+        return `z_n = vars[${op.nr}]; z_lo = 0; z_f = 0;
+          if
+          :: z_n == 1 -> z_f = (${at('0')} == z_p)
+          :: z_n > 1 ->
+             do
+             :: z_n > 0 && !z_f -> z_piv = z_lo + z_n / 2;
+                if
+                :: ${at('z_piv')} == z_p -> z_f = 1
+                :: ${at('z_piv')} < z_p -> z_lo = z_piv + 1; z_n = z_n - 1
+                :: else -> skip
+                fi;
+                z_n = z_n / 2
+             :: else -> break
+             od
+          :: else -> skip
+          fi;
+          z_n = 0; z_lo = 0; z_piv = 0;
+          if :: z_f -> z_f = 0; ${emulate} :: else -> unhandled_int3 = 1; assert(!unhandled_int3) fi`;
       }
     }
   }

@@ -2,15 +2,28 @@
  * Built-in scenarios (data), and the reader for scenario files users write themselves.
  */
 import { parseBytes } from './decode.js';
-import type { Cond, CpuConfig, HandlerOp, Int3Rule, PatcherOp, ProtocolDef, Scenario } from './types.js';
+import { DEFAULT_FETCH_UNIT, FETCH_CONTRACTS } from './types.js';
+import type { ApiCall, ApiFn, Caller, Cond, CpuConfig, HandlerOp, Int3Rule, PatcherOp, ProtocolDef, Scenario, SiteDef } from './types.js';
 
 /** `e8 rel32` at `at` calling `target`. */
 export function callTo(at: bigint, target: bigint): number[] {
+  return rel32(0xe8, at, target);
+}
+
+/** `e9 rel32` at `at` jumping to `target` (a jump label's enabled state). */
+export function jmpTo(at: bigint, target: bigint): number[] {
+  return rel32(0xe9, at, target);
+}
+
+function rel32(opcode: number, at: bigint, target: bigint): number[] {
   const rel = Number(BigInt.asIntN(32, target - (at + 5n)));
   const b = new Uint8Array(4);
   new DataView(b.buffer).setInt32(0, rel, true);
-  return [0xe8, ...b];
+  return [opcode, ...b];
 }
+
+/** The 5-byte NOP of a disabled jump label. */
+const NOP5 = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 
 const LINUX_TEXT = 0xffffffff81000000n;
 const XEN_TEXT = 0xffff82d040200000n;
@@ -24,7 +37,7 @@ function staticCall(name: string, base: bigint, description: string): Scenario {
   return {
     name, description, base,
     old: callTo(base, FUNC_A), new: callTo(base, FUNC_B),
-    cpus: twoCpus(1, 1), patcher: { nmi: 0, mce: 0 }, handlersRunSite: true, fetchUnit: 8,
+    cpus: twoCpus(1, 1), patcher: { nmi: 0, mce: 0 }, handlersRunSite: true, fetchUnit: DEFAULT_FETCH_UNIT,
   };
 }
 
@@ -39,26 +52,63 @@ export const SCENARIOS: readonly Scenario[] = [
     base: LINUX_TEXT + 0x800n,
     old: [0x31, 0xc0, 0x0f, 0x1f, 0x00],
     new: callTo(LINUX_TEXT + 0x800n, FUNC_B),
-    cpus: twoCpus(1, 1), patcher: { nmi: 0, mce: 0 }, handlersRunSite: true, fetchUnit: 8,
+    cpus: twoCpus(1, 1), patcher: { nmi: 0, mce: 0 }, handlersRunSite: true, fetchUnit: DEFAULT_FETCH_UNIT,
   },
   {
     name: 'nmi-on-patcher',
     description: 'Xen boot patching of an entry-path alternative (`nop3` -> `clac`); only the patching CPU runs; an NMI on it runs the site',
     base: XEN_TEXT + 0x1000n,
     old: [0x0f, 0x1f, 0x00], new: [0x0f, 0x01, 0xca],
-    cpus: [], patcher: { nmi: 1, mce: 0 }, handlersRunSite: true, fetchUnit: 8,
+    cpus: [], patcher: { nmi: 1, mce: 0 }, handlersRunSite: true, fetchUnit: DEFAULT_FETCH_UNIT,
   },
   {
     name: 'mce-during-nmi-patch',
     description: 'as nmi-on-patcher, and a machine check (not maskable) on the patching CPU whose handler runs the site',
     base: XEN_TEXT + 0x1000n,
     old: [0x0f, 0x1f, 0x00], new: [0x0f, 0x01, 0xca],
-    cpus: [], patcher: { nmi: 1, mce: 1 }, handlersRunSite: true, fetchUnit: 8,
+    cpus: [], patcher: { nmi: 1, mce: 1 }, handlersRunSite: true, fetchUnit: DEFAULT_FETCH_UNIT,
   },
 ];
 
+/**
+ * Three jump labels at rising addresses, enabled through both text-poke APIs: the batched path
+ * (arch_jump_label_transform_queue() -> smp_text_poke_batch_add(), later arch_jump_label_transform_apply() ->
+ * smp_text_poke_batch_finish()) and jump_label_transform() -> smp_text_poke_single(), each call under
+ * text_mutex, nothing ordering the two paths (the June 2025 linux-next report).
+ */
+function jumpLabels(name: string, description: string, batchMax: number): Scenario {
+  const base = LINUX_TEXT + 0x600n;
+  return {
+    name, description, base,
+    old: [...NOP5, ...NOP5, ...NOP5],
+    // Each jump lands on the next site (the last one past the region), so a CPU runs through every site
+    // whichever keys are enabled.
+    new: [...jmpTo(base, base + 5n), ...jmpTo(base + 5n, base + 10n), ...jmpTo(base + 10n, base + 15n)],
+    cpus: twoCpus(1, 0), patcher: { nmi: 0, mce: 0 }, handlersRunSite: true, fetchUnit: DEFAULT_FETCH_UNIT,
+    sites: [{ name: 'key_lo', off: 0, len: 5 }, { name: 'key_mid', off: 5, len: 5 }, { name: 'key_hi', off: 10, len: 5 }],
+    callers: [
+      {
+        name: 'jump_label batch',
+        calls: [{ fn: 'smp_text_poke_batch_add', site: 'key_mid' }, { fn: 'smp_text_poke_batch_add', site: 'key_hi' }, { fn: 'smp_text_poke_batch_finish' }],
+      },
+      { name: 'jump_label_transform', calls: [{ fn: 'smp_text_poke_single', site: 'key_lo' }] },
+    ],
+    batchMax,
+  };
+}
+
+/** Scenarios with several patch sites and patching callers: for the batch protocols (smp-text-poke-batch*). */
+export const BATCH_SCENARIOS: readonly Scenario[] = [
+  jumpLabels('jump-label-mixed-api',
+    'three jump labels (nop5 -> jmp) at rising addresses key_lo, key_mid, key_hi; one caller batches key_mid and key_hi (smp_text_poke_batch_add x2, then _finish), another enables key_lo with smp_text_poke_single between any two of those calls; 2 CPUs run the sites, each may take an NMI whose handler runs them too',
+    4),
+  jumpLabels('jump-label-mixed-api-full',
+    'as jump-label-mixed-api with a two-entry text_poke_array (TEXT_POKE_ARRAY_MAX scaled down to 2): key_mid and key_hi fill it',
+    2),
+];
+
 export function findScenario(name: string): Scenario | undefined {
-  return SCENARIOS.find((s) => s.name === name);
+  return SCENARIOS.find((s) => s.name === name) ?? BATCH_SCENARIOS.find((s) => s.name === name);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -98,7 +148,8 @@ export function parseScenarioFile(text: string, fileName: string): Scenario {
 
 export function scenarioFromJson(j: Json, fallbackName: string): Scenario {
   if (!isObj(j)) throw new Error('expected a JSON object');
-  const known = new Set(['name', 'description', 'base', 'old', 'new', 'cpus', 'passes', 'nmi', 'mce', 'patcher', 'handlersRunSite', 'fetchUnit', 'protocol']);
+  const known = new Set(['name', 'description', 'base', 'old', 'new', 'cpus', 'passes', 'nmi', 'mce', 'patcher', 'handlersRunSite', 'fetchUnit', 'contract', 'protocol',
+    'sites', 'callers', 'batchMax']);
   for (const k of Object.keys(j)) if (!known.has(k)) throw new Error(`unknown key "${k}"`);
   const old = parseBytes(j.old, 'old');
   const nu = parseBytes(j.new, 'new');
@@ -123,7 +174,11 @@ export function scenarioFromJson(j: Json, fallbackName: string): Scenario {
   }
   const p = j.patcher ?? {};
   if (!isObj(p)) throw new Error('patcher: expected an object');
-  const fetchUnit = int(j.fetchUnit ?? 8, 'fetchUnit', 1, 64);
+  if (j.fetchUnit !== undefined && j.contract !== undefined) throw new Error('give either "contract" or "fetchUnit", not both');
+  if (j.contract !== undefined && !Object.hasOwn(FETCH_CONTRACTS, String(j.contract))) {
+    throw new Error(`contract: expected ${Object.keys(FETCH_CONTRACTS).join(' or ')}`);
+  }
+  const fetchUnit = j.contract !== undefined ? FETCH_CONTRACTS[j.contract as keyof typeof FETCH_CONTRACTS] : int(j.fetchUnit ?? DEFAULT_FETCH_UNIT, 'fetchUnit', 1, 64);
   if ((fetchUnit & (fetchUnit - 1)) !== 0) throw new Error('fetchUnit: must be a power of two');
   const s: Scenario = {
     name: typeof j.name === 'string' ? j.name : fallbackName,
@@ -134,7 +189,51 @@ export function scenarioFromJson(j: Json, fallbackName: string): Scenario {
     fetchUnit,
   };
   if (j.protocol !== undefined) s.protocol = protocolFromJson(j.protocol, nu);
+  if (j.sites !== undefined) s.sites = sitesFromJson(j.sites, old.length);
+  if (j.callers !== undefined) s.callers = callersFromJson(j.callers, (s.sites ?? [{ name: 'site' }]).map((d) => d.name));
+  if (j.batchMax !== undefined) s.batchMax = int(j.batchMax, 'batchMax', 1, 8);
   return s;
+}
+
+/** `{"name": offset, ...}`: each site runs to the next one (or the end of the region). */
+function sitesFromJson(j: Json, len: number): SiteDef[] {
+  if (!isObj(j) || !Object.keys(j).length) throw new Error('sites: expected {"name": offset, ...}');
+  const sites = Object.entries(j).map(([name, off]) => ({ name, off: int(off, `sites.${name}`, 0, len - 1), len: 0 })).sort((a, b) => a.off - b.off);
+  if (sites[0]!.off !== 0) throw new Error('sites: the first site must start at offset 0');
+  sites.forEach((d, i) => {
+    const end = sites[i + 1]?.off ?? len;
+    if (end === d.off) throw new Error(`sites: ${d.name} and ${sites[i + 1]!.name} start at the same offset`);
+    d.len = end - d.off;
+  });
+  return sites;
+}
+
+/** The API by its current name, or the name it had before Linux 6.16. */
+const API_NAMES: Record<string, ApiFn> = {
+  smp_text_poke_batch_add: 'smp_text_poke_batch_add', text_poke_queue: 'smp_text_poke_batch_add',
+  smp_text_poke_batch_finish: 'smp_text_poke_batch_finish', text_poke_finish: 'smp_text_poke_batch_finish',
+  smp_text_poke_single: 'smp_text_poke_single', text_poke_bp: 'smp_text_poke_single',
+};
+
+/** `[{"name": "...", "calls": ["smp_text_poke_batch_add key_hi", "smp_text_poke_batch_finish"]}, ...]`. */
+function callersFromJson(j: Json, siteNames: string[]): Caller[] {
+  if (!Array.isArray(j) || !j.length || j.length > 4) throw new Error('callers: expected a list of 1..4 {"name", "calls"}');
+  return j.map((c, i) => {
+    const what = `callers[${i}]`;
+    if (!isObj(c) || !Array.isArray(c.calls) || !c.calls.length || c.calls.length > 4) throw new Error(`${what}: expected {"name": ..., "calls": [1..4 calls]}`);
+    const calls = c.calls.map((x, k): ApiCall => {
+      const [fnName, site, extra] = typeof x === 'string' ? x.trim().split(/\s+/) : [];
+      const fn = API_NAMES[fnName ?? ''];
+      if (!fn || extra !== undefined) throw new Error(`${what}.calls[${k}]: expected "<function> [site]" with function one of ${Object.keys(API_NAMES).join(', ')}`);
+      if (fn === 'smp_text_poke_batch_finish') {
+        if (site !== undefined) throw new Error(`${what}.calls[${k}]: ${fnName} takes no site`);
+        return { fn };
+      }
+      if (!siteNames.includes(site ?? '')) throw new Error(`${what}.calls[${k}]: unknown site "${site ?? ''}" (sites: ${siteNames.join(', ')})`);
+      return { fn, site: site! };
+    });
+    return { name: typeof c.name === 'string' ? c.name : `caller${i + 1}`, calls };
+  });
 }
 
 function protocolFromJson(j: Json, nu: number[]): ProtocolDef {

@@ -20,13 +20,16 @@ export function traceSvg(model: Model, r: Result): string {
   // Lifelines: memory first, then the patcher, then the executing CPUs.
   const lanes = ['memory', ...Array.from({ length: ncpu }, (_, c) => cpuName(c))];
   const x = (lane: number) => 110 + lane * COL;
-  const width = x(lanes.length - 1) + 260;
+  // Wide enough for the longest label (monospace, about 6.7 px per character at this size).
+  const CH = 6.7;
+  const right = r.trace.map((st) => x(st.cpu + 1) + 8 + CH * (st.text.length + 12));
+  const width = Math.ceil(Math.max(x(lanes.length - 1) + 260, ...right, 20 + CH * (r.message?.length ?? 0)));
   const rows = Math.max(1, r.trace.length);
   const height = TOP + rows * ROW + 70;
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="monospace" font-size="11">`);
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
-  const title = `textpoke model: ${model.protocol} on ${model.scenario}: ${r.verdict.toUpperCase()}${r.property ? ` (${r.property})` : ''}, ${r.states} states`;
+  const title = `textpoke model: ${model.protocol} on ${model.scenario} (${model.contract} fetch contract): ${r.verdict.toUpperCase()}${r.property ? ` (${r.property})` : ''}, ${r.states} states`;
   out.push(`<text x="10" y="20" font-size="13" font-weight="bold">${escapeXml(title)}</text>`);
   if (r.message) out.push(`<text x="10" y="38" fill="#b00">${escapeXml(r.message)}</text>`);
   lanes.forEach((name, i) => {

@@ -4,22 +4,29 @@ import { explore } from './explore.js';
 import type { Result } from './explore.js';
 import { PROTOCOLS } from './protocols/index.js';
 import { SCENARIOS } from './scenarios.js';
-import type { Property } from './types.js';
+import { FETCH_CONTRACTS } from './types.js';
+import type { FetchContract, Property } from './types.js';
 
 export interface TableCell {
   protocol: string;
   scenario: string;
+  /** The fetch contract the verdict was computed under. */
+  contract: FetchContract;
   verdict: Result['verdict'];
   property?: Property;
   states: number;
 }
 
-export function verdictTable(opts: { maxStates?: number } = {}): TableCell[] {
+/** Every built-in pair under each contract asked for (default: both, the architectural one first). */
+export function verdictTable(opts: { maxStates?: number; contracts?: FetchContract[] } = {}): TableCell[] {
   const cells: TableCell[] = [];
+  const contracts = opts.contracts ?? (Object.keys(FETCH_CONTRACTS) as FetchContract[]);
   for (const p of PROTOCOLS) {
-    for (const s of SCENARIOS) {
-      const r = explore(compile(p, s), { maxStates: opts.maxStates });
-      cells.push({ protocol: p.name, scenario: s.name, verdict: r.verdict, ...(r.property ? { property: r.property } : {}), states: r.states });
+    for (const contract of contracts) {
+      for (const s of SCENARIOS) {
+        const r = explore(compile(p, { ...s, fetchUnit: FETCH_CONTRACTS[contract] }), { maxStates: opts.maxStates });
+        cells.push({ protocol: p.name, scenario: s.name, contract, verdict: r.verdict, ...(r.property ? { property: r.property } : {}), states: r.states });
+      }
     }
   }
   return cells;
@@ -29,13 +36,18 @@ export function cellText(c: TableCell): string {
   return c.verdict === 'unsafe' ? `UNSAFE: ${c.property}` : c.verdict;
 }
 
-/** A Markdown table: protocols down, scenarios across. */
+/** A Markdown table: one row per protocol and fetch contract, scenarios across. */
 export function renderTable(cells: TableCell[]): string {
   const scen = [...new Set(cells.map((c) => c.scenario))];
   const prot = [...new Set(cells.map((c) => c.protocol))];
-  const lines = [`| protocol | ${scen.join(' | ')} |`, `|---|${scen.map(() => '---').join('|')}|`];
+  const contracts = [...new Set(cells.map((c) => c.contract))];
+  const lines = [`| protocol | fetch contract | ${scen.join(' | ')} |`, `|---|---|${scen.map(() => '---').join('|')}|`];
   for (const p of prot) {
-    lines.push(`| ${p} | ${scen.map((s) => cellText(cells.find((c) => c.protocol === p && c.scenario === s)!)).join(' | ')} |`);
+    for (const k of contracts) {
+      const row = cells.filter((c) => c.protocol === p && c.contract === k);
+      if (!row.length) continue;
+      lines.push(`| ${p} | ${k} | ${scen.map((s) => cellText(row.find((c) => c.scenario === s)!)).join(' | ')} |`);
+    }
   }
   return lines.join('\n') + '\n';
 }

@@ -1,7 +1,7 @@
 /** Text rendering of verdicts and counterexample traces. */
 import type { Result, TraceStep } from './explore.js';
 import type { Model } from './types.js';
-import { PROPERTY_TEXT } from './types.js';
+import { contractText, PROPERTY_TEXT } from './types.js';
 
 import { cpuName } from './names.js';
 export { cpuName };
@@ -20,18 +20,19 @@ export function describeStep(st: TraceStep): string {
 export function renderResult(model: Model, r: Result): string {
   const out: string[] = [];
   out.push(`protocol ${model.protocol}, scenario ${model.scenario}`);
-  out.push(`site: ${model.len} bytes at ${fmtAddr(model.base)}, fetch unit ${model.fetchUnit} bytes; ${model.cpus.length - 1} executing CPU(s)`);
+  out.push(`site: ${model.len} bytes at ${fmtAddr(model.base)}; ${model.cpus.length - 1} executing CPU(s)`);
+  out.push(`fetch contract: ${contractText(model.fetchUnit)}`);
   out.push(`  old: ${[...model.oldInsns.values()].map((i) => `+${i.off} ${i.text}`).join('; ')}`);
   out.push(`  new: ${[...model.newInsns.values()].map((i) => `+${i.off} ${i.text}`).join('; ')}`);
   if (r.verdict === 'safe') {
-    out.push(`verdict: SAFE within the bounds (${r.states} states, ${r.transitions} transitions)`);
+    out.push(`verdict (${model.contract} contract): SAFE within the bounds (${r.states} states, ${r.transitions} transitions)`);
     return out.join('\n') + '\n';
   }
   if (r.verdict === 'incomplete') {
-    out.push(`verdict: INCOMPLETE: state limit reached after ${r.states} states`);
+    out.push(`verdict (${model.contract} contract): INCOMPLETE: state limit reached after ${r.states} states`);
     return out.join('\n') + '\n';
   }
-  out.push(`verdict: UNSAFE: ${r.property} (${PROPERTY_TEXT[r.property!]})`);
+  out.push(`verdict (${model.contract} contract): UNSAFE: ${r.property} (${PROPERTY_TEXT[r.property!]})`);
   out.push(`  ${r.message}`);
   out.push(`states explored: ${r.states}; shortest counterexample, ${r.trace.length} steps:`);
   const w = String(r.trace.length).length;

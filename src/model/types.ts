@@ -14,15 +14,24 @@ export type Cond =
   | { kind: 'patcherDone' };
 
 /** One step of the patching CPU. Each step is atomic; the explorer interleaves other CPUs between steps. */
-export type PatcherOp =
+export type PatcherOp = PatcherStep & {
+  /** The step after this one (default: the next in the list; the list's length ends the protocol). */
+  next?: number;
+};
+
+type PatcherStep =
   /** Store bytes (one byte, or several at once for an aligned atomic write). */
   | { kind: 'write'; bytes: Array<[off: number, val: number]>; note?: string }
   /** IPI every other CPU and wait until each took it: serializes them all (a CPU in a handler runs with IF=0 and blocks it). */
-  | { kind: 'sync' }
-  /** Set a protocol variable (e.g. "a poke is active" that int3 handlers look at). */
-  | { kind: 'set'; v: number; val: number }
+  | { kind: 'sync'; note?: string }
+  /** Set a protocol variable (e.g. "a poke is active" that int3 handlers look at), and optionally more at once. */
+  | { kind: 'set'; v: number; val: number; also?: Array<[v: number, val: number]>; note?: string }
   /** Spin until a condition holds. */
-  | { kind: 'wait'; cond: Cond };
+  | { kind: 'wait'; cond: Cond }
+  /** Continue at any one of several steps (the order in which patching callers take a lock). */
+  | { kind: 'choose'; to: number[]; notes: string[] }
+  /** The protocol breaks a property here, whatever the other CPUs do (e.g. it overflows its own array). */
+  | { kind: 'fail'; property: Property; message: string };
 
 /** One step of an int3 handler program. The last step of a program returns from the handler (iret). */
 export type HandlerOp =
@@ -35,7 +44,14 @@ export type HandlerOp =
   /** Return to the int3 and execute it again (after the handler did its work). */
   | { kind: 'retry' }
   /** Return to the trapping address + delta (prefix-int3: the byte after the prefix). */
-  | { kind: 'resume'; delta: number };
+  | { kind: 'resume'; delta: number }
+  /**
+   * smp_text_poke_int3_handler(): look the trapping address up in the vector of pending sites (variables
+   * `vec`, the first `nr` of them, each a site's offset) by the kernel's binary search (a single entry is
+   * compared directly); found: emulate the new instruction there and return after it; missed: the handler
+   * returns 0 and the int3 is unhandled ("Oops: int3").
+   */
+  | { kind: 'bsearch'; nr: number; vec: number[] };
 
 /** Which int3 handler program runs for an int3 at a given offset on a given CPU. First match wins. */
 export interface Int3Rule {
@@ -80,6 +96,34 @@ export interface Scenario {
   fetchUnit: number;
   /** Optional custom protocol (from a scenario file). */
   protocol?: ProtocolDef;
+  /** Several patch sites in the region (default: one, the whole region). */
+  sites?: SiteDef[];
+  /** Patching callers and the text-poke API calls each makes, in order (batch protocols). */
+  callers?: Caller[];
+  /** Bound on the vector of pending sites (the kernel's TEXT_POKE_ARRAY_MAX, scaled down). */
+  batchMax?: number;
+}
+
+/** A named patch site: region offsets [off, off + len). */
+export interface SiteDef {
+  name: string;
+  off: number;
+  len: number;
+}
+
+/** The text-poke API, by its Linux 6.16+ names (the historical ones are accepted in scenario files). */
+export type ApiFn = 'smp_text_poke_batch_add' | 'smp_text_poke_batch_finish' | 'smp_text_poke_single';
+
+export interface ApiCall {
+  fn: ApiFn;
+  /** The site patched (not for smp_text_poke_batch_finish). */
+  site?: string;
+}
+
+/** A patching caller (e.g. jump labels' batched path): its API calls, each made under text_mutex. */
+export interface Caller {
+  name: string;
+  calls: ApiCall[];
 }
 
 /** What a protocol file produces for a scenario. */
@@ -111,11 +155,18 @@ export interface SiteInfo {
   newFirstIsCall: boolean;
   /** [start, end) region offsets of each aligned 8-byte word the region touches. */
   words: Array<[number, number]>;
+  /** The patch sites (one covering the region unless the scenario names several). */
+  sites: SiteDef[];
+  /** The scenario's patching callers, if it names any. */
+  callers?: Caller[];
+  batchMax?: number;
 }
 
 export interface Protocol {
   name: string;
   summary: string;
+  /** The protocol patches several sites (a scenario's `sites`); the others patch one. */
+  multiSite?: boolean;
   plan(site: SiteInfo): ProtocolPlan;
 }
 
@@ -151,6 +202,8 @@ export interface Model {
   oldInsns: Map<number, Insn>;
   newInsns: Map<number, Insn>;
   fetchUnit: number;
+  /** The fetch contract the verdict rests on (see {@link contractName}). */
+  contract: string;
   /** Region offsets [start, end) of each fetch unit the region touches. */
   chunks: Array<[number, number]>;
   chunkOf: number[];
@@ -167,11 +220,36 @@ export interface Model {
   filler: number;
 }
 
-export type Property = 'torn-instruction' | 'unhandled-int3' | 'deadlock' | 'old-code-after-end';
+/**
+ * Fetch contracts: what instruction fetch is assumed to read in one piece. The architectural one is what
+ * the x86 manuals promise for cross-modifying code: nothing. A CPU that has not serialized since a store
+ * may fetch any byte of the site from any version since then, so no multi-byte store is seen atomically;
+ * only the int3-then-sync discipline makes a multi-byte change safe. `aligned-8` is the relaxation seed 004
+ * rests on ("doesn't cross a cache line"): the bytes of one aligned 8-byte word are fetched together.
+ */
+export const FETCH_CONTRACTS = { architectural: 1, 'aligned-8': 8 } as const;
+export type FetchContract = keyof typeof FETCH_CONTRACTS;
+/** The default: verdicts rest on the architectural contract unless the user relaxes it. */
+export const DEFAULT_FETCH_UNIT = FETCH_CONTRACTS.architectural;
+
+/** The name of the contract a fetch unit stands for: `architectural` (1 byte) or `aligned-N`. */
+export function contractName(fetchUnit: number): string {
+  return fetchUnit === 1 ? 'architectural' : `aligned-${fetchUnit}`;
+}
+
+/** One line saying what a contract assumes. */
+export function contractText(fetchUnit: number): string {
+  return fetchUnit === 1
+    ? 'architectural: no multi-byte fetch is atomic, any byte may come from any version since the CPU last serialized'
+    : `aligned-${fetchUnit}: the bytes of one aligned ${fetchUnit}-byte unit are fetched together (a relaxation of the architectural contract)`;
+}
+
+export type Property = 'torn-instruction' | 'unhandled-int3' | 'deadlock' | 'old-code-after-end' | 'vector-overflow';
 
 export const PROPERTY_TEXT: Record<Property, string> = {
   'torn-instruction': 'an executed instruction is neither an old instruction at an old boundary nor a new one at a new boundary',
   'unhandled-int3': 'a CPU executed an int3 that the protocol\'s handler does not deal with',
   deadlock: 'a CPU spins in a handler for a patch that waits on it',
   'old-code-after-end': 'old code ran after the protocol ended',
+  'vector-overflow': 'a patching caller appended to the vector of pending sites when it was full',
 };

@@ -29,7 +29,8 @@ test('cpus as a count with shared passes/nmi/mce', () => {
   const s = scenarioFromJson({ old: 'e8 00 00 00 00', new: 'e8 10 00 00 00', cpus: 3, passes: 2, nmi: 1 }, 'x');
   assert.equal(s.cpus.length, 3);
   assert.deepEqual(s.cpus[2], { passes: 2, nmi: 1, mce: 0 });
-  assert.equal(s.fetchUnit, 8);
+  assert.equal(s.fetchUnit, 1, 'the architectural contract by default');
+  assert.equal(scenarioFromJson({ old: '90', new: '90', contract: 'aligned-8' }, 'x').fetchUnit, 8);
   assert.equal(s.handlersRunSite, true);
 });
 
@@ -39,6 +40,8 @@ test('bad scenario files are rejected with a message naming the problem', () => 
     [{ old: 'e8 00 00 00 00', new: 'e8 00 00 00 00', colour: 1 }, /unknown key "colour"/],
     [{ old: 'zz', new: '90' }, /not a hex byte string/],
     [{ old: '90', new: '90', fetchUnit: 3 }, /power of two/],
+    [{ old: '90', new: '90', contract: 'cache-line' }, /contract: expected architectural or aligned-8/],
+    [{ old: '90', new: '90', contract: 'aligned-8', fetchUnit: 8 }, /either "contract" or "fetchUnit"/],
     [{ old: '90', new: '90', cpus: 9 }, /cpus: expected an integer 0\.\.4/],
     [{ old: '90', new: '90', protocol: { ops: [{ jump: 1 }] } }, /protocol\.ops\[0\]: expected one of/],
     [{ old: '90', new: '90', protocol: { ops: [{ set: ['nope', 1] }] } }, /unknown variable "nope"/],
@@ -61,7 +64,8 @@ test('callTo encodes a rel32 call and escapeXml escapes markup', () => {
 
 test('an instruction the patch leaves alone counts as new code after the protocol ends', () => {
   // nop; nop3 -> nop; clac: the first instruction is the same before and after.
-  const s = scenarioFromJson({ base: '0xffffffff81000400', old: '90 0f 1f 00', new: '90 0f 01 ca', cpus: 1, passes: 2 }, 'shared');
+  // One atomic store of the changed bytes, fetched in one piece (aligned-8): only the unchanged nop is at stake.
+  const s = scenarioFromJson({ base: '0xffffffff81000400', old: '90 0f 1f 00', new: '90 0f 01 ca', cpus: 1, passes: 2, contract: 'aligned-8' }, 'shared');
   const r = explore(compile(undefined, { ...s, protocol: { ops: [{ kind: 'write', bytes: [[2, 0x01], [3, 0xca]] }, { kind: 'sync' }] } }));
   assert.equal(r.verdict, 'safe', r.message);
 });

@@ -2,12 +2,14 @@ import type { Protocol } from '../types.js';
 import { ACTIVE, byteWrites, INT3, setActive, SYNC, tail, writeByte } from './common.js';
 
 /**
- * Linux text_poke_bp (formats.md): int3 on the first byte, sync, the tail, sync, the first byte, sync.
- * While the poke is active the int3 handler emulates the NEW instruction at the poke address.
+ * Linux text_poke_bp (formats.md; smp_text_poke_single() since Linux 6.16, whose batched form is the
+ * smp-text-poke-batch protocol): int3 on the first byte, sync, the tail, sync, the first byte, sync.
+ * While the poke is active the int3 handler (poke_int3_handler, now smp_text_poke_int3_handler) emulates
+ * the NEW instruction at the poke address.
  */
 export const textPokeBp: Protocol = {
   name: 'text-poke-bp',
-  summary: 'Linux: int3, sync, tail, sync, first byte, sync; the handler emulates the new instruction',
+  summary: 'Linux text_poke_bp (smp_text_poke_single since 6.16): int3, sync, tail, sync, first byte, sync; the handler emulates the new instruction',
   plan(site) {
     const t = byteWrites(site, tail(site));
     return {

@@ -6,7 +6,7 @@
  * carries its shortest counterexample drawn as a sequence diagram by the model's own SVG renderer.
  * Bounded by a state limit so a report stays quick; a cell that reaches it is "incomplete", never "safe".
  */
-import { compile, explore, PROTOCOLS, renderResult, SCENARIOS, traceSvg } from '../../model/index.js';
+import { compile, DEFAULT_FETCH_UNIT, explore, PROTOCOLS, renderResult, SCENARIOS, traceSvg } from '../../model/index.js';
 import type { Scenario } from '../../model/index.js';
 import type { ModelSite, ModelTrace } from './data.js';
 
@@ -21,7 +21,8 @@ function siteScenario(s: ModelSite): Scenario {
     cpus: xen ? [] : [{ passes: 1, nmi: 1, mce: 0 }, { passes: 1, nmi: 1, mce: 0 }],
     patcher: xen ? { nmi: 1, mce: 1 } : { nmi: 0, mce: 0 },
     handlersRunSite: true,
-    fetchUnit: 8,
+    // The default (architectural) fetch contract; each cell's text names it.
+    fetchUnit: DEFAULT_FETCH_UNIT,
   };
 }
 
