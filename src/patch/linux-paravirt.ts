@@ -99,6 +99,8 @@ export function pvSlotTarget(view: PatchedView, slotAbs: bigint, layout: LinuxRu
   let array = 'pv_ops';
   let pvAbs = view.symbolAbs('pv_ops');
   for (const name of Object.keys(PV_OPS_ARRAYS[layout])) {
+    // Only arrays the image defines or refers to (symbolAbs would invent an address for any other name).
+    if (name !== 'pv_ops' && !view.img.symbol(name)) continue;
     const a = view.symbolAbs(name);
     if (a !== undefined && a <= slotAbs && (pvAbs === undefined || pvAbs > slotAbs || a > pvAbs)) { array = name; pvAbs = a; }
   }

@@ -1,0 +1,126 @@
+/**
+ * Numbering and layout from a build's own evidence, on every Xen build of the corpus and on synthetic cases:
+ * FSCAPINTS from known_features (readelf's symbol size is the oracle), every alternative named, no warning on
+ * the builds as detected, and a warning naming the contradiction when a --profile disagrees with the file.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Image } from '../../src/elf/image.js';
+import { detectTarget, linuxTarget } from '../../src/target/detect.js';
+import { featureName, featureNumber, featureTable, xenTableWithWords } from '../../src/target/features/index.js';
+import { readSites } from '../../src/sites/read.js';
+import { crossCheckSites } from '../../src/sites/crosscheck.js';
+import { corpus, corpusVersion, pinned } from '../support/corpus.js';
+
+/** readelf -sW: size of a symbol (decimal column) and value. */
+function readelfSymbol(path: string, name: string): { value: bigint; size: number } {
+  const out = execFileSync('readelf', ['-sW', path], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  for (const line of out.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[7] === name) return { value: BigInt('0x' + f[1]), size: f[2]!.startsWith('0x') ? parseInt(f[2]!, 16) : Number(f[2]) };
+  }
+  throw new Error(`${name} not in ${path}`);
+}
+
+const XEN = [
+  { id: 'xen-4.17', path: () => corpus.xenSyms, profile: 'xen-4.17', build: '4.17.7+13-g2445b30a44-0+deb12u1', alts: 4525, features: 'xen-4.17.7' },
+  { id: 'xen-4.17-bookworm', path: () => corpus.xenSyms417Bookworm, profile: 'xen-4.17', build: '4.17.5+72-g01140da4e8-1', alts: 4919, features: 'xen-4.17.6' },
+  { id: 'xen-4.20', path: () => corpus.xenSyms420, profile: 'xen-4.20', build: '4.20.4+63-g7abfd2bce2-0+deb13u1', alts: 4603, features: 'xen-4.20.4' },
+] as const;
+
+for (const x of XEN) {
+  test(`${x.id}: numbering from known_features, every alternative named, count = readelf's table size / 14, no warning`, (t) => {
+    const path = x.path();
+    const img = Image.parse(readFileSync(path), path);
+    const target = detectTarget(img);
+    assert.equal(target.os, 'xen');
+    assert.equal(target.version, corpusVersion(x.id));
+    assert.equal(target.profile!.id.startsWith(`xen-${target.version!.split('.').slice(0, 2).join('.')}`), true, target.profile!.id);
+    assert.deepEqual(target.warnings, []);
+    const ft = featureTable(target.profile!.features);
+    // Oracles: known_features is FSCAPINTS words, forced_caps NCAPINTS words.
+    const fs = readelfSymbol(path, 'known_features').size / 4;
+    const nc = readelfSymbol(path, 'forced_caps').size / 4;
+    assert.equal(ft.words, fs, `${ft.id}: FSCAPINTS`);
+    assert.equal(ft.limit, nc * 32, `${ft.id}: NCAPINTS`);
+    assert.ok(target.evidence!.some((e) => e.startsWith('known_features is')));
+    const { sites, counts, errors } = readSites(img, target.profile!);
+    assert.deepEqual(errors, []);
+    const a = readelfSymbol(path, '__alt_instructions').value;
+    const b = readelfSymbol(path, '__alt_instructions_end').value;
+    assert.equal(counts['.altinstructions'], Number(b - a) / 14);
+    for (const s of sites) {
+      assert.match(featureName(ft, s.feature!), /^X86_(FEATURE|BUG|SPEC)_/, `${img.where(s.addr)}: feature ${s.feature} unnamed`);
+      assert.equal(s.problems, undefined, `${img.where(s.addr)}: ${s.problems}`);
+    }
+    assert.deepEqual(crossCheckSites(target, sites), []);
+    // Branch hardening is the synthetic word's bit 15 of this build.
+    assert.equal(featureNumber(ft, 'SC_NO_BRANCH_HARDEN'), fs * 32 + 15);
+    if (pinned(x.id, x.build, t.diagnostic.bind(t))) {
+      assert.equal(counts['.altinstructions'], x.alts);
+      assert.equal(target.profile!.id, x.profile);
+      assert.equal(ft.id, x.features);
+    }
+  });
+}
+
+test('xen-4.17-bookworm: forcing the version-string profile (xen-4.17.2, FSCAPINTS 18) warns, naming the contradiction', () => {
+  const path = corpus.xenSyms417Bookworm;
+  const img = Image.parse(readFileSync(path), path);
+  const fs = readelfSymbol(path, 'known_features').size / 4;
+  const forced = detectTarget(img, 'xen-4.17.2');
+  assert.equal(forced.profile!.id, 'xen-4.17.2');
+  if (fs !== 18) {
+    assert.ok(forced.warnings!.some((w) => w.includes('FSCAPINTS 18') && w.includes(`known_features is ${fs} words`)), forced.warnings!.join('\n'));
+    const sites = readSites(img, forced.profile!, { decode: false }).sites;
+    const cc = crossCheckSites(forced, sites);
+    assert.ok(cc.some((w) => /alternatives have feature numbers the numbering xen-4\.17\.2 cannot name/.test(w)), cc.join('\n'));
+  }
+  // A Linux profile on a Xen file says so.
+  const wrong = detectTarget(img, 'linux-6.1');
+  assert.ok(wrong.warnings!.some((w) => w.includes('profile linux-6.1 is for linux but the file looks like xen')));
+  // The profile that agrees with the file: no warning.
+  assert.deepEqual(detectTarget(img, 'xen-4.17').warnings, fs === 19 ? [] : detectTarget(img, 'xen-4.17').warnings);
+});
+
+test('renumbered Xen tables: CPUID numbers stay, synthetic and bug words move with the evidence', () => {
+  const base = featureTable('xen-4.17.5');
+  const id = xenTableWithWords('xen-4.17.5', { fscapints: 19, nrSynth: 1, nrBug: 1 });
+  assert.notEqual(id, 'xen-4.17.5');
+  const t = featureTable(id);
+  assert.equal(t.words, 19);
+  assert.equal(t.limit, 21 * 32);
+  assert.equal(featureNumber(t, 'LM'), featureNumber(base, 'LM'));
+  assert.equal(featureNumber(t, 'SC_NO_BRANCH_HARDEN'), 19 * 32 + 15);
+  assert.equal(featureNumber(base, 'SC_NO_BRANCH_HARDEN'), 18 * 32 + 15);
+  assert.equal(xenTableWithWords('xen-4.17.5', { fscapints: 18, nrSynth: 1, nrBug: 1 }), 'xen-4.17.5');
+  // 4.22: two synthetic words, so the bug word starts at (FSCAPINTS + 2) * 32.
+  const t422 = featureTable('xen-4.22.0');
+  assert.equal(t422.limit, (19 + 2 + 1) * 32);
+  assert.equal(featureNumber(t422, 'X86_BUG_FPU_PTRS'), 21 * 32);
+  assert.equal(featureNumber(t422, 'XEN_REP_MOVSB'), 19 * 32 + 32);
+  // 4.21 renamed synthetic bit 7 (CLFLUSH_MONITOR was a bug in earlier releases; XEN_FRED from 4.21).
+  assert.equal(featureName(featureTable('xen-4.21.0'), 19 * 32 + 7), 'X86_FEATURE_XEN_FRED');
+});
+
+test('Linux versions pick their profiles without notes up to 7.3; newer ones say which rules they assume', () => {
+  for (const [v, id] of [['6.1.0-57-amd64', 'linux-6.1'], ['6.12.118+deb13-amd64', 'linux-6.8'], ['7.0.1-amd64', 'linux-7'], ['7.3.4+deb13-amd64', 'linux-7'], ['7.3.4+deb13-cloud-amd64', 'linux-7']] as const) {
+    const t = linuxTarget(v, null);
+    assert.equal(t.profile!.id, id, v);
+    if (!v.startsWith('6.1.0-')) assert.equal(t.note, undefined, `${v}: ${t.note}`);
+  }
+  const next = linuxTarget('7.4.1-amd64', null);
+  assert.equal(next.profile!.id, 'linux-7');
+  assert.match(next.note!, /newer than every profile; assuming linux-7's rules/);
+  const gap = linuxTarget('6.15.2-amd64', null);
+  assert.match(gap.note!, /no profile of its own/);
+  assert.equal(featureTable('linux-7.3').words, 22);
+  // 7.3 names: the stable-branch ITS bit and renamed features.
+  const t7 = featureTable('linux-7.3');
+  assert.equal(featureNumber(t7, 'INDIRECT_THUNK_ITS'), 21 * 32 + 10);
+  assert.equal(featureNumber(featureTable('linux-6.12'), 'INDIRECT_THUNK_ITS'), 21 * 32 + 6);
+  assert.equal(featureNumber(t7, 'CLEAR_BHB_VMEXIT') !== undefined, true);
+  assert.equal(featureNumber(t7, 'CLEAR_BHB_LOOP_ON_VMEXIT'), undefined);
+});
