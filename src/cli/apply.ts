@@ -1,3 +1,4 @@
+import { targetWarnings } from '../sites/crosscheck.js';
 import { readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
@@ -21,7 +22,7 @@ export interface ApplyCliOptions {
 }
 
 /** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
-export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult }> {
+export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult; warnings: string[] }> {
   let img: Image;
   let target;
   try {
@@ -60,7 +61,7 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
   }
   if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
   const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, ftrace: o.ftrace, preempt: o.preempt });
-  return { img, cpu, result };
+  return { img, cpu, result, warnings: targetWarnings(target, result.sites).map((w) => `${file}: warning: ${w}`) };
 }
 
 export function findingLines(path: string, img: Image, result: ApplyResult): string[] {
@@ -98,7 +99,8 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       let outReal = out;
       try { outReal = realpathSync(out); } catch { /* does not exist yet */ }
       if (outReal === inReal) throw new UsageError(`${file}: refusing to write the output over the input`);
-      const { img, cpu, result } = await openAndApply(file, o);
+      const { img, cpu, result, warnings } = await openAndApply(file, o);
+      for (const w of warnings) io.err(w + '\n');
       const bytes = patchedElf(result.view);
       const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
       try {

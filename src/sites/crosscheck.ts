@@ -8,7 +8,7 @@ import { featureName, featureTable } from '../target/features/index.js';
 import type { Target } from '../target/detect.js';
 import type { Site } from './site.js';
 
-export function crossCheckSites(target: Target, sites: readonly Site[]): string[] {
+export function crossCheckSites(target: Pick<Target, 'profile'>, sites: readonly Site[]): string[] {
   const p = target.profile;
   if (!p) return [];
   let t;
@@ -39,4 +39,9 @@ export function crossCheckSites(target: Target, sites: readonly Site[]): string[
     out.push(`${inverted} alternatives have bit 15 of cpuid set but profile ${p.id} has no ALT_FLAG_NOT: the build is newer than its version says, or corrupt`);
   }
   return out;
+}
+
+/** Everything to warn about for a target and the sites read with it: detection's warnings, then the cross-checks. */
+export function targetWarnings(target: Target, sites: readonly Site[]): string[] {
+  return [...(target.warnings ?? []), ...crossCheckSites(target, sites)];
 }

@@ -101,6 +101,8 @@ export function relocEntrySize(img: Image, name: string, sizes: readonly number[
   if (offs.length === 0) return {};
   const fit = sizes.filter((e) => sec.size % e === 0 && offs.every((o) => fields.includes(o % e)) && offs.length === (sec.size / e) * fields.length);
   if (fit.length === 1) return { size: fit[0] };
+  // A size no layout divides is the table reader's error already (one line per problem): no second line here.
+  if (fit.length === 0 && sizes.every((e) => sec.size % e !== 0)) return {};
   if (fit.length === 0) return { why: `${name}: ${sec.size} bytes with ${offs.length} relocations fit none of the ${sizes.join('/')}-byte entry layouts` };
   return {};
 }

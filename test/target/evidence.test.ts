@@ -5,14 +5,16 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Image } from '../../src/elf/image.js';
 import { detectTarget, linuxTarget } from '../../src/target/detect.js';
 import { featureName, featureNumber, featureTable, xenTableWithWords } from '../../src/target/features/index.js';
 import { readSites } from '../../src/sites/read.js';
 import { crossCheckSites } from '../../src/sites/crosscheck.js';
-import { corpus, corpusVersion, pinned } from '../support/corpus.js';
+import { corpus, corpusVersion, pinned, repoRoot } from '../support/corpus.js';
+import { tempDir } from '../support/build.js';
 
 /** readelf -sW: size of a symbol (decimal column) and value. */
 function readelfSymbol(path: string, name: string): { value: bigint; size: number } {
@@ -123,4 +125,33 @@ test('Linux versions pick their profiles without notes up to 7.3; newer ones say
   assert.equal(featureNumber(featureTable('linux-6.12'), 'INDIRECT_THUNK_ITS'), 21 * 32 + 6);
   assert.equal(featureNumber(t7, 'CLEAR_BHB_VMEXIT') !== undefined, true);
   assert.equal(featureNumber(t7, 'CLEAR_BHB_LOOP_ON_VMEXIT'), undefined);
+});
+
+test('CLI: sites/check/apply print the contradiction on stderr and in JSON target.warnings; the build as detected has none', () => {
+  const bin = join(repoRoot, 'bin/textpoke.js');
+  const path = corpus.xenSyms417Bookworm;
+  const fs = readelfSymbol(path, 'known_features').size / 4;
+  const run = (args: string[]): { out: string; err: string; code: number } => {
+    const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 1 << 28, timeout: 120_000 });
+    return { out: r.stdout, err: r.stderr, code: r.status ?? -1 };
+  };
+  const plain = run(['sites', '--summary', '--json', path]);
+  assert.equal(plain.code, 0, plain.err);
+  assert.equal(plain.err, '');
+  const doc = JSON.parse(plain.out) as { files: { target: { warnings: string[]; evidence: string[]; features: string } }[] };
+  assert.deepEqual(doc.files[0]!.target.warnings, []);
+  assert.ok(doc.files[0]!.target.evidence.includes(`known_features is ${fs * 4} bytes (${fs} words)`));
+  if (fs === 18) return; // a build numbered like its version string: nothing contradicts xen-4.17.2
+  const forced = run(['sites', '--summary', '--json', '--profile', 'xen-4.17.2', path]);
+  assert.equal(forced.code, 0, forced.err);
+  const w = (JSON.parse(forced.out) as typeof doc).files[0]!.target.warnings;
+  assert.ok(w.some((x) => x.includes(`known_features is ${fs} words`)), w.join('\n'));
+  assert.ok(w.some((x) => /cannot name/.test(x)), w.join('\n'));
+  assert.match(forced.err, /warning: profile xen-4\.17\.2 numbers features with FSCAPINTS 18/);
+  const check = run(['check', '--json', '--profile', 'xen-4.17.2', path]);
+  assert.match(check.err, /warning: profile xen-4\.17\.2 numbers features with FSCAPINTS 18/);
+  const cdoc = JSON.parse(check.out) as { files: { target: { warnings: string[] } }[] };
+  assert.ok(cdoc.files[0]!.target.warnings.some((x) => /cannot name/.test(x)));
+  const apply = run(['apply', '--cpu', 'none', '--profile', 'xen-4.17.2', '-o', join(tempDir(), 'x'), path]);
+  assert.match(apply.err, /warning: \d+ of \d+ alternatives have feature numbers the numbering xen-4\.17\.2 cannot name/);
 });
