@@ -14,7 +14,9 @@ import { featureName, featureNumber, featureTable, xenTableWithWords } from '../
 import { readSites } from '../../src/sites/read.js';
 import { crossCheckSites } from '../../src/sites/crosscheck.js';
 import { corpus, corpusVersion, pinned, repoRoot } from '../support/corpus.js';
-import { tempDir } from '../support/build.js';
+import { assemble, tempDir } from '../support/build.js';
+import { expandPaths } from '../../src/cli/files.js';
+import { imageFromBytes } from '../../src/elf/load.js';
 
 /** readelf -sW: size of a symbol (decimal column) and value. */
 function readelfSymbol(path: string, name: string): { value: bigint; size: number } {
@@ -154,4 +156,86 @@ test('CLI: sites/check/apply print the contradiction on stderr and in JSON targe
   assert.ok(cdoc.files[0]!.target.warnings.some((x) => /cannot name/.test(x)));
   const apply = run(['apply', '--cpu', 'none', '--profile', 'xen-4.17.2', '-o', join(tempDir(), 'x'), path]);
   assert.match(apply.err, /warning: \d+ of \d+ alternatives have feature numbers the numbering xen-4\.17\.2 cannot name/);
+});
+
+/** A linked "vmlinux" whose x86_cap_flags/x86_bug_flags say NCAPINTS `ncap`, NBUGINTS 2, with one alternative. */
+function fakeVmlinux(ncap: number, feature: number): string {
+  const src = `
+	.section .rodata
+	.globl linux_banner
+	.type linux_banner, @object
+linux_banner:
+	.asciz "Linux version 6.1.0-57-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3"
+	.size linux_banner, . - linux_banner
+	.balign 8
+	.globl x86_cap_flags
+	.type x86_cap_flags, @object
+x86_cap_flags:
+	.fill ${ncap * 32}, 8, 0
+	.size x86_cap_flags, . - x86_cap_flags
+	.globl x86_bug_flags
+	.type x86_bug_flags, @object
+x86_bug_flags:
+	.fill 64, 8, 0
+	.size x86_bug_flags, . - x86_bug_flags
+	.text
+	.globl func
+func:
+1:	.byte 0x0f, 0x1f, 0x44, 0x00, 0x00
+	ret
+	.section .altinstr_replacement, "ax"
+2:	lfence
+	.section .altinstructions, "a"
+	.globl __alt_instructions
+__alt_instructions:
+	.long 1b - ., 2b - .
+	.word ${feature}
+	.byte 5, 3
+	.globl __alt_instructions_end
+__alt_instructions_end:
+`;
+  const obj = assemble('vmlinux-evidence.S', { inline: src });
+  const out = join(tempDir(), 'vmlinux');
+  execFileSync('ld', ['-o', out, '-e', 'func', '-Ttext=0xffffffff81000000', obj]);
+  return out;
+}
+
+test('vmlinux: x86_cap_flags/x86_bug_flags decide NCAPINTS/NBUGINTS over the version table, with a warning when they differ', () => {
+  // As built: NCAPINTS 22, the version table agrees: X86_BUG_SPECTRE_V2 = 22*32 + 16.
+  const agree = fakeVmlinux(22, 22 * 32 + 16);
+  let img = Image.parse(readFileSync(agree), agree);
+  let t = detectTarget(img);
+  assert.equal(t.profile!.id, 'linux-6.1');
+  assert.equal(t.profile!.features, 'linux-6.1.85');
+  assert.deepEqual(t.warnings, []);
+  assert.ok(t.evidence!.includes('x86_cap_flags is 5632 bytes (22 words)'), t.evidence!.join('; '));
+  // A build with one more word than its version's table (a backport): renumbered from the file, and said.
+  const more = fakeVmlinux(23, 23 * 32 + 16);
+  img = Image.parse(readFileSync(more), more);
+  t = detectTarget(img);
+  const ft = featureTable(t.profile!.features);
+  assert.equal(ft.words, 23);
+  assert.equal(featureName(ft, 23 * 32 + 16), 'X86_BUG_SPECTRE_V2');
+  assert.ok(t.warnings!.some((w) => /x86_cap_flags\/x86_bug_flags give NCAPINTS 23, NBUGINTS 2/.test(w)), t.warnings!.join('\n'));
+  assert.deepEqual(crossCheckSites(t, readSites(img, t.profile!).sites), []);
+  // Forcing the version's profile on it: the contradiction is named, and the bug is misnamed or unnamed.
+  const forced = detectTarget(img, 'linux-6.1');
+  assert.ok(forced.warnings!.some((w) => w === "profile linux-6.1 has NCAPINTS 22 but this file's x86_cap_flags has 23 words"), forced.warnings!.join('\n'));
+  assert.notEqual(featureName(featureTable(forced.profile!.features), 23 * 32 + 16), 'X86_BUG_SPECTRE_V2');
+});
+
+test('modules: .rela.altinstructions fits the profile\'s entry size; a profile with the other size is named in a warning', () => {
+  const m7 = expandPaths([corpus.modules7]).find((f) => f.endsWith('/kvm.ko.xz'))!;
+  const m61 = corpus.module61('fs/xfs/xfs.ko');
+  return (async () => {
+    const img7 = await imageFromBytes(readFileSync(m7), m7);
+    const t7 = detectTarget(img7);
+    assert.ok(t7.evidence!.includes('.altinstructions relocations fit 14-byte entries'));
+    assert.deepEqual(t7.warnings, []);
+    const f7 = detectTarget(img7, 'linux-6.1');
+    assert.ok(f7.warnings!.some((w) => w.includes("profile linux-6.1 reads 12-byte .altinstructions entries but this file's relocations fit 14-byte entries")), f7.warnings!.join('\n'));
+    const img61 = Image.parse(readFileSync(m61), m61);
+    assert.ok(detectTarget(img61).evidence!.includes('.altinstructions relocations fit 12-byte entries'));
+    assert.ok(detectTarget(img61, 'linux-7').warnings!.some((w) => w.includes('reads 14-byte .altinstructions entries but this file\'s relocations fit 12-byte')));
+  })();
 });
