@@ -239,3 +239,65 @@ test('modules: .rela.altinstructions fits the profile\'s entry size; a profile w
     assert.ok(detectTarget(img61, 'linux-7').warnings!.some((w) => w.includes('reads 14-byte .altinstructions entries but this file\'s relocations fit 12-byte')));
   })();
 });
+
+/** A linked "xen-syms" with version string `version`, known_features of `fs` words and forced_caps of `nc`. */
+function fakeXen(version: string, fs: number, nc: number): Image {
+  const src = `
+	.section .rodata
+	.byte 0
+	.asciz "${version}"
+	.data
+	.balign 4
+	.globl known_features
+	.type known_features, @object
+known_features:
+	.fill ${fs}, 4, 0
+	.size known_features, . - known_features
+	.globl forced_caps
+	.type forced_caps, @object
+forced_caps:
+	.fill ${nc}, 4, 0
+	.size forced_caps, . - forced_caps
+	.text
+	.globl start_xen
+start_xen:
+	ret
+	.section .init.data, "aw"
+	.globl __alt_instructions
+__alt_instructions:
+	.globl __alt_instructions_end
+__alt_instructions_end:
+`;
+  const obj = assemble('xen-evidence.S', { inline: src });
+  const out = join(tempDir(), 'xen-syms');
+  execFileSync('ld', ['-o', out, '-e', 'start_xen', '-Ttext=0xffff82d040200000', obj]);
+  return Image.parse(readFileSync(out), out);
+}
+
+test('Xen: a version newer than every profile reads with the newest rules and the file\'s numbering, and says so', () => {
+  const t = detectTarget(fakeXen('4.23.0', 19, 22));
+  assert.equal(t.profile!.id, 'xen-4.22');
+  assert.match(t.note!, /Xen 4\.23 is newer than every profile; reading it with xen-4\.22's rules/);
+  const ft = featureTable(t.profile!.features);
+  assert.equal(ft.words, 19);
+  assert.equal(ft.limit, 22 * 32);
+  // One more CPUID word than any 4.22 release: renumbered, and a warning.
+  const t2 = detectTarget(fakeXen('4.23.0', 20, 23));
+  assert.equal(featureTable(t2.profile!.features).words, 20);
+  assert.equal(featureNumber(featureTable(t2.profile!.features), 'SC_NO_BRANCH_HARDEN'), 20 * 32 + 15);
+  assert.ok(t2.warnings!.some((w) => /no Xen 4\.22 release numbers so/.test(w)), t2.warnings!.join('\n'));
+  // The newest Xen profiles read without "no profile"/"newer than" notes.
+  for (const v of ['4.20.4', '4.21.2', '4.22.0']) {
+    const [fsv, ncv] = v === '4.20.4' ? [19, 21] : [19, 22];
+    const x = detectTarget(fakeXen(v, fsv, ncv));
+    assert.equal(x.profile!.id, `xen-${v.split('.').slice(0, 2).join('.')}`);
+    assert.equal(x.note, undefined, `${v}: ${x.note}`);
+    assert.deepEqual(x.warnings, []);
+    assert.equal(x.profile!.features, `xen-${v}`);
+  }
+  // 4.17.5 numbered like 4.17.6 (Debian's backports): 4.17.6's names and rules, in a note; not a warning.
+  const deb = detectTarget(fakeXen('4.17.5+72-g01140da4e8-1', 19, 21));
+  assert.equal(deb.profile!.id, 'xen-4.17');
+  assert.equal(deb.profile!.features, 'xen-4.17.6');
+  assert.match(deb.note!, /known_features is 19 words .* as in Xen 4\.17\.6, not 4\.17\.5 \(FSCAPINTS 18\)/);
+});
