@@ -84,7 +84,7 @@ for (const [id, dirOf, profileId] of [
   ['linux-7', () => corpus.modules7, 'linux-7'],
   ['linux-7-cloud', () => corpus.modules7Cloud, 'linux-7'],
 ] as const) {
-  test(`${id} modules as .ko.xz: detected without flags; counts match readelf's section size / entry size; features named`, async () => {
+  test(`${id} modules as .ko.xz: detected without flags; counts match readelf's section size / entry size; features named; sites on instruction boundaries`, async () => {
     const files = expandPaths([dirOf()]);
     assert.ok(files.length > 900, `${files.length} modules`);
     assert.ok(files.every((f) => f.endsWith('.ko.xz')));
@@ -101,8 +101,9 @@ for (const [id, dirOf, profileId] of [
       assert.equal(t.profile?.alt, 'linux-14');
       assert.equal(t.note, undefined, `${f}: ${t.note}`);
       assert.deepEqual(t.warnings, [], f);
-      const r = readSites(img, t.profile!, { decode: false });
+      const r = readSites(img, t.profile!);
       assert.deepEqual(r.errors, [], f);
+      for (const s of r.sites) assert.equal(s.problems, undefined, `${f}: ${s.table} ${img.where(s.addr)}: ${s.problems}`);
       const ft = featureTable(t.profile!.features);
       for (const s of r.sites) if (s.table === '.altinstructions') assert.ok(ft.byNumber.has(s.feature!), `${f}: feature ${s.feature} unnamed in ${ft.id}`);
       const plain = join(dir, 'm.ko');
