@@ -74,6 +74,11 @@ export function gatherEvidence(img: Image): Evidence {
   if (img.kind !== 'rel') {
     xen.fscapints = words(img, ['known_features', 'deep_features'], 4, facts, conflicts);
     xen.ncapints = words(img, ['forced_caps', 'cleared_caps'], 4, facts, conflicts);
+    // NCAPINTS has at least one synthetic and one bug word beyond FSCAPINTS; anything else is not this layout.
+    if (xen.fscapints !== undefined && xen.ncapints !== undefined && xen.ncapints < xen.fscapints + 2) {
+      conflicts.push(`forced_caps is ${xen.ncapints} words, not more than known_features' ${xen.fscapints} + 1: ignored`);
+      xen.ncapints = undefined;
+    }
     // String pointer arrays: 8 bytes per name, 32 names per word.
     linux.ncapints = words(img, ['x86_cap_flags'], 8 * 32, facts, conflicts);
     linux.nbugints = words(img, ['x86_bug_flags'], 8 * 32, facts, conflicts);

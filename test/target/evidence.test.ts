@@ -301,3 +301,11 @@ test('Xen: a version newer than every profile reads with the newest rules and th
   assert.equal(deb.profile!.features, 'xen-4.17.6');
   assert.match(deb.note!, /known_features is 19 words .* as in Xen 4\.17\.6, not 4\.17\.5 \(FSCAPINTS 18\)/);
 });
+
+test('Xen: forced_caps too small for known_features is inconsistent evidence: ignored and warned, not a broken table', () => {
+  const t = detectTarget(fakeXen('4.20.4', 19, 19));
+  assert.ok(t.warnings!.some((w) => /inconsistent evidence: forced_caps is 19 words/.test(w)), t.warnings!.join('\n'));
+  const ft = featureTable(t.profile!.features);
+  assert.equal(ft.words, 19);
+  assert.ok(ft.limit > 19 * 32);
+});
