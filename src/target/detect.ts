@@ -60,10 +60,11 @@ function contradictions(p: Profile, features: string, ev: Evidence, found: Targe
     }
   } else if (p.os === 'linux') {
     if (ev.linux.ncapints !== undefined && t.words !== ev.linux.ncapints) out.push(`profile ${p.id} has NCAPINTS ${t.words} but this file's x86_cap_flags has ${ev.linux.ncapints} words`);
+    if (ev.linux.capWords !== undefined && t.limit / 32 !== ev.linux.capWords) out.push(`profile ${p.id} has NCAPINTS + NBUGINTS = ${t.limit / 32} but this file's BTF x86_capability has ${ev.linux.capWords} words`);
     const nb = t.limit / 32 - t.words;
     if (ev.linux.nbugints !== undefined && nb !== ev.linux.nbugints) out.push(`profile ${p.id} has NBUGINTS ${nb} but this file's x86_bug_flags has ${ev.linux.nbugints} words`);
     const altEntry = p.alt === 'linux-12' ? 12 : 14;
-    if (ev.linux.altEntry !== undefined && ev.linux.altEntry !== altEntry) out.push(`profile ${p.id} reads ${altEntry}-byte .altinstructions entries but this file's relocations fit ${ev.linux.altEntry}-byte entries`);
+    if (ev.linux.altEntry !== undefined && ev.linux.altEntry !== altEntry) out.push(`profile ${p.id} reads ${altEntry}-byte .altinstructions entries but this file's ${ev.img === 'rel' ? 'relocations fit' : 'BTF struct alt_instr is'} ${ev.linux.altEntry}-byte entries`);
   }
   return out;
 }
@@ -76,7 +77,10 @@ function sniff(img: Image, ev: Evidence): Target {
   const banner = linuxBanner(img);
   if (banner) {
     const m = /Linux version (\S+)/.exec(banner);
-    const deb = /Debian (\d+\.\d+\.\d+)/.exec(banner);
+    // Debian's package version follows the build number ('#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3'); the
+    // compiler's ('gcc-14 (Debian 14.2.0-19)') comes before it.
+    const hash = banner.indexOf('#');
+    const deb = /Debian (\d+\.\d+\.\d+)/.exec(hash >= 0 ? banner.slice(hash) : banner);
     if (m) return withLinuxEvidence(linuxTarget(m[1]!, deb ? deb[1]! : null), ev);
   }
   const hasLinuxTables = ['.altinstructions', '__jump_table', '.return_sites', '__mcount_loc', '.static_call_sites'].some((n) => img.section(n));
@@ -97,15 +101,18 @@ function withLinuxEvidence(t: Target, ev: Evidence): Target {
   const warnings = [...(t.warnings ?? [])];
   let features = p.features;
   const base = featureTable(features);
-  const nc = ev.linux.ncapints ?? base.words;
+  let nc = ev.linux.ncapints ?? base.words;
   const nb = ev.linux.nbugints ?? base.limit / 32 - base.words;
+  // BTF gives only the sum: NBUGINTS from the names (or the table), NCAPINTS the rest.
+  if (ev.linux.ncapints === undefined && ev.linux.capWords !== undefined) nc = ev.linux.capWords - nb;
   if (nc !== base.words || nb !== base.limit / 32 - base.words) {
     features = linuxTableWithWords(features, nc, nb);
-    warnings.push(`numbering from the file: x86_cap_flags/x86_bug_flags give NCAPINTS ${nc}, NBUGINTS ${nb}; the version table ${base.id} has ${base.words}/${base.limit / 32 - base.words} (names of ${base.id}, renumbered)`);
+    const from = ev.linux.ncapints !== undefined ? 'x86_cap_flags/x86_bug_flags give' : `BTF's x86_capability (${ev.linux.capWords} words) gives, with NBUGINTS ${nb},`;
+    warnings.push(`numbering from the file: ${from} NCAPINTS ${nc}, NBUGINTS ${nb}; the version table ${base.id} has ${base.words}/${base.limit / 32 - base.words} (names of ${base.id}, renumbered)`);
   }
   const altEntry = p.alt === 'linux-12' ? 12 : 14;
   if (ev.linux.altEntry !== undefined && ev.linux.altEntry !== altEntry) {
-    warnings.push(`profile ${p.id} (chosen from version ${t.version}) reads ${altEntry}-byte .altinstructions entries but this file's relocations fit ${ev.linux.altEntry}-byte entries: pass --profile`);
+    warnings.push(`profile ${p.id} (chosen from version ${t.version}) reads ${altEntry}-byte .altinstructions entries but this file's ${ev.img === 'rel' ? 'relocations fit' : 'BTF struct alt_instr is'} ${ev.linux.altEntry}-byte entries: pass --profile`);
   }
   return { ...t, profile: features === p.features ? p : { ...p, features }, warnings };
 }
@@ -208,12 +215,34 @@ function xenVersion(img: Image): string | null {
 
 function linuxBanner(img: Image): string | null {
   const s = img.symbol('linux_banner');
-  if (!s || s.type !== STT_OBJECT || Number.isNaN(s.addr)) return null;
+  if (!s || s.type !== STT_OBJECT || Number.isNaN(s.addr)) return img.kind === 'rel' ? null : bannerInRodata(img);
   const b = img.read(s.addr, Math.min(s.size || 256, 512));
   if (!b) return null;
   let end = b.indexOf(0);
   if (end < 0) end = b.length;
   return String.fromCharCode(...b.subarray(0, end));
+}
+
+/**
+ * A stripped vmlinux (e.g. the one inside a bzImage) has no linux_banner symbol: the banner is the first
+ * NUL-delimited string in .rodata that starts with "Linux version " and names a build (`#`).
+ */
+function bannerInRodata(img: Image): string | null {
+  const ro = img.section('.rodata');
+  if (!ro || ro.type === 8) return null;
+  const b = img.sectionBytes(ro);
+  const pat = [0x4c, 0x69, 0x6e, 0x75, 0x78, 0x20, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x20]; // "Linux version "
+  for (let i = b.indexOf(0x4c); i >= 0 && i + pat.length < b.length; i = b.indexOf(0x4c, i + 1)) {
+    if (i > 0 && b[i - 1] !== 0) continue;
+    let k = 0;
+    while (k < pat.length && b[i + k] === pat[k]) k++;
+    if (k < pat.length) continue;
+    let e = i;
+    while (e < b.length && b[e] !== 0 && e - i < 512) e++;
+    const str = String.fromCharCode(...b.subarray(i, e));
+    if (str.includes('#')) return str;
+  }
+  return null;
 }
 
 /** Picks the Linux profile for a version string such as '6.1.0-47-amd64' or '6.12.107+deb12-amd64'. */

@@ -8,10 +8,13 @@
  *    `cleared_caps` (cpu/common.c) are `unsigned int[NCAPINTS]`, NCAPINTS = FSCAPINTS + X86_NR_SYNTH + X86_NR_BUG.
  *  - Linux vmlinux: `x86_cap_flags` and `x86_bug_flags` are arrays of string pointers, NCAPINTS*32 and
  *    NBUGINTS*32 entries (the strings are the /proc/cpuinfo names).
+ *  - Linux vmlinux with `.BTF` (also stripped, as inside a bzImage): `struct cpuinfo_x86`'s `x86_capability` is
+ *    `__u32[NCAPINTS + NBUGINTS]`; `struct alt_instr`'s size is the alternatives entry size.
  *  - Linux relocatable objects (.ko): the self-relative fields of every `.altinstructions` entry carry a
  *    relocation at offsets 0 and 4, so the relocation offsets give the entry size (12 or 14 bytes).
  */
 import { Image, STT_OBJECT } from '../elf/image.js';
+import { Btf } from './btf.js';
 
 export interface XenEvidence {
   /** FSCAPINTS from known_features / deep_features (words of 4 bytes). */
@@ -23,11 +26,15 @@ export interface XenEvidence {
 export interface LinuxEvidence {
   readonly ncapints?: number;
   readonly nbugints?: number;
+  /** NCAPINTS + NBUGINTS from BTF: struct cpuinfo_x86's x86_capability[] (a vmlinux with .BTF). */
+  readonly capWords?: number;
   /** Entry size of .altinstructions implied by its relocations (relocatable objects). */
   readonly altEntry?: number;
 }
 
 export interface Evidence {
+  /** The kind of file the evidence came from. */
+  readonly img: 'rel' | 'linked';
   readonly xen: XenEvidence;
   readonly linux: LinuxEvidence;
   /** Human-readable facts, e.g. 'known_features is 76 bytes (19 words)'. */
@@ -70,7 +77,7 @@ export function gatherEvidence(img: Image): Evidence {
   const facts: string[] = [];
   const conflicts: string[] = [];
   const xen: { fscapints?: number; ncapints?: number } = {};
-  const linux: { ncapints?: number; nbugints?: number; altEntry?: number } = {};
+  const linux: { ncapints?: number; nbugints?: number; capWords?: number; altEntry?: number } = {};
   if (img.kind !== 'rel') {
     xen.fscapints = words(img, ['known_features', 'deep_features'], 4, facts, conflicts);
     xen.ncapints = words(img, ['forced_caps', 'cleared_caps'], 4, facts, conflicts);
@@ -82,6 +89,23 @@ export function gatherEvidence(img: Image): Evidence {
     // String pointer arrays: 8 bytes per name, 32 names per word.
     linux.ncapints = words(img, ['x86_cap_flags'], 8 * 32, facts, conflicts);
     linux.nbugints = words(img, ['x86_bug_flags'], 8 * 32, facts, conflicts);
+    // BTF (Debian's vmlinux has it, also when stripped, as inside a bzImage).
+    const btf = Btf.of(img);
+    if (btf) {
+      const cap = btf.arrayMemberLength('cpuinfo_x86', 'x86_capability');
+      if (cap !== undefined) {
+        linux.capWords = cap;
+        facts.push(`BTF: cpuinfo_x86.x86_capability has ${cap} words (NCAPINTS + NBUGINTS)`);
+        if (linux.ncapints !== undefined && linux.nbugints !== undefined && linux.ncapints + linux.nbugints !== cap) {
+          conflicts.push(`x86_cap_flags/x86_bug_flags give ${linux.ncapints} + ${linux.nbugints} words but BTF's x86_capability has ${cap}`);
+        }
+      }
+      const alt = btf.structSize('alt_instr');
+      if (alt !== undefined) {
+        linux.altEntry = alt;
+        facts.push(`BTF: struct alt_instr is ${alt} bytes`);
+      }
+    }
   } else {
     const e = relocEntrySize(img, '.altinstructions', [12, 14], [0, 4]);
     if (e.size !== undefined) {
@@ -89,7 +113,7 @@ export function gatherEvidence(img: Image): Evidence {
       facts.push(`.altinstructions relocations fit ${e.size}-byte entries`);
     } else if (e.why) conflicts.push(e.why);
   }
-  return { xen, linux, facts, conflicts };
+  return { img: img.kind === 'rel' ? 'rel' : 'linked', xen, linux, facts, conflicts };
 }
 
 /**
