@@ -4,7 +4,7 @@
  * scripts/gen-features.mjs; this module only picks a slice of them per table id and builds maps lazily.
  *
  * Linux tables:
- *  - linux-6.1.0 / linux-6.1.38 / linux-6.1.85: names from Linux 6.1.170's cpufeatures.h, cut to the word
+ *  - linux-6.1.0 / linux-6.1.38 / linux-6.1.85: names from Linux 6.1.192's cpufeatures.h (Debian linux-headers-6.1.0-57-common), cut to the word
  *    count of each 6.1.y range: NCAPINTS 20 (6.1.0-6.1.37, bugs from 640, NBUGINTS 1), 21 (6.1.38-6.1.84, bugs
  *    from 672), 22 (6.1.85 on, bugs from 704). Feature words 0-19 did not move inside 6.1.y, but some names
  *    (mostly bugs and words 20/21) exist only in later 6.1.y releases; the tables do not record "since".
