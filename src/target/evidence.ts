@@ -91,7 +91,7 @@ export function gatherEvidence(img: Image): Evidence {
     linux.nbugints = words(img, ['x86_bug_flags'], 8 * 32, facts, conflicts);
     // BTF (Debian's vmlinux has it, also when stripped, as inside a bzImage).
     const btf = Btf.of(img);
-    if (btf) {
+    if (btf) try {
       const cap = btf.arrayMemberLength('cpuinfo_x86', 'x86_capability');
       if (cap !== undefined) {
         linux.capWords = cap;
@@ -105,6 +105,9 @@ export function gatherEvidence(img: Image): Evidence {
         linux.altEntry = alt;
         facts.push(`BTF: struct alt_instr is ${alt} bytes`);
       }
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      conflicts.push('.BTF is truncated or corrupt: not used');
     }
   } else {
     const e = relocEntrySize(img, '.altinstructions', [12, 14], [0, 4]);
