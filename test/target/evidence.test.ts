@@ -309,3 +309,66 @@ test('Xen: forced_caps too small for known_features is inconsistent evidence: ig
   assert.equal(ft.words, 19);
   assert.ok(ft.limit > 19 * 32);
 });
+
+/** A linked image with one .BTF section holding `blob` (and a .rodata banner naming Linux 7.3.4). */
+function withBtf(blob: Uint8Array): Image {
+  const src = `
+	.section .rodata
+	.byte 0
+	.asciz "Linux version 7.3.4+deb13-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 7.3.4-1~bpo13+1"
+	.section .BTF, "a"
+	.byte ${[...blob].join(', ')}
+	.text
+	.globl _start
+_start:
+	ret
+	.section .altinstructions, "a"
+	.long 0
+`;
+  const obj = assemble('btf.S', { inline: src });
+  const out = join(tempDir(), 'vmlinux-btf');
+  execFileSync('ld', ['-o', out, '-Ttext=0xffffffff81000000', obj]);
+  return Image.parse(readFileSync(out), out);
+}
+
+/** BTF: u32 (1), __u32[n] (2), an anonymous union { x86_capability } (3), struct cpuinfo_x86 (4), struct alt_instr (5). */
+function btfBlob(n: number, altSize: number): Uint8Array {
+  const strs = '\0u32\0x86_capability\0cpuinfo_x86\0alt_instr\0';
+  const off = (s: string): number => strs.indexOf('\0' + s + '\0') + 1;
+  const types: number[] = [
+    off('u32'), (1 << 24), 4, 32, // INT u32, encoding bits 32
+    0, (3 << 24), 0, 1, 1, n, // ARRAY of 1 indexed by 1, n elements
+    0, (5 << 24) | 1, 96, off('x86_capability'), 2, 0, // UNION (anonymous) { x86_capability }
+    off('cpuinfo_x86'), (4 << 24) | 1, 256, 0, 3, 64, // STRUCT cpuinfo_x86 { <anonymous union> }
+    off('alt_instr'), (4 << 24) | 1, altSize, 0, 1, 0, // STRUCT alt_instr { u32 }
+  ];
+  const typeBytes = types.length * 4;
+  const strBytes = Buffer.from(strs, 'latin1');
+  const b = Buffer.alloc(24 + typeBytes + strBytes.length);
+  b.writeUInt16LE(0xeb9f, 0); b[2] = 1; b[3] = 0;
+  b.writeUInt32LE(24, 4); b.writeUInt32LE(0, 8); b.writeUInt32LE(typeBytes, 12); b.writeUInt32LE(typeBytes, 16); b.writeUInt32LE(strBytes.length, 20);
+  types.forEach((v, i) => b.writeUInt32LE(v >>> 0, 24 + i * 4));
+  strBytes.copy(b, 24 + typeBytes);
+  return new Uint8Array(b);
+}
+
+test('BTF: x86_capability (inside an anonymous union) and struct alt_instr decide; disagreement warns; a corrupt .BTF is only a warning', () => {
+  let t = detectTarget(withBtf(btfBlob(24, 14)));
+  assert.equal(t.profile!.id, 'linux-7');
+  assert.deepEqual(t.warnings, []);
+  assert.ok(t.evidence!.includes('BTF: cpuinfo_x86.x86_capability has 24 words (NCAPINTS + NBUGINTS)'), t.evidence!.join('; '));
+  // One more capability word than 7.3's table: renumbered (NBUGINTS kept), said.
+  t = detectTarget(withBtf(btfBlob(25, 14)));
+  assert.equal(featureTable(t.profile!.features).words, 23);
+  assert.ok(t.warnings!.some((w) => /BTF's x86_capability \(25 words\) gives, with NBUGINTS 2, NCAPINTS 23/.test(w)), t.warnings!.join('\n'));
+  // alt_instr of 12 bytes under a 14-byte profile.
+  t = detectTarget(withBtf(btfBlob(24, 12)));
+  assert.ok(t.warnings!.some((w) => /reads 14-byte .altinstructions entries but this file's BTF struct alt_instr is 12-byte/.test(w)), t.warnings!.join('\n'));
+  // Truncated type section: the header claims more types than there are.
+  const bad = btfBlob(24, 14);
+  new DataView(bad.buffer).setUint32(12, 20 * 4, true);
+  new DataView(bad.buffer).setUint32(16, 20 * 4, true);
+  t = detectTarget(withBtf(bad));
+  assert.equal(t.profile!.id, 'linux-7');
+  assert.ok(!t.evidence!.some((e) => e.startsWith('BTF')), t.evidence!.join('; '));
+});
