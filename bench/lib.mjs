@@ -34,22 +34,37 @@ export function modules(dir, out = []) {
   return out.sort();
 }
 
-/** Runs one command to completion, output discarded; resolves to its exit code. */
-export function exec(cmd, args) {
+/** A benchmarked command that failed: its run is not timed. */
+export class RunFailed extends Error {}
+
+/**
+ * Runs one command to completion, stdout discarded; resolves to its exit code when that code is one of
+ * `ok` (default: 0 only; `textpoke check` passes [0, 1], 1 being findings), and rejects otherwise (or
+ * when killed or not started), with the end of its stderr: a crashing run is never timed as a fast one.
+ */
+export function exec(cmd, args, { ok = [0] } = {}) {
   return new Promise((res, rej) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'] });
-    p.on('error', rej);
-    p.on('exit', (code) => res(code ?? -1));
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => { err = (err + d.toString()).slice(-2000); });
+    p.on('error', (e) => rej(new RunFailed(`${cmd} could not start: ${e.message}`)));
+    p.on('close', (code, signal) => {
+      if (code !== null && ok.includes(code)) res(code);
+      else {
+        const last = err.trim().split('\n').slice(-3).join(' | ');
+        rej(new RunFailed(`${[cmd, ...args].join(' ').slice(0, 200)}: ${signal ? `killed by ${signal}` : `exit ${code}`}${last ? `: ${last}` : ''}`));
+      }
+    });
   });
 }
 
-/** Runs `make(item)` for each item, `parallel` processes at a time (as kbuild runs objtool). */
-export async function execEach(items, make, parallel = cores) {
+/** Runs `make(item)` for each item, `parallel` processes at a time (as kbuild runs objtool); rejects if any run fails. */
+export async function execEach(items, make, parallel = cores, opts = {}) {
   let i = 0;
   const worker = async () => {
     while (i < items.length) {
       const [cmd, args] = make(items[i++]);
-      await exec(cmd, args);
+      await exec(cmd, args, opts);
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, worker));

@@ -7,9 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compile, explore, findScenario, PROTOCOLS, toPromela } from '../dist/src/model/index.js';
+import { compile, explore, findScenario, PROTOCOLS, toPromela } from 'textpoke';
 
 const scenario = findScenario('static-call-retarget');
+if (!scenario) throw new Error('scenario static-call-retarget is missing');
 const rows = [];
 let states = 0;
 let seconds = 0;
@@ -24,6 +25,7 @@ for (const p of PROTOCOLS) {
   seconds += s;
   if (!biggest || r.states > biggest.states) biggest = { model, states: r.states, seconds: s, protocol: p.name };
 }
+if (!biggest) throw new Error('no protocols');
 console.log(`textpoke model benchmark: scenario ${scenario.name} (2 executing CPUs, an NMI and an #MC each)`);
 for (const r of rows) {
   console.log(`  ${r.protocol.padEnd(20)} ${r.verdict.padEnd(7)} ${String(r.states).padStart(9)} states  ${r.seconds.toFixed(2).padStart(6)} s  ${Math.round(r.states / Math.max(r.seconds, 1e-6)).toString().padStart(8)} states/s`);

@@ -11,6 +11,7 @@ import { exec, median, paths, root, table, textpoke } from './lib.mjs';
 
 async function browserTimes(html, runs) {
   const { launchChromium } = await import(join(root, 'dist', 'test', 'e2e', 'browser.js'));
+  /** @type {Record<'paint' | 'summary' | 'fcp' | 'load' | 'graph', number[]>} */
   const out = { paint: [], summary: [], fcp: [], load: [], graph: [] };
   for (let r = 0; r < runs; r++) {
     const b = await launchChromium();
@@ -24,7 +25,7 @@ async function browserTimes(html, runs) {
         paint: performance.getEntriesByName('tp-painted')[0].startTime,
         summary: performance.getEntriesByName('tp-summary')[0].startTime,
         fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN,
-        load: performance.getEntriesByType('navigation')[0]?.loadEventEnd ?? NaN,
+        load: /** @type {PerformanceNavigationTiming | undefined} */ (performance.getEntriesByType('navigation')[0])?.loadEventEnd ?? NaN,
       }));
       out.fcp.push(t.fcp / 1000);
       out.load.push(t.load / 1000);

@@ -1,22 +1,40 @@
 #!/usr/bin/env node
-// `npm run bench`: every benchmark, peers side by side in one run. `--quick` for one run each.
-// Results also go to bench/results/latest.json (git-ignored).
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+// `npm run bench`: every benchmark, peers side by side in one run. `--quick` for one run each;
+// `--only=a,b` for some suites (the suites are the bench/*.mjs files that export run()).
+// A suite whose command fails (non-zero exit, killed, not started) is not timed: it is reported with the
+// reason, left out of the results, and the run exits 1. Results go to bench/results/latest.json (git-ignored).
+import { mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cores, root } from './lib.mjs';
 
+const ORDER = ['sites', 'check', 'model', 'report'];
+const known = readdirSync(join(root, 'bench'))
+  .filter((n) => n.endsWith('.mjs') && n !== 'lib.mjs' && n !== 'run.mjs')
+  .map((n) => n.slice(0, -4))
+  .sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99) || (a < b ? -1 : 1));
 const quick = process.argv.includes('--quick');
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
-const suites = ['sites', 'check', 'model', 'hypercalls', 'report'].filter((s) => !only || only.includes(s));
-process.stdout.write(`textpoke benchmarks on ${cores} cores (${quick ? 'quick: 1 run each' : 'median of several runs'})\n`);
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',').filter(Boolean);
+const unknown = (only ?? []).filter((s) => !known.includes(s));
+if (unknown.length) {
+  process.stderr.write(`bench: no suite ${unknown.join(', ')} (suites: ${known.join(', ')})\n`);
+  process.exit(2);
+}
+const suites = known.filter((s) => !only || only.includes(s));
+process.stdout.write(`textpoke benchmarks on ${cores} cores (${quick ? 'quick: 1 run each' : 'median of several runs'}): ${suites.join(', ')}\n`);
 const all = {};
+const failed = [];
 for (const s of suites) {
-  const file = join(root, 'bench', `${s}.mjs`);
-  if (!existsSync(file)) continue;
-  const mod = await import(file);
-  if (typeof mod.run === 'function') all[s] = await mod.run({ quick });
+  try {
+    // A suite without run() is a script that did its work (and printed it) when imported.
+    const mod = await import(join(root, 'bench', `${s}.mjs`));
+    all[s] = typeof mod.run === 'function' ? await mod.run({ quick }) : { printed: true };
+  } catch (e) {
+    failed.push(`${s}: not timed, a run failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });
 const out = join(root, 'bench', 'results', 'latest.json');
-writeFileSync(out + '.tmp', JSON.stringify({ date: new Date().toISOString(), cores, results: all }, null, 2));
+writeFileSync(out + '.tmp', JSON.stringify({ date: new Date().toISOString(), cores, results: all, failed }, null, 2));
 renameSync(out + '.tmp', out);
+for (const f of failed) process.stderr.write(`bench: ${f}\n`);
+process.exit(failed.length ? 1 : 0);

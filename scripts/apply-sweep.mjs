@@ -6,11 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { expandPaths } from '../dist/src/cli/files.js';
-import { imageFromBytes } from '../dist/src/elf/load.js';
-import { applyPatches, parseCpu, verifyView, summarize } from '../dist/src/patch/index.js';
-import { readSites } from '../dist/src/sites/read.js';
-import { detectTarget } from '../dist/src/target/detect.js';
-import { featureTable } from '../dist/src/target/features/index.js';
+import { applyPatches, detectTarget, featureTable, imageFromBytes, parseCpu, readSites, summarize, verifyView } from 'textpoke';
 
 const modBase = '.cache/corpus/linux-6.1/lib/modules';
 const dir = process.argv[2] ?? `${modBase}/${readdirSync(modBase).find((d) => d.startsWith('6.1.0-'))}/kernel`;

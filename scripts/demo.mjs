@@ -13,6 +13,7 @@ mkdirSync(out, { recursive: true });
 const bin = join(root, 'bin', 'textpoke.js');
 const rel = (p) => p.startsWith(root + '/') ? p.slice(root.length + 1) : p;
 
+/** @param {string} title @param {string[]} args @param {{ head?: number, tail?: number }} [o] */
 function step(title, args, { head, tail } = {}) {
   process.stdout.write(`\n=== ${title}\n$ textpoke ${args.map(rel).join(' ')}\n`);
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });

@@ -42,12 +42,22 @@ const LIST_MAX_AGE_MS = 24 * 3600 * 1000;
  * `same` reuses a capture of an earlier package's name so that packages of one build stay together.
  */
 export const CORPUS = [
+  // Each Xen entry: xen-syms (the -dbg package) and the bootable xen.gz of the same build.
   { id: 'xen-4.17', what: 'Xen 4.17, newest build (bookworm-security when it has one)',
-    packages: [{ name: /^xen-hypervisor-4\.17-amd64-dbg$/, suites: BOOKWORM }] },
+    packages: [
+      { name: /^xen-hypervisor-4\.17-amd64-dbg$/, suites: BOOKWORM },
+      { name: () => 'xen-hypervisor-4.17-amd64', suites: BOOKWORM },
+    ] },
   { id: 'xen-4.17-bookworm', what: "Xen 4.17 of bookworm's main suite (Debian's own backports on a 4.17.5 base)",
-    packages: [{ name: /^xen-hypervisor-4\.17-amd64-dbg$/, suites: ['bookworm'] }] },
+    packages: [
+      { name: /^xen-hypervisor-4\.17-amd64-dbg$/, suites: ['bookworm'] },
+      { name: () => 'xen-hypervisor-4.17-amd64', suites: ['bookworm'] },
+    ] },
   { id: 'xen-4.20', what: "Xen 4.20, trixie's",
-    packages: [{ name: /^xen-hypervisor-4\.20-amd64-dbg$/, suites: TRIXIE }] },
+    packages: [
+      { name: /^xen-hypervisor-4\.20-amd64-dbg$/, suites: TRIXIE },
+      { name: () => 'xen-hypervisor-4.20-amd64', suites: TRIXIE },
+    ] },
   { id: 'linux-6.1', what: 'Linux 6.1, the newest 6.1.0-N image in bookworm (modules, vmlinuz), with its headers',
     packages: [
       { name: /^linux-image-6\.1\.0-(\d+)-amd64-unsigned$/, suites: BOOKWORM },

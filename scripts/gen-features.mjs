@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = join(ROOT, 'src/target/features');
 
+/** @returns {never} */
 function fail(msg) {
   console.error(`gen-features: ${msg}`);
   process.exit(1);
@@ -58,7 +59,9 @@ function parseLinux(text) {
   };
   const ncapints = num('NCAPINTS');
   const nbugints = num('NBUGINTS');
+  /** @type {Array<[number, string]>} */
   const features = [];
+  /** @type {Array<[number, string]>} */
   const bugs = [];
   for (const line of text.split('\n')) {
     let m = /^\s*#\s*define\s+(X86_FEATURE_\w+)\s+\(([^)]*)\)/.exec(line);
@@ -156,6 +159,8 @@ function parseXen(gitDir, tag) {
   const alias = gitShow(gitDir, tag, aliasPath);
   const gen = gitShow(gitDir, tag, genPath);
 
+
+  /** @type {Array<[number, string]>} */
   const cpuid = [];
   let lastWordComment = -1;
   for (const line of pub.split('\n')) {
@@ -186,7 +191,9 @@ function parseXen(gitDir, tag) {
   };
   const nrSynth = nrOf('X86_NR_SYNTH', /^XEN_CPUFEATURE\(nr,\s*X86_SYNTH\(\s*(\d+)\s*\)\)/m);
   const nrBug = nrOf('X86_NR_BUG', /^#define\s+X86_BUG_nr\s+X86_BUG\(\s*(\d+)\s*\)/m);
+  /** @type {Array<[number, string]>} */
   const synth = [];
+  /** @type {Array<[number, string]>} */
   const bugs = [];
   for (const line of syn.split('\n')) {
     if (/^XEN_CPUFEATURE\(nr,|^#define\s+X86_BUG_nr\s/.test(line)) continue; // sentinels (4.22)

@@ -65,11 +65,8 @@ function which(cmd) {
 
 async function lib() {
   const dist = join(repo, 'dist', 'src');
-  need(join(dist, 'elf', 'load.js'), 'built library (run: npx tsc -p .)');
-  return {
-    load: await import(join(dist, 'elf', 'load.js')),
-    image: await import(join(dist, 'elf', 'image.js')),
-  };
+  need(join(dist, 'index.js'), 'built library (run: npx tsc -p .)');
+  return { load: await import('textpoke') };
 }
 
 /** Module name (as the kernel spells it: '-' becomes '_') -> path under modRoot/kernel. */
@@ -98,6 +95,7 @@ function aliasProviders(idx, name) {
 }
 
 function modinfoOf(img) {
+  /** @type {{ depends: string[], softpre: string[] }} */
   const out = { depends: [], softpre: [] };
   for (const kv of img.modinfo()) {
     const eq = kv.indexOf('=');
@@ -231,6 +229,11 @@ function writeAtomic(path, data) {
  * into a private directory (two runs of this script in one tree must not share a debugcon file); the
  * results are then published to .cache/groundtruth/<model>/ for --reuse.
  */
+// Guests still running when this script is stopped (a test's time limit, ^C) are killed with it.
+const guests = new Set();
+process.on('exit', () => { for (const c of guests) c.kill('SIGKILL'); });
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15)));
+
 function boot(spec, initrd, timeoutMs) {
   const [model, extra] = splitModel(spec);
   const dir = mkdtempSync(join(work, 'boot-'));
@@ -245,6 +248,8 @@ function boot(spec, initrd, timeoutMs) {
   return new Promise((resolvePromise) => {
     const started = Date.now();
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    guests.add(child);
+    child.on('error', (e) => { log += `qemu-system-x86_64 cannot start: ${e.message}\n`; });
     let log = '';
     child.stdout.on('data', (d) => (log += d.toString('latin1')));
     child.stderr.on('data', (d) => (log += d.toString('latin1')));
@@ -254,6 +259,7 @@ function boot(spec, initrd, timeoutMs) {
       child.kill('SIGKILL');
     }, timeoutMs);
     child.on('close', (code) => {
+      guests.delete(child);
       clearTimeout(timer);
       const stream = existsSync(dbg) ? readFileSync(dbg) : Buffer.alloc(0);
       rmSync(dir, { recursive: true, force: true });
@@ -353,6 +359,7 @@ export function guestReport(recs) {
 }
 
 function parseArgs(argv) {
+  /** @type {{ models: string[], modules: string[], json: string | null, reuse: boolean, compare: boolean, verbose: boolean, timeout: number }} */
   const o = { models: [], modules: [], json: null, reuse: false, compare: true, verbose: false, timeout: 240 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -380,7 +387,7 @@ function parseArgs(argv) {
 /** Boots (or reuses) every model and returns [{model, boot, guest}]. */
 export async function runGuests(o) {
   for (const tool of ['qemu-system-x86_64', 'gcc', 'cpio']) {
-    if (!which(tool)) throw new UsageError(`${tool} not found (CI installs the packages in .ci/apt-packages.txt)`);
+    if (!which(tool)) throw new UsageError(`${tool} not found (npm test installs it through scripts/setup-system.mjs)`);
   }
   need(vmlinuz, 'corpus kernel (run: node scripts/fetch-corpus.mjs)');
   mkdirSync(work, { recursive: true });
@@ -404,6 +411,7 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   const runs = await runGuests(o);
   let ok = true;
+  /** @type {{ kernel: string, append: string, runs: object[] }} */
   const result = { kernel: KVER, append: APPEND, runs: [] };
   const compare = o.compare ? await import('./qemu/compare.mjs') : null;
   for (const r of runs) {

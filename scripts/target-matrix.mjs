@@ -39,7 +39,8 @@ function modulesDir(id) {
 }
 function xenSyms(id) {
   const d = join(corpus, id, 'usr/lib/debug/boot');
-  return existsSync(d) ? join(d, readdirSync(d).find((n) => n.startsWith('xen-syms-'))) : undefined;
+  const name = existsSync(d) ? readdirSync(d).find((n) => n.startsWith('xen-syms-')) : undefined;
+  return name ? join(d, name) : undefined;
 }
 
 const BUILDS = ['xen-4.17-bookworm', 'xen-4.17', 'xen-4.20', 'linux-6.1', 'linux-6.12', 'linux-6.12-trixie', 'linux-7', 'linux-7-cloud'];

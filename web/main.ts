@@ -5,7 +5,7 @@
  */
 import { instance } from '@viz-js/viz';
 import { mount } from '../src/report/html/viewer.js';
-import type { ReportData } from '../src/report/html/data.js';
+import type { ReportData } from '../src/report/html/index.js';
 import type { FromWorker } from './worker.js';
 
 const drop = document.getElementById('drop')!;

@@ -3,10 +3,9 @@
  * patch, checks, cfg), then the model checker's table with a small state bound. Runs off the page's
  * main thread so the page stays responsive on a whole hypervisor.
  */
-import { imageFromBytes } from '../src/elf/load.js';
-import { analyse } from '../src/report/html/data.js';
-import type { ReportData, ModelTrace } from '../src/report/html/data.js';
-import { modelTraces } from '../src/report/html/model.js';
+import { imageFromBytes } from '../src/index.js';
+import { analyse, modelTraces } from '../src/report/html/index.js';
+import type { ReportData, ModelTrace } from '../src/report/html/index.js';
 
 export interface ToWorker {
   name: string;

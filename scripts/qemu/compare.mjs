@@ -13,18 +13,20 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 /**
  * Absolute-address symbolizer over the guest's /proc/kallsyms (kernel and modules): the names the
  * running kernel itself uses, so a branch in the dump reads as `jmp srso_return_thunk`.
  */
 export class Symbolizer {
+  /** @param {{ name: string, addr: bigint }[]} entries */
   constructor(entries) {
     const xs = entries.filter((e) => e.addr > 0n && !/^(__key|__UNIQUE_ID|\$)/.test(e.name)).sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
     this.addrs = xs.map((e) => e.addr);
     this.names = xs.map((e) => e.name);
   }
+  /** @param {bigint} addr */
   where(addr) {
     let lo = 0, hi = this.addrs.length - 1, k = -1;
     while (lo <= hi) {
@@ -38,25 +40,24 @@ export class Symbolizer {
   }
 }
 
-let iced = null;
+/** @type {import('textpoke/x86').Formatter | null} */
 let fmtr = null;
+/** @type {import('textpoke/x86').Instruction | null} */
 let insn = null;
 /** AT&T text of `bytes` at absolute address `ip` (bigint), branch targets named through `sym`. */
 export async function disasmAbs(bytes, ip, sym) {
-  iced ??= await import('iced-x86');
-  const { Decoder, DecoderOptions, Formatter, FormatterSyntax, Instruction } = iced;
-  const dec = new Decoder(64, bytes, DecoderOptions.None);
+  const x86 = await import('textpoke/x86');
+  const dec = x86.decoder(bytes, { ip });
   if (!fmtr) {
-    fmtr = new Formatter(FormatterSyntax.Gas);
+    fmtr = x86.newFormatter(x86.FormatterSyntax.Gas);
     fmtr.uppercaseHex = false;
     fmtr.branchLeadingZeros = false;
-    insn = new Instruction();
+    insn = x86.newInstruction();
   }
   const f = fmtr;
-  const ins = insn;
+  const ins = /** @type {import('textpoke/x86').Instruction} */ (insn);
   const out = [];
   try {
-    dec.ip = ip;
     while (dec.canDecode) {
       dec.decodeOut(ins);
       let t = ins.isInvalid ? '(bad)' : f.format(ins);
@@ -73,7 +74,6 @@ export async function disasmAbs(bytes, ip, sym) {
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const dist = join(repo, 'dist', 'src');
-const imp = (p) => import(pathToFileURL(join(dist, p)).href);
 
 /**
  * Difference classes, decided per patch site (a differing range is explained only when every differing
@@ -141,11 +141,13 @@ export function referenceRelocate(img, load, kernelSyms, moduleSyms) {
     const bytes = img.sectionBytes(sec).slice();
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const unresolved = [];
+    /** @type {bigint} */
     const P0 = load.get(sec.name);
     for (const r of img.relocations(sec)) {
       const sym = img.symbols[r.sym];
+      /** @type {bigint | undefined} */
       let S;
-      let name = img.relocSymbolName(r);
+      const name = img.relocSymbolName(r);
       if (sym.shndx === SHN_UNDEF) S = kernelSyms.get(sym.name) ?? moduleSyms.get(sym.name);
       else if (sym.shndx === SHN_ABS) S = BigInt(sym.addr) + img.base; // not used by modules in practice
       else {
@@ -194,11 +196,10 @@ export function diffRanges(a, b, gap = 4) {
   return out;
 }
 
-/** Loads textpoke's patcher when it exists (src/patch/index.ts compiled to dist). */
+/** Loads textpoke's patcher through the public API when the library is built. */
 async function patcher() {
-  const p = join(dist, 'patch', 'index.js');
-  if (!existsSync(p)) return null;
-  const m = await imp('patch/index.js');
+  if (!existsSync(join(dist, 'index.js'))) return null;
+  const m = await import('textpoke');
   return typeof m.applyToImage === 'function' ? m : null;
 }
 
@@ -302,7 +303,7 @@ class SiteIndex {
     const spans = [];
     for (const s of sites) {
       spans.push({ lo: s.addr, hi: s.addr + Math.max(s.length, 1), s });
-      if (s.repl && s.repl.length) spans.push({ lo: s.repl.addr, hi: s.repl.addr + s.repl.length, s });
+      if (s.repl?.length) spans.push({ lo: s.repl.addr, hi: s.repl.addr + s.repl.length, s });
     }
     spans.sort((a, b) => a.lo - b.lo);
     this.spans = spans;
@@ -320,7 +321,7 @@ class SiteIndex {
 
 /** The class of one differing site (see CLASSES). */
 async function classifySite(ctx, site, g, t, abs, ref) {
-  iced ??= await import('iced-x86');
+  const x86 = await import('textpoke/x86');
   // Every class describes a site textpoke left as the loader did: a site textpoke rewrote differently from
   // the kernel is a patcher error, never a class.
   if (!ref || Buffer.compare(Buffer.from(t), Buffer.from(ref)) !== 0) return 'unexplained';
@@ -333,8 +334,7 @@ async function classifySite(ctx, site, g, t, abs, ref) {
     // What the guest's site does now: NOP5, or call/jmp to a named function.
     let target = null;
     if (!nop5) {
-      const dec = new iced.Decoder(64, g, iced.DecoderOptions.None);
-      dec.ip = abs;
+      const dec = x86.decoder(g, { ip: abs });
       const ins = dec.decode();
       if ((ins.isCallNear || ins.isJmpNear) && ins.length === g.length) target = ctx.sym.where(ins.nearBranchTarget);
       ins.free();
@@ -359,6 +359,7 @@ async function classifySite(ctx, site, g, t, abs, ref) {
  * boot_cpu_data by matching words 0 (CPUID 1 EDX) and 4 (CPUID 1 ECX) against the cpuinfo flags (so no
  * struct offset is assumed), then checked against the cpuinfo bugs (which fixes NCAPINTS).
  * Returns {names, unnamed, offset} or {error}.
+ * @returns {{ error: string, names?: undefined, unnamed?: undefined, offset?: undefined } | { error?: undefined, names: string[], unnamed: number[], offset: number }}
  */
 export function kernelCapabilities(guest, table, featureNumber, featureName, cpuinfoNames) {
   const v = guest.kvars?.boot_cpu_data;
@@ -395,7 +396,7 @@ export function kernelCapabilities(guest, table, featureNumber, featureName, cpu
 
 /** Attributes one differing range: sites covering it, relocation fields in it, symbol, disassembly. */
 async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName) {
-  const { img, sites, fmt, relocsBySec } = ctx;
+  const { img, fmt, relocsBySec } = ctx;
   const sec = img.section(secName);
   const a0 = sec.addr + range.start;
   const a1 = sec.addr + range.end;
@@ -449,7 +450,7 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
   return {
     class: cls,
     siteClasses,
-    explained: cls !== undefined && cls.split('+').every((c) => CLASSES[c]?.explained),
+    explained: cls?.split('+').every((c) => CLASSES[c]?.explained) ?? false,
     section: secName,
     offset: range.start,
     length: range.end - range.start,
@@ -469,19 +470,19 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
  * `ok` requires: the guest loaded every module and every differing range against textpoke is in KNOWN.
  * Without a patcher (src/patch not built yet) only the reference comparison runs and `ok` is false.
  */
+/** @param {any} run @param {{ systemMap: string, log?: (line: string) => void, verbose?: boolean }} o */
 export async function compareRun(run, { systemMap, log = () => {}, verbose = false }) {
-  const { load: L } = { load: await imp('elf/load.js') };
-  const { readSites } = await imp('sites/read.js');
-  const { detectTarget } = await imp('target/detect.js');
-  const { featureTable, featureNumber, featureName } = await imp('target/features/index.js');
-  const fmt = await imp('x86/format.js');
-  const { Disassembly } = await imp('x86/code.js');
+  const L = await import('textpoke');
+  const { readSites, detectTarget, featureTable, featureNumber, featureName } = L;
+  const fmt = await import('textpoke/x86');
+  const { Disassembly } = fmt;
   // From this run's own kallsyms (the file in .cache/groundtruth is for users; another run may rewrite it).
   const kernelSyms = run.guest.kernelMap ? parseSystemMap(run.guest.kernelMap) : readSystemMap(systemMap);
   // Other modules' exports: kallsyms types module symbols in lower case, so take the names that have a
   // __ksymtab_ entry (what resolve_symbol() can bind a module's undefined symbol to).
   const exported = new Set(run.guest.modsyms.filter((x) => x.name.startsWith('__ksymtab_')).map((x) => x.name.slice(10)));
   const moduleSyms = new Map(run.guest.modsyms.filter((x) => exported.has(x.name) && /^[tTdDbBrR]$/.test(x.type)).map((x) => [x.name, BigInt('0x' + x.addr)]));
+  /** @type {{ ok: boolean, modules: any[], anchors: object, text?: string | null }} */
   const result = { ok: true, modules: [], anchors: {} };
   const sym = new Symbolizer([
     ...[...kernelSyms].map(([name, addr]) => ({ name, addr })),
@@ -498,6 +499,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
   const P = await patcher();
   for (const t of run.plan.targets) {
     const gm = run.guest.modules[t.name];
+    /** @type {{ module: string, path: string, sections: any[], [k: string]: any }} */
     const mres = { module: t.name, path: t.rel, sections: [] };
     result.modules.push(mres);
     if (!gm || !Object.keys(gm.dumps).length) {
@@ -517,11 +519,13 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       const bySym = new Map(run.guest.modsyms.filter((x) => x.module === t.name).map((x) => [x.name, BigInt('0x' + x.addr)]));
       const hit = img.symbols.find((y) => y.shndx === pcpu.index && y.name && bySym.has(y.name));
       if (hit) {
-        load.set(pcpu.name, bySym.get(hit.name) - BigInt(hit.addr - pcpu.addr));
-        mres.percpu = { base: '0x' + load.get(pcpu.name).toString(16), from: hit.name };
+        const base = /** @type {bigint} */ (bySym.get(hit.name)) - BigInt(hit.addr - pcpu.addr);
+        load.set(pcpu.name, base);
+        mres.percpu = { base: '0x' + base.toString(16), from: hit.name };
       }
     }
     const target = detectTarget(img);
+    if (!target.profile) throw new Error(`${t.rel}: not detected as a kernel module (${target.note})`);
     const table = featureTable(target.profile.features);
     const feats = guestFeatures(run.guest, table, featureNumber);
     mres.target = { version: target.version, profile: target.profile.id, features: target.profile.features };
@@ -532,7 +536,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     const rtv = run.guest.kvars?.x86_return_thunk;
     let thunk = null;
     if (rtv && rtv.bytes.length === 8) thunk = sym.where(Buffer.from(rtv.bytes).readBigUInt64LE(0));
-    if (caps.error) {
+    if (caps.error !== undefined) {
       result.ok = false;
       log(`  ${t.name}: ${caps.error}`);
     } else {
@@ -583,6 +587,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     const ctx = { ref, img, sites, siteIndex: new SiteIndex(sites), fmt, relocsBySec, dis, view, load, sym };
     for (const [secName, d] of Object.entries(gm.dumps)) {
       const sec = img.section(secName);
+      if (!sec) throw new Error(`${t.rel}: the guest dumped ${secName}, which the file lacks`);
       const r = ref.get(secName);
       const guestBytes = d.bytes;
       const entry = { name: secName, addr: d.addr, size: guestBytes.length, unresolved: r.unresolved.length };

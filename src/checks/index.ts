@@ -2,6 +2,7 @@
 import type { Check } from './check.js';
 import { nospecBranch } from './nospec-branch.js';
 import { nospecOutlined } from './nospec-outlined.js';
+import { nospecFences } from './nospec-fences.js';
 import { retpoline } from './retpoline.js';
 import { rethunk } from './rethunk.js';
 import { siteBoundary } from './site-boundary.js';
@@ -20,6 +21,7 @@ export type { Finding, Severity, Related } from './finding.js';
 export const CHECKS: readonly Check[] = [
   nospecBranch,
   nospecOutlined,
+  nospecFences,
   retpoline,
   rethunk,
   sls,

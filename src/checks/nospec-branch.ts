@@ -5,10 +5,14 @@
  * of both basic blocks"). Register- and stack-only instructions may precede the fence; a compare chain whose
  * arms are all fenced counts as fenced. On Xen, lock-hardening fences (SC_NO_LOCK_HARDEN, after a lock is
  * taken) are not branch guards and are ignored; each finding names the hardening kind of the fence it saw.
+ * Not reported: store-bypass barriers (one-sided by design, cfg/fence-classes.ts), and a barrier
+ * whose unfenced side reaches no memory access or call before it returns.
  */
 import iced from '../x86/iced.cjs';
 const { FlowControl } = iced;
+import { classifyFences } from '../cfg/fence-classes.js';
 import { fenceInfo, hasAnyFence } from '../cfg/fences.js';
+import { firstAccess } from './nospec-outlined.js';
 import { fenceAhead, fenceNear } from '../cfg/flow.js';
 import { destOf, trailingReloc } from '../cfg/targets.js';
 import type { View } from '../cfg/view.js';
@@ -25,6 +29,7 @@ export const nospecBranch: Check = {
     const out: Finding[] = [];
     if (!hasAnyFence(view, fi)) return out;
     const rel = view.img.kind === 'rel' && !view.patched;
+    const classOf = new Map(classifyFences(view).fences.map((f) => [f.addr, f.cls]));
     for (const sc of view.code()) {
       // static_cpu_has() slow paths run only until apply_alternatives(); replacements are checked where they land.
       if (sc.section.name === '.altinstr_aux' || sc.section.name === '.altinstr_replacement') continue;
@@ -44,6 +49,10 @@ export const nospecBranch: Check = {
         const fenced = Number.isNaN(fFall) ? fTaken : fFall;
         const bare = Number.isNaN(fFall) ? fall : d.addr;
         const side = Number.isNaN(fFall) ? 'taken' : 'not-taken';
+        // A store-bypass barrier is one-sided by design; a barrier whose other side reaches no memory access
+        // or call before it returns leaves nothing to harden there (docs/check.md).
+        if (classOf.get(fenced) === 'store-bypass') continue;
+        if (!firstAccess(view, fi, bare)) continue;
         const kind = fenceKind(view, fi, fenced);
         // Linux guards only the path that goes on to use the checked value (access_ok() + barrier_nospec()),
         // by design: listed for review, not a warning.

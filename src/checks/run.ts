@@ -6,6 +6,7 @@
 import type { Image, Section } from '../elf/image.js';
 import type { Site } from '../sites/site.js';
 import { applyPatches, parseCpu } from '../patch/index.js';
+import type { PatchedView } from '../patch/index.js';
 import { View } from '../cfg/view.js';
 import { PatchedCode } from '../cfg/patched-code.js';
 import { Disassembly } from '../x86/code.js';
@@ -42,6 +43,8 @@ export interface Prepared {
   readonly tableErrors: string[];
   /** What the patchers would BUG()/WARN on (kind 'bug' | 'warn'), one line each. */
   readonly patchNotes: string[];
+  /** The patched image the view was built from, and the CPU it was patched for (absent as built). */
+  readonly patched?: { readonly view: PatchedView; readonly spec: string };
 }
 
 export function prepare(img: Image, o: PrepareOptions = {}): Prepared {
@@ -75,7 +78,7 @@ export function prepare(img: Image, o: PrepareOptions = {}): Prepared {
     has: cpu.has, externName: (a) => externs.get(a),
   });
   const patchNotes = pv.findings.filter((f) => f.kind !== 'model').map((f) => `${img.where(f.addr)}: ${f.patcher}: ${f.message}`);
-  return { view, tableErrors: set.errors, patchNotes };
+  return { view, tableErrors: set.errors, patchNotes, patched: { view: pv, spec: cpu.spec } };
 }
 
 /** Runs checks over a view; one finding per (check, address, message head), sorted by address. */

@@ -2,12 +2,14 @@ import { targetWarnings } from '../sites/crosscheck.js';
 import { readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import type { Image } from '../elf/image.js';
+import { ElfError, Image } from '../elf/image.js';
+import { TableError } from '../sites/table.js';
+import { ProfileError } from '../target/detect.js';
 import { applyPatches, CpuSpecError, parseCpu, parseLoadMap, parseSymbolMap, patchedElf, summarize } from '../patch/index.js';
 import type { ApplyResult, Cpu } from '../patch/index.js';
 import { featureTable } from '../target/features/index.js';
 import { PROFILES } from '../target/profile.js';
-import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { describeError, openImage, resolveTarget } from './jobs.js';
 
 export interface ApplyCliOptions {
@@ -60,8 +62,18 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
     throw new UsageError(code && path ? `${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}` : e instanceof Error ? e.message : String(e));
   }
   if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
-  const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, ftrace: o.ftrace, preempt: o.preempt });
+  let result: ApplyResult;
+  try {
+    result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, ftrace: o.ftrace, preempt: o.preempt });
+  } catch (e) {
+    throw unusable(file, e);
+  }
   return { img, cpu, result, warnings: targetWarnings(target, result.sites).map((w) => `${file}: warning: ${w}`) };
+}
+
+/** A file whose damage only shows while patching (a relocation naming no symbol, data cut short): one line naming it, exit 2. */
+export function unusable(file: string, e: unknown): unknown {
+  return e instanceof ElfError || e instanceof TableError || e instanceof ProfileError || e instanceof RangeError ? new UsageError(`${file}: ${describeError(e)}`) : e;
 }
 
 export function findingLines(path: string, img: Image, result: ApplyResult): string[] {
@@ -101,7 +113,12 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       if (outReal === inReal) throw new UsageError(`${file}: refusing to write the output over the input`);
       const { img, cpu, result, warnings } = await openAndApply(file, o);
       for (const w of warnings) io.err(w + '\n');
-      const bytes = patchedElf(result.view);
+      let bytes: Uint8Array;
+      try {
+        bytes = patchedElf(result.view);
+      } catch (e) {
+        throw unusable(file, e);
+      }
       const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
       try {
         writeFileSync(tmp, bytes, { mode: 0o644 });
@@ -110,7 +127,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         try { unlinkSync(tmp); } catch { /* nothing to clean */ }
         throw new UsageError(`${o.output}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
       }
-      for (const e of result.errors) io.err(`${file}: ${e}\n`);
+      if (result.errors.length) io.err(fileErrorLine(file, result.errors));
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (!o.quiet) {
         io.out(`${file}: ${result.view.patches.length} writes for --cpu ${cpu.spec} -> ${o.output}\n`);
@@ -118,7 +135,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         if (result.relocation) io.out(`  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`);
         for (const s of summarize(result.view)) io.out(`  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`);
       }
-      if (result.errors.length) status.raise(EXIT_USAGE);
-      else if (result.view.findings.some((f) => f.kind === 'bug')) status.raise(EXIT_FINDINGS);
+      // Table entries that cannot be used are findings: named on stderr, the output written without them (exit 1).
+      if (result.errors.length || result.view.findings.some((f) => f.kind === 'bug')) status.raise(EXIT_FINDINGS);
     });
 }

@@ -7,7 +7,8 @@ import { renderSarif } from '../report/sarif.js';
 import { renderCounts, renderFile, severityOf } from '../report/text.js';
 import { PROFILES } from '../target/profile.js';
 import type { CheckTask } from './check-job.js';
-import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
+import { validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
 
@@ -33,6 +34,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .action(async (paths: string[], o: { cpu?: string; checks?: string[]; werror?: boolean; json?: boolean; sarif?: boolean; profile?: string; jobs?: number }) => {
       if (o.json && o.sarif) throw new UsageError('--json and --sarif are exclusive');
       for (const id of o.checks ?? []) if (!CHECKS.some((c) => c.id === id)) throw new UsageError(`unknown check '${id}' (known: ${CHECKS.map((c) => c.id).join(', ')})`);
+      validateCpuSpec(o.cpu);
       const files = expandPaths(paths);
       if (files.length === 0) throw new UsageError(`no ELF files or compressed modules under ${paths.join(' ')}`);
       const ids = o.checks ?? CHECKS.filter((c) => c.byDefault).map((c) => c.id);
@@ -42,11 +44,11 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       const structured = o.json || o.sarif;
       let failed = 0;
       let errorLevel = false;
-      for await (const [, r] of runAll(tasks, { progress: io.isTTY && !structured, threads: o.jobs })) {
+      for await (const [t, r] of runAll(tasks, { progress: io.isTTY && !structured, threads: o.jobs })) {
         const rep = JSON.parse(r.out) as FileReport;
         if (r.problems) failed++;
         for (const w of r.warnings ?? []) io.err(w + '\n');
-        for (const e of r.errors) io.err(e + '\n');
+        if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
         for (const f of rep.findings) {
           counts.set(f.check, (counts.get(f.check) ?? 0) + 1);
           if (severityOf(f as Finding, o.werror) === 'error') errorLevel = true;
@@ -58,6 +60,6 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       else if (o.sarif) io.out(renderSarif(reports, o.werror));
       else io.out(renderCounts(counts, ids, files.length, failed));
       if (errorLevel) status.raise(EXIT_FINDINGS);
-      if (failed) status.raise(EXIT_USAGE);
+      if (failed) status.raise(EXIT_FINDINGS); // a file that cannot be used is a finding; unreadable paths stopped in expandPaths
     });
 }

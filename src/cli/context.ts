@@ -27,6 +27,15 @@ export const processIo: Io = {
   isTTY: Boolean(process.stdout.isTTY) && Boolean(process.stderr.isTTY),
 };
 
+/**
+ * A file's problems as one stderr line, `PATH: first; second`: at most one error line per file whatever went
+ * wrong in it (messages that already start with `PATH: ` are not prefixed twice).
+ */
+export function fileErrorLine(path: string, messages: readonly string[]): string {
+  const prefix = `${path}: `;
+  return `${prefix}${messages.map((m) => (m.startsWith(prefix) ? m.slice(prefix.length) : m)).join('; ')}\n`;
+}
+
 /** Set by a command's action; the highest value wins. */
 export class ExitStatus {
   code = EXIT_OK;

@@ -4,7 +4,7 @@ import type { AppliedPatch, PatchedView } from '../patch/index.js';
 import { featureName } from '../target/features/index.js';
 import { disassemble } from '../x86/format.js';
 import { addApplyOptions, ApplyCliOptions, findingLines, openAndApply } from './apply.js';
-import type { ExitStatus, Io } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io } from './context.js';
 
 interface SiteDiff {
   addr: number;
@@ -55,7 +55,7 @@ function lines(img: Image, view: PatchedView, bytes: Uint8Array, addr: number, e
   void view;
   return disassemble(bytes, addr, { img, relocs }).map((i) => {
     let t = i.text;
-    for (const [w, name] of externNames) if (t.includes(w)) t = t.replace(new RegExp(w.replace(/[.+]/g, '\\$&') + '(?![0-9a-f])', 'g'), name);
+    for (const [w, name] of externNames) if (t.includes(w)) t = t.replace(new RegExp(w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '(?![0-9a-f])', 'g'), name); // symbol names from the file may hold any character
     return t;
   });
 }
@@ -104,7 +104,8 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       io.out(`\nsummary (sites changed, bytes changed):\n`);
       for (const [k, e] of [...sum].sort((x, y) => y[1].sites - x[1].sites)) io.out(`  ${String(e.sites).padStart(6)} ${String(e.bytes).padStart(7)}  ${k}\n`);
       for (const n of [...cpu.notes, ...view.notes]) io.out(`note: ${n}\n`);
+      if (result.errors.length) io.err(fileErrorLine(file, result.errors));
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
-      if (result.errors.length) status.raise(2);
+      if (result.errors.length) status.raise(EXIT_FINDINGS); // entries that cannot be used, as in apply
     });
 }

@@ -1,5 +1,13 @@
-/** Expanding PATH arguments: files as given, directories searched recursively for ELF files and compressed modules. */
-import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+/**
+ * Expanding PATH arguments, the same for every command that reads binaries: files as given (plain or
+ * compressed), directories searched recursively for ELF files and compressed modules.
+ *
+ * The command-line contract: a path that does not exist or cannot be read, or a directory with nothing
+ * to read, is a usage error (exit 2, checked here before anything is written); a file that is read but
+ * cannot be used (not ELF, corrupt, an unknown kernel) is a finding of the run (exit 1, named on stderr,
+ * the other files still reported and the output still written).
+ */
+import { accessSync, closeSync, constants, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from './context.js';
 
@@ -37,12 +45,20 @@ export function expandPaths(paths: string[]): string[] {
     let st;
     try {
       st = statSync(p);
-    } catch {
-      out.push(p); // reported as unreadable by the analysis, with the others still run
-      continue;
+      accessSync(p, constants.R_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UsageError(`${p}: ${code === 'ENOENT' || code === 'ENOTDIR' ? 'no such file' : `cannot read (${code ?? String(e)})`}`);
     }
-    if (st.isDirectory()) walk(p, out);
-    else out.push(p);
+    if (st.isDirectory()) {
+      const before = out.length;
+      try {
+        walk(p, out);
+      } catch (e) {
+        throw new UsageError(`${p}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      }
+      if (out.length === before) throw new UsageError(`${p}: no ELF files or compressed modules in this directory`);
+    } else out.push(p);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EXIT_FINDINGS, EXIT_USAGE, type ExitStatus, type Io } from './context.js';
+import { expandPaths } from './files.js';
 import { describeError, openImage } from './jobs.js';
 import { disassemblies, hex, verifyText } from '../patchlets/verify.js';
 import { extractPatchlets, patchletsToC, relocTypeName } from '../patchlets/extract.js';
@@ -74,14 +75,14 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
   cmd
     .command('extract')
     .description('list the patchlets of an object assembled from a .S file (NAME/NAME_end labels or sized symbols): bytes, disassembly, and why one cannot be copied')
-    .argument('<obj...>', 'object files')
+    .argument('<obj...>', 'object files (or directories to search)')
     .option('--32', 'decode as 32-bit code')
     .option('--c', 'emit a C table (bytes and lengths) of the patchlets that can be copied')
     .option('-o, --output <file>', 'write the --c table to this file (atomically) instead of stdout')
     .action(async (objs: string[], o: { 32?: boolean; c?: boolean; output?: string }) => {
       const bits: Bits = o[32] ? 32 : 64;
       let cText = '';
-      for (const path of objs) {
+      for (const path of expandPaths(objs)) {
         try {
           const img = await openImage(path);
           const ps = extractPatchlets(img, bits);
@@ -103,8 +104,9 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
           }
           if (o.c) cText += patchletsToC(ps, path);
         } catch (e) {
+          // A file that cannot be used is a finding, as in sites: named, the others still extracted.
           io.err(`${path}: ${describeError(e)}\n`);
-          status.raise(EXIT_USAGE);
+          status.raise(EXIT_FINDINGS);
         }
       }
       if (o.c) {

@@ -14,7 +14,8 @@ import { analyse, FileData, ReportData } from '../report/html/data.js';
 import { modelTraces } from '../report/html/model.js';
 import { renderPage } from '../report/html/page.js';
 import { PROFILES } from '../target/profile.js';
-import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
+import { validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
 import { describeError, openImage } from './jobs.js';
 
@@ -26,9 +27,15 @@ export interface ReportOptions {
   modelStates?: number;
 }
 
-/** The viewer's compiled JavaScript and Graphviz's browser build, read from the installed package. */
+/**
+ * The viewer's compiled JavaScript and Graphviz's browser build, read from the installed package. The page
+ * runs the viewer as one classic script, so the wire codec it imports (wire.js) goes in front of it and the
+ * import line goes.
+ */
 export function pageParts(): { viewerJs: string; vizJs: string } {
-  const viewerJs = readFileSync(fileURLToPath(new URL('../report/html/viewer.js', import.meta.url)), 'utf8');
+  const compiled = (name: string): string => readFileSync(fileURLToPath(new URL(`../report/html/${name}`, import.meta.url)), 'utf8')
+    .replace(/^\/\/# sourceMappingURL=.*$/m, '');
+  const viewerJs = compiled('wire.js') + '\n' + compiled('viewer.js').replace(/^import \{[^}]*\} from '\.\/wire\.js';$/m, '');
   const req = createRequire(import.meta.url);
   const vizMain = req.resolve('@viz-js/viz');
   const vizJs = readFileSync(join(dirname(vizMain), 'viz-global.js'), 'utf8');
@@ -79,6 +86,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .action(async (paths: string[], o: ReportOptions & { output: string }) => {
       for (const id of o.checks ?? []) if (!CHECKS.some((c) => c.id === id)) throw new UsageError(`unknown check '${id}' (known: ${CHECKS.map((c) => c.id).join(', ')})`);
       if (!Number.isInteger(o.modelStates) || o.modelStates! < 0) throw new UsageError('--model-states takes a non-negative integer');
+      validateCpuSpec(o.cpu);
       const files = expandPaths(paths);
       if (files.length === 0) throw new UsageError(`no ELF files or compressed modules under ${paths.join(' ')}`);
       const out = resolve(o.output);
@@ -102,9 +110,11 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       const nFind = data.files.reduce((a, f) => a + f.findings.length, 0);
       const nPages = data.files.reduce((a, f) => a + f.details.length, 0);
       io.out(`${o.output}: ${files.length} file${files.length === 1 ? '' : 's'}, ${nFind} findings, ${nPages} function pages, ${(html.length / 1e6).toFixed(1)} MB\n`);
-      for (const f of data.files) if (f.checked !== 'nothing') for (const e of f.errors) io.err(`${f.path}: ${e}\n`);
+      for (const f of data.files) if (f.checked !== 'nothing' && f.errors.length) io.err(fileErrorLine(f.path, f.errors));
+      // Files that cannot be used, and a --cpu one file's feature table does not know (the report shows its
+      // bytes as built), are findings: named on stderr and in the report (exit 1). A --cpu no table knows
+      // was refused above, before anything was read or written (exit 2).
+      if (failed || data.files.some((f) => f.errors.some((e) => e.startsWith('--cpu ')))) status.raise(EXIT_FINDINGS);
       if (data.files.some((f) => f.findings.some((x) => x.severity === 'error'))) status.raise(EXIT_FINDINGS);
-      // A CPU a file's feature table does not know is a usage error, as in textpoke check (the report still shows the bytes as built).
-      if (failed || data.files.some((f) => f.errors.some((e) => e.startsWith('--cpu ')))) status.raise(EXIT_USAGE);
     });
 }

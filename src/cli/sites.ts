@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { TABLE_IDS, TableId, PROFILES } from '../target/profile.js';
-import { EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
 import type { SitesTask } from './jobs.js';
@@ -28,13 +28,13 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       let problems = 0;
       if (o.json) io.out('{"files":[');
       let first = true;
-      for await (const [, r] of runAll(tasks, { progress: io.isTTY, threads: o.jobs })) {
+      for await (const [t, r] of runAll(tasks, { progress: io.isTTY, threads: o.jobs })) {
         if (o.json) {
           io.out((first ? '\n' : ',\n') + r.out);
           first = false;
         } else if (r.out) io.out(o.summary ? summaryLine(r.out) : r.out);
         for (const w of r.warnings ?? []) io.err(w + '\n');
-        for (const e of r.errors) io.err(e + '\n');
+        if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
         if (r.errors.length) failed++;
         problems += r.problems ?? 0;
         for (const [k, v] of Object.entries(r.counts ?? {})) totals.set(k, (totals.get(k) ?? 0) + (v ?? 0));
@@ -44,7 +44,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         io.out(`\n${files.length} files${failed ? `, ${failed} with errors` : ''}${problems ? `, ${problems} sites with problems` : ''}\n`);
         for (const id of TABLE_IDS) if (totals.has(id)) io.out(`  ${id.padEnd(20)} ${totals.get(id)}\n`);
       }
-      if (failed) status.raise(EXIT_USAGE);
+      if (failed) status.raise(EXIT_FINDINGS); // a file that cannot be used is a finding; unreadable paths stopped in expandPaths
     });
 }
 

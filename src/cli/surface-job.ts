@@ -2,6 +2,7 @@ import { targetWarnings } from '../sites/crosscheck.js';
 import { applyPatches } from '../patch/index.js';
 import { indirectSurface, renderSurface } from '../surface/inventory.js';
 import { cpuFor } from './cpu.js';
+import { UsageError } from './context.js';
 import { describeError, JobResult, openImage, resolveTarget } from './jobs.js';
 
 export interface SurfaceTask {
@@ -25,6 +26,7 @@ export async function runSurface(task: SurfaceTask): Promise<JobResult> {
       : renderSurface(s, task.all ? Infinity : 20);
     return { out, errors: errors.map((e) => `${task.path}: ${e}`), warnings: targetWarnings(target, sites).map((w) => `${task.path}: warning: ${w}`), data: s.totals };
   } catch (e) {
-    return { out: '', errors: [`${task.path}: ${describeError(e)}`] };
+    const msg = e instanceof UsageError ? e.message : describeError(e);
+    return { out: task.json ? JSON.stringify({ path: task.path, errors: [msg] }) : '', errors: [`${task.path}: ${msg}`] };
   }
 }

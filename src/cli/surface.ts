@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { addCounts, Counts, countsLine, emptyCounts, HEAD } from '../surface/inventory.js';
-import { EXIT_USAGE, ExitStatus, Io } from './context.js';
-import { DEFAULT_CPU } from './cpu.js';
+import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io } from './context.js';
+import { DEFAULT_CPU, validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
 import type { SurfaceTask } from './surface-job.js';
@@ -16,17 +16,18 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .option('--json', 'JSON output')
     .option('--profile <id>', 'read the files with this profile')
     .action(async (paths: string[], o: { cpu?: string; all?: boolean; json?: boolean; profile?: string }) => {
+      validateCpuSpec(o.cpu);
       const files = expandPaths(paths);
       const tasks: SurfaceTask[] = files.map((path) => ({ kind: 'surface', path, cpu: o.cpu, profile: o.profile, all: o.all, json: o.json }));
       const totals: Counts = emptyCounts();
       let failed = 0;
       let first = true;
       if (o.json) io.out('{"files":[');
-      for await (const [, r] of runAll(tasks, { progress: io.isTTY })) {
+      for await (const [t, r] of runAll(tasks, { progress: io.isTTY })) {
         if (o.json) { if (r.out) { io.out((first ? '\n' : ',\n') + r.out); first = false; } }
         else if (files.length === 1 || o.all) io.out(r.out);
         for (const w of r.warnings ?? []) io.err(w + '\n');
-        for (const e of r.errors) io.err(e + '\n');
+        if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
         if (r.errors.length) failed++;
         if (r.data) addCounts(totals, r.data as Counts);
       }
@@ -36,6 +37,6 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         io.out(`  ${''.padEnd(12)}${HEAD.map((h) => h.padStart(12)).join('')}\n`);
         io.out(`  ${'TOTAL'.padEnd(12)}${countsLine(totals)}\n`);
       }
-      if (failed) status.raise(EXIT_USAGE);
+      if (failed) status.raise(EXIT_FINDINGS); // a file that cannot be used is a finding; unreadable paths stopped in expandPaths
     });
 }

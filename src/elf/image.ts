@@ -339,7 +339,8 @@ export class Image {
   hex(addr: number): string {
     if (Number.isNaN(addr)) return '?';
     if (addr >= 0 && addr < 2 ** 52 && !Number.isNaN(this.smallBase)) return '0x' + (this.smallBase + addr).toString(16);
-    return '0x' + (this.base + BigInt(addr)).toString(16);
+    // Addresses are 64-bit: one below the base (a corrupt table entry) wraps as the CPU would, never prints as -0x….
+    return '0x' + BigInt.asUintN(64, this.base + BigInt(addr)).toString(16);
   }
 
   /** Relative address of an absolute one (NaN when not representable). */

@@ -21,13 +21,11 @@
  * // r[0] = { number: 1, handler: 'do_mmu_update', compares: 3, branches: 3, ... }
  * ```
  */
-import iced from '../x86/iced.cjs';
-const { ConditionCode, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register, RegisterExt } = iced;
-type Register = (typeof iced.Register)[keyof typeof iced.Register];
-type ConditionCode = (typeof iced.ConditionCode)[keyof typeof iced.ConditionCode];
-type Decoder = InstanceType<typeof iced.Decoder>;
-type Instruction = InstanceType<typeof iced.Instruction>;
-type InstructionInfoFactory = InstanceType<typeof iced.InstructionInfoFactory>;
+import TinyQueue from 'tinyqueue';
+import {
+  ConditionCode, decoder, FlowControl, Mnemonic, newInstructionInfoFactory, OpKind, Register, RegisterExt,
+  type Instruction,
+} from '../x86/insn.js';
 import type { Image } from '../elf/image.js';
 import { SHF_WRITE } from '../elf/image.js';
 
@@ -119,10 +117,33 @@ interface State {
   trail: number[];
 }
 
+/** A state waiting in the search queue, with its place in queueing order. */
+interface Queued {
+  s: State;
+  seq: number;
+}
+
+/** Search order: fewest number compares, then branches, then steps; equal costs first-queued first. */
+function byCost(a: Queued, b: Queued): number {
+  return a.s.cmp - b.s.cmp || a.s.br - b.s.br || a.s.steps - b.s.steps || a.seq - b.seq;
+}
+
 interface Decoded {
   ins: Instruction;
   len: number;
 }
+
+/** The walker's handler for each data instruction it models, by family. */
+type DataFamily = 'move' | 'compare' | 'arithmetic' | 'logic' | 'shift' | 'unary' | 'inert';
+const DATA_FAMILY = new Map<Mnemonic, DataFamily>([
+  ...[Mnemonic.Nop, Mnemonic.Lfence, Mnemonic.Mfence, Mnemonic.Sfence, Mnemonic.Endbr64, Mnemonic.Pause].map((m) => [m, 'inert'] as const),
+  ...[Mnemonic.Mov, Mnemonic.Movzx, Mnemonic.Movsx, Mnemonic.Movsxd, Mnemonic.Lea, Mnemonic.Push, Mnemonic.Pop].map((m) => [m, 'move'] as const),
+  ...[Mnemonic.Cmp, Mnemonic.Test, Mnemonic.Bt].map((m) => [m, 'compare'] as const),
+  ...[Mnemonic.Add, Mnemonic.Adc, Mnemonic.Sub, Mnemonic.Sbb].map((m) => [m, 'arithmetic'] as const),
+  ...[Mnemonic.And, Mnemonic.Or, Mnemonic.Xor].map((m) => [m, 'logic'] as const),
+  ...[Mnemonic.Shl, Mnemonic.Sal, Mnemonic.Shr, Mnemonic.Sar].map((m) => [m, 'shift'] as const),
+  ...[Mnemonic.Neg, Mnemonic.Not, Mnemonic.Inc, Mnemonic.Dec].map((m) => [m, 'unary'] as const),
+]);
 
 function clone(s: State): State {
   return { ...s, regs: new Map(s.regs), mem: new Map(s.mem), flags: { ...s.flags }, trail: [...s.trail] };
@@ -154,7 +175,7 @@ function condition(cc: ConditionCode, f: Flags): boolean | undefined {
 
 export class DispatchWalker {
   private cache = new Map<number, Decoded>();
-  private readonly info = new InstructionInfoFactory();
+  private readonly info = newInstructionInfoFactory();
 
   constructor(private readonly img: Image) {}
 
@@ -171,8 +192,7 @@ export class DispatchWalker {
     if (!sec) return undefined;
     const bytes = this.img.read(addr, Math.min(15, sec.addr + sec.size - addr));
     if (!bytes) return undefined;
-    const dec = new Decoder(64, bytes, DecoderOptions.None);
-    dec.ip = this.img.base + BigInt(addr);
+    const dec = decoder(bytes, { ip: this.img.base + BigInt(addr) });
     const ins = dec.decode();
     dec.free();
     if (ins.isInvalid) {
@@ -209,23 +229,19 @@ export class DispatchWalker {
       steps: 0,
       trail: [],
     };
-    // Best-first: fewest tainted compares, then fewest steps.
-    const queue: State[] = [init];
+    // Best-first (Dijkstra-like): always advance the state with the fewest number compares, then branches,
+    // then steps, one instruction at a time, so the first arrival at an instruction is the cheapest. Equal
+    // costs go in the order they were queued.
+    let seq = 0;
+    const queue = new TinyQueue<Queued>([], byCost);
+    const enqueue = (st: State): void => queue.push({ s: st, seq: seq++ });
+    enqueue(init);
     const seen = new Set<string>();
     const found: { handler: string; s: State; at: number }[] = [];
     let budget = maxSteps;
     let note: string | undefined;
-    // Dijkstra-like: always advance the state with the fewest number compares, one instruction at a
-    // time, so the first arrival at an instruction is the cheapest.
     while (queue.length && budget-- > 0) {
-      let bi = 0;
-      for (let i = 1; i < queue.length; i++) {
-        const a = queue[i];
-        const b = queue[bi];
-        if (a.cmp < b.cmp || (a.cmp === b.cmp && (a.br < b.br || (a.br === b.br && a.steps < b.steps)))) bi = i;
-      }
-      const s = queue[bi];
-      queue.splice(bi, 1);
+      const s = queue.pop()!.s;
       // A place is explored once per cost: a dearer path that shares code with a cheaper one (tail-merged
       // call sequences) still reaches its handler call.
       const key = `${s.pc}:${s.cmp}:${s.br}`;
@@ -240,11 +256,11 @@ export class DispatchWalker {
       const r = this.step(s, d.ins, d.len, opts);
       if (r.kind === 'next') {
         s.steps++;
-        queue.push(s);
+        enqueue(s);
       } else if (r.kind === 'fork') {
         for (const b of r.states) {
           b.steps++;
-          queue.push(b);
+          enqueue(b);
         }
       } else if (r.kind === 'handler') found.push({ handler: r.name, s, at });
       else if (r.note) note ??= r.note;
@@ -497,186 +513,177 @@ export class DispatchWalker {
     // ---- data ----
     s.pc = next;
     const bits = ins.opCount ? this.width(ins) : 64;
+    const family = DATA_FAMILY.get(mn);
+    if (family) this[family](s, ins, mn, bits);
+    else if (ins.conditionCode !== ConditionCode.None && (ins.opCount === 1 || ins.opCount === 2)) this.conditional(s, ins);
+    else this.other(s, ins);
+    return { kind: 'next' };
+  }
+
+  // ---- data instructions, one handler per family (DATA_FAMILY maps mnemonics to them) ----
+
+  /** mov, movzx, movsx/movsxd, lea, push, pop. */
+  private move(s: State, ins: Instruction, mn: Mnemonic): void {
     switch (mn) {
-      case Mnemonic.Nop:
-      case Mnemonic.Lfence:
-      case Mnemonic.Mfence:
-      case Mnemonic.Sfence:
-      case Mnemonic.Endbr64:
-      case Mnemonic.Pause:
-        return { kind: 'next' };
-      case Mnemonic.Mov: {
+      case Mnemonic.Mov:
+      case Mnemonic.Movzx:
         this.write(s, ins, this.operand(s, ins, 1));
-        return { kind: 'next' };
-      }
-      case Mnemonic.Movzx: {
-        const v = this.operand(s, ins, 1);
-        this.write(s, ins, v);
-        return { kind: 'next' };
-      }
+        return;
       case Mnemonic.Movsx:
       case Mnemonic.Movsxd: {
         const v = this.operand(s, ins, 1);
         const srcBits = ins.opKind(1) === OpKind.Register ? RegisterExt.size(ins.op1Register) * 8 : mn === Mnemonic.Movsxd ? 32 : 8;
         this.write(s, ins, v.c !== undefined ? { c: BigInt.asUintN(64, signed(v.c, srcBits)), t: v.t } : v);
-        return { kind: 'next' };
+        return;
       }
-      case Mnemonic.Lea: {
-        const a = this.addr(s, ins);
-        this.setReg(s, ins.op0Register, a);
-        return { kind: 'next' };
-      }
+      case Mnemonic.Lea:
+        this.setReg(s, ins.op0Register, this.addr(s, ins));
+        return;
       case Mnemonic.Push: {
         const v = this.operand(s, ins, 0);
         const sp = this.reg(s, Register.RSP);
         const nsp: Val = sp.sym !== undefined ? { ...sp, off: (sp.off ?? 0n) - 8n } : U;
         s.regs.set(Register.RSP, nsp);
         this.store(s, nsp, v, 8);
-        return { kind: 'next' };
+        return;
       }
-      case Mnemonic.Pop: {
+      default: {
+        // pop
         const sp = this.reg(s, Register.RSP);
         const v = this.load(s, sp, 8);
         s.regs.set(Register.RSP, sp.sym !== undefined ? { ...sp, off: (sp.off ?? 0n) + 8n } : U);
         this.write(s, ins, v);
-        return { kind: 'next' };
       }
-      case Mnemonic.Cmp:
-      case Mnemonic.Test:
-      case Mnemonic.Bt: {
-        const a = this.operand(s, ins, 0);
-        const b = this.operand(s, ins, 1);
-        if (a.t || b.t) {
-          s.cmp++;
-          s.trail.push(s.pc - ins.length);
-        }
-        if (mn === Mnemonic.Cmp) this.setFlagsSub(s, a, b, bits);
-        else if (mn === Mnemonic.Test) this.setFlagsLogic(s, a.c !== undefined && b.c !== undefined ? a.c & b.c : undefined, bits, a.t || b.t);
-        else {
-          const t = a.t || b.t;
-          if (a.c === undefined || b.c === undefined) s.flags = { ok: false, t };
-          else {
-            const cf = ((a.c >> (b.c % BigInt(bits))) & 1n) === 1n;
-            // bt leaves ZF/SF/OF undefined; only CF-based conditions follow it.
-            s.flags = { ok: true, t, cf, zf: false, sf: false, of: false };
-          }
-        }
-        return { kind: 'next' };
+    }
+  }
+
+  /** cmp, test, bt: flags only; a compare of the hypercall number is counted on the path. */
+  private compare(s: State, ins: Instruction, mn: Mnemonic, bits: number): void {
+    const a = this.operand(s, ins, 0);
+    const b = this.operand(s, ins, 1);
+    if (a.t || b.t) {
+      s.cmp++;
+      s.trail.push(s.pc - ins.length);
+    }
+    if (mn === Mnemonic.Cmp) this.setFlagsSub(s, a, b, bits);
+    else if (mn === Mnemonic.Test) this.setFlagsLogic(s, a.c !== undefined && b.c !== undefined ? a.c & b.c : undefined, bits, a.t || b.t);
+    else {
+      const t = a.t || b.t;
+      if (a.c === undefined || b.c === undefined) s.flags = { ok: false, t };
+      else {
+        const cf = ((a.c >> (b.c % BigInt(bits))) & 1n) === 1n;
+        // bt leaves ZF/SF/OF undefined; only CF-based conditions follow it.
+        s.flags = { ok: true, t, cf, zf: false, sf: false, of: false };
       }
-      case Mnemonic.Sub:
-      case Mnemonic.Sbb:
-      case Mnemonic.Add:
-      case Mnemonic.Adc: {
-        const a = this.operand(s, ins, 0);
-        const b = this.operand(s, ins, 1);
-        const t = a.t || b.t || ((mn === Mnemonic.Sbb || mn === Mnemonic.Adc) && s.flags.t);
-        const same = ins.opKind(0) === OpKind.Register && ins.opKind(1) === OpKind.Register && ins.op0Register === ins.op1Register;
-        // Stack pointer arithmetic keeps the symbolic stack.
-        if ((mn === Mnemonic.Sub || mn === Mnemonic.Add) && a.sym !== undefined && b.c !== undefined) {
-          this.write(s, ins, { ...a, off: (a.off ?? 0n) + (mn === Mnemonic.Add ? b.c : -b.c) });
-          s.flags = { ok: false, t: false };
-          return { kind: 'next' };
-        }
-        if (mn === Mnemonic.Sub) {
-          const r = same ? 0n : this.setFlagsSub(s, a, b, bits);
-          if (same) this.setFlagsLogic(s, 0n, bits, false);
-          this.write(s, ins, r !== undefined ? { c: r, t: same ? false : t } : { t });
-        } else if (mn === Mnemonic.Sbb) {
-          const cf = s.flags.ok ? s.flags.cf : undefined;
-          if (cf === undefined) {
-            this.write(s, ins, { t });
-            s.flags = { ok: false, t };
-          } else {
-            const r = same ? (cf ? mask(bits) : 0n) : this.setFlagsSub(s, a, b, bits, cf ? 1n : 0n);
-            this.write(s, ins, r !== undefined ? { c: r, t } : { t });
-          }
-        } else {
-          const cin = mn === Mnemonic.Adc ? (s.flags.ok && s.flags.cf !== undefined ? (s.flags.cf ? 1n : 0n) : undefined) : 0n;
-          if (a.c === undefined || b.c === undefined || cin === undefined) {
-            this.write(s, ins, { t });
-            s.flags = { ok: false, t };
-          } else {
-            const full = a.c + b.c + cin;
-            const r = full & mask(bits);
-            this.write(s, ins, { c: r, t });
-            s.flags = { ok: true, t, zf: r === 0n, cf: full > mask(bits), sf: r >> BigInt(bits - 1) === 1n, of: signed(a.c, bits) + signed(b.c, bits) + cin !== signed(r, bits) };
-          }
-        }
-        return { kind: 'next' };
-      }
-      case Mnemonic.And:
-      case Mnemonic.Or:
-      case Mnemonic.Xor: {
-        const a = this.operand(s, ins, 0);
-        const b = this.operand(s, ins, 1);
-        const same = ins.opKind(0) === OpKind.Register && ins.opKind(1) === OpKind.Register && ins.op0Register === ins.op1Register;
-        if (mn === Mnemonic.Xor && same) {
-          this.write(s, ins, { c: 0n, t: false });
-          this.setFlagsLogic(s, 0n, bits, false);
-          return { kind: 'next' };
-        }
-        const t = a.t || b.t;
-        let r: bigint | undefined;
-        if (a.c !== undefined && b.c !== undefined) r = (mn === Mnemonic.And ? a.c & b.c : mn === Mnemonic.Or ? a.c | b.c : a.c ^ b.c) & mask(bits);
-        // x & 0 and x | ~0 are known whatever x is.
-        else if (mn === Mnemonic.And && (a.c === 0n || b.c === 0n)) r = 0n;
+    }
+  }
+
+  /** add, adc, sub, sbb (stack pointer arithmetic keeps the symbolic stack). */
+  private arithmetic(s: State, ins: Instruction, mn: Mnemonic, bits: number): void {
+    const a = this.operand(s, ins, 0);
+    const b = this.operand(s, ins, 1);
+    const t = a.t || b.t || ((mn === Mnemonic.Sbb || mn === Mnemonic.Adc) && s.flags.t);
+    const same = ins.opKind(0) === OpKind.Register && ins.opKind(1) === OpKind.Register && ins.op0Register === ins.op1Register;
+    if ((mn === Mnemonic.Sub || mn === Mnemonic.Add) && a.sym !== undefined && b.c !== undefined) {
+      this.write(s, ins, { ...a, off: (a.off ?? 0n) + (mn === Mnemonic.Add ? b.c : -b.c) });
+      s.flags = { ok: false, t: false };
+      return;
+    }
+    if (mn === Mnemonic.Sub) {
+      const r = same ? 0n : this.setFlagsSub(s, a, b, bits);
+      if (same) this.setFlagsLogic(s, 0n, bits, false);
+      this.write(s, ins, r !== undefined ? { c: r, t: same ? false : t } : { t });
+    } else if (mn === Mnemonic.Sbb) {
+      const cf = s.flags.ok ? s.flags.cf : undefined;
+      if (cf === undefined) {
+        this.write(s, ins, { t });
+        s.flags = { ok: false, t };
+      } else {
+        const r = same ? (cf ? mask(bits) : 0n) : this.setFlagsSub(s, a, b, bits, cf ? 1n : 0n);
         this.write(s, ins, r !== undefined ? { c: r, t } : { t });
-        this.setFlagsLogic(s, r, bits, t);
-        return { kind: 'next' };
       }
-      case Mnemonic.Shl:
-      case Mnemonic.Sal:
-      case Mnemonic.Shr:
-      case Mnemonic.Sar: {
-        const a = this.operand(s, ins, 0);
-        const b = ins.opCount > 1 ? this.operand(s, ins, 1) : { c: 1n, t: false };
-        const t = a.t || b.t;
-        if (a.c === undefined || b.c === undefined) {
-          this.write(s, ins, { t });
-          s.flags = { ok: false, t };
-          return { kind: 'next' };
-        }
-        const n = b.c & (bits === 64 ? 63n : 31n);
-        const m = mask(bits);
-        const r = mn === Mnemonic.Shr ? (a.c & m) >> n : mn === Mnemonic.Sar ? BigInt.asUintN(bits, signed(a.c, bits) >> n) : (a.c << n) & m;
+    } else {
+      const cin = mn === Mnemonic.Adc ? (s.flags.ok && s.flags.cf !== undefined ? (s.flags.cf ? 1n : 0n) : undefined) : 0n;
+      if (a.c === undefined || b.c === undefined || cin === undefined) {
+        this.write(s, ins, { t });
+        s.flags = { ok: false, t };
+      } else {
+        const full = a.c + b.c + cin;
+        const r = full & mask(bits);
         this.write(s, ins, { c: r, t });
-        if (n !== 0n) this.setFlagsLogic(s, r, bits, t);
-        return { kind: 'next' };
+        s.flags = { ok: true, t, zf: r === 0n, cf: full > mask(bits), sf: r >> BigInt(bits - 1) === 1n, of: signed(a.c, bits) + signed(b.c, bits) + cin !== signed(r, bits) };
       }
-      case Mnemonic.Neg:
-      case Mnemonic.Not:
-      case Mnemonic.Inc:
-      case Mnemonic.Dec: {
-        const a = this.operand(s, ins, 0);
-        if (a.c === undefined) {
-          this.write(s, ins, { t: a.t });
-          s.flags = { ok: false, t: a.t };
-          return { kind: 'next' };
-        }
-        const m = mask(bits);
-        const r = mn === Mnemonic.Neg ? (-a.c) & m : mn === Mnemonic.Not ? ~a.c & m : mn === Mnemonic.Inc ? (a.c + 1n) & m : (a.c - 1n) & m;
-        this.write(s, ins, { c: r, t: a.t });
-        if (mn !== Mnemonic.Not) this.setFlagsLogic(s, r, bits, a.t);
-        return { kind: 'next' };
-      }
-      default:
-        break;
     }
-    if (ins.conditionCode !== ConditionCode.None && ins.opCount === 1) {
-      const c = condition(ins.conditionCode, s.flags);
+  }
+
+  /** and, or, xor (xor of a register with itself is a known 0). */
+  private logic(s: State, ins: Instruction, mn: Mnemonic, bits: number): void {
+    const a = this.operand(s, ins, 0);
+    const b = this.operand(s, ins, 1);
+    const same = ins.opKind(0) === OpKind.Register && ins.opKind(1) === OpKind.Register && ins.op0Register === ins.op1Register;
+    if (mn === Mnemonic.Xor && same) {
+      this.write(s, ins, { c: 0n, t: false });
+      this.setFlagsLogic(s, 0n, bits, false);
+      return;
+    }
+    const t = a.t || b.t;
+    let r: bigint | undefined;
+    if (a.c !== undefined && b.c !== undefined) r = (mn === Mnemonic.And ? a.c & b.c : mn === Mnemonic.Or ? a.c | b.c : a.c ^ b.c) & mask(bits);
+    // x & 0 is known whatever x is.
+    else if (mn === Mnemonic.And && (a.c === 0n || b.c === 0n)) r = 0n;
+    this.write(s, ins, r !== undefined ? { c: r, t } : { t });
+    this.setFlagsLogic(s, r, bits, t);
+  }
+
+  /** shl/sal, shr, sar. */
+  private shift(s: State, ins: Instruction, mn: Mnemonic, bits: number): void {
+    const a = this.operand(s, ins, 0);
+    const b = ins.opCount > 1 ? this.operand(s, ins, 1) : { c: 1n, t: false };
+    const t = a.t || b.t;
+    if (a.c === undefined || b.c === undefined) {
+      this.write(s, ins, { t });
+      s.flags = { ok: false, t };
+      return;
+    }
+    const n = b.c & (bits === 64 ? 63n : 31n);
+    const m = mask(bits);
+    const r = mn === Mnemonic.Shr ? (a.c & m) >> n : mn === Mnemonic.Sar ? BigInt.asUintN(bits, signed(a.c, bits) >> n) : (a.c << n) & m;
+    this.write(s, ins, { c: r, t });
+    if (n !== 0n) this.setFlagsLogic(s, r, bits, t);
+  }
+
+  /** neg, not, inc, dec. */
+  private unary(s: State, ins: Instruction, mn: Mnemonic, bits: number): void {
+    const a = this.operand(s, ins, 0);
+    if (a.c === undefined) {
+      this.write(s, ins, { t: a.t });
+      s.flags = { ok: false, t: a.t };
+      return;
+    }
+    const m = mask(bits);
+    const r = mn === Mnemonic.Neg ? (-a.c) & m : mn === Mnemonic.Not ? ~a.c & m : mn === Mnemonic.Inc ? (a.c + 1n) & m : (a.c - 1n) & m;
+    this.write(s, ins, { c: r, t: a.t });
+    if (mn !== Mnemonic.Not) this.setFlagsLogic(s, r, bits, a.t);
+  }
+
+  /** Instructions that change nothing the walker tracks (fences, NOPs, endbr64, pause). */
+  private inert(): void {}
+
+  /** setcc (one operand) and cmovcc (two). */
+  private conditional(s: State, ins: Instruction): void {
+    const c = condition(ins.conditionCode, s.flags);
+    if (ins.opCount === 1) {
       this.write(s, ins, c === undefined ? { t: s.flags.t } : { c: c ? 1n : 0n, t: s.flags.t });
-      return { kind: 'next' };
+      return;
     }
-    if (ins.conditionCode !== ConditionCode.None && ins.opCount === 2) {
-      // cmovcc
-      const c = condition(ins.conditionCode, s.flags);
-      const src = this.operand(s, ins, 1);
-      const dst = this.operand(s, ins, 0);
-      if (c === undefined) this.write(s, ins, { t: src.t || dst.t || s.flags.t });
-      else this.write(s, ins, c ? src : dst);
-      return { kind: 'next' };
-    }
-    // Anything else: the registers it writes become unknown, its flags too.
+    const src = this.operand(s, ins, 1);
+    const dst = this.operand(s, ins, 0);
+    if (c === undefined) this.write(s, ins, { t: src.t || dst.t || s.flags.t });
+    else this.write(s, ins, c ? src : dst);
+  }
+
+  /** Anything else: the registers it writes become unknown, its flags too. */
+  private other(s: State, ins: Instruction): void {
     const info = this.info.info(ins);
     for (const u of info.usedRegisters() as { register: Register; access: number }[]) {
       // OpAccess: Write = 2, CondWrite = 3, ReadWrite = 4, ReadCondWrite = 5
@@ -684,7 +691,6 @@ export class DispatchWalker {
     }
     info.free();
     if (ins.rflagsModified !== 0) s.flags = { ok: false, t: false };
-    return { kind: 'next' };
   }
 
   private thunkReg(s: State, name: string): Val | undefined {

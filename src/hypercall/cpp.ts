@@ -40,7 +40,7 @@ type Tok = { k: 'num'; v: number } | { k: 'id'; v: string } | { k: 'op'; v: stri
 
 function lex(expr: string): Tok[] {
   const out: Tok[] = [];
-  const re = /\s*(?:(\d+)[uUlL]*|([A-Za-z_]\w*)|(&&|\|\||==|!=|<=|>=|[!()<>+\-]))/y;
+  const re = /\s*(?:(\d+)[uUlL]*|([A-Za-z_]\w*)|(&&|\|\||==|!=|<=|>=|[!()<>+-]))/y;
   let m: RegExpExecArray | null;
   let pos = 0;
   while (pos < expr.length) {
@@ -80,7 +80,7 @@ function evalExpr(expr: string, defs: ReadonlyMap<string, string>): boolean {
       const paren = isOp('(');
       if (paren) i++;
       const name = t[i++];
-      if (!name || name.k !== 'id') throw new CppError(`defined needs a name in '${expr.trim()}'`);
+      if (name?.k !== 'id') throw new CppError(`defined needs a name in '${expr.trim()}'`);
       if (paren) expect(')');
       return defs.has(name.v) ? 1 : 0;
     }

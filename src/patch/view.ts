@@ -144,7 +144,7 @@ export class PatchedView {
   nameOf(abs: bigint): string {
     for (const [n, a] of this.externAbs) if (a === abs) return n;
     const r = this.rel(abs);
-    if (Number.isNaN(r)) return '0x' + abs.toString(16);
+    if (Number.isNaN(r)) return '0x' + BigInt.asUintN(64, abs).toString(16);
     const w = this.img.where(r);
     return w.endsWith('+0x0') ? w.slice(0, -4) : w;
   }

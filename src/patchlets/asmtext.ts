@@ -15,14 +15,11 @@
  * Decoding never invents: an operand-size suffix in the claim (`sysretq`) must be what the bytes
  * encode, so `0f 07` (sysretl) does not match `sysretq`.
  */
-import iced from '../x86/iced.cjs';
-const { Decoder, DecoderError, DecoderOptions, Formatter, FormatterSyntax, Instruction } = iced;
-type FormatterSyntax = (typeof iced.FormatterSyntax)[keyof typeof iced.FormatterSyntax];
-type Decoder = InstanceType<typeof iced.Decoder>;
-type Formatter = InstanceType<typeof iced.Formatter>;
-type Instruction = InstanceType<typeof iced.Instruction>;
+import {
+  decoder, DecoderError, FormatterSyntax, legacyPrefixes, newFormatter, newInstruction, type Bits, type Formatter,
+} from '../x86/insn.js';
 
-export type Bits = 16 | 32 | 64;
+export type { Bits };
 
 export interface DecodedInsn {
   offset: number;
@@ -47,7 +44,7 @@ let formatters: { att: Formatter; attSuffix: Formatter; attSigned: Formatter; in
 function fmts(): NonNullable<typeof formatters> {
   if (formatters) return formatters;
   const mk = (s: FormatterSyntax, suffix = false, signed = false): Formatter => {
-    const f = new Formatter(s);
+    const f = newFormatter(s);
     f.firstOperandCharIndex = 0;
     f.uppercaseHex = false;
     f.spaceAfterOperandSeparator = true;
@@ -75,9 +72,8 @@ export function decodeAll(bytes: Uint8Array | number[], bits: Bits, ip = 0n): De
   const out: DecodedInsn[] = [];
   if (buf.length === 0) return out;
   const f = fmts();
-  const dec = new Decoder(bits, buf, DecoderOptions.None);
-  dec.ip = ip;
-  const ins = new Instruction();
+  const dec = decoder(buf, { bits, ip });
+  const ins = newInstruction();
   try {
     let o = 0;
     while (o < buf.length) {
@@ -163,17 +159,6 @@ const PREFIX_BYTE: Record<string, number> = {
   es: 0x26, cs: 0x2e, ss: 0x36, ds: 0x3e, fs: 0x64, gs: 0x65, data16: 0x66, addr32: 0x67, lock: 0xf0,
   rep: 0xf3, repe: 0xf3, repz: 0xf3, xrelease: 0xf3, repne: 0xf2, repnz: 0xf2, xacquire: 0xf2, bnd: 0xf2, notrack: 0x3e,
 };
-const LEGACY = new Set([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3]);
-
-function legacyPrefixes(b: number[]): number[] {
-  const out: number[] = [];
-  for (const x of b) {
-    if (!LEGACY.has(x)) break;
-    out.push(x);
-  }
-  return out;
-}
-
 /** A normal form without its leading prefix words and with segment overrides removed. */
 function stripPrefixes(n: string): string {
   const words = n.split(' ');

@@ -16,10 +16,7 @@
  * ps[0].name; ps[0].bytes; ps[0].insns[0].att; ps[0].problems
  * ```
  */
-import iced from '../x86/iced.cjs';
-const { Decoder, DecoderOptions, Instruction, OpKind } = iced;
-type Decoder = InstanceType<typeof iced.Decoder>;
-type Instruction = InstanceType<typeof iced.Instruction>;
+import { decoder, newInstruction, OpKind } from '../x86/insn.js';
 import type { Image, Section, Sym } from '../elf/image.js';
 import { STT_FILE, STT_SECTION, SHN_UNDEF, SHN_ABS, SHN_COMMON } from '../elf/image.js';
 import { decodeAll, type Bits, type DecodedInsn } from './asmtext.js';
@@ -109,9 +106,8 @@ function analyse(img: Image, sec: Section, name: string, start: number, end: num
   }
   // pc-relative references the assembler resolved (no relocation) to a place outside the patchlet.
   const relocOffsets = new Set(relocations.map((r) => r.offset));
-  const dec = new Decoder(bits, bytes, DecoderOptions.None);
-  dec.ip = img.base + BigInt(start);
-  const ins = new Instruction();
+  const dec = decoder(bytes, { bits, ip: img.base + BigInt(start) });
+  const ins = newInstruction();
   try {
     let o = 0;
     while (o < bytes.length) {

@@ -9,6 +9,9 @@
  */
 import { findByteTables, type ByteTableEntry } from './ctable.js';
 import { classify, claimMatches, decodeAll, splitClaim, type Bits, type DecodedInsn, type MismatchKind } from './asmtext.js';
+import { hex } from '../x86/insn.js';
+
+export { hex };
 
 export interface EntryResult {
   entry: ByteTableEntry;
@@ -70,10 +73,6 @@ export function verifyText(text: string, defaultBits: Bits = 64): VerifyResult {
     entries: all.filter((e) => e.asm !== undefined).map(verifyEntry),
     unannotated: all.filter((e) => e.asm === undefined),
   };
-}
-
-export function hex(b: number[]): string {
-  return b.map((x) => x.toString(16).padStart(2, '0')).join(' ');
 }
 
 /** Both disassemblies of an entry's bytes, one instruction per `;`. */

@@ -5,10 +5,10 @@
  * records instead of decoding again. One reused iced `Instruction`, no allocation per instruction.
  */
 import iced from './iced.cjs';
-const { Code, Decoder, DecoderOptions, FlowControl, Instruction, OpKind } = iced;
-type Decoder = InstanceType<typeof iced.Decoder>;
+const { Code, FlowControl, Instruction, OpKind } = iced;
 type Instruction = InstanceType<typeof iced.Instruction>;
 import { Image, Section, STT_FILE, STT_SECTION } from '../elf/image.js';
+import { decoder, type Decoder } from './insn.js';
 
 export { FlowControl, Code };
 
@@ -169,7 +169,7 @@ export function decodeSection(img: Image, sec: Section, bytes: Uint8Array, point
         to = last + 1;
       }
       // A region that starts inside the previous instruction is decoded from its own start anyway.
-      dec ??= new Decoder(64, bytes, DecoderOptions.None);
+      dec ??= decoder(bytes);
       dec.position = from;
       dec.ip = BigInt(sec.addr + from);
       let o = from;
@@ -200,7 +200,7 @@ export abstract class SectionCache {
   /** Decoded code of the executable section holding `addr`, or undefined (not code). */
   at(addr: number): SectionCode | undefined {
     const sec = this.img.sectionAt(addr);
-    if (!sec || !sec.exec) return undefined;
+    if (!sec?.exec) return undefined;
     return this.of(sec);
   }
 
@@ -240,7 +240,7 @@ export class Boundaries extends SectionCache {
     super(img);
     for (const { addr, length } of spans) {
       const sec = Number.isNaN(addr) ? undefined : img.sectionAt(addr);
-      if (!sec || !sec.exec) continue;
+      if (!sec?.exec) continue;
       let list = this.points.get(sec.index);
       if (!list) this.points.set(sec.index, (list = []));
       const o = addr - sec.addr;

@@ -4,11 +4,11 @@
  * shows them so `e8 00 00 00 00` in a module reads as `call __fentry__`.
  */
 import iced from './iced.cjs';
-const { Code, Decoder, DecoderOptions, FlowControl, Formatter, FormatterSyntax, Instruction, OpKind } = iced;
-type Decoder = InstanceType<typeof iced.Decoder>;
+const { Code, FlowControl, Formatter, FormatterSyntax, Instruction, OpKind } = iced;
 type Formatter = InstanceType<typeof iced.Formatter>;
 type Instruction = InstanceType<typeof iced.Instruction>;
 import { Image, R_X86_64_PC32, R_X86_64_PLT32, Reloc, Section } from '../elf/image.js';
+import { decoder, hex, type Decoder } from './insn.js';
 
 const R_X86_64_GOTPCREL = 9;
 
@@ -52,7 +52,7 @@ export interface FormattedInsn {
 /** Decodes `bytes` (found at relative address `addr`) and formats each instruction. */
 export function disassemble(bytes: Uint8Array, addr: number, ctx: FormatContext): FormattedInsn[] {
   if (bytes.length === 0) return [];
-  const dec = new Decoder(64, bytes, DecoderOptions.None);
+  const dec = decoder(bytes);
   try {
     return place(decodeShapes(dec, 0, bytes.length, addr, ctx).shapes, addr, ctx);
   } finally {
@@ -89,7 +89,7 @@ export class ImageDisassembler {
     }
     let shapes = len <= 256 ? cachedShapes(st.bytes, pos, len, rel, syntax) : undefined;
     if (!shapes) {
-      st.dec ??= new Decoder(64, st.bytes, DecoderOptions.None);
+      st.dec ??= decoder(st.bytes);
       const fresh = decodeShapes(st.dec, pos, len, addr, ctx);
       if (len <= 256 && fresh.placeFree) cacheShapes(st.bytes, pos, len, rel, syntax, fresh.shapes);
       shapes = fresh.shapes;
@@ -253,12 +253,7 @@ function relocIn(ctx: FormatContext, at: number, n: number): Reloc | undefined {
   return { offset: t.offset[i]!, type: t.type[i]!, sym: t.sym[i]!, addend: t.addend[i]! };
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => (i < 16 ? '0' : '') + i.toString(16));
-
-/** Hex bytes separated by spaces. */
+/** Hex bytes separated by spaces (insn.ts's hex, under the name the listings use). */
 export function hexBytes(b: Uint8Array): string {
-  if (b.length === 0) return '';
-  let s = HEX[b[0]!]!;
-  for (let i = 1; i < b.length; i++) s += ' ' + HEX[b[i]!]!;
-  return s;
+  return hex(b);
 }

@@ -1,11 +1,11 @@
 /**
  * Cross-check with SPIN: every built-in protocol x scenario, written as Promela by --promela, must get
  * the same verdict from SPIN (spin -a, gcc, pan) as from textpoke's own explorer. Needs the Debian
- * package `spin` (listed in .ci/apt-packages.txt) and gcc; fails, never skips, when they are missing.
+ * package `spin` (installed by `npm test` through scripts/setup-system.mjs) and gcc; fails, never skips, when they are missing.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,11 +14,36 @@ import { compile, explore, parseScenarioFile, PROTOCOLS, SCENARIOS, toPromela } 
 import type { Model } from '../../src/model/index.js';
 import { expectedVerdict } from './expected.js';
 
-const run = promisify(execFile);
+const execFileP = promisify(execFile);
+/** The spin executable: SPIN_PATH, or `spin` on PATH (Debian package spin). */
+const SPIN = process.env.SPIN_PATH ?? 'spin';
+/** Each spin, gcc or pan run is killed past this (the largest model takes a few seconds). */
+const STEP_MS = 120_000;
+const run = (cmd: string, args: string[], opts: { cwd: string; maxBuffer?: number }) =>
+  execFileP(cmd === 'spin' ? SPIN : cmd, args, { ...opts, timeout: STEP_MS, killSignal: 'SIGKILL' });
+
+/** One probe per file: a spin that is missing or cannot start fails every test at once with this line. */
+let spinProblem: string | null | undefined;
+function requireSpin(): void {
+  if (spinProblem === undefined) {
+    const r = spawnSync(SPIN, ['-V'], { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' });
+    spinProblem = r.error
+      ? `spin cannot start (${SPIN}): ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : r.error.message} (apt-get install spin, or set SPIN_PATH)`
+      : r.status !== 0 || !/Spin Version/.test(r.stdout)
+        ? `spin cannot start (${SPIN}): \`${SPIN} -V\` exited ${r.status ?? r.signal} without a version (apt-get install spin, or set SPIN_PATH)`
+        : null;
+  }
+  if (spinProblem) {
+    const e = new Error(spinProblem);
+    e.stack = `Error: ${spinProblem}`;
+    throw e;
+  }
+}
 
 interface SpinVerdict { verdict: 'safe' | 'unsafe'; states: number; assertion: string }
 
 async function spinVerdict(model: Model): Promise<SpinVerdict> {
+  requireSpin();
   const dir = mkdtempSync(join(tmpdir(), 'textpoke-spin-'));
   try {
     writeFileSync(join(dir, 'model.pml'), toPromela(model));
@@ -52,12 +77,12 @@ async function pool<T>(jobs: Array<() => Promise<T>>, width = 2): Promise<T[]> {
   return out;
 }
 
-test('spin and gcc are installed (CI installs the Debian package spin)', () => {
-  assert.doesNotThrow(() => execFileSync('spin', ['-V']), 'spin is missing: apt-get install spin');
-  assert.doesNotThrow(() => execFileSync('gcc', ['--version']), 'gcc is missing');
+test('spin and gcc are installed (CI installs the Debian package spin)', { timeout: 30_000 }, () => {
+  requireSpin();
+  assert.doesNotThrow(() => execFileSync('gcc', ['--version'], { timeout: 10_000 }), 'gcc is missing');
 });
 
-test('SPIN reaches the same verdict as textpoke on every built-in protocol x scenario', async () => {
+test('SPIN reaches the same verdict as textpoke on every built-in protocol x scenario', { timeout: 600_000 }, async () => {
   const pairs = PROTOCOLS.flatMap((p) => SCENARIOS.map((s) => ({ p, s })));
   const results = await pool(pairs.map(({ p, s }) => async () => ({ p: p.name, s: s.name, spin: await spinVerdict(compile(p, s)) })));
   const wrong = results.filter((r) => r.spin.verdict !== expectedVerdict(r.p, r.s));
@@ -66,7 +91,7 @@ test('SPIN reaches the same verdict as textpoke on every built-in protocol x sce
   for (const r of results.filter((x) => x.spin.verdict === 'safe')) assert.ok(r.spin.states > 1, `${r.p}/${r.s}`);
 });
 
-test('SPIN agrees on the deadlock examples (custom protocols from scenario files)', async () => {
+test('SPIN agrees on the deadlock examples (custom protocols from scenario files)', { timeout: 300_000 }, async () => {
   for (const f of ['wait-handler-self-deadlock.json', 'wait-handler-sync-deadlock.json']) {
     const path = new URL(`../../../examples/model/${f}`, import.meta.url);
     const scen = parseScenarioFile(readFileSync(path, 'utf8'), f);
@@ -79,7 +104,7 @@ test('SPIN agrees on the deadlock examples (custom protocols from scenario files
   }
 });
 
-test('SPIN agrees with textpoke under byte-granular fetch too', async () => {
+test('SPIN agrees with textpoke under byte-granular fetch too', { timeout: 300_000 }, async () => {
   const s = SCENARIOS.find((x) => x.name === 'static-call-retarget')!;
   for (const name of ['atomic-write', 'text-poke-bp']) {
     const model = compile(PROTOCOLS.find((p) => p.name === name), { ...s, fetchUnit: 1 });

@@ -43,7 +43,7 @@ test('--c emits a table of the copyable patchlets that patchlets verify accepts'
   compile('table.c', ['-Wall', '-Werror', '-Wno-unused-const-variable', '-O2'], { inline: c + 'const void *use = patchlets;\n' });
 });
 
-test('textpoke patchlets extract: exit 1 when a patchlet cannot be copied, 2 on a bad file', async () => {
+test('textpoke patchlets extract: exit 1 when a patchlet cannot be copied or a file cannot be used, 2 on a missing one', async () => {
   let out = '';
   let err = '';
   const io = { out: (t: string) => { out += t; }, err: (t: string) => { err += t; }, isTTY: false };
@@ -56,6 +56,11 @@ test('textpoke patchlets extract: exit 1 when a patchlet cannot be copied, 2 on 
   const bad = join(tempDir(), 'x.o');
   (await import('node:fs')).writeFileSync(bad, 'not elf');
   err = '';
-  assert.equal(await main(['patchlets', 'extract', bad], io), 2);
+  out = '';
+  assert.equal(await main(['patchlets', 'extract', bad, obj], io), 1);
   assert.match(err, /x\.o: not an ELF file/);
+  assert.match(out, /call_thunk .* len 5/, 'the good file is still extracted');
+  err = '';
+  assert.equal(await main(['patchlets', 'extract', join(tempDir(), 'missing.o')], io), 2);
+  assert.match(err, /missing\.o: no such file/);
 });

@@ -10,7 +10,8 @@ import { gunzipSync } from 'node:zlib';
 import { imageFromBytes } from '../../src/elf/load.js';
 import { analyse, FnDetail, ReportData } from '../../src/report/html/data.js';
 import { CHUNK, renderPage } from '../../src/report/html/page.js';
-import { alignRows, applyChanges, functionDot, parseLines } from '../../src/report/html/viewer.js';
+import { alignRows, functionDot } from '../../src/report/html/viewer.js';
+import { applyChanges, parseLines } from '../../src/report/html/wire.js';
 import { assemble } from '../support/build.js';
 
 

@@ -41,7 +41,9 @@ const SRC = `
 	test %eax,%eax
 	jne 1f
 	lfence
-1:	ret
+	ret
+1:	mov (%rdi),%eax
+	ret
 	.size "${SCRIPT}", .-"${SCRIPT}"
 `;
 

@@ -105,6 +105,14 @@ export const corpus = {
   get xenSyms420(): string {
     return need(join(corpusDir, 'xen-4.20/usr/lib/debug/boot/xen-syms-4.20-amd64'));
   },
+  /** The bootable hypervisor (boot/xen-4.17-amd64.gz) of the same build as xenSyms. */
+  get xenGz417(): string {
+    return need(join(corpusDir, 'xen-4.17/boot/xen-4.17-amd64.gz'));
+  },
+  /** The bootable hypervisor of the same build as xenSyms420. */
+  get xenGz420(): string {
+    return need(join(corpusDir, 'xen-4.20/boot/xen-4.20-amd64.gz'));
+  },
   /** lib/modules/6.1.0-N-amd64/kernel of the newest 6.1.0-N image. */
   get modules61(): string {
     return modulesOf('linux-6.1', '6.1.0-');

@@ -63,7 +63,7 @@ test('in a linked image the same bytes at two addresses show two absolute target
   for (let o = 0; o + 5 <= bytes.length && !pair; o++) {
     if (bytes[o] !== 0xe9) continue;
     const insn = dis.at(text.addr + o, 5);
-    if (!insn || insn.length !== 1 || !insn[0]!.text.startsWith('jmp ')) continue;
+    if (insn?.length !== 1 || !insn[0]!.text.startsWith('jmp ')) continue;
     const key = hexBytes(bytes.subarray(o, o + 5));
     const prev = seen.get(key);
     if (prev !== undefined && o - prev > 64) pair = [prev, o];

@@ -16,12 +16,13 @@
  * file.findings.length; file.functions.filter((f) => f.detail >= 0).length;
  * ```
  */
-import type { Image, Section } from '../../elf/image.js';
+import type { Image } from '../../elf/image.js';
 import { buildCfg } from '../../cfg/blocks.js';
 import { functions, Func } from '../../cfg/functions.js';
 import { isFenceCode } from '../../cfg/insn.js';
 import type { View } from '../../cfg/view.js';
 import { CHECKS } from '../../checks/index.js';
+import { inventory as fenceInventory } from '../../cfg/fence-classes.js';
 import type { Finding } from '../../checks/finding.js';
 import { prepare, runChecks } from '../../checks/run.js';
 import type { PrepareOptions } from '../../checks/run.js';
@@ -31,10 +32,12 @@ import { RelocIndex } from '../../sites/listing.js';
 import type { Site } from '../../sites/site.js';
 import { featureName, featureTable } from '../../target/features/index.js';
 import { disassemble, hexBytes } from '../../x86/format.js';
-import { alignRows, parseLines } from './viewer.js';
+import { alignRows } from './viewer.js';
+import { encodeLine, FLAG, packBlocks, packEdges, packFnEntry, parseLines } from './wire.js';
+import type { Block, Change, Edge, FnEntry } from './wire.js';
 
-/** Instruction flags in {@link FnDetail} lines. */
-export const FLAG = { fence: 'F', site: 'S', finding: 'X', patched: 'P', related: 'R' } as const;
+export { FLAG };
+export type { FnEntry };
 
 export interface FindingData {
   readonly check: string;
@@ -48,25 +51,22 @@ export interface FindingData {
   readonly fn: number;
 }
 
-/** One function in the list: [name, start address hex, size, sites, findings, detail index or -1]. */
-export type FnEntry = [string, string, number, number, number, number];
-
 export interface FnDetail {
   readonly name: string;
   /** Real start address (hex). Offsets below are from it. */
   readonly addr: string;
   readonly size: number;
   readonly section: string;
-  /** Bytes as built: one line per instruction, `off<TAB>bytes<TAB>text<TAB>flags` (off in hex). */
+  /** Bytes as built: one packed line per instruction (wire.ts: `encodeLines`, `parseLines`). */
   readonly before: string;
   /**
    * Bytes after the patchers, as changes to `before`: [fromOff, toOff, lines] replaces the instructions of
    * `before` starting in [fromOff, toOff) (same line shape). Absent when no patcher wrote inside the function.
    */
-  readonly changes?: Array<[number, number, string]>;
-  /** Basic blocks of the checked view, flattened: [startOff, endOff, ...] (hex-free numbers). */
+  readonly changes?: Change[];
+  /** Basic blocks of the checked view, packed (wire.ts: `packBlocks`, `blocksOf`). */
   readonly blocks: number[];
-  /** Edges: [fromBlock, toOff, kind], or [fromBlock, 'symbol+0xoff', kind] for a target outside the function. */
+  /** Edges out of the blocks, packed (wire.ts: `packEdges`, `edgesOf`). */
   readonly edges: Array<number | string>;
   /** Sites in the function: [off, length, table, one-line description]. */
   readonly sites: Array<[number, number, string, string]>;
@@ -106,6 +106,8 @@ export interface FileData {
   readonly details: FnDetail[];
   /** One of this file's patcher writes, for the model checker to try the live-patching protocols on. */
   readonly modelSite?: ModelSite;
+  /** Speculation barriers per class and gating feature, with the `spec-ctrl=` switch that removes them (cfg/fence-classes.ts). */
+  readonly fences?: Array<{ cls: string; gate: string; switch?: string; count: number }>;
 }
 
 export interface ModelSite {
@@ -160,9 +162,15 @@ export function analyse(img: Image, o: AnalyseOptions = {}): FileData {
   if (target.profile) {
     const afterSpec = spec === 'as-built' ? (o.defaultCpu && o.defaultCpu !== 'as-built' ? o.defaultCpu : 'intel-server') : spec;
     try {
-      const cpu = parseCpu(afterSpec, featureTable(target.profile.features));
-      pv = applyPatches(img, target.profile, cpu, { sites: prep.view.sites }).view;
-      patchedFor = `--cpu ${cpu.spec}`;
+      if (prep.patched) {
+        // The checks' view was patched for this CPU already: show the same patched image.
+        pv = prep.patched.view;
+        patchedFor = `--cpu ${prep.patched.spec}`;
+      } else {
+        const cpu = parseCpu(afterSpec, featureTable(target.profile.features));
+        pv = applyPatches(img, target.profile, cpu, { sites: prep.view.sites }).view;
+        patchedFor = `--cpu ${cpu.spec}`;
+      }
     } catch (e) {
       patchedFor = `not patched: ${e instanceof Error ? e.message : String(e)}`;
     }
@@ -282,7 +290,7 @@ function collect(
         errors.push(`${fn.name}: cannot show (${e instanceof Error ? e.message : String(e)})`);
       }
     }
-    list.push([fn.name, img.hex(fn.addr), fn.size, siteCount[k]!, findCount[k]!, d]);
+    list.push(packFnEntry({ name: fn.name, addr: img.hex(fn.addr), size: fn.size, sites: siteCount[k]!, findings: findCount[k]!, detail: d }));
   }
 
   // A write worth model checking: an alternative (several bytes, more than a NOP change) before anything else.
@@ -308,6 +316,7 @@ function collect(
     functions: list,
     details,
     ...(modelSite ? { modelSite } : {}),
+    fences: fenceInventory(view),
   };
 }
 
@@ -332,7 +341,7 @@ function lines(img: Image, b: Uint8Array, fn: Func, relocs: RelocIndex, flags: (
   for (const i of disassemble(b, fn.addr, { img, relocs: relocs.at(fn.addr) })) {
     const ib = b.subarray(i.addr - fn.addr, i.addr - fn.addr + i.len);
     const text = written.length && hit(i.addr, i.len) ? (disassemble(ib, i.addr, { img })[0]?.text ?? i.text) : i.text;
-    out.push(`${(i.addr - fn.addr).toString(16)}\t${hexBytes(ib)}\t${text}\t${flags(i.addr, i.len)}`);
+    out.push(encodeLine({ off: i.addr - fn.addr, bytes: hexBytes(ib), text, flags: flags(i.addr, i.len) }));
   }
   return out.join('\n');
 }
@@ -393,7 +402,7 @@ function detail(
   };
   const checkedIsPatched = view.patched;
   const before = lines(img, builtBytes, fn, relocs, mark(builtFences));
-  let changes: Array<[number, number, string]> | undefined;
+  let changes: Change[] | undefined;
   if (written.length) {
     const after = lines(img, afterBytes, fn, relocs, mark(checkedIsPatched ? fenceAt : fencesOf(img, afterBytes, fn)), written);
     // Only what differs is kept: a whole kernel's functions are mostly unchanged by the patchers.
@@ -410,16 +419,15 @@ function detail(
     });
   }
 
-  const blocks: number[] = [];
-  const edges: Array<number | string> = [];
+  const blocks: Block[] = [];
+  const edges: Edge[] = [];
   const cfg = buildCfg(view, fn);
   if (cfg) {
-    const idx = new Map<number, number>();
-    cfg.blocks.forEach((b, i) => { idx.set(b.addr, i); blocks.push(b.addr - fn.addr, b.end - fn.addr); });
     cfg.blocks.forEach((b, i) => {
+      blocks.push({ start: b.addr - fn.addr, end: b.end - fn.addr });
       for (const e of b.succ) {
         const inside = e.to >= fn.addr && e.to < fn.addr + fn.size;
-        edges.push(i, inside ? e.to - fn.addr : Number.isNaN(e.to) ? '?' : img.where(e.to), e.kind);
+        edges.push({ from: i, to: inside ? e.to - fn.addr : Number.isNaN(e.to) ? '?' : img.where(e.to), kind: e.kind });
       }
     });
   }
@@ -430,8 +438,8 @@ function detail(
     section: sec.name,
     before,
     ...(changes ? { changes } : {}),
-    blocks,
-    edges,
+    blocks: packBlocks(blocks),
+    edges: packEdges(edges),
     sites: sites.map((s) => [s.addr - fn.addr, s.length, s.table, siteLine(img, s, ft)]),
     findings: findingIdx,
     graphOf: view.describe,

@@ -16,6 +16,8 @@
  * ```
  */
 import type { FileData, FnDetail, ReportData } from './data.js';
+import { applyChanges, blocksOf, edgesOf, fnEntry, parseLines } from './wire.js';
+import type { FnSummary, Line } from './wire.js';
 
 /** Graphviz instance (the subset used here). */
 export interface VizLike {
@@ -114,24 +116,6 @@ export function barChart(rows: Array<[string, number]>, color = '#4a78c2'): SVGE
   return svg;
 }
 
-export interface Line { off: number; bytes: string; text: string; flags: string }
-
-/** The instructions after patching: `before` with each change's range replaced by its lines. */
-export function applyChanges(before: Line[], changes: Array<[number, number, string]> | undefined): Line[] {
-  if (!changes || !changes.length) return [];
-  const out = before.filter((l) => !changes.some(([a, b]) => l.off >= a && l.off < b));
-  for (const c of changes) out.push(...parseLines(c[2]));
-  return out.sort((x, y) => x.off - y.off);
-}
-
-export function parseLines(t: string | undefined): Line[] {
-  if (!t) return [];
-  return t.split('\n').map((l) => {
-    const [o, b, x, f] = l.split('\t');
-    return { off: parseInt(o!, 16), bytes: b ?? '', text: x ?? '', flags: f ?? '' };
-  });
-}
-
 /** Rows of a side-by-side view: instructions grouped between offsets where both sides start an instruction. */
 export function alignRows(before: Line[], after: Line[]): Array<[Line[], Line[], boolean]> {
   const aStarts = new Set(after.map((l) => l.off));
@@ -204,17 +188,18 @@ export function functionDot(d: FnDetail, lines: Line[]): string {
   out.push('graph [fontname="Courier" ranksep=0.3 nodesep=0.3];');
   out.push('node [shape=plaintext fontname="Courier" fontsize=10 margin=0];');
   out.push('edge [fontname="Courier" fontsize=9 arrowsize=0.6];');
-  const nb = d.blocks.length / 2;
+  const blocks = blocksOf(d.blocks);
+  const edges = edgesOf(d.edges);
+  const nb = blocks.length;
   const byOff = new Map<number, number>();
   for (let i = 0; i < lines.length; i++) byOff.set(lines[i]!.off, i);
   const hot = new Set<number>();
   // Padding after a return (int3/nop blocks nothing jumps to) is left out of the picture.
   const entered = new Set<number>();
-  for (let k = 0; k < d.edges.length; k += 3) if (typeof d.edges[k + 1] === 'number') entered.add(d.edges[k + 1] as number);
+  for (const e of edges) if (typeof e.to === 'number') entered.add(e.to);
   const skip = new Set<number>();
   for (let b = 0; b < nb; b++) {
-    const start = d.blocks[2 * b]!;
-    const end = d.blocks[2 * b + 1]!;
+    const { start, end } = blocks[b]!;
     const first = byOff.get(start);
     const ls: Line[] = [];
     if (first !== undefined) for (let k = first; k < lines.length && lines[k]!.off < end; k++) ls.push(lines[k]!);
@@ -244,12 +229,9 @@ export function functionDot(d: FnDetail, lines: Line[]): string {
   }
   const ext = new Map<string, number>();
   const blockAt = new Map<number, number>();
-  for (let b = 0; b < nb; b++) blockAt.set(d.blocks[2 * b]!, b);
-  for (let k = 0; k < d.edges.length; k += 3) {
-    const from = d.edges[k] as number;
+  blocks.forEach((b, k) => blockAt.set(b.start, k));
+  for (const { from, to, kind } of edges) {
     if (skip.has(from)) continue;
-    const to = d.edges[k + 1]!;
-    const kind = String(d.edges[k + 2]);
     let dst: string;
     if (typeof to === 'number' && blockAt.has(to)) dst = `b${blockAt.get(to)}`;
     else {
@@ -344,7 +326,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
       sec.append(h('p', null, `${t.os}${t.version ? ' ' + t.version : ''}${t.profile ? ` (profile ${t.profile})` : ''}. Checked: ${f.checked}. The “after” disassembly: ${f.patchedFor.startsWith('--cpu') ? `patched for ${f.patchedFor}` : f.patchedFor}.`));
       if (t.note) sec.append(h('p', { class: 'note' }, t.note));
       const nSites = Object.values(f.counts).reduce((a, b) => a + b, 0);
-      const withDetail = f.details.length || f.functions.filter((x) => x[5] >= 0).length;
+      const withDetail = f.details.length || f.functions.filter((x) => fnEntry(x).detail >= 0).length;
       sec.append(h('div', { class: 'cards' },
         h('div', { class: 'card' }, h('b', { id: `tp-count-sites-${fi}` }, String(nSites)), 'patch sites'),
         h('div', { class: 'card' }, h('b', { id: `tp-count-findings-${fi}` }, String(f.findings.length)), 'findings'),
@@ -372,11 +354,11 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
         for (const [p, n, b] of f.patchers) tb.append(h('tr', null, h('td', null, p), h('td', null, String(n)), h('td', null, String(b))));
         sec.append(tb);
       }
-      const top = f.functions.map((x, i) => [x, i] as const).filter(([x]) => x[4] > 0).sort((a, b) => b[0][4] - a[0][4]).slice(0, 15);
+      const top = f.functions.map((x, i) => [fnEntry(x), i] as const).filter(([x]) => x.findings > 0).sort((a, b) => b[0].findings - a[0].findings).slice(0, 15);
       if (top.length) {
         sec.append(h('h3', null, 'Functions with the most findings'));
         const ul = h('ul', null);
-        for (const [x, i] of top) ul.append(h('li', null, fnLink(fi, i, x[0]), ` ${x[4]} finding${x[4] === 1 ? '' : 's'}, ${x[3]} site${x[3] === 1 ? '' : 's'}`));
+        for (const [x, i] of top) ul.append(h('li', null, fnLink(fi, i, x.name), ` ${x.findings} finding${x.findings === 1 ? '' : 's'}, ${x.sites} site${x.sites === 1 ? '' : 's'}`));
         sec.append(ul);
       }
       main.append(sec);
@@ -414,13 +396,13 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     const ql = q.toLowerCase();
     const multi = data.files.length > 1;
     // A search covers every file of the report; the list without a query is the current file's.
-    let rows: Array<readonly [FileData['functions'][number], number, number]> = [];
-    if (ql) data.files.forEach((g, fi) => g.functions.forEach((x, i) => { if (x[0].toLowerCase().includes(ql)) rows.push([x, i, fi]); }));
-    else rows = f.functions.map((x, i) => [x, i, st.file] as const).filter(([x]) => x[5] >= 0).sort((a, b) => b[0][4] - a[0][4] || b[0][3] - a[0][3]);
+    let rows: Array<readonly [FnSummary, number, number]> = [];
+    if (ql) data.files.forEach((g, fi) => g.functions.forEach((x, i) => { const e = fnEntry(x); if (e.name.toLowerCase().includes(ql)) rows.push([e, i, fi]); }));
+    else rows = f.functions.map((x, i) => [fnEntry(x), i, st.file] as const).filter(([x]) => x.detail >= 0).sort((a, b) => b[0].findings - a[0].findings || b[0].sites - a[0].sites);
     main.append(h('h2', null, ql ? `Functions matching “${q}”: ${rows.length}` : `Functions with sites or findings: ${rows.length} of ${f.functions.length}`));
     const tb = h('table', { id: 'tp-functions' }, h('tr', null, h('th', null, 'function'), h('th', null, 'address'), h('th', null, 'size'), h('th', null, 'sites'), h('th', null, 'findings'), multi ? h('th', null, 'file') : null));
     for (const [x, i, fi] of rows.slice(0, MAX_LIST)) {
-      tb.append(h('tr', { class: x[4] ? 'hl' : '' }, h('td', null, fnLink(fi, i, x[0])), h('td', { class: 'mono' }, x[1]), h('td', null, String(x[2])), h('td', null, String(x[3])), h('td', null, String(x[4])),
+      tb.append(h('tr', { class: x.findings ? 'hl' : '' }, h('td', null, fnLink(fi, i, x.name)), h('td', { class: 'mono' }, x.addr), h('td', null, String(x.size)), h('td', null, String(x.sites)), h('td', null, String(x.findings)),
         multi ? h('td', { class: 'mono' }, data.files[fi]!.path) : null));
     }
     main.append(tb);
@@ -433,19 +415,20 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     if (sel) sel.value = String(fi);
     main.textContent = '';
     const f = data.files[fi];
-    const e = f?.functions[idx];
-    if (!f || !e) { main.append(h('p', null, 'No such function.')); return; }
-    const page = h('section', { id: 'tp-fn', 'data-name': e[0] });
+    const packed = f?.functions[idx];
+    if (!f || !packed) { main.append(h('p', null, 'No such function.')); return; }
+    const e = fnEntry(packed);
+    const page = h('section', { id: 'tp-fn', 'data-name': e.name });
     main.append(page);
-    page.append(h('h2', { class: 'mono' }, e[0]));
-    page.append(h('p', { class: 'mono' }, `${e[1]}, ${e[2]} bytes, ${e[3]} site${e[3] === 1 ? '' : 's'}, ${e[4]} finding${e[4] === 1 ? '' : 's'} — ${f.path}`));
-    if (e[5] < 0) {
+    page.append(h('h2', { class: 'mono' }, e.name));
+    page.append(h('p', { class: 'mono' }, `${e.addr}, ${e.size} bytes, ${e.sites} site${e.sites === 1 ? '' : 's'}, ${e.findings} finding${e.findings === 1 ? '' : 's'} — ${f.path}`));
+    if (e.detail < 0) {
       page.append(h('p', { class: 'note' }, 'No patch site, finding or patcher write in this function, so its disassembly is not in this report (textpoke report --all-functions puts every function in).'));
       return;
     }
     const loading = h('p', { class: 'note' }, 'loading…');
     page.append(loading);
-    const d = await host.detail(fi, e[5]);
+    const d = await host.detail(fi, e.detail);
     if (location.hash !== `#/fn/${fi}/${idx}`) return;
     loading.remove();
     page.append(h('p', { class: 'mono', id: 'tp-fn-section' }, `section ${d.section}`));
@@ -467,7 +450,8 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     const after = applyChanges(before, d.changes);
     const graphLines = d.graphOf !== 'bytes as built' && after.length ? after : before;
 
-    page.append(h('h3', null, `Control-flow graph (${d.blocks.length / 2} blocks, ${d.graphOf})`));
+    const nb = blocksOf(d.blocks).length;
+    page.append(h('h3', null, `Control-flow graph (${nb} blocks, ${d.graphOf})`));
     page.append(h('div', { class: 'legend' },
       h('span', { class: 'F' }, 'fence'), h('span', { class: 'S' }, 'patch site'), h('span', { class: 'X' }, 'finding (red block: the offending branch)'), h('span', { class: 'R' }, 'related location'),
       h('span', { style: 'color:#1f8f3a' }, '→ taken'), h('span', { style: 'color:#3a7bd5' }, '⇢ alternative'), h('span', { style: 'color:#8a3ad5' }, '⇢ jump label')));
@@ -493,7 +477,6 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
         g.textContent = `graph failed: ${err instanceof Error ? err.message : String(err)}`;
       }
     };
-    const nb = d.blocks.length / 2;
     if (nb === 0) g.textContent = 'no graph (not decodable as code)';
     else if (nb <= GRAPH_AUTO_LIMIT) void draw();
     else {
@@ -526,7 +509,7 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     setNav('model');
     main.textContent = '';
     main.append(h('h2', null, 'Live-patching protocols (model checker)'));
-    if (!data.model || !data.model.length) { main.append(h('p', { class: 'note' }, 'No model-checker results in this report.')); return; }
+    if (!data.model?.length) { main.append(h('p', { class: 'note' }, 'No model-checker results in this report.')); return; }
     main.append(h('p', null, 'Each protocol for rewriting live code is explored exhaustively against each scenario (concurrent CPUs, NMI and #MC). Unsafe cells carry the shortest counterexample as a sequence diagram.'));
     const prot = [...new Set(data.model.map((m) => m.protocol))];
     const scen = [...new Set(data.model.map((m) => m.scenario))];
