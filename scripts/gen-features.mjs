@@ -4,8 +4,9 @@
 //   node scripts/gen-features.mjs linux <cpufeatures.h> <module-name> <source description>
 //       e.g. linux .../linux-headers-6.1.0-47-common/arch/x86/include/asm/cpufeatures.h linux-6.1 \
 //            'Linux 6.1.170 (Debian linux-headers-6.1.0-47-common 6.1.170-3)'
-//   node scripts/gen-features.mjs xen <xen.git dir> <tag>... > (writes xen-4.17.ts)
-//       e.g. xen /work/.mirror/xen-project+xen/repo RELEASE-4.17.0 ... RELEASE-4.17.7
+//   node scripts/gen-features.mjs xen <xen.git dir> <module-name> <tag>...   (one module per release series)
+//       e.g. xen /work/.mirror/xen-project+xen/repo xen-4.17 RELEASE-4.17.0 ... RELEASE-4.17.7
+//            xen ... xen-4.20 RELEASE-4.20.0 ... RELEASE-4.20.4; likewise xen-4.18, xen-4.19, xen-4.21, xen-4.22
 //
 // Only names and numbers (facts) are written; the sources themselves are not copied into the repository.
 // Output goes to src/target/features/<module>.ts relative to the repository root.
@@ -179,18 +180,23 @@ function parseXen(gitDir, tag) {
   const fscapints = usesWordComments ? lastWordComment + 1 : maxWord + 1;
   if (fscapints < maxWord + 1) fail(`${tag}: feature beyond FSCAPINTS`);
 
-  const nrOf = (name) => {
+  // X86_NR_SYNTH / X86_NR_BUG: a number up to 4.21; from 4.22 computed from a sentinel entry
+  // (XEN_CPUFEATURE(nr, X86_SYNTH(n)), X86_BUG_nr X86_BUG(n)) as DIV_ROUND_UP(n, 32).
+  const nrOf = (name, sentinel) => {
     const m = new RegExp(`^#define\\s+${name}\\s+(\\d+)`, 'm').exec(syn);
-    if (!m) fail(`${tag}: no ${name}`);
-    return Number(m[1]);
+    if (m) return Number(m[1]);
+    const s = sentinel.exec(syn);
+    if (!s) fail(`${tag}: no ${name} and no sentinel`);
+    return Math.ceil(Number(s[1]) / 32);
   };
-  const nrSynth = nrOf('X86_NR_SYNTH');
-  const nrBug = nrOf('X86_NR_BUG');
+  const nrSynth = nrOf('X86_NR_SYNTH', /^XEN_CPUFEATURE\(nr,\s*X86_SYNTH\(\s*(\d+)\s*\)\)/m);
+  const nrBug = nrOf('X86_NR_BUG', /^#define\s+X86_BUG_nr\s+X86_BUG\(\s*(\d+)\s*\)/m);
   /** @type {Array<[number, string]>} */
   const synth = [];
   /** @type {Array<[number, string]>} */
   const bugs = [];
   for (const line of syn.split('\n')) {
+    if (/^XEN_CPUFEATURE\(nr,|^#define\s+X86_BUG_nr\s/.test(line)) continue; // sentinels (4.22)
     let m = /^XEN_CPUFEATURE\(([A-Z0-9_]+),\s*X86_SYNTH\(\s*(\d+)\s*\)\)/.exec(line);
     if (m) {
       synth.push([Number(m[2]), `X86_FEATURE_${m[1]}`]);
@@ -219,7 +225,7 @@ function parseXen(gitDir, tag) {
   return { tag, fscapints, nrSynth, nrBug, cpuid, synth, bugs, aliases };
 }
 
-function genXen(gitDir, tags) {
+function genXen(gitDir, module, tags) {
   const rels = tags.map((t) => parseXen(gitDir, t));
   const version = (tag) => tag.replace(/^RELEASE-/, '');
   const last = rels.length - 1;
@@ -262,7 +268,7 @@ function genXen(gitDir, tags) {
   lines.push('');
   lines.push(`import type { XenFeatureData } from './types.js';`);
   lines.push('');
-  lines.push('export const XEN_4_17: XenFeatureData = {');
+  lines.push(`export const ${module.toUpperCase().replace(/[^A-Z0-9]/g, '_')}: XenFeatureData = {`);
   lines.push('  /** FSCAPINTS = FEATURESET_NR_ENTRIES as xen/tools/gen-cpuid.py computes it for each tag. */');
   lines.push('  releases: [');
   for (const r of rels) {
@@ -297,7 +303,7 @@ function genXen(gitDir, tags) {
   lines.push('  ],');
   lines.push('};');
   lines.push('');
-  writeFileSync(join(OUT_DIR, 'xen-4.17.ts'), lines.join('\n'));
+  writeFileSync(join(OUT_DIR, `${module}.ts`), lines.join('\n'));
   for (const r of rels) {
     console.error(`${version(r.tag)}: FSCAPINTS ${r.fscapints}, X86_NR_SYNTH ${r.nrSynth}, X86_NR_BUG ${r.nrBug}, ` +
       `${r.cpuid.length} cpuid, ${r.synth.length} synth, ${r.bugs.length} bugs, aliases ${r.aliases.map((x) => x.join('=')).join(' ')}`);
@@ -306,5 +312,5 @@ function genXen(gitDir, tags) {
 
 const [kind, ...args] = process.argv.slice(2);
 if (kind === 'linux' && args.length === 3) genLinux(args[0], args[1], args[2]);
-else if (kind === 'xen' && args.length >= 2) genXen(args[0], args.slice(1));
-else fail('usage: gen-features.mjs linux <cpufeatures.h> <module> <source> | xen <git-dir> <tag>...');
+else if (kind === 'xen' && args.length >= 3) genXen(args[0], args[1], args.slice(2));
+else fail('usage: gen-features.mjs linux <cpufeatures.h> <module> <source> | xen <git-dir> <module> <tag>...');

@@ -22,7 +22,8 @@ export const siteReloc: Check = {
   byDefault: true,
   run(view: View): Finding[] {
     const profile = view.target.profile;
-    if (!profile || profile.id === 'linux-6.8') return [];
+    // 6.5+ relocate every relative reference (__apply_relocation): profiles linux-6.8 and linux-7 (7.0's patch-once rule keeps it).
+    if (!profile || profile.id === 'linux-6.8' || profile.id === 'linux-7') return [];
     const xen = profile.os === 'xen';
     const out: Finding[] = [];
     const img = view.img;

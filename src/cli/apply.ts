@@ -1,3 +1,4 @@
+import { targetWarnings } from '../sites/crosscheck.js';
 import { readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
@@ -25,7 +26,7 @@ export interface ApplyCliOptions {
 }
 
 /** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
-export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult; cpuNotes: string[] }> {
+export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult; cpuNotes: string[]; warnings: string[] }> {
   let img: Image;
   let target;
   try {
@@ -71,7 +72,7 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
   } catch (e) {
     throw unusable(file, e);
   }
-  return { img, cpu, result, cpuNotes: from?.notes ?? [] };
+  return { img, cpu, result, cpuNotes: from?.notes ?? [], warnings: targetWarnings(target, result.sites).map((w) => `${file}: warning: ${w}`) };
 }
 
 /** A file whose damage only shows while patching (a relocation naming no symbol, data cut short): one line naming it, exit 2. */
@@ -115,7 +116,8 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       let outReal = out;
       try { outReal = realpathSync(out); } catch { /* does not exist yet */ }
       if (outReal === inReal) throw new UsageError(`${file}: refusing to write the output over the input`);
-      const { img, cpu, result, cpuNotes } = await openAndApply(file, o);
+      const { img, cpu, result, cpuNotes, warnings } = await openAndApply(file, o);
+      for (const w of warnings) io.err(w + '\n');
       let bytes: Uint8Array;
       try {
         bytes = patchedElf(result.view);

@@ -8,6 +8,7 @@ import { DEFAULT_CPU, prepare, runChecks } from '../checks/run.js';
 import type { FileReport } from '../report/json.js';
 import { CpuSpecError } from '../patch/index.js';
 import { describeError, JobResult, openImage } from './jobs.js';
+import { targetWarnings } from '../sites/crosscheck.js';
 
 export interface CheckTask {
   kind: 'check';
@@ -27,14 +28,15 @@ export async function runCheck(task: CheckTask): Promise<JobResult> {
     const checks = task.checks ? task.checks.map((id) => checkById(id)!).filter(Boolean) : CHECKS.filter((c) => c.byDefault);
     const findings = runChecks(view, checks);
     const t = view.target;
+    const warnings = t.profile ? targetWarnings(t, view.sites) : [...(t.warnings ?? [])];
     const report: FileReport = {
       path: task.path,
-      target: { os: t.os, version: t.version, profile: t.profile?.id ?? null },
+      target: { os: t.os, version: t.version, profile: t.profile?.id ?? null, warnings },
       view: view.describe,
       findings,
       errors: prep.tableErrors,
     };
-    return { out: JSON.stringify(report), errors: prep.tableErrors.map((m) => `${task.path}: ${m}`) };
+    return { out: JSON.stringify(report), errors: prep.tableErrors.map((m) => `${task.path}: ${m}`), warnings: warnings.map((w) => `${task.path}: warning: ${w}`) };
   } catch (e) {
     const msg = e instanceof CpuSpecError ? `--cpu: ${e.message}` : describeError(e);
     const report: FileReport = { path: task.path, findings: [], errors: [msg] };

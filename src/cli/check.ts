@@ -47,6 +47,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       for await (const [t, r] of runAll(tasks, { progress: io.isTTY && !structured, threads: o.jobs })) {
         const rep = JSON.parse(r.out) as FileReport;
         if (r.problems) failed++;
+        for (const w of r.warnings ?? []) io.err(w + '\n');
         if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
         for (const f of rep.findings) {
           counts.set(f.check, (counts.get(f.check) ?? 0) + 1);

@@ -71,7 +71,8 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .option('--summary', 'the per-feature summary only')
     .option('--width <n>', 'column width of the "before" side', (v) => Number(v), 48)
     .action(async (file: string, o: ApplyCliOptions & { function?: string; summary?: boolean; width: number }) => {
-      const { img, cpu, result } = await openAndApply(file, o);
+      const { img, cpu, result, warnings } = await openAndApply(file, o);
+      for (const w of warnings) io.err(w + '\n');
       currentTable = cpu.table;
       const view = result.view;
       const externNames = new Map<string, string>();

@@ -25,6 +25,8 @@ export interface JobResult {
   out: string;
   /** One-line errors for stderr. */
   errors: string[];
+  /** One-line warnings for stderr (detection disagreements, unnamed features): printed, not failures. */
+  warnings?: string[];
   counts?: Partial<Record<TableId, number>>;
   /** Sites with problems (not on a boundary, ...). */
   problems?: number;
@@ -66,6 +68,7 @@ export async function runSites(task: SitesTask): Promise<JobResult> {
     return {
       out: task.json ? JSON.stringify(f) : renderText(f),
       errors: set.errors.map((m) => `${task.path}: ${m}`),
+      warnings: (f.target.warnings ?? []).map((m) => `${task.path}: warning: ${m}`),
       counts: set.counts,
       problems,
     };

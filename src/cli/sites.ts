@@ -33,6 +33,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
           io.out((first ? '\n' : ',\n') + r.out);
           first = false;
         } else if (r.out) io.out(o.summary ? summaryLine(r.out) : r.out);
+        for (const w of r.warnings ?? []) io.err(w + '\n');
         if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
         if (r.errors.length) failed++;
         problems += r.problems ?? 0;

@@ -1,3 +1,4 @@
+import { targetWarnings } from '../sites/crosscheck.js';
 import { applyPatches } from '../patch/index.js';
 import { indirectSurface, renderSurface } from '../surface/inventory.js';
 import { cpuFor } from './cpu.js';
@@ -23,7 +24,7 @@ export async function runSurface(task: SurfaceTask): Promise<JobResult> {
     const out = task.json
       ? JSON.stringify(task.all ? s : { ...s, functions: s.functions.filter((f) => f.counts.bareCall + f.counts.bareJump + f.counts.thunkCall + f.counts.thunkJump + f.counts.altcall + f.counts.paravirt + f.counts.staticCall > 0) })
       : renderSurface(s, task.all ? Infinity : 20);
-    return { out, errors: errors.map((e) => `${task.path}: ${e}`), data: s.totals };
+    return { out, errors: errors.map((e) => `${task.path}: ${e}`), warnings: targetWarnings(target, sites).map((w) => `${task.path}: warning: ${w}`), data: s.totals };
   } catch (e) {
     const msg = e instanceof UsageError ? e.message : describeError(e);
     return { out: task.json ? JSON.stringify({ path: task.path, errors: [msg] }) : '', errors: [`${task.path}: ${msg}`] };

@@ -26,6 +26,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       for await (const [t, r] of runAll(tasks, { progress: io.isTTY })) {
         if (o.json) { if (r.out) { io.out((first ? '\n' : ',\n') + r.out); first = false; } }
         else if (files.length === 1 || o.all) io.out(r.out);
+        for (const w of r.warnings ?? []) io.err(w + '\n');
         if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
         if (r.errors.length) failed++;
         if (r.data) addCounts(totals, r.data as Counts);

@@ -13,7 +13,7 @@ import type { Image } from '../elf/image.js';
 import { readSites } from '../sites/read.js';
 import type { Site } from '../sites/site.js';
 import type { Target } from '../target/detect.js';
-import type { Profile } from '../target/profile.js';
+import { linuxRules, Profile, xenRules } from '../target/profile.js';
 import type { Cpu } from './cpu.js';
 import { featureNumber } from '../target/features/index.js';
 import { applyLinuxAlternatives } from './linux-alternatives.js';
@@ -26,7 +26,7 @@ import { applyLinuxReturns } from './linux-returns.js';
 import { applyLinuxStaticCalls } from './linux-static-calls.js';
 import { relocate, RelocateResult } from './relocate.js';
 import { PatchedView } from './view.js';
-import { applyXenAlternatives, XenOptions } from './xen-alternatives.js';
+import { applyXenAlternatives, applyXenAltCalls, XenOptions } from './xen-alternatives.js';
 import { xenAltcallTargets, XenCpuId } from './xen-altcall-targets.js';
 import { applyXenCfClobber } from './xen-cf-clobber.js';
 
@@ -75,12 +75,15 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
   let relocation: RelocateResult | undefined;
   if (img.kind === 'rel') relocation = relocate(view, { symbols: opts.symbols });
   if (profile.os === 'xen') {
+    const rules = xenRules(profile);
     // Altcall pointers the boot sets from the binary's own ops structures (unless the caller gives values).
     const targets = opts.xen?.pointerValue ? undefined : xenAltcallTargets(view, cpu, opts.xenCpu);
-    applyXenAlternatives(view, sites, cpu, targets ? { ...opts.xen, pointerValue: (a, p) => targets.value(a, p) } : opts.xen);
+    const xen: XenOptions = targets ? { ...opts.xen, pointerValue: (a, p) => targets.value(a, p) } : { ...opts.xen };
+    applyXenAlternatives(view, sites, cpu, { ...xen, rules });
+    if (rules.altcall === 'alt-call-sites') applyXenAltCalls(view, sites, xen);
     applyXenCfClobber(view, cpu);
   } else {
-    const rules = profile.alt === 'linux-12' ? '6.1' : 'modern';
+    const rules = linuxRules(profile);
     applyLinuxParavirt(view, sites);
     applyLinuxRetpolines(view, sites, cpu, rules);
     applyLinuxReturns(view, sites, cpu);
@@ -89,7 +92,7 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     applyLinuxStaticCalls(view, sites, cpu, rules, opts.preempt === 'unknown' ? null : (opts.preempt ?? 'voluntary'));
     if (opts.ftrace !== 'call') applyLinuxFtrace(view, sites);
     const cd = featureNumber(cpu.table, 'CALL_DEPTH');
-    if (rules === 'modern' && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {
+    if (rules.callDepth && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {
       view.finding('alternatives', NaN, 'call depth tracking (CALL_DEPTH): callthunks_patch_module_calls/builtin_calls retarget .call_sites to accounting thunks; not reproduced', 'model');
     }
   }

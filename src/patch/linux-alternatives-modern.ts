@@ -14,6 +14,7 @@
  * applies the 6.12 rules to them and says so in the README (textpoke apply).
  */
 import type { Site } from '../sites/site.js';
+import type { LinuxRules } from '../target/profile.js';
 import { decodeFull } from './decode.js';
 import { LINUX_NOPS } from './nops.js';
 import { pvSlotTarget } from './linux-paravirt.js';
@@ -118,7 +119,7 @@ export function applyRelocationModern(buf: Uint8Array, len: number, instr: bigin
   return undefined;
 }
 
-export function applyModernAlternative(view: PatchedView, s: Site, len: number, patch: boolean): void {
+export function applyModernAlternative(view: PatchedView, s: Site, len: number, patch: boolean, pvOps: LinuxRules['pvOps'] = '6.12'): void {
   const cur = view.read(s.addr, len);
   if (!cur) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: site outside the image`, 'model', s); return; }
   if (!patch) {
@@ -145,7 +146,7 @@ export function applyModernAlternative(view: PatchedView, s: Site, len: number, 
     if (repl.length !== 5 || buf[0] !== 0xe8) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: ALT_FLAG_DIRECT_CALL on a non-call replacement: the kernel would BUG()`, 'bug', s); return; }
     if (len !== 6 || cur[0] !== 0xff || cur[1] !== 0x15) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: ALT_FLAG_DIRECT_CALL on an unrecognized indirect call: the kernel would BUG()`, 'bug', s); return; }
     const slot = instr + 6n + BigInt(s32(cur, 2));
-    const t = pvSlotTarget(view, slot, 'modern');
+    const t = pvSlotTarget(view, slot, pvOps);
     const bug = view.symbolAbs('BUG_func');
     const nop = view.symbolAbs('nop_func');
     let target = t?.abs;

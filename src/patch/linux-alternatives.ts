@@ -14,6 +14,12 @@
  *    walking the site instruction by instruction becomes the longest NOPs (decoding stops at a bad byte).
  *    A replacement longer than the site is a build error the kernel does not check; it is reported and skipped.
  * Modern rules (linux-14 layout; read from 6.12.117, see linux-alternatives-modern.ts).
+ *
+ * 7.0 rules (a4233c21e773, "patch a single alternative location only once"; rules.alternatives 'site'): the
+ * consecutive entries for one site are considered together: the largest instrlen of the group is used, the
+ * last entry whose feature test passes wins and its replacement is written once (relocated as in 6.12); when
+ * none passes, only optimize_nops runs over the site. An entry the kernel would refuse (feature out of range)
+ * is reported and takes no part.
  */
 import type { Site } from '../sites/site.js';
 import type { Cpu } from './cpu.js';
@@ -21,6 +27,7 @@ import { decodeOne } from './decode.js';
 import { addNops, LINUX_NOPS } from './nops.js';
 import type { PatchedView } from './view.js';
 import { applyModernAlternative, modernLengths } from './linux-alternatives-modern.js';
+import type { LinuxRules } from '../target/profile.js';
 
 const MAX_PATCH_LEN = 254;
 
@@ -80,10 +87,15 @@ function recomputeJump(buf: Uint8Array, instrAbs: bigint, replAbs: bigint, replL
   return 'recompute_jump: 5-byte jmp';
 }
 
-export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: '6.1' | 'modern'): void {
+export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: LinuxRules): void {
   const limit = cpu.table.limit;
   const alts = sites.filter((s) => s.table === '.altinstructions');
-  const lens = rules === 'modern' ? modernLengths(alts) : alts.map((s) => s.length);
+  const modern = rules.alternatives !== 'entry-6.1';
+  const lens = modern ? modernLengths(alts) : alts.map((s) => s.length);
+  if (rules.alternatives === 'site') {
+    applyOncePerSite(view, alts, lens, cpu, rules);
+    return;
+  }
   for (let k = 0; k < alts.length; k++) {
     const s = alts[k]!;
     const f = s.feature!;
@@ -96,8 +108,8 @@ export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[]
     if (len > MAX_PATCH_LEN) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: instrlen ${len} > ${MAX_PATCH_LEN}: the kernel would BUG()`, 'bug', s); continue; }
     if (f >= limit) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: feature ${f} >= ${limit} ((NCAPINTS+NBUGINTS)*32): the kernel would BUG()`, 'bug', s); continue; }
     const patch = cpu.has(f) !== Boolean(s.inverted);
-    if (rules === 'modern') {
-      applyModernAlternative(view, s, len, patch);
+    if (modern) {
+      applyModernAlternative(view, s, len, patch, rules.pvOps);
       continue;
     }
     if (!patch) {
@@ -127,3 +139,29 @@ export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[]
   }
 }
 
+
+/** 7.0: one decision and at most one write per site (see the header). */
+function applyOncePerSite(view: PatchedView, alts: readonly Site[], lens: readonly number[], cpu: Cpu, rules: LinuxRules): void {
+  const limit = cpu.table.limit;
+  for (let a = 0; a < alts.length;) {
+    let b = a + 1;
+    while (b < alts.length && alts[b]!.addr === alts[a]!.addr) b++;
+    const first = alts[a]!;
+    const len = Math.max(...lens.slice(a, b));
+    let win: Site | undefined;
+    let usable = true;
+    for (let k = a; k < b; k++) {
+      const s = alts[k]!;
+      if (Number.isNaN(s.addr) || s.problems?.includes('address outside every section')) {
+        view.finding('alternatives', s.addr, `alt_instr ${s.index}: site outside the image, skipped`, 'model', s);
+        usable = false;
+        break;
+      }
+      if (len > MAX_PATCH_LEN) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: instrlen ${len} > ${MAX_PATCH_LEN}: the kernel would BUG()`, 'bug', s); usable = false; break; }
+      if (s.feature! >= limit) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: feature ${s.feature} >= ${limit} ((NCAPINTS+NBUGINTS)*32): the kernel would BUG()`, 'bug', s); continue; }
+      if (cpu.has(s.feature!) !== Boolean(s.inverted)) win = s;
+    }
+    if (usable) applyModernAlternative(view, win ?? first, len, win !== undefined, rules.pvOps);
+    a = b;
+  }
+}

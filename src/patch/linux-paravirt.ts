@@ -10,6 +10,7 @@
  * PGTABLE_LEVELS=5, PARAVIRT_SPINLOCKS, SMP) and its native initialisers are listed here.
  */
 import type { Site } from '../sites/site.js';
+import type { LinuxRules } from '../target/profile.js';
 import { addNops, LINUX_NOPS } from './nops.js';
 import type { PatchedView } from './view.js';
 
@@ -65,14 +66,47 @@ export const PV_OPS_612: readonly (readonly [string, string])[] = PV_OPS_61.flat
 });
 
 /**
+ * Debian 7.3 (7.0 on) pv_ops slots, from linux-headers-7.3.4+deb13-common's paravirt_types.h: cpu.io_delay and
+ * cpu.wbinvd are gone, irq.save_fl/irq_disable/irq_enable/safe_halt/halt stay, mmu.lazy_mode is one flush slot,
+ * and the lock ops moved to their own array pv_ops_lock (f88dc319fcb6) with wait, kick, vcpu_is_preempted
+ * (queued_spin_lock_slowpath and queued_spin_unlock became static calls). Native initialisers as in 6.12 for
+ * the fields that stayed.
+ */
+export const PV_OPS_70: readonly (readonly [string, string])[] = PV_OPS_612.flatMap(([f, n]): (readonly [string, string])[] => {
+  if (f === 'cpu.io_delay' || f === 'cpu.wbinvd' || f.startsWith('lock.')) return [];
+  if (f === 'mmu.lazy_mode.enter' || f === 'mmu.lazy_mode.leave') return [];
+  if (f === 'mmu.lazy_mode.flush') return [['mmu.lazy_mode_flush', n]];
+  return [[f, n]];
+});
+
+export const PV_OPS_LOCK_70: readonly (readonly [string, string])[] = [
+  ['wait', 'nop_func'], ['kick', 'nop_func'], ['vcpu_is_preempted', '__raw_callee_save___native_vcpu_is_preempted'],
+];
+
+/** Slot tables per pv_ops layout and array name. */
+export const PV_OPS_ARRAYS: Record<LinuxRules['pvOps'], Record<string, readonly (readonly [string, string])[]>> = {
+  '6.1': { pv_ops: PV_OPS_61 },
+  '6.12': { pv_ops: PV_OPS_612 },
+  '7.0': { pv_ops: PV_OPS_70, pv_ops_lock: PV_OPS_LOCK_70 },
+};
+
+/**
  * The function a pv_ops slot holds natively, given the slot's real address: read from pv_ops' initial value in a
  * linked image, else from the table for the kernel generation. null = NULL slot.
  */
-export function pvSlotTarget(view: PatchedView, slotAbs: bigint, gen: '6.1' | 'modern'): { abs?: bigint; name: string } | null {
-  const pvAbs = view.symbolAbs('pv_ops');
-  if (pvAbs === undefined) return { name: `pointer at ${view.nameOf(slotAbs)}` };
+export function pvSlotTarget(view: PatchedView, slotAbs: bigint, layout: LinuxRules['pvOps']): { abs?: bigint; name: string } | null {
+  // The pv_ops array holding the slot: 7.0 has pv_ops and pv_ops_lock; take the nearest array at or below.
+  let array = 'pv_ops';
+  let pvAbs = view.symbolAbs('pv_ops');
+  for (const name of Object.keys(PV_OPS_ARRAYS[layout])) {
+    // Only arrays the image defines or refers to (symbolAbs would invent an address for any other name).
+    if (name !== 'pv_ops' && !view.img.symbol(name)) continue;
+    const a = view.symbolAbs(name);
+    if (a !== undefined && a <= slotAbs && (pvAbs === undefined || pvAbs > slotAbs || a > pvAbs)) { array = name; pvAbs = a; }
+  }
+  if (pvAbs === undefined || pvAbs > slotAbs) return { name: `pointer at ${view.nameOf(slotAbs)}` };
   const type = Number((slotAbs - pvAbs) / 8n);
-  const pv = view.img.kind !== 'rel' ? view.img.symbol('pv_ops') : undefined;
+  const pv = view.img.kind !== 'rel' ? view.img.symbol(array) : undefined;
   if (pv && !Number.isNaN(pv.addr)) {
     const b = view.read(pv.addr + type * 8, 8);
     if (b) {
@@ -81,8 +115,8 @@ export function pvSlotTarget(view: PatchedView, slotAbs: bigint, gen: '6.1' | 'm
       return { abs: v, name: view.nameOf(v) };
     }
   }
-  const e = (gen === '6.1' ? PV_OPS_61 : PV_OPS_612)[type];
-  if (!e || (slotAbs - pvAbs) % 8n !== 0n) return { name: `pv_ops+0x${(slotAbs - pvAbs).toString(16)}` };
+  const e = PV_OPS_ARRAYS[layout][array]?.[type];
+  if (!e || (slotAbs - pvAbs) % 8n !== 0n) return { name: `${array}+0x${(slotAbs - pvAbs).toString(16)}` };
   return { name: e[1], abs: view.symbolAbs(e[1]) };
 }
 

@@ -13,6 +13,7 @@ import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
 import { decodeOne, opcodeIndex } from './decode.js';
 import { optimizeNops } from './linux-alternatives.js';
+import { LinuxRules, RULES_61 } from '../target/profile.js';
 import { optimizeNopsModern } from './linux-alternatives-modern.js';
 import type { PatchedView } from './view.js';
 
@@ -36,8 +37,8 @@ function thunkReg(view: PatchedView, target: bigint): number | undefined {
   return r < 16 ? r : undefined;
 }
 
-export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: '6.1' | 'modern' = '6.1'): void {
-  const callDepth = rules === 'modern' && has(cpu, 'CALL_DEPTH');
+export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: LinuxRules = RULES_61): void {
+  const callDepth = rules.callDepth && has(cpu, 'CALL_DEPTH');
   const retpoline = has(cpu, 'RETPOLINE');
   const lfence = has(cpu, 'RETPOLINE_LFENCE');
   const its = has(cpu, 'INDIRECT_THUNK_ITS');
@@ -111,7 +112,7 @@ export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], 
     // The kernel pokes only when the result is exactly the site's length; otherwise the thunk call stays, silently.
     if (i !== len) continue;
     const out = bytes.slice(0, len);
-    if (rules === 'modern') {
+    if (rules.alternatives !== 'entry-6.1') {
       const b = new Uint8Array(len + 15);
       b.set(out);
       optimizeNopsModern(b, len);

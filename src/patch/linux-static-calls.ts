@@ -14,6 +14,7 @@
  * boot-time preemption mode (sched_dynamic_update() in kernel/sched/core.c; Debian's default is voluntary):
  * those take the mode's function; the others keep calling the trampoline and are counted in a note.
  */
+import { LinuxRules, RULES_61 } from '../target/profile.js';
 import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
@@ -48,7 +49,7 @@ function rel(code: number[], op: number, at: bigint, size: number, target: bigin
   code.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
 }
 
-export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: '6.1' | 'modern' = '6.1', preempt: PreemptMode | null = 'voluntary'): void {
+export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: LinuxRules = RULES_61, preempt: PreemptMode | null = 'voluntary'): void {
   const rh = featureNumber(cpu.table, 'RETHUNK');
   const rethunk = rh !== undefined && cpu.has(rh);
   const wantsAt = (abs: bigint): boolean => rethunk && (cpu.returnThunk !== 'its_return_thunk' || (abs & 0x20n) === 0n);
@@ -86,7 +87,7 @@ export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[],
       let name = view.nameOf(func);
       if (!func) {
         // 6.1: __x86_return_thunk; 6.12: x86_return_thunk (the chosen one).
-        name = rethunk ? (rules === 'modern' ? cpu.returnThunk : '__x86_return_thunk') : '__static_call_return';
+        name = rethunk ? (rules.cpuReturnThunk ? cpu.returnThunk : '__x86_return_thunk') : '__static_call_return';
         const t = view.symbolAbs(name);
         if (t === undefined) { view.finding('static-calls', s.addr, `no address for ${name}; skipped`, 'model', s); continue; }
         target = t;

@@ -24,6 +24,7 @@ export type PatcherId =
   | 'jump-labels'
   | 'ftrace'
   | 'xen-alternatives'
+  | 'xen-altcalls'
   | 'xen-cf-clobber';
 
 /** One write a patcher made (bytes as they were just before it, and as it left them). */

@@ -17,6 +17,7 @@
  * `altcallNull: 'ud'` to reproduce what the kernel would write if they were still NULL at the second pass.
  */
 import type { Site } from '../sites/site.js';
+import type { XenRules } from '../target/profile.js';
 import type { Cpu } from './cpu.js';
 import { addNops, NopTable, XEN_K8_NOPS, XEN_P6_NOPS } from './nops.js';
 import type { PatchedView } from './view.js';
@@ -26,7 +27,11 @@ export interface XenOptions {
   altcallNull?: 'keep' | 'ud';
   /** Value a function pointer holds at a pass (real address), overriding the image (xen-altcall-targets.ts). */
   pointerValue?: (abs: bigint, secondPass: boolean) => bigint | undefined;
+  /** The version's rules (profile.rules); default: 4.17.6-4.20 (ALT_FLAG_NOT, altcalls inside the alternatives). */
+  rules?: XenRules;
 }
+
+const DEFAULT_RULES: XenRules = { os: 'xen', altFlagNot: true, altcall: 'alternatives', returnThunkTail: false };
 
 const MAX_PATCH_LEN = 254;
 const ALWAYS = 93; // X86_FEATURE_ALWAYS == X86_FEATURE_LM (3*32+29)
@@ -53,7 +58,9 @@ function isEndbr64(b: Uint8Array | undefined): boolean {
 }
 
 export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], cpu: Cpu, opts: XenOptions = {}): void {
+  const rules = opts.rules ?? DEFAULT_RULES;
   const alts = sites.filter((s) => s.table === '.altinstructions');
+  const returnThunk = rules.returnThunkTail ? view.symbolAbs('__x86_return_thunk') : undefined;
   const nops = cpu.nops === 'k8' ? XEN_K8_NOPS : XEN_P6_NOPS;
   const ideal = toolchainNopsAreIdeal(view, nops);
   // CONFIG_XEN_IBT: the build put an ENDBR64 at the start of (most) functions.
@@ -77,6 +84,7 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
         let why: string | undefined;
         if (replLen > total) why = `repl_len ${replLen} > orig_len + pad_len ${total}`;
         else if (total > MAX_PATCH_LEN) why = `orig_len + pad_len ${total} > ${MAX_PATCH_LEN}`;
+        else if (a.inverted && !rules.altFlagNot) why = `cpuid 0x${(a.feature! | 0x8000).toString(16)} >= NCAPINTS * 32 (${limit}) (bit 15 set, and this version has no ALT_FLAG_NOT)`;
         else if (a.feature! >= limit) why = `cpuid ${a.feature} >= NCAPINTS * 32 (${limit})`;
         else if (Number.isNaN(a.addr)) why = 'site outside the image';
         if (why) {
@@ -87,7 +95,8 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
       }
       if (alts[base]!.addr !== a.addr) base = k;
       if (priv[k]) continue;
-      if (!cpu.has(a.feature!)) {
+      // replace = boot_cpu_has(feat) ^ inv (ALT_FLAG_NOT, bit 15 of cpuid).
+      if (cpu.has(a.feature!) === Boolean(a.inverted)) {
         if (priv[base]) continue;
         priv[k] = 1;
         if (ideal || padLen <= 1) continue;
@@ -103,7 +112,7 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
       let note: string | undefined;
       if (replLen >= 5 && (buf[0]! & 0xfe) === 0xe8) {
         const orig = view.read(a.addr, Math.max(origLen, 6));
-        if (a.feature === ALWAYS && s32(buf, 1) === -5 && origLen >= 6 && orig && orig[0] === 0xff && orig[1] === (buf[0]! & 1 ? 0x25 : 0x15)) {
+        if (rules.altcall === 'alternatives' && a.feature === ALWAYS && !a.inverted && s32(buf, 1) === -5 && origLen >= 6 && orig && orig[0] === 0xff && orig[1] === (buf[0]! & 1 ? 0x25 : 0x15)) {
           const slot = view.abs(a.addr) + 6n + BigInt(s32(orig, 2));
           let dest = readPointer(view, slot);
           if (opts.pointerValue) dest = opts.pointerValue(slot, force) ?? dest;
@@ -129,6 +138,11 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
           put32(buf, 1, Number(BigInt.asIntN(32, BigInt(s32(buf, 1)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))));
           note = 'rel32 fixed up';
         }
+      } else if (returnThunk !== undefined && replLen > 5 && buf[replLen - 5] === 0xe9 &&
+        view.abs(a.repl!.addr) + BigInt(replLen) + BigInt(s32(buf, replLen - 4)) === returnThunk) {
+        // 4.21+ with CONFIG_RETURN_THUNK: a trailing `jmp __x86_return_thunk` is moved too.
+        put32(buf, replLen - 4, Number(BigInt.asIntN(32, BigInt(s32(buf, replLen - 4)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))));
+        note = 'jmp __x86_return_thunk fixed up';
       }
       priv[k] = 1;
       addNops(nops, buf, replLen, total - replLen);
@@ -147,4 +161,45 @@ function readPointer(view: PatchedView, abs: bigint): bigint {
 
 function writeIfChanged(view: PatchedView, addr: number, buf: Uint8Array, site: Site, note?: string): void {
   view.write('xen-alternatives', addr, buf, site, note);
+}
+
+/**
+ * Xen 4.21+ apply_alt_calls() over `.alt_call_sites` (after the alternatives, before seal_endbr64): each site must
+ * be `call *disp32(%rip)` (`ff 15`, 6 bytes, else the hypervisor fails to boot: reported); with a non-NULL
+ * function pointer it becomes `2e e8 rel32` (a CS-prefixed direct call, past the target's ENDBR64 in IBT builds),
+ * with a NULL one `0f 0b` x3 (ud2 x3). Pointers are read from the image as on disk; pointers filled in during
+ * boot are NULL there: `altcallNull: 'ud'` writes what the hypervisor would if they stayed NULL, the default
+ * leaves such sites as they are and reports them.
+ */
+export function applyXenAltCalls(view: PatchedView, sites: readonly Site[], opts: XenOptions = {}): void {
+  for (const a of sites) {
+    if (a.table !== '.alt_call_sites') continue;
+    const orig = Number.isNaN(a.addr) ? undefined : view.read(a.addr, 6);
+    if (!orig) { view.finding('xen-altcalls', a.addr, `alt_call ${a.index}: site outside the image; skipped`, 'model', a); continue; }
+    if (orig[0] !== 0xff || orig[1] !== 0x15) {
+      view.finding('xen-altcalls', a.addr, `alt_call ${a.index}: not call *disp32(%rip) (${[...orig].map((x) => x.toString(16).padStart(2, '0')).join(' ')}): the hypervisor panics`, 'bug', a);
+      continue;
+    }
+    const slot = view.abs(a.addr) + 6n + BigInt(s32(orig, 2));
+    let dest = readPointer(view, slot);
+    if (opts.pointerValue) dest = opts.pointerValue(slot, true) ?? dest;
+    const buf = new Uint8Array(6);
+    let note: string;
+    if (dest) {
+      const dr = view.rel(dest);
+      if (!Number.isNaN(dr) && isEndbr64(view.read(dr, 4))) dest += 4n;
+      buf[0] = 0x2e;
+      buf[1] = 0xe8;
+      put32(buf, 2, Number(BigInt.asIntN(32, dest - (view.abs(a.addr) + 6n))));
+      note = `altcall -> ${view.nameOf(dest)}`;
+    } else if (opts.altcallNull === 'ud') {
+      buf.set([0x0f, 0x0b, 0x0f, 0x0b, 0x0f, 0x0b]);
+      note = 'altcall: NULL pointer: ud2 x3';
+      view.finding('xen-altcalls', a.addr, `altcall through ${view.nameOf(slot)}: pointer NULL; the hypervisor writes ud2 x3`, 'warn', a);
+    } else {
+      view.finding('xen-altcalls', a.addr, `altcall through ${view.nameOf(slot)}: pointer is NULL in the image (filled in during boot); left indirect`, 'model', a);
+      continue;
+    }
+    writeIfChanged(view, a.addr, buf, a, note);
+  }
 }

@@ -8,7 +8,7 @@ import { severityOf } from './text.js';
 
 export interface FileReport {
   readonly path: string;
-  readonly target?: { os: string; version: string | null; profile: string | null };
+  readonly target?: { os: string; version: string | null; profile: string | null; warnings?: string[] };
   /** What bytes were checked ("bytes as built", "patched for ..."). */
   readonly view?: string;
   readonly findings: Finding[];

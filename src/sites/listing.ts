@@ -9,6 +9,7 @@ import type { TableId } from '../target/profile.js';
 import { FormatContext, hexBytes, ImageDisassembler } from '../x86/format.js';
 import type { Site } from './site.js';
 import type { SiteSet } from './read.js';
+import { crossCheckSites } from './crosscheck.js';
 
 export interface SiteJson {
   table: TableId;
@@ -38,7 +39,7 @@ export interface SiteJson {
 
 export interface FileJson {
   path: string;
-  target: { os: string; version: string | null; profile: string | null; note?: string };
+  target: { os: string; version: string | null; profile: string | null; features?: string; note?: string; warnings?: string[]; evidence?: string[] };
   counts: Partial<Record<TableId, number>>;
   sites?: SiteJson[];
   errors: string[];
@@ -46,7 +47,10 @@ export interface FileJson {
 
 export function targetJson(t: Target): FileJson['target'] {
   const o: FileJson['target'] = { os: t.os, version: t.version, profile: t.profile?.id ?? null };
+  if (t.profile) o.features = t.profile.features;
   if (t.note) o.note = t.note;
+  o.warnings = [...(t.warnings ?? [])];
+  if (t.evidence?.length) o.evidence = [...t.evidence];
   return o;
 }
 
@@ -114,6 +118,7 @@ export function fileJson(img: Image, target: Target, set: SiteSet, opts: { summa
   const features = target.profile ? safeFeatures(target.profile.features) : undefined;
   const relocs = new RelocIndex(img);
   const out: FileJson = { path: img.path, target: targetJson(target), counts: set.counts, errors: set.errors };
+  out.target.warnings = [...(out.target.warnings ?? []), ...crossCheckSites(target, set.sites)];
   if (!opts.summary) {
     const dis = new ImageDisassembler({ img });
     try {
@@ -161,6 +166,7 @@ export function renderText(f: FileJson): string {
   const t = f.target;
   lines.push(`${f.path}: ${t.os}${t.version ? ' ' + t.version : ''}${t.profile ? ` (profile ${t.profile})` : ''}`);
   if (t.note) lines.push(`  note: ${t.note}`);
+  for (const w of t.warnings ?? []) lines.push(`  warning: ${w}`);
   if (f.sites && f.sites.length) {
     lines.push(`  ${pad('TABLE', 19)}${pad('LOCATION', 44)}${pad('BYTES', 30)}${pad('INSTRUCTIONS', 36)}FEATURE / DETAILS`);
     for (const s of f.sites) {

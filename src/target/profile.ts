@@ -16,11 +16,13 @@ export type TableId =
   | '.call_sites'
   | '.ibt_endbr_seal'
   | '.smp_locks'
-  | '__mcount_loc';
+  | '__mcount_loc'
+  /** Xen 4.21+: altcall sites (`call *disp32(%rip)`), 4-byte relative entries. */
+  | '.alt_call_sites';
 
 export const TABLE_IDS: readonly TableId[] = [
   '.altinstructions', '.parainstructions', '.static_call_sites', '__jump_table', '.retpoline_sites',
-  '.return_sites', '.call_sites', '.ibt_endbr_seal', '.smp_locks', '__mcount_loc',
+  '.return_sites', '.call_sites', '.ibt_endbr_seal', '.smp_locks', '__mcount_loc', '.alt_call_sites',
 ];
 
 /** struct alt_instr layouts. */
@@ -41,25 +43,87 @@ export interface TableSpec {
   readonly stop: readonly string[];
 }
 
+/**
+ * How a Linux version's boot-time patchers behave: data the patchers in patch/ read, so that no version
+ * string is threaded through them.
+ */
+export interface LinuxRules {
+  readonly os: 'linux';
+  /**
+   * apply_alternatives:
+   *  - 'entry-6.1': per entry in table order; only a lone 5-byte call / jmp in the replacement is fixed up;
+   *  - 'entry': per entry in table order, nested entries padded to the largest instrlen, __apply_relocation
+   *    moves every relative reference, ALT_FLAG_DIRECT_CALL (6.5 to 6.19);
+   *  - 'site': 7.0 (a4233c21e773) patches each site once: all entries for one site are considered together,
+   *    the largest instrlen is used, the last eligible entry wins and the site is written once.
+   */
+  readonly alternatives: 'entry-6.1' | 'entry' | 'site';
+  /** pv_ops layout: 'pv_ops' slot tables by array name (one array up to 6.19; 7.0 adds pv_ops_lock). */
+  readonly pvOps: '6.1' | '6.12' | '7.0';
+  /** Call depth tracking (CALL_DEPTH, 6.2+) exists, and retpolines use the 6.2+ NOP optimisation. */
+  readonly callDepth: boolean;
+  /** Static call RET sites jump to the CPU's selected return thunk (6.2+), not always __x86_return_thunk. */
+  readonly cpuReturnThunk: boolean;
+  /** `__bug_table` entry: 12 bytes up to 6.18; 6.19 adds a format field (not read by textpoke yet). */
+  readonly bugTable: '12' | '6.19-format';
+}
+
+/** How a Xen version's _apply_alternatives and altcall patching behave. */
+export interface XenRules {
+  readonly os: 'xen';
+  /** Bit 15 of cpuid is ALT_FLAG_NOT (patch when the feature is absent): 4.17.6+, 4.20+, and backports. */
+  readonly altFlagNot: boolean;
+  /**
+   * Altcalls: 'alternatives' (up to 4.20: an ALWAYS entry whose replacement is `call .+0`-style rel32 -5 over
+   * `call *disp32(%rip)`), or 'alt-call-sites' (4.21+: the `.alt_call_sites` table, `ff 15 disp32` becomes
+   * `2e e8 rel32`, or `0f 0b` x3 for a NULL pointer).
+   */
+  readonly altcall: 'alternatives' | 'alt-call-sites';
+  /** 4.21+ (CONFIG_RETURN_THUNK): a replacement ending in `jmp __x86_return_thunk` gets that rel32 fixed up too. */
+  readonly returnThunkTail: boolean;
+}
+
+export type Rules = LinuxRules | XenRules;
+
 export interface Profile {
   readonly id: string;
   readonly os: Os;
-  /** The feature table id (see target/features). */
+  /** The feature table id (see target/features). Detection may swap in a table numbered from the file's evidence. */
   readonly features: string;
   readonly alt: AltLayout;
   readonly tables: readonly TableSpec[];
+  /** The boot-time patchers' rules for this version. */
+  readonly rules: Rules;
+  /** Versions this profile was made from, as [first, last] 'major.minor' strings (detection picks by these). */
+  readonly versions: readonly [string, string];
   /** Free-text description for --help and reports. */
   readonly describe: string;
 }
 
+export const RULES_61: LinuxRules = { os: 'linux', alternatives: 'entry-6.1', pvOps: '6.1', callDepth: false, cpuReturnThunk: false, bugTable: '12' };
+export const RULES_612: LinuxRules = { os: 'linux', alternatives: 'entry', pvOps: '6.12', callDepth: true, cpuReturnThunk: true, bugTable: '12' };
+export const RULES_70: LinuxRules = { os: 'linux', alternatives: 'site', pvOps: '7.0', callDepth: true, cpuReturnThunk: true, bugTable: '6.19-format' };
+const XEN_OLD: XenRules = { os: 'xen', altFlagNot: false, altcall: 'alternatives', returnThunkTail: false };
+const XEN_NOT: XenRules = { os: 'xen', altFlagNot: true, altcall: 'alternatives', returnThunkTail: false };
+const XEN_421: XenRules = { os: 'xen', altFlagNot: true, altcall: 'alt-call-sites', returnThunkTail: true };
+
+export function linuxRules(p: Profile): LinuxRules {
+  if (p.rules.os !== 'linux') throw new Error(`profile ${p.id} is not a Linux profile`);
+  return p.rules;
+}
+export function xenRules(p: Profile): XenRules {
+  if (p.rules.os !== 'xen') throw new Error(`profile ${p.id} is not a Xen profile`);
+  return p.rules;
+}
+
 const s4 = (id: TableId, start: string, stop: string): TableSpec => ({ id, entry: 4, start: [start], stop: [stop] });
 
-const LINUX_COMMON_4B: TableSpec[] = [
+const LINUX_COMMON_4B_NO_LOCKS: TableSpec[] = [
   s4('.retpoline_sites', '__retpoline_sites', '__retpoline_sites_end'),
   s4('.return_sites', '__return_sites', '__return_sites_end'),
   s4('.ibt_endbr_seal', '__ibt_endbr_seal', '__ibt_endbr_seal_end'),
-  s4('.smp_locks', '__smp_locks', '__smp_locks_end'),
 ];
+const LINUX_COMMON_4B: TableSpec[] = [...LINUX_COMMON_4B_NO_LOCKS, s4('.smp_locks', '__smp_locks', '__smp_locks_end')];
 
 const JUMP: TableSpec = { id: '__jump_table', entry: 16, start: ['__start___jump_table'], stop: ['__stop___jump_table'] };
 const SCALL: TableSpec = { id: '.static_call_sites', entry: 8, start: ['__start_static_call_sites'], stop: ['__stop_static_call_sites'] };
@@ -72,14 +136,14 @@ function linuxAlt(entry: number): TableSpec {
 
 function linux61(id: string, features: string, describe: string): Profile {
   return {
-    id, os: 'linux', features, alt: 'linux-12', describe,
+    id, os: 'linux', features, alt: 'linux-12', describe, rules: RULES_61, versions: ['6.1', '6.2'],
     tables: [linuxAlt(12), PARA, SCALL, JUMP, ...LINUX_COMMON_4B, MCOUNT],
   };
 }
 
-function linuxModern(id: string, features: string, describe: string, para: boolean): Profile {
+function linuxModern(id: string, features: string, describe: string, para: boolean, versions: readonly [string, string]): Profile {
   return {
-    id, os: 'linux', features, alt: 'linux-14', describe,
+    id, os: 'linux', features, alt: 'linux-14', describe, rules: RULES_612, versions,
     tables: [
       linuxAlt(14), ...(para ? [PARA] : []), SCALL, JUMP, ...LINUX_COMMON_4B,
       s4('.call_sites', '__call_sites', '__call_sites_end'), MCOUNT,
@@ -87,10 +151,21 @@ function linuxModern(id: string, features: string, describe: string, para: boole
   };
 }
 
-function xen417(id: string, features: string, describe: string): Profile {
+/** Linux 7.0 to 7.3: no .parainstructions, no .smp_locks (Debian's 7.3.4 has none), patch-once alternatives. */
+function linux7(id: string, features: string, describe: string): Profile {
   return {
-    id, os: 'xen', features, alt: 'xen-14', describe,
-    tables: [{ id: '.altinstructions', entry: 14, start: ['__alt_instructions'], stop: ['__alt_instructions_end'] }],
+    id, os: 'linux', features, alt: 'linux-14', describe, rules: RULES_70, versions: ['7.0', '7.3'],
+    tables: [linuxAlt(14), SCALL, JUMP, ...LINUX_COMMON_4B_NO_LOCKS, s4('.call_sites', '__call_sites', '__call_sites_end'), MCOUNT],
+  };
+}
+
+const XEN_ALT: TableSpec = { id: '.altinstructions', entry: 14, start: ['__alt_instructions'], stop: ['__alt_instructions_end'] };
+const XEN_ALT_CALLS: TableSpec = { id: '.alt_call_sites', entry: 4, start: ['__alt_call_sites_start'], stop: ['__alt_call_sites_end'] };
+
+function xen(id: string, features: string, describe: string, rules: XenRules, series: string): Profile {
+  return {
+    id, os: 'xen', features, alt: 'xen-14', describe, rules, versions: [series, series],
+    tables: rules.altcall === 'alt-call-sites' ? [XEN_ALT, XEN_ALT_CALLS] : [XEN_ALT],
   };
 }
 
@@ -99,12 +174,18 @@ export const PROFILES: readonly Profile[] = [
   linux61('linux-6.1', 'linux-6.1.85', 'Linux 6.1.85 and later 6.1.y (12-byte alt_instr, NCAPINTS 22)'),
   linux61('linux-6.1.38', 'linux-6.1.38', 'Linux 6.1.38 to 6.1.84 (12-byte alt_instr, NCAPINTS 21)'),
   linux61('linux-6.1.0', 'linux-6.1.0', 'Linux 6.1.0 to 6.1.37 (12-byte alt_instr, NCAPINTS 20)'),
-  linuxModern('linux-6.3', 'linux-6.3', 'Linux 6.3 to 6.7 (14-byte alt_instr, .parainstructions, .call_sites)', true),
-  linuxModern('linux-6.8', 'linux-6.12', 'Linux 6.8 to 6.12 LTS (14-byte alt_instr, paravirt on alternatives, .call_sites)', false),
-  xen417('xen-4.17', 'xen-4.17.7', 'Xen 4.17.6 and 4.17.7 (FSCAPINTS 19)'),
-  xen417('xen-4.17.2', 'xen-4.17.2', 'Xen 4.17.2 to 4.17.5 (FSCAPINTS 18)'),
-  xen417('xen-4.17.1', 'xen-4.17.1', 'Xen 4.17.1 (FSCAPINTS 16)'),
-  xen417('xen-4.17.0', 'xen-4.17.0', 'Xen 4.17.0 (FSCAPINTS 14)'),
+  linuxModern('linux-6.3', 'linux-6.3', 'Linux 6.3 to 6.7 (14-byte alt_instr, .parainstructions, .call_sites)', true, ['6.3', '6.7']),
+  linuxModern('linux-6.8', 'linux-6.12', 'Linux 6.8 to 6.12 LTS (14-byte alt_instr, paravirt on alternatives, .call_sites; names of 6.12.118)', false, ['6.8', '6.12']),
+  linux7('linux-7', 'linux-7.3', 'Linux 7.0 to 7.3 (patch each site once, pv_ops and pv_ops_lock, no .smp_locks; names of Debian 7.3.4)'),
+  xen('xen-4.17', 'xen-4.17.7', 'Xen 4.17.6 and 4.17.7 (FSCAPINTS 19, ALT_FLAG_NOT)', XEN_NOT, '4.17'),
+  xen('xen-4.17.2', 'xen-4.17.2', 'Xen 4.17.2 to 4.17.5 (FSCAPINTS 18)', XEN_OLD, '4.17'),
+  xen('xen-4.17.1', 'xen-4.17.1', 'Xen 4.17.1 (FSCAPINTS 16)', XEN_OLD, '4.17'),
+  xen('xen-4.17.0', 'xen-4.17.0', 'Xen 4.17.0 (FSCAPINTS 14)', XEN_OLD, '4.17'),
+  xen('xen-4.18', 'xen-4.18.6', 'Xen 4.18.x (names of 4.18.6; numbering from the build)', XEN_NOT, '4.18'),
+  xen('xen-4.19', 'xen-4.19.6', 'Xen 4.19.x (names of 4.19.6; numbering from the build)', XEN_NOT, '4.19'),
+  xen('xen-4.20', 'xen-4.20.4', 'Xen 4.20.x (names of 4.20.4; ALT_FLAG_NOT; numbering from the build)', XEN_NOT, '4.20'),
+  xen('xen-4.21', 'xen-4.21.2', 'Xen 4.21.x (.alt_call_sites, ALT_FLAG_NOT, shared replacements; numbering from the build)', XEN_421, '4.21'),
+  xen('xen-4.22', 'xen-4.22.0', 'Xen 4.22 (two synthetic words, .alt_call_sites)', XEN_421, '4.22'),
 ];
 
 export function profileById(id: string): Profile | undefined {

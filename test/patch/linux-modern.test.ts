@@ -58,3 +58,30 @@ test('ALT_FLAG_DIRECT_CALL: the pv_ops slot\'s native function is called directl
   assert.equal(b[5], 0x90);
   assert.deepEqual(at(v, 'm_pvnop', 6), [0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00]);
 });
+
+test('7.0 rules (profile linux-7): every site is written at most once, the last eligible entry wins, bytes as 6.12', () => {
+  const t7 = featureTable(profileById('linux-7')!.features);
+  assert.equal(featureNumber(t7, 'POPCNT'), 151);
+  assert.equal(featureNumber(t7, 'SMAP'), 308);
+  const run7 = (spec: string): PatchedView => applyPatches(img, profileById('linux-7')!, parseCpu(spec, t7)).view;
+  const writesAt = (v: PatchedView, sym: string): number => v.patches.filter((p) => p.patcher === 'alternatives' && p.addr === addrOf(sym)).length;
+  // Both entries of m_nested eligible: 6.12 writes the site twice (table order), 7.0 once.
+  const both612 = run('none,+POPCNT,+SMAP');
+  const both70 = run7('none,+POPCNT,+SMAP');
+  assert.equal(writesAt(both612, 'm_nested'), 2);
+  assert.equal(writesAt(both70, 'm_nested'), 1);
+  assert.deepEqual(at(both70, 'm_nested', 7), at(both612, 'm_nested', 7));
+  // Only the first eligible: it wins, padded to the group's largest instrlen.
+  assert.deepEqual(at(run7('none,+POPCNT'), 'm_nested', 7), [0xf3, 0x90, 0x0f, 0x1f, 0x44, 0x00, 0x00]);
+  // Over every preset the two rule sets agree byte for byte on this fixture, and 7.0 never writes a site twice.
+  for (const p of ['intel-server', 'amd-server', 'old', 'all', 'none']) {
+    const a = run(p);
+    const b = run7(p);
+    for (const s of ['m_call6', 'm_jmp', 'm_nested', 'm_nops', 'm_last']) assert.deepEqual(at(b, s, 7), at(a, s, 7), `${p} ${s}`);
+    const seen = new Set<number>();
+    for (const w of b.patches.filter((x) => x.patcher === 'alternatives')) {
+      assert.ok(!seen.has(w.addr), `${p}: site ${img.where(w.addr)} written twice`);
+      seen.add(w.addr);
+    }
+  }
+});

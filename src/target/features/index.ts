@@ -4,26 +4,38 @@
  * scripts/gen-features.mjs; this module only picks a slice of them per table id and builds maps lazily.
  *
  * Linux tables:
- *  - linux-6.1.0 / linux-6.1.38 / linux-6.1.85: names from Linux 6.1.170's cpufeatures.h, cut to the word
+ *  - linux-6.1.0 / linux-6.1.38 / linux-6.1.85: names from Linux 6.1.192's cpufeatures.h (Debian linux-headers-6.1.0-57-common), cut to the word
  *    count of each 6.1.y range: NCAPINTS 20 (6.1.0-6.1.37, bugs from 640, NBUGINTS 1), 21 (6.1.38-6.1.84, bugs
  *    from 672), 22 (6.1.85 on, bugs from 704). Feature words 0-19 did not move inside 6.1.y, but some names
  *    (mostly bugs and words 20/21) exist only in later 6.1.y releases; the tables do not record "since".
  *    NBUGINTS 2 came with the SRSO backport; taken as 2 from the 6.1.38 range on.
- *  - linux-6.12: names from Linux 6.12.117's cpufeatures.h (NCAPINTS 22, bugs from 704).
+ *  - linux-6.12: names from Linux 6.12.118's cpufeatures.h (Debian linux-headers-6.12.118+deb13-common;
+ *    NCAPINTS 22, bugs from 704). Stable branches number some bits unlike mainline (ITS, TSA_*_NO).
+ *  - linux-7.3: names from Debian 7.3.4's cpufeatures.h (linux-headers-7.3.4+deb13-common; NCAPINTS 22,
+ *    NBUGINTS 2), the names 7.0-7.3 use (7.x renamed some, e.g. CLEAR_BHB_LOOP_ON_VMEXIT -> CLEAR_BHB_VMEXIT).
  *  - linux-6.3: approximation for 6.3 up to the CPUID_LNX_5 (BHI) change (6.9, backported to 6.6.26 and
  *    6.8.5): the 6.12 names cut to NCAPINTS 21 (bugs from 672). Later kernels of that span use linux-6.12.
  *    Names of features added after 6.3 are still listed (harmless for display). No per-version data was
  *    collected for 6.3-6.11.
  *
- * Xen tables: xen-4.17.0 ... xen-4.17.7, each with that release's FSCAPINTS and exactly the names its
+ * Tables numbered from a build's own evidence (linuxTableWithWords, xenTableWithWords) take the names of a
+ * version table with the word counts the file's arrays are dimensioned with; detection chooses them.
+ *
+ * Xen tables: xen-4.17.0 ... xen-4.22.0 (every RELEASE tag), each with that release's FSCAPINTS and exactly the names its
  * sources define (X86_FEATURE_* for CPUID and synthetic features, X86_BUG_* and X86_SPEC_* in the bug word).
  * X86_FEATURE_ALWAYS is an alias of X86_FEATURE_LM (93) and is the display name of 93.
  */
 
 import { LINUX_6_1 } from './linux-6.1.js';
 import { LINUX_6_12 } from './linux-6.12.js';
+import { LINUX_7_3 } from './linux-7.3.js';
 import type { LinuxFeatureData, XenEntry, XenFeatureData } from './types.js';
 import { XEN_4_17 } from './xen-4.17.js';
+import { XEN_4_18 } from './xen-4.18.js';
+import { XEN_4_19 } from './xen-4.19.js';
+import { XEN_4_20 } from './xen-4.20.js';
+import { XEN_4_21 } from './xen-4.21.js';
+import { XEN_4_22 } from './xen-4.22.js';
 
 export type FeatureFamily = 'linux' | 'xen';
 
@@ -51,6 +63,7 @@ interface TableDef {
 }
 
 function linuxDef(id: string, data: LinuxFeatureData, ncapints: number, nbugints: number): TableDef {
+  LINUX_DATA.set(id, data);
   return {
     id, family: 'linux', words: ncapints, limit: (ncapints + nbugints) * 32,
     entries: () => [
@@ -66,12 +79,18 @@ function inRelease(e: XenEntry, i: number): boolean {
   return i >= from && i <= to;
 }
 
-function xenDefs(data: XenFeatureData): TableDef[] {
-  return data.releases.map((r, i) => {
+/** Xen word counts: FSCAPINTS CPUID words, then X86_NR_SYNTH synthetic words, then X86_NR_BUG bug words. */
+export interface XenWords {
+  readonly fscapints: number;
+  readonly nrSynth: number;
+  readonly nrBug: number;
+}
+
+function xenDef(id: string, data: XenFeatureData, i: number, r: XenWords): TableDef {
     const synthBase = r.fscapints * 32;
     const bugBase = (r.fscapints + r.nrSynth) * 32;
     return {
-      id: `xen-${r.version}`, family: 'xen', words: r.fscapints, limit: (r.fscapints + r.nrSynth + r.nrBug) * 32,
+      id, family: 'xen', words: r.fscapints, limit: (r.fscapints + r.nrSynth + r.nrBug) * 32,
       entries: () => {
         const base: (readonly [number, string])[] = [
           ...data.cpuid.filter((e) => inRelease(e, i)).map((e) => [e[0], e[1]] as const),
@@ -87,8 +106,62 @@ function xenDefs(data: XenFeatureData): TableDef[] {
         return [...aliases, ...base];
       },
     };
-  });
 }
+
+function xenDefs(data: XenFeatureData): TableDef[] {
+  return data.releases.map((r, i) => xenDef(`xen-${r.version}`, data, i, r));
+}
+
+/** Every Xen release with generated names, oldest first. */
+const XEN_SERIES: readonly XenFeatureData[] = [XEN_4_17, XEN_4_18, XEN_4_19, XEN_4_20, XEN_4_21, XEN_4_22];
+
+/** The word counts of a Xen release table such as 'xen-4.20.4'; undefined for other ids. */
+export function xenReleaseWords(id: string): (XenWords & { version: string }) | undefined {
+  for (const d of XEN_SERIES) for (const r of d.releases) if (`xen-${r.version}` === id) return r;
+  return undefined;
+}
+
+/** The Xen releases of a series ('4.17'), oldest first. */
+export function xenReleases(series: string): readonly (XenWords & { version: string })[] {
+  return XEN_SERIES.flatMap((d) => d.releases.filter((r) => r.version.startsWith(series + '.')));
+}
+
+const extra = new Map<string, TableDef>();
+
+/**
+ * A table with the names of release table `baseId` numbered with the word counts a build's own evidence gives
+ * (Debian's point releases backport feature words): CPUID feature numbers stay, synthetic features and bugs
+ * move with FSCAPINTS and X86_NR_SYNTH. Returns the id of the table (the base id when the counts agree).
+ */
+export function xenTableWithWords(baseId: string, w: XenWords): string {
+  const base = xenReleaseWords(baseId);
+  if (!base) throw new Error(`not a Xen release table: '${baseId}'`);
+  if (base.fscapints === w.fscapints && base.nrSynth === w.nrSynth && base.nrBug === w.nrBug) return baseId;
+  const id = `${baseId}+words${w.fscapints}.${w.nrSynth}.${w.nrBug}`;
+  if (!extra.has(id)) {
+    for (const d of XEN_SERIES) {
+      const i = d.releases.findIndex((r) => `xen-${r.version}` === baseId);
+      if (i >= 0) extra.set(id, xenDef(id, d, i, w));
+    }
+  }
+  return id;
+}
+
+/** A Linux table with the names of `data` cut to the word counts a build's own evidence gives. */
+export function linuxTableWithWords(baseId: string, ncapints: number, nbugints: number): string {
+  const t = featureTable(baseId);
+  if (t.family !== 'linux') throw new Error(`not a Linux table: '${baseId}'`);
+  if (t.words === ncapints && t.limit === (ncapints + nbugints) * 32) return baseId;
+  const id = `${baseId}+words${ncapints}.${nbugints}`;
+  if (!extra.has(id)) {
+    const data = LINUX_DATA.get(baseId);
+    if (!data) throw new Error(`no name data for '${baseId}'`);
+    extra.set(id, linuxDef(id, data, ncapints, nbugints));
+  }
+  return id;
+}
+
+const LINUX_DATA = new Map<string, LinuxFeatureData>();
 
 const DEFS: readonly TableDef[] = [
   linuxDef('linux-6.1.0', LINUX_6_1, 20, 1),
@@ -96,7 +169,8 @@ const DEFS: readonly TableDef[] = [
   linuxDef('linux-6.1.85', LINUX_6_1, 22, 2),
   linuxDef('linux-6.3', LINUX_6_12, 21, 2),
   linuxDef('linux-6.12', LINUX_6_12, LINUX_6_12.ncapints, LINUX_6_12.nbugints),
-  ...xenDefs(XEN_4_17),
+  linuxDef('linux-7.3', LINUX_7_3, LINUX_7_3.ncapints, LINUX_7_3.nbugints),
+  ...XEN_SERIES.flatMap(xenDefs),
 ];
 
 export const FEATURE_TABLE_IDS: readonly string[] = DEFS.map((d) => d.id);
@@ -107,7 +181,7 @@ const built = new Map<string, FeatureTable>();
 export function featureTable(id: string): FeatureTable {
   const hit = built.get(id);
   if (hit) return hit;
-  const def = DEFS.find((d) => d.id === id);
+  const def = DEFS.find((d) => d.id === id) ?? extra.get(id);
   if (!def) throw new Error(`unknown feature table '${id}' (known: ${FEATURE_TABLE_IDS.join(', ')})`);
   const byNumber = new Map<number, string>();
   const byName = new Map<string, number>();
