@@ -15,17 +15,19 @@ export interface ApplyCliOptions {
   load?: string[];
   loadFile?: string;
   symbols?: string;
+  kaslrOffset?: string;
   altcallNull?: 'keep' | 'ud';
   ftrace?: 'nop' | 'call';
   preempt?: 'none' | 'voluntary' | 'full' | 'unknown';
 }
 
 /** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
-export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult }> {
+export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult; notes: string[] }> {
+  const notes: string[] = [];
   let img: Image;
   let target;
   try {
-    img = await openImage(file);
+    img = await openImage(file, {}, { symbols: o.symbols, kaslrOffset: o.kaslrOffset }, notes);
     target = resolveTarget(img, o.profile);
   } catch (e) {
     throw new UsageError(`${file}: ${describeError(e)}`);
@@ -52,15 +54,15 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
       load ??= new Map();
       for (const [k, v] of parseLoadMap(o.load.join('\n'))) load.set(k, v);
     }
-    if (o.symbols) symbols = parseSymbolMap(readFileSync(o.symbols, 'utf8'));
+    if (o.symbols && img.kind === 'rel') symbols = parseSymbolMap(readFileSync(o.symbols, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const path = (e as NodeJS.ErrnoException).path;
     throw new UsageError(code && path ? `${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}` : e instanceof Error ? e.message : String(e));
   }
-  if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
+  if (load && img.kind !== 'rel') throw new UsageError(`${file}: --load applies to relocatable objects (.o, .ko) only`);
   const result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, ftrace: o.ftrace, preempt: o.preempt });
-  return { img, cpu, result };
+  return { img, cpu, result, notes };
 }
 
 export function findingLines(path: string, img: Image, result: ApplyResult): string[] {
@@ -76,7 +78,8 @@ export function addApplyOptions(c: Command): Command {
     .addOption(new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
     .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--load-file <file>', 'module section load addresses: a copy of /sys/module/NAME/sections/ (a directory), or SECTION=ADDR lines')
-    .option('--symbols <System.map>', 'addresses for the symbols a module imports (otherwise synthetic)')
+    .option('--symbols <file>', 'a module (.o, .ko): addresses of the symbols it imports (a System.map or kallsyms dump; otherwise synthetic); a stripped kernel image (vmlinuz): its symbols, from a System.map, a /proc/kallsyms dump (as root) or the debug vmlinux')
+    .option('--kaslr-offset <hex>', 'kernel image: subtracted from the --symbols addresses (default: found from _text in a kallsyms dump)')
     .addOption(new Option('--ftrace <mode>', 'Linux mcount sites: nop (as ftrace leaves them at boot and module load with no tracer) or call (a tracer on every function)').choices(['nop', 'call']).default('nop'))
     .addOption(new Option('--preempt <mode>', 'Linux PREEMPT_DYNAMIC mode the kernel booted with (sets the preempt_schedule/cond_resched static calls of modules): Debian\'s default voluntary, none, full, or unknown (leave those sites alone)').choices(['none', 'voluntary', 'full', 'unknown']).default('voluntary'))
     .addOption(new Option('--altcall-null <mode>', 'Xen altcall through a pointer that is NULL in the image: keep (leave indirect) or ud (ud2; ud0, as the hypervisor would if it stayed NULL)').choices(['keep', 'ud']).default('keep'));
@@ -87,7 +90,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     program
       .command('apply')
       .description('write a copy of FILE with the bytes a given CPU runs after the boot-time patchers (same layout: objdump -d OUT shows the patched text)')
-      .argument('<file>', 'ELF file (vmlinux, xen-syms, .o, .ko, .ko.xz/.zst/.gz; compressed input is written uncompressed)'),
+      .argument('<file>', 'ELF file (vmlinux, vmlinuz/bzImage, xen-syms, .o, .ko, .ko.xz/.zst/.gz; compressed input and a vmlinuz are written as the uncompressed ELF file)'),
   )
     .requiredOption('-o, --output <out>', 'output file (never the input)')
     .option('--quiet', 'no summary')
@@ -98,7 +101,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       let outReal = out;
       try { outReal = realpathSync(out); } catch { /* does not exist yet */ }
       if (outReal === inReal) throw new UsageError(`${file}: refusing to write the output over the input`);
-      const { img, cpu, result } = await openAndApply(file, o);
+      const { img, cpu, result, notes } = await openAndApply(file, o);
       const bytes = patchedElf(result.view);
       const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
       try {
@@ -112,7 +115,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (!o.quiet) {
         io.out(`${file}: ${result.view.patches.length} writes for --cpu ${cpu.spec} -> ${o.output}\n`);
-        for (const n of [...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
+        for (const n of [...notes, ...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
         if (result.relocation) io.out(`  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`);
         for (const s of summarize(result.view)) io.out(`  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`);
       }
