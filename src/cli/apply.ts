@@ -8,9 +8,11 @@ import { featureTable } from '../target/features/index.js';
 import { PROFILES } from '../target/profile.js';
 import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
 import { describeError, openImage, resolveTarget } from './jobs.js';
+import { resolveCpuSpec } from './host-cpu.js';
 
 export interface ApplyCliOptions {
-  cpu: string;
+  cpu?: string;
+  cpuFrom?: string;
   profile?: string;
   load?: string[];
   loadFile?: string;
@@ -33,9 +35,11 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
     throw new UsageError(`${file}: ${describeError(e)}`);
   }
   const profile = target.profile!;
+  const spec = resolveCpuSpec(o.cpu, o.cpuFrom, notes);
+  if (spec === undefined) throw new UsageError('one of --cpu SPEC, --cpu host or --cpu-from DIR|FILE is required');
   let cpu: Cpu;
   try {
-    cpu = parseCpu(o.cpu, featureTable(profile.features));
+    cpu = parseCpu(spec, featureTable(profile.features));
   } catch (e) {
     if (e instanceof CpuSpecError) throw new UsageError(e.message);
     throw e;
@@ -74,7 +78,8 @@ export function findingLines(path: string, img: Image, result: ApplyResult): str
 
 export function addApplyOptions(c: Command): Command {
   return c
-    .requiredOption('--cpu <spec>', 'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none (see docs)')
+    .option('--cpu <spec>', 'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none; or host[,ITEM...] for this machine (/proc/cpuinfo, /sys/devices/system/cpu/vulnerabilities, /proc/cmdline) (see docs)')
+    .option('--cpu-from <dir|file>', 'CPU as another machine\'s saved /proc/cpuinfo, vulnerabilities and cmdline describe it (a directory or one file; see docs)')
     .addOption(new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
     .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--load-file <file>', 'module section load addresses: a copy of /sys/module/NAME/sections/ (a directory), or SECTION=ADDR lines')
@@ -114,7 +119,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       for (const e of result.errors) io.err(`${file}: ${e}\n`);
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (!o.quiet) {
-        io.out(`${file}: ${result.view.patches.length} writes for --cpu ${cpu.spec} -> ${o.output}\n`);
+        io.out(`${file}: ${result.view.patches.length} writes for --cpu ${o.cpuFrom ? `from ${o.cpuFrom}` : /^host/.test(o.cpu ?? '') ? o.cpu : cpu.spec} -> ${o.output}\n`);
         for (const n of [...notes, ...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
         if (result.relocation) io.out(`  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`);
         for (const s of summarize(result.view)) io.out(`  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`);
