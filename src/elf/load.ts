@@ -26,6 +26,8 @@ export interface Loaded {
   bzImage?: BzImageInfo;
   /** Where the symbols came from: the file itself, a symbol file, or nothing (a stripped image). */
   symbols: 'file' | SymbolFormat | 'none';
+  /** The KASLR offset subtracted from the symbol file's addresses (given or found; 0 otherwise). */
+  kaslrOffset: bigint;
   notes: string[];
 }
 
@@ -50,14 +52,14 @@ export async function loadImage(b: Uint8Array, path: string, options: LoadOption
   const notes: string[] = [];
   if (symbolFile && image.kind !== 'rel') {
     const file = parseSymbolFile(symbolFile.bytes, symbolFile.path);
-    const symbols = symbolsForImage(image, file, symbolFile.path, kaslrOffset, notes);
+    const { symbols, offset } = symbolsForImage(image, file, symbolFile.path, kaslrOffset, notes);
     image = Image.parse(elf, path, { ...parse, symbols });
-    return { image, bzImage, symbols: file.format, notes };
+    return { image, bzImage, symbols: file.format, kaslrOffset: offset, notes };
   }
-  if (image.symbols.length > 0) return { image, bzImage, symbols: 'file', notes };
+  if (image.symbols.length > 0) return { image, bzImage, symbols: 'file', kaslrOffset: 0n, notes };
   image = withBannerSymbol(image, elf, path, parse);
   if (image.kind !== 'rel') notes.push(`${path}: no symbols (a stripped vmlinux): locations are section+offset; pass --symbols System.map, a kallsyms dump or the debug vmlinux for names and for the tables found by symbol (__jump_table, .static_call_sites, __mcount_loc)`);
-  return { image, bzImage, symbols: 'none', notes };
+  return { image, bzImage, symbols: 'none', kaslrOffset: 0n, notes };
 }
 
 /** Decompresses (if needed), unpacks a bzImage (if it is one) and parses. */

@@ -82,7 +82,7 @@ function guessKallsyms(text: string): boolean {
  * Returns the symbols at link-time addresses for `img` (subtracting the KASLR offset, given or found from
  * `_text`), checked against the image's banner. `notes` gets what was assumed.
  */
-export function symbolsForImage(img: Image, file: SymbolFile, path: string, kaslrOffset: bigint | undefined, notes: string[]): ExternalSymbol[] {
+export function symbolsForImage(img: Image, file: SymbolFile, path: string, kaslrOffset: bigint | undefined, notes: string[]): { symbols: ExternalSymbol[]; offset: bigint } {
   const text = img.section('.text');
   let offset = kaslrOffset ?? 0n;
   const textSym = file.symbols.find((s) => s.name === '_text') ?? file.symbols.find((s) => s.name === '_stext');
@@ -110,5 +110,5 @@ export function symbolsForImage(img: Image, file: SymbolFile, path: string, kasl
   } else {
     notes.push(`${path}: no linux_banner or _text symbol to check the symbols against this image with`);
   }
-  return syms;
+  return { symbols: syms, offset };
 }
