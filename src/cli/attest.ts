@@ -235,7 +235,7 @@ async function attestKernel(vmlinuz: string, symbols: string | undefined, o: Att
     const relocs = readKaslrRelocs(img.bytes, elfEnd(img));
     if (!relocs) notes.push(`${vmlinuz}: KASLR offset 0x${delta.toString(16)} but no relocation table after the ELF file: absolute addresses in the text will differ`);
     else predicted = (s) => {
-      const b = r.view.bytesOf(s).slice();
+      const b = new Uint8Array(r.view.bytesOf(s)); // a copy (a Buffer's slice would share)
       applyKaslr(b, img.base + BigInt(s.addr), relocs, delta);
       return b;
     };

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildKcore, Kcore } from '../../src/attest/kcore.js';
+import { applyKaslr, readKaslrRelocs } from '../../src/attest/relocs.js';
 import { Image } from '../../src/elf/image.js';
 import { loadImage } from '../../src/elf/load.js';
 import { readSites } from '../../src/sites/read.js';
@@ -62,9 +63,9 @@ async function machine(): Promise<{ kcoreChunks: Array<{ vaddr: bigint; bytes: U
   const chunks: Array<{ vaddr: bigint; bytes: Uint8Array; name: string }> = [];
   const vp = Image.parse(readFileSync(vo), vo);
   const vt = vp.section('.text')!;
-  chunks.push({ vaddr: vp.base + BigInt(vt.addr), bytes: vp.sectionBytes(vt).slice(), name: 'vmlinux .text' });
+  chunks.push({ vaddr: vp.base + BigInt(vt.addr), bytes: new Uint8Array(vp.sectionBytes(vt)), name: 'vmlinux .text' });
   const xp = Image.parse(readFileSync(xo), xo);
-  for (const s of xp.sections) if (s.alloc && s.exec && s.size && load.has(s.name)) chunks.push({ vaddr: load.get(s.name)!, bytes: xp.sectionBytes(s).slice(), name: s.name });
+  for (const s of xp.sections) if (s.alloc && s.exec && s.size && load.has(s.name)) chunks.push({ vaddr: load.get(s.name)!, bytes: new Uint8Array(xp.sectionBytes(s)), name: s.name });
   return { kcoreChunks: chunks, xfs, load };
 }
 
@@ -100,7 +101,7 @@ test('attest: a kcore that holds exactly the prediction has nothing unexplained 
 
 test('attest: a planted hook is caught and named; a toggled jump label is explained (text, JSON, SARIF; exit 1)', async () => {
   const { kcoreChunks, xfs, load } = await ready;
-  const chunks = kcoreChunks.map((c) => ({ ...c, bytes: c.bytes.slice() }));
+  const chunks = kcoreChunks.map((c) => ({ ...c, bytes: new Uint8Array(c.bytes) }));
   const text = chunks.find((c) => c.name === '.text')!;
   const textSec = xfs.section('.text')!;
   // The hook: a jmp written over the first bytes after xfs_file_read_iter's entry (ftrace NOP and ENDBR untouched).
@@ -159,4 +160,34 @@ test('attest: bad inputs are one line and exit 2', async () => {
     assert.equal(r.err.trim().split('\n').length, 1, r.err);
     assert.match(r.err, re);
   }
+});
+
+test('attest with KASLR: the offset comes from kallsyms _text, the text is read there and predicted with the relocation table applied', async () => {
+  const { kcoreChunks } = await ready;
+  const delta = 0x2a000000n;
+  const root2 = tempDir('textpoke-attest-kaslr-');
+  cpSync(join(repoRoot, 'test', 'fixtures', 'cpu', 'skylake'), root2, { recursive: true });
+  const core = (await loadImage(readFileSync(corpus.vmlinuz61), 'vmlinuz')).image;
+  const text = core.section('.text')!;
+  const linked = core.base + BigInt(text.addr);
+  writeFileSync(join(root2, 'proc/kallsyms'), `${(linked + delta).toString(16)} T _text\n`);
+  const dv = new DataView(core.bytes.buffer, core.bytes.byteOffset, core.bytes.byteLength);
+  let end = Number(dv.getBigUint64(40, true)) + dv.getUint16(60, true) * 64;
+  for (const s of core.sections) if (s.type !== 8) end = Math.max(end, s.offset + s.size);
+  const vt = kcoreChunks.find((c) => c.name === 'vmlinux .text')!;
+  // The prediction was made with the fake kallsyms of the first machine (imports only); the core text does not depend on them.
+  const moved = new Uint8Array(vt.bytes);
+  applyKaslr(moved, linked, readKaslrRelocs(core.bytes, end)!, delta);
+  const p = join(root2, 'kcore');
+  writeFileSync(p, buildKcore([{ vaddr: linked + delta, bytes: moved }]));
+  const r = run(['attest', '--vmlinuz', corpus.vmlinuz61, '--profile', 'linux-6.1', '--modules', root2, '--kcore', p, '--sysfs', root2, '--json']);
+  assert.equal(r.code, 0, r.err + r.out.slice(0, 3000));
+  const doc = JSON.parse(r.out);
+  assert.ok(doc.notes.some((n: string) => /KASLR offset 0x2a000000 found from _text/.test(n)), doc.notes.join('\n'));
+  assert.equal(doc.objects[0].sections[0].address, `0x${(linked + delta).toString(16)}`);
+  assert.equal(doc.objects[0].sections[0].differing, 0);
+  // Without the relocations the same kcore would differ: the table matters.
+  let differ = 0;
+  for (let i = 0; i < moved.length; i++) if (moved[i] !== vt.bytes[i]) differ++;
+  assert.ok(differ > 10_000, `${differ}`);
 });
