@@ -13,12 +13,15 @@
  * --module   module path under lib/modules/6.1.0-47-amd64/kernel (repeatable; default xfs and kvm)
  * --json     write the whole result (guest report + comparison) as JSON
  * --reuse    reuse the last boot's dump for a model when present (for working on the comparison)
+ * --attest   also dump the core kernel's .text and run `textpoke attest` on what the guest reported
+ *            (its kallsyms, CPU files, module sections and text, as a synthetic /sys, /proc and kcore)
  *
  * Needs: qemu-system-x86_64, busybox (static), gcc with a static libc, cpio; the corpus
  * (node scripts/fetch-corpus.mjs) and a built dist/ (npx tsc -p .).
  * Exit status: 0 when every model booted, loaded the modules and every byte either matches or falls in
  * a documented difference class; 1 otherwise; 2 on bad usage or a missing tool.
- * Work files live in .cache/groundtruth/ (the initramfs is rebuilt only when an input changes).
+ * Work files live in .cache/groundtruth/ (the initramfs is rebuilt only when an input changes), or in
+ * $TEXTPOKE_GROUNDTRUTH_WORK.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -32,7 +35,7 @@ const imageDir = join(corpus, 'linux-6.1');
 const KVER = existsSync(join(imageDir, 'lib/modules')) ? readdirSync(join(imageDir, 'lib/modules')).find((d) => d.startsWith('6.1.0-')) ?? 'missing' : 'missing';
 const modRoot = join(imageDir, 'lib/modules', KVER);
 const vmlinuz = join(imageDir, 'boot', `vmlinuz-${KVER}`);
-const work = join(repo, '.cache', 'groundtruth');
+const work = process.env.TEXTPOKE_GROUNDTRUTH_WORK ?? join(repo, '.cache', 'groundtruth');
 
 /**
  * Four boots: an Intel and an AMD model with the kernel's default mitigations (retpolines, return thunks:
@@ -167,7 +170,7 @@ function sha(parts) {
 }
 
 /** Builds (or reuses) the initramfs: busybox, /init, /kdump, the module files, /groundtruth.conf. */
-function buildInitramfs({ order, targets }) {
+function buildInitramfs({ order, targets, ktext }) {
   const busybox = need(process.env.TEXTPOKE_BUSYBOX ?? '/bin/busybox', 'busybox (apt-get install busybox-static)');
   const initSrc = readFileSync(join(repo, 'scripts/qemu/init.sh'), 'utf8');
   const kdumpSrc = readFileSync(join(repo, 'scripts/qemu/kdump.c'), 'utf8');
@@ -175,6 +178,7 @@ function buildInitramfs({ order, targets }) {
     ...order.map((m) => `insmod /lib/modules/${m.name}.ko`),
     ...targets.map((t) => `sections ${t.name}`),
     ...targets.flatMap((t) => t.sections.map((s) => `dump ${t.name} ${s.name} ${s.size}`)),
+    ...(ktext ? [`ktext ${ktext}`] : []),
   ].join('\n') + '\n';
   const key = sha([
     initSrc,
@@ -353,7 +357,7 @@ export function guestReport(recs) {
 }
 
 function parseArgs(argv) {
-  const o = { models: [], modules: [], json: null, reuse: false, compare: true, verbose: false, timeout: 240 };
+  const o = { models: [], modules: [], json: null, reuse: false, compare: true, verbose: false, timeout: 240, attest: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -364,6 +368,7 @@ function parseArgs(argv) {
     else if (a === '--module') o.modules.push(val());
     else if (a === '--json') o.json = resolve(val());
     else if (a === '--reuse') o.reuse = true;
+    else if (a === '--attest') o.attest = true;
     else if (a === '--no-compare') o.compare = false;
     else if (a === '--verbose') o.verbose = true;
     else if (a === '--timeout') o.timeout = Number(val());
@@ -385,12 +390,18 @@ export async function runGuests(o) {
   need(vmlinuz, 'corpus kernel (run: node scripts/fetch-corpus.mjs)');
   mkdirSync(work, { recursive: true });
   const p = await plan(o.modules);
+  if (o.attest) {
+    const { load } = await lib();
+    const img = await load.imageFromBytes(readFileSync(vmlinuz), vmlinuz);
+    p.ktext = img.section('.text').size;
+  }
   const initrd = buildInitramfs(p);
   const runs = await Promise.all(
     o.models.map(async (model) => {
       const cached = join(runDir(model), 'debugcon.bin');
       let b;
-      const usable = (g) => g.done && p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size));
+      const usable = (g) => g.done && p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size))
+        && (!p.ktext || g.modules.vmlinux?.dumps['.text']?.bytes.length === p.ktext);
       if (o.reuse && existsSync(cached) && usable(guestReport(parseRecords(readFileSync(cached))))) {
         b = { model, reused: true, exit: 0, timedOut: false, seconds: 0, serial: readFileSync(join(runDir(model), 'serial.log'), 'latin1'), stream: readFileSync(cached) };
       } else b = await boot(model, initrd, o.timeout * 1000);
@@ -428,6 +439,13 @@ async function main() {
       const c = await compare.compareRun(r, { systemMap: map, verbose: o.verbose, log: (s) => console.log(s) });
       entry.comparison = c;
       if (!c.ok) ok = false;
+    }
+    if (o.attest && g.done) {
+      const { attestGuest } = await import('./qemu/attest.mjs');
+      // The 6.1 kernel is read with the linux-6.1 profile (its Debian banner also names gcc's Debian version, which detection misreads).
+      const cpu = entry.comparison?.modules?.find((m) => m.features?.kernel)?.features?.spec;
+      entry.attest = await attestGuest({ ...r, recs: parseRecords(r.boot.stream) }, { dir: join(runDir(r.model), 'attest'), vmlinuz, modRoot, verbose: o.verbose, log: (s) => console.log(s), cpu, profile: 'linux-6.1' });
+      if (!entry.attest.ran) ok = false;
     }
     result.runs.push(entry);
   }

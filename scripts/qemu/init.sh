@@ -30,6 +30,11 @@ while read -r op a b c; do
       done
       $K file "sections:$a" /tmp/sections
       ;;
+    ktext)
+      # The core kernel's .text (SIZE bytes from _text), for textpoke attest.
+      t=$(grep -m1 ' _text$' /proc/kallsyms | cut -d' ' -f1)
+      if [ -n "$t" ]; then $K kcore "dump:vmlinux:.text:0x$t" "$t" "$a"; else $K text "error:ktext" "no _text in /proc/kallsyms"; fi
+      ;;
     dump)
       if addr=$(cat "/sys/module/$a/sections/$b"); then
         $K kcore "dump:$a:$b:$addr" "${addr#0x}" "$c"

@@ -186,7 +186,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
             results.push({ object: m, path: '', sections: [], runs: [], errors: [`${m}: loaded, but no ${m}.ko under ${modulesDir}`] });
             continue;
           }
-          results.push(await attestModule(m, file, join(modDir, m, 'sections'), spec, kcore, imports, names, o));
+          results.push(await attestModule(m, file, join(modDir, m, 'sections'), spec, kcore, imports, symbolText, names, o));
         }
       } finally {
         close();
@@ -263,7 +263,21 @@ function elfEnd(img: Image): number {
   return end;
 }
 
-async function attestModule(name: string, file: string, sectionsDir: string, spec: string, kcore: Kcore, imports: Map<string, bigint> | undefined, names: AddressNames | undefined, o: AttestOptions): Promise<ObjectResult> {
+/**
+ * The module's per-cpu area: /sys/module/NAME/sections does not list .data..percpu (the loader clears its
+ * SHF_ALLOC), but kallsyms lists the module's per-cpu symbols at their per-cpu addresses, which fix its base.
+ */
+function percpuBase(img: Image, module: string, kallsyms: string | undefined): bigint | undefined {
+  const pcpu = img.section('.data..percpu');
+  if (!pcpu || !kallsyms) return undefined;
+  const mine = new Map<string, bigint>();
+  const re = new RegExp(`^([0-9a-f]{8,16}) \\S (\\S+)\\s+\\[${module.replace(/[^\w]/g, '')}\\]$`, 'gm');
+  for (let m = re.exec(kallsyms); m; m = re.exec(kallsyms)) if (!mine.has(m[2]!)) mine.set(m[2]!, BigInt('0x' + m[1]!));
+  const hit = img.symbols.find((s) => s.shndx === pcpu.index && s.name && mine.has(s.name));
+  return hit ? mine.get(hit.name)! - BigInt(hit.addr - pcpu.addr) : undefined;
+}
+
+async function attestModule(name: string, file: string, sectionsDir: string, spec: string, kcore: Kcore, imports: Map<string, bigint> | undefined, kallsyms: string | undefined, names: AddressNames | undefined, o: AttestOptions): Promise<ObjectResult> {
   try {
     const load = new Map<string, bigint>();
     for (const n of readdirSync(sectionsDir)) {
@@ -272,7 +286,11 @@ async function attestModule(name: string, file: string, sectionsDir: string, spe
       const v = readFileSync(p, 'utf8').trim();
       if (/^0x[0-9a-f]+$/i.test(v)) load.set(n, BigInt(v));
     }
-    const img = await openImage(file, { load });
+    // Parsed without the load addresses (they go to the patched view, as apply does): the per-cpu base is far
+    // below the module's other sections, and one image base for both would not keep addresses exact.
+    const img = await openImage(file);
+    const pcpu = load.has('.data..percpu') ? undefined : percpuBase(img, name, kallsyms);
+    if (pcpu !== undefined) load.set('.data..percpu', pcpu);
     const target = resolveTarget(img, undefined);
     const cpu = cpuFor(spec, target.profile!.features);
     const r = applyPatches(img, target.profile!, cpu, { load, symbols: imports, preempt: o.preempt });

@@ -72,6 +72,13 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   const model = info.has('model') ? Number(info.get('model')) : undefined;
   for (const f of flags) items.push('?' + (CPUINFO_ALIAS[f] ?? f.toUpperCase()));
   for (const b of bugs) items.push('?X86_BUG_' + b.toUpperCase());
+  // Bits the kernel sets without naming them in cpuinfo, from the vendor (arch/x86/kernel/cpu/intel.c, amd.c,
+  // feat_ctl.c) and the flags: measured against the kernel's own boot_cpu_data in the QEMU ground truth.
+  const intelLike = vendor === 'GenuineIntel' || vendor === 'CentaurHauls' || vendor === '  Shanghai  ';
+  if (flags.includes('xsave')) items.push('?OSXSAVE');
+  if (intelLike) items.push('?MSR_IA32_FEAT_CTL', '?SYSENTER32');
+  if (vendor === 'GenuineIntel') items.push('?APIC_MSRS_FENCE');
+  if (flags.includes('sse2') && (vendor === 'GenuineIntel' || vendor === 'AuthenticAMD' || vendor === 'HygonGenuine')) items.push('?LFENCE_RDTSC');
   notes.push(`cpuinfo: ${vendor ?? 'unknown vendor'} family ${family ?? '?'} model ${model ?? '?'}, ${flags.length} flags, ${bugs.length} bugs${bugs.length ? ` (${bugs.join(' ')})` : ''}`);
 
   const v = files.vulnerabilities ?? {};
@@ -95,6 +102,8 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
     else if (/LFENCE/.test(s2)) spectre = 'lfence';
     else if (/Mitigation: IBRS/.test(s2)) spectre = 'ibrs';
     if (has(s2, /RSB filling/)) items.push('?RSB_CTXSW');
+    // Retpoline, LFENCE and IBRS modes also fill the RSB on VM exit (the eIBRS ones only with the PBRSB sequence).
+    if (has(s2, /RSB filling/) && spectre && !spectre.startsWith('eibrs')) items.push('?RSB_VMEXIT');
     if (has(s2, /PBRSB-eIBRS: SW sequence/)) items.push('?RSB_VMEXIT_LITE');
     if (has(s2, /BHI: SW loop/)) items.push('?CLEAR_BHB_LOOP');
     if (has(s2, /IBPB: (conditional|always-on)/)) items.push('?USE_IBPB');
@@ -117,6 +126,7 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   if (has(srso, /IBPB on VMEXIT/)) items.push('?IBPB_ON_VMEXIT');
   if (has(rb, /Stuffing/)) items.push('?CALL_DEPTH');
 
+  if (has(v['l1tf'], /PTE Inversion/)) items.push('?L1TF_PTEINV');
   // Buffer clearing (VERW) for MDS, TAA, MMIO stale data, RFDS.
   if (['mds', 'tsx_async_abort', 'mmio_stale_data', 'reg_file_data_sampling'].some((k) => has(v[k], /Clear CPU buffers/))) items.push('?CLEAR_CPU_BUF');
   // Meltdown: PTI is also a cpuinfo flag; the vulnerabilities file and the command line can only confirm or clear it.

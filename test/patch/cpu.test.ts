@@ -77,6 +77,8 @@ test('--cpu-from a saved tree (Skylake-SP, retpolines): cpuinfo flags with their
   for (const x of ['X86_BUG_CPU_MELTDOWN', 'X86_BUG_RETBLEED', 'X86_BUG_MDS', 'X86_BUG_SWAPGS']) assert.ok(f.has(x), x);
   // From the vulnerabilities files: what cpuinfo does not show.
   for (const x of ['RETPOLINE', 'RSB_CTXSW', 'CLEAR_CPU_BUF', 'KERNEL_IBRS', 'FENCE_SWAPGS_KERNEL', 'USE_IBPB', 'CLEAR_BHB_LOOP']) assert.ok(f.has(x), x);
+  // Set by the kernel for Intel CPUs without a cpuinfo name, and by the retpoline mode.
+  for (const x of ['SYSENTER32', 'LFENCE_RDTSC', 'APIC_MSRS_FENCE', 'MSR_IA32_FEAT_CTL', 'OSXSAVE', 'RSB_VMEXIT']) assert.ok(f.has(x), x);
   for (const x of ['RETPOLINE_LFENCE', 'RETHUNK', 'UNRET', 'IBRS_ENHANCED', 'FENCE_SWAPGS_USER']) assert.ok(!f.has(x), x);
   // Only the first processor's block counts (the second has only fpu).
   assert.ok(f.has('AVX2'));
@@ -92,7 +94,8 @@ test('--cpu-from one saved file (Zen 4, Safe RET): AutoIBRS so no retpoline; srs
   assert.equal(cpu.returnThunk, 'srso_alias_return_thunk');
   const f = names(host.spec);
   for (const x of ['RETHUNK', 'UNRET', 'SRSO_ALIAS', 'LA57', 'IBRS_ENHANCED', 'RSB_CTXSW', 'X86_BUG_SRSO', 'SVM', 'AVX512_VBMI2']) assert.ok(f.has(x), x);
-  for (const x of ['RETPOLINE', 'PTI', 'CLEAR_CPU_BUF', 'SRSO']) assert.ok(!f.has(x), x);
+  for (const x of ['RETPOLINE', 'PTI', 'CLEAR_CPU_BUF', 'SRSO', 'SYSENTER32', 'APIC_MSRS_FENCE', 'RSB_VMEXIT']) assert.ok(!f.has(x), x);
+  assert.ok(f.has('LFENCE_RDTSC'));
   // Family 0x17 (Zen 2) gets the plain SRSO thunk.
   const zen2 = hostCpuSpec({ ...files, cpuinfo: files.cpuinfo!.replace('cpu family\t: 25', 'cpu family\t: 23') });
   assert.equal(parseCpu(zen2.spec, linux).returnThunk, 'srso_return_thunk');
@@ -120,4 +123,16 @@ test('host specs read with any table: unknown cpuinfo names are skipped, extra i
   assert.throws(() => resolveCpuSpec(undefined, joinPath(cpuFixtures, 'missing')), /missing: no such file/);
   assert.throws(() => hostCpuSpec({ cpuinfo: 'processor : 0\n' }), /no "flags" line/);
   assert.throws(() => resolveCpuSpec('amd-server', joinPath(cpuFixtures, 'skylake')), /exclusive/);
+});
+
+test('--cpu-from a QEMU guest\'s saved files gives exactly the feature bits that kernel set (boot_cpu_data) and its return thunk', () => {
+  const dir = joinPath(cpuFixtures, 'qemu-skylake-client-ibrs');
+  const want = readFixture(joinPath(dir, 'kernel-features.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+  const thunk = want.find((l) => l.startsWith('thunk '))!.slice(6);
+  const kernel = new Set(want.filter((l) => !l.startsWith('thunk ')).map((n) => n.replace(/^X86_FEATURE_/, '')));
+  const cpu = parseCpu(hostCpuSpec(readHostFiles(dir)).spec, linux);
+  const got = names(cpu.spec);
+  assert.deepEqual([...got].filter((n) => !kernel.has(n)), [], 'inferred but not set by the kernel');
+  assert.deepEqual([...kernel].filter((n) => !got.has(n)), [], 'set by the kernel but not inferred');
+  assert.equal(cpu.returnThunk, thunk);
 });
