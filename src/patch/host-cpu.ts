@@ -79,6 +79,13 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   if (intelLike) items.push('?MSR_IA32_FEAT_CTL', '?SYSENTER32');
   if (vendor === 'GenuineIntel') items.push('?APIC_MSRS_FENCE');
   if (flags.includes('sse2') && (vendor === 'GenuineIntel' || vendor === 'AuthenticAMD' || vendor === 'HygonGenuine')) items.push('?LFENCE_RDTSC');
+  if (vendor === 'AuthenticAMD' || vendor === 'HygonGenuine') {
+    items.push('?SYSCALL32');
+    if (family !== undefined && family >= 0xf) items.push('?K8');
+    if (vendor === 'AuthenticAMD' && (family === 0x17 || family === 0x19)) items.push('?ZEN');
+    // Speculative store bypass through LS_CFG on families 0x15-0x17 when neither SSBD interface is there.
+    if (vendor === 'AuthenticAMD' && family !== undefined && family >= 0x15 && family <= 0x17 && !flags.includes('amd_ssbd') && !flags.includes('virt_ssbd')) items.push('?LS_CFG_SSBD');
+  }
   notes.push(`cpuinfo: ${vendor ?? 'unknown vendor'} family ${family ?? '?'} model ${model ?? '?'}, ${flags.length} flags, ${bugs.length} bugs${bugs.length ? ` (${bugs.join(' ')})` : ''}`);
 
   const v = files.vulnerabilities ?? {};
@@ -116,7 +123,7 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   const srso = v['spec_rstack_overflow'];
   const its = v['indirect_target_selection'];
   let rethunk: string | undefined;
-  if (has(srso, /Safe RET/)) rethunk = family === 0x19 ? 'srso-alias' : 'srso';
+  if (has(srso, /safe RET/i)) rethunk = family === 0x19 ? 'srso-alias' : 'srso';
   else if (has(rb, /untrained return thunk/)) rethunk = 'retbleed';
   else if (has(its, /Aligned branch\/return thunks/)) rethunk = 'its';
   else if (known || mitigationsOff) rethunk = 'off';
@@ -132,9 +139,11 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   // Meltdown: PTI is also a cpuinfo flag; the vulnerabilities file and the command line can only confirm or clear it.
   if (has(v['meltdown'], /Mitigation: PTI/)) items.push('?PTI');
   else if (v['meltdown'] !== undefined || mitigationsOff || /\snopti\s|\spti=off\s/.test(cmd)) items.push('-?PTI');
-  if (has(v['spectre_v1'], /swapgs barriers/) && bugs.includes('swapgs')) {
+  // bugs.c spectre_v1_select_mitigation: the swapgs fences when FSGSBASE is on or SMAP does not stop speculation.
+  const smapWorks = flags.includes('smap') && !bugs.includes('cpu_meltdown');
+  if (has(v['spectre_v1'], /swapgs barriers/) && !/no swapgs barriers/.test(v['spectre_v1']!) && (flags.includes('fsgsbase') || !smapWorks)) {
     items.push('?FENCE_SWAPGS_KERNEL');
-    if (!flags.includes('pti')) items.push('?FENCE_SWAPGS_USER');
+    if (bugs.includes('swapgs') && !flags.includes('pti')) items.push('?FENCE_SWAPGS_USER');
   }
   return { spec: items.join(','), notes, vendor, family, model };
 }

@@ -125,8 +125,8 @@ test('host specs read with any table: unknown cpuinfo names are skipped, extra i
   assert.throws(() => resolveCpuSpec('amd-server', joinPath(cpuFixtures, 'skylake')), /exclusive/);
 });
 
-test('--cpu-from a QEMU guest\'s saved files gives exactly the feature bits that kernel set (boot_cpu_data) and its return thunk', () => {
-  const dir = joinPath(cpuFixtures, 'qemu-skylake-client-ibrs');
+for (const guest of ['qemu-skylake-client-ibrs', 'qemu-epyc-rome']) test(`--cpu-from a QEMU guest's saved files (${guest}) gives exactly the feature bits that kernel set (boot_cpu_data) and its return thunk`, () => {
+  const dir = joinPath(cpuFixtures, guest);
   const want = readFixture(joinPath(dir, 'kernel-features.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
   const thunk = want.find((l) => l.startsWith('thunk '))!.slice(6);
   const kernel = new Set(want.filter((l) => !l.startsWith('thunk ')).map((n) => n.replace(/^X86_FEATURE_/, '')));
