@@ -101,18 +101,22 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   const s2 = v['spectre_v2'];
   let spectre: string | undefined;
   if (s2 !== undefined) {
-    if (/Vulnerable/.test(s2) && !/Mitigation/.test(s2)) spectre = 'off';
-    else if (/(Enhanced|Automatic).*IBRS.*\+ ?Retpolines/i.test(s2)) spectre = 'eibrs-retpoline';
-    else if (/(Enhanced|Automatic).*IBRS.*\+ ?LFENCE/i.test(s2)) spectre = 'eibrs-lfence';
-    else if (/Enhanced|Automatic/i.test(s2)) spectre = 'eibrs';
-    else if (/Retpolines/.test(s2)) spectre = 'retpoline';
-    else if (/LFENCE/.test(s2)) spectre = 'lfence';
-    else if (/Mitigation: IBRS/.test(s2)) spectre = 'ibrs';
+    // The mode is the part before the first ';' ("Vulnerable: LFENCE" is the LFENCE mode, which the kernel
+    // reports as vulnerable; "PBRSB-eIBRS: ..." later in the line is no mode).
+    const head = s2.split(';')[0]!;
+    if (/IBRS\s*\+\s*LFENCE/i.test(head)) spectre = 'eibrs-lfence';
+    else if (/IBRS\s*\+\s*Retpolines/i.test(head)) spectre = 'eibrs-retpoline';
+    else if (/Enhanced|Automatic|eIBRS/i.test(head)) spectre = 'eibrs';
+    else if (/Retpolines/.test(head)) spectre = 'retpoline';
+    else if (/LFENCE/.test(head)) spectre = 'lfence';
+    else if (/IBRS/.test(head)) spectre = 'ibrs';
+    else if (/Vulnerable/.test(head)) spectre = 'off';
     if (has(s2, /RSB filling/)) items.push('?RSB_CTXSW');
     // Retpoline, LFENCE and IBRS modes also fill the RSB on VM exit (the eIBRS ones only with the PBRSB sequence).
     if (has(s2, /RSB filling/) && spectre && !spectre.startsWith('eibrs')) items.push('?RSB_VMEXIT');
     if (has(s2, /PBRSB-eIBRS: SW sequence/)) items.push('?RSB_VMEXIT_LITE');
     if (has(s2, /BHI: SW loop/)) items.push('?CLEAR_BHB_LOOP');
+    if (has(s2, /KVM: SW loop/)) items.push('?CLEAR_BHB_LOOP_ON_VMEXIT');
     if (has(s2, /IBPB: (conditional|always-on)/)) items.push('?USE_IBPB');
   } else if (mitigationsOff) spectre = 'off';
   else if (opt('spectre_v2')) spectre = opt('spectre_v2')!.replace(/,/g, '-').replace('retpoline-lfence', 'lfence').replace('retpoline-generic', 'retpoline');

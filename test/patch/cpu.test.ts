@@ -125,7 +125,7 @@ test('host specs read with any table: unknown cpuinfo names are skipped, extra i
   assert.throws(() => resolveCpuSpec('amd-server', joinPath(cpuFixtures, 'skylake')), /exclusive/);
 });
 
-for (const guest of ['qemu-skylake-client-ibrs', 'qemu-epyc-rome']) test(`--cpu-from a QEMU guest's saved files (${guest}) gives exactly the feature bits that kernel set (boot_cpu_data) and its return thunk`, () => {
+for (const guest of ['qemu-skylake-client-ibrs', 'qemu-epyc-rome', 'qemu-skylake-lfence', 'qemu-epyc-rome-mitigations-off']) test(`--cpu-from a QEMU guest's saved files (${guest}) gives exactly the feature bits that kernel set (boot_cpu_data) and its return thunk`, () => {
   const dir = joinPath(cpuFixtures, guest);
   const want = readFixture(joinPath(dir, 'kernel-features.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
   const thunk = want.find((l) => l.startsWith('thunk '))!.slice(6);
