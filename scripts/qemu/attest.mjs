@@ -73,7 +73,20 @@ function attestOnce(label, extra, { dir, vmlinuz, modRoot, core, root, verbose, 
     if (!verbose && un.length > 10) log(`      … ${un.length - 10} more (--verbose, or ${join(dir, `attest-${label}.json`)})`);
   }
   for (const n of doc.notes) if (verbose) log(`    note: ${n}`);
-  return { ran: true, exit: r.status, seconds, counts: doc.counts, objects: doc.objects.map((o) => ({ object: o.object, counts: o.counts, errors: o.errors, sections: o.sections })) };
+  // Unexplained runs by form (addresses and displacements replaced by X), to tell one gap from many.
+  const patterns = (o) => {
+    const p = {};
+    for (const x of o.runs) {
+      if (x.class !== 'unexplained') continue;
+      const k = `${x.predictedAsm.join('; ')} -> ${x.liveAsm.join('; ')}`.replace(/0x[0-9a-f]+(\+0x[0-9a-f]+)?( <[^>]*>)?/g, 'X');
+      p[k] = (p[k] ?? 0) + 1;
+    }
+    return p;
+  };
+  return {
+    ran: true, exit: r.status, seconds, counts: doc.counts,
+    objects: doc.objects.map((o) => ({ object: o.object, counts: o.counts, errors: o.errors, sections: o.sections, unexplainedForms: patterns(o) })),
+  };
 }
 
 export const attestGuest = attestGuestAsync;

@@ -37,8 +37,17 @@ interface SectionResult {
   reference: { ranges: number; bytes: number; byTable: Record<string, number> };
   textpoke?: { ranges: number; bytes: number; byClass: Record<string, number>; diffs: Diff[] };
 }
+interface AttestObject {
+  object: string;
+  counts: Record<string, number>;
+  errors: string[];
+  sections: { name: string; size: number; compared: number; differing: number }[];
+  unexplainedForms: Record<string, number>;
+}
+interface AttestRun { ran: boolean; exit: number; counts: Record<string, number>; objects: AttestObject[] }
 interface Run {
   model: string;
+  attest?: { ran: boolean; 'kernel-caps'?: AttestRun; 'cpu-host'?: AttestRun };
   guest: {
     release: string;
     done: boolean;
@@ -80,10 +89,10 @@ function bootOnce(): Run[] {
   }
   corpus.vmlinuz61; // fails with the corpus hint when missing
   const out = join(tempDir(), 'groundtruth.json');
-  const r = spawnSync(process.execPath, [join(repoRoot, 'scripts/qemu-groundtruth.mjs'), '--json', out], {
+  const r = spawnSync(process.execPath, [join(repoRoot, 'scripts/qemu-groundtruth.mjs'), '--attest', '--json', out], {
     encoding: 'utf8',
     maxBuffer: 1 << 28,
-    timeout: 360_000,
+    timeout: 720_000,
   });
   scriptOut = `${r.stdout}\n${r.stderr}`;
   scriptStatus = r.status;
@@ -92,7 +101,7 @@ function bootOnce(): Run[] {
   return runs;
 }
 
-test('ground truth: each CPU model boots the 6.1 kernel, loads xfs and kvm and dumps their executable sections', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 420_000 }, async () => {
+test('ground truth: each CPU model boots the 6.1 kernel, loads xfs and kvm and dumps their executable sections', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 780_000 }, async () => {
   const rs = boot();
   assert.deepEqual(rs.map((r) => r.model), [
     'Skylake-Client-IBRS', 'EPYC-Rome', 'Skylake-Client-IBRS:spectre_v2=retpoline,lfence', 'EPYC-Rome:mitigations=off',
@@ -108,7 +117,7 @@ test('ground truth: each CPU model boots the 6.1 kernel, loads xfs and kvm and d
     const g = r.guest;
     assert.ok(g.done, `${r.model}: the guest did not finish\n${scriptOut}`);
     assert.deepEqual(g.errors, [], `${r.model}: guest errors`);
-    assert.equal(g.release, '6.1.0-47-amd64');
+    assert.equal(g.release, corpus.release61);
     assert.deepEqual(g.insmod, ['crc32c_generic.ko', 'libcrc32c.ko', 'xfs.ko', 'irqbypass.ko', 'kvm.ko']);
     assert.equal(r.comparison.text, 'ffffffff81000000', `${r.model}: nokaslr`);
     assert.ok(g.flags.includes('lm') && g.flags.length > 20, `${r.model}: cpuinfo flags`);
@@ -116,7 +125,7 @@ test('ground truth: each CPU model boots the 6.1 kernel, loads xfs and kvm and d
     assert.ok(xfs, `${r.model}: no xfs sections`);
     const dumped = Object.keys(xfs.dumps).sort();
     assert.deepEqual(dumped, ['.altinstr_replacement', '.exit.text', '.static_call.text', '.text', '.text.unlikely']);
-    assert.equal(xfs.dumps['.text']!.size, 0xc2152);
+    assert.equal(xfs.dumps['.text']!.size, xfsTextSize());
     const kvm = g.modules.kvm;
     assert.ok(kvm, `${r.model}: no kvm sections`);
     assert.deepEqual(Object.keys(kvm.dumps).sort(), ['.altinstr_aux', '.altinstr_replacement', '.exit.text', '.noinstr.text', '.static_call.text', '.text', '.text.unlikely']);
@@ -124,7 +133,7 @@ test('ground truth: each CPU model boots the 6.1 kernel, loads xfs and kvm and d
   }
 });
 
-test('ground truth: the independently relocated, unpatched modules differ from the guest only at patch sites', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 420_000 }, () => {
+test('ground truth: the independently relocated, unpatched modules differ from the guest only at patch sites', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 780_000 }, () => {
   for (const r of boot()) {
     assert.deepEqual(r.comparison.modules.map((m) => m.module), ['xfs', 'kvm']);
     for (const m of r.comparison.modules) {
@@ -146,7 +155,7 @@ test('ground truth: the independently relocated, unpatched modules differ from t
   }
 });
 
-test('ground truth: textpoke apply reproduces every byte the kernel patched, except static calls to vmlinux keys (run-time state)', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 420_000 }, async () => {
+test('ground truth: textpoke apply reproduces every byte the kernel patched, except static calls to vmlinux keys (run-time state)', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 780_000 }, async () => {
   const { CLASSES } = (await import(join(repoRoot, 'scripts/qemu/compare.mjs'))) as { CLASSES: Record<string, { explained: boolean }> };
   for (const r of boot()) {
     for (const m of r.comparison.modules) {
@@ -182,4 +191,45 @@ test('ground truth: textpoke apply reproduces every byte the kernel patched, exc
   assert.ok(Object.keys(CLASSES).length <= 3, 'the documented difference list must stay small');
   // Every run is fully explained, so the script itself reports success.
   assert.equal(scriptStatus, 0, scriptOut.slice(-4000));
+});
+
+function xfsTextSize(): number {
+  const b = readFileSync(corpus.module61('fs/xfs/xfs.ko'));
+  // Section header table: e_shoff at 0x28, e_shentsize 64, e_shnum at 0x3c, e_shstrndx at 0x3e.
+  const shoff = Number(b.readBigUInt64LE(0x28));
+  const n = b.readUInt16LE(0x3c);
+  const strs = shoff + b.readUInt16LE(0x3e) * 64;
+  const strOff = Number(b.readBigUInt64LE(strs + 24));
+  for (let i = 0; i < n; i++) {
+    const h = shoff + i * 64;
+    const nameAt = strOff + b.readUInt32LE(h);
+    if (b.toString('latin1', nameAt, nameAt + 6) === '.text\0') return Number(b.readBigUInt64LE(h + 32));
+  }
+  return -1;
+}
+
+test('ground truth, the whole kernel: textpoke attest explains every byte of the core .text and of both modules, with the kernel\'s own CPU bits and with --cpu host', { skip: optOut ? 'TEXTPOKE_NO_QEMU=1' : false, timeout: 780_000 }, () => {
+  for (const r of boot()) {
+    assert.ok(r.attest?.ran, `${r.model}: attest did not run`);
+    for (const source of ['kernel-caps', 'cpu-host'] as const) {
+      const a: AttestRun = r.attest![source]!;
+      assert.deepEqual(a.objects.map((o) => o.object), ['vmlinux', 'kvm', 'xfs'], `${r.model} ${source}`);
+      for (const o of a.objects as AttestObject[]) {
+        assert.deepEqual(o.errors, [], `${r.model} ${source} ${o.object}`);
+        for (const s of o.sections) assert.equal(s.compared, s.size, `${r.model} ${o.object} ${s.name}: compared in full`);
+      }
+      const [vmlinux, ...modules] = a.objects;
+      assert.ok(vmlinux!.sections[0]!.size > 14_000_000, 'the core kernel .text');
+      // The kernel switched jump labels and static calls at run time: explained, not flagged.
+      assert.ok(vmlinux!.counts['jump-label']! > 50 && vmlinux!.counts['static-call']! > 2000, `${r.model} ${source}: ${JSON.stringify(vmlinux!.counts)}`);
+      for (const m of modules) assert.equal(m.counts.unexplained, 0, `${r.model} ${source} ${m.object}: ${JSON.stringify(m.unexplainedForms)}`);
+      // One known gap in the core kernel (docs/groundtruth.md): where the kernel rewrites retpoline calls to
+      // __x86_indirect_thunk_rax (lfence and off modes), apply names the register from
+      // __x86_indirect_thunk_array, at the same address, and writes %rdi. Nothing else may be unexplained.
+      const forms = Object.keys(vmlinux!.unexplainedForms);
+      if (/lfence|mitigations=off/.test(r.model)) {
+        for (const f of forms) assert.match(f, /^(call|jmp) \*%rdi.* -> (lfence; )?(call|jmp) \*%rax/, `${r.model} ${source}: ${f}`);
+      } else assert.deepEqual(forms, [], `${r.model} ${source}`);
+    }
+  }
 });
