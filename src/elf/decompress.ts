@@ -4,7 +4,7 @@
  * package: fflate (gzip), fzstd (zstd, small inputs) and zstddec (zstd when the output size is known:
  * WebAssembly, several times faster on a 60 MB kernel), xz-decompress (xz-embedded in WebAssembly; the
  * kernel's BCJ x86 filter is undone in ./xz-bcj.ts), lz4js (LZ4 blocks of the kernel's legacy LZ4 frame),
- * lzma (LZMA-JS, the .lzma "alone" format), bz2 (bzip2).
+ * lzma1 (the .lzma "alone" format, an ES module port of LZMA-JS), bz2 (bzip2).
  */
 import { ElfError } from './image.js';
 import { rewrapXz, unfilter, XzFormatError } from './xz-bcj.js';
@@ -84,14 +84,9 @@ async function lz4Legacy(b: Uint8Array, size?: number): Promise<Uint8Array> {
 }
 
 async function lzma(b: Uint8Array): Promise<Uint8Array> {
-  const m = (await import('lzma/src/lzma-d.js' as string)) as { LZMA?: LzmaJs; default?: { LZMA: LzmaJs } };
-  const lz = m.LZMA ?? m.default?.LZMA ?? (globalThis as { LZMA?: LzmaJs }).LZMA;
-  if (!lz) throw new Error('lzma decoder unavailable');
-  const r = lz.decompress(b);
-  if (typeof r === 'string') return new TextEncoder().encode(r);
-  return Uint8Array.from(r, (x) => x & 0xff);
+  const { decompress } = (await import('lzma1' as string)) as { decompress(b: Uint8Array): Uint8Array };
+  return decompress(b);
 }
-type LzmaJs = { decompress(b: Uint8Array): string | number[] };
 
 async function bzip2(b: Uint8Array): Promise<Uint8Array> {
   const m = (await import('bz2' as string)) as { decompress?: Bz2Fn; default?: { decompress: Bz2Fn } };
