@@ -52,6 +52,8 @@ export const DEFAULT_MODULES = ['fs/xfs/xfs.ko', 'arch/x86/kvm/kvm.ko'];
 /** Two CPUs: with one, the kernel also rewrites every .smp_locks lock prefix to ds (alternatives_smp_unlock). */
 export const SMP = 2;
 // no_timer_check: under a loaded host TCG runs slowly enough for the IO-APIC timer check to panic the boot.
+/** The trace event --attest enables in the guest before dumping xfs again (a tracepoint key switched at run time). */
+export const TRACE_EVENT = 'xfs/xfs_perag_get';
 export const APPEND = 'console=ttyS0 nokaslr panic=-1 quiet loglevel=4 no_timer_check';
 
 class UsageError extends Error {}
@@ -179,6 +181,8 @@ function buildInitramfs({ order, targets, ktext }) {
     ...targets.map((t) => `sections ${t.name}`),
     ...targets.flatMap((t) => t.sections.map((s) => `dump ${t.name} ${s.name} ${s.size}`)),
     ...(ktext ? [`ktext ${ktext}`] : []),
+    // For attest: switch a tracepoint on in xfs, then dump xfs's text again (records live:MODULE:SECTION:ADDR).
+    ...(ktext ? [`trace ${TRACE_EVENT}`, ...targets.filter((t) => t.name === 'xfs').flatMap((t) => t.sections.map((s) => `live ${t.name} ${s.name} ${s.size}`))] : []),
   ].join('\n') + '\n';
   const key = sha([
     initSrc,
@@ -309,6 +313,10 @@ export function guestReport(recs) {
       const [, mod, sec, addr] = name.split(':');
       const m = (modules[mod] ??= { sections: {}, dumps: {} });
       m.dumps[sec] = { addr, bytes: body };
+    } else if (name.startsWith('live:')) {
+      const [, mod, sec, addr] = name.split(':');
+      const m = (modules[mod] ??= { sections: {}, dumps: {} });
+      (m.live ??= {})[sec] = { addr, bytes: body };
     }
   }
   const kvars = {};
@@ -401,7 +409,7 @@ export async function runGuests(o) {
       const cached = join(runDir(model), 'debugcon.bin');
       let b;
       const usable = (g) => g.done && p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size))
-        && (!p.ktext || g.modules.vmlinux?.dumps['.text']?.bytes.length === p.ktext);
+        && (!p.ktext || (g.modules.vmlinux?.dumps['.text']?.bytes.length === p.ktext && g.modules.xfs?.live?.['.text']));
       if (o.reuse && existsSync(cached) && usable(guestReport(parseRecords(readFileSync(cached))))) {
         b = { model, reused: true, exit: 0, timedOut: false, seconds: 0, serial: readFileSync(join(runDir(model), 'serial.log'), 'latin1'), stream: readFileSync(cached) };
       } else b = await boot(model, initrd, o.timeout * 1000);
@@ -459,6 +467,7 @@ function summarizeModules(mods) {
   const out = {};
   for (const [m, v] of Object.entries(mods)) {
     out[m] = { sections: v.sections, dumps: Object.fromEntries(Object.entries(v.dumps).map(([s, d]) => [s, { addr: d.addr, size: d.bytes.length }])) };
+    if (v.live) out[m].live = Object.fromEntries(Object.entries(v.live).map(([s, d]) => [s, { addr: d.addr, size: d.bytes.length }]));
   }
   return out;
 }

@@ -36,7 +36,8 @@ export async function attestGuestAsync(run, { dir, vmlinuz, modRoot, verbose, lo
       mkdirSync(sd, { recursive: true });
       for (const [sec, addr] of Object.entries(m.sections)) writeFileSync(join(sd, sec), addr + '\n');
     }
-    for (const [, d] of Object.entries(m.dumps)) chunks.push({ vaddr: BigInt(d.addr.startsWith('0x') ? d.addr : '0x' + d.addr), bytes: d.bytes });
+    // A section dumped again after the tracepoint was switched on is the one attest sees.
+    for (const [sec, d] of Object.entries({ ...m.dumps, ...(m.live ?? {}) })) if (sec) chunks.push({ vaddr: BigInt(d.addr.startsWith('0x') ? d.addr : '0x' + d.addr), bytes: d.bytes });
   }
   const core = join(dir, 'kcore');
   writeFileSync(core, await kcore(chunks));
@@ -85,7 +86,11 @@ function attestOnce(label, extra, { dir, vmlinuz, modRoot, core, root, verbose, 
   };
   return {
     ran: true, exit: r.status, seconds, counts: doc.counts,
-    objects: doc.objects.map((o) => ({ object: o.object, counts: o.counts, errors: o.errors, sections: o.sections, unexplainedForms: patterns(o) })),
+    objects: doc.objects.map((o) => ({
+      object: o.object, counts: o.counts, errors: o.errors, sections: o.sections, unexplainedForms: patterns(o),
+      // A module's explained runs are few (the run-time switches): kept whole, with their explanation.
+      ...(o.object === 'vmlinux' ? {} : { explained: o.runs.filter((x) => x.class !== 'unexplained').slice(0, 50).map((x) => ({ where: x.where, class: x.class, explanation: x.explanation })) }),
+    })),
   };
 }
 

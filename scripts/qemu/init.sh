@@ -30,6 +30,19 @@ while read -r op a b c; do
       done
       $K file "sections:$a" /tmp/sections
       ;;
+    trace)
+      # Enable a trace event (its tracepoint's static key switches the jump labels at run time), for attest.
+      [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing 2>/tmp/err
+      if echo 1 > "/sys/kernel/tracing/events/$a/enable" 2>/tmp/err; then $K text "trace:$a" ok; else $K file "error:trace:$a" /tmp/err; fi
+      ;;
+    live)
+      # A section again, after the run-time changes above.
+      if addr=$(cat "/sys/module/$a/sections/$b"); then
+        $K kcore "live:$a:$b:$addr" "${addr#0x}" "$c"
+      else
+        $K text "error:live:$a:$b" "no section address"
+      fi
+      ;;
     ktext)
       # The core kernel's .text (SIZE bytes from _text), for textpoke attest.
       t=$(grep -m1 ' _text$' /proc/kallsyms | cut -d' ' -f1)
