@@ -40,9 +40,13 @@ interface AttestOptions {
   preempt: 'none' | 'voluntary' | 'full' | 'unknown';
 }
 
-/** Executable sections still present after boot (init and exit text and the alternatives' replacement code are freed). */
+/**
+ * Executable sections still present after boot. The core kernel frees its init region, which holds init and
+ * exit text and the alternatives' replacement code; a module frees only its init text.
+ */
 function liveTextSections(img: Image, keep?: (s: Section) => boolean): Section[] {
-  return img.sections.filter((s) => s.alloc && s.exec && s.size > 0 && s.type !== 8 && !/^\.(init|exit|altinstr_)/.test(s.name) && (!keep || keep(s)));
+  const freed = img.kind === 'rel' ? /^\.init/ : /^\.(init|exit|altinstr_)/;
+  return img.sections.filter((s) => s.alloc && s.exec && s.size > 0 && s.type !== 8 && !freed.test(s.name) && (!keep || keep(s)));
 }
 
 function kcoreFile(path: string): { kcore: Kcore; close(): void } {
