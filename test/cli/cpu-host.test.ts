@@ -49,3 +49,20 @@ test('apply and check take --cpu host (this machine) and reject a bad --cpu-from
   assert.equal(none.code, 2);
   assert.match(none.err, /--cpu SPEC, --cpu host or --cpu-from/);
 });
+
+test('surface and report take --cpu-from and --cpu host: retpoline calls stay thunk calls on the retpoline machine, become bare calls on Zen 4', () => {
+  const ko = corpus.module61('fs/9p/9p.ko');
+  const totals = (out: string): number[] => out.trim().split('\n').at(-1)!.trim().split(/\s+/).slice(1).map(Number);
+  const sky = run(['surface', '--cpu-from', join(fx, 'skylake'), ko]);
+  const zen = run(['surface', '--cpu-from', join(fx, 'zen4.txt'), ko]);
+  assert.equal(sky.code, 0, sky.err);
+  assert.equal(zen.code, 0, zen.err);
+  const [skyBare, , skyThunk] = totals(sky.out);
+  const [zenBare, , zenThunk] = totals(zen.out);
+  assert.ok(skyThunk! > 0 && zenThunk === 0, `${sky.out}\n${zen.out}`);
+  assert.equal(zenBare, skyBare! + skyThunk!);
+  const dir = tempDir();
+  const r = run(['report', '--cpu', 'host', '--model-states', '0', '-o', join(dir, 'r.html'), ko]);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(existsSync(join(dir, 'r.html')));
+});
