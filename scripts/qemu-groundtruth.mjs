@@ -54,6 +54,10 @@ export const SMP = 2;
 // no_timer_check: under a loaded host TCG runs slowly enough for the IO-APIC timer check to panic the boot.
 /** The trace event --attest enables in the guest before dumping xfs again (a tracepoint key switched at run time). */
 export const TRACE_EVENT = 'xfs/xfs_perag_get';
+/** The hook --attest plants: a kprobe after vfs_read's fentry call (6.1: `call __fentry__` is 5 bytes, then `push %r15`). */
+export const KPROBE = { name: 'attest_hook', at: 'vfs_read+5', where: 'vfs_read+0x5' };
+/** The function --attest traces with the function tracer (its fentry site becomes a call). */
+export const FTRACE_FUNCTION = 'vfs_write';
 export const APPEND = 'console=ttyS0 nokaslr panic=-1 quiet loglevel=4 no_timer_check';
 
 class UsageError extends Error {}
@@ -180,9 +184,15 @@ function buildInitramfs({ order, targets, ktext }) {
     ...order.map((m) => `insmod /lib/modules/${m.name}.ko`),
     ...targets.map((t) => `sections ${t.name}`),
     ...targets.flatMap((t) => t.sections.map((s) => `dump ${t.name} ${s.name} ${s.size}`)),
-    ...(ktext ? [`ktext ${ktext}`] : []),
-    // For attest: switch a tracepoint on in xfs, then dump xfs's text again (records live:MODULE:SECTION:ADDR).
-    ...(ktext ? [`trace ${TRACE_EVENT}`, ...targets.filter((t) => t.name === 'xfs').flatMap((t) => t.sections.map((s) => `live ${t.name} ${s.name} ${s.size}`))] : []),
+    // For attest: switch a tracepoint on in xfs and dump xfs's text again (records live:MODULE:SECTION:ADDR), trace
+    // one core function with ftrace, plant a kprobe inside another, then dump the core kernel's .text.
+    ...(ktext ? [
+      `trace ${TRACE_EVENT}`,
+      `kprobe ${KPROBE.name} ${KPROBE.at}`,
+      `ftrace ${FTRACE_FUNCTION}`,
+      ...targets.filter((t) => t.name === 'xfs').flatMap((t) => t.sections.map((s) => `live ${t.name} ${s.name} ${s.size}`)),
+      `ktext ${ktext}`,
+    ] : []),
   ].join('\n') + '\n';
   const key = sha([
     initSrc,

@@ -90,6 +90,12 @@ function attestOnce(label, extra, { dir, vmlinuz, modRoot, core, root, verbose, 
       object: o.object, counts: o.counts, errors: o.errors, sections: o.sections, unexplainedForms: patterns(o),
       // A module's explained runs are few (the run-time switches): kept whole, with their explanation.
       ...(o.object === 'vmlinux' ? {} : { explained: o.runs.filter((x) => x.class !== 'unexplained').slice(0, 50).map((x) => ({ where: x.where, class: x.class, explanation: x.explanation })) }),
+      // The core kernel's ftrace calls and unexplained runs outside the known retpoline-register gap, whole.
+      ...(o.object === 'vmlinux' ? {
+        ftrace: o.runs.filter((x) => x.class === 'ftrace').slice(0, 50).map((x) => ({ where: x.where, explanation: x.explanation })),
+        unexplained: o.runs.filter((x) => x.class === 'unexplained' && !/\*%rdi/.test(x.predictedAsm.join(';'))).slice(0, 50)
+          .map((x) => ({ where: x.where, explanation: x.explanation, predicted: x.predicted, live: x.live, predictedAsm: x.predictedAsm, liveAsm: x.liveAsm })),
+      } : {}),
     })),
   };
 }

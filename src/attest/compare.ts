@@ -222,19 +222,24 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
     }
   }
 
-  /** A static call trampoline (__SCT__name): jmp to a function or ret. */
+  /**
+   * Call sites the kernel retargets outside the tables: a static call trampoline (__SCT__name: jmp to a function
+   * or ret), and ftrace's own call sites in its trampolines (ftrace_call, ftrace_regs_call: the tracer callback;
+   * ftrace_graph_call: jmp to the graph caller or the stub), all at the start of their symbol.
+   */
   function trampoline(rel: number, l: Uint8Array, abs: bigint): [DiffClass, string] {
+    void l;
     const s = img.symbolize(rel);
-    if (s.name.startsWith('__SCT__') && s.offset <= 1) {
-      const start = abs - BigInt(s.offset);
-      const b = o.kcore.read(start, 5);
-      if (b && b[0] === 0xe9) {
-        const d = BigInt.asUintN(64, start + 5n + BigInt(rel32(b)));
-        const fn = functionAt(d);
-        if (fn) return ['static-call', `static call trampoline ${s.name}: jmp ${fn}`];
-      }
+    if (s.offset > 4) return ['unexplained', 'no patch site covers these bytes'];
+    const start = abs - BigInt(s.offset);
+    const b = o.kcore.read(start, 5);
+    const to = b && (b[0] === 0xe8 || b[0] === 0xe9) ? functionAt(BigInt.asUintN(64, start + 5n + BigInt(rel32(b)))) : undefined;
+    if (s.name.startsWith('__SCT__')) {
+      if (to && b![0] === 0xe9) return ['static-call', `static call trampoline ${s.name}: jmp ${to}`];
       if (b && b[0] === 0xc3) return ['static-call', `static call trampoline ${s.name}: ret (NULL)`];
     }
+    if ((s.name === 'ftrace_call' || s.name === 'ftrace_regs_call') && to && b![0] === 0xe8) return ['ftrace', `ftrace callback ${s.name}: call ${to}`];
+    if (s.name === 'ftrace_graph_call' && to && b![0] === 0xe9) return ['ftrace', `ftrace graph ${s.name}: jmp ${to}`];
     return ['unexplained', 'no patch site covers these bytes'];
   }
 }
