@@ -4,7 +4,8 @@
  * so this module re-wraps the stream: each block keeps its LZMA2 data under a header naming LZMA2 alone,
  * the stream declares no integrity check, and the index is rebuilt with the new block sizes. After the
  * decoder has run, the x86 BCJ filter is undone here (the algorithm of xz's `simple/x86.c`), and each
- * block's CRC32 or CRC64-less check is verified against the original stream, so nothing is trusted blindly.
+ * block's CRC32 check (the kernel's --check=crc32) is verified against the original stream; other check
+ * types are not verified here.
  */
 
 let crcTable: Uint32Array | undefined;
