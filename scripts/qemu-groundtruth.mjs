@@ -13,12 +13,15 @@
  * --module   module path under lib/modules/6.1.0-47-amd64/kernel (repeatable; default xfs and kvm)
  * --json     write the whole result (guest report + comparison) as JSON
  * --reuse    reuse the last boot's dump for a model when present (for working on the comparison)
+ * --attest   also dump the core kernel's .text and run `textpoke attest` on what the guest reported
+ *            (its kallsyms, CPU files, module sections and text, as a synthetic /sys, /proc and kcore)
  *
  * Needs: qemu-system-x86_64, busybox (static), gcc with a static libc, cpio; the corpus
  * (node scripts/fetch-corpus.mjs) and a built dist/ (npx tsc -p .).
  * Exit status: 0 when every model booted, loaded the modules and every byte either matches or falls in
  * a documented difference class; 1 otherwise; 2 on bad usage or a missing tool.
- * Work files live in .cache/groundtruth/ (the initramfs is rebuilt only when an input changes).
+ * Work files live in .cache/groundtruth/ (the initramfs is rebuilt only when an input changes), or in
+ * $TEXTPOKE_GROUNDTRUTH_WORK.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -32,7 +35,7 @@ const imageDir = join(corpus, 'linux-6.1');
 const KVER = existsSync(join(imageDir, 'lib/modules')) ? readdirSync(join(imageDir, 'lib/modules')).find((d) => d.startsWith('6.1.0-')) ?? 'missing' : 'missing';
 const modRoot = join(imageDir, 'lib/modules', KVER);
 const vmlinuz = join(imageDir, 'boot', `vmlinuz-${KVER}`);
-const work = join(repo, '.cache', 'groundtruth');
+const work = process.env.TEXTPOKE_GROUNDTRUTH_WORK ?? join(repo, '.cache', 'groundtruth');
 
 /**
  * Four boots: an Intel and an AMD model with the kernel's default mitigations (retpolines, return thunks:
@@ -49,6 +52,12 @@ export const DEFAULT_MODULES = ['fs/xfs/xfs.ko', 'arch/x86/kvm/kvm.ko'];
 /** Two CPUs: with one, the kernel also rewrites every .smp_locks lock prefix to ds (alternatives_smp_unlock). */
 export const SMP = 2;
 // no_timer_check: under a loaded host TCG runs slowly enough for the IO-APIC timer check to panic the boot.
+/** The trace event --attest enables in the guest before dumping xfs again (a tracepoint key switched at run time). */
+export const TRACE_EVENT = 'xfs/xfs_perag_get';
+/** The hook --attest plants: a kprobe after vfs_read's fentry call (6.1: `call __fentry__` is 5 bytes, then `push %r15`). */
+export const KPROBE = { name: 'attest_hook', at: 'vfs_read+5', where: 'vfs_read+0x5' };
+/** The function --attest traces with the function tracer (its fentry site becomes a call). */
+export const FTRACE_FUNCTION = 'vfs_write';
 export const APPEND = 'console=ttyS0 nokaslr panic=-1 quiet loglevel=4 no_timer_check';
 
 class UsageError extends Error {}
@@ -165,7 +174,8 @@ function sha(parts) {
 }
 
 /** Builds (or reuses) the initramfs: busybox, /init, /kdump, the module files, /groundtruth.conf. */
-function buildInitramfs({ order, targets }) {
+/** @param {{ order: any[], targets: any[], ktext?: number }} p */
+function buildInitramfs({ order, targets, ktext }) {
   const busybox = need(process.env.TEXTPOKE_BUSYBOX ?? '/bin/busybox', 'busybox (apt-get install busybox-static)');
   const initSrc = readFileSync(join(repo, 'scripts/qemu/init.sh'), 'utf8');
   const kdumpSrc = readFileSync(join(repo, 'scripts/qemu/kdump.c'), 'utf8');
@@ -173,6 +183,15 @@ function buildInitramfs({ order, targets }) {
     ...order.map((m) => `insmod /lib/modules/${m.name}.ko`),
     ...targets.map((t) => `sections ${t.name}`),
     ...targets.flatMap((t) => t.sections.map((s) => `dump ${t.name} ${s.name} ${s.size}`)),
+    // For attest: switch a tracepoint on in xfs and dump xfs's text again (records live:MODULE:SECTION:ADDR), trace
+    // one core function with ftrace, plant a kprobe inside another, then dump the core kernel's .text.
+    ...(ktext ? [
+      `trace ${TRACE_EVENT}`,
+      `kprobe ${KPROBE.name} ${KPROBE.at}`,
+      `ftrace ${FTRACE_FUNCTION}`,
+      ...targets.filter((t) => t.name === 'xfs').flatMap((t) => t.sections.map((s) => `live ${t.name} ${s.name} ${s.size}`)),
+      `ktext ${ktext}`,
+    ] : []),
   ].join('\n') + '\n';
   const key = sha([
     initSrc,
@@ -311,6 +330,10 @@ export function guestReport(recs) {
       const [, mod, sec, addr] = name.split(':');
       const m = (modules[mod] ??= { sections: {}, dumps: {} });
       m.dumps[sec] = { addr, bytes: body };
+    } else if (name.startsWith('live:')) {
+      const [, mod, sec, addr] = name.split(':');
+      const m = (modules[mod] ??= { sections: {}, dumps: {} });
+      (m.live ??= {})[sec] = { addr, bytes: body };
     }
   }
   const kvars = {};
@@ -359,8 +382,8 @@ export function guestReport(recs) {
 }
 
 function parseArgs(argv) {
-  /** @type {{ models: string[], modules: string[], json: string | null, reuse: boolean, compare: boolean, verbose: boolean, timeout: number }} */
-  const o = { models: [], modules: [], json: null, reuse: false, compare: true, verbose: false, timeout: 240 };
+  /** @type {{ models: string[], modules: string[], json: string | null, reuse: boolean, compare: boolean, verbose: boolean, timeout: number, attest: boolean }} */
+  const o = { models: [], modules: [], json: null, reuse: false, compare: true, verbose: false, timeout: 240, attest: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -371,6 +394,7 @@ function parseArgs(argv) {
     else if (a === '--module') o.modules.push(val());
     else if (a === '--json') o.json = resolve(val());
     else if (a === '--reuse') o.reuse = true;
+    else if (a === '--attest') o.attest = true;
     else if (a === '--no-compare') o.compare = false;
     else if (a === '--verbose') o.verbose = true;
     else if (a === '--timeout') o.timeout = Number(val());
@@ -391,13 +415,22 @@ export async function runGuests(o) {
   }
   need(vmlinuz, 'corpus kernel (run: node scripts/fetch-corpus.mjs)');
   mkdirSync(work, { recursive: true });
+  /** @type {{ order: any[], targets: any[], ktext?: number }} */
   const p = await plan(o.modules);
+  if (o.attest) {
+    const { load } = await lib();
+    const img = await load.imageFromBytes(readFileSync(vmlinuz), vmlinuz);
+    const text = img.section('.text');
+    if (!text) throw new UsageError(`${vmlinuz}: no .text section`);
+    p.ktext = text.size;
+  }
   const initrd = buildInitramfs(p);
   const runs = await Promise.all(
     o.models.map(async (model) => {
       const cached = join(runDir(model), 'debugcon.bin');
       let b;
-      const usable = (g) => g.done && p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size));
+      const usable = (g) => g.done && p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size))
+        && (!p.ktext || (g.modules.vmlinux?.dumps['.text']?.bytes.length === p.ktext && g.modules.xfs?.live?.['.text']));
       if (o.reuse && existsSync(cached) && usable(guestReport(parseRecords(readFileSync(cached))))) {
         b = { model, reused: true, exit: 0, timedOut: false, seconds: 0, serial: readFileSync(join(runDir(model), 'serial.log'), 'latin1'), stream: readFileSync(cached) };
       } else b = await boot(model, initrd, o.timeout * 1000);
@@ -437,6 +470,13 @@ async function main() {
       entry.comparison = c;
       if (!c.ok) ok = false;
     }
+    if (o.attest && g.done) {
+      const { attestGuest } = await import('./qemu/attest.mjs');
+      // The 6.1 kernel is read with the linux-6.1 profile (its Debian banner also names gcc's Debian version, which detection misreads).
+      const cpu = entry.comparison?.modules?.find((m) => m.features?.kernel)?.features?.spec;
+      entry.attest = await attestGuest({ ...r, recs: parseRecords(r.boot.stream) }, { dir: join(runDir(r.model), 'attest'), vmlinuz, modRoot, verbose: o.verbose, log: (s) => console.log(s), cpu, profile: 'linux-6.1' });
+      if (!entry.attest.ran) ok = false;
+    }
     result.runs.push(entry);
   }
   if (o.json) {
@@ -449,6 +489,7 @@ function summarizeModules(mods) {
   const out = {};
   for (const [m, v] of Object.entries(mods)) {
     out[m] = { sections: v.sections, dumps: Object.fromEntries(Object.entries(v.dumps).map(([s, d]) => [s, { addr: d.addr, size: d.bytes.length }])) };
+    if (v.live) out[m].live = Object.fromEntries(Object.entries(v.live).map(([s, d]) => [s, { addr: d.addr, size: d.bytes.length }]));
   }
   return out;
 }

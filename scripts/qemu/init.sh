@@ -30,6 +30,39 @@ while read -r op a b c; do
       done
       $K file "sections:$a" /tmp/sections
       ;;
+    trace)
+      # Enable a trace event (its tracepoint's static key switches the jump labels at run time), for attest.
+      [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing 2>/tmp/err
+      if echo 1 > "/sys/kernel/tracing/events/$a/enable" 2>/tmp/err; then $K text "trace:$a" ok; else $K file "error:trace:$a" /tmp/err; fi
+      ;;
+    kprobe)
+      # A kprobe in the middle of a function: an int3 (or, once optimized, a jmp) written into kernel text,
+      # the way a hook looks. attest must report it, named.
+      [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing 2>/tmp/err
+      if echo "p:$a $b" >> /sys/kernel/tracing/kprobe_events 2>/tmp/err && echo 1 > "/sys/kernel/tracing/events/kprobes/$a/enable" 2>>/tmp/err; then
+        $K text "kprobe:$a" "$b"
+      else $K file "error:kprobe:$a" /tmp/err; fi
+      ;;
+    ftrace)
+      # The function tracer on one function: its fentry NOP becomes a call (attest: an ftrace call, explained).
+      [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing 2>/tmp/err
+      if echo "$a" > /sys/kernel/tracing/set_ftrace_filter 2>/tmp/err && echo function > /sys/kernel/tracing/current_tracer 2>>/tmp/err; then
+        $K text "ftrace:$a" ok
+      else $K file "error:ftrace:$a" /tmp/err; fi
+      ;;
+    live)
+      # A section again, after the run-time changes above.
+      if addr=$(cat "/sys/module/$a/sections/$b"); then
+        $K kcore "live:$a:$b:$addr" "${addr#0x}" "$c"
+      else
+        $K text "error:live:$a:$b" "no section address"
+      fi
+      ;;
+    ktext)
+      # The core kernel's .text (SIZE bytes from _text), for textpoke attest.
+      t=$(grep -m1 ' _text$' /proc/kallsyms | cut -d' ' -f1)
+      if [ -n "$t" ]; then $K kcore "dump:vmlinux:.text:0x$t" "$t" "$a"; else $K text "error:ktext" "no _text in /proc/kallsyms"; fi
+      ;;
     dump)
       if addr=$(cat "/sys/module/$a/sections/$b"); then
         $K kcore "dump:$a:$b:$addr" "${addr#0x}" "$c"

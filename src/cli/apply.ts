@@ -12,6 +12,7 @@ import { PROFILES } from '../target/profile.js';
 import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { cpuSpecFromFile } from './cpu-from.js';
 import { describeError, openImage, resolveTarget } from './jobs.js';
+import { resolveCpuSpec } from './host-cpu.js';
 
 export interface ApplyCliOptions {
   cpu?: string;
@@ -20,6 +21,7 @@ export interface ApplyCliOptions {
   load?: string[];
   loadFile?: string;
   symbols?: string;
+  kaslrOffset?: string;
   altcallNull?: 'keep' | 'ud';
   ftrace?: 'nop' | 'call';
   preempt?: 'none' | 'voluntary' | 'full' | 'unknown';
@@ -27,20 +29,26 @@ export interface ApplyCliOptions {
 
 /** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
 export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult; cpuNotes: string[]; warnings: string[] }> {
+  const cpuNotes: string[] = [];
   let img: Image;
   let target;
   try {
-    img = await openImage(file);
+    img = await openImage(file, {}, { symbols: o.symbols, kaslrOffset: o.kaslrOffset }, cpuNotes);
     target = resolveTarget(img, o.profile);
   } catch (e) {
     throw new UsageError(`${file}: ${describeError(e)}`);
   }
   const profile = target.profile!;
+  const table = featureTable(profile.features);
+  // --cpu-from: for a Xen file its boot log; for Linux another machine's /proc/cpuinfo, vulnerabilities, cmdline.
+  const xenFrom = o.cpuFrom !== undefined && table.family === 'xen' ? cpuSpecFromFile(o.cpuFrom, table) : undefined;
+  if (xenFrom && o.cpu !== undefined) throw new UsageError('--cpu and --cpu-from exclude each other');
+  const spec = xenFrom ? xenFrom.spec : resolveCpuSpec(o.cpu, o.cpuFrom, cpuNotes);
+  if (spec === undefined) throw new UsageError('one of --cpu SPEC, --cpu host or --cpu-from DIR|FILE is required');
+  if (xenFrom) cpuNotes.push(...xenFrom.notes);
   let cpu: Cpu;
-  if (!o.cpu === !o.cpuFrom) throw new UsageError(o.cpu ? '--cpu and --cpu-from exclude each other' : 'one of --cpu SPEC or --cpu-from FILE is required');
-  const from = o.cpuFrom ? cpuSpecFromFile(o.cpuFrom, featureTable(profile.features)) : undefined;
   try {
-    cpu = parseCpu(from?.spec ?? o.cpu!, featureTable(profile.features));
+    cpu = parseCpu(spec, table);
   } catch (e) {
     if (e instanceof CpuSpecError) throw new UsageError(e.message);
     throw e;
@@ -59,20 +67,20 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
       load ??= new Map();
       for (const [k, v] of parseLoadMap(o.load.join('\n'))) load.set(k, v);
     }
-    if (o.symbols) symbols = parseSymbolMap(readFileSync(o.symbols, 'utf8'));
+    if (o.symbols && img.kind === 'rel') symbols = parseSymbolMap(readFileSync(o.symbols, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const path = (e as NodeJS.ErrnoException).path;
     throw new UsageError(code && path ? `${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}` : e instanceof Error ? e.message : String(e));
   }
-  if ((load || symbols) && img.kind !== 'rel') throw new UsageError(`${file}: --load and --symbols apply to relocatable objects (.o, .ko) only`);
+  if (load && img.kind !== 'rel') throw new UsageError(`${file}: --load applies to relocatable objects (.o, .ko) only`);
   let result: ApplyResult;
   try {
-    result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, xenCpu: from?.xenCpu, ftrace: o.ftrace, preempt: o.preempt });
+    result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, xenCpu: xenFrom?.xenCpu, ftrace: o.ftrace, preempt: o.preempt });
   } catch (e) {
     throw unusable(file, e);
   }
-  return { img, cpu, result, cpuNotes: from?.notes ?? [], warnings: targetWarnings(target, result.sites).map((w) => `${file}: warning: ${w}`) };
+  return { img, cpu, result, cpuNotes, warnings: targetWarnings(target, result.sites).map((w) => `${file}: warning: ${w}`) };
 }
 
 /** A file whose damage only shows while patching (a relocation naming no symbol, data cut short): one line naming it, exit 2. */
@@ -89,12 +97,13 @@ export function findingLines(path: string, img: Image, result: ApplyResult): str
 
 export function addApplyOptions(c: Command): Command {
   return c
-    .option('--cpu <spec>', 'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none (see docs)')
-    .option('--cpu-from <file>', 'CPU from what a booted machine reported (Xen: its boot log, optionally with xen-cpuid output appended); instead of --cpu')
+    .option('--cpu <spec>', 'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none; or host[,ITEM...] for this machine (/proc/cpuinfo, /sys/devices/system/cpu/vulnerabilities, /proc/cmdline) (see docs)')
+    .option('--cpu-from <dir|file>', 'CPU as a booted machine reported it: for Linux its saved /proc/cpuinfo, vulnerabilities and cmdline (a directory or one file); for Xen its boot log, optionally with xen-cpuid output appended (see docs)')
     .addOption(new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
     .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--load-file <file>', 'module section load addresses: a copy of /sys/module/NAME/sections/ (a directory), or SECTION=ADDR lines')
-    .option('--symbols <System.map>', 'addresses for the symbols a module imports (otherwise synthetic)')
+    .option('--symbols <file>', 'a module (.o, .ko): addresses of the symbols it imports (a System.map or kallsyms dump; otherwise synthetic); a stripped kernel image (vmlinuz): its symbols, from a System.map, a /proc/kallsyms dump (as root) or the debug vmlinux')
+    .option('--kaslr-offset <hex>', 'kernel image: subtracted from the --symbols addresses (default: found from _text in a kallsyms dump)')
     .addOption(new Option('--ftrace <mode>', 'Linux mcount sites: nop (as ftrace leaves them at boot and module load with no tracer) or call (a tracer on every function)').choices(['nop', 'call']).default('nop'))
     .addOption(new Option('--preempt <mode>', 'Linux PREEMPT_DYNAMIC mode the kernel booted with (sets the preempt_schedule/cond_resched static calls of modules): Debian\'s default voluntary, none, full, or unknown (leave those sites alone)').choices(['none', 'voluntary', 'full', 'unknown']).default('voluntary'))
     .addOption(new Option('--altcall-null <mode>', 'Xen altcall through a pointer that is NULL in the image: keep (leave indirect) or ud (ud2; ud0, as the hypervisor would if it stayed NULL)').choices(['keep', 'ud']).default('keep'));
@@ -105,7 +114,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     program
       .command('apply')
       .description('write a copy of FILE with the bytes a given CPU runs after the boot-time patchers (same layout: objdump -d OUT shows the patched text)')
-      .argument('<file>', 'ELF file (vmlinux, xen-syms, .o, .ko, .ko.xz/.zst/.gz; compressed input is written uncompressed)'),
+      .argument('<file>', 'ELF file (vmlinux, vmlinuz/bzImage, xen-syms, .o, .ko, .ko.xz/.zst/.gz; compressed input and a vmlinuz are written as the uncompressed ELF file)'),
   )
     .requiredOption('-o, --output <out>', 'output file (never the input)')
     .option('--quiet', 'no summary')
@@ -135,7 +144,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       if (result.errors.length) io.err(fileErrorLine(file, result.errors));
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (!o.quiet) {
-        io.out(`${file}: ${result.view.patches.length} writes for --cpu ${cpu.spec} -> ${o.output}\n`);
+        io.out(`${file}: ${result.view.patches.length} writes for --cpu ${o.cpuFrom ? `from ${o.cpuFrom}` : /^host/.test(o.cpu ?? '') ? o.cpu : cpu.spec} -> ${o.output}\n`);
         for (const n of [...cpuNotes, ...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
         if (result.relocation) io.out(`  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`);
         for (const s of summarize(result.view)) io.out(`  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`);

@@ -7,10 +7,10 @@ import { checkById, CHECKS } from '../checks/index.js';
 import { DEFAULT_CPU, prepare, runChecks } from '../checks/run.js';
 import type { FileReport } from '../report/json.js';
 import { CpuSpecError } from '../patch/index.js';
-import { describeError, JobResult, openImage } from './jobs.js';
+import { describeError, JobResult, openImage, SymbolOptions } from './jobs.js';
 import { targetWarnings } from '../sites/crosscheck.js';
 
-export interface CheckTask {
+export interface CheckTask extends SymbolOptions {
   kind: 'check';
   path: string;
   profile?: string;
@@ -22,7 +22,7 @@ export interface CheckTask {
 export async function runCheck(task: CheckTask): Promise<JobResult> {
   let view;
   try {
-    const img = await openImage(task.path);
+    const img = await openImage(task.path, {}, task);
     const prep = prepare(img, { profile: task.profile, cpu: task.cpu ?? DEFAULT_CPU });
     view = prep.view;
     const checks = task.checks ? task.checks.map((id) => checkById(id)!).filter(Boolean) : CHECKS.filter((c) => c.byDefault);

@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   report: () => import('./report.js'),
   symbols: () => import('./symbols.js'),
   surface: () => import('./surface.js'),
+  attest: () => import('./attest.js'),
 };
 
 export async function registerCommands(program: Command, io: Io, status: ExitStatus, argv: readonly string[] = []): Promise<void> {

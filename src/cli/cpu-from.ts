@@ -1,7 +1,7 @@
 /**
- * `--cpu-from FILE`: the CPU spec a saved description of a booted machine gives. For Xen, FILE is the
- * hypervisor's boot log (`xl dmesg` or its serial console), optionally with `xen-cpuid` output appended
- * (src/patch/xen-bootlog.ts says what each line gives and what has to be assumed).
+ * `--cpu-from FILE` for a Xen file: the CPU spec the hypervisor's boot log gives (`xl dmesg` or its serial
+ * console), optionally with `xen-cpuid` output appended (src/patch/xen-bootlog.ts says what each line gives and
+ * what has to be assumed). For Linux files `--cpu-from` reads saved /proc files instead (host-cpu.ts).
  */
 import { readFileSync } from 'node:fs';
 import { CpuSpecError } from '../patch/cpu.js';

@@ -65,13 +65,13 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     program
       .command('diff')
       .description('per patch site, the disassembly before and after the boot-time patchers for a CPU, side by side, and a summary per feature')
-      .argument('<file>', 'ELF file (vmlinux, xen-syms, .o, .ko, .ko.xz/.zst/.gz)'),
+      .argument('<file>', 'ELF file (vmlinux, vmlinuz/bzImage, xen-syms, .o, .ko, .ko.xz/.zst/.gz)'),
   )
     .option('--function <name>', 'only sites inside this function')
     .option('--summary', 'the per-feature summary only')
     .option('--width <n>', 'column width of the "before" side', (v) => Number(v), 48)
     .action(async (file: string, o: ApplyCliOptions & { function?: string; summary?: boolean; width: number }) => {
-      const { img, cpu, result, warnings } = await openAndApply(file, o);
+      const { img, cpu, result, warnings, cpuNotes } = await openAndApply(file, o);
       for (const w of warnings) io.err(w + '\n');
       currentTable = cpu.table;
       const view = result.view;
@@ -81,7 +81,8 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         if (!Number.isNaN(rel) && !img.sectionAt(rel)) externNames.set(img.where(rel), name);
       }
       const diffs = siteDiffs(img, view, o.function);
-      io.out(`${file}: --cpu ${cpu.spec}: ${diffs.length} sites changed${o.function ? ` in ${o.function}` : ''}\n`);
+      const cpuLabel = o.cpuFrom ? `from ${o.cpuFrom}` : /^host/.test(o.cpu ?? '') ? o.cpu : cpu.spec;
+      io.out(`${file}: --cpu ${cpuLabel}: ${diffs.length} sites changed${o.function ? ` in ${o.function}` : ''}\n`);
       if (!o.summary) {
         const w = o.width;
         for (const d of diffs) {
@@ -103,7 +104,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       }
       io.out(`\nsummary (sites changed, bytes changed):\n`);
       for (const [k, e] of [...sum].sort((x, y) => y[1].sites - x[1].sites)) io.out(`  ${String(e.sites).padStart(6)} ${String(e.bytes).padStart(7)}  ${k}\n`);
-      for (const n of [...cpu.notes, ...view.notes]) io.out(`note: ${n}\n`);
+      for (const n of [...cpuNotes, ...cpu.notes, ...view.notes]) io.out(`note: ${n}\n`);
       if (result.errors.length) io.err(fileErrorLine(file, result.errors));
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (result.errors.length) status.raise(EXIT_FINDINGS); // entries that cannot be used, as in apply

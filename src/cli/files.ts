@@ -1,6 +1,6 @@
 /**
  * Expanding PATH arguments, the same for every command that reads binaries: files as given (plain or
- * compressed), directories searched recursively for ELF files and compressed modules.
+ * compressed), directories searched recursively for ELF files, kernel images (bzImage) and compressed modules.
  *
  * The command-line contract: a path that does not exist or cannot be read, or a directory with nothing
  * to read, is a usage error (exit 2, checked here before anything is written); a file that is read but
@@ -18,9 +18,11 @@ function looksLikeInput(path: string): boolean {
   let fd: number | undefined;
   try {
     fd = openSync(path, 'r');
-    const b = Buffer.alloc(4);
-    const n = readSync(fd, b, 0, 4, 0);
-    return n === 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+    const b = Buffer.alloc(0x206);
+    const n = readSync(fd, b, 0, b.length, 0);
+    if (n >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46) return true;
+    // A bzImage (vmlinuz): the boot header's "HdrS" signature.
+    return n === b.length && b[0x202] === 0x48 && b[0x203] === 0x64 && b[0x204] === 0x72 && b[0x205] === 0x53;
   } catch {
     return false;
   } finally {

@@ -4,14 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { ElfError, Image, ParseOptions } from '../elf/image.js';
-import { imageFromBytes } from '../elf/load.js';
+import { loadImage } from '../elf/load.js';
 import { detectTarget, ProfileError, Target } from '../target/detect.js';
 import type { TableId } from '../target/profile.js';
 import { readSites } from '../sites/read.js';
 import { fileJson, renderText } from '../sites/listing.js';
 import { TableError } from '../sites/table.js';
 
-export interface SitesTask {
+export interface SitesTask extends SymbolOptions {
   kind: 'sites';
   path: string;
   profile?: string;
@@ -34,16 +34,47 @@ export interface JobResult {
   data?: unknown;
 }
 
-/** Reads, decompresses and parses one file; throws a one-line message on failure. */
-export async function openImage(path: string, options: ParseOptions = {}): Promise<Image> {
-  let bytes: Uint8Array;
+/** Symbols for a stripped kernel image (a vmlinuz): `--symbols FILE` and `--kaslr-offset HEX`. */
+export interface SymbolOptions {
+  symbols?: string;
+  kaslrOffset?: string;
+}
+
+function readOrFail(path: string): Uint8Array {
   try {
-    bytes = readFileSync(path);
+    return readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ElfError(code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : `cannot read (${code ?? String(e)})`);
   }
-  return imageFromBytes(bytes, path, options);
+}
+
+/** `--kaslr-offset`: hexadecimal (0x optional) or decimal; negative allowed. */
+export function parseKaslrOffset(v: string | undefined): bigint | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(-)?(0x[0-9a-f]+|[0-9]+)$/i.exec(v.trim());
+  if (!m) throw new ElfError(`--kaslr-offset ${v}: expected a number such as 0x1e000000`);
+  const n = BigInt(m[2]!);
+  return m[1] ? -n : n;
+}
+
+/**
+ * Reads, decompresses and parses one file (a vmlinuz is unpacked to its vmlinux); throws a one-line message
+ * on failure. `sym` attaches a symbol file to a linked image (relocatable objects ignore it here).
+ */
+export async function openImage(path: string, options: ParseOptions = {}, sym: SymbolOptions = {}, notes?: string[]): Promise<Image> {
+  const bytes = readOrFail(path);
+  let symbolFile: { bytes: Uint8Array; path: string } | undefined;
+  if (sym.symbols) {
+    try {
+      symbolFile = { bytes: readOrFail(sym.symbols), path: sym.symbols };
+    } catch (e) {
+      throw new ElfError(`--symbols ${sym.symbols}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  const r = await loadImage(bytes, path, { ...options, symbolFile, kaslrOffset: parseKaslrOffset(sym.kaslrOffset) });
+  notes?.push(...r.notes);
+  return r.image;
 }
 
 export function describeError(e: unknown): string {
@@ -60,7 +91,7 @@ export function resolveTarget(img: Image, profile?: string): Target {
 
 export async function runSites(task: SitesTask): Promise<JobResult> {
   try {
-    const img = await openImage(task.path);
+    const img = await openImage(task.path, {}, task);
     const target = resolveTarget(img, task.profile);
     const set = readSites(img, target.profile!, { tables: task.tables ? new Set(task.tables) : undefined });
     const f = fileJson(img, target, set, { summary: task.summary });

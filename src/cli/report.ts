@@ -18,6 +18,7 @@ import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './cont
 import { validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
 import { describeError, openImage } from './jobs.js';
+import { resolveCpuSpec } from './host-cpu.js';
 
 export interface ReportOptions {
   cpu?: string;
@@ -78,12 +79,14 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .description('one self-contained HTML report: summary with charts, findings, per-function disassembly before/after patching and control-flow graphs, model-checker traces')
     .argument('<path...>', 'ELF files (.o, .ko, .ko.xz/.zst/.gz, vmlinux, xen-syms) or directories to search')
     .requiredOption('-o, --output <file.html>', 'output HTML file (written atomically, never over an input)')
-    .option('--cpu <spec>', "CPU the checked text and the 'after' column are patched for, as for textpoke check: PRESET[,+FEATURE,-FEATURE,key=value...] (intel-server, amd-server, old, all, none), or 'as-built' (checks on the file's bytes; the 'after' column then shows intel-server). Default intel-server")
+    .option('--cpu <spec>', "CPU the checked text and the 'after' column are patched for, as for textpoke check: PRESET[,+FEATURE,-FEATURE,key=value...] (intel-server, amd-server, old, all, none), 'host[,ITEM...]' for this machine, or 'as-built' (checks on the file's bytes; the 'after' column then shows intel-server). Default intel-server")
+    .option('--cpu-from <dir|file>', 'CPU as another machine\'s saved /proc/cpuinfo, vulnerabilities and cmdline describe it (see docs/apply.md)')
     .option('--checks <ids>', `only these checks, comma-separated (${CHECKS.map((c) => c.id).join(', ')})`, (v: string, prev: string[] = []) => [...prev, ...v.split(',').filter(Boolean)])
     .addOption(new Option('--profile <id>', 'read the files with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
     .option('--all-functions', 'a page for every function, not only those with sites, findings or patches (large inputs get big)')
     .option('--model-states <n>', 'state limit per model-checker cell (0: leave the model section out)', (v) => Number(v), 20000)
-    .action(async (paths: string[], o: ReportOptions & { output: string }) => {
+    .action(async (paths: string[], o: ReportOptions & { output: string; cpuFrom?: string }) => {
+      o.cpu = resolveCpuSpec(o.cpu, o.cpuFrom);
       for (const id of o.checks ?? []) if (!CHECKS.some((c) => c.id === id)) throw new UsageError(`unknown check '${id}' (known: ${CHECKS.map((c) => c.id).join(', ')})`);
       if (!Number.isInteger(o.modelStates) || o.modelStates! < 0) throw new UsageError('--model-states takes a non-negative integer');
       validateCpuSpec(o.cpu);

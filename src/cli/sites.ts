@@ -9,20 +9,22 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
   program
     .command('sites')
     .description('list every runtime patch site (alternatives, paravirt, static calls, jump labels, retpoline/return/call sites, IBT seal, lock prefixes, mcount)')
-    .argument('<path...>', 'ELF files (.o, .ko, .ko.xz/.zst/.gz, vmlinux, xen-syms) or directories to search')
+    .argument('<path...>', 'ELF files (.o, .ko, .ko.xz/.zst/.gz, vmlinux, vmlinuz/bzImage, xen-syms) or directories to search')
     .option('--table <ids>', `only these tables, comma-separated or repeated (${TABLE_IDS.join(', ')})`, (v: string, prev: string[] = []) => [...prev, ...v.split(',').filter(Boolean)])
     .option('--summary', 'counts per table only')
     .option('--json', 'JSON output (schema in README)')
     .addOption(new Option('--profile <id>', 'read the files with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
+    .option('--symbols <file>', 'symbols for a stripped kernel image (vmlinuz): a System.map, a /proc/kallsyms dump (as root) or the debug vmlinux')
+    .option('--kaslr-offset <hex>', 'subtracted from the --symbols addresses (default: found from _text in a kallsyms dump)')
     .option('-j, --jobs <n>', 'worker threads (default: all cores)', (v) => Number(v))
-    .action(async (paths: string[], o: { table?: string[]; summary?: boolean; json?: boolean; profile?: string; jobs?: number }) => {
+    .action(async (paths: string[], o: { table?: string[]; summary?: boolean; json?: boolean; profile?: string; jobs?: number; symbols?: string; kaslrOffset?: string }) => {
       const tables = o.table?.map((t) => {
         if (!(TABLE_IDS as readonly string[]).includes(t)) throw new UsageError(`unknown table '${t}' (known: ${TABLE_IDS.join(', ')})`);
         return t as TableId;
       });
       const files = expandPaths(paths);
       if (files.length === 0) throw new UsageError(`no ELF files or compressed modules under ${paths.join(' ')}`);
-      const tasks: SitesTask[] = files.map((path) => ({ kind: 'sites', path, profile: o.profile, tables, summary: o.summary, json: o.json }));
+      const tasks: SitesTask[] = files.map((path) => ({ kind: 'sites', path, profile: o.profile, tables, summary: o.summary, json: o.json, symbols: o.symbols, kaslrOffset: o.kaslrOffset }));
       const totals = new Map<string, number>();
       let failed = 0;
       let problems = 0;

@@ -4,6 +4,7 @@ import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io } from './context.js';
 import { DEFAULT_CPU, validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
+import { resolveCpuSpec } from './host-cpu.js';
 import type { SurfaceTask } from './surface-job.js';
 
 export function register(program: Command, io: Io, status: ExitStatus): void {
@@ -11,11 +12,13 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .command('surface')
     .description('indirect calls and jumps left in the text a CPU runs: bare, through thunks, and made direct at boot (altcall, paravirt, static calls)')
     .argument('<path...>', 'ELF files or directories')
-    .option('--cpu <spec>', `CPU description (default ${DEFAULT_CPU}: Debian's choices on a recent Intel server; Xen: hardening on)`)
+    .option('--cpu <spec>', `CPU description (default ${DEFAULT_CPU}: Debian's choices on a recent Intel server; Xen: hardening on), or host[,ITEM...] for this machine`)
+    .option('--cpu-from <dir|file>', 'CPU as another machine\'s saved /proc/cpuinfo, vulnerabilities and cmdline describe it (see docs/apply.md)')
     .option('--all', 'list every function, not only the top 20 per file')
     .option('--json', 'JSON output')
     .option('--profile <id>', 'read the files with this profile')
-    .action(async (paths: string[], o: { cpu?: string; all?: boolean; json?: boolean; profile?: string }) => {
+    .action(async (paths: string[], o: { cpu?: string; cpuFrom?: string; all?: boolean; json?: boolean; profile?: string }) => {
+      o.cpu = resolveCpuSpec(o.cpu, o.cpuFrom);
       validateCpuSpec(o.cpu);
       const files = expandPaths(paths);
       const tasks: SurfaceTask[] = files.map((path) => ({ kind: 'surface', path, cpu: o.cpu, profile: o.profile, all: o.all, json: o.json }));

@@ -109,6 +109,21 @@ export interface Symbolized {
 export interface ParseOptions {
   /** ET_REL only: load addresses (absolute) for sections by name, as /sys/module/NAME/sections/ lists them. */
   load?: ReadonlyMap<string, bigint>;
+  /**
+   * Linked images only: symbols from outside the file (a System.map, a /proc/kallsyms dump, the debug
+   * vmlinux; see symbol-file.ts), used instead of the file's own symbol table.
+   */
+  symbols?: readonly ExternalSymbol[];
+}
+
+/** A symbol given from outside the ELF file, at its link-time (absolute) address. */
+export interface ExternalSymbol {
+  readonly name: string;
+  readonly addr: bigint;
+  /** Size in bytes when known (a debug vmlinux); otherwise derived from the next symbol for functions. */
+  readonly size?: number;
+  readonly type: number;
+  readonly bind: number;
 }
 
 const TWO32 = 0x1_0000_0000;
@@ -134,10 +149,12 @@ export class Image {
   private relocTables = new Map<number, RelocTable>();
   private allocSorted?: Section[];
   private shndxTable?: Uint32Array;
+  private readonly external?: readonly ExternalSymbol[];
 
   private constructor(path: string, bytes: Uint8Array, options: ParseOptions) {
     this.path = path;
     this.bytes = bytes;
+    if (options.symbols) this.external = options.symbols;
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const b = bytes;
     if (b.length < 64) throw new ElfError(b.length >= 4 && isElfMagic(b) ? 'truncated ELF header' : 'not an ELF file');
@@ -373,6 +390,7 @@ export class Image {
   }
 
   private readSymbols(): Sym[] {
+    if (this.external && this.kind !== 'rel') return this.externalSymbols(this.external);
     const st = this.symtabSection();
     if (!st) return [];
     if (st.link >= this.sections.length) throw new ElfError('symbol table names a string table that does not exist');
@@ -409,6 +427,48 @@ export class Image {
         shndx,
       };
     }
+    return out;
+  }
+
+  /** True when the symbols came from outside the file ({@link ParseOptions.symbols}). */
+  get externalSymbolsUsed(): boolean {
+    return this.external !== undefined;
+  }
+
+  private externalSymbols(ext: readonly ExternalSymbol[]): Sym[] {
+    const secs = this.sections.filter((s) => s.alloc && !Number.isNaN(s.addr) && s.size > 0).sort((a, b) => a.addr - b.addr);
+    const sectionOf = (addr: number): Section | undefined => {
+      let lo = 0;
+      let hi = secs.length - 1;
+      let k = -1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (secs[mid]!.addr <= addr) { k = mid; lo = mid + 1; } else hi = mid - 1;
+      }
+      // A symbol one past a section's end (__stop_*, _etext) belongs to it.
+      for (let j = k; j >= 0 && j >= k - 2; j--) if (addr <= secs[j]!.addr + secs[j]!.size) return secs[j];
+      return undefined;
+    };
+    const rel = ext.map((e) => ({ e, addr: this.rel(e.addr) }));
+    const out: Sym[] = [{ index: 0, name: '', addr: NaN, size: 0, type: STT_NOTYPE, bind: STB_LOCAL, shndx: SHN_UNDEF }];
+    // Function sizes, when not given, run to the next symbol at a higher address in the same section.
+    const order = rel.map((_, i) => i).filter((i) => !Number.isNaN(rel[i]!.addr)).sort((a, b) => rel[a]!.addr - rel[b]!.addr);
+    const next = new Float64Array(rel.length).fill(NaN);
+    for (let k = 0; k < order.length; k++) {
+      const a = rel[order[k]!]!.addr;
+      let j = k + 1;
+      while (j < order.length && rel[order[j]!]!.addr === a) j++;
+      if (j < order.length) next[order[k]!] = rel[order[j]!]!.addr;
+    }
+    rel.forEach(({ e, addr }, i) => {
+      const sec = Number.isNaN(addr) ? undefined : sectionOf(addr);
+      let size = e.size ?? 0;
+      if (e.size === undefined && e.type === STT_FUNC && sec && sec.exec) {
+        const end = Math.min(sec.addr + sec.size, Number.isNaN(next[i]!) ? Infinity : next[i]!);
+        size = Math.max(0, end - addr);
+      }
+      out.push({ index: i + 1, name: e.name, addr, size, type: e.type, bind: e.bind, shndx: sec ? sec.index : SHN_ABS });
+    });
     return out;
   }
 

@@ -1,50 +1,70 @@
 /**
- * Turns file bytes into an {@link Image}, unpacking the compressed modules distributions ship
- * (`.ko.xz`, `.ko.zst`, `.ko.gz`) by their magic numbers. Browser-safe: the decompressors are
- * pure JavaScript / WebAssembly (fflate for gzip, fzstd for zstd, xz-decompress for xz), picked
- * because each is small, maintained and runs unchanged in Node and in the playground. Each is loaded
- * only when a file needs it (most runs read plain ELF files).
+ * Turns file bytes into an {@link Image}: plain ELF files, the compressed modules distributions ship
+ * (`.ko.xz`, `.ko.zst`, `.ko.gz`, by their magic numbers), and x86 kernel images (bzImage / vmlinuz),
+ * whose compressed payload is located through the boot protocol header and unpacked to the vmlinux
+ * ELF inside, in memory (see {@link ./bzimage.ts}). Browser-safe: every decompressor is pure JavaScript
+ * or WebAssembly and is loaded only when a file needs it (most runs read plain ELF files).
  */
 import { ElfError, Image, ParseOptions } from './image.js';
+import { bzImagePayload, BzImageInfo, isBzImage, withBannerSymbol } from './bzimage.js';
+import { decompressAny, compressionOf, Compression } from './decompress.js';
+import { parseSymbolFile, symbolsForImage, SymbolFormat } from './symbol-file.js';
 
-export type Compression = 'none' | 'xz' | 'zstd' | 'gzip';
-
-export function compressionOf(b: Uint8Array): Compression {
-  if (b.length >= 6 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58 && b[4] === 0x5a && b[5] === 0x00) return 'xz';
-  if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return 'zstd';
-  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
-  return 'none';
-}
+export { compressionOf, type Compression } from './decompress.js';
 
 /** Decompresses if the bytes carry a known compression magic; otherwise returns them unchanged. */
 export async function decompress(b: Uint8Array): Promise<Uint8Array> {
-  const kind = compressionOf(b);
-  try {
-    switch (kind) {
-      case 'none':
-        return b;
-      case 'gzip':
-        return (await import('fflate')).gunzipSync(b);
-      case 'zstd':
-        return (await import('fzstd')).decompress(b);
-      case 'xz': {
-        const xz = (await import('xz-decompress')).default;
-        const input = new ReadableStream<Uint8Array>({
-          start(c) {
-            c.enqueue(b);
-            c.close();
-          },
-        });
-        const out = new Response(new xz.XzReadableStream(input) as unknown as ReadableStream<Uint8Array>);
-        return new Uint8Array(await out.arrayBuffer());
-      }
-    }
-  } catch (e) {
-    throw new ElfError(`corrupt ${kind} data: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  const kind: Compression = compressionOf(b);
+  if (kind === 'none') return b;
+  return decompressAny(b, kind);
 }
 
-/** Decompresses (if needed) and parses. */
-export async function imageFromBytes(b: Uint8Array, path: string, options: ParseOptions = {}): Promise<Image> {
-  return Image.parse(await decompress(b), path, options);
+/** What the loader did to reach the ELF file (for notes and tests). */
+export interface Loaded {
+  image: Image;
+  /** Set when the file was a bzImage: its header's facts and the payload's compression. */
+  bzImage?: BzImageInfo;
+  /** Where the symbols came from: the file itself, a symbol file, or nothing (a stripped image). */
+  symbols: 'file' | SymbolFormat | 'none';
+  /** The KASLR offset subtracted from the symbol file's addresses (given or found; 0 otherwise). */
+  kaslrOffset: bigint;
+  notes: string[];
 }
+
+export interface LoadOptions extends ParseOptions {
+  /** A System.map, kallsyms dump or debug vmlinux for a linked image (ignored for relocatable objects). */
+  symbolFile?: { bytes: Uint8Array; path: string };
+  /** Subtracted from the symbol file's addresses (found from `_text` when not given). */
+  kaslrOffset?: bigint;
+}
+
+/** Decompresses (if needed), unpacks a bzImage (if it is one), attaches outside symbols and parses. */
+export async function loadImage(b: Uint8Array, path: string, options: LoadOptions = {}): Promise<Loaded> {
+  const { symbolFile, kaslrOffset, ...parse } = options;
+  let bzImage: BzImageInfo | undefined;
+  let elf: Uint8Array;
+  if (isBzImage(b)) {
+    const p = await bzImagePayload(b);
+    bzImage = p.info;
+    elf = p.elf;
+  } else elf = await decompress(b);
+  let image = Image.parse(elf, path, parse);
+  const notes: string[] = [];
+  if (symbolFile && image.kind !== 'rel') {
+    const file = parseSymbolFile(symbolFile.bytes, symbolFile.path);
+    const { symbols, offset } = symbolsForImage(image, file, symbolFile.path, kaslrOffset, notes);
+    image = Image.parse(elf, path, { ...parse, symbols });
+    return { image, bzImage, symbols: file.format, kaslrOffset: offset, notes };
+  }
+  if (image.symbols.length > 0) return { image, bzImage, symbols: 'file', kaslrOffset: 0n, notes };
+  image = withBannerSymbol(image, elf, path, parse);
+  if (image.kind !== 'rel') notes.push(`${path}: no symbols (a stripped vmlinux): locations are section+offset; pass --symbols System.map, a kallsyms dump or the debug vmlinux for names and for the tables found by symbol (__jump_table, .static_call_sites, __mcount_loc)`);
+  return { image, bzImage, symbols: 'none', kaslrOffset: 0n, notes };
+}
+
+/** Decompresses (if needed), unpacks a bzImage (if it is one) and parses. */
+export async function imageFromBytes(b: Uint8Array, path: string, options: LoadOptions = {}): Promise<Image> {
+  return (await loadImage(b, path, options)).image;
+}
+
+export { ElfError };

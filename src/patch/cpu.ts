@@ -3,7 +3,8 @@
  *
  * Items after the preset, left to right:
  *  - `+NAME` / `NAME` sets a feature, `-NAME` clears it (names as `textpoke sites` prints them, with or without
- *    X86_FEATURE_, any case, '-' for '_');
+ *    X86_FEATURE_, any case, '-' for '_'); `?NAME` sets it when the table has it and is silently skipped
+ *    otherwise (`-?NAME` clears it likewise) (the specs `--cpu host` builds from /proc/cpuinfo, see host-cpu.ts, use it);
  *  - Linux mitigation choices (they set the synthetic features the kernel's bugs.c sets):
  *    `spectre_v2=retpoline|lfence|eibrs|eibrs-retpoline|eibrs-lfence|ibrs|off`,
  *    `rethunk=default|retbleed|srso|srso-alias|its|off` (which x86_return_thunk apply_returns writes);
@@ -121,7 +122,14 @@ function parseCpuSpec(spec: string, table: FeatureTable): Cpu {
       } else throw new CpuSpecError(`unknown --cpu option '${kv[1]}' for ${table.family}`);
       continue;
     }
-    if (item.startsWith('-')) set.delete(need(table, item.slice(1)));
+    if (item.startsWith('-?')) {
+      const n = featureNumber(table, item.slice(2));
+      if (n !== undefined) set.delete(n);
+    } else if (item.startsWith('?')) {
+      // Set when the table knows the name (what a host's /proc/cpuinfo reports, for any kernel version).
+      const n = featureNumber(table, item.slice(1));
+      if (n !== undefined) set.add(n);
+    } else if (item.startsWith('-')) set.delete(need(table, item.slice(1)));
     else set.add(need(table, item.startsWith('+') ? item.slice(1) : item));
   }
   // The thunk apply_returns targets follows the features bugs.c sets, in its selection order.

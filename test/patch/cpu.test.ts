@@ -56,3 +56,86 @@ test('bad specs are one-line errors', () => {
   assert.throws(() => parseCpu('none,branch-harden=off', linux), CpuSpecError);
   assert.throws(() => parseCpu('none,spectre_v2=maybe', linux), CpuSpecError);
 });
+
+// ---- --cpu host / --cpu-from: saved machine descriptions in test/fixtures/cpu ----
+import { readFileSync as readFixture } from 'node:fs';
+import { join as joinPath } from 'node:path';
+import { hostCpuSpec } from '../../src/patch/host-cpu.js';
+import { parseCpuFile, readHostFiles, resolveCpuSpec } from '../../src/cli/host-cpu.js';
+import { repoRoot } from '../support/corpus.js';
+
+const cpuFixtures = joinPath(repoRoot, 'test', 'fixtures', 'cpu');
+const names = (spec: string, t = linux): Set<string> => {
+  const cpu = parseCpu(spec, t);
+  return new Set([...cpu.features].map((k) => featureNameOf(t, k).replace(/^X86_FEATURE_/, '')));
+};
+import { featureName as featureNameOf } from '../../src/target/features/index.js';
+
+test('--cpu-from a saved tree (Skylake-SP, retpolines): cpuinfo flags with their cpuinfo names, bugs, and the hidden mitigation features', () => {
+  const files = readHostFiles(joinPath(cpuFixtures, 'skylake'));
+  const host = hostCpuSpec(files);
+  const f = names(host.spec);
+  // cpuinfo names differ from the kernel's for some: sse4_2 = XMM4_2, pdpe1gb = GBPAGES, monitor = MWAIT, pni = XMM3.
+  for (const x of ['XMM4_2', 'GBPAGES', 'MWAIT', 'XMM3', 'AVX512F', 'PTI', 'MD_CLEAR', 'IBRS']) assert.ok(f.has(x), x);
+  for (const x of ['X86_BUG_CPU_MELTDOWN', 'X86_BUG_RETBLEED', 'X86_BUG_MDS', 'X86_BUG_SWAPGS']) assert.ok(f.has(x), x);
+  // From the vulnerabilities files: what cpuinfo does not show.
+  for (const x of ['RETPOLINE', 'RSB_CTXSW', 'CLEAR_CPU_BUF', 'KERNEL_IBRS', 'FENCE_SWAPGS_KERNEL', 'USE_IBPB', 'CLEAR_BHB_LOOP']) assert.ok(f.has(x), x);
+  // Set by the kernel for Intel CPUs without a cpuinfo name, and by the retpoline mode.
+  for (const x of ['SYSENTER32', 'LFENCE_RDTSC', 'APIC_MSRS_FENCE', 'MSR_IA32_FEAT_CTL', 'OSXSAVE', 'RSB_VMEXIT']) assert.ok(f.has(x), x);
+  for (const x of ['RETPOLINE_LFENCE', 'RETHUNK', 'UNRET', 'IBRS_ENHANCED', 'FENCE_SWAPGS_USER']) assert.ok(!f.has(x), x);
+  // Only the first processor's block counts (the second has only fpu).
+  assert.ok(f.has('AVX2'));
+  assert.match(host.notes[0]!, /GenuineIntel family 6 model 85, \d+ flags, 13 bugs/);
+});
+
+test('--cpu-from one saved file (Zen 4, Safe RET): AutoIBRS so no retpoline; srso_alias_return_thunk; PTI off', () => {
+  const files = parseCpuFile(readFixture(joinPath(cpuFixtures, 'zen4.txt'), 'utf8'));
+  assert.equal(Object.keys(files.vulnerabilities!).length, 6);
+  assert.match(files.cmdline!, /nvme0n1p1/);
+  const host = hostCpuSpec(files);
+  const cpu = parseCpu(host.spec, linux);
+  assert.equal(cpu.returnThunk, 'srso_alias_return_thunk');
+  const f = names(host.spec);
+  for (const x of ['RETHUNK', 'UNRET', 'SRSO_ALIAS', 'LA57', 'IBRS_ENHANCED', 'RSB_CTXSW', 'X86_BUG_SRSO', 'SVM', 'AVX512_VBMI2']) assert.ok(f.has(x), x);
+  for (const x of ['RETPOLINE', 'PTI', 'CLEAR_CPU_BUF', 'SRSO', 'SYSENTER32', 'APIC_MSRS_FENCE', 'RSB_VMEXIT']) assert.ok(!f.has(x), x);
+  assert.ok(f.has('LFENCE_RDTSC'));
+  // Family 0x17 (Zen 2) gets the plain SRSO thunk.
+  const zen2 = hostCpuSpec({ ...files, cpuinfo: files.cpuinfo!.replace('cpu family\t: 25', 'cpu family\t: 23') });
+  assert.equal(parseCpu(zen2.spec, linux).returnThunk, 'srso_return_thunk');
+});
+
+test('--cpu-from without vulnerabilities files: the command line decides (mitigations=off)', () => {
+  const host = hostCpuSpec(readHostFiles(joinPath(cpuFixtures, 'nomitigations')));
+  const f = names(host.spec);
+  for (const x of ['RETPOLINE', 'RETHUNK', 'PTI', 'KERNEL_IBRS', 'CLEAR_CPU_BUF']) assert.ok(!f.has(x), x);
+  assert.ok(f.has('POPCNT'));
+  assert.ok(host.notes.some((n) => /mitigations=off/.test(n)), host.notes.join('\n'));
+  const spectre = hostCpuSpec({ cpuinfo: readFixture(joinPath(cpuFixtures, 'nomitigations', 'cpuinfo'), 'utf8'), cmdline: 'ro spectre_v2=retpoline,lfence' });
+  assert.ok(names(spectre.spec).has('RETPOLINE_LFENCE'));
+});
+
+test('host specs read with any table: unknown cpuinfo names are skipped, extra items apply after, errors are one line', () => {
+  const files = readHostFiles(joinPath(cpuFixtures, 'skylake'));
+  const spec = hostCpuSpec(files).spec;
+  for (const id of ['linux-6.1.0', 'linux-6.12']) assert.doesNotThrow(() => parseCpu(spec, featureTable(id)), id);
+  const notes: string[] = [];
+  const withExtra = resolveCpuSpec('host,-AVX2', joinPath(cpuFixtures, 'skylake'), notes)!;
+  assert.ok(!names(withExtra).has('AVX2'));
+  assert.ok(notes.some((n) => n.startsWith('--cpu from ')), notes.join('\n'));
+  assert.equal(resolveCpuSpec('intel-server', undefined), 'intel-server');
+  assert.throws(() => resolveCpuSpec(undefined, joinPath(cpuFixtures, 'missing')), /missing: no such file/);
+  assert.throws(() => hostCpuSpec({ cpuinfo: 'processor : 0\n' }), /no "flags" line/);
+  assert.throws(() => resolveCpuSpec('amd-server', joinPath(cpuFixtures, 'skylake')), /exclusive/);
+});
+
+for (const guest of ['qemu-skylake-client-ibrs', 'qemu-epyc-rome', 'qemu-skylake-lfence', 'qemu-epyc-rome-mitigations-off']) test(`--cpu-from a QEMU guest's saved files (${guest}) gives exactly the feature bits that kernel set (boot_cpu_data) and its return thunk`, () => {
+  const dir = joinPath(cpuFixtures, guest);
+  const want = readFixture(joinPath(dir, 'kernel-features.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+  const thunk = want.find((l) => l.startsWith('thunk '))!.slice(6);
+  const kernel = new Set(want.filter((l) => !l.startsWith('thunk ')).map((n) => n.replace(/^X86_FEATURE_/, '')));
+  const cpu = parseCpu(hostCpuSpec(readHostFiles(dir)).spec, linux);
+  const got = names(cpu.spec);
+  assert.deepEqual([...got].filter((n) => !kernel.has(n)), [], 'inferred but not set by the kernel');
+  assert.deepEqual([...kernel].filter((n) => !got.has(n)), [], 'set by the kernel but not inferred');
+  assert.equal(cpu.returnThunk, thunk);
+});

@@ -1,0 +1,269 @@
+/**
+ * The comparison at the heart of `textpoke attest`: the bytes a kernel object should hold (apply's prediction
+ * for this CPU) against the bytes it holds (read from /proc/kcore), section by section. Each differing run of
+ * bytes is either the legitimate state of a known runtime patch site, named by its class, or unexplained:
+ *
+ * - jump-label: an `__jump_table` site as a NOP or as the jmp to its target (the key either way);
+ * - static-call: a `.static_call_sites` site calling (or jumping to) the start of a function, a NOP (NULL),
+ *   or a ret at a tail site; a static call trampoline (`__SCT__*`) jumping to a function or returning;
+ * - ftrace: an `__mcount_loc` site as a NOP or a call (a tracer or a live patch attached; the destination is named);
+ * - smp-lock: a `.smp_locks` lock prefix and the DS prefix a uniprocessor boot writes over it.
+ *
+ * Everything else is reported with its function and offset, the predicted and live bytes and their disassembly.
+ */
+import type { Image, Section } from '../elf/image.js';
+import type { PatchedView } from '../patch/view.js';
+import type { Site } from '../sites/site.js';
+import { disassemble } from '../x86/format.js';
+import type { Kcore } from './kcore.js';
+
+export type DiffClass = 'jump-label' | 'static-call' | 'ftrace' | 'smp-lock' | 'unexplained';
+
+export interface DiffRun {
+  object: string;
+  section: string;
+  /** Runtime (absolute) address of the first byte. */
+  addr: bigint;
+  /** function+0xoffset (or section+0xoffset when the image has no symbol there). */
+  where: string;
+  predicted: Uint8Array;
+  live: Uint8Array;
+  class: DiffClass;
+  explanation: string;
+  predictedAsm: string[];
+  liveAsm: string[];
+}
+
+export interface SectionResult {
+  name: string;
+  addr: bigint;
+  size: number;
+  /** Bytes read and compared (less than size when kcore does not cover the section). */
+  compared: number;
+  differing: number;
+}
+
+export interface ObjectResult {
+  object: string;
+  path: string;
+  sections: SectionResult[];
+  runs: DiffRun[];
+  errors: string[];
+}
+
+/** Names for runtime addresses outside the object (kallsyms), for destinations of calls. */
+export interface AddressNames {
+  /** The name of the symbol starting exactly at `abs`, if any. */
+  startingAt(abs: bigint): string | undefined;
+  /** symbol+offset for any address, if known. */
+  near(abs: bigint): string | undefined;
+}
+
+export interface AttestObjectOptions {
+  object: string;
+  path: string;
+  view: PatchedView;
+  sites: readonly Site[];
+  /** The sections to compare (executable, still present after init). */
+  sections: readonly Section[];
+  kcore: Kcore;
+  /** Added to the view's absolute addresses to get runtime ones (the KASLR offset; 0 for modules). */
+  delta?: bigint;
+  /** Predicted bytes of a section when they differ from view.bytesOf (KASLR relocations applied). */
+  predicted?: (s: Section) => Uint8Array;
+  names?: AddressNames;
+}
+
+const NOP5 = [0x0f, 0x1f, 0x44, 0x00, 0x00];
+const isNop5 = (b: Uint8Array): boolean => b.length === 5 && NOP5.every((x, i) => b[i] === x);
+const isNop2 = (b: Uint8Array): boolean => b.length === 2 && b[0] === 0x66 && b[1] === 0x90;
+const rel32 = (b: Uint8Array): number => (b[1]! | (b[2]! << 8) | (b[3]! << 16) | (b[4]! << 24));
+
+export function attestObject(o: AttestObjectOptions): ObjectResult {
+  const { view } = o;
+  const img = view.img;
+  const delta = o.delta ?? 0n;
+  const runtime = (rel: number): bigint => view.abs(rel) + delta;
+  const result: ObjectResult = { object: o.object, path: o.path, sections: [], runs: [], errors: [] };
+  // Sites by address, for the tables whose runtime state may legitimately change.
+  const live = new Set(['__jump_table', '.static_call_sites', '__mcount_loc', '.smp_locks']);
+  const siteAt = new Map<number, Site>();
+  for (const s of o.sites) if (live.has(s.table) && !Number.isNaN(s.addr)) siteAt.set(s.addr, s);
+  const siteAddrs = [...siteAt.keys()].sort((a, b) => a - b);
+  const coveringSite = (rel: number): Site | undefined => {
+    let lo = 0;
+    let hi = siteAddrs.length - 1;
+    let k = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (siteAddrs[mid]! <= rel) { k = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    for (let j = k; j >= 0 && j >= k - 1; j--) {
+      const s = siteAt.get(siteAddrs[j]!)!;
+      if (rel < s.addr + siteLength(s)) return s;
+    }
+    return undefined;
+  };
+  const siteLength = (s: Site): number => {
+    if (s.table === '.smp_locks') return 1;
+    const b = view.read(s.addr, 2);
+    if (s.table === '__jump_table' && b && (b[0] === 0xeb || (b[0] === 0x66 && b[1] === 0x90))) return 2;
+    return 5;
+  };
+  const nameOfAbs = (abs: bigint): string => {
+    const rel = view.rel(abs - delta);
+    if (!Number.isNaN(rel) && img.sectionAt(rel)) return img.where(rel).replace(/\+0x0$/, '');
+    return o.names?.near(abs) ?? `0x${abs.toString(16)}`;
+  };
+  const functionAt = (abs: bigint): string | undefined => {
+    const rel = view.rel(abs - delta);
+    if (!Number.isNaN(rel) && img.sectionAt(rel)) {
+      const s = img.symbolize(rel);
+      return s.offset === 0 && s.sym ? s.name : undefined;
+    }
+    return o.names?.startingAt(abs);
+  };
+
+  for (const sec of o.sections) {
+    const pred = o.predicted ? o.predicted(sec) : view.bytesOf(sec);
+    const base = runtime(sec.addr);
+    const sr: SectionResult = { name: sec.name, addr: base, size: sec.size, compared: 0, differing: 0 };
+    result.sections.push(sr);
+    // Read in pages so a hole in kcore costs only the pages it covers.
+    const liveBytes = new Uint8Array(sec.size);
+    const covered = new Uint8Array(sec.size);
+    for (let off = 0; off < sec.size; off += 4096) {
+      const n = Math.min(4096, sec.size - off);
+      const b = o.kcore.read(base + BigInt(off), n);
+      if (!b) continue;
+      liveBytes.set(b, off);
+      covered.fill(1, off, off + n);
+      sr.compared += n;
+    }
+    if (sr.compared < sec.size) result.errors.push(`${o.object} ${sec.name}: ${sec.size - sr.compared} of ${sec.size} bytes not in kcore (not compared)`);
+    let i = 0;
+    while (i < sec.size) {
+      if (!covered[i] || pred[i] === liveBytes[i]) { i++; continue; }
+      const rel = sec.addr + i;
+      const site = coveringSite(rel);
+      let start: number;
+      let end: number;
+      if (site) {
+        start = site.addr - sec.addr;
+        end = start + siteLength(site);
+      } else {
+        start = i;
+        end = i + 1;
+        // Merge differences closer than 4 bytes that no site covers.
+        for (let j = end; j < sec.size && j < end + 4; j++) {
+          if (covered[j] && pred[j] !== liveBytes[j] && !coveringSite(sec.addr + j)) end = j + 1;
+        }
+      }
+      for (let k = start; k < end; k++) if (covered[k] && pred[k] !== liveBytes[k]) sr.differing++;
+      const p = pred.subarray(start, end);
+      const l = liveBytes.subarray(start, end);
+      const abs = runtime(sec.addr + start);
+      const [cls, why] = site ? explainSite(site, p, l, abs) : trampoline(sec.addr + start, l, abs);
+      const run: DiffRun = {
+        object: o.object, section: sec.name, addr: abs, where: img.where(sec.addr + start), predicted: p.slice(), live: l.slice(),
+        class: cls, explanation: why, predictedAsm: [], liveAsm: [],
+      };
+      if (cls === 'unexplained') {
+        const [a, b] = instructionSpan(img, sec, pred, start, end);
+        run.predicted = pred.slice(a, b);
+        run.live = liveBytes.slice(a, b);
+        run.addr = runtime(sec.addr + a);
+        run.where = img.where(sec.addr + a);
+        run.predictedAsm = asm(img, run.predicted, sec.addr + a);
+        run.liveAsm = asm(img, run.live, sec.addr + a);
+        end = Math.max(end, b);
+      } else {
+        run.predictedAsm = asm(img, p, sec.addr + start);
+        run.liveAsm = asm(img, l, sec.addr + start);
+      }
+      result.runs.push(run);
+      i = end;
+    }
+  }
+  return result;
+
+  function explainSite(s: Site, p: Uint8Array, l: Uint8Array, abs: bigint): [DiffClass, string] {
+    const key = s.key?.name ?? (s.key && !Number.isNaN(s.key.addr) ? img.where(s.key.addr) : '?');
+    const dest = (b: Uint8Array): bigint => BigInt.asUintN(64, abs + BigInt(b.length) + BigInt(rel32(b)));
+    switch (s.table) {
+      case '__jump_table': {
+        const target = s.target && !Number.isNaN(s.target.addr) ? runtime(s.target.addr) : undefined;
+        if ((l.length === 5 && isNop5(l)) || (l.length === 2 && isNop2(l))) return ['jump-label', `jump label ${key}: NOP (branch not taken)`];
+        if (l.length === 5 && l[0] === 0xe9 && target !== undefined && dest(l) === target) return ['jump-label', `jump label ${key}: jmp to ${nameOfAbs(target)}`];
+        if (l.length === 2 && l[0] === 0xeb && target !== undefined && BigInt.asUintN(64, abs + 2n + BigInt((l[1]! << 24) >> 24)) === target) return ['jump-label', `jump label ${key}: jmp to ${nameOfAbs(target)}`];
+        return ['unexplained', `jump label ${key} site holds neither a NOP nor a jmp to its target ${target !== undefined ? nameOfAbs(target) : '?'}`];
+      }
+      case '.static_call_sites': {
+        if (isNop5(l)) return ['static-call', `static call ${key}: NOP (NULL)`];
+        if (l[0] === 0xc3 && s.tail) return ['static-call', `static call ${key}: ret (NULL, tail call)`];
+        if (l[0] === 0xe8 || l[0] === 0xe9) {
+          const d = dest(l);
+          const fn = functionAt(d);
+          if (fn) return ['static-call', `static call ${key}: ${l[0] === 0xe8 ? 'call' : 'jmp'} ${fn}`];
+          return ['unexplained', `static call ${key} site ${l[0] === 0xe8 ? 'calls' : 'jumps to'} ${nameOfAbs(d)}, which is no function's start`];
+        }
+        return ['unexplained', `static call ${key} site holds neither a call, a jmp, a NOP nor a ret`];
+      }
+      case '__mcount_loc': {
+        if (isNop5(l)) return ['ftrace', 'ftrace: NOP (not traced)'];
+        if (l[0] === 0xe8) return ['ftrace', `ftrace: call ${nameOfAbs(dest(l))} (a tracer or live patch attached)`];
+        return ['unexplained', 'ftrace site holds neither a NOP nor a call'];
+      }
+      case '.smp_locks':
+        if ((p[0] === 0xf0 && l[0] === 0x3e) || (p[0] === 0x3e && l[0] === 0xf0)) return ['smp-lock', `lock prefix ${l[0] === 0x3e ? 'replaced by DS (uniprocessor)' : 'restored (SMP)'}`];
+        return ['unexplained', 'lock prefix site holds neither lock nor DS'];
+      default:
+        return ['unexplained', `${s.table} site changed`];
+    }
+  }
+
+  /**
+   * Call sites the kernel retargets outside the tables: a static call trampoline (__SCT__name: jmp to a function
+   * or ret), and ftrace's own call sites in its trampolines (ftrace_call, ftrace_regs_call: the tracer callback;
+   * ftrace_graph_call: jmp to the graph caller or the stub), all at the start of their symbol.
+   */
+  function trampoline(rel: number, l: Uint8Array, abs: bigint): [DiffClass, string] {
+    void l;
+    const s = img.symbolize(rel);
+    if (s.offset > 4) return ['unexplained', 'no patch site covers these bytes'];
+    const start = abs - BigInt(s.offset);
+    const b = o.kcore.read(start, 5);
+    const to = b && (b[0] === 0xe8 || b[0] === 0xe9) ? functionAt(BigInt.asUintN(64, start + 5n + BigInt(rel32(b)))) : undefined;
+    if (s.name.startsWith('__SCT__')) {
+      if (to && b![0] === 0xe9) return ['static-call', `static call trampoline ${s.name}: jmp ${to}`];
+      if (b && b[0] === 0xc3) return ['static-call', `static call trampoline ${s.name}: ret (NULL)`];
+    }
+    if ((s.name === 'ftrace_call' || s.name === 'ftrace_regs_call') && to && b![0] === 0xe8) return ['ftrace', `ftrace callback ${s.name}: call ${to}`];
+    if (s.name === 'ftrace_graph_call' && to && b![0] === 0xe9) return ['ftrace', `ftrace graph ${s.name}: jmp ${to}`];
+    return ['unexplained', 'no patch site covers these bytes'];
+  }
+}
+
+/** Whole instructions around [start, end): decoded from the enclosing function's start (or 64 bytes back). */
+function instructionSpan(img: Image, sec: Section, bytes: Uint8Array, start: number, end: number): [number, number] {
+  const s = img.symbolize(sec.addr + start);
+  let from = s.sym && s.offset < 0x10000 ? start - s.offset : Math.max(0, start - 64);
+  if (from < 0) from = 0;
+  const insns = disassemble(bytes.subarray(from, Math.min(bytes.length, end + 16)), sec.addr + from, { img });
+  let a = start;
+  let b = end;
+  for (const i of insns) {
+    const o = i.addr - sec.addr;
+    if (o <= start && o + i.len > start) a = o;
+    if (o < end && o + i.len >= end) b = o + i.len;
+  }
+  return [a, Math.min(b, bytes.length)];
+}
+
+function asm(img: Image, bytes: Uint8Array, addr: number): string[] {
+  try {
+    return disassemble(bytes, addr, { img }).map((i) => i.text);
+  } catch {
+    return ['(undecodable)'];
+  }
+}

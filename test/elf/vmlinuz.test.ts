@@ -1,0 +1,185 @@
+/**
+ * Kernel images (bzImage / vmlinuz) read directly. The oracle is independent of textpoke: the kernel's own
+ * scripts/extract-vmlinux method (find the compression magic, pipe the rest through the system's xz or
+ * zstd, keep what comes out if it is an ELF file) and readelf -S on what it extracted.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadImage } from '../../src/elf/load.js';
+import { tempDir } from '../support/build.js';
+import { corpus, repoRoot } from '../support/corpus.js';
+
+const bin = join(repoRoot, 'bin', 'textpoke.js');
+function run(args: string[], timeout = 240_000): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 1 << 30, timeout });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** scripts/extract-vmlinux: try each offset where the magic occurs; the first that decompresses to an ELF wins. */
+function extractVmlinux(path: string): Buffer {
+  const img = readFileSync(path);
+  const tries: Array<[Buffer, string[]]> = [
+    [Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), ['xz', '-dc']],
+    [Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), ['zstd', '-dcq']],
+    [Buffer.from([0x1f, 0x8b, 0x08]), ['gzip', '-dc']],
+  ];
+  for (const [magic, cmd] of tries) {
+    for (let at = img.indexOf(magic); at >= 0; at = img.indexOf(magic, at + 1)) {
+      const r = spawnSync(cmd[0]!, cmd.slice(1), { input: img.subarray(at), maxBuffer: 1 << 30, timeout: 120_000 });
+      const out = r.stdout as Buffer;
+      if (out && out.length > 4 && out.readUInt32BE(0) === 0x7f454c46) return out;
+    }
+  }
+  throw new Error(`extract-vmlinux found no ELF payload in ${path}`);
+}
+
+interface ReadelfSection { name: string; offset: number; size: number }
+function readelfSections(path: string): ReadelfSection[] {
+  const r = spawnSync('readelf', ['-S', '-W', path], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const out: ReadelfSection[] = [];
+  for (const l of r.stdout.split('\n')) {
+    const m = /^\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+([0-9a-f]+)\s+([0-9a-f]+)/.exec(l);
+    if (m) out.push({ name: m[1]!, offset: parseInt(m[2]!, 16), size: parseInt(m[3]!, 16) });
+  }
+  return out;
+}
+
+/** Entry sizes from the kernel's structures (struct alt_instr: 12 bytes before 6.3's ft_flags, 14 after; paravirt_patch_site 16; the s32 lists 4). */
+function entrySize(table: string, series: string): number {
+  if (table === '.altinstructions') return series === '6.1' ? 12 : 14;
+  if (table === '.parainstructions') return 16;
+  return 4;
+}
+const SECTION_TABLES = ['.altinstructions', '.parainstructions', '.retpoline_sites', '.return_sites', '.call_sites', '.ibt_endbr_seal', '.smp_locks'];
+
+const KERNELS = [
+  { name: '6.1', path: () => corpus.vmlinuz61, profile: 'linux-6.1', compression: 'xz' },
+  { name: '6.12', path: () => corpus.vmlinuz612, profile: 'linux-6.8', compression: 'zstd' },
+  { name: '7', path: () => corpus.vmlinuz7, profile: 'linux-6.8', compression: 'zstd' },
+];
+
+for (const k of KERNELS) {
+  test(`vmlinuz ${k.name}: the ELF inside equals extract-vmlinux's, and sites' section-table counts equal readelf's`, async (t) => {
+    const path = k.path();
+    const oracle = extractVmlinux(path);
+    const dir = tempDir();
+    const ref = join(dir, 'vmlinux');
+    writeFileSync(ref, oracle);
+    const loaded = await loadImage(readFileSync(path), path);
+    assert.equal(loaded.bzImage?.compression, k.compression);
+    assert.equal(loaded.image.bytes.length, oracle.length);
+    assert.equal(sha(loaded.image.bytes), sha(oracle));
+    assert.equal(loaded.symbols, 'none');
+    assert.match(loaded.image.symbol('linux_banner') ? 'banner' : '', /banner/, 'the stripped image gets its banner located for detection');
+
+    // Detection reads the banner; 6.1's Debian banner also names gcc's Debian version, so the profile is given.
+    const r = run(['sites', '--summary', '--json', '--profile', k.profile, path]);
+    assert.equal(r.code, 0, r.err);
+    const counts = JSON.parse(r.out).files[0].counts as Record<string, number>;
+    const secs = readelfSections(ref);
+    let compared = 0;
+    for (const table of SECTION_TABLES) {
+      const s = secs.find((x) => x.name === table);
+      if (!s) {
+        assert.equal(counts[table], undefined, `${table}: no section, no count`);
+        continue;
+      }
+      let expected = s.size / entrySize(table, k.name);
+      assert.ok(Number.isInteger(expected), `${table}: size ${s.size} is a whole number of entries`);
+      // .smp_locks is padded to a page with zero words, which are no entries.
+      if (table === '.smp_locks') {
+        expected = 0;
+        for (let o = s.offset; o < s.offset + s.size; o += 4) if (oracle.readInt32LE(o) !== 0) expected++;
+      }
+      assert.equal(counts[table], expected, `${table}: sites ${counts[table]}, readelf ${expected}`);
+      compared++;
+    }
+    assert.ok(compared >= 4, `compared ${compared} tables`);
+    t.diagnostic(`${k.name}: ${JSON.stringify(counts)}`);
+  });
+}
+
+test('apply, diff and check take a vmlinuz; apply writes the patched vmlinux ELF with the sections of the extracted one', () => {
+  const path = corpus.vmlinuz612;
+  const dir = tempDir();
+  const out = join(dir, 'patched');
+  const a = run(['apply', '--quiet', '--cpu', 'intel-server', '--profile', 'linux-6.8', path, '-o', out]);
+  assert.ok(a.code === 0 || a.code === 1, a.err.slice(0, 2000));
+  const ref = join(dir, 'vmlinux');
+  writeFileSync(ref, extractVmlinux(path));
+  const want = readelfSections(ref).map((s) => `${s.name} ${s.size}`);
+  assert.deepEqual(readelfSections(out).map((s) => `${s.name} ${s.size}`), want);
+  assert.notEqual(sha(readFileSync(out)), sha(readFileSync(ref)), 'the text was patched');
+  const d = run(['diff', '--cpu', 'intel-server', '--profile', 'linux-6.8', path]);
+  assert.ok(d.code === 0 || d.code === 1, d.err.slice(0, 2000));
+  assert.match(d.out, /\.altinstructions|alternatives|X86_FEATURE/);
+  const c = run(['check', '--json', '--profile', 'linux-6.8', path]);
+  assert.ok(c.code === 0 || c.code === 1, c.err.slice(0, 2000));
+  const rep = JSON.parse(c.out);
+  assert.equal(rep.files?.[0]?.path ?? rep.files?.[0]?.file ?? path, path);
+});
+
+test('a truncated or corrupt vmlinuz: one line naming the file, exit 2, nothing written', () => {
+  const src = readFileSync(corpus.vmlinuz612);
+  const dir = tempDir();
+  const cut = join(dir, 'vmlinuz-cut');
+  writeFileSync(cut, src.subarray(0, src.length >> 1));
+  const bad = join(dir, 'vmlinuz-bad');
+  const flipped = Buffer.from(src);
+  for (let i = 0; i < 64; i++) flipped[(src.length >> 1) + i * 997] ^= 0x5a;
+  writeFileSync(bad, flipped);
+  for (const f of [cut, bad]) {
+    const out = join(dir, 'out');
+    const r = run(['apply', '--cpu', 'none', '--profile', 'linux-6.8', f, '-o', out]);
+    assert.equal(r.code, 2, r.out);
+    const lines = r.err.trim().split('\n');
+    assert.equal(lines.length, 1, r.err);
+    assert.ok(lines[0]!.includes(f), lines[0]);
+    assert.doesNotMatch(r.err, /\n\s+at /);
+    assert.ok(!existsSync(out));
+    const s = run(['sites', '--summary', f]);
+    assert.equal(s.code, 2);
+    assert.match(s.err, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (truncated bzImage|corrupt zstd)`));
+  }
+});
+
+/** A minimal bzImage around `elf`: boot header at 0x1f1.., payload right after two sectors (setup_sects 1). */
+function bzImage(payload: Buffer, size: number): Buffer {
+  const head = Buffer.alloc(1024);
+  head[0x1f1] = 1;
+  head.writeUInt16LE(0xaa55, 0x1fe);
+  head.write('HdrS', 0x202, 'latin1');
+  head.writeUInt16LE(0x20f, 0x206);
+  const sz = Buffer.alloc(4);
+  sz.writeUInt32LE(size);
+  const body = Buffer.concat([payload, sz]);
+  head.writeUInt32LE(0, 0x248);
+  head.writeUInt32LE(body.length, 0x24c);
+  return Buffer.concat([head, body]);
+}
+
+test('every payload format the kernel builds: gzip, xz (BCJ x86), zstd, lz4 (legacy frames), lzma, bzip2', async () => {
+  const elf = readFileSync(corpus.module61('fs/cachefiles/cachefiles.ko'));
+  const fmts: Array<[string, string[]]> = [
+    ['gzip', ['gzip', '-9c']],
+    ['xz', ['xz', '--check=crc32', '--x86', '--lzma2=dict=1MiB', '-c']],
+    ['zstd', ['zstd', '-19', '-c', '-q']],
+    ['lz4', ['lz4', '-l', '-9', '-c']],
+    ['lzma', ['lzma', '-9', '-c']],
+    ['bzip2', ['bzip2', '-9', '-c']],
+  ];
+  for (const [kind, cmd] of fmts) {
+    const r = spawnSync(cmd[0]!, cmd.slice(1), { input: elf, maxBuffer: 1 << 28, timeout: 120_000 });
+    assert.equal(r.status, 0, `${cmd.join(' ')}: ${r.stderr}`);
+    const img = bzImage(r.stdout as Buffer, elf.length);
+    const got = await loadImage(img, `bz-${kind}`);
+    assert.equal(got.bzImage?.compression, kind);
+    assert.equal(sha(got.image.bytes), sha(elf), kind);
+  }
+});
