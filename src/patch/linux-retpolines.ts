@@ -28,7 +28,10 @@ function has(cpu: Cpu, name: string): boolean {
 function thunkReg(view: PatchedView, target: bigint): number | undefined {
   const name = view.nameOf(target);
   const m = /^__x86_indirect_thunk_(\w+)(\+0x0)?$/.exec(name);
-  if (m) return REGS.indexOf(m[1]!);
+  // A register's name; `__x86_indirect_thunk_array` (the start of the 32-byte thunks, where rax's thunk also
+  // starts) falls through to the offset rule.
+  const named = m ? REGS.indexOf(m[1]!) : -1;
+  if (named >= 0) return named;
   const arr = view.symbolAbs('__x86_indirect_thunk_array');
   if (arr === undefined) return undefined;
   const d = target - arr;
