@@ -14,13 +14,32 @@ export async function run({ quick = false } = {}) {
   const all = modules(paths.modules61).sort();
   const runs = quick ? 1 : 3;
   const rows = [
-    { name: `textpoke check (${all.length} modules, patched view, -j 2)`, ...(await median(runs, () => exec(process.execPath, [textpoke, 'check', '-j', '2', paths.modules61], FINDINGS_OK))) },
-    { name: 'textpoke check --cpu as-built (-j 2)', ...(await median(runs, () => exec(process.execPath, [textpoke, 'check', '--cpu', 'as-built', '-j', '2', paths.modules61], FINDINGS_OK))) },
-    { name: 'objtool (one process per module, 2 at a time)', ...(await median(runs, () => execEach(all, (f) => [paths.objtool, [...OBJTOOL, f]], 2))) },
+    {
+      name: `textpoke check (${all.length} modules, patched view, -j 2)`,
+      ...(await median(runs, () =>
+        exec(process.execPath, [textpoke, 'check', '-j', '2', paths.modules61], FINDINGS_OK),
+      )),
+    },
+    {
+      name: 'textpoke check --cpu as-built (-j 2)',
+      ...(await median(runs, () =>
+        exec(process.execPath, [textpoke, 'check', '--cpu', 'as-built', '-j', '2', paths.modules61], FINDINGS_OK),
+      )),
+    },
+    {
+      name: 'objtool (one process per module, 2 at a time)',
+      ...(await median(runs, () => execEach(all, (f) => [paths.objtool, [...OBJTOOL, f]], 2))),
+    },
   ];
-  table(`check: all ${all.length} modules of linux-image-6.1.0-47-amd64 (objtool time / textpoke time; 2.00x or more is the goal)`, rows);
+  table(
+    `check: all ${all.length} modules of linux-image-6.1.0-47-amd64 (objtool time / textpoke time; 2.00x or more is the goal)`,
+    rows,
+  );
   const xrows = [
-    { name: 'textpoke check xen-syms-4.17-amd64', ...(await median(quick ? 3 : 5, () => exec(process.execPath, [textpoke, 'check', paths.xenSyms], FINDINGS_OK))) },
+    {
+      name: 'textpoke check xen-syms-4.17-amd64',
+      ...(await median(quick ? 3 : 5, () => exec(process.execPath, [textpoke, 'check', paths.xenSyms], FINDINGS_OK))),
+    },
   ];
   table('check: xen-syms-4.17-amd64 (objtool does not read Xen)', xrows);
   return { allModules: rows, xenSyms: xrows };

@@ -14,7 +14,11 @@ export const textpoke = join(root, 'bin', 'textpoke.js');
 /** base/<the one entry starting with prefix>/rest (corpus entries are named by series; the build varies). */
 function onlyDir(base, prefix, rest) {
   let names = [];
-  try { names = readdirSync(base).filter((d) => d.startsWith(prefix)); } catch { /* corpus not fetched */ }
+  try {
+    names = readdirSync(base).filter((d) => d.startsWith(prefix));
+  } catch {
+    /* corpus not fetched */
+  }
   return join(base, names[0] ?? `${prefix}MISSING`, rest);
 }
 export const paths = {
@@ -46,13 +50,19 @@ export function exec(cmd, args, { ok = [0] } = {}) {
   return new Promise((res, rej) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    p.stderr.on('data', (d) => { err = (err + d.toString()).slice(-2000); });
+    p.stderr.on('data', (d) => {
+      err = (err + d.toString()).slice(-2000);
+    });
     p.on('error', (e) => rej(new RunFailed(`${cmd} could not start: ${e.message}`)));
     p.on('close', (code, signal) => {
       if (code !== null && ok.includes(code)) res(code);
       else {
         const last = err.trim().split('\n').slice(-3).join(' | ');
-        rej(new RunFailed(`${[cmd, ...args].join(' ').slice(0, 200)}: ${signal ? `killed by ${signal}` : `exit ${code}`}${last ? `: ${last}` : ''}`));
+        rej(
+          new RunFailed(
+            `${[cmd, ...args].join(' ').slice(0, 200)}: ${signal ? `killed by ${signal}` : `exit ${code}`}${last ? `: ${last}` : ''}`,
+          ),
+        );
       }
     });
   });
@@ -87,6 +97,8 @@ export function table(title, rows) {
   process.stdout.write(`\n${title}\n`);
   for (const r of rows) {
     const ratio = r === rows[0] ? '' : `  ${(r.median / base).toFixed(2)}x textpoke's time`;
-    process.stdout.write(`  ${r.name.padEnd(46)} ${r.median.toFixed(3).padStart(8)} s  (min ${r.min.toFixed(3)}, max ${r.max.toFixed(3)}, ${r.runs} runs)${ratio}\n`);
+    process.stdout.write(
+      `  ${r.name.padEnd(46)} ${r.median.toFixed(3).padStart(8)} s  (min ${r.min.toFixed(3)}, max ${r.max.toFixed(3)}, ${r.runs} runs)${ratio}\n`,
+    );
   }
 }

@@ -15,7 +15,10 @@ if (!scenario) throw new Error('scenario static-call-retarget is missing');
 const rows = [];
 let states = 0;
 let seconds = 0;
-let biggest = /** @type {{ model: any, states: number, seconds: number, protocol: string, scenario: string, contract: string } | null} */ (null);
+let biggest =
+  /** @type {{ model: any, states: number, seconds: number, protocol: string, scenario: string, contract: string } | null} */ (
+    null
+  );
 const measure = (p, s, contract) => {
   const model = compile(p, { ...s, fetchUnit: FETCH_CONTRACTS[contract] });
   const t0 = performance.now();
@@ -24,22 +27,38 @@ const measure = (p, s, contract) => {
   rows.push({ protocol: p.name, scenario: s.name, contract, verdict: r.verdict, states: r.states, seconds: sec });
   states += r.states;
   seconds += sec;
-  if (!biggest || r.states > biggest.states) biggest = { model, states: r.states, seconds: sec, protocol: p.name, scenario: s.name, contract };
+  if (!biggest || r.states > biggest.states)
+    biggest = { model, states: r.states, seconds: sec, protocol: p.name, scenario: s.name, contract };
 };
 for (const contract of Object.keys(FETCH_CONTRACTS)) for (const p of PROTOCOLS) measure(p, scenario, contract);
 // The batch protocols on their multi-site scenarios (three jump labels, two callers).
 for (const s of BATCH_SCENARIOS) for (const p of PROTOCOLS.filter((x) => x.multiSite)) measure(p, s, 'architectural');
 if (!biggest) throw new Error('no protocols');
-console.log(`textpoke model benchmark: scenario ${scenario.name} (2 executing CPUs, an NMI and an #MC each) under both fetch contracts, and the batch scenarios`);
+console.log(
+  `textpoke model benchmark: scenario ${scenario.name} (2 executing CPUs, an NMI and an #MC each) under both fetch contracts, and the batch scenarios`,
+);
 for (const r of rows) {
-  console.log(`  ${r.protocol.padEnd(33)} ${r.scenario.padEnd(30)} ${r.contract.padEnd(13)} ${r.verdict.padEnd(7)} ${String(r.states).padStart(9)} states  ${r.seconds.toFixed(2).padStart(6)} s  ${Math.round(r.states / Math.max(r.seconds, 1e-6)).toString().padStart(8)} states/s`);
+  console.log(
+    `  ${r.protocol.padEnd(33)} ${r.scenario.padEnd(30)} ${r.contract.padEnd(13)} ${r.verdict.padEnd(7)} ${String(r.states).padStart(9)} states  ${r.seconds.toFixed(2).padStart(6)} s  ${Math.round(
+      r.states / Math.max(r.seconds, 1e-6),
+    )
+      .toString()
+      .padStart(8)} states/s`,
+  );
 }
 console.log(`  all runs: ${states} states in ${seconds.toFixed(2)} s = ${Math.round(states / seconds)} states/s`);
-console.log(`  largest single run: ${biggest.protocol} on ${biggest.scenario} (${biggest.contract}), ${biggest.states} states in ${biggest.seconds.toFixed(2)} s (target: under 10 s) ${biggest.seconds < 10 ? 'OK' : 'TOO SLOW'}`);
+console.log(
+  `  largest single run: ${biggest.protocol} on ${biggest.scenario} (${biggest.contract}), ${biggest.states} states in ${biggest.seconds.toFixed(2)} s (target: under 10 s) ${biggest.seconds < 10 ? 'OK' : 'TOO SLOW'}`,
+);
 
 if (!process.argv.includes('--no-spin')) {
   let have = true;
-  try { execFileSync('spin', ['-V']); execFileSync('gcc', ['--version']); } catch { have = false; }
+  try {
+    execFileSync('spin', ['-V']);
+    execFileSync('gcc', ['--version']);
+  } catch {
+    have = false;
+  }
   if (!have) {
     console.log('  SPIN peer: spin or gcc not installed, skipped');
   } else {
@@ -54,8 +73,12 @@ if (!process.argv.includes('--no-spin')) {
       const t2 = performance.now();
       const spinStates = Number(/(\d+) states, stored/.exec(out)?.[1] ?? 0);
       const run = (t2 - t1) / 1000;
-      console.log(`  SPIN peer (${biggest.protocol} on ${biggest.scenario}): ${spinStates} states (no symmetry reduction) in ${run.toFixed(2)} s = ${Math.round(spinStates / run)} states/s; spin -a + gcc -O2 took ${((t1 - t0) / 1000).toFixed(2)} s`);
-      console.log(`  ratio (time to a verdict, textpoke / SPIN incl. compile): ${(biggest.seconds / ((t2 - t0) / 1000)).toFixed(2)}`);
+      console.log(
+        `  SPIN peer (${biggest.protocol} on ${biggest.scenario}): ${spinStates} states (no symmetry reduction) in ${run.toFixed(2)} s = ${Math.round(spinStates / run)} states/s; spin -a + gcc -O2 took ${((t1 - t0) / 1000).toFixed(2)} s`,
+      );
+      console.log(
+        `  ratio (time to a verdict, textpoke / SPIN incl. compile): ${(biggest.seconds / ((t2 - t0) / 1000)).toFixed(2)}`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -13,14 +13,20 @@ const known = readdirSync(join(root, 'bench'))
   .map((n) => n.slice(0, -4))
   .sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99) || (a < b ? -1 : 1));
 const quick = process.argv.includes('--quick');
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',').filter(Boolean);
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',')
+  .filter(Boolean);
 const unknown = (only ?? []).filter((s) => !known.includes(s));
 if (unknown.length) {
   process.stderr.write(`bench: no suite ${unknown.join(', ')} (suites: ${known.join(', ')})\n`);
   process.exit(2);
 }
 const suites = known.filter((s) => !only || only.includes(s));
-process.stdout.write(`textpoke benchmarks on ${cores} cores (${quick ? 'quick: 1 run each' : 'median of several runs'}): ${suites.join(', ')}\n`);
+process.stdout.write(
+  `textpoke benchmarks on ${cores} cores (${quick ? 'quick: 1 run each' : 'median of several runs'}): ${suites.join(', ')}\n`,
+);
 const all = {};
 const failed = [];
 for (const s of suites) {

@@ -12,10 +12,22 @@ export async function run({ quick = false } = {}) {
   const results = {};
 
   const allRows = [
-    { name: `textpoke sites (${all.length} modules, one process)`, ...(await median(runsBig, () => exec(process.execPath, [textpoke, 'sites', paths.modules61]))) },
-    { name: 'textpoke sites --summary', ...(await median(runsBig, () => exec(process.execPath, [textpoke, 'sites', '--summary', paths.modules61]))) },
-    { name: 'objdump -d (one process per module, 2 at a time)', ...(await median(runsBig, () => execEach(all, (f) => ['objdump', ['-d', f]])))},
-    { name: 'objtool (one process per module, 2 at a time)', ...(await median(runsBig, () => execEach(all, (f) => [paths.objtool, [...OBJTOOL, f]])))},
+    {
+      name: `textpoke sites (${all.length} modules, one process)`,
+      ...(await median(runsBig, () => exec(process.execPath, [textpoke, 'sites', paths.modules61]))),
+    },
+    {
+      name: 'textpoke sites --summary',
+      ...(await median(runsBig, () => exec(process.execPath, [textpoke, 'sites', '--summary', paths.modules61]))),
+    },
+    {
+      name: 'objdump -d (one process per module, 2 at a time)',
+      ...(await median(runsBig, () => execEach(all, (f) => ['objdump', ['-d', f]]))),
+    },
+    {
+      name: 'objtool (one process per module, 2 at a time)',
+      ...(await median(runsBig, () => execEach(all, (f) => [paths.objtool, [...OBJTOOL, f]]))),
+    },
   ];
   table(`sites: all ${all.length} modules of linux-image-6.1.0-47-amd64`, allRows);
   results.allModules = allRows;
@@ -24,7 +36,10 @@ export async function run({ quick = false } = {}) {
     const f = join(paths.modules61, rel);
     const rows = [
       { name: 'textpoke sites', ...(await median(runsSmall, () => exec(process.execPath, [textpoke, 'sites', f]))) },
-      { name: 'textpoke sites --summary', ...(await median(runsSmall, () => exec(process.execPath, [textpoke, 'sites', '--summary', f]))) },
+      {
+        name: 'textpoke sites --summary',
+        ...(await median(runsSmall, () => exec(process.execPath, [textpoke, 'sites', '--summary', f]))),
+      },
       { name: 'objdump -d', ...(await median(runsSmall, () => exec('objdump', ['-d', f]))) },
       { name: 'objtool', ...(await median(runsSmall, () => exec(paths.objtool, [...OBJTOOL, f]))) },
     ];
@@ -32,7 +47,10 @@ export async function run({ quick = false } = {}) {
     results[rel] = rows;
   }
   const xrows = [
-    { name: 'textpoke sites', ...(await median(runsSmall, () => exec(process.execPath, [textpoke, 'sites', paths.xenSyms]))) },
+    {
+      name: 'textpoke sites',
+      ...(await median(runsSmall, () => exec(process.execPath, [textpoke, 'sites', paths.xenSyms]))),
+    },
     { name: 'objdump -d', ...(await median(runsSmall, () => exec('objdump', ['-d', paths.xenSyms]))) },
   ];
   table('sites: xen-syms-4.17-amd64 (objtool does not read Xen)', xrows);

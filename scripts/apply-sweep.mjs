@@ -6,19 +6,39 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { expandPaths } from '../dist/src/cli/files.js';
-import { applyPatches, detectTarget, featureTable, imageFromBytes, parseCpu, readSites, summarize, verifyView } from 'textpoke';
+import {
+  applyPatches,
+  detectTarget,
+  featureTable,
+  imageFromBytes,
+  parseCpu,
+  readSites,
+  summarize,
+  verifyView,
+} from 'textpoke';
 
 const modBase = '.cache/corpus/linux-6.1/lib/modules';
 const dir = process.argv[2] ?? `${modBase}/${readdirSync(modBase).find((d) => d.startsWith('6.1.0-'))}/kernel`;
 const presets = (process.argv[3] ?? 'intel-server,amd-server,old,all,none').split(',');
 const files = expandPaths([dir]);
-const per = Object.fromEntries(presets.map((p) => [p, { sites: {}, bytes: {}, findings: {}, problems: 0, crashes: 0 }]));
+const per = Object.fromEntries(
+  presets.map((p) => [p, { sites: {}, bytes: {}, findings: {}, problems: 0, crashes: 0 }]),
+);
 let opened = 0;
 for (const f of files) {
   let img;
-  try { img = await imageFromBytes(readFileSync(f), f); opened++; } catch (e) { console.error(`${f}: ${e.message}`); continue; }
+  try {
+    img = await imageFromBytes(readFileSync(f), f);
+    opened++;
+  } catch (e) {
+    console.error(`${f}: ${e.message}`);
+    continue;
+  }
   const t = detectTarget(img);
-  if (!t.profile) { console.error(`${f}: ${t.note}`); continue; }
+  if (!t.profile) {
+    console.error(`${f}: ${t.note}`);
+    continue;
+  }
   const sites = readSites(img, t.profile, { decode: false }).sites;
   for (const p of presets) {
     const r = per[p];
@@ -41,6 +61,11 @@ for (const f of files) {
 console.log(`${opened} files under ${dir}`);
 for (const p of presets) {
   const r = per[p];
-  console.log(`\n${p}: crashes ${r.crashes}, verifyView problems ${r.problems}, findings ${JSON.stringify(r.findings)}`);
-  for (const k of Object.keys(r.sites).sort()) console.log(`  ${k.padEnd(14)} ${String(r.sites[k]).padStart(8)} sites ${String(r.bytes[k]).padStart(9)} bytes changed`);
+  console.log(
+    `\n${p}: crashes ${r.crashes}, verifyView problems ${r.problems}, findings ${JSON.stringify(r.findings)}`,
+  );
+  for (const k of Object.keys(r.sites).sort())
+    console.log(
+      `  ${k.padEnd(14)} ${String(r.sites[k]).padStart(8)} sites ${String(r.bytes[k]).padStart(9)} bytes changed`,
+    );
 }

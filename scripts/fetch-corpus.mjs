@@ -29,7 +29,9 @@ const argv = process.argv.slice(2);
 const quiet = argv.includes('--quiet');
 const onlyArg = argv.indexOf('--only');
 const only = onlyArg >= 0 ? new Set(argv[onlyArg + 1].split(',')) : null;
-const log = (m) => { if (!quiet) process.stderr.write(m + '\n'); };
+const log = (m) => {
+  if (!quiet) process.stderr.write(m + '\n');
+};
 
 const BOOKWORM = ['bookworm', 'bookworm-updates', 'bookworm-security'];
 const TRIXIE = ['trixie', 'trixie-updates', 'trixie-security'];
@@ -43,72 +45,116 @@ const LIST_MAX_AGE_MS = 24 * 3600 * 1000;
  */
 export const CORPUS = [
   // Each Xen entry: xen-syms (the -dbg package) and the bootable xen.gz of the same build.
-  { id: 'xen-4.17', what: 'Xen 4.17, newest build (bookworm-security when it has one)',
+  {
+    id: 'xen-4.17',
+    what: 'Xen 4.17, newest build (bookworm-security when it has one)',
     packages: [
       { name: /^xen-hypervisor-4\.17-amd64-dbg$/, suites: BOOKWORM },
       { name: () => 'xen-hypervisor-4.17-amd64', suites: BOOKWORM },
-    ] },
-  { id: 'xen-4.17-bookworm', what: "Xen 4.17 of bookworm's main suite (Debian's own backports on a 4.17.5 base)",
+    ],
+  },
+  {
+    id: 'xen-4.17-bookworm',
+    what: "Xen 4.17 of bookworm's main suite (Debian's own backports on a 4.17.5 base)",
     packages: [
       { name: /^xen-hypervisor-4\.17-amd64-dbg$/, suites: ['bookworm'] },
       { name: () => 'xen-hypervisor-4.17-amd64', suites: ['bookworm'] },
-    ] },
-  { id: 'xen-4.20', what: "Xen 4.20, trixie's",
+    ],
+  },
+  {
+    id: 'xen-4.20',
+    what: "Xen 4.20, trixie's",
     packages: [
       { name: /^xen-hypervisor-4\.20-amd64-dbg$/, suites: TRIXIE },
       { name: () => 'xen-hypervisor-4.20-amd64', suites: TRIXIE },
-    ] },
-  { id: 'linux-6.1', what: 'Linux 6.1, the newest 6.1.0-N image in bookworm (modules, vmlinuz), with its headers',
+    ],
+  },
+  {
+    id: 'linux-6.1',
+    what: 'Linux 6.1, the newest 6.1.0-N image in bookworm (modules, vmlinuz), with its headers',
     packages: [
       { name: /^linux-image-6\.1\.0-(\d+)-amd64-unsigned$/, suites: BOOKWORM },
       { name: (m) => `linux-headers-6.1.0-${m[1]}-common`, suites: BOOKWORM },
-    ] },
-  { id: 'linux-kbuild-6.1', what: "linux-kbuild-6.1 (objtool 6.1, the benchmarks' peer)",
-    packages: [{ name: /^linux-kbuild-6\.1$/, suites: BOOKWORM }] },
-  { id: 'linux-6.12', what: 'Linux 6.12, the newest in bookworm',
-    packages: [{ name: /^linux-image-6\.12\.(\d+)\+deb12-amd64-unsigned$/, suites: BOOKWORM }] },
-  { id: 'linux-6.12-trixie', what: 'Linux 6.12, the newest in trixie',
-    packages: [{ name: /^linux-image-6\.12\.(\d+)\+deb13-amd64-unsigned$/, suites: TRIXIE }] },
-  { id: 'linux-7', what: 'Linux 7.x, the newest Debian ships (trixie-backports): modules and vmlinuz',
+    ],
+  },
+  {
+    id: 'linux-kbuild-6.1',
+    what: "linux-kbuild-6.1 (objtool 6.1, the benchmarks' peer)",
+    packages: [{ name: /^linux-kbuild-6\.1$/, suites: BOOKWORM }],
+  },
+  {
+    id: 'linux-6.12',
+    what: 'Linux 6.12, the newest in bookworm',
+    packages: [{ name: /^linux-image-6\.12\.(\d+)\+deb12-amd64-unsigned$/, suites: BOOKWORM }],
+  },
+  {
+    id: 'linux-6.12-trixie',
+    what: 'Linux 6.12, the newest in trixie',
+    packages: [{ name: /^linux-image-6\.12\.(\d+)\+deb13-amd64-unsigned$/, suites: TRIXIE }],
+  },
+  {
+    id: 'linux-7',
+    what: 'Linux 7.x, the newest Debian ships (trixie-backports): modules and vmlinuz',
     packages: [
       { name: /^linux-modules-(7\.\d+\.\d+)\+deb13-amd64$/, suites: BACKPORTS },
       { name: (m) => `linux-binary-unsigned-${m[1]}+deb13-amd64`, suites: BACKPORTS },
-    ] },
-  { id: 'linux-7-cloud', what: 'Linux 7.x cloud flavour (trixie-backports): modules and vmlinuz',
+    ],
+  },
+  {
+    id: 'linux-7-cloud',
+    what: 'Linux 7.x cloud flavour (trixie-backports): modules and vmlinuz',
     packages: [
       { name: /^linux-modules-(7\.\d+\.\d+)\+deb13-cloud-amd64$/, suites: BACKPORTS },
       { name: (m) => `linux-binary-unsigned-${m[1]}+deb13-cloud-amd64`, suites: BACKPORTS },
-    ] },
+    ],
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------- apt
 
 function run(cmd, args, opts = {}) {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20, ...opts });
+  return execFileSync(cmd, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 256 << 20,
+    ...opts,
+  });
 }
 
 function aptOptions() {
   return [
-    '-o', `Dir::Etc::sourcelist=${join(aptDir, 'sources.list')}`,
-    '-o', `Dir::Etc::sourceparts=${join(aptDir, 'sources.list.d')}`,
-    '-o', `Dir::Etc::preferencesparts=${join(aptDir, 'preferences.d')}`,
-    '-o', `Dir::State::Lists=${join(aptDir, 'lists')}`,
-    '-o', `Dir::State::status=${join(aptDir, 'status')}`,
-    '-o', `Dir::Cache=${join(aptDir, 'cache')}`,
-    '-o', 'APT::Architecture=amd64',
-    '-o', 'APT::Sandbox::User=root',
-    '-o', 'Acquire::Languages=none',
+    '-o',
+    `Dir::Etc::sourcelist=${join(aptDir, 'sources.list')}`,
+    '-o',
+    `Dir::Etc::sourceparts=${join(aptDir, 'sources.list.d')}`,
+    '-o',
+    `Dir::Etc::preferencesparts=${join(aptDir, 'preferences.d')}`,
+    '-o',
+    `Dir::State::Lists=${join(aptDir, 'lists')}`,
+    '-o',
+    `Dir::State::status=${join(aptDir, 'status')}`,
+    '-o',
+    `Dir::Cache=${join(aptDir, 'cache')}`,
+    '-o',
+    'APT::Architecture=amd64',
+    '-o',
+    'APT::Sandbox::User=root',
+    '-o',
+    'Acquire::Languages=none',
   ];
 }
 
 function setUpApt() {
-  for (const d of ['lists/partial', 'sources.list.d', 'preferences.d', 'cache/archives/partial']) mkdirSync(join(aptDir, d), { recursive: true });
+  for (const d of ['lists/partial', 'sources.list.d', 'preferences.d', 'cache/archives/partial'])
+    mkdirSync(join(aptDir, d), { recursive: true });
   const keyring = '/usr/share/keyrings/debian-archive-keyring.gpg';
   const signed = existsSync(keyring) ? `[signed-by=${keyring}] ` : '';
   const main = 'http://deb.debian.org/debian';
   const sec = 'http://deb.debian.org/debian-security';
   const lines = [
-    ...['bookworm', 'bookworm-updates', 'trixie', 'trixie-updates', 'trixie-backports'].map((s) => `deb ${signed}${main} ${s} main`),
+    ...['bookworm', 'bookworm-updates', 'trixie', 'trixie-updates', 'trixie-backports'].map(
+      (s) => `deb ${signed}${main} ${s} main`,
+    ),
     ...['bookworm-security', 'trixie-security'].map((s) => `deb ${signed}${sec} ${s} main`),
   ];
   writeFileSync(join(aptDir, 'sources.list'), lines.join('\n') + '\n');
@@ -117,7 +163,11 @@ function setUpApt() {
 
 let refreshed = false;
 function listsAge() {
-  try { return Date.now() - statSync(join(aptDir, 'lists', '.updated')).mtimeMs; } catch { return Infinity; }
+  try {
+    return Date.now() - statSync(join(aptDir, 'lists', '.updated')).mtimeMs;
+  } catch {
+    return Infinity;
+  }
 }
 function refreshLists(why) {
   if (refreshed) return false;
@@ -131,13 +181,19 @@ function refreshLists(why) {
 /** Every package name in the lists that matches `re`. */
 function namesMatching(re) {
   const prefix = re.source.replace(/^\^/, '').split(/[\\([.+*?]/)[0];
-  return run('apt-cache', [...aptOptions(), 'pkgnames', prefix]).split('\n').filter((n) => n && re.test(n));
+  return run('apt-cache', [...aptOptions(), 'pkgnames', prefix])
+    .split('\n')
+    .filter((n) => n && re.test(n));
 }
 
 /** `apt-cache madison` rows of one package: [{version, suite}], highest version first. */
 function versions(name) {
   let out = '';
-  try { out = run('apt-cache', [...aptOptions(), 'madison', name]); } catch { return []; }
+  try {
+    out = run('apt-cache', [...aptOptions(), 'madison', name]);
+  } catch {
+    return [];
+  }
   const rows = [];
   for (const line of out.split('\n')) {
     const f = line.split('|').map((s) => s.trim());
@@ -150,19 +206,29 @@ function versions(name) {
 
 function cmpVersions(a, b) {
   if (a === b) return 0;
-  try { execFileSync('dpkg', ['--compare-versions', a, 'gt', b], { stdio: 'ignore' }); return 1; } catch { return -1; }
+  try {
+    execFileSync('dpkg', ['--compare-versions', a, 'gt', b], { stdio: 'ignore' });
+    return 1;
+  } catch {
+    return -1;
+  }
 }
 
-function nameKey(n) { return (n.match(/\d+/g) ?? []).map(Number); }
+function nameKey(n) {
+  return (n.match(/\d+/g) ?? []).map(Number);
+}
 function cmpNames(a, b) {
-  const ka = nameKey(a), kb = nameKey(b);
-  for (let i = 0; i < Math.max(ka.length, kb.length); i++) if ((ka[i] ?? 0) !== (kb[i] ?? 0)) return (ka[i] ?? 0) - (kb[i] ?? 0);
+  const ka = nameKey(a),
+    kb = nameKey(b);
+  for (let i = 0; i < Math.max(ka.length, kb.length); i++)
+    if ((ka[i] ?? 0) !== (kb[i] ?? 0)) return (ka[i] ?? 0) - (kb[i] ?? 0);
   return 0;
 }
 
 /** The newest build of one package spec served in its suites: {name, version, suite} or null. */
 function resolvePackage(spec, match) {
-  const candidates = typeof spec.name === 'function' ? [spec.name(match)] : namesMatching(spec.name).sort(cmpNames).reverse();
+  const candidates =
+    typeof spec.name === 'function' ? [spec.name(match)] : namesMatching(spec.name).sort(cmpNames).reverse();
   for (const name of candidates) {
     const rows = versions(name).filter((r) => spec.suites.includes(r.suite));
     if (!rows.length) continue;
@@ -188,7 +254,11 @@ function resolveEntry(entry) {
 // ------------------------------------------------------------------------------------------ fetching
 
 function readManifest() {
-  try { return JSON.parse(readFileSync(join(cache, 'manifest.json'), 'utf8')); } catch { return { entries: {} }; }
+  try {
+    return JSON.parse(readFileSync(join(cache, 'manifest.json'), 'utf8'));
+  } catch {
+    return { entries: {} };
+  }
 }
 function writeManifest(m) {
   const tmp = join(cache, 'manifest.json.tmp');
@@ -210,7 +280,9 @@ function fetchEntry(entry, pkgs) {
     run('apt-get', [...aptOptions(), '-q', 'download', `${p.name}=${p.version}`], { cwd: debs });
     const deb = readdirSync(debs).find((f) => f.startsWith(p.name + '_') && f.endsWith('.deb'));
     if (!deb) throw new Error(`apt-get download left no .deb for ${p.name}`);
-    const sha256 = createHash('sha256').update(readFileSync(join(debs, deb))).digest('hex');
+    const sha256 = createHash('sha256')
+      .update(readFileSync(join(debs, deb)))
+      .digest('hex');
     run('dpkg-deb', ['-x', join(debs, deb), tmp]);
     rmSync(join(debs, deb), { force: true });
     recorded.push({ ...p, deb, sha256 });
@@ -241,17 +313,30 @@ function main() {
       if (!pkgs && refreshLists(`no build of ${entry.id} in the lists`)) pkgs = resolveEntry(entry);
       if (!pkgs) {
         if (present) {
-          log(`fetch-corpus: ${entry.id}: no longer served; keeping ${have.packages.map((p) => `${p.name} ${p.version}`).join(', ')}`);
+          log(
+            `fetch-corpus: ${entry.id}: no longer served; keeping ${have.packages.map((p) => `${p.name} ${p.version}`).join(', ')}`,
+          );
           manifest.entries[entry.id] = { ...have, served: false };
           continue;
         }
         throw new Error('no Debian package of this series is served in ' + entry.packages[0].suites.join(', '));
       }
-      const same = present && have.packages.length === pkgs.length &&
+      const same =
+        present &&
+        have.packages.length === pkgs.length &&
         have.packages.every((p, i) => p.name === pkgs[i].name && p.version === pkgs[i].version);
-      if (same) { manifest.entries[entry.id] = { ...have, served: true }; continue; }
+      if (same) {
+        manifest.entries[entry.id] = { ...have, served: true };
+        continue;
+      }
       const recorded = fetchEntry(entry, pkgs);
-      manifest.entries[entry.id] = { id: entry.id, what: entry.what, packages: recorded, fetched: new Date().toISOString(), served: true };
+      manifest.entries[entry.id] = {
+        id: entry.id,
+        what: entry.what,
+        packages: recorded,
+        fetched: new Date().toISOString(),
+        served: true,
+      };
       writeManifest(manifest);
       log(`fetch-corpus: ${entry.id}: ${recorded.map((p) => `${p.name} ${p.version}`).join(', ')}`);
     } catch (e) {

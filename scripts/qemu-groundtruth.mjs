@@ -25,14 +25,28 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const corpus = process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus');
 const imageDir = join(corpus, 'linux-6.1');
-const KVER = existsSync(join(imageDir, 'lib/modules')) ? readdirSync(join(imageDir, 'lib/modules')).find((d) => d.startsWith('6.1.0-')) ?? 'missing' : 'missing';
+const KVER = existsSync(join(imageDir, 'lib/modules'))
+  ? (readdirSync(join(imageDir, 'lib/modules')).find((d) => d.startsWith('6.1.0-')) ?? 'missing')
+  : 'missing';
 const modRoot = join(imageDir, 'lib/modules', KVER);
 const vmlinuz = join(imageDir, 'boot', `vmlinuz-${KVER}`);
 const work = process.env.TEXTPOKE_GROUNDTRUTH_WORK ?? join(repo, '.cache', 'groundtruth');
@@ -43,7 +57,12 @@ const work = process.env.TEXTPOKE_GROUNDTRUTH_WORK ?? join(repo, '.cache', 'grou
  * that apply_retpolines rewrites its sites too (retpoline,lfence: `lfence; call *%reg`; mitigations=off:
  * plain indirect branches and `ret`).
  */
-export const DEFAULT_MODELS = ['Skylake-Client-IBRS', 'EPYC-Rome', 'Skylake-Client-IBRS:spectre_v2=retpoline,lfence', 'EPYC-Rome:mitigations=off'];
+export const DEFAULT_MODELS = [
+  'Skylake-Client-IBRS',
+  'EPYC-Rome',
+  'Skylake-Client-IBRS:spectre_v2=retpoline,lfence',
+  'EPYC-Rome:mitigations=off',
+];
 /**
  * xfs (returns, retpolines, ftrace, 1,308 static calls, 2 alternatives) and kvm (180 alternatives,
  * 98 paravirt sites, NULL static call keys, a per-cpu section): between them every 6.1 module patcher runs.
@@ -179,20 +198,25 @@ function buildInitramfs({ order, targets, ktext }) {
   const busybox = need(process.env.TEXTPOKE_BUSYBOX ?? '/bin/busybox', 'busybox (apt-get install busybox-static)');
   const initSrc = readFileSync(join(repo, 'scripts/qemu/init.sh'), 'utf8');
   const kdumpSrc = readFileSync(join(repo, 'scripts/qemu/kdump.c'), 'utf8');
-  const conf = [
-    ...order.map((m) => `insmod /lib/modules/${m.name}.ko`),
-    ...targets.map((t) => `sections ${t.name}`),
-    ...targets.flatMap((t) => t.sections.map((s) => `dump ${t.name} ${s.name} ${s.size}`)),
-    // For attest: switch a tracepoint on in xfs and dump xfs's text again (records live:MODULE:SECTION:ADDR), trace
-    // one core function with ftrace, plant a kprobe inside another, then dump the core kernel's .text.
-    ...(ktext ? [
-      `trace ${TRACE_EVENT}`,
-      `kprobe ${KPROBE.name} ${KPROBE.at}`,
-      `ftrace ${FTRACE_FUNCTION}`,
-      ...targets.filter((t) => t.name === 'xfs').flatMap((t) => t.sections.map((s) => `live ${t.name} ${s.name} ${s.size}`)),
-      `ktext ${ktext}`,
-    ] : []),
-  ].join('\n') + '\n';
+  const conf =
+    [
+      ...order.map((m) => `insmod /lib/modules/${m.name}.ko`),
+      ...targets.map((t) => `sections ${t.name}`),
+      ...targets.flatMap((t) => t.sections.map((s) => `dump ${t.name} ${s.name} ${s.size}`)),
+      // For attest: switch a tracepoint on in xfs and dump xfs's text again (records live:MODULE:SECTION:ADDR), trace
+      // one core function with ftrace, plant a kprobe inside another, then dump the core kernel's .text.
+      ...(ktext
+        ? [
+            `trace ${TRACE_EVENT}`,
+            `kprobe ${KPROBE.name} ${KPROBE.at}`,
+            `ftrace ${FTRACE_FUNCTION}`,
+            ...targets
+              .filter((t) => t.name === 'xfs')
+              .flatMap((t) => t.sections.map((s) => `live ${t.name} ${s.name} ${s.size}`)),
+            `ktext ${ktext}`,
+          ]
+        : []),
+    ].join('\n') + '\n';
   const key = sha([
     initSrc,
     kdumpSrc,
@@ -213,11 +237,19 @@ function buildInitramfs({ order, targets, ktext }) {
   if (file.error) throw new UsageError(`busybox does not run: ${file.error.message}`);
   writeFileSync(join(root, 'init'), initSrc, { mode: 0o755 });
   writeFileSync(join(root, 'groundtruth.conf'), conf);
-  const cc = spawnSync('gcc', ['-static', '-O2', '-Wall', '-o', join(root, 'kdump'), join(repo, 'scripts/qemu/kdump.c')], { encoding: 'utf8' });
+  const cc = spawnSync(
+    'gcc',
+    ['-static', '-O2', '-Wall', '-o', join(root, 'kdump'), join(repo, 'scripts/qemu/kdump.c')],
+    { encoding: 'utf8' },
+  );
   if (cc.status !== 0) throw new UsageError(`gcc -static scripts/qemu/kdump.c failed:\n${cc.stderr}`);
   for (const m of order) copyFileSync(m.path, join(root, 'lib/modules', `${m.name}.ko`));
   const list = spawnSync('sh', ['-c', 'find . | LC_ALL=C sort'], { cwd: root, encoding: 'utf8' });
-  const cpio = spawnSync('cpio', ['-o', '-H', 'newc', '--quiet', '-R', '0:0'], { cwd: root, input: list.stdout, maxBuffer: 1 << 30 });
+  const cpio = spawnSync('cpio', ['-o', '-H', 'newc', '--quiet', '-R', '0:0'], {
+    cwd: root,
+    input: list.stdout,
+    maxBuffer: 1 << 30,
+  });
   if (cpio.status !== 0) throw new UsageError(`cpio failed: ${cpio.stderr}`);
   writeFileSync(`${out}.${process.pid}.tmp`, cpio.stdout);
   renameSync(`${out}.${process.pid}.tmp`, out);
@@ -250,8 +282,11 @@ function writeAtomic(path, data) {
  */
 // Guests still running when this script is stopped (a test's time limit, ^C) are killed with it.
 const guests = new Set();
-process.on('exit', () => { for (const c of guests) c.kill('SIGKILL'); });
-for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15)));
+process.on('exit', () => {
+  for (const c of guests) c.kill('SIGKILL');
+});
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'])
+  process.on(sig, () => process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15)));
 
 function boot(spec, initrd, timeoutMs) {
   const [model, extra] = splitModel(spec);
@@ -259,16 +294,40 @@ function boot(spec, initrd, timeoutMs) {
   const dbg = join(dir, 'debugcon.bin');
   const args = [
     // One host thread per guest (thread=single): several guests boot side by side on a 2-core CI machine.
-    '-accel', 'tcg,thread=single', '-cpu', model, '-smp', String(SMP), '-m', '1G', '-nographic', '-no-reboot',
-    '-kernel', vmlinuz, '-initrd', initrd, '-append', extra ? `${APPEND} ${extra}` : APPEND,
-    '-chardev', `file,id=dbg,path=${dbg}`, '-device', 'isa-debugcon,iobase=0xe9,chardev=dbg',
-    '-net', 'none', '-monitor', 'none', '-serial', 'stdio',
+    '-accel',
+    'tcg,thread=single',
+    '-cpu',
+    model,
+    '-smp',
+    String(SMP),
+    '-m',
+    '1G',
+    '-nographic',
+    '-no-reboot',
+    '-kernel',
+    vmlinuz,
+    '-initrd',
+    initrd,
+    '-append',
+    extra ? `${APPEND} ${extra}` : APPEND,
+    '-chardev',
+    `file,id=dbg,path=${dbg}`,
+    '-device',
+    'isa-debugcon,iobase=0xe9,chardev=dbg',
+    '-net',
+    'none',
+    '-monitor',
+    'none',
+    '-serial',
+    'stdio',
   ];
   return new Promise((resolvePromise) => {
     const started = Date.now();
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     guests.add(child);
-    child.on('error', (e) => { log += `qemu-system-x86_64 cannot start: ${e.message}\n`; });
+    child.on('error', (e) => {
+      log += `qemu-system-x86_64 cannot start: ${e.message}\n`;
+    });
     let log = '';
     child.stdout.on('data', (d) => (log += d.toString('latin1')));
     child.stderr.on('data', (d) => (log += d.toString('latin1')));
@@ -284,7 +343,15 @@ function boot(spec, initrd, timeoutMs) {
       rmSync(dir, { recursive: true, force: true });
       writeAtomic(join(runDir(spec), 'serial.log'), log);
       writeAtomic(join(runDir(spec), 'debugcon.bin'), stream);
-      resolvePromise({ model: spec, args, exit: code, timedOut, seconds: (Date.now() - started) / 1000, serial: log, stream });
+      resolvePromise({
+        model: spec,
+        args,
+        exit: code,
+        timedOut,
+        seconds: (Date.now() - started) / 1000,
+        serial: log,
+        stream,
+      });
     });
   });
 }
@@ -299,7 +366,10 @@ export function parseRecords(buf) {
     if (at < 0) break;
     const nl = buf.indexOf(10, at);
     if (nl < 0) break;
-    const [name, lenStr] = buf.subarray(at + BEGIN.length, nl).toString('latin1').split(' ');
+    const [name, lenStr] = buf
+      .subarray(at + BEGIN.length, nl)
+      .toString('latin1')
+      .split(' ');
     const len = Number(lenStr);
     const body = buf.subarray(nl + 1, nl + 1 + len);
     if (body.length < len) break; // truncated stream: the guest died mid-record
@@ -383,7 +453,16 @@ export function guestReport(recs) {
 
 function parseArgs(argv) {
   /** @type {{ models: string[], modules: string[], json: string | null, reuse: boolean, compare: boolean, verbose: boolean, timeout: number, attest: boolean }} */
-  const o = { models: [], modules: [], json: null, reuse: false, compare: true, verbose: false, timeout: 240, attest: false };
+  const o = {
+    models: [],
+    modules: [],
+    json: null,
+    reuse: false,
+    compare: true,
+    verbose: false,
+    timeout: 240,
+    attest: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -399,7 +478,12 @@ function parseArgs(argv) {
     else if (a === '--verbose') o.verbose = true;
     else if (a === '--timeout') o.timeout = Number(val());
     else if (a === '-h' || a === '--help') {
-      process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0].replace(/^#!.*\n\/\*\*\n/, '').replace(/^ \* ?/gm, ''));
+      process.stdout.write(
+        readFileSync(fileURLToPath(import.meta.url), 'utf8')
+          .split('*/')[0]
+          .replace(/^#!.*\n\/\*\*\n/, '')
+          .replace(/^ \* ?/gm, ''),
+      );
       process.exit(0);
     } else throw new UsageError(`unknown argument ${a}`);
   }
@@ -429,10 +513,20 @@ export async function runGuests(o) {
     o.models.map(async (model) => {
       const cached = join(runDir(model), 'debugcon.bin');
       let b;
-      const usable = (g) => g.done && p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size))
-        && (!p.ktext || (g.modules.vmlinux?.dumps['.text']?.bytes.length === p.ktext && g.modules.xfs?.live?.['.text']));
+      const usable = (g) =>
+        g.done &&
+        p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size)) &&
+        (!p.ktext || (g.modules.vmlinux?.dumps['.text']?.bytes.length === p.ktext && g.modules.xfs?.live?.['.text']));
       if (o.reuse && existsSync(cached) && usable(guestReport(parseRecords(readFileSync(cached))))) {
-        b = { model, reused: true, exit: 0, timedOut: false, seconds: 0, serial: readFileSync(join(runDir(model), 'serial.log'), 'latin1'), stream: readFileSync(cached) };
+        b = {
+          model,
+          reused: true,
+          exit: 0,
+          timedOut: false,
+          seconds: 0,
+          serial: readFileSync(join(runDir(model), 'serial.log'), 'latin1'),
+          stream: readFileSync(cached),
+        };
       } else b = await boot(model, initrd, o.timeout * 1000);
       return { model, boot: b, guest: guestReport(parseRecords(b.stream)), plan: p };
     }),
@@ -449,13 +543,17 @@ async function main() {
   const compare = o.compare ? await import('./qemu/compare.mjs') : null;
   for (const r of runs) {
     const g = r.guest;
-    const head = `${r.model}: ${r.boot.reused ? 'reused dump' : `booted in ${r.boot.seconds.toFixed(1)} s`}, ` +
+    const head =
+      `${r.model}: ${r.boot.reused ? 'reused dump' : `booted in ${r.boot.seconds.toFixed(1)} s`}, ` +
       `${g.release ?? 'no report'}, ${g.modelName ?? '?'}, insmod ${g.insmod.join(' ') || 'none'}`;
     console.log(head);
     for (const e of g.errors) console.log(`  guest error: ${e}`);
     if (!g.done || g.errors.length) {
       ok = false;
-      if (!g.done) console.log(`  guest did not finish (exit ${r.boot.exit}${r.boot.timedOut ? ', timed out' : ''}); serial log tail:\n${r.boot.serial.slice(-3000)}`);
+      if (!g.done)
+        console.log(
+          `  guest did not finish (exit ${r.boot.exit}${r.boot.timedOut ? ', timed out' : ''}); serial log tail:\n${r.boot.serial.slice(-3000)}`,
+        );
     }
     console.log(`  flags: ${g.flags.join(' ')}`);
     console.log(`  bugs: ${g.bugs.join(' ')}`);
@@ -464,7 +562,19 @@ async function main() {
     const map = join(runDir(r.model), 'System.map');
     writeAtomic(map, g.kernelMap.join('\n') + '\n');
     console.log(`  kernel symbols: ${g.kernelMap.length} (${map}); _text ${g.anchors._text ?? '?'}`);
-    const entry = { model: r.model, seconds: r.boot.seconds, systemMap: map, guest: { ...g, kernelMap: undefined, modsyms: undefined, dmesg: undefined, kvars: undefined, modules: summarizeModules(g.modules) } };
+    const entry = {
+      model: r.model,
+      seconds: r.boot.seconds,
+      systemMap: map,
+      guest: {
+        ...g,
+        kernelMap: undefined,
+        modsyms: undefined,
+        dmesg: undefined,
+        kvars: undefined,
+        modules: summarizeModules(g.modules),
+      },
+    };
     if (compare && g.done) {
       const c = await compare.compareRun(r, { systemMap: map, verbose: o.verbose, log: (s) => console.log(s) });
       entry.comparison = c;
@@ -474,13 +584,27 @@ async function main() {
       const { attestGuest } = await import('./qemu/attest.mjs');
       // The 6.1 kernel is read with the linux-6.1 profile (its Debian banner also names gcc's Debian version, which detection misreads).
       const cpu = entry.comparison?.modules?.find((m) => m.features?.kernel)?.features?.spec;
-      entry.attest = await attestGuest({ ...r, recs: parseRecords(r.boot.stream) }, { dir: join(runDir(r.model), 'attest'), vmlinuz, modRoot, verbose: o.verbose, log: (s) => console.log(s), cpu, profile: 'linux-6.1' });
+      entry.attest = await attestGuest(
+        { ...r, recs: parseRecords(r.boot.stream) },
+        {
+          dir: join(runDir(r.model), 'attest'),
+          vmlinuz,
+          modRoot,
+          verbose: o.verbose,
+          log: (s) => console.log(s),
+          cpu,
+          profile: 'linux-6.1',
+        },
+      );
       if (!entry.attest.ran) ok = false;
     }
     result.runs.push(entry);
   }
   if (o.json) {
-    writeAtomic(o.json, JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v), 2));
+    writeAtomic(
+      o.json,
+      JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v), 2),
+    );
   }
   process.exitCode = ok ? 0 : 1;
 }
@@ -488,8 +612,14 @@ async function main() {
 function summarizeModules(mods) {
   const out = {};
   for (const [m, v] of Object.entries(mods)) {
-    out[m] = { sections: v.sections, dumps: Object.fromEntries(Object.entries(v.dumps).map(([s, d]) => [s, { addr: d.addr, size: d.bytes.length }])) };
-    if (v.live) out[m].live = Object.fromEntries(Object.entries(v.live).map(([s, d]) => [s, { addr: d.addr, size: d.bytes.length }]));
+    out[m] = {
+      sections: v.sections,
+      dumps: Object.fromEntries(Object.entries(v.dumps).map(([s, d]) => [s, { addr: d.addr, size: d.bytes.length }])),
+    };
+    if (v.live)
+      out[m].live = Object.fromEntries(
+        Object.entries(v.live).map(([s, d]) => [s, { addr: d.addr, size: d.bytes.length }]),
+      );
   }
   return out;
 }

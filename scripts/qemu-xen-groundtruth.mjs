@@ -37,10 +37,20 @@ const work = join(repo, '.cache', 'groundtruth-xen');
 
 /** The two hypervisors: the bootable image and the xen-syms of the same build (test/support/corpus.ts). */
 export const XENS = {
-  '4.17': { gz: join(corpus, 'xen-4.17/boot/xen-4.17-amd64.gz'), syms: join(corpus, 'xen-4.17/usr/lib/debug/boot/xen-syms-4.17-amd64') },
-  '4.20': { gz: join(corpus, 'xen-4.20/boot/xen-4.20-amd64.gz'), syms: join(corpus, 'xen-4.20/usr/lib/debug/boot/xen-syms-4.20-amd64') },
+  4.17: {
+    gz: join(corpus, 'xen-4.17/boot/xen-4.17-amd64.gz'),
+    syms: join(corpus, 'xen-4.17/usr/lib/debug/boot/xen-syms-4.17-amd64'),
+  },
+  '4.20': {
+    gz: join(corpus, 'xen-4.20/boot/xen-4.20-amd64.gz'),
+    syms: join(corpus, 'xen-4.20/usr/lib/debug/boot/xen-syms-4.20-amd64'),
+  },
   /** bookworm's main-suite 4.17 (4.17.5+72): not run by default (`--xen 4.17-bookworm`). */
-  '4.17-bookworm': { gz: join(corpus, 'xen-4.17-bookworm/boot/xen-4.17-amd64.gz'), syms: join(corpus, 'xen-4.17-bookworm/usr/lib/debug/boot/xen-syms-4.17-amd64'), optional: true },
+  '4.17-bookworm': {
+    gz: join(corpus, 'xen-4.17-bookworm/boot/xen-4.17-amd64.gz'),
+    syms: join(corpus, 'xen-4.17-bookworm/usr/lib/debug/boot/xen-syms-4.17-amd64'),
+    optional: true,
+  },
 };
 /**
  * The Linux ground truth's Intel and AMD models with Xen's defaults, then runs that move other alternatives:
@@ -50,7 +60,11 @@ export const XENS = {
  * lock hardening on.
  */
 export const DEFAULT_MODELS = [
-  'Skylake-Client-IBRS', 'EPYC-Rome', 'qemu64', 'Penryn', 'EPYC-Rome:spec-ctrl=no',
+  'Skylake-Client-IBRS',
+  'EPYC-Rome',
+  'qemu64',
+  'Penryn',
+  'EPYC-Rome:spec-ctrl=no',
   'Skylake-Client-IBRS:spec-ctrl=bti-thunk=lfence,bhb-seq=long,lock-harden',
 ];
 /**
@@ -110,9 +124,14 @@ function dom0() {
 /** Every live qemu child, killed on any exit path of this process. */
 const children = new Set();
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => { for (const c of children) c.kill('SIGKILL'); process.exit(130); });
+  process.on(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(130);
+  });
 }
-process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
 
 /** A line-oriented client for QEMU's human monitor on a unix socket. */
 class Monitor {
@@ -120,17 +139,37 @@ class Monitor {
     return new Promise((res, rej) => {
       const sock = connect(path);
       const m = new Monitor(sock);
-      const t = setTimeout(() => { sock.destroy(); rej(new Error('monitor: no prompt')); }, timeoutMs);
-      m.waitPrompt().then(() => { clearTimeout(t); res(m); }, (e) => { clearTimeout(t); rej(e); });
-      sock.on('error', (e) => { clearTimeout(t); rej(e); });
+      const t = setTimeout(() => {
+        sock.destroy();
+        rej(new Error('monitor: no prompt'));
+      }, timeoutMs);
+      m.waitPrompt().then(
+        () => {
+          clearTimeout(t);
+          res(m);
+        },
+        (e) => {
+          clearTimeout(t);
+          rej(e);
+        },
+      );
+      sock.on('error', (e) => {
+        clearTimeout(t);
+        rej(e);
+      });
     });
   }
   constructor(sock) {
     this.sock = sock;
     this.buf = '';
     this.waiters = [];
-    sock.on('data', (d) => { this.buf += d.toString('latin1'); this.pump(); });
-    sock.on('close', () => { for (const w of this.waiters.splice(0)) w.rej(new Error('monitor closed')); });
+    sock.on('data', (d) => {
+      this.buf += d.toString('latin1');
+      this.pump();
+    });
+    sock.on('close', () => {
+      for (const w of this.waiters.splice(0)) w.rej(new Error('monitor closed'));
+    });
   }
   pump() {
     const at = this.buf.indexOf('(qemu) ');
@@ -140,20 +179,30 @@ class Monitor {
     this.waiters.shift().res(text);
   }
   waitPrompt() {
-    return new Promise((res, rej) => { this.waiters.push({ res, rej }); this.pump(); });
+    return new Promise((res, rej) => {
+      this.waiters.push({ res, rej });
+      this.pump();
+    });
   }
   /** Runs one command; resolves with its output (the echoed command line removed). */
   async cmd(line, timeoutMs = 60000) {
     const p = this.waitPrompt();
     this.sock.write(line + '\n');
     let t;
-    const out = await Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`monitor: '${line}' timed out`)), timeoutMs); })]);
+    const out = await Promise.race([
+      p,
+      new Promise((_, rej) => {
+        t = setTimeout(() => rej(new Error(`monitor: '${line}' timed out`)), timeoutMs);
+      }),
+    ]);
     clearTimeout(t);
     // The monitor echoes the command with terminal escapes; keep what follows the first newline.
     const nl = out.indexOf('\n');
     return (nl < 0 ? '' : out.slice(nl + 1)).replace(/\r/g, '').trim();
   }
-  close() { this.sock.destroy(); }
+  close() {
+    this.sock.destroy();
+  }
 }
 
 /** Allocated sections of xen-syms to read back: .text is compared, the data ones give boot_cpu_data and the
@@ -179,9 +228,29 @@ async function boot(xen, spec, timeoutMs) {
   const sock = join(tmpdir(), `textpoke-xen-${process.pid}-${socketSeq++}.sock`);
   rmSync(sock, { force: true });
   const args = [
-    '-accel', 'tcg,thread=single', '-cpu', model, '-smp', String(SMP), '-m', '512M', '-display', 'none', '-no-reboot',
-    '-kernel', hypervisor(xen), '-append', extra ? `${APPEND} ${extra}` : APPEND, '-initrd', dom0(),
-    '-serial', `file:${serial}`, '-monitor', `unix:${sock},server=on,wait=off`, '-net', 'none',
+    '-accel',
+    'tcg,thread=single',
+    '-cpu',
+    model,
+    '-smp',
+    String(SMP),
+    '-m',
+    '512M',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-kernel',
+    hypervisor(xen),
+    '-append',
+    extra ? `${APPEND} ${extra}` : APPEND,
+    '-initrd',
+    dom0(),
+    '-serial',
+    `file:${serial}`,
+    '-monitor',
+    `unix:${sock},server=on,wait=off`,
+    '-net',
+    'none',
   ];
   const plan = await dumpPlan(xen);
   const started = Date.now();
@@ -190,8 +259,25 @@ async function boot(xen, spec, timeoutMs) {
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d.toString('latin1')));
   let exited = null;
-  const exitP = new Promise(/** @param {(v?: unknown) => void} res */ (res) => child.on('close', (code, sig) => { exited = { code, sig }; children.delete(child); res(); }));
-  const result = { xen, model: spec, args, seconds: 0, halted: false, timedOut: false, dumps: {}, dumpErrors: {}, stderr: '' };
+  const exitP = new Promise(
+    /** @param {(v?: unknown) => void} res */ (res) =>
+      child.on('close', (code, sig) => {
+        exited = { code, sig };
+        children.delete(child);
+        res();
+      }),
+  );
+  const result = {
+    xen,
+    model: spec,
+    args,
+    seconds: 0,
+    halted: false,
+    timedOut: false,
+    dumps: {},
+    dumpErrors: {},
+    stderr: '',
+  };
   const deadline = started + timeoutMs;
   let mon;
   try {
@@ -199,8 +285,14 @@ async function boot(xen, spec, timeoutMs) {
     for (;;) {
       if (exited) break;
       const log = existsSync(serial) ? readFileSync(serial, 'latin1') : '';
-      if (HALTED.test(log)) { result.halted = true; break; }
-      if (Date.now() > deadline) { result.timedOut = true; break; }
+      if (HALTED.test(log)) {
+        result.halted = true;
+        break;
+      }
+      if (Date.now() > deadline) {
+        result.timedOut = true;
+        break;
+      }
       await new Promise((r) => setTimeout(r, 500));
     }
     if (result.halted) {
@@ -216,7 +308,11 @@ async function boot(xen, spec, timeoutMs) {
       // The CPUID words QEMU's model gives the guest (after TCG's filtering): the part of the CPU the boot log
       // does not print, for --cpu-from.
       const fw = await mon.cmd('qom-get /machine/unattached/device[0] feature-words');
-      try { result.featureWords = JSON.parse(fw.slice(fw.indexOf('['))); } catch { result.featureWordsError = fw.slice(0, 200); }
+      try {
+        result.featureWords = JSON.parse(fw.slice(fw.indexOf('[')));
+      } catch {
+        result.featureWordsError = fw.slice(0, 200);
+      }
       mon.sock.write('quit\n');
     }
   } catch (e) {
@@ -224,7 +320,10 @@ async function boot(xen, spec, timeoutMs) {
   } finally {
     mon?.close();
     const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-    if (!exited) { if (!result.halted) child.kill('SIGKILL'); await exitP; }
+    if (!exited) {
+      if (!result.halted) child.kill('SIGKILL');
+      await exitP;
+    }
     clearTimeout(t);
   }
   result.seconds = (Date.now() - started) / 1000;
@@ -241,16 +340,34 @@ async function boot(xen, spec, timeoutMs) {
  * words 16-17 are MSR_ARCH_CAPS, which QEMU's feature-words do not list (TCG has no ARCH_CAPS): zero.
  */
 export const FEATURESET_WORDS = [
-  [1, 0, 'EDX'], [1, 0, 'ECX'], [0x80000001, 0, 'EDX'], [0x80000001, 0, 'ECX'], [0xd, 1, 'EAX'], [7, 0, 'EBX'], [7, 0, 'ECX'],
-  [0x80000007, 0, 'EDX'], [0x80000008, 0, 'EBX'], [7, 0, 'EDX'], [7, 1, 'EAX'], [0x80000021, 0, 'EAX'], [7, 1, 'EBX'],
-  [7, 2, 'EDX'], [7, 1, 'ECX'], [7, 1, 'EDX'], null, null, [0x80000021, 0, 'ECX'],
+  [1, 0, 'EDX'],
+  [1, 0, 'ECX'],
+  [0x80000001, 0, 'EDX'],
+  [0x80000001, 0, 'ECX'],
+  [0xd, 1, 'EAX'],
+  [7, 0, 'EBX'],
+  [7, 0, 'ECX'],
+  [0x80000007, 0, 'EDX'],
+  [0x80000008, 0, 'EBX'],
+  [7, 0, 'EDX'],
+  [7, 1, 'EAX'],
+  [0x80000021, 0, 'EAX'],
+  [7, 1, 'EBX'],
+  [7, 2, 'EDX'],
+  [7, 1, 'ECX'],
+  [7, 1, 'EDX'],
+  null,
+  null,
+  [0x80000021, 0, 'ECX'],
 ];
 
 /** QEMU's feature-words as featureset words. */
 export function featuresetFromQemu(words) {
   return FEATURESET_WORDS.map((w) => {
     if (!w) return 0;
-    const hit = words.find((x) => x['cpuid-input-eax'] === w[0] && (x['cpuid-input-ecx'] ?? 0) === w[1] && x['cpuid-register'] === w[2]);
+    const hit = words.find(
+      (x) => x['cpuid-input-eax'] === w[0] && (x['cpuid-input-ecx'] ?? 0) === w[1] && x['cpuid-register'] === w[2],
+    );
     return hit ? hit.features >>> 0 : 0;
   });
 }
@@ -260,7 +377,9 @@ export function featuresetFromQemu(words) {
  * xen-cpuid prints its Raw featureset (there is no dom0 to run xen-cpuid in).
  */
 function cpuFromFile(serial, featureWords) {
-  const fs = featuresetFromQemu(featureWords).map((w) => w.toString(16).padStart(8, '0')).join(':');
+  const fs = featuresetFromQemu(featureWords)
+    .map((w) => w.toString(16).padStart(8, '0'))
+    .join(':');
   return `${serial.replace(/\s*$/, '')}\n# CPUID of QEMU's CPU model (qom-get feature-words) as xen-cpuid's Raw featureset line\nRaw                       ${fs}\n`;
 }
 
@@ -289,9 +408,15 @@ function parseArgs(argv) {
   const o = { xens: [], models: [], json: null, reuse: false, compare: true, verbose: false, timeout: 240, jobs: 1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const val = () => { if (i + 1 >= argv.length) throw new UsageError(`${a} needs a value`); return argv[++i]; };
-    if (a === '--xen') { const v = val(); if (!XENS[v]) throw new UsageError(`--xen ${v}: expected ${Object.keys(XENS).join(' or ')}`); o.xens.push(v); }
-    else if (a === '--model') o.models.push(val());
+    const val = () => {
+      if (i + 1 >= argv.length) throw new UsageError(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--xen') {
+      const v = val();
+      if (!XENS[v]) throw new UsageError(`--xen ${v}: expected ${Object.keys(XENS).join(' or ')}`);
+      o.xens.push(v);
+    } else if (a === '--model') o.models.push(val());
     else if (a === '--json') o.json = val();
     else if (a === '--reuse') o.reuse = true;
     else if (a === '--no-compare') o.compare = false;
@@ -307,8 +432,12 @@ function parseArgs(argv) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  if (!which('qemu-system-x86_64')) throw new UsageError('qemu-system-x86_64 not found (Debian package qemu-system-x86)');
-  for (const x of o.xens) { need(XENS[x].gz, `Xen ${x} image`); need(XENS[x].syms, `Xen ${x} xen-syms`); }
+  if (!which('qemu-system-x86_64'))
+    throw new UsageError('qemu-system-x86_64 not found (Debian package qemu-system-x86)');
+  for (const x of o.xens) {
+    need(XENS[x].gz, `Xen ${x} image`);
+    need(XENS[x].syms, `Xen ${x} xen-syms`);
+  }
   mkdirSync(work, { recursive: true });
   const runs = o.xens.flatMap((x) => o.models.map((m) => [x, m]));
   const results = new Array(runs.length);
@@ -326,23 +455,41 @@ async function main() {
   for (const r of results) {
     const line = `Xen ${r.xen} on ${r.model}: ${r.halted ? 'halted' : r.timedOut ? 'TIMED OUT' : 'did not halt'} after ${r.seconds.toFixed(1)} s`;
     process.stdout.write(line + (r.error ? ` (${r.error})` : '') + '\n');
-    if (!r.halted && r.stderr) process.stdout.write(`  qemu: ${r.stderr.trim().split('\n').slice(-3).join('\n  qemu: ')}\n`);
-    if (!r.halted || !r.dumps['.text']) { ok = false; out.push({ boot: { ...r, serial: r.serial.slice(-4000) } }); continue; }
-    if (!o.compare) { out.push({ boot: r }); continue; }
+    if (!r.halted && r.stderr)
+      process.stdout.write(`  qemu: ${r.stderr.trim().split('\n').slice(-3).join('\n  qemu: ')}\n`);
+    if (!r.halted || !r.dumps['.text']) {
+      ok = false;
+      out.push({ boot: { ...r, serial: r.serial.slice(-4000) } });
+      continue;
+    }
+    if (!o.compare) {
+      out.push({ boot: r });
+      continue;
+    }
     const { compare } = await lib();
     const c = await compare.compareRun(r, XENS[r.xen].syms);
     process.stdout.write(compare.formatRun(c, o.verbose));
     if (!c.ok) ok = false;
     out.push({ boot: { ...r, serial: undefined, log: compare.bootLogLines(r.serial) }, comparison: c });
   }
-  if (o.json) writeAtomic(o.json, JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v), 1));
+  if (o.json)
+    writeAtomic(
+      o.json,
+      JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v), 1),
+    );
   return ok ? 0 : 1;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().then((code) => process.exit(code), (e) => {
-    if (e instanceof UsageError) { process.stderr.write(`qemu-xen-groundtruth: ${e.message}\n`); process.exit(2); }
-    process.stderr.write(`qemu-xen-groundtruth: ${e.stack ?? e}\n`);
-    process.exit(1);
-  });
+  main().then(
+    (code) => process.exit(code),
+    (e) => {
+      if (e instanceof UsageError) {
+        process.stderr.write(`qemu-xen-groundtruth: ${e.message}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(`qemu-xen-groundtruth: ${e.stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
 }

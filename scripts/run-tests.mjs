@@ -19,7 +19,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = process.env.TEXTPOKE_TEST_ROOT ? resolve(process.env.TEXTPOKE_TEST_ROOT) : resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const root = process.env.TEXTPOKE_TEST_ROOT
+  ? resolve(process.env.TEXTPOKE_TEST_ROOT)
+  : resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = (name, dflt) => {
   const v = process.env[name];
   if (v === undefined || v === '') return dflt;
@@ -48,16 +50,27 @@ function find(dir, out = []) {
 }
 const compiled = find(distTest).sort();
 const stale = compiled.filter((f) => !existsSync(join(root, 'test', relative(distTest, f)).replace(/\.js$/, '.ts')));
-const files = compiled.filter((f) => !stale.includes(f)).filter((f) => !filter.length || filter.some((x) => f.includes(x)));
-if (stale.length) process.stderr.write(`run-tests: ignoring ${stale.length} compiled test file(s) with no source: ${stale.map((f) => relative(root, f)).join(', ')}\n`);
+const files = compiled
+  .filter((f) => !stale.includes(f))
+  .filter((f) => !filter.length || filter.some((x) => f.includes(x)));
+if (stale.length)
+  process.stderr.write(
+    `run-tests: ignoring ${stale.length} compiled test file(s) with no source: ${stale.map((f) => relative(root, f)).join(', ')}\n`,
+  );
 if (!files.length) {
-  process.stderr.write(`run-tests: no test files ${filter.length ? `matching ${filter.join(' ')} ` : ''}under dist/test (run npm run build first)\n`);
+  process.stderr.write(
+    `run-tests: no test files ${filter.length ? `matching ${filter.join(' ')} ` : ''}under dist/test (run npm run build first)\n`,
+  );
   process.exit(1);
 }
 
 const running = new Map(); // pid -> { name, child }
 function killGroup(child) {
-  try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
 }
 function killAll() {
   for (const { child } of running.values()) killGroup(child);
@@ -81,12 +94,16 @@ function runFile(file) {
   const name = relative(root, file);
   const started = Date.now();
   return new Promise((done) => {
-    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', `--test-timeout=${Math.round(testLimit * 1000)}`, file], {
-      cwd: root,
-      detached: true, // a process group of its own: killed as a whole
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: childEnv,
-    });
+    const child = spawn(
+      process.execPath,
+      ['--test', '--test-reporter=spec', `--test-timeout=${Math.round(testLimit * 1000)}`, file],
+      {
+        cwd: root,
+        detached: true, // a process group of its own: killed as a whole
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: childEnv,
+      },
+    );
     const chunks = [];
     running.set(child.pid, { name, child, chunks });
     child.stdout.on('data', (b) => chunks.push(b));
@@ -96,7 +113,9 @@ function runFile(file) {
       reason = `killed after ${fileLimit} s (the file's time limit): a test hung or left a server, browser or child process running`;
       killGroup(child);
     }, fileLimit * 1000);
-    child.on('error', (e) => { reason = `could not start: ${e.message}`; });
+    child.on('error', (e) => {
+      reason = `could not start: ${e.message}`;
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       running.delete(child.pid);
@@ -111,8 +130,13 @@ function runFile(file) {
 
 const watchdog = setTimeout(() => {
   // What the killed files printed so far says where they were.
-  for (const r of running.values()) process.stdout.write(`\n# ${r.name} (killed by the watchdog; its output so far)\n${Buffer.concat(r.chunks).toString('utf8')}`);
-  process.stderr.write(`\nrun-tests: the run passed its ${runLimit} s limit; killing ${[...running.values()].map((r) => r.name).join(', ') || 'nothing'}\n`);
+  for (const r of running.values())
+    process.stdout.write(
+      `\n# ${r.name} (killed by the watchdog; its output so far)\n${Buffer.concat(r.chunks).toString('utf8')}`,
+    );
+  process.stderr.write(
+    `\nrun-tests: the run passed its ${runLimit} s limit; killing ${[...running.values()].map((r) => r.name).join(', ') || 'nothing'}\n`,
+  );
   killAll();
   process.exit(1);
 }, runLimit * 1000);
@@ -122,7 +146,9 @@ let next = 0;
 async function lane() {
   while (next < files.length) {
     const r = await runFile(files[next++]);
-    process.stdout.write(`\n# ${r.name} (${(r.ms / 1000).toFixed(1)} s)${r.ok ? '' : ` FAILED: ${r.reason}`}\n${r.output}`);
+    process.stdout.write(
+      `\n# ${r.name} (${(r.ms / 1000).toFixed(1)} s)${r.ok ? '' : ` FAILED: ${r.reason}`}\n${r.output}`,
+    );
     results.push(r);
   }
 }
@@ -130,6 +156,8 @@ const t0 = Date.now();
 await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, lane));
 clearTimeout(watchdog);
 const failed = results.filter((r) => !r.ok);
-process.stdout.write(`\nrun-tests: ${results.length} files in ${((Date.now() - t0) / 1000).toFixed(0)} s, ${failed.length} failed\n`);
+process.stdout.write(
+  `\nrun-tests: ${results.length} files in ${((Date.now() - t0) / 1000).toFixed(0)} s, ${failed.length} failed\n`,
+);
 for (const r of failed) process.stdout.write(`  FAILED ${r.name}: ${r.reason}\n`);
 process.exit(failed.length ? 1 : 0);

@@ -15,17 +15,29 @@ import { join } from 'node:path';
 /** What each job uses, and why (a test that needs a missing program fails naming it; nothing is skipped). */
 const PACKAGES = {
   demo: [
-    'binutils', 'gcc', 'libc6-dev', // the demo assembles and compiles its example objects
+    'binutils',
+    'gcc',
+    'libc6-dev', // the demo assembles and compiles its example objects
     'ca-certificates', // apt-get download over the archive mirrors (the demo reads Debian's Xen)
   ],
   test: [
-    'binutils', 'gcc', 'libc6-dev', 'clang', // fixtures built at test time with both compilers
-    'xz-utils', 'zstd', 'lz4', 'gzip', 'bzip2', // compressed-module and vmlinuz fixtures and oracles
+    'binutils',
+    'gcc',
+    'libc6-dev',
+    'clang', // fixtures built at test time with both compilers
+    'xz-utils',
+    'zstd',
+    'lz4',
+    'gzip',
+    'bzip2', // compressed-module and vmlinuz fixtures and oracles
     'ca-certificates', // the corpus is fetched with apt-get download
     'libubsan1', // generated hypercall dispatch runs under UBSan
     'spin', // the model checker's cross-check
-    'qemu-system-x86', 'busybox-static', 'cpio', // the ground truth boots Debian's kernels
-    'chromium', 'fonts-liberation', // the report and playground end-to-end tests (playwright-core)
+    'qemu-system-x86',
+    'busybox-static',
+    'cpio', // the ground truth boots Debian's kernels
+    'chromium',
+    'fonts-liberation', // the report and playground end-to-end tests (playwright-core)
   ],
 };
 
@@ -48,7 +60,8 @@ function installed(pkg) {
   return r.status === 0 && r.stdout.includes('install ok installed');
 }
 
-if (spawnSync('dpkg-query', ['--version']).status !== 0) fail('this is not a Debian-like system (no dpkg-query); install the packages of scripts/setup-system.mjs by hand');
+if (spawnSync('dpkg-query', ['--version']).status !== 0)
+  fail('this is not a Debian-like system (no dpkg-query); install the packages of scripts/setup-system.mjs by hand');
 const missing = PACKAGES[job].filter((p) => !installed(p));
 if (!missing.length) process.exit(0);
 
@@ -59,7 +72,10 @@ function privilege() {
   return null;
 }
 const maybePrefix = privilege();
-if (!maybePrefix) fail(`missing Debian packages (${missing.join(' ')}); run as root or with passwordless sudo, or install them: apt-get install ${missing.join(' ')}`);
+if (!maybePrefix)
+  fail(
+    `missing Debian packages (${missing.join(' ')}); run as root or with passwordless sudo, or install them: apt-get install ${missing.join(' ')}`,
+  );
 const prefix = maybePrefix;
 if (dryRun) {
   process.stdout.write(`would install: ${missing.join(' ')}\n`);
@@ -76,8 +92,11 @@ function listsAge() {
   const dir = '/var/lib/apt/lists';
   let newest = 0;
   try {
-    for (const f of readdirSync(dir)) if (f.endsWith('Release')) newest = Math.max(newest, statSync(join(dir, f)).mtimeMs);
-  } catch { /* no lists */ }
+    for (const f of readdirSync(dir))
+      if (f.endsWith('Release')) newest = Math.max(newest, statSync(join(dir, f)).mtimeMs);
+  } catch {
+    /* no lists */
+  }
   return newest ? Date.now() - newest : Infinity;
 }
 
@@ -89,13 +108,19 @@ function update(why) {
   if (r.status !== 0) fail(`apt-get update failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
 }
 
-if (listsAge() > LIST_MAX_AGE_MS) update(listsAge() === Infinity ? 'no package lists yet' : 'package lists older than a day');
+if (listsAge() > LIST_MAX_AGE_MS)
+  update(listsAge() === Infinity ? 'no package lists yet' : 'package lists older than a day');
 process.stderr.write(`setup-system: installing ${missing.join(' ')}\n`);
 let r = apt(['-q', '-y', 'install', '--no-install-recommends', ...missing]);
-if (r.status !== 0 && !updated && /Unable to locate|has no installation candidate|404\s+Not Found|Failed to fetch/.test(r.stderr + r.stdout)) {
+if (
+  r.status !== 0 &&
+  !updated &&
+  /Unable to locate|has no installation candidate|404\s+Not Found|Failed to fetch/.test(r.stderr + r.stdout)
+) {
   update('a package was not found in the lists');
   r = apt(['-q', '-y', 'install', '--no-install-recommends', ...missing]);
 }
-if (r.status !== 0) fail(`apt-get install ${missing.join(' ')} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+if (r.status !== 0)
+  fail(`apt-get install ${missing.join(' ')} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
 const still = missing.filter((p) => !installed(p));
 if (still.length) fail(`still missing after apt-get install: ${still.join(' ')}`);

@@ -27,7 +27,10 @@ const manifest = JSON.parse(readFileSync(join(corpus, 'manifest.json'), 'utf8'))
 const args = process.argv.slice(2);
 let every = 40;
 const ei = args.indexOf('--every');
-if (ei >= 0) { every = Number(args[ei + 1]); args.splice(ei, 2); }
+if (ei >= 0) {
+  every = Number(args[ei + 1]);
+  args.splice(ei, 2);
+}
 
 function modulesDir(id) {
   for (const base of [join(corpus, id, 'usr/lib/modules'), join(corpus, id, 'lib/modules')]) {
@@ -43,20 +46,54 @@ function xenSyms(id) {
   return name ? join(d, name) : undefined;
 }
 
-const BUILDS = ['xen-4.17-bookworm', 'xen-4.17', 'xen-4.20', 'linux-6.1', 'linux-6.12', 'linux-6.12-trixie', 'linux-7', 'linux-7-cloud'];
+const BUILDS = [
+  'xen-4.17-bookworm',
+  'xen-4.17',
+  'xen-4.20',
+  'linux-6.1',
+  'linux-6.12',
+  'linux-6.12-trixie',
+  'linux-7',
+  'linux-7-cloud',
+];
 
 function cli(argv) {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/textpoke.js'), ...argv], { encoding: 'utf8', maxBuffer: 1 << 30, timeout: 600_000 });
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/textpoke.js'), ...argv], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+    timeout: 600_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 const rows = [];
 for (const id of args.length ? args : BUILDS) {
   const m = manifest[id];
-  if (!m) { console.error(`${id}: not in the manifest`); continue; }
+  if (!m) {
+    console.error(`${id}: not in the manifest`);
+    continue;
+  }
   const xen = xenSyms(id);
   const files = xen ? [xen] : expandPaths([modulesDir(id)]);
-  const row = { id, build: m.packages[0].version, files: files.length, profiles: {}, features: {}, totals: {}, unnamed: 0, alternatives: 0, warnings: 0, notes: 0, apply: {}, verify: 0, bugs: 0, diff: 0, check: {}, surface: 0, crashes: 0 };
+  const row = {
+    id,
+    build: m.packages[0].version,
+    files: files.length,
+    profiles: {},
+    features: {},
+    totals: {},
+    unnamed: 0,
+    alternatives: 0,
+    warnings: 0,
+    notes: 0,
+    apply: {},
+    verify: 0,
+    bugs: 0,
+    diff: 0,
+    check: {},
+    surface: 0,
+    crashes: 0,
+  };
   for (const p of PRESET_IDS) row.apply[p] = 0;
   for (const f of files) {
     const img = await imageFromBytes(readFileSync(f), f);
@@ -67,7 +104,11 @@ for (const id of args.length ? args : BUILDS) {
     const set = readSites(img, t.profile);
     for (const [k, v] of Object.entries(set.counts)) row.totals[k] = (row.totals[k] ?? 0) + v;
     const ft = featureTable(t.profile.features);
-    for (const s of set.sites) if (s.table === '.altinstructions') { row.alternatives++; if (!ft.byNumber.has(s.feature)) row.unnamed++; }
+    for (const s of set.sites)
+      if (s.table === '.altinstructions') {
+        row.alternatives++;
+        if (!ft.byNumber.has(s.feature)) row.unnamed++;
+      }
     row.warnings += (t.warnings?.length ?? 0) + crossCheckSites(t, set.sites).length;
     for (const p of PRESET_IDS) {
       const r = applyPatches(img, t.profile, parseCpu(p, ft), { sites: set.sites });
@@ -96,10 +137,24 @@ for (const id of args.length ? args : BUILDS) {
 }
 
 const n = (x) => x.toLocaleString('en-US');
-console.log('| build | files | profile (features) | alternatives (unnamed) | other tables | warnings | apply writes: ' + PRESET_IDS.join(' / ') + ' | verify problems, bug findings | diff, surface, check runs (crashes) | check findings |');
+console.log(
+  '| build | files | profile (features) | alternatives (unnamed) | other tables | warnings | apply writes: ' +
+    PRESET_IDS.join(' / ') +
+    ' | verify problems, bug findings | diff, surface, check runs (crashes) | check findings |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  const other = Object.entries(r.totals).filter(([k]) => k !== '.altinstructions').map(([k, v]) => `${k} ${n(v)}`).join(', ') || '-';
-  console.log(`| ${r.id} ${r.build} | ${n(r.files)} | ${Object.keys(r.profiles).join(', ')} (${Object.keys(r.features).join(', ')}) | ${n(r.alternatives)} (${r.unnamed}) | ${other} | ${r.warnings} | ${PRESET_IDS.map((p) => n(r.apply[p])).join(' / ')} | ${r.verify}, ${r.bugs} | ${r.diff}, ${r.surface}, ${r.checkFiles} (${r.crashes}) | ${Object.entries(r.check).map(([k, v]) => `${k} ${n(v)}`).join(', ') || '0'} |`);
+  const other =
+    Object.entries(r.totals)
+      .filter(([k]) => k !== '.altinstructions')
+      .map(([k, v]) => `${k} ${n(v)}`)
+      .join(', ') || '-';
+  console.log(
+    `| ${r.id} ${r.build} | ${n(r.files)} | ${Object.keys(r.profiles).join(', ')} (${Object.keys(r.features).join(', ')}) | ${n(r.alternatives)} (${r.unnamed}) | ${other} | ${r.warnings} | ${PRESET_IDS.map((p) => n(r.apply[p])).join(' / ')} | ${r.verify}, ${r.bugs} | ${r.diff}, ${r.surface}, ${r.checkFiles} (${r.crashes}) | ${
+      Object.entries(r.check)
+        .map(([k, v]) => `${k} ${n(v)}`)
+        .join(', ') || '0'
+    } |`,
+  );
 }
 console.log('\n' + JSON.stringify(rows));

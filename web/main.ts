@@ -46,7 +46,9 @@ async function analyse(file: File): Promise<void> {
       document.body.dataset.state = 'error';
     } else {
       const f = m.data.files[0]!;
-      say(`${file.name}: ${f.findings.length} findings, ${Object.values(f.counts).reduce((a, b) => a + b, 0)} patch sites, analysed in this browser in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      say(
+        `${file.name}: ${f.findings.length} findings, ${Object.values(f.counts).reduce((a, b) => a + b, 0)} patch sites, analysed in this browser in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      );
       show(m.data);
       document.body.dataset.state = 'done';
     }

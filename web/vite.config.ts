@@ -24,8 +24,10 @@ function icedInBrowser(): Plugin {
     transform(code, id) {
       if (!id.replace(/\\/g, '/').endsWith('iced-x86/iced_x86.js')) return null;
       const util = 'const { TextDecoder, TextEncoder } = require(`util`);';
-      const load = "const path = require('path').join(__dirname, 'iced_x86_bg.wasm');\nconst bytes = require('fs').readFileSync(path);";
-      if (!code.includes(util) || !code.includes(load)) this.error('iced-x86: the Node.js loader lines this build rewrites have changed; update web/vite.config.ts');
+      const load =
+        "const path = require('path').join(__dirname, 'iced_x86_bg.wasm');\nconst bytes = require('fs').readFileSync(path);";
+      if (!code.includes(util) || !code.includes(load))
+        this.error('iced-x86: the Node.js loader lines this build rewrites have changed; update web/vite.config.ts');
       const b64 = readFileSync(wasm).toString('base64');
       return code
         .replace(util, 'const { TextDecoder, TextEncoder } = globalThis;')

@@ -35,7 +35,10 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
     } catch (e) {
       missing.push(`Model checker results are missing: ${e instanceof Error ? e.message : String(e)}`);
     }
-    post({ kind: 'done', data: { generator: 'textpoke playground', files: [file], ...(model ? { model } : {}), missing } });
+    post({
+      kind: 'done',
+      data: { generator: 'textpoke playground', files: [file], ...(model ? { model } : {}), missing },
+    });
   } catch (e) {
     post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
   }

@@ -22,16 +22,23 @@ import { fileURLToPath } from 'node:url';
 export class Symbolizer {
   /** @param {{ name: string, addr: bigint }[]} entries */
   constructor(entries) {
-    const xs = entries.filter((e) => e.addr > 0n && !/^(__key|__UNIQUE_ID|\$)/.test(e.name)).sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
+    const xs = entries
+      .filter((e) => e.addr > 0n && !/^(__key|__UNIQUE_ID|\$)/.test(e.name))
+      .sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
     this.addrs = xs.map((e) => e.addr);
     this.names = xs.map((e) => e.name);
   }
   /** @param {bigint} addr */
   where(addr) {
-    let lo = 0, hi = this.addrs.length - 1, k = -1;
+    let lo = 0,
+      hi = this.addrs.length - 1,
+      k = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (this.addrs[mid] <= addr) { k = mid; lo = mid + 1; } else hi = mid - 1;
+      if (this.addrs[mid] <= addr) {
+        k = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     if (k < 0) return '0x' + addr.toString(16);
     const off = addr - this.addrs[k];
@@ -84,7 +91,8 @@ const dist = join(repo, 'dist', 'src');
 export const CLASSES = {
   'vmlinux-static-call-key': {
     explained: true,
-    text: 'static call site whose key lives in vmlinux: the kernel retargets it at module load to the function ' +
+    text:
+      'static call site whose key lives in vmlinux: the kernel retargets it at module load to the function ' +
       'the key holds at that moment (static_call_add_module). Here the keys are the PREEMPT_DYNAMIC ones and ' +
       'their value is the boot-time preemption mode (Debian: CONFIG_PREEMPT_VOLUNTARY, no preempt= on the ' +
       'command line): preempt_schedule[_notrace] = NULL (NOP5), cond_resched/might_resched = __cond_resched. ' +
@@ -102,7 +110,9 @@ const VOLUNTARY = new Map([
 ]);
 
 /** Kept for callers that list the explained classes. */
-export const KNOWN = Object.entries(CLASSES).filter(([, c]) => c.explained).map(([id, c]) => ({ id, text: c.text }));
+export const KNOWN = Object.entries(CLASSES)
+  .filter(([, c]) => c.explained)
+  .map(([id, c]) => ({ id, text: c.text }));
 
 /** System.map -> Map(name -> bigint), first definition wins (exported symbols are unique). */
 export function readSystemMap(path) {
@@ -122,8 +132,15 @@ export function parseSystemMap(lines) {
   return m;
 }
 
-const R_X86_64_64 = 1, R_X86_64_PC32 = 2, R_X86_64_PLT32 = 4, R_X86_64_32 = 10, R_X86_64_32S = 11, R_X86_64_PC64 = 24;
-const SHN_UNDEF = 0, SHN_ABS = 0xfff1, STT_SECTION = 3;
+const R_X86_64_64 = 1,
+  R_X86_64_PC32 = 2,
+  R_X86_64_PLT32 = 4,
+  R_X86_64_32 = 10,
+  R_X86_64_32S = 11,
+  R_X86_64_PC64 = 24;
+const SHN_UNDEF = 0,
+  SHN_ABS = 0xfff1,
+  STT_SECTION = 3;
 
 /**
  * Relocates every executable section of `img` the way arch/x86/kernel/module.c does, with the given
@@ -149,7 +166,8 @@ export function referenceRelocate(img, load, kernelSyms, moduleSyms) {
       let S;
       const name = img.relocSymbolName(r);
       if (sym.shndx === SHN_UNDEF) S = kernelSyms.get(sym.name) ?? moduleSyms.get(sym.name);
-      else if (sym.shndx === SHN_ABS) S = BigInt(sym.addr) + img.base; // not used by modules in practice
+      else if (sym.shndx === SHN_ABS)
+        S = BigInt(sym.addr) + img.base; // not used by modules in practice
       else {
         const base = secAbs(sym.shndx);
         const s = img.sections[sym.shndx];
@@ -163,11 +181,22 @@ export function referenceRelocate(img, load, kernelSyms, moduleSyms) {
       const A = BigInt(r.addend);
       const P = P0 + BigInt(r.offset);
       switch (r.type) {
-        case R_X86_64_64: dv.setBigUint64(r.offset, BigInt.asUintN(64, S + A), true); break;
-        case R_X86_64_32: case R_X86_64_32S: dv.setUint32(r.offset, Number(BigInt.asUintN(32, S + A)), true); break;
-        case R_X86_64_PC32: case R_X86_64_PLT32: dv.setUint32(r.offset, Number(BigInt.asUintN(32, S + A - P)), true); break;
-        case R_X86_64_PC64: dv.setBigUint64(r.offset, BigInt.asUintN(64, S + A - P), true); break;
-        default: unresolved.push({ off: r.offset, len, sym: `${name} (type ${r.type})` });
+        case R_X86_64_64:
+          dv.setBigUint64(r.offset, BigInt.asUintN(64, S + A), true);
+          break;
+        case R_X86_64_32:
+        case R_X86_64_32S:
+          dv.setUint32(r.offset, Number(BigInt.asUintN(32, S + A)), true);
+          break;
+        case R_X86_64_PC32:
+        case R_X86_64_PLT32:
+          dv.setUint32(r.offset, Number(BigInt.asUintN(32, S + A - P)), true);
+          break;
+        case R_X86_64_PC64:
+          dv.setBigUint64(r.offset, BigInt.asUintN(64, S + A - P), true);
+          break;
+        default:
+          unresolved.push({ off: r.offset, len, sym: `${name} (type ${r.type})` });
       }
     }
     out.set(sec.name, { bytes, unresolved });
@@ -176,8 +205,13 @@ export function referenceRelocate(img, load, kernelSyms, moduleSyms) {
 }
 
 /** x86_return_thunk targets -> the `rethunk=` value of textpoke's --cpu. */
-const THUNK_OPT = { __x86_return_thunk: 'default', retbleed_return_thunk: 'retbleed', srso_return_thunk: 'srso',
-  srso_alias_return_thunk: 'srso-alias', its_return_thunk: 'its' };
+const THUNK_OPT = {
+  __x86_return_thunk: 'default',
+  retbleed_return_thunk: 'retbleed',
+  srso_return_thunk: 'srso',
+  srso_alias_return_thunk: 'srso-alias',
+  its_return_thunk: 'its',
+};
 
 /** Differing byte ranges of two equal-length arrays; ranges closer than `gap` bytes are merged. */
 export function diffRanges(a, b, gap = 4) {
@@ -204,8 +238,12 @@ async function patcher() {
 }
 
 const SRC61 = join(process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus'), 'linux-6.1/usr/src');
-const HEADERS61 = join(SRC61, (existsSync(SRC61) ? readdirSync(SRC61).find((d) => /^linux-headers-6\.1\.0-\d+-common$/.test(d)) : null) ?? 'missing',
-  'arch/x86/include/asm/cpufeatures.h');
+const HEADERS61 = join(
+  SRC61,
+  (existsSync(SRC61) ? readdirSync(SRC61).find((d) => /^linux-headers-6\.1\.0-\d+-common$/.test(d)) : null) ??
+    'missing',
+  'arch/x86/include/asm/cpufeatures.h',
+);
 
 /** cpuinfo name -> macro suffix, from the quoted names in cpufeatures.h ("bug:NAME" for X86_BUG_*). */
 export function cpuinfoAliases(path = HEADERS61) {
@@ -254,7 +292,8 @@ export function guestFeatures(guest, table, featureNumber) {
     add('X86_FEATURE_RETPOLINE_LFENCE', 'spectre_v2: LFENCE');
   }
   if (/RSB filling/.test(s2)) add('X86_FEATURE_RSB_CTXSW', 'spectre_v2: RSB filling');
-  if (/(^|[^e])IBRS/.test(s2.split(';')[0]) && !/eIBRS/.test(s2.split(';')[0])) add('X86_FEATURE_KERNEL_IBRS', 'spectre_v2: IBRS');
+  if (/(^|[^e])IBRS/.test(s2.split(';')[0]) && !/eIBRS/.test(s2.split(';')[0]))
+    add('X86_FEATURE_KERNEL_IBRS', 'spectre_v2: IBRS');
   const rb = v.retbleed ?? '';
   if (/untrained return thunk/.test(rb)) {
     add('X86_FEATURE_RETHUNK', 'retbleed: untrained return thunk');
@@ -270,10 +309,13 @@ export function guestFeatures(guest, table, featureNumber) {
   const its = v.indirect_target_selection ?? '';
   // its_select_mitigation() forces RETHUNK with x86_return_thunk = its_return_thunk (INDIRECT_THUNK_ITS only
   // when indirect branches do not already go through retpolines: the Skylake guest does not set it).
-  if (/Aligned branch\/return thunks/.test(its)) add('X86_FEATURE_RETHUNK', 'indirect_target_selection: Aligned branch/return thunks');
+  if (/Aligned branch\/return thunks/.test(its))
+    add('X86_FEATURE_RETHUNK', 'indirect_target_selection: Aligned branch/return thunks');
   if (/Mitigation: PTI/.test(v.meltdown ?? '')) add('X86_FEATURE_PTI', 'meltdown: PTI');
-  if (/Clear CPU buffers/.test(v.mds ?? '') && !/Vulnerable/.test(v.mds ?? '')) add('X86_FEATURE_CLEAR_CPU_BUF', 'mds: Clear CPU buffers');
-  if (/^Mitigation: Speculative Store Bypass disabled$/.test(v.spec_store_bypass ?? '')) add('X86_FEATURE_SPEC_STORE_BYPASS_DISABLE', 'spec_store_bypass');
+  if (/Clear CPU buffers/.test(v.mds ?? '') && !/Vulnerable/.test(v.mds ?? ''))
+    add('X86_FEATURE_CLEAR_CPU_BUF', 'mds: Clear CPU buffers');
+  if (/^Mitigation: Speculative Store Bypass disabled$/.test(v.spec_store_bypass ?? ''))
+    add('X86_FEATURE_SPEC_STORE_BYPASS_DISABLE', 'spec_store_bypass');
   // The return thunk apply_returns targets: bugs.c prints each selection ("active return thunk: X"); the
   // last one wins. It matters only when RETHUNK is set (else return sites become plain `ret`).
   const thunks = [...(guest.dmesg ?? '').matchAll(/active return thunk: (\S+)/g)].map((m) => m[1]);
@@ -289,10 +331,12 @@ export function guestFeatures(guest, table, featureNumber) {
 
 /** First index whose key(x) >= v in an array sorted by key. */
 function lowerBound(xs, v, key) {
-  let lo = 0, hi = xs.length;
+  let lo = 0,
+    hi = xs.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (key(xs[mid]) < v) lo = mid + 1; else hi = mid;
+    if (key(xs[mid]) < v) lo = mid + 1;
+    else hi = mid;
   }
   return lo;
 }
@@ -311,7 +355,11 @@ class SiteIndex {
   }
   overlapping(a0, a1) {
     const out = new Set();
-    for (let i = lowerBound(this.spans, a0 - this.maxLen, (x) => x.lo); i < this.spans.length && this.spans[i].lo < a1; i++) {
+    for (
+      let i = lowerBound(this.spans, a0 - this.maxLen, (x) => x.lo);
+      i < this.spans.length && this.spans[i].lo < a1;
+      i++
+    ) {
       const x = this.spans[i];
       if (x.hi > a0) out.add(x.s);
     }
@@ -374,21 +422,24 @@ export function kernelCapabilities(guest, table, featureNumber, featureName, cpu
     }
     return x >>> 0;
   };
-  const w0 = want(0), w4 = want(4);
+  const w0 = want(0),
+    w4 = want(4);
   const words = table.limit / 32;
   for (let off = 0; off + words * 4 <= b.length; off += 4) {
     // A superset: the kernel also sets bits cpuinfo hides ("" names, such as OSXSAVE in word 4).
-    if (((dv.getUint32(off, true) & w0) >>> 0) !== w0 || ((dv.getUint32(off + 16, true) & w4) >>> 0) !== w4) continue;
+    if ((dv.getUint32(off, true) & w0) >>> 0 !== w0 || (dv.getUint32(off + 16, true) & w4) >>> 0 !== w4) continue;
     const names = [];
     const unnamed = [];
     for (let n = 0; n < table.limit; n++) {
       if (!(dv.getUint32(off + Math.floor(n / 32) * 4, true) & (1 << (n % 32)))) continue;
       const nm = featureName(table, n);
-      if (table.byNumber.has(n)) names.push(nm); else unnamed.push(nm);
+      if (table.byNumber.has(n)) names.push(nm);
+      else unnamed.push(nm);
     }
     const bugs = cpuinfoNames.filter((n) => n.startsWith('X86_BUG_'));
     const missing = bugs.filter((n) => !names.includes(n));
-    if (missing.length) return { error: `capability words at +${off} lack cpuinfo bugs ${missing.join(' ')} (NCAPINTS of ${table.id}?)` };
+    if (missing.length)
+      return { error: `capability words at +${off} lack cpuinfo bugs ${missing.join(' ')} (NCAPINTS of ${table.id}?)` };
     return { names, unnamed, offset: off };
   }
   return { error: 'no x86_capability words in boot_cpu_data match the cpuinfo flags' };
@@ -416,10 +467,11 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
   const k2 = code.indexContaining(Math.max(range.end - 1, range.start));
   if (k2 >= 0) to = Math.max(to, code.off[k2] + code.len[k2]);
   // Extend to cover whole sites so both sides decode on the same boundaries.
-  for (const s of covering) if (s.addr >= sec.addr && s.addr < sec.addr + sec.size) {
-    from = Math.min(from, s.addr - sec.addr);
-    to = Math.max(to, s.addr - sec.addr + s.length);
-  }
+  for (const s of covering)
+    if (s.addr >= sec.addr && s.addr < sec.addr + sec.size) {
+      from = Math.min(from, s.addr - sec.addr);
+      to = Math.max(to, s.addr - sec.addr + s.length);
+    }
   to = Math.min(to, sec.size);
   const ip = ctx.load.get(secName) + BigInt(from);
   // The reference comparison only needs the tables (thousands of ranges); text is for textpoke's diffs.
@@ -446,7 +498,11 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
     }
   }
   const classes = [...new Set(siteClasses)].sort();
-  const cls = !otherIsTextpoke ? undefined : outside || !classes.length || classes.includes('unexplained') ? 'unexplained' : classes.join('+');
+  const cls = !otherIsTextpoke
+    ? undefined
+    : outside || !classes.length || classes.includes('unexplained')
+      ? 'unexplained'
+      : classes.join('+');
   return {
     class: cls,
     siteClasses,
@@ -456,8 +512,16 @@ async function attribute(ctx, secName, range, guestBytes, otherBytes, otherName)
     length: range.end - range.start,
     where: img.where(a0),
     addr: '0x' + (ctx.load.get(secName) + BigInt(range.start)).toString(16),
-    sites: covering.map((s) => ({ table: s.table, index: s.index, where: img.where(s.addr), length: s.length,
-      feature: s.feature, inverted: s.inverted, key: s.key?.name, tail: s.tail })),
+    sites: covering.map((s) => ({
+      table: s.table,
+      index: s.index,
+      where: img.where(s.addr),
+      length: s.length,
+      feature: s.feature,
+      inverted: s.inverted,
+      key: s.key?.name,
+      tail: s.tail,
+    })),
     tables: [...new Set(covering.map((s) => s.table))].sort(),
     relocations: relocs.map((r) => ({ offset: r.offset, type: r.type, sym: img.relocSymbolName(r), addend: r.addend })),
     guest: { hex: fmt.hexBytes(guestBytes.subarray(from, to)), asm: await dis(guestBytes) },
@@ -480,8 +544,14 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
   const kernelSyms = run.guest.kernelMap ? parseSystemMap(run.guest.kernelMap) : readSystemMap(systemMap);
   // Other modules' exports: kallsyms types module symbols in lower case, so take the names that have a
   // __ksymtab_ entry (what resolve_symbol() can bind a module's undefined symbol to).
-  const exported = new Set(run.guest.modsyms.filter((x) => x.name.startsWith('__ksymtab_')).map((x) => x.name.slice(10)));
-  const moduleSyms = new Map(run.guest.modsyms.filter((x) => exported.has(x.name) && /^[tTdDbBrR]$/.test(x.type)).map((x) => [x.name, BigInt('0x' + x.addr)]));
+  const exported = new Set(
+    run.guest.modsyms.filter((x) => x.name.startsWith('__ksymtab_')).map((x) => x.name.slice(10)),
+  );
+  const moduleSyms = new Map(
+    run.guest.modsyms
+      .filter((x) => exported.has(x.name) && /^[tTdDbBrR]$/.test(x.type))
+      .map((x) => [x.name, BigInt('0x' + x.addr)]),
+  );
   /** @type {{ ok: boolean, modules: any[], anchors: object, text?: string | null }} */
   const result = { ok: true, modules: [], anchors: {} };
   const sym = new Symbolizer([
@@ -516,7 +586,9 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     // kallsyms shows the module's per-cpu symbols at their per-cpu offsets, which fixes the section base.
     const pcpu = img.section('.data..percpu');
     if (pcpu && !load.has(pcpu.name)) {
-      const bySym = new Map(run.guest.modsyms.filter((x) => x.module === t.name).map((x) => [x.name, BigInt('0x' + x.addr)]));
+      const bySym = new Map(
+        run.guest.modsyms.filter((x) => x.module === t.name).map((x) => [x.name, BigInt('0x' + x.addr)]),
+      );
       const hit = img.symbols.find((y) => y.shndx === pcpu.index && y.name && bySym.has(y.name));
       if (hit) {
         const base = /** @type {bigint} */ (bySym.get(hit.name)) - BigInt(hit.addr - pcpu.addr);
@@ -532,7 +604,13 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     // The CPU textpoke is run for: every bit the kernel set (boot_cpu_data.x86_capability) and the return
     // thunk it chose (x86_return_thunk), both read from the guest's memory. The cpuinfo/vulnerabilities
     // inference is kept beside it, and where the two disagree is reported (hidden synthetic features).
-    const caps = kernelCapabilities(run.guest, table, featureNumber, featureName, feats.names.filter((n) => !feats.inferred.some((i) => i.startsWith(n + ' '))));
+    const caps = kernelCapabilities(
+      run.guest,
+      table,
+      featureNumber,
+      featureName,
+      feats.names.filter((n) => !feats.inferred.some((i) => i.startsWith(n + ' '))),
+    );
     const rtv = run.guest.kvars?.x86_return_thunk;
     let thunk = null;
     if (rtv && rtv.bytes.length === 8) thunk = sym.where(Buffer.from(rtv.bytes).readBigUInt64LE(0));
@@ -558,7 +636,11 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     }
     mres.features = feats;
     const { sites } = readSites(img, target.profile);
-    const relocsBySec = new Map(img.sections.filter((s) => s.alloc && s.exec).map((s) => [s.name, [...img.relocations(s)].sort((a, b) => a.offset - b.offset)]));
+    const relocsBySec = new Map(
+      img.sections
+        .filter((s) => s.alloc && s.exec)
+        .map((s) => [s.name, [...img.relocations(s)].sort((a, b) => a.offset - b.offset)]),
+    );
     const ref = referenceRelocate(img, load, kernelSyms, moduleSyms);
 
     let view = null;
@@ -577,7 +659,12 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
         result.ok = false;
         log(`  ${t.name}: ${mres.cli.command} failed (exit ${mres.cli.status}): ${mres.cli.error}`);
       }
-      mres.findings = view.findings.map((f) => ({ patcher: f.patcher, where: img.where(f.addr), kind: f.kind, message: f.message }));
+      mres.findings = view.findings.map((f) => ({
+        patcher: f.patcher,
+        where: img.where(f.addr),
+        kind: f.kind,
+        message: f.message,
+      }));
     } else {
       result.ok = false;
       mres.cpu = null;
@@ -595,7 +682,10 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       entry.reference = {
         ranges: rr.length,
         bytes: rr.reduce((n, x) => n + x.end - x.start, 0),
-        byTable: countBy(await Promise.all(rr.map((x) => attribute(ctx, secName, x, guestBytes, r.bytes, 'reference'))), (a) => a.tables.join('+') || 'no site'),
+        byTable: countBy(
+          await Promise.all(rr.map((x) => attribute(ctx, secName, x, guestBytes, r.bytes, 'reference'))),
+          (a) => a.tables.join('+') || 'no site',
+        ),
       };
       if (view) {
         const tb = view.bytesOf(sec);
@@ -612,20 +702,32 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
           ranges: tr.length,
           bytes: tr.reduce((n, x) => n + x.end - x.start, 0),
           byClass: countBy(diffs, (a) => a.class),
-          bySiteClass: countBy(diffs.flatMap((a) => a.siteClasses), (c) => c),
+          bySiteClass: countBy(
+            diffs.flatMap((a) => a.siteClasses),
+            (c) => c,
+          ),
           byTable: countBy(diffs, (a) => a.tables.join('+') || 'no site'),
           diffs,
         };
       }
       mres.sections.push(entry);
-      if (entry.cliDiffers) log(`  ${t.name} ${secName}: textpoke apply's output differs from the library view in ${entry.cliDiffers} bytes`);
-      log(`  ${t.name} ${secName} @${d.addr} (${guestBytes.length} bytes): reference differs in ${entry.reference.ranges} ranges ` +
-        `(${entry.reference.bytes} bytes; ${fmtCounts(entry.reference.byTable)})` +
-        (entry.textpoke ? `; textpoke differs in ${entry.textpoke.ranges} ranges (${entry.textpoke.bytes} bytes; ${fmtCounts(entry.textpoke.byClass)})` : '; textpoke: no patcher'));
+      if (entry.cliDiffers)
+        log(
+          `  ${t.name} ${secName}: textpoke apply's output differs from the library view in ${entry.cliDiffers} bytes`,
+        );
+      log(
+        `  ${t.name} ${secName} @${d.addr} (${guestBytes.length} bytes): reference differs in ${entry.reference.ranges} ranges ` +
+          `(${entry.reference.bytes} bytes; ${fmtCounts(entry.reference.byTable)})` +
+          (entry.textpoke
+            ? `; textpoke differs in ${entry.textpoke.ranges} ranges (${entry.textpoke.bytes} bytes; ${fmtCounts(entry.textpoke.byClass)})`
+            : '; textpoke: no patcher'),
+      );
       if (entry.textpoke && (verbose || entry.textpoke.diffs.some((x) => x.class === 'unexplained'))) {
         for (const x of entry.textpoke.diffs) {
           if (!verbose && x.class !== 'unexplained') continue;
-          log(`    [${x.class}] ${x.addr} ${x.where} (${x.length} B) sites: ${x.sites.map((s) => `${s.table}#${s.index}`).join(', ') || 'none'}`);
+          log(
+            `    [${x.class}] ${x.addr} ${x.where} (${x.length} B) sites: ${x.sites.map((s) => `${s.table}#${s.index}`).join(', ') || 'none'}`,
+          );
           log(`      guest:    ${x.guest.hex}  | ${x.guest.asm}`);
           log(`      textpoke: ${x.textpoke.hex}  | ${x.textpoke.asm}`);
         }
@@ -649,10 +751,24 @@ function runCli(path, spec, load, symbols) {
     const out = join(dir, 'out.ko');
     writeFileSync(lf, [...load].map(([k, v]) => `${k}=0x${v.toString(16)}`).join('\n') + '\n');
     writeFileSync(sf, [...symbols].map(([k, v]) => `${v.toString(16).padStart(16, '0')} T ${k}`).join('\n') + '\n');
-    const args = [join(repo, 'bin', 'textpoke.js'), 'apply', path, '--cpu', spec, '--load-file', lf, '--symbols', sf, '-o', out, '--quiet'];
+    const args = [
+      join(repo, 'bin', 'textpoke.js'),
+      'apply',
+      path,
+      '--cpu',
+      spec,
+      '--load-file',
+      lf,
+      '--symbols',
+      sf,
+      '-o',
+      out,
+      '--quiet',
+    ];
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
     const command = `textpoke apply ${path} --cpu <spec> --load-file sections.txt --symbols kallsyms -o out.ko`;
-    if (r.status !== 0 || !existsSync(out)) return { command, status: r.status, error: (r.stderr || r.stdout).trim().split('\n')[0] };
+    if (r.status !== 0 || !existsSync(out))
+      return { command, status: r.status, error: (r.stderr || r.stdout).trim().split('\n')[0] };
     const b = readFileSync(out);
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     const shoff = Number(dv.getBigUint64(0x28, true));
@@ -684,5 +800,10 @@ function countBy(xs, key) {
 }
 
 function fmtCounts(m) {
-  return Object.entries(m).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  return (
+    Object.entries(m)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none'
+  );
 }

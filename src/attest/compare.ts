@@ -77,7 +77,7 @@ export interface AttestObjectOptions {
 const NOP5 = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 const isNop5 = (b: Uint8Array): boolean => b.length === 5 && NOP5.every((x, i) => b[i] === x);
 const isNop2 = (b: Uint8Array): boolean => b.length === 2 && b[0] === 0x66 && b[1] === 0x90;
-const rel32 = (b: Uint8Array): number => (b[1]! | (b[2]! << 8) | (b[3]! << 16) | (b[4]! << 24));
+const rel32 = (b: Uint8Array): number => b[1]! | (b[2]! << 8) | (b[3]! << 16) | (b[4]! << 24);
 
 export function attestObject(o: AttestObjectOptions): ObjectResult {
   const { view } = o;
@@ -96,7 +96,10 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
     let k = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (siteAddrs[mid]! <= rel) { k = mid; lo = mid + 1; } else hi = mid - 1;
+      if (siteAddrs[mid]! <= rel) {
+        k = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     for (let j = k; j >= 0 && j >= k - 1; j--) {
       const s = siteAt.get(siteAddrs[j]!)!;
@@ -140,10 +143,16 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
       covered.fill(1, off, off + n);
       sr.compared += n;
     }
-    if (sr.compared < sec.size) result.errors.push(`${o.object} ${sec.name}: ${sec.size - sr.compared} of ${sec.size} bytes not in kcore (not compared)`);
+    if (sr.compared < sec.size)
+      result.errors.push(
+        `${o.object} ${sec.name}: ${sec.size - sr.compared} of ${sec.size} bytes not in kcore (not compared)`,
+      );
     let i = 0;
     while (i < sec.size) {
-      if (!covered[i] || pred[i] === liveBytes[i]) { i++; continue; }
+      if (!covered[i] || pred[i] === liveBytes[i]) {
+        i++;
+        continue;
+      }
       const rel = sec.addr + i;
       const site = coveringSite(rel);
       let start: number;
@@ -165,8 +174,16 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
       const abs = runtime(sec.addr + start);
       const [cls, why] = site ? explainSite(site, p, l, abs) : trampoline(sec.addr + start, l, abs);
       const run: DiffRun = {
-        object: o.object, section: sec.name, addr: abs, where: img.where(sec.addr + start), predicted: p.slice(), live: l.slice(),
-        class: cls, explanation: why, predictedAsm: [], liveAsm: [],
+        object: o.object,
+        section: sec.name,
+        addr: abs,
+        where: img.where(sec.addr + start),
+        predicted: p.slice(),
+        live: l.slice(),
+        class: cls,
+        explanation: why,
+        predictedAsm: [],
+        liveAsm: [],
       };
       if (cls === 'unexplained') {
         const [a, b] = instructionSpan(img, sec, pred, start, end);
@@ -193,10 +210,21 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
     switch (s.table) {
       case '__jump_table': {
         const target = s.target && !Number.isNaN(s.target.addr) ? runtime(s.target.addr) : undefined;
-        if ((l.length === 5 && isNop5(l)) || (l.length === 2 && isNop2(l))) return ['jump-label', `jump label ${key}: NOP (branch not taken)`];
-        if (l.length === 5 && l[0] === 0xe9 && target !== undefined && dest(l) === target) return ['jump-label', `jump label ${key}: jmp to ${nameOfAbs(target)}`];
-        if (l.length === 2 && l[0] === 0xeb && target !== undefined && BigInt.asUintN(64, abs + 2n + BigInt((l[1]! << 24) >> 24)) === target) return ['jump-label', `jump label ${key}: jmp to ${nameOfAbs(target)}`];
-        return ['unexplained', `jump label ${key} site holds neither a NOP nor a jmp to its target ${target !== undefined ? nameOfAbs(target) : '?'}`];
+        if ((l.length === 5 && isNop5(l)) || (l.length === 2 && isNop2(l)))
+          return ['jump-label', `jump label ${key}: NOP (branch not taken)`];
+        if (l.length === 5 && l[0] === 0xe9 && target !== undefined && dest(l) === target)
+          return ['jump-label', `jump label ${key}: jmp to ${nameOfAbs(target)}`];
+        if (
+          l.length === 2 &&
+          l[0] === 0xeb &&
+          target !== undefined &&
+          BigInt.asUintN(64, abs + 2n + BigInt((l[1]! << 24) >> 24)) === target
+        )
+          return ['jump-label', `jump label ${key}: jmp to ${nameOfAbs(target)}`];
+        return [
+          'unexplained',
+          `jump label ${key} site holds neither a NOP nor a jmp to its target ${target !== undefined ? nameOfAbs(target) : '?'}`,
+        ];
       }
       case '.static_call_sites': {
         if (isNop5(l)) return ['static-call', `static call ${key}: NOP (NULL)`];
@@ -205,7 +233,10 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
           const d = dest(l);
           const fn = functionAt(d);
           if (fn) return ['static-call', `static call ${key}: ${l[0] === 0xe8 ? 'call' : 'jmp'} ${fn}`];
-          return ['unexplained', `static call ${key} site ${l[0] === 0xe8 ? 'calls' : 'jumps to'} ${nameOfAbs(d)}, which is no function's start`];
+          return [
+            'unexplained',
+            `static call ${key} site ${l[0] === 0xe8 ? 'calls' : 'jumps to'} ${nameOfAbs(d)}, which is no function's start`,
+          ];
         }
         return ['unexplained', `static call ${key} site holds neither a call, a jmp, a NOP nor a ret`];
       }
@@ -215,7 +246,8 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
         return ['unexplained', 'ftrace site holds neither a NOP nor a call'];
       }
       case '.smp_locks':
-        if ((p[0] === 0xf0 && l[0] === 0x3e) || (p[0] === 0x3e && l[0] === 0xf0)) return ['smp-lock', `lock prefix ${l[0] === 0x3e ? 'replaced by DS (uniprocessor)' : 'restored (SMP)'}`];
+        if ((p[0] === 0xf0 && l[0] === 0x3e) || (p[0] === 0x3e && l[0] === 0xf0))
+          return ['smp-lock', `lock prefix ${l[0] === 0x3e ? 'replaced by DS (uniprocessor)' : 'restored (SMP)'}`];
         return ['unexplained', 'lock prefix site holds neither lock nor DS'];
       default:
         return ['unexplained', `${s.table} site changed`];
@@ -233,12 +265,14 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
     if (s.offset > 4) return ['unexplained', 'no patch site covers these bytes'];
     const start = abs - BigInt(s.offset);
     const b = o.kcore.read(start, 5);
-    const to = b && (b[0] === 0xe8 || b[0] === 0xe9) ? functionAt(BigInt.asUintN(64, start + 5n + BigInt(rel32(b)))) : undefined;
+    const to =
+      b && (b[0] === 0xe8 || b[0] === 0xe9) ? functionAt(BigInt.asUintN(64, start + 5n + BigInt(rel32(b)))) : undefined;
     if (s.name.startsWith('__SCT__')) {
       if (to && b![0] === 0xe9) return ['static-call', `static call trampoline ${s.name}: jmp ${to}`];
       if (b && b[0] === 0xc3) return ['static-call', `static call trampoline ${s.name}: ret (NULL)`];
     }
-    if ((s.name === 'ftrace_call' || s.name === 'ftrace_regs_call') && to && b![0] === 0xe8) return ['ftrace', `ftrace callback ${s.name}: call ${to}`];
+    if ((s.name === 'ftrace_call' || s.name === 'ftrace_regs_call') && to && b![0] === 0xe8)
+      return ['ftrace', `ftrace callback ${s.name}: call ${to}`];
     if (s.name === 'ftrace_graph_call' && to && b![0] === 0xe9) return ['ftrace', `ftrace graph ${s.name}: jmp ${to}`];
     return ['unexplained', 'no patch site covers these bytes'];
   }

@@ -16,11 +16,15 @@ export type ReadAt = (offset: number, length: number) => Uint8Array;
 
 /** A parsed kcore: read(abs, len) answers from the segment holding [abs, abs+len), undefined outside them. */
 export class Kcore {
-  private constructor(readonly segments: KcoreSegment[], private readonly readAt: ReadAt) {}
+  private constructor(
+    readonly segments: KcoreSegment[],
+    private readonly readAt: ReadAt,
+  ) {}
 
   static open(readAt: ReadAt): Kcore {
     const h = readAt(0, 64);
-    if (h.length < 64 || h[0] !== 0x7f || h[1] !== 0x45 || h[2] !== 0x4c || h[3] !== 0x46) throw new KcoreError('not an ELF core file');
+    if (h.length < 64 || h[0] !== 0x7f || h[1] !== 0x45 || h[2] !== 0x4c || h[3] !== 0x46)
+      throw new KcoreError('not an ELF core file');
     if (h[4] !== 2 || h[5] !== 1) throw new KcoreError('not a 64-bit little-endian ELF core file');
     const dv = new DataView(h.buffer, h.byteOffset, h.byteLength);
     if (dv.getUint16(16, true) !== 4) throw new KcoreError('not an ELF core file (e_type is not ET_CORE)');
@@ -35,7 +39,11 @@ export class Kcore {
     for (let i = 0; i < phnum; i++) {
       const o = i * 56;
       if (pv.getUint32(o, true) !== 1) continue; // PT_LOAD
-      segments.push({ offset: Number(pv.getBigUint64(o + 8, true)), vaddr: pv.getBigUint64(o + 16, true), size: Number(pv.getBigUint64(o + 32, true)) });
+      segments.push({
+        offset: Number(pv.getBigUint64(o + 8, true)),
+        vaddr: pv.getBigUint64(o + 16, true),
+        size: Number(pv.getBigUint64(o + 32, true)),
+      });
     }
     segments.sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
     return new Kcore(segments, readAt);

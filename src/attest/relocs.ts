@@ -45,15 +45,24 @@ export function applyKaslr(bytes: Uint8Array, base: bigint, r: KaslrRelocs, delt
   const d32 = Number(BigInt.asUintN(32, delta));
   for (const a of r.add32) {
     const o = at(a, 4);
-    if (o >= 0) { dv.setUint32(o, (dv.getUint32(o, true) + d32) >>> 0, true); n++; }
+    if (o >= 0) {
+      dv.setUint32(o, (dv.getUint32(o, true) + d32) >>> 0, true);
+      n++;
+    }
   }
   for (const a of r.sub32) {
     const o = at(a, 4);
-    if (o >= 0) { dv.setUint32(o, (dv.getUint32(o, true) - d32) >>> 0, true); n++; }
+    if (o >= 0) {
+      dv.setUint32(o, (dv.getUint32(o, true) - d32) >>> 0, true);
+      n++;
+    }
   }
   for (const a of r.add64) {
     const o = at(a, 8);
-    if (o >= 0) { dv.setBigUint64(o, BigInt.asUintN(64, dv.getBigUint64(o, true) + delta), true); n++; }
+    if (o >= 0) {
+      dv.setBigUint64(o, BigInt.asUintN(64, dv.getBigUint64(o, true) + delta), true);
+      n++;
+    }
   }
   return n;
 }

@@ -52,11 +52,21 @@ export function buildFacts(view: View): BuildFacts {
     }
   }
   const names = new Set(img.symbols.map((s) => s.name));
-  const retpolines = thunkCalls.size > 0 || img.section('.retpoline_sites') !== undefined || [...names].some((n) => n.startsWith('__x86_indirect_thunk_'));
+  const retpolines =
+    thunkCalls.size > 0 ||
+    img.section('.retpoline_sites') !== undefined ||
+    [...names].some((n) => n.startsWith('__x86_indirect_thunk_'));
   const rethunk = thunkReturns.size > 0 || img.section('.return_sites') !== undefined;
   const n = hard + soft;
   const sls = n < 8 ? (hard > 0 && soft === 0 ? true : null) : hard >= 0.9 * n ? true : hard <= 0.1 * n ? false : null;
-  f = { thunkCalls, thunkReturns, retpolines, rethunk, sls, slsEvidence: `${hard} of ${n} returns and indirect jumps are followed by int3` };
+  f = {
+    thunkCalls,
+    thunkReturns,
+    retpolines,
+    rethunk,
+    sls,
+    slsEvidence: `${hard} of ${n} returns and indirect jumps are followed by int3`,
+  };
   cache.set(view, f);
   return f;
 }

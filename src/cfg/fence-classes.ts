@@ -59,7 +59,8 @@ export function switchFor(view: View, gate: string): string | undefined {
   if (view.target.os !== 'xen') return undefined;
   if (gate.endsWith('SC_NO_BRANCH_HARDEN')) return 'spec-ctrl=no-branch-harden';
   // opt_lock_harden defaults to false: these fences are NOPs unless `spec-ctrl=lock-harden`.
-  if (gate.endsWith('SC_NO_LOCK_HARDEN')) return 'spec-ctrl=no-lock-harden (the default; spec-ctrl=lock-harden keeps them)';
+  if (gate.endsWith('SC_NO_LOCK_HARDEN'))
+    return 'spec-ctrl=no-lock-harden (the default; spec-ctrl=lock-harden keeps them)';
   return undefined;
 }
 
@@ -72,7 +73,8 @@ export function classifyFences(view: View): FenceClasses {
   const fi = fenceInfo(view);
   const gateOf = new Map<number, string>();
   for (const s of view.sites) {
-    if (s.table === '.altinstructions' && s.feature !== undefined && view.features) gateOf.set(s.addr, featureName(view.features, s.feature));
+    if (s.table === '.altinstructions' && s.feature !== undefined && view.features)
+      gateOf.set(s.addr, featureName(view.features, s.feature));
   }
   // Candidate fences: the table's hardening sites, and every fence instruction.
   // On a patched view a site whose alternative removed the fence is no fence for this CPU.
@@ -122,10 +124,19 @@ export function classifyFences(view: View): FenceClasses {
   const fences: FenceRecord[] = [];
   for (const [a, p] of [...cands].sort((x, y) => x[0] - y[0])) {
     const gate = gateOf.get(a) ?? 'ungated';
-    if (p === 'lock') { fences.push({ addr: a, cls: 'lock', gate, branch: NaN }); continue; }
-    if (p === 'other') { fences.push({ addr: a, cls: 'other', gate, branch: NaN }); continue; }
+    if (p === 'lock') {
+      fences.push({ addr: a, cls: 'lock', gate, branch: NaN });
+      continue;
+    }
+    if (p === 'other') {
+      fences.push({ addr: a, cls: 'other', gate, branch: NaN });
+      continue;
+    }
     const h = heads.get(a);
-    if (h?.both) { fences.push({ addr: a, cls: 'pair', gate, branch: h.branch }); continue; }
+    if (h?.both) {
+      fences.push({ addr: a, cls: 'pair', gate, branch: h.branch });
+      continue;
+    }
     // store-bypass first (io_emul_stub_setup's fence follows a BUG_ON branch); then a fence before loads
     // whose addresses do not use what the guarding branch compared (a bound read behind the fence) is a
     // value barrier; a fence before an access indexed by the checked value is a one-sided barrier.
@@ -163,7 +174,7 @@ export function inventory(view: View): InventoryRow[] {
 
 /** Calls `f` for every instruction of `fn` in address order. */
 export function forEachInsn(view: View, fn: Func, f: (sc: SectionCode, i: number, addr: number) => void): void {
-  let loc = view.insnAt(fn.addr);
+  const loc = view.insnAt(fn.addr);
   if (!loc) return;
   const { sc } = loc;
   const end = fn.addr + fn.size;
@@ -184,11 +195,29 @@ export function storesMemory(view: View, sc: SectionCode, i: number): boolean {
   const insn = view.reader.at(sc, i);
   if (memOf(insn) !== Mem.Other) return false;
   const m = insn.mnemonic;
-  if (m === Mnemonic.Cmp || m === Mnemonic.Test || m === Mnemonic.Bt || m === Mnemonic.Push || m === Mnemonic.Lea
-    || m === Mnemonic.Prefetchnta || m === Mnemonic.Prefetcht0 || m === Mnemonic.Prefetcht1 || m === Mnemonic.Prefetcht2 || m === Mnemonic.Prefetchw) return false;
+  if (
+    m === Mnemonic.Cmp ||
+    m === Mnemonic.Test ||
+    m === Mnemonic.Bt ||
+    m === Mnemonic.Push ||
+    m === Mnemonic.Lea ||
+    m === Mnemonic.Prefetchnta ||
+    m === Mnemonic.Prefetcht0 ||
+    m === Mnemonic.Prefetcht1 ||
+    m === Mnemonic.Prefetcht2 ||
+    m === Mnemonic.Prefetchw
+  )
+    return false;
   if (insn.opCount > 0 && insn.opKind(0) === OpKind.Memory) return true;
   const k = insn.opCount > 0 ? insn.opKind(0) : -1;
-  return k === OpKind.MemoryESDI || k === OpKind.MemoryESEDI || k === OpKind.MemoryESRDI || k === OpKind.MemorySegDI || k === OpKind.MemorySegEDI || k === OpKind.MemorySegRDI;
+  return (
+    k === OpKind.MemoryESDI ||
+    k === OpKind.MemoryESEDI ||
+    k === OpKind.MemoryESRDI ||
+    k === OpKind.MemorySegDI ||
+    k === OpKind.MemorySegEDI ||
+    k === OpKind.MemorySegRDI
+  );
 }
 
 function storesBefore(view: View, addr: number): boolean {
@@ -206,7 +235,7 @@ function storesBefore(view: View, addr: number): boolean {
  * 'value' when it reads non-stack memory and does nothing else; 'plain' when only register and stack work
  * leads to a return of a non-constant value, or to an indirect call or jump; 'other' otherwise.
  */
-function valueAfter(view: View, fi: FenceInfo, addr: number, compared: number): 'value' | 'plain' | 'other' {
+function valueAfter(view: View, _fi: FenceInfo, addr: number, compared: number): 'value' | 'plain' | 'other' {
   let loc = view.insnAt(addr);
   if (!loc) return 'other';
   loc = loc.i + 1 < loc.sc.count ? { sc: loc.sc, i: loc.i + 1 } : undefined;
@@ -236,23 +265,39 @@ function valueAfter(view: View, fi: FenceInfo, addr: number, compared: number): 
       const insn = view.reader.at(sc, i);
       if (accessesMemory(insn)) {
         if (storesMemory(view, sc, i)) return 'other';
-        const uses = (1 << Math.max(0, gprFamily(insn.memoryBase))) * Number(gprFamily(insn.memoryBase) >= 0) | (1 << Math.max(0, gprFamily(insn.memoryIndex))) * Number(gprFamily(insn.memoryIndex) >= 0);
+        const uses =
+          ((1 << Math.max(0, gprFamily(insn.memoryBase))) * Number(gprFamily(insn.memoryBase) >= 0)) |
+          ((1 << Math.max(0, gprFamily(insn.memoryIndex))) * Number(gprFamily(insn.memoryIndex) >= 0));
         if (uses & compared) return 'other'; // an access indexed by the checked value
         loads = true;
-      } else if (insn.mnemonic === Mnemonic.Mov && insn.opCount === 2 && insn.opKind(0) === OpKind.Register && insn.opKind(1) === OpKind.Register) {
+      } else if (
+        insn.mnemonic === Mnemonic.Mov &&
+        insn.opCount === 2 &&
+        insn.opKind(0) === OpKind.Register &&
+        insn.opKind(1) === OpKind.Register
+      ) {
         const r1 = gprFamily(insn.op1Register);
         const r0 = gprFamily(insn.op0Register);
         if (r0 >= 0 && r1 >= 0 && compared & (1 << r1)) compared |= 1 << r0;
       }
-      if (insn.opCount > 0 && insn.opKind(0) === OpKind.Register && gprFamily(insn.op0Register) === 0 && writesOp0(insn.mnemonic)) {
-        constRet = insn.opCount === 2 && (insn.opKind(1) !== OpKind.Register && insn.opKind(1) !== OpKind.Memory || insn.opKind(1) === OpKind.Register && insn.op1Register === insn.op0Register && insn.mnemonic === Mnemonic.Xor);
+      if (
+        insn.opCount > 0 &&
+        insn.opKind(0) === OpKind.Register &&
+        gprFamily(insn.op0Register) === 0 &&
+        writesOp0(insn.mnemonic)
+      ) {
+        constRet =
+          insn.opCount === 2 &&
+          ((insn.opKind(1) !== OpKind.Register && insn.opKind(1) !== OpKind.Memory) ||
+            (insn.opKind(1) === OpKind.Register &&
+              insn.op1Register === insn.op0Register &&
+              insn.mnemonic === Mnemonic.Xor));
       }
     }
     loc = i + 1 < sc.count ? { sc, i: i + 1 } : undefined;
   }
   return 'other';
 }
-
 
 /** GPR families (bit mask) of the register operands of the compare or test that sets the flags of `branch`. */
 function comparedRegs(view: View, branch: number): number {
@@ -278,4 +323,3 @@ function comparedRegs(view: View, branch: number): number {
 export function writesOp0(m: number): boolean {
   return m !== Mnemonic.Cmp && m !== Mnemonic.Test && m !== Mnemonic.Bt && m !== Mnemonic.Push;
 }
-

@@ -85,7 +85,11 @@ export function hasAnyFence(view: View, fi: FenceInfo): boolean {
   if (!v) {
     outer: for (const sc of view.code()) {
       const code = sc.code;
-      for (let i = 0; i < sc.count; i++) if (isFenceCode(code[i]!)) { v = true; break outer; }
+      for (let i = 0; i < sc.count; i++)
+        if (isFenceCode(code[i]!)) {
+          v = true;
+          break outer;
+        }
     }
   }
   anyCache.set(view, v);

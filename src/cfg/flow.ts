@@ -13,12 +13,26 @@ import type { View } from './view.js';
 
 /** Names of return thunks: a jmp to one of these is a return. */
 export function isReturnThunk(name: string | undefined): boolean {
-  return name !== undefined && (name === '__x86_return_thunk' || name === 'zen_untrain_ret' || name === 'srso_return_thunk' || name === 'srso_untrain_ret' || name === '__x86_return_skl' || name.startsWith('__x86_return_thunk'));
+  return (
+    name !== undefined &&
+    (name === '__x86_return_thunk' ||
+      name === 'zen_untrain_ret' ||
+      name === 'srso_return_thunk' ||
+      name === 'srso_untrain_ret' ||
+      name === '__x86_return_skl' ||
+      name.startsWith('__x86_return_thunk'))
+  );
 }
 
 /** Names of indirect-branch thunks (retpolines). */
 export function isIndirectThunk(name: string | undefined): boolean {
-  return name !== undefined && (name.startsWith('__x86_indirect_thunk_') || name.startsWith('__x86_indirect_call_thunk_') || name.startsWith('__x86_indirect_jump_thunk_') || name.startsWith('__x86_indirect_alt_'));
+  return (
+    name !== undefined &&
+    (name.startsWith('__x86_indirect_thunk_') ||
+      name.startsWith('__x86_indirect_call_thunk_') ||
+      name.startsWith('__x86_indirect_jump_thunk_') ||
+      name.startsWith('__x86_indirect_alt_'))
+  );
 }
 
 const MAX_STEPS = 24;
@@ -117,8 +131,13 @@ export function afterFence(view: View, sc0: SectionCode, i0: number): AfterFence
       const insn = view.reader.at(sc, i);
       const mem = memOf(insn);
       if (mem === Mem.Other) return AfterFence.Protects;
-      if (mem === Mem.Stack && !(insn.stackPointerIncrement > 0 || (insn.opCount === 2 && insn.opKind(0) === OpKind.Register))) return AfterFence.Protects;
-      if (insn.opCount > 0 && insn.opKind(0) === OpKind.Register && gprFamily(insn.op0Register) === 0) bool = isBoolConst(insn);
+      if (
+        mem === Mem.Stack &&
+        !(insn.stackPointerIncrement > 0 || (insn.opCount === 2 && insn.opKind(0) === OpKind.Register))
+      )
+        return AfterFence.Protects;
+      if (insn.opCount > 0 && insn.opKind(0) === OpKind.Register && gprFamily(insn.op0Register) === 0)
+        bool = isBoolConst(insn);
     }
     loc = i + 1 < sc.count ? { sc, i: i + 1 } : undefined;
   }
@@ -128,15 +147,25 @@ export function afterFence(view: View, sc0: SectionCode, i0: number): AfterFence
 /** Does this instruction set its destination to 0, 1 or a flag (the values a predicate returns)? */
 function isBoolConst(insn: Instruction): boolean {
   const m = insn.mnemonic;
-  if ((m === Mnemonic.Xor || m === Mnemonic.Sub) && insn.opCount === 2 && insn.opKind(1) === OpKind.Register && insn.op1Register === insn.op0Register) return true;
-  if (m === Mnemonic.Mov && insn.opCount === 2 && insn.opKind(1) >= OpKind.Immediate8 && insn.opKind(1) <= OpKind.Immediate32to64) {
+  if (
+    (m === Mnemonic.Xor || m === Mnemonic.Sub) &&
+    insn.opCount === 2 &&
+    insn.opKind(1) === OpKind.Register &&
+    insn.op1Register === insn.op0Register
+  )
+    return true;
+  if (
+    m === Mnemonic.Mov &&
+    insn.opCount === 2 &&
+    insn.opKind(1) >= OpKind.Immediate8 &&
+    insn.opKind(1) <= OpKind.Immediate32to64
+  ) {
     const v = insn.immediate(1);
     return v === 0n || v === 1n;
   }
   if (insn.code >= Code.Seto_rm8 && insn.code <= Code.Setg_rm8) return true;
   return false;
 }
-
 
 /**
  * Does every path from `addr` reach a return (or return-thunk jump) without a call, an indirect branch or
@@ -185,8 +214,14 @@ export function leafReturn(view: View, addr: number, budget = 64): Leaf {
       } else if (fc !== FlowControl.Next) return Leaf.No;
       else if (!nonBool) {
         const insn = view.reader.at(sc, i);
-        if (insn.mnemonic === Mnemonic.Mov && insn.opCount === 2 && insn.opKind(0) === OpKind.Register && gprFamily(insn.op0Register) === 0
-          && insn.opKind(1) >= OpKind.Immediate8 && insn.opKind(1) <= OpKind.Immediate32to64) {
+        if (
+          insn.mnemonic === Mnemonic.Mov &&
+          insn.opCount === 2 &&
+          insn.opKind(0) === OpKind.Register &&
+          gprFamily(insn.op0Register) === 0 &&
+          insn.opKind(1) >= OpKind.Immediate8 &&
+          insn.opKind(1) <= OpKind.Immediate32to64
+        ) {
           const v = insn.immediate(1);
           if (v !== 0n && v !== 1n) nonBool = true;
         }

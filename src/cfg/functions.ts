@@ -51,7 +51,10 @@ export function functionAt(view: View, addr: number): Func | undefined {
   let k = -1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    if (fs[mid]!.addr <= addr) { k = mid; lo = mid + 1; } else hi = mid - 1;
+    if (fs[mid]!.addr <= addr) {
+      k = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
   }
   const f = k >= 0 ? fs[k] : undefined;
   return f && addr < f.addr + f.size ? f : undefined;
@@ -59,17 +62,54 @@ export function functionAt(view: View, addr: number): Func | undefined {
 
 /** Functions that never return (objtool's global_noreturns for Linux 6.1, plus Xen's). */
 export const NORETURN = new Set([
-  '__invalid_creds', '__module_put_and_kthread_exit', '__reiserfs_panic', '__stack_chk_fail',
-  '__ubsan_handle_builtin_unreachable', 'cpu_bringup_and_idle', 'cpu_startup_entry', 'do_exit', 'do_group_exit',
-  'do_task_dead', 'ex_handler_msr_mce', 'fortify_panic', 'kthread_complete_and_exit', 'kthread_exit',
-  'kunit_try_catch_throw', 'lbug_with_loc', 'machine_real_restart', 'make_task_dead', 'panic',
-  'rewind_stack_and_make_dead', 'sev_es_terminate', 'snp_abort', 'stop_this_cpu', 'usercopy_abort',
-  'xen_cpu_bringup_again', 'xen_start_kernel', 'BUG_func',
+  '__invalid_creds',
+  '__module_put_and_kthread_exit',
+  '__reiserfs_panic',
+  '__stack_chk_fail',
+  '__ubsan_handle_builtin_unreachable',
+  'cpu_bringup_and_idle',
+  'cpu_startup_entry',
+  'do_exit',
+  'do_group_exit',
+  'do_task_dead',
+  'ex_handler_msr_mce',
+  'fortify_panic',
+  'kthread_complete_and_exit',
+  'kthread_exit',
+  'kunit_try_catch_throw',
+  'lbug_with_loc',
+  'machine_real_restart',
+  'make_task_dead',
+  'panic',
+  'rewind_stack_and_make_dead',
+  'sev_es_terminate',
+  'snp_abort',
+  'stop_this_cpu',
+  'usercopy_abort',
+  'xen_cpu_bringup_again',
+  'xen_start_kernel',
+  'BUG_func',
   // Xen
-  '__bug', '__warn_noreturn', 'do_unexpected_trap', 'fatal_trap', 'machine_halt', 'machine_restart',
-  'reset_stack_and_jump', 'noreturn_stub', 'play_dead', 'idle_loop', '__start_xen',
+  '__bug',
+  '__warn_noreturn',
+  'do_unexpected_trap',
+  'fatal_trap',
+  'machine_halt',
+  'machine_restart',
+  'reset_stack_and_jump',
+  'noreturn_stub',
+  'play_dead',
+  'idle_loop',
+  '__start_xen',
   // libc, for plain objects
-  'abort', 'exit', '_exit', '__assert_fail', '__chk_fail', 'longjmp', '__longjmp_chk', 'pthread_exit',
+  'abort',
+  'exit',
+  '_exit',
+  '__assert_fail',
+  '__chk_fail',
+  'longjmp',
+  '__longjmp_chk',
+  'pthread_exit',
 ]);
 
 /**
@@ -82,7 +122,20 @@ export function notOrdinaryCode(view: View, addr: number): 'data' | 'thunk' | un
   if (!sym) return undefined;
   if (sym.type === 1 /* STT_OBJECT */ && s.offset < Math.max(1, sym.size)) return 'data';
   const n = sym.name;
-  if (n.startsWith('__x86_return_thunk') || n.startsWith('__x86_indirect_thunk_') || n.startsWith('__x86_indirect_call_thunk_') || n.startsWith('__x86_indirect_jump_thunk_')
-    || n === 'zen_untrain_ret' || n === 'srso_untrain_ret' || n === 'srso_alias_untrain_ret' || n.endsWith('_return_thunk') || n === 'srso_safe_ret' || n === 'srso_alias_safe_ret' || n === 'entry_untrain_ret' || n === 'retbleed_untrain_ret') return 'thunk';
+  if (
+    n.startsWith('__x86_return_thunk') ||
+    n.startsWith('__x86_indirect_thunk_') ||
+    n.startsWith('__x86_indirect_call_thunk_') ||
+    n.startsWith('__x86_indirect_jump_thunk_') ||
+    n === 'zen_untrain_ret' ||
+    n === 'srso_untrain_ret' ||
+    n === 'srso_alias_untrain_ret' ||
+    n.endsWith('_return_thunk') ||
+    n === 'srso_safe_ret' ||
+    n === 'srso_alias_safe_ret' ||
+    n === 'entry_untrain_ret' ||
+    n === 'retbleed_untrain_ret'
+  )
+    return 'thunk';
   return undefined;
 }

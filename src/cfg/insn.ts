@@ -15,15 +15,31 @@ export { Code, Register };
 
 /** Speculation barriers by iced code (lfence in every encoding; serialising instructions also stop speculation). */
 const FENCES = new Set<number>([
-  Code.Lfence, Code.Lfence_E9, Code.Lfence_EA, Code.Lfence_EB, Code.Lfence_EC, Code.Lfence_ED, Code.Lfence_EE, Code.Lfence_EF,
-  Code.Cpuid, Code.Serialize,
+  Code.Lfence,
+  Code.Lfence_E9,
+  Code.Lfence_EA,
+  Code.Lfence_EB,
+  Code.Lfence_EC,
+  Code.Lfence_ED,
+  Code.Lfence_EE,
+  Code.Lfence_EF,
+  Code.Cpuid,
+  Code.Serialize,
 ]);
 
 export function isFenceCode(code: number): boolean {
   return FENCES.has(code);
 }
 
-const NOPS = new Set<number>([Code.Nopw, Code.Nopd, Code.Nopq, Code.Nop_rm16, Code.Nop_rm32, Code.Nop_rm64, Code.Pause]);
+const NOPS = new Set<number>([
+  Code.Nopw,
+  Code.Nopd,
+  Code.Nopq,
+  Code.Nop_rm16,
+  Code.Nop_rm32,
+  Code.Nop_rm64,
+  Code.Pause,
+]);
 export function isNopCode(code: number): boolean {
   return NOPS.has(code);
 }

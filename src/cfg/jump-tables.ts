@@ -53,7 +53,8 @@ function linkedTable(view: View, sc: SectionCode, k: number, fn: Func): number[]
   const insn = view.reader.at(sc, k);
   let mem = -1;
   for (let n = 0; n < insn.opCount; n++) if (insn.opKind(n) === OpKind.Memory) mem = n;
-  if (mem < 0 || insn.memoryBase !== Register.None || insn.memoryIndexScale !== 8 || insn.memoryIndex === Register.None) return [];
+  if (mem < 0 || insn.memoryBase !== Register.None || insn.memoryIndexScale !== 8 || insn.memoryIndex === Register.None)
+    return [];
   const table = view.img.rel(insn.memoryDisplacement);
   if (Number.isNaN(table)) return [];
   const out: number[] = [];

@@ -32,11 +32,17 @@ export class PatchedCode extends SectionCache implements CodeSource {
   private readonly writes = new Map<number, [number, number][]>();
   private insn?: Instruction;
 
-  constructor(img: Image, private readonly built: Disassembly, private readonly bytesOf: (s: Section) => Uint8Array, writes: readonly Write[], private readonly relocated: boolean) {
+  constructor(
+    img: Image,
+    private readonly built: Disassembly,
+    private readonly bytesOf: (s: Section) => Uint8Array,
+    writes: readonly Write[],
+    private readonly relocated: boolean,
+  ) {
     super(img);
     for (const w of writes) {
       const sec = img.sectionAt(w.addr);
-      if (!sec || !sec.exec) continue;
+      if (!sec?.exec) continue;
       let l = this.writes.get(sec.index);
       if (!l) this.writes.set(sec.index, (l = []));
       l.push([w.addr - sec.addr, w.addr - sec.addr + Math.max(1, w.length)]);
@@ -72,7 +78,7 @@ export class PatchedCode extends SectionCache implements CodeSource {
     };
     try {
       let k = 0;
-      for (let w = 0; w < writes.length;) {
+      for (let w = 0; w < writes.length; ) {
         // The first built instruction overlapping write w.
         const ws = writes[w]![0];
         let first = Math.max(k, b.indexContaining(ws));
@@ -122,7 +128,8 @@ export class PatchedCode extends SectionCache implements CodeSource {
         while (i < sc.count && sc.off[i]! + sc.len[i]! <= at) i++;
         if (i >= sc.count) break;
         const end = sc.off[i]! + sc.len[i]!;
-        if (end === at + 4 && sc.len[i]! >= 5 && !Number.isNaN(sc.target[i]!)) sc.target[i] = sec.addr + end + dv.getInt32(at, true);
+        if (end === at + 4 && sc.len[i]! >= 5 && !Number.isNaN(sc.target[i]!))
+          sc.target[i] = sec.addr + end + dv.getInt32(at, true);
       }
     }
     return sc;

@@ -20,7 +20,11 @@ export class SiteIndex {
       const ends = new Float64Array(g.length);
       // ends[k] = max end of sites 0..k, so overlapping sites are still found.
       let maxEnd = -Infinity;
-      g.forEach((s, k) => { starts[k] = s.addr; maxEnd = Math.max(maxEnd, s.addr + Math.max(1, s.length)); ends[k] = maxEnd; });
+      g.forEach((s, k) => {
+        starts[k] = s.addr;
+        maxEnd = Math.max(maxEnd, s.addr + Math.max(1, s.length));
+        ends[k] = maxEnd;
+      });
       this.byTable.set(t, { starts, ends, sites: g });
     }
   }
@@ -34,7 +38,10 @@ export class SiteIndex {
     let k = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      if (e.starts[mid]! <= addr) { k = mid; lo = mid + 1; } else hi = mid - 1;
+      if (e.starts[mid]! <= addr) {
+        k = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     for (; k >= 0 && e.ends[k]! > addr; k--) {
       const s = e.sites[k]!;

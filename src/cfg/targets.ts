@@ -69,7 +69,14 @@ export function destOf(view: View, sc: SectionCode, i: number): Dest | undefined
     const img = view.img;
     const s = img.symbols[r.sym];
     const addr = img.relocTarget(r) + 4;
-    if (s && s.type !== 3 /* STT_SECTION */ && s.name) return { addr: Number.isNaN(s.addr) ? NaN : addr, name: r.addend === -4 ? s.name : `${s.name}${r.addend + 4 >= 0 ? '+' : '-'}0x${Math.abs(r.addend + 4).toString(16)}` };
+    if (s && s.type !== 3 /* STT_SECTION */ && s.name)
+      return {
+        addr: Number.isNaN(s.addr) ? NaN : addr,
+        name:
+          r.addend === -4
+            ? s.name
+            : `${s.name}${r.addend + 4 >= 0 ? '+' : '-'}0x${Math.abs(r.addend + 4).toString(16)}`,
+      };
     return { addr, name: Number.isNaN(addr) ? img.relocSymbolName(r) : img.where(addr) };
   }
   const ext = view.externName?.(t);

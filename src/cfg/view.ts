@@ -46,7 +46,10 @@ export class View {
   private execCache?: SectionCode[];
   private builtCache?: SectionCode[];
 
-  constructor(readonly img: Image, o: ViewOptions) {
+  constructor(
+    readonly img: Image,
+    o: ViewOptions,
+  ) {
     this.dis = o.disassembly ?? new Disassembly(img, o.bytesOf);
     this.target = o.target;
     this.sites = o.sites ?? [];
@@ -61,7 +64,10 @@ export class View {
 
   /** Decoded code of every allocated executable section. */
   code(): SectionCode[] {
-    if (!this.execCache) this.execCache = this.img.sections.filter((s) => s.exec && s.alloc && s.size > 0 && s.type !== 8).map((s) => this.dis.of(s));
+    if (!this.execCache)
+      this.execCache = this.img.sections
+        .filter((s) => s.exec && s.alloc && s.size > 0 && s.type !== 8)
+        .map((s) => this.dis.of(s));
     return this.execCache;
   }
 

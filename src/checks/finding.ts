@@ -26,7 +26,14 @@ export interface Finding {
 }
 
 /** A finding at a relative address of the view's image. */
-export function finding(view: View, check: string, severity: Severity, addr: number, message: string, related: Related[] = []): Finding {
+export function finding(
+  view: View,
+  check: string,
+  severity: Severity,
+  addr: number,
+  message: string,
+  related: Related[] = [],
+): Finding {
   const s = view.img.symbolize(addr);
   return { check, severity, address: view.img.hex(addr), symbol: s.name, offset: s.offset, message, related };
 }

@@ -39,7 +39,7 @@ export const nospecBranch: Check = {
         const a = base + sc.off[i]!;
         const fall = a + sc.len[i]!;
         // In a relocatable object a branch to another section holds its destination in a relocation.
-        const t = rel && trailingReloc(view, sc, i) ? destOf(view, sc, i)?.addr ?? NaN : sc.target[i]!;
+        const t = rel && trailingReloc(view, sc, i) ? (destOf(view, sc, i)?.addr ?? NaN) : sc.target[i]!;
         if (!fenceNear(view, fi, fall) && (Number.isNaN(t) || !fenceNear(view, fi, t))) continue;
         const d = destOf(view, sc, i);
         if (!d || Number.isNaN(d.addr)) continue;
@@ -57,16 +57,26 @@ export const nospecBranch: Check = {
         // Linux guards only the path that goes on to use the checked value (access_ok() + barrier_nospec()),
         // by design: listed for review, not a warning.
         const linux = view.target.profile !== null && view.target.os === 'linux';
-        out.push(finding(view, 'nospec-branch', linux ? 'info' : 'warning', a,
-          `conditional branch has a speculation barrier on the ${side} path only${kind}; the other path (${view.img.where(bare)}) is unfenced${linux ? ' (Linux fences one path by design after access_ok(); review)' : ''}`,
-          [related(view, fenced, 'speculation barrier on one successor'), related(view, bare, 'successor without a barrier')]));
+        out.push(
+          finding(
+            view,
+            'nospec-branch',
+            linux ? 'info' : 'warning',
+            a,
+            `conditional branch has a speculation barrier on the ${side} path only${kind}; the other path (${view.img.where(bare)}) is unfenced${linux ? ' (Linux fences one path by design after access_ok(); review)' : ''}`,
+            [
+              related(view, fenced, 'speculation barrier on one successor'),
+              related(view, bare, 'successor without a barrier'),
+            ],
+          ),
+        );
       }
     }
     return out;
   },
 };
 
-function fenceKind(view: View, fi: ReturnType<typeof fenceInfo>, addr: number): string {
+function fenceKind(view: View, fi: ReturnType<typeof fenceInfo>, _addr: number): string {
   if (fi.mode === 'any') return '';
   if (view.target.os === 'xen') return ' (branch hardening, SC_NO_BRANCH_HARDEN)';
   return view.patched ? ' (barrier_nospec)' : ' (barrier_nospec: alternative that becomes lfence)';

@@ -46,7 +46,10 @@ export function inventoryFindings(view: View): Finding[] {
   const total = fences.length;
   const out = inventory(view).map((r) => {
     const first = fences.find((f) => f.cls === r.cls && f.gate === r.gate)!;
-    const gate = r.gate === 'ungated' ? 'not gated (always present)' : `gated by ${r.gate}${r.switch ? `: removed by ${r.switch}` : ''}`;
+    const gate =
+      r.gate === 'ungated'
+        ? 'not gated (always present)'
+        : `gated by ${r.gate}${r.switch ? `: removed by ${r.switch}` : ''}`;
     return finding(view, 'nospec-fences', 'info', first.addr, `${r.count} of ${total} fences: ${WHAT[r.cls]}, ${gate}`);
   });
   if (!view.patched || !view.has || !view.features) return out;
@@ -62,8 +65,15 @@ export function inventoryFindings(view: View): Finding[] {
   }
   for (const [name, r] of removed) {
     const key = Object.keys(RESTORE).find((k) => name.endsWith(k))!;
-    out.push(finding(view, 'nospec-fences', 'info', r.addr, `${r.count} fences gated by ${name} removed for this CPU (${name} set): ${RESTORE[key]} keeps them`));
+    out.push(
+      finding(
+        view,
+        'nospec-fences',
+        'info',
+        r.addr,
+        `${r.count} fences gated by ${name} removed for this CPU (${name} set): ${RESTORE[key]} keeps them`,
+      ),
+    );
   }
   return out;
 }
-

@@ -74,11 +74,28 @@ export interface EscapeAnalysis {
 
 /** Entries through which guest input arrives (Xen): hypercall dispatchers and exit/trap handlers. */
 const GUEST_ENTRIES = new Set([
-  'pv_hypercall', 'hvm_hypercall', 'vmx_vmexit_handler', 'svm_vmexit_handler', 'pv_emulate_privileged_op',
-  'do_page_fault', 'do_general_protection', 'do_invalid_op', 'do_trap', 'do_int3', 'do_debug', 'compat_hypercall',
+  'pv_hypercall',
+  'hvm_hypercall',
+  'vmx_vmexit_handler',
+  'svm_vmexit_handler',
+  'pv_emulate_privileged_op',
+  'do_page_fault',
+  'do_general_protection',
+  'do_invalid_op',
+  'do_trap',
+  'do_int3',
+  'do_debug',
+  'compat_hypercall',
 ]);
 /** Hypercalls only the control domain (or its toolstack) may make. */
-const PRIVILEGED = new Set(['do_domctl', 'do_sysctl', 'do_platform_op', 'compat_platform_op', 'do_kexec_op', 'compat_kexec_op']);
+const PRIVILEGED = new Set([
+  'do_domctl',
+  'do_sysctl',
+  'do_platform_op',
+  'compat_platform_op',
+  'do_kexec_op',
+  'compat_kexec_op',
+]);
 
 const cache = new WeakMap<View, EscapeAnalysis>();
 
@@ -95,9 +112,18 @@ export function analyseEscapes(view: View): EscapeAnalysis {
     const fn = ownerOf(view, piece); // a pair in foo.cold belongs to foo, which the callers call
     const a = armToReturn(view, p.fall);
     const b = armToReturn(view, p.taken);
-    if (!a.ok || !b.ok) { excluded.set(p.branch, `an arm does work after its fence (${a.ok ? b.why : a.why})`); continue; }
-    if (a.values.size === 1 && b.values.size === 1 && [...a.values][0] === [...b.values][0] && [...a.values][0] !== '?') {
-      excluded.set(p.branch, 'both arms end in the same value'); continue;
+    if (!a.ok || !b.ok) {
+      excluded.set(p.branch, `an arm does work after its fence (${a.ok ? b.why : a.why})`);
+      continue;
+    }
+    if (
+      a.values.size === 1 &&
+      b.values.size === 1 &&
+      [...a.values][0] === [...b.values][0] &&
+      [...a.values][0] !== '?'
+    ) {
+      excluded.set(p.branch, 'both arms end in the same value');
+      continue;
     }
     const e = predicates.get(fn.addr);
     if (e) e.branches.push(p.branch);
@@ -139,7 +165,18 @@ export function analyseEscapes(view: View): EscapeAnalysis {
         const acc = firstAccess(view, fi, start);
         if (!acc) continue;
         const reach = reachFromGuest(view, g, s.caller);
-        uses.push({ root: p.root, callee: p.fn, caller: s.caller, call: addrOf(s.loc), branch: ja, access: acc.addr, what: acc.what, unknown: acc.unknown, entry: reach.entry, why: reach.why });
+        uses.push({
+          root: p.root,
+          callee: p.fn,
+          caller: s.caller,
+          call: addrOf(s.loc),
+          branch: ja,
+          access: acc.addr,
+          what: acc.what,
+          unknown: acc.unknown,
+          entry: reach.entry,
+          why: reach.why,
+        });
         break; // the first arm that proceeds unprotected
       }
     }
@@ -225,21 +262,34 @@ function armToReturn(view: View, fence: number): { ok: boolean; values: Set<stri
       seen.add(key);
       const { sc, i } = loc;
       const fc = sc.flow[i]!;
-      if (fc === FlowControl.Return) { values.add(regs[0]!); break; }
+      if (fc === FlowControl.Return) {
+        values.add(regs[0]!);
+        break;
+      }
       if (fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch) {
         const d = destOf(view, sc, i);
         if (!d) return { ok: false, values, why: 'indirect jump' };
-        if (fc === FlowControl.UnconditionalBranch && isReturnThunk(d.name)) { values.add(regs[0]!); break; }
+        if (fc === FlowControl.UnconditionalBranch && isReturnThunk(d.name)) {
+          values.add(regs[0]!);
+          break;
+        }
         if (Number.isNaN(d.addr)) return { ok: false, values, why: `jump to ${d.name}` };
         if (isTailCall(view, functionAt(view, a), d.addr)) return { ok: false, values, why: `tail call to ${d.name}` };
-        if (fc === FlowControl.UnconditionalBranch) { loc = view.insnAt(d.addr); continue; }
+        if (fc === FlowControl.UnconditionalBranch) {
+          loc = view.insnAt(d.addr);
+          continue;
+        }
         work.push({ loc: view.insnAt(d.addr), regs: [...regs] });
         loc = next(loc);
         continue;
       }
       if (fc !== FlowControl.Next) {
         if (sc.code[i] === Code.Ud2 || sc.code[i] === Code.Int3) break;
-        return { ok: false, values, why: `${fc === FlowControl.Call ? 'call' : 'control transfer'} at ${view.img.where(a)}` };
+        return {
+          ok: false,
+          values,
+          why: `${fc === FlowControl.Call ? 'call' : 'control transfer'} at ${view.img.where(a)}`,
+        };
       }
       const code = sc.code[i]!;
       if (!isNopCode(code)) {
@@ -260,7 +310,13 @@ function armToReturn(view: View, fence: number): { ok: boolean; values: Set<stri
 function valueAfter(insn: InstanceType<typeof iced.Instruction>, regs: readonly string[]): string {
   const m = insn.mnemonic;
   const imm = insn.opCount === 2 && insn.opKind(1) >= OpKind.Immediate8 && insn.opKind(1) <= OpKind.Immediate32to64;
-  if ((m === Mnemonic.Xor || m === Mnemonic.Sub) && insn.opCount === 2 && insn.opKind(1) === OpKind.Register && insn.op1Register === insn.op0Register) return 'c:0';
+  if (
+    (m === Mnemonic.Xor || m === Mnemonic.Sub) &&
+    insn.opCount === 2 &&
+    insn.opKind(1) === OpKind.Register &&
+    insn.op1Register === insn.op0Register
+  )
+    return 'c:0';
   if (m === Mnemonic.Mov && imm) return `c:${BigInt.asIntN(32, insn.immediate(1))}`;
   if (m === Mnemonic.Or && imm && BigInt.asIntN(32, insn.immediate(1)) === -1n) return 'c:-1';
   if (m === Mnemonic.Mov && insn.opCount === 2 && insn.opKind(1) === OpKind.Register) {
@@ -353,9 +409,15 @@ function reachFromGuest(view: View, g: CallGraph, from: Func): { entry?: string;
     for (const f of level) {
       const base = f.parent && f.piece !== 'cold' ? f.parent : f.name;
       if (GUEST_ENTRIES.has(f.name) || GUEST_ENTRIES.has(base)) return { entry: f.name };
-      if (PRIVILEGED.has(f.name) || PRIVILEGED.has(base)) { privileged ??= f.name; continue; }
+      if (PRIVILEGED.has(f.name) || PRIVILEGED.has(base)) {
+        privileged ??= f.name;
+        continue;
+      }
       const sec = view.img.sections.find((s) => f.addr >= s.addr && f.addr < s.addr + s.size);
-      if (sec && sec.name.startsWith('.init')) { init = true; continue; }
+      if (sec?.name.startsWith('.init')) {
+        init = true;
+        continue;
+      }
       for (const c of g.callersOf.get(f.addr) ?? []) {
         if (seen.has(c)) continue;
         seen.add(c);
@@ -386,17 +448,20 @@ function resultUse(view: View, call: Loc): ResultUse {
     const { sc, i } = loc;
     const fc = sc.flow[i]!;
     if (fc === FlowControl.ConditionalBranch) return flags ? { kind: 'branch', jcc: loc } : { kind: 'value' };
-    if (fc === FlowControl.Return) return raxIntact && (live & 1) ? { kind: 'return' } : { kind: 'value' };
+    if (fc === FlowControl.Return) return raxIntact && live & 1 ? { kind: 'return' } : { kind: 'value' };
     if (fc === FlowControl.UnconditionalBranch) {
       const d = destOf(view, sc, i);
       if (!d) return { kind: 'value' };
-      if (isReturnThunk(d.name)) return raxIntact && (live & 1) ? { kind: 'return' } : { kind: 'value' };
+      if (isReturnThunk(d.name)) return raxIntact && live & 1 ? { kind: 'return' } : { kind: 'value' };
       if (Number.isNaN(d.addr) || isTailCall(view, from, d.addr)) return { kind: 'value' };
       loc = view.insnAt(d.addr);
       continue;
     }
     if (fc !== FlowControl.Next) return { kind: 'value' };
-    if (isNopCode(sc.code[i]!)) { loc = next(loc); continue; }
+    if (isNopCode(sc.code[i]!)) {
+      loc = next(loc);
+      continue;
+    }
     const insn = view.reader.at(sc, i);
     const m = insn.mnemonic;
     const r0 = insn.opCount > 0 && insn.opKind(0) === OpKind.Register ? gprFamily(insn.op0Register) : -1;
@@ -407,23 +472,43 @@ function resultUse(view: View, call: Loc): ResultUse {
     } else if (m === Mnemonic.Mov || m === Mnemonic.Movzx || m === Mnemonic.Movsx || m === Mnemonic.Movsxd) {
       if (r0 >= 0) live = reads(r1) ? live | (1 << r0) : live & ~(1 << r0);
       if (r0 === 0 && !reads(r1)) raxIntact = false;
-      if (r0 === 0 && (m !== Mnemonic.Mov)) raxIntact = false;
+      if (r0 === 0 && m !== Mnemonic.Mov) raxIntact = false;
       if (r0 < 0 && memOf(insn) === Mem.Other) return { kind: 'value' }; // stored somewhere
     } else if (m === Mnemonic.Push || m === Mnemonic.Pop || m === Mnemonic.Lea) {
-      if (m !== Mnemonic.Push && r0 >= 0) { live &= ~(1 << r0); if (r0 === 0) raxIntact = false; }
+      if (m !== Mnemonic.Push && r0 >= 0) {
+        live &= ~(1 << r0);
+        if (r0 === 0) raxIntact = false;
+      }
     } else if ((m === Mnemonic.And || m === Mnemonic.Or) && r0 >= 0 && r0 === r1 && reads(r0)) {
       flags = true;
-    } else if ((m === Mnemonic.Xor || m === Mnemonic.And) && r0 >= 0 && reads(r0) && insn.opCount > 1 && insn.opKind(1) !== OpKind.Register) {
+    } else if (
+      (m === Mnemonic.Xor || m === Mnemonic.And) &&
+      r0 >= 0 &&
+      reads(r0) &&
+      insn.opCount > 1 &&
+      insn.opKind(1) !== OpKind.Register
+    ) {
       flags = true;
       if (r0 === 0) raxIntact = false;
-    } else if (memOf(insn) === Mem.Other || (m === Mnemonic.Add || m === Mnemonic.Sub) && insn.opKind(0) === OpKind.Register && gprFamily(insn.op0Register) === 4) {
+    } else if (
+      memOf(insn) === Mem.Other ||
+      ((m === Mnemonic.Add || m === Mnemonic.Sub) &&
+        insn.opKind(0) === OpKind.Register &&
+        gprFamily(insn.op0Register) === 4)
+    ) {
       // stack pointer adjustments and unrelated loads keep the result where it is
-      if (r0 >= 0 && writesOp0(m)) { live &= ~(1 << r0); if (r0 === 0) raxIntact = false; }
+      if (r0 >= 0 && writesOp0(m)) {
+        live &= ~(1 << r0);
+        if (r0 === 0) raxIntact = false;
+      }
       flags = false;
       if (memOf(insn) === Mem.Other && (reads(r0) || reads(r1))) return { kind: 'value' };
     } else {
       flags = false;
-      if (r0 >= 0 && writesOp0(m)) { live &= ~(1 << r0); if (r0 === 0) raxIntact = false; }
+      if (r0 >= 0 && writesOp0(m)) {
+        live &= ~(1 << r0);
+        if (r0 === 0) raxIntact = false;
+      }
     }
     loc = next(loc);
   }
@@ -458,32 +543,55 @@ function walkArm(view: View, fi: FenceInfo, start: number, depth: number): { acc
       const { sc, i } = loc;
       if (isBranchFence(view, fi, sc, i)) break;
       const fc = sc.flow[i]!;
-      if (fc === FlowControl.Return) { returned = true; break; }
+      if (fc === FlowControl.Return) {
+        returned = true;
+        break;
+      }
       if (fc === FlowControl.Call) {
         const d = destOf(view, sc, i);
         if (!d) return { access: { addr: a, what: 'call through a pointer', unknown: true }, returned };
         const base = d.name.replace(/\+0x[0-9a-f]+$/, '');
         if (NORETURN.has(base)) break;
         if (!Number.isNaN(d.addr) && !Number.isNaN(fenceAhead(view, fi, d.addr))) break;
-        if (Number.isNaN(d.addr) || depth <= 0) return { access: { addr: a, what: `call ${d.name}`, unknown: false }, returned };
+        if (Number.isNaN(d.addr) || depth <= 0)
+          return { access: { addr: a, what: `call ${d.name}`, unknown: false }, returned };
         const inner = walkArm(view, fi, d.addr, depth - 1);
-        if (inner.access) return { access: { ...inner.access, what: `${inner.access.what} in ${d.name}() (called at ${view.img.where(a)})` }, returned };
+        if (inner.access)
+          return {
+            access: { ...inner.access, what: `${inner.access.what} in ${d.name}() (called at ${view.img.where(a)})` },
+            returned,
+          };
         if (!inner.returned) break; // every path of the callee reaches a barrier
         loc = next(loc);
         continue;
       }
-      if (fc === FlowControl.IndirectCall) return { access: { addr: a, what: 'indirect call (callee unknown: a barrier there is not visible)', unknown: true }, returned };
+      if (fc === FlowControl.IndirectCall)
+        return {
+          access: { addr: a, what: 'indirect call (callee unknown: a barrier there is not visible)', unknown: true },
+          returned,
+        };
       if (fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch) {
         const d = destOf(view, sc, i);
         if (!d) return { access: { addr: a, what: 'indirect jump (destination unknown)', unknown: true }, returned };
         if (fc === FlowControl.UnconditionalBranch) {
-          if (isReturnThunk(d.name)) { returned = true; break; }
-          if (Number.isNaN(d.addr)) return { access: { addr: a, what: `tail call ${d.name}`, unknown: false }, returned };
+          if (isReturnThunk(d.name)) {
+            returned = true;
+            break;
+          }
+          if (Number.isNaN(d.addr))
+            return { access: { addr: a, what: `tail call ${d.name}`, unknown: false }, returned };
           if (isTailCall(view, functionAt(view, a), d.addr)) {
             if (!Number.isNaN(fenceAhead(view, fi, d.addr))) break;
             if (depth <= 0) return { access: { addr: a, what: `tail call ${d.name}`, unknown: false }, returned };
             const inner = walkArm(view, fi, d.addr, depth - 1);
-            if (inner.access) return { access: { ...inner.access, what: `${inner.access.what} in ${d.name}() (tail call at ${view.img.where(a)})` }, returned };
+            if (inner.access)
+              return {
+                access: {
+                  ...inner.access,
+                  what: `${inner.access.what} in ${d.name}() (tail call at ${view.img.where(a)})`,
+                },
+                returned,
+              };
             if (inner.returned) returned = true;
             break;
           }
@@ -494,11 +602,13 @@ function walkArm(view: View, fi: FenceInfo, start: number, depth: number): { acc
         loc = next(loc);
         continue;
       }
-      if (fc === FlowControl.IndirectBranch) return { access: { addr: a, what: 'indirect jump (destination unknown)', unknown: true }, returned };
+      if (fc === FlowControl.IndirectBranch)
+        return { access: { addr: a, what: 'indirect jump (destination unknown)', unknown: true }, returned };
       if (fc !== FlowControl.Next) break; // ud2/int3: BUG()
       if (!isNopCode(sc.code[i]!)) {
         const insn = view.reader.at(sc, i);
-        if (accessesMemory(insn)) return { access: { addr: a, what: storesMemory(view, sc, i) ? 'store' : 'load', unknown: false }, returned };
+        if (accessesMemory(insn))
+          return { access: { addr: a, what: storesMemory(view, sc, i) ? 'store' : 'load', unknown: false }, returned };
       }
       loc = next(loc);
     }
@@ -508,7 +618,8 @@ function walkArm(view: View, fi: FenceInfo, start: number, depth: number): { acc
 
 export const nospecOutlined: Check = {
   id: 'nospec-outlined',
-  describe: 'escaped decision: a hardened (evaluate_nospec) decision returned out of its function and branched on again by callers without a barrier',
+  describe:
+    'escaped decision: a hardened (evaluate_nospec) decision returned out of its function and branched on again by callers without a barrier',
   severity: 'warning',
   byDefault: true,
   run(view: View): Finding[] {
@@ -529,24 +640,47 @@ export const nospecOutlined: Check = {
         const via = u.callee.addr === root ? '' : ` (through ${u.callee.name}())`;
         rel.push(related(view, u.call, `${u.caller.name} calls ${u.callee.name}()${via}`));
         rel.push(related(view, u.branch, `branch on the result, no barrier on the arm that goes on`));
-        rel.push(related(view, u.access, `first unprotected ${u.what}${u.entry ? `; guest input reaches ${u.caller.name} from ${u.entry}` : `; ${u.why}`}`));
+        rel.push(
+          related(
+            view,
+            u.access,
+            `first unprotected ${u.what}${u.entry ? `; guest input reaches ${u.caller.name} from ${u.entry}` : `; ${u.why}`}`,
+          ),
+        );
       }
       for (const [a, at] of an.addressTaken) {
         const q = an.predicates.get(a);
-        if (q && q.root === root) rel.push(related(view, at, `address of ${q.fn.name}() stored here: callers through this pointer are unknown`));
+        if (q && q.root === root)
+          rel.push(
+            related(view, at, `address of ${q.fn.name}() stored here: callers through this pointer are unknown`),
+          );
       }
       const callers = [...new Set(uses.map((u) => u.caller.name))];
-      out.push(finding(view, 'nospec-outlined', sev, p.branches[0]!,
-        `decision hardened in ${p.fn.name}() escapes: both fenced arms return different values with nothing after the fences, and ${uses.length} call site${uses.length === 1 ? '' : 's'} branch on it unfenced (${callers.slice(0, 6).join(', ')}${callers.length > 6 ? ', …' : ''})${sev === 'info' ? ': none reached from guest input (' + uses[0]!.why + ')' : `; guest input reaches ${guest.length}`}${uses.some((u) => u.unknown) ? '; some arms reach an indirect call (unknown)' : ''}`,
-        rel));
+      out.push(
+        finding(
+          view,
+          'nospec-outlined',
+          sev,
+          p.branches[0]!,
+          `decision hardened in ${p.fn.name}() escapes: both fenced arms return different values with nothing after the fences, and ${uses.length} call site${uses.length === 1 ? '' : 's'} branch on it unfenced (${callers.slice(0, 6).join(', ')}${callers.length > 6 ? ', …' : ''})${sev === 'info' ? ': none reached from guest input (' + uses[0]!.why + ')' : `; guest input reaches ${guest.length}`}${uses.some((u) => u.unknown) ? '; some arms reach an indirect call (unknown)' : ''}`,
+          rel,
+        ),
+      );
     }
     for (const a of an.indirectOnly) {
       const p = an.predicates.get(a)!;
       if (p.root !== a || byRoot.has(a)) continue;
       const at = an.addressTaken.get(a);
-      out.push(finding(view, 'nospec-outlined', 'info', p.branches[0] ?? a,
-        `decision hardened in ${p.fn.name}() escapes its fences, but no direct call site was found: callers through a function pointer or altcall are unknown`,
-        at === undefined ? [] : [related(view, at, `address of ${p.fn.name}() stored here`)]));
+      out.push(
+        finding(
+          view,
+          'nospec-outlined',
+          'info',
+          p.branches[0] ?? a,
+          `decision hardened in ${p.fn.name}() escapes its fences, but no direct call site was found: callers through a function pointer or altcall are unknown`,
+          at === undefined ? [] : [related(view, at, `address of ${p.fn.name}() stored here`)],
+        ),
+      );
     }
     return out;
   },

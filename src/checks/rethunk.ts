@@ -38,17 +38,48 @@ export const rethunk: Check = {
         if (c !== Code.Retnq && c !== Code.Retnq_imm16) continue;
         const a = base + sc.off[i]!;
         if (notOrdinaryCode(view, a)) continue;
-        if (idx.covering('.return_sites', a) || idx.covering('.static_call_sites', a) || idx.covering('.altinstructions', a)) continue;
-        out.push(finding(view, 'rethunk', 'warning', a, `'naked' return found in return-thunk build${view.patched ? ' (patched view)' : ''}`));
+        if (
+          idx.covering('.return_sites', a) ||
+          idx.covering('.static_call_sites', a) ||
+          idx.covering('.altinstructions', a)
+        )
+          continue;
+        out.push(
+          finding(
+            view,
+            'rethunk',
+            'warning',
+            a,
+            `'naked' return found in return-thunk build${view.patched ? ' (patched view)' : ''}`,
+          ),
+        );
       }
     }
     if (idx.has('.return_sites') || view.target.os === 'linux') {
       const listed = new Set(idx.of('.return_sites').map((s) => s.addr));
       for (const a of facts.thunkReturns) {
-        if (!listed.has(a)) out.push(finding(view, 'rethunk', 'warning', a, 'jmp to the return thunk missing from .return_sites (apply_returns will not see it)'));
+        if (!listed.has(a))
+          out.push(
+            finding(
+              view,
+              'rethunk',
+              'warning',
+              a,
+              'jmp to the return thunk missing from .return_sites (apply_returns will not see it)',
+            ),
+          );
       }
       for (const s of idx.of('.return_sites')) {
-        if (!facts.thunkReturns.has(s.addr)) out.push(finding(view, 'rethunk', 'warning', s.addr, `.return_sites entry ${s.index} is not a jmp to the return thunk`));
+        if (!facts.thunkReturns.has(s.addr))
+          out.push(
+            finding(
+              view,
+              'rethunk',
+              'warning',
+              s.addr,
+              `.return_sites entry ${s.index} is not a jmp to the return thunk`,
+            ),
+          );
       }
     }
     return out;

@@ -36,22 +36,54 @@ export const retpoline: Check = {
         const fc = sc.flow[i]!;
         if (fc !== FlowControl.IndirectCall && fc !== FlowControl.IndirectBranch) continue;
         const a = base + sc.off[i]!;
-        if (idx.covering('.retpoline_sites', a) || idx.covering('.parainstructions', a) || idx.covering('.altinstructions', a) || idx.covering('.static_call_sites', a)) continue;
+        if (
+          idx.covering('.retpoline_sites', a) ||
+          idx.covering('.parainstructions', a) ||
+          idx.covering('.altinstructions', a) ||
+          idx.covering('.static_call_sites', a)
+        )
+          continue;
         if (notOrdinaryCode(view, a)) continue;
         const insn = view.reader.at(sc, i);
         // Far indirect jumps/calls (ljmp *mem: mode switches) are not predicted by the BTB as near ones are.
         if (insn.isJmpFarIndirect || insn.isCallFarIndirect) continue;
         const kind = fc === FlowControl.IndirectCall ? 'call' : 'jump';
-        out.push(finding(view, 'retpoline', 'warning', a, `indirect ${kind} found in retpoline build${view.patched ? ' (patched view)' : ''}`));
+        out.push(
+          finding(
+            view,
+            'retpoline',
+            'warning',
+            a,
+            `indirect ${kind} found in retpoline build${view.patched ? ' (patched view)' : ''}`,
+          ),
+        );
       }
     }
     if (idx.has('.retpoline_sites') || view.target.os === 'linux') {
       const listed = new Set(idx.of('.retpoline_sites').map((s) => s.addr));
       for (const a of facts.thunkCalls) {
-        if (!listed.has(a)) out.push(finding(view, 'retpoline', 'warning', a, 'call/jmp to a retpoline thunk missing from .retpoline_sites (apply_retpolines will not see it)'));
+        if (!listed.has(a))
+          out.push(
+            finding(
+              view,
+              'retpoline',
+              'warning',
+              a,
+              'call/jmp to a retpoline thunk missing from .retpoline_sites (apply_retpolines will not see it)',
+            ),
+          );
       }
       for (const s of idx.of('.retpoline_sites')) {
-        if (!facts.thunkCalls.has(s.addr)) out.push(finding(view, 'retpoline', 'warning', s.addr, `.retpoline_sites entry ${s.index} is not a call/jmp to a retpoline thunk`));
+        if (!facts.thunkCalls.has(s.addr))
+          out.push(
+            finding(
+              view,
+              'retpoline',
+              'warning',
+              s.addr,
+              `.retpoline_sites entry ${s.index} is not a call/jmp to a retpoline thunk`,
+            ),
+          );
       }
     }
     return out;

@@ -27,7 +27,11 @@ export interface PrepareOptions {
    */
   readonly cpu?: string;
   /** A caller-made patched view instead of `cpu`. */
-  readonly patch?: (img: Image, target: Target, sites: readonly Site[]) => { bytesOf: (s: Section) => Uint8Array; describe: string; has?: (f: number) => boolean } | undefined;
+  readonly patch?: (
+    img: Image,
+    target: Target,
+    sites: readonly Site[],
+  ) => { bytesOf: (s: Section) => Uint8Array; describe: string; has?: (f: number) => boolean } | undefined;
 }
 
 /**
@@ -55,12 +59,28 @@ export function prepare(img: Image, o: PrepareOptions = {}): Prepared {
   const built = new View(img, { target, features, disassembly: dis });
   const set = readSites(img, target.profile, { disassembly: dis });
   const sites = set.sites;
-  const asBuilt = (): Prepared => ({ view: new View(img, { target, features, sites, disassembly: built.dis }), tableErrors: set.errors, patchNotes: [] });
+  const asBuilt = (): Prepared => ({
+    view: new View(img, { target, features, sites, disassembly: built.dis }),
+    tableErrors: set.errors,
+    patchNotes: [],
+  });
   if (o.patch) {
     const p = o.patch(img, target, sites);
     if (!p) return asBuilt();
     built.reader.free();
-    return { view: new View(img, { target, features, sites, bytesOf: p.bytesOf, built: built.dis, describe: p.describe, has: p.has }), tableErrors: set.errors, patchNotes: [] };
+    return {
+      view: new View(img, {
+        target,
+        features,
+        sites,
+        bytesOf: p.bytesOf,
+        built: built.dis,
+        describe: p.describe,
+        has: p.has,
+      }),
+      tableErrors: set.errors,
+      patchNotes: [],
+    };
   }
   if (o.cpu === undefined || o.cpu === 'as-built') return asBuilt();
   const spec = o.cpu;
@@ -71,13 +91,27 @@ export function prepare(img: Image, o: PrepareOptions = {}): Prepared {
   for (const [name, abs] of pv.externAbs) externs.set(pv.rel(abs), name);
   built.reader.free();
   // Decode only what the patchers (and a module loader's relocations) changed; the rest is shared with `built`.
-  const code = new PatchedCode(img, dis, pv.bytesOf, pv.patches.map((p) => ({ addr: p.addr, length: p.after.length })), img.kind === 'rel');
+  const code = new PatchedCode(
+    img,
+    dis,
+    pv.bytesOf,
+    pv.patches.map((p) => ({ addr: p.addr, length: p.after.length })),
+    img.kind === 'rel',
+  );
   const view = new View(img, {
-    target, features, sites, bytesOf: pv.bytesOf, built: built.dis, disassembly: code,
+    target,
+    features,
+    sites,
+    bytesOf: pv.bytesOf,
+    built: built.dis,
+    disassembly: code,
     describe: `patched for --cpu ${spec} (${cpu.preset}${img.kind === 'rel' ? ', module relocated with synthetic addresses for undefined symbols' : ''})`,
-    has: cpu.has, externName: (a) => externs.get(a),
+    has: cpu.has,
+    externName: (a) => externs.get(a),
   });
-  const patchNotes = pv.findings.filter((f) => f.kind !== 'model').map((f) => `${img.where(f.addr)}: ${f.patcher}: ${f.message}`);
+  const patchNotes = pv.findings
+    .filter((f) => f.kind !== 'model')
+    .map((f) => `${img.where(f.addr)}: ${f.patcher}: ${f.message}`);
   return { view, tableErrors: set.errors, patchNotes, patched: { view: pv, spec: cpu.spec } };
 }
 
@@ -93,5 +127,7 @@ export function runChecks(view: View, checks: readonly Check[] = CHECKS.filter((
       out.push(f);
     }
   }
-  return out.sort((a, b) => (BigInt(a.address) < BigInt(b.address) ? -1 : BigInt(a.address) > BigInt(b.address) ? 1 : a.check < b.check ? -1 : 1));
+  return out.sort((a, b) =>
+    BigInt(a.address) < BigInt(b.address) ? -1 : BigInt(a.address) > BigInt(b.address) ? 1 : a.check < b.check ? -1 : 1,
+  );
 }

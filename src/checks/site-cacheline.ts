@@ -34,8 +34,15 @@ export const siteCacheline: Check = {
       const first = (abs + 1n) >> 6n;
       const last = (abs + 4n) >> 6n;
       if (first === last) continue;
-      out.push(finding(view, 'site-cacheline', 'info', s.addr,
-        `${s.table} entry ${s.index}: rel32 of this 5-byte ${b[0] === 0xe8 ? 'call' : 'jmp/NOP'} crosses a cache line; it cannot be rewritten atomically without int3 (text_poke_bp)`));
+      out.push(
+        finding(
+          view,
+          'site-cacheline',
+          'info',
+          s.addr,
+          `${s.table} entry ${s.index}: rel32 of this 5-byte ${b[0] === 0xe8 ? 'call' : 'jmp/NOP'} crosses a cache line; it cannot be rewritten atomically without int3 (text_poke_bp)`,
+        ),
+      );
     }
     return out;
   },

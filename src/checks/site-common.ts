@@ -6,7 +6,9 @@ import type { TableId } from '../target/profile.js';
 
 /** Sites of the given tables that were placed on code (sites outside every section are reported by `sites`). */
 export function sitesOf(view: View, table: TableId): Site[] {
-  return view.sites.filter((s) => s.table === table && !Number.isNaN(s.addr) && !s.problems?.some((p) => p.includes('outside every section')));
+  return view.sites.filter(
+    (s) => s.table === table && !Number.isNaN(s.addr) && !s.problems?.some((p) => p.includes('outside every section')),
+  );
 }
 
 /** The instruction (as built) starting at `addr`, decoded into the shared instruction, or undefined. */

@@ -25,14 +25,31 @@ export const siteJumpLabel: Check = {
       const jmp5 = b[0] === 0xe9 && b.length >= 5;
       const nop5 = isNop5(b);
       if (!jmp2 && !nop2 && !jmp5 && !nop5) {
-        out.push(finding(view, 'site-jump-label', 'error', s.addr, `__jump_table entry ${s.index}: site is neither a 2/5-byte jmp nor a 2/5-byte NOP (${hex(b5 ?? b)})`));
+        out.push(
+          finding(
+            view,
+            'site-jump-label',
+            'error',
+            s.addr,
+            `__jump_table entry ${s.index}: site is neither a 2/5-byte jmp nor a 2/5-byte NOP (${hex(b5 ?? b)})`,
+          ),
+        );
         continue;
       }
       if ((jmp2 || jmp5) && s.target && !Number.isNaN(s.target.addr) && img.kind !== 'rel') {
         const len = jmp2 ? 2 : 5;
         const dv = new DataView(b.buffer, b.byteOffset, b.length);
         const to = s.addr + len + (jmp2 ? dv.getInt8(1) : dv.getInt32(1, true));
-        if (to !== s.target.addr) out.push(finding(view, 'site-jump-label', 'error', s.addr, `__jump_table entry ${s.index}: site jumps to ${img.where(to)}, the entry's target is ${img.where(s.target.addr)}`));
+        if (to !== s.target.addr)
+          out.push(
+            finding(
+              view,
+              'site-jump-label',
+              'error',
+              s.addr,
+              `__jump_table entry ${s.index}: site jumps to ${img.where(to)}, the entry's target is ${img.where(s.target.addr)}`,
+            ),
+          );
       }
     }
     return out;

@@ -16,8 +16,15 @@ export const siteLength: Check = {
     const out: Finding[] = [];
     for (const s of sitesOf(view, '.altinstructions')) {
       if (!s.repl || s.repl.length <= s.length) continue;
-      out.push(finding(view, 'site-length', 'error', s.addr,
-        `.altinstructions entry ${s.index}: replacement is ${s.repl.length} bytes, longer than its ${s.length}-byte site`));
+      out.push(
+        finding(
+          view,
+          'site-length',
+          'error',
+          s.addr,
+          `.altinstructions entry ${s.index}: replacement is ${s.repl.length} bytes, longer than its ${s.length}-byte site`,
+        ),
+      );
     }
     return out;
   },

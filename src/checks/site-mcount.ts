@@ -35,8 +35,15 @@ export const siteMcount: Check = {
         }
         if (callee && FENTRY.has(callee)) continue;
       }
-      out.push(finding(view, 'site-mcount', 'error', s.addr,
-        `__mcount_loc entry ${s.index}: ${callee ? `call to ${callee}` : hex(b)}, not call __fentry__ or a 5-byte NOP`));
+      out.push(
+        finding(
+          view,
+          'site-mcount',
+          'error',
+          s.addr,
+          `__mcount_loc entry ${s.index}: ${callee ? `call to ${callee}` : hex(b)}, not call __fentry__ or a 5-byte NOP`,
+        ),
+      );
     }
     return out;
   },

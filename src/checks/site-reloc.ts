@@ -40,7 +40,8 @@ export const siteReloc: Check = {
         const a = base + sc.off[i]!;
         const insn = view.reader.at(sc, i);
         const fc = sc.flow[i]!;
-        const branch = fc === FlowControl.Call || fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch;
+        const branch =
+          fc === FlowControl.Call || fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch;
         const ripMem = insn.isIpRelMemoryOperand;
         if (!branch && !ripMem) continue;
         if (branch && Number.isNaN(sc.target[i]!)) continue;
@@ -63,9 +64,16 @@ export const siteReloc: Check = {
         if (target >= r.addr && target <= r.addr + r.length) continue; // the end of the replacement is the end of the site (padding follows)
         if (i === first && fixedByPatcher(xen, sc.bytes[sc.off[i]!]!, sc.len[i]!, r.length)) continue;
         const kind = branch ? (fc === FlowControl.Call ? 'call' : 'jump') : 'RIP-relative operand';
-        out.push(finding(view, 'site-reloc', 'error', s.addr,
-          `.altinstructions entry ${s.index}: replacement ${kind} at ${img.where(a)} refers to ${what} relative to the replacement; ${xen ? 'Xen 4.17' : 'Linux ' + profile.id.replace('linux-', '')} does not fix it up when copying to the site`,
-          [related(view, a, `replacement instruction with a relative ${branch ? 'target' : 'operand'}`)]));
+        out.push(
+          finding(
+            view,
+            'site-reloc',
+            'error',
+            s.addr,
+            `.altinstructions entry ${s.index}: replacement ${kind} at ${img.where(a)} refers to ${what} relative to the replacement; ${xen ? 'Xen 4.17' : 'Linux ' + profile.id.replace('linux-', '')} does not fix it up when copying to the site`,
+            [related(view, a, `replacement instruction with a relative ${branch ? 'target' : 'operand'}`)],
+          ),
+        );
       }
     }
     return out;

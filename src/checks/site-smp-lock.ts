@@ -21,10 +21,31 @@ export const siteSmpLock: Check = {
       // put the operand-size prefix first): the kernel tests the byte and silently leaves this lock in place.
       const ahead = view.img.read(s.addr, 4);
       const k = ahead ? ahead.indexOf(0xf0) : -1;
-      const later = k > 0 && [...ahead!.subarray(0, k)].every((x) => x === 0x66 || x === 0x2e || x === 0x3e || x === 0x26 || x === 0x64 || x === 0x65 || x === 0x36 || x === 0xf2 || x === 0xf3)
-        ? `; the lock prefix is ${k} byte${k > 1 ? 's' : ''} later, after ${hex(ahead!.subarray(0, k))}: the UP patcher (alternatives_smp_unlock) checks for f0 and skips this entry`
-        : '';
-      out.push(finding(view, 'site-smp-lock', later ? 'warning' : 'error', s.addr, `.smp_locks entry ${s.index}: byte is ${hex(b)}, not a lock prefix (f0)${later}`));
+      const later =
+        k > 0 &&
+        [...ahead!.subarray(0, k)].every(
+          (x) =>
+            x === 0x66 ||
+            x === 0x2e ||
+            x === 0x3e ||
+            x === 0x26 ||
+            x === 0x64 ||
+            x === 0x65 ||
+            x === 0x36 ||
+            x === 0xf2 ||
+            x === 0xf3,
+        )
+          ? `; the lock prefix is ${k} byte${k > 1 ? 's' : ''} later, after ${hex(ahead!.subarray(0, k))}: the UP patcher (alternatives_smp_unlock) checks for f0 and skips this entry`
+          : '';
+      out.push(
+        finding(
+          view,
+          'site-smp-lock',
+          later ? 'warning' : 'error',
+          s.addr,
+          `.smp_locks entry ${s.index}: byte is ${hex(b)}, not a lock prefix (f0)${later}`,
+        ),
+      );
     }
     return out;
   },

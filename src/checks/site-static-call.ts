@@ -24,8 +24,15 @@ export const siteStaticCall: Check = {
       // A linked kernel may carry sites objtool already turned into NOPs (inline static calls to a NULL target).
       const ok = s.tail ? jmp || jcc : call || (view.img.kind !== 'rel' && isNop5(b));
       if (ok) continue;
-      out.push(finding(view, 'site-static-call', 'error', s.addr,
-        `.static_call_sites entry ${s.index}${s.tail ? ' (tail)' : ''}: site is ${hex(b.subarray(0, Math.max(1, Math.min(s.length || 5, b.length))))} (${s.length} bytes), not ${s.tail ? 'a 5-byte jmp (e9) or 6-byte jcc (0f 8x)' : 'a 5-byte call (e8)'}`));
+      out.push(
+        finding(
+          view,
+          'site-static-call',
+          'error',
+          s.addr,
+          `.static_call_sites entry ${s.index}${s.tail ? ' (tail)' : ''}: site is ${hex(b.subarray(0, Math.max(1, Math.min(s.length || 5, b.length))))} (${s.length} bytes), not ${s.tail ? 'a 5-byte jmp (e9) or 6-byte jcc (0f 8x)' : 'a 5-byte call (e8)'}`,
+        ),
+      );
     }
     return out;
   },

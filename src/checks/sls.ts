@@ -34,9 +34,22 @@ export const sls: Check = {
         const a = base + sc.off[i]!;
         // A site rewritten in place (retpoline -> jmp *%reg without room for int3) is the kernel's choice.
         if (notOrdinaryCode(view, a)) continue;
-        if (idx.covering('.retpoline_sites', a) || idx.covering('.return_sites', a) || idx.covering('.altinstructions', a)) continue;
+        if (
+          idx.covering('.retpoline_sites', a) ||
+          idx.covering('.return_sites', a) ||
+          idx.covering('.altinstructions', a)
+        )
+          continue;
         if (sc.code[i] === Code.Retnq_imm16) continue;
-        out.push(finding(view, 'sls', 'warning', a, `missing int3 after ${fc === FlowControl.Return ? 'ret' : 'indirect jmp'} (the build hardens straight-line speculation: ${facts.slsEvidence})`));
+        out.push(
+          finding(
+            view,
+            'sls',
+            'warning',
+            a,
+            `missing int3 after ${fc === FlowControl.Return ? 'ret' : 'indirect jmp'} (the build hardens straight-line speculation: ${facts.slsEvidence})`,
+          ),
+        );
       }
     }
     return out;

@@ -5,7 +5,15 @@ import { Command, Option } from 'commander';
 import { ElfError, Image } from '../elf/image.js';
 import { TableError } from '../sites/table.js';
 import { ProfileError } from '../target/detect.js';
-import { applyPatches, CpuSpecError, parseCpu, parseLoadMap, parseSymbolMap, patchedElf, summarize } from '../patch/index.js';
+import {
+  applyPatches,
+  CpuSpecError,
+  parseCpu,
+  parseLoadMap,
+  parseSymbolMap,
+  patchedElf,
+  summarize,
+} from '../patch/index.js';
 import type { ApplyResult, Cpu } from '../patch/index.js';
 import { featureTable } from '../target/features/index.js';
 import { PROFILES } from '../target/profile.js';
@@ -28,7 +36,10 @@ export interface ApplyCliOptions {
 }
 
 /** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
-export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ img: Image; cpu: Cpu; result: ApplyResult; cpuNotes: string[]; warnings: string[] }> {
+export async function openAndApply(
+  file: string,
+  o: ApplyCliOptions,
+): Promise<{ img: Image; cpu: Cpu; result: ApplyResult; cpuNotes: string[]; warnings: string[] }> {
   const cpuNotes: string[] = [];
   let img: Image;
   let target;
@@ -71,21 +82,42 @@ export async function openAndApply(file: string, o: ApplyCliOptions): Promise<{ 
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const path = (e as NodeJS.ErrnoException).path;
-    throw new UsageError(code && path ? `${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}` : e instanceof Error ? e.message : String(e));
+    throw new UsageError(
+      code && path
+        ? `${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}`
+        : e instanceof Error
+          ? e.message
+          : String(e),
+    );
   }
   if (load && img.kind !== 'rel') throw new UsageError(`${file}: --load applies to relocatable objects (.o, .ko) only`);
   let result: ApplyResult;
   try {
-    result = applyPatches(img, profile, cpu, { load, symbols, xen: { altcallNull: o.altcallNull }, xenCpu: xenFrom?.xenCpu, ftrace: o.ftrace, preempt: o.preempt });
+    result = applyPatches(img, profile, cpu, {
+      load,
+      symbols,
+      xen: { altcallNull: o.altcallNull },
+      xenCpu: xenFrom?.xenCpu,
+      ftrace: o.ftrace,
+      preempt: o.preempt,
+    });
   } catch (e) {
     throw unusable(file, e);
   }
-  return { img, cpu, result, cpuNotes, warnings: targetWarnings(target, result.sites).map((w) => `${file}: warning: ${w}`) };
+  return {
+    img,
+    cpu,
+    result,
+    cpuNotes,
+    warnings: targetWarnings(target, result.sites).map((w) => `${file}: warning: ${w}`),
+  };
 }
 
 /** A file whose damage only shows while patching (a relocation naming no symbol, data cut short): one line naming it, exit 2. */
 export function unusable(file: string, e: unknown): unknown {
-  return e instanceof ElfError || e instanceof TableError || e instanceof ProfileError || e instanceof RangeError ? new UsageError(`${file}: ${describeError(e)}`) : e;
+  return e instanceof ElfError || e instanceof TableError || e instanceof ProfileError || e instanceof RangeError
+    ? new UsageError(`${file}: ${describeError(e)}`)
+    : e;
 }
 
 export function findingLines(path: string, img: Image, result: ApplyResult): string[] {
@@ -97,33 +129,89 @@ export function findingLines(path: string, img: Image, result: ApplyResult): str
 
 export function addApplyOptions(c: Command): Command {
   return c
-    .option('--cpu <spec>', 'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none; or host[,ITEM...] for this machine (/proc/cpuinfo, /sys/devices/system/cpu/vulnerabilities, /proc/cmdline) (see docs)')
-    .option('--cpu-from <dir|file>', 'CPU as a booted machine reported it: for Linux its saved /proc/cpuinfo, vulnerabilities and cmdline (a directory or one file); for Xen its boot log, optionally with xen-cpuid output appended (see docs)')
-    .addOption(new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
-    .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--load-file <file>', 'module section load addresses: a copy of /sys/module/NAME/sections/ (a directory), or SECTION=ADDR lines')
-    .option('--symbols <file>', 'a module (.o, .ko): addresses of the symbols it imports (a System.map or kallsyms dump; otherwise synthetic); a stripped kernel image (vmlinuz): its symbols, from a System.map, a /proc/kallsyms dump (as root) or the debug vmlinux')
-    .option('--kaslr-offset <hex>', 'kernel image: subtracted from the --symbols addresses (default: found from _text in a kallsyms dump)')
-    .addOption(new Option('--ftrace <mode>', 'Linux mcount sites: nop (as ftrace leaves them at boot and module load with no tracer) or call (a tracer on every function)').choices(['nop', 'call']).default('nop'))
-    .addOption(new Option('--preempt <mode>', 'Linux PREEMPT_DYNAMIC mode the kernel booted with (sets the preempt_schedule/cond_resched static calls of modules): Debian\'s default voluntary, none, full, or unknown (leave those sites alone)').choices(['none', 'voluntary', 'full', 'unknown']).default('voluntary'))
-    .addOption(new Option('--altcall-null <mode>', 'Xen altcall through a pointer that is NULL in the image: keep (leave indirect) or ud (ud2; ud0, as the hypervisor would if it stayed NULL)').choices(['keep', 'ud']).default('keep'));
+    .option(
+      '--cpu <spec>',
+      'CPU: PRESET[,+FEATURE,-FEATURE,KEY=VALUE...]; presets intel-server, amd-server, old, all, none; or host[,ITEM...] for this machine (/proc/cpuinfo, /sys/devices/system/cpu/vulnerabilities, /proc/cmdline) (see docs)',
+    )
+    .option(
+      '--cpu-from <dir|file>',
+      'CPU as a booted machine reported it: for Linux its saved /proc/cpuinfo, vulnerabilities and cmdline (a directory or one file); for Xen its boot log, optionally with xen-cpuid output appended (see docs)',
+    )
+    .addOption(
+      new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(
+        PROFILES.map((p) => p.id),
+      ),
+    )
+    .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [
+      ...prev,
+      v,
+    ])
+    .option(
+      '--load-file <file>',
+      'module section load addresses: a copy of /sys/module/NAME/sections/ (a directory), or SECTION=ADDR lines',
+    )
+    .option(
+      '--symbols <file>',
+      'a module (.o, .ko): addresses of the symbols it imports (a System.map or kallsyms dump; otherwise synthetic); a stripped kernel image (vmlinuz): its symbols, from a System.map, a /proc/kallsyms dump (as root) or the debug vmlinux',
+    )
+    .option(
+      '--kaslr-offset <hex>',
+      'kernel image: subtracted from the --symbols addresses (default: found from _text in a kallsyms dump)',
+    )
+    .addOption(
+      new Option(
+        '--ftrace <mode>',
+        'Linux mcount sites: nop (as ftrace leaves them at boot and module load with no tracer) or call (a tracer on every function)',
+      )
+        .choices(['nop', 'call'])
+        .default('nop'),
+    )
+    .addOption(
+      new Option(
+        '--preempt <mode>',
+        "Linux PREEMPT_DYNAMIC mode the kernel booted with (sets the preempt_schedule/cond_resched static calls of modules): Debian's default voluntary, none, full, or unknown (leave those sites alone)",
+      )
+        .choices(['none', 'voluntary', 'full', 'unknown'])
+        .default('voluntary'),
+    )
+    .addOption(
+      new Option(
+        '--altcall-null <mode>',
+        'Xen altcall through a pointer that is NULL in the image: keep (leave indirect) or ud (ud2; ud0, as the hypervisor would if it stayed NULL)',
+      )
+        .choices(['keep', 'ud'])
+        .default('keep'),
+    );
 }
 
 export function register(program: Command, io: Io, status: ExitStatus): void {
   addApplyOptions(
     program
       .command('apply')
-      .description('write a copy of FILE with the bytes a given CPU runs after the boot-time patchers (same layout: objdump -d OUT shows the patched text)')
-      .argument('<file>', 'ELF file (vmlinux, vmlinuz/bzImage, xen-syms, .o, .ko, .ko.xz/.zst/.gz; compressed input and a vmlinuz are written as the uncompressed ELF file)'),
+      .description(
+        'write a copy of FILE with the bytes a given CPU runs after the boot-time patchers (same layout: objdump -d OUT shows the patched text)',
+      )
+      .argument(
+        '<file>',
+        'ELF file (vmlinux, vmlinuz/bzImage, xen-syms, .o, .ko, .ko.xz/.zst/.gz; compressed input and a vmlinuz are written as the uncompressed ELF file)',
+      ),
   )
     .requiredOption('-o, --output <out>', 'output file (never the input)')
     .option('--quiet', 'no summary')
     .action(async (file: string, o: ApplyCliOptions & { output: string; quiet?: boolean }) => {
       const out = resolve(o.output);
       let inReal = resolve(file);
-      try { inReal = realpathSync(file); } catch { /* reported by openImage */ }
+      try {
+        inReal = realpathSync(file);
+      } catch {
+        /* reported by openImage */
+      }
       let outReal = out;
-      try { outReal = realpathSync(out); } catch { /* does not exist yet */ }
+      try {
+        outReal = realpathSync(out);
+      } catch {
+        /* does not exist yet */
+      }
       if (outReal === inReal) throw new UsageError(`${file}: refusing to write the output over the input`);
       const { img, cpu, result, cpuNotes, warnings } = await openAndApply(file, o);
       for (const w of warnings) io.err(w + '\n');
@@ -138,16 +226,28 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         writeFileSync(tmp, bytes, { mode: 0o644 });
         renameSync(tmp, out);
       } catch (e) {
-        try { unlinkSync(tmp); } catch { /* nothing to clean */ }
+        try {
+          unlinkSync(tmp);
+        } catch {
+          /* nothing to clean */
+        }
         throw new UsageError(`${o.output}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
       }
       if (result.errors.length) io.err(fileErrorLine(file, result.errors));
       for (const l of findingLines(file, img, result)) io.err(l + '\n');
       if (!o.quiet) {
-        io.out(`${file}: ${result.view.patches.length} writes for --cpu ${o.cpuFrom ? `from ${o.cpuFrom}` : /^host/.test(o.cpu ?? '') ? o.cpu : cpu.spec} -> ${o.output}\n`);
+        io.out(
+          `${file}: ${result.view.patches.length} writes for --cpu ${o.cpuFrom ? `from ${o.cpuFrom}` : /^host/.test(o.cpu ?? '') ? o.cpu : cpu.spec} -> ${o.output}\n`,
+        );
         for (const n of [...cpuNotes, ...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
-        if (result.relocation) io.out(`  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`);
-        for (const s of summarize(result.view)) io.out(`  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`);
+        if (result.relocation)
+          io.out(
+            `  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`,
+          );
+        for (const s of summarize(result.view))
+          io.out(
+            `  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`,
+          );
       }
       // Table entries that cannot be used are findings: named on stderr, the output written without them (exit 1).
       if (result.errors.length || result.view.findings.some((f) => f.kind === 'bug')) status.raise(EXIT_FINDINGS);

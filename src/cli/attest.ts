@@ -46,7 +46,9 @@ interface AttestOptions {
  */
 function liveTextSections(img: Image, keep?: (s: Section) => boolean): Section[] {
   const freed = img.kind === 'rel' ? /^\.init/ : /^\.(init|exit|altinstr_)/;
-  return img.sections.filter((s) => s.alloc && s.exec && s.size > 0 && s.type !== 8 && !freed.test(s.name) && (!keep || keep(s)));
+  return img.sections.filter(
+    (s) => s.alloc && s.exec && s.size > 0 && s.type !== 8 && !freed.test(s.name) && (!keep || keep(s)),
+  );
 }
 
 function kcoreFile(path: string): { kcore: Kcore; close(): void } {
@@ -55,7 +57,9 @@ function kcoreFile(path: string): { kcore: Kcore; close(): void } {
     fd = openSync(path, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied (attest reads /proc/kcore as root)' : `cannot open (${code})`}`);
+    throw new UsageError(
+      `${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied (attest reads /proc/kcore as root)' : `cannot open (${code})`}`,
+    );
   }
   const readAt = (offset: number, length: number): Uint8Array => {
     const b = Buffer.alloc(length);
@@ -94,7 +98,10 @@ function kallsymsNames(text: string | undefined): AddressNames | undefined {
       let k = -1;
       while (lo <= hi) {
         const mid = (lo + hi) >> 1;
-        if (entries[mid]![0] <= abs) { k = mid; lo = mid + 1; } else hi = mid - 1;
+        if (entries[mid]![0] <= abs) {
+          k = mid;
+          lo = mid + 1;
+        } else hi = mid - 1;
       }
       if (k < 0) return undefined;
       const [a, n] = entries[k]!;
@@ -132,19 +139,43 @@ function moduleIndex(dir: string): Map<string, string> {
 export function register(program: Command, io: Io, status: ExitStatus): void {
   program
     .command('attest')
-    .description('compare the running kernel\'s text (/proc/kcore: the core kernel and every loaded module) with what its vmlinuz, modules and CPU should produce; explain each difference as a runtime state of a known site or report it (as root)')
+    .description(
+      "compare the running kernel's text (/proc/kcore: the core kernel and every loaded module) with what its vmlinuz, modules and CPU should produce; explain each difference as a runtime state of a known site or report it (as root)",
+    )
     .option('--vmlinuz <file>', 'the kernel image (default /boot/vmlinuz-$(uname -r))')
     .option('--modules <dir>', 'the module tree (default /lib/modules/$(uname -r))')
     .option('--kcore <file>', 'the live memory image (default /proc/kcore)')
-    .option('--sysfs <root>', 'root the machine\'s files are read under: ROOT/sys/module/*/sections, ROOT/proc/kallsyms, and for --cpu host ROOT/proc/cpuinfo, ROOT/sys/devices/system/cpu/vulnerabilities, ROOT/proc/cmdline', '/')
-    .option('--symbols <file>', 'kernel symbols (default ROOT/proc/kallsyms): a kallsyms dump, System.map or the debug vmlinux')
+    .option(
+      '--sysfs <root>',
+      "root the machine's files are read under: ROOT/sys/module/*/sections, ROOT/proc/kallsyms, and for --cpu host ROOT/proc/cpuinfo, ROOT/sys/devices/system/cpu/vulnerabilities, ROOT/proc/cmdline",
+      '/',
+    )
+    .option(
+      '--symbols <file>',
+      'kernel symbols (default ROOT/proc/kallsyms): a kallsyms dump, System.map or the debug vmlinux',
+    )
     .option('--kaslr-offset <hex>', 'the KASLR offset (default: found from _text in the kallsyms dump)')
     .option('--cpu <spec>', 'CPU: host (default: the machine under ROOT) or a preset spec as for apply')
     .option('--cpu-from <dir|file>', 'CPU as saved files from the machine describe it (see docs/apply.md)')
-    .addOption(new Option('--profile <id>', 'read the kernel image with this profile instead of detecting it').choices(PROFILES.map((p) => p.id)))
-    .option('--module <name>', 'only these loaded modules (repeatable; default all)', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(
+      new Option('--profile <id>', 'read the kernel image with this profile instead of detecting it').choices(
+        PROFILES.map((p) => p.id),
+      ),
+    )
+    .option(
+      '--module <name>',
+      'only these loaded modules (repeatable; default all)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--no-kernel', 'modules only (skip the core kernel)')
-    .addOption(new Option('--preempt <mode>', 'PREEMPT_DYNAMIC mode predicted for static calls (any function a key may hold is accepted anyway)').choices(['none', 'voluntary', 'full', 'unknown']).default('voluntary'))
+    .addOption(
+      new Option(
+        '--preempt <mode>',
+        'PREEMPT_DYNAMIC mode predicted for static calls (any function a key may hold is accepted anyway)',
+      )
+        .choices(['none', 'voluntary', 'full', 'unknown'])
+        .default('voluntary'),
+    )
     .option('--json', 'JSON output')
     .option('--sarif', 'SARIF 2.1.0 output')
     .action(async (o: AttestOptions) => {
@@ -174,12 +205,16 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         const modDir = join(root, 'sys/module');
         let loaded: string[] = [];
         try {
-          loaded = readdirSync(modDir).filter((m) => existsSync(join(modDir, m, 'sections'))).sort();
+          loaded = readdirSync(modDir)
+            .filter((m) => existsSync(join(modDir, m, 'sections')))
+            .sort();
         } catch {
           notes.push(`${modDir}: not readable; no modules compared`);
         }
         if (o.module?.length) {
-          for (const m of o.module) if (!loaded.includes(m)) throw new UsageError(`--module ${m}: not loaded (no ${join(modDir, m, 'sections')})`);
+          for (const m of o.module)
+            if (!loaded.includes(m))
+              throw new UsageError(`--module ${m}: not loaded (no ${join(modDir, m, 'sections')})`);
           loaded = loaded.filter((m) => o.module!.includes(m));
         }
         const index = loaded.length ? moduleIndex(modulesDir) : new Map<string, string>();
@@ -187,15 +222,31 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         for (const m of loaded) {
           const file = index.get(m);
           if (!file) {
-            results.push({ object: m, path: '', sections: [], runs: [], errors: [`${m}: loaded, but no ${m}.ko under ${modulesDir}`] });
+            results.push({
+              object: m,
+              path: '',
+              sections: [],
+              runs: [],
+              errors: [`${m}: loaded, but no ${m}.ko under ${modulesDir}`],
+            });
             continue;
           }
-          results.push(await attestModule(m, file, join(modDir, m, 'sections'), spec, kcore, imports, symbolText, names, o));
+          results.push(
+            await attestModule(m, file, join(modDir, m, 'sections'), spec, kcore, imports, symbolText, names, o),
+          );
         }
       } finally {
         close();
       }
-      const header = { vmlinuz, modules: modulesDir, kcore: o.kcore ?? '/proc/kcore', cpu: o.cpuFrom ? `from ${o.cpuFrom}` : `${o.cpu ?? 'host'}${(o.cpu ?? 'host').startsWith('host') && root !== '/' ? ` (files under ${root})` : ''}`, notes };
+      const header = {
+        vmlinuz,
+        modules: modulesDir,
+        kcore: o.kcore ?? '/proc/kcore',
+        cpu: o.cpuFrom
+          ? `from ${o.cpuFrom}`
+          : `${o.cpu ?? 'host'}${(o.cpu ?? 'host').startsWith('host') && root !== '/' ? ` (files under ${root})` : ''}`,
+        notes,
+      };
       if (o.json) io.out(renderAttestJson(header, results));
       else if (o.sarif) io.out(renderAttestSarif(header, results));
       else io.out(renderAttestText(header, results));
@@ -207,12 +258,22 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     });
 }
 
-async function attestKernel(vmlinuz: string, symbols: string | undefined, o: AttestOptions, spec: string, kcore: Kcore, names: AddressNames | undefined, notes: string[]): Promise<ObjectResult> {
+async function attestKernel(
+  vmlinuz: string,
+  symbols: string | undefined,
+  o: AttestOptions,
+  spec: string,
+  kcore: Kcore,
+  names: AddressNames | undefined,
+  notes: string[],
+): Promise<ObjectResult> {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(vmlinuz);
   } catch (e) {
-    throw new UsageError(`${vmlinuz}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot read'}`);
+    throw new UsageError(
+      `${vmlinuz}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot read'}`,
+    );
   }
   let loaded;
   try {
@@ -237,14 +298,28 @@ async function attestKernel(vmlinuz: string, symbols: string | undefined, o: Att
   let predicted: ((s: Section) => Uint8Array) | undefined;
   if (delta !== 0n) {
     const relocs = readKaslrRelocs(img.bytes, elfEnd(img));
-    if (!relocs) notes.push(`${vmlinuz}: KASLR offset 0x${delta.toString(16)} but no relocation table after the ELF file: absolute addresses in the text will differ`);
-    else predicted = (s) => {
-      const b = new Uint8Array(r.view.bytesOf(s)); // a copy (a Buffer's slice would share)
-      applyKaslr(b, img.base + BigInt(s.addr), relocs, delta);
-      return b;
-    };
+    if (!relocs)
+      notes.push(
+        `${vmlinuz}: KASLR offset 0x${delta.toString(16)} but no relocation table after the ELF file: absolute addresses in the text will differ`,
+      );
+    else
+      predicted = (s) => {
+        const b = new Uint8Array(r.view.bytesOf(s)); // a copy (a Buffer's slice would share)
+        applyKaslr(b, img.base + BigInt(s.addr), relocs, delta);
+        return b;
+      };
   }
-  const res = attestObject({ object: 'vmlinux', path: vmlinuz, view: r.view, sites: r.sites, sections: liveTextSections(img), kcore, delta, predicted, names });
+  const res = attestObject({
+    object: 'vmlinux',
+    path: vmlinuz,
+    view: r.view,
+    sites: r.sites,
+    sections: liveTextSections(img),
+    kcore,
+    delta,
+    predicted,
+    names,
+  });
   res.errors.push(...r.errors.map((e) => `${vmlinuz}: ${e}`));
   return res;
 }
@@ -281,7 +356,17 @@ function percpuBase(img: Image, module: string, kallsyms: string | undefined): b
   return hit ? mine.get(hit.name)! - BigInt(hit.addr - pcpu.addr) : undefined;
 }
 
-async function attestModule(name: string, file: string, sectionsDir: string, spec: string, kcore: Kcore, imports: Map<string, bigint> | undefined, kallsyms: string | undefined, names: AddressNames | undefined, o: AttestOptions): Promise<ObjectResult> {
+async function attestModule(
+  name: string,
+  file: string,
+  sectionsDir: string,
+  spec: string,
+  kcore: Kcore,
+  imports: Map<string, bigint> | undefined,
+  kallsyms: string | undefined,
+  names: AddressNames | undefined,
+  o: AttestOptions,
+): Promise<ObjectResult> {
   try {
     const load = new Map<string, bigint>();
     for (const n of readdirSync(sectionsDir)) {

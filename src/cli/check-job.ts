@@ -25,7 +25,9 @@ export async function runCheck(task: CheckTask): Promise<JobResult> {
     const img = await openImage(task.path, {}, task);
     const prep = prepare(img, { profile: task.profile, cpu: task.cpu ?? DEFAULT_CPU });
     view = prep.view;
-    const checks = task.checks ? task.checks.map((id) => checkById(id)!).filter(Boolean) : CHECKS.filter((c) => c.byDefault);
+    const checks = task.checks
+      ? task.checks.map((id) => checkById(id)!).filter(Boolean)
+      : CHECKS.filter((c) => c.byDefault);
     const findings = runChecks(view, checks);
     const t = view.target;
     const warnings = t.profile ? targetWarnings(t, view.sites) : [...(t.warnings ?? [])];
@@ -36,7 +38,11 @@ export async function runCheck(task: CheckTask): Promise<JobResult> {
       findings,
       errors: prep.tableErrors,
     };
-    return { out: JSON.stringify(report), errors: prep.tableErrors.map((m) => `${task.path}: ${m}`), warnings: warnings.map((w) => `${task.path}: warning: ${w}`) };
+    return {
+      out: JSON.stringify(report),
+      errors: prep.tableErrors.map((m) => `${task.path}: ${m}`),
+      warnings: warnings.map((w) => `${task.path}: warning: ${w}`),
+    };
   } catch (e) {
     const msg = e instanceof CpuSpecError ? `--cpu: ${e.message}` : describeError(e);
     const report: FileReport = { path: task.path, findings: [], errors: [msg] };

@@ -22,7 +22,12 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   attest: () => import('./attest.js'),
 };
 
-export async function registerCommands(program: Command, io: Io, status: ExitStatus, argv: readonly string[] = []): Promise<void> {
+export async function registerCommands(
+  program: Command,
+  io: Io,
+  status: ExitStatus,
+  argv: readonly string[] = [],
+): Promise<void> {
   const first = argv.find((a) => !a.startsWith('-'));
   const names = first && first !== 'help' && COMMANDS[first] ? [first] : Object.keys(COMMANDS);
   for (const n of names) (await COMMANDS[n]!()).register(program, io, status);

@@ -22,8 +22,12 @@ export interface Io {
 }
 
 export const processIo: Io = {
-  out: (t) => { process.stdout.write(t); },
-  err: (t) => { process.stderr.write(t); },
+  out: (t) => {
+    process.stdout.write(t);
+  },
+  err: (t) => {
+    process.stderr.write(t);
+  },
   isTTY: Boolean(process.stdout.isTTY) && Boolean(process.stderr.isTTY),
 };
 

@@ -26,7 +26,8 @@ export function cpuSpecFromFile(path: string, table: FeatureTable): CpuFrom {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError(`${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(e)})`}`);
   }
-  if (table.family !== 'xen') throw new UsageError(`--cpu-from ${path}: only Xen boot logs are read so far (this file is ${table.family})`);
+  if (table.family !== 'xen')
+    throw new UsageError(`--cpu-from ${path}: only Xen boot logs are read so far (this file is ${table.family})`);
   try {
     const r = cpuFromXenBootLog(text, table);
     return { spec: r.spec, xenCpu: r.id, notes: r.notes };

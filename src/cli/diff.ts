@@ -19,7 +19,12 @@ interface SiteDiff {
 function siteDiffs(img: Image, view: PatchedView, fn?: string): SiteDiff[] {
   const bySite = new Map<number, { len: number; labels: string[] }>();
   const table = (p: AppliedPatch): string => {
-    if ((p.patcher === 'alternatives' || p.patcher === 'xen-alternatives') && p.site?.feature !== undefined && p.note !== 'optimize_nops' && !p.note?.startsWith('pad NOPs')) {
+    if (
+      (p.patcher === 'alternatives' || p.patcher === 'xen-alternatives') &&
+      p.site?.feature !== undefined &&
+      p.note !== 'optimize_nops' &&
+      !p.note?.startsWith('pad NOPs')
+    ) {
       return `${p.site.inverted ? '!' : ''}${featureName(viewTable(view), p.site.feature)}`;
     }
     return p.note === 'optimize_nops' || p.note?.startsWith('pad NOPs') ? `${p.patcher} (${p.note})` : p.patcher;
@@ -49,13 +54,23 @@ function viewTable(_v: PatchedView): import('../target/features/index.js').Featu
   return currentTable!;
 }
 
-function lines(img: Image, view: PatchedView, bytes: Uint8Array, addr: number, externNames: Map<string, string>, withRelocs = false): string[] {
+function lines(
+  img: Image,
+  view: PatchedView,
+  bytes: Uint8Array,
+  addr: number,
+  externNames: Map<string, string>,
+  withRelocs = false,
+): string[] {
   const sec = img.sectionAt(addr);
-  const relocs = withRelocs && img.kind === 'rel' && sec ? { bySecOff: img.relocationsByOffset(sec), secAddr: sec.addr } : undefined;
+  const relocs =
+    withRelocs && img.kind === 'rel' && sec ? { bySecOff: img.relocationsByOffset(sec), secAddr: sec.addr } : undefined;
   void view;
   return disassemble(bytes, addr, { img, relocs }).map((i) => {
     let t = i.text;
-    for (const [w, name] of externNames) if (t.includes(w)) t = t.replace(new RegExp(w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '(?![0-9a-f])', 'g'), name); // symbol names from the file may hold any character
+    for (const [w, name] of externNames)
+      if (t.includes(w))
+        t = t.replace(new RegExp(w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '(?![0-9a-f])', 'g'), name); // symbol names from the file may hold any character
     return t;
   });
 }
@@ -64,7 +79,9 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
   addApplyOptions(
     program
       .command('diff')
-      .description('per patch site, the disassembly before and after the boot-time patchers for a CPU, side by side, and a summary per feature')
+      .description(
+        'per patch site, the disassembly before and after the boot-time patchers for a CPU, side by side, and a summary per feature',
+      )
       .argument('<file>', 'ELF file (vmlinux, vmlinuz/bzImage, xen-syms, .o, .ko, .ko.xz/.zst/.gz)'),
   )
     .option('--function <name>', 'only sites inside this function')
@@ -103,7 +120,8 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         sum.set(d.label, e);
       }
       io.out(`\nsummary (sites changed, bytes changed):\n`);
-      for (const [k, e] of [...sum].sort((x, y) => y[1].sites - x[1].sites)) io.out(`  ${String(e.sites).padStart(6)} ${String(e.bytes).padStart(7)}  ${k}\n`);
+      for (const [k, e] of [...sum].sort((x, y) => y[1].sites - x[1].sites))
+        io.out(`  ${String(e.sites).padStart(6)} ${String(e.bytes).padStart(7)}  ${k}\n`);
       for (const n of [...cpuNotes, ...cpu.notes, ...view.notes]) io.out(`note: ${n}\n`);
       if (result.errors.length) io.err(fileErrorLine(file, result.errors));
       for (const l of findingLines(file, img, result)) io.err(l + '\n');

@@ -21,13 +21,20 @@ function readDirFiles(root: string): HostFiles {
   if (!cpuinfo) throw new UsageError(`${root}: no proc/cpuinfo or cpuinfo in it`);
   const vdir = pick('sys/devices/system/cpu/vulnerabilities', 'vulnerabilities');
   const vulnerabilities: Record<string, string> = {};
-  if (vdir) for (const n of readdirSync(vdir).sort()) {
-    try {
-      vulnerabilities[n] = readFileSync(join(vdir, n), 'utf8').trim();
-    } catch { /* unreadable entry: left out */ }
-  }
+  if (vdir)
+    for (const n of readdirSync(vdir).sort()) {
+      try {
+        vulnerabilities[n] = readFileSync(join(vdir, n), 'utf8').trim();
+      } catch {
+        /* unreadable entry: left out */
+      }
+    }
   const cmd = pick('proc/cmdline', 'cmdline');
-  return { cpuinfo: readFileSync(cpuinfo, 'utf8'), vulnerabilities, cmdline: cmd ? readFileSync(cmd, 'utf8').trim() : undefined };
+  return {
+    cpuinfo: readFileSync(cpuinfo, 'utf8'),
+    vulnerabilities,
+    cmdline: cmd ? readFileSync(cmd, 'utf8').trim() : undefined,
+  };
 }
 
 /** One saved text file: cpuinfo lines, vulnerabilities lines as grep -r prints them, and `cmdline:` (see above). */
@@ -64,9 +71,17 @@ export function readHostFiles(source: string): HostFiles {
  * Resolves `--cpu`/`--cpu-from` to a spec string: `host[,ITEM...]` reads this machine (or `hostRoot`),
  * `--cpu-from` a saved copy; anything else passes through. Notes say what was read.
  */
-export function resolveCpuSpec(cpu: string | undefined, cpuFrom: string | undefined, notes: string[] = [], hostRoot = '/'): string | undefined {
+export function resolveCpuSpec(
+  cpu: string | undefined,
+  cpuFrom: string | undefined,
+  notes: string[] = [],
+  hostRoot = '/',
+): string | undefined {
   if (cpu !== undefined && cpuFrom !== undefined && !/^host(,|$)/i.test(cpu)) {
-    if (cpu.split(',')[0]!.trim()) throw new UsageError('--cpu PRESET and --cpu-from are exclusive (extra items: --cpu host,ITEM... --cpu-from SRC)');
+    if (cpu.split(',')[0]!.trim())
+      throw new UsageError(
+        '--cpu PRESET and --cpu-from are exclusive (extra items: --cpu host,ITEM... --cpu-from SRC)',
+      );
   }
   const isHost = cpu !== undefined && /^host(,|$)/i.test(cpu.trim());
   if (!isHost && cpuFrom === undefined) return cpu;

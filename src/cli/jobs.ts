@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ElfError, Image, ParseOptions } from '../elf/image.js';
 import { loadImage } from '../elf/load.js';
+import { SymbolFileError } from '../elf/symbol-file.js';
 import { detectTarget, ProfileError, Target } from '../target/detect.js';
 import type { TableId } from '../target/profile.js';
 import { readSites } from '../sites/read.js';
@@ -32,6 +33,8 @@ export interface JobResult {
   problems?: number;
   /** Command-specific structured data for totals across files. */
   data?: unknown;
+  /** The failure was bad usage (a --symbols file that is no symbol file or does not fit the image): exit 2. */
+  usage?: boolean;
 }
 
 /** Symbols for a stripped kernel image (a vmlinuz): `--symbols FILE` and `--kaslr-offset HEX`. */
@@ -45,7 +48,9 @@ function readOrFail(path: string): Uint8Array {
     return readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ElfError(code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : `cannot read (${code ?? String(e)})`);
+    throw new ElfError(
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : `cannot read (${code ?? String(e)})`,
+    );
   }
 }
 
@@ -62,14 +67,19 @@ export function parseKaslrOffset(v: string | undefined): bigint | undefined {
  * Reads, decompresses and parses one file (a vmlinuz is unpacked to its vmlinux); throws a one-line message
  * on failure. `sym` attaches a symbol file to a linked image (relocatable objects ignore it here).
  */
-export async function openImage(path: string, options: ParseOptions = {}, sym: SymbolOptions = {}, notes?: string[]): Promise<Image> {
+export async function openImage(
+  path: string,
+  options: ParseOptions = {},
+  sym: SymbolOptions = {},
+  notes?: string[],
+): Promise<Image> {
   const bytes = readOrFail(path);
   let symbolFile: { bytes: Uint8Array; path: string } | undefined;
   if (sym.symbols) {
     try {
       symbolFile = { bytes: readOrFail(sym.symbols), path: sym.symbols };
     } catch (e) {
-      throw new ElfError(`--symbols ${sym.symbols}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new SymbolFileError(`--symbols ${sym.symbols}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   const r = await loadImage(bytes, path, { ...options, symbolFile, kaslrOffset: parseKaslrOffset(sym.kaslrOffset) });
@@ -106,8 +116,16 @@ export async function runSites(task: SitesTask): Promise<JobResult> {
   } catch (e) {
     const msg = `${task.path}: ${describeError(e)}`;
     return {
-      out: task.json ? JSON.stringify({ path: task.path, target: { os: 'unknown', version: null, profile: null }, counts: {}, errors: [describeError(e)] }) : '',
+      out: task.json
+        ? JSON.stringify({
+            path: task.path,
+            target: { os: 'unknown', version: null, profile: null },
+            counts: {},
+            errors: [describeError(e)],
+          })
+        : '',
       errors: [msg],
+      usage: e instanceof SymbolFileError,
     };
   }
 }

@@ -7,12 +7,23 @@ import { availableParallelism } from 'node:os';
 import type { JobResult } from './jobs.js';
 import { runTask, Task } from './tasks.js';
 
-export async function* runAll(tasks: Task[], opts: { progress: boolean; threads?: number }): AsyncGenerator<[Task, JobResult]> {
+export async function* runAll(
+  tasks: Task[],
+  opts: { progress: boolean; threads?: number },
+): AsyncGenerator<[Task, JobResult]> {
   const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), tasks.length));
   // Both libraries load only when used: a one-file run needs neither.
   const cliProgress = opts.progress && tasks.length > 1 ? (await import('cli-progress')).default : undefined;
   const bar = cliProgress
-    ? new cliProgress.SingleBar({ format: 'textpoke [{bar}] {value}/{total} files  {file}', stream: process.stderr, clearOnComplete: true, hideCursor: true }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.SingleBar(
+        {
+          format: 'textpoke [{bar}] {value}/{total} files  {file}',
+          stream: process.stderr,
+          clearOnComplete: true,
+          hideCursor: true,
+        },
+        cliProgress.Presets.shades_classic,
+      )
     : undefined;
   bar?.start(tasks.length, 0, { file: '' });
   try {
@@ -25,7 +36,11 @@ export async function* runAll(tasks: Task[], opts: { progress: boolean; threads?
       return;
     }
     const { Piscina } = await import('piscina');
-    const pool = new Piscina({ filename: new URL('./worker.js', import.meta.url).href, maxThreads: threads, minThreads: threads });
+    const pool = new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      maxThreads: threads,
+      minThreads: threads,
+    });
     try {
       // Tasks go to the workers in batches of a few files: each hand-over is a round trip through the main
       // thread's event loop, during which the worker waits. Batches stay small (a 16th of each worker's share
@@ -34,7 +49,12 @@ export async function* runAll(tasks: Task[], opts: { progress: boolean; threads?
       const pending: Promise<JobResult[]>[] = [];
       for (let i = 0; i < tasks.length; i += size) {
         const batch = tasks.slice(i, i + size);
-        pending.push(pool.run(batch).then((r: JobResult[]) => { bar?.increment(batch.length, { file: batch[batch.length - 1]!.path.split('/').pop() }); return r; }));
+        pending.push(
+          pool.run(batch).then((r: JobResult[]) => {
+            bar?.increment(batch.length, { file: batch[batch.length - 1]!.path.split('/').pop() });
+            return r;
+          }),
+        );
       }
       for (let b = 0; b < pending.length; b++) {
         const results = await pending[b]!;

@@ -7,9 +7,14 @@ import { describeError, openImage } from './jobs.js';
 export function register(program: Command, io: Io, status: ExitStatus): void {
   program
     .command('symbols')
-    .description('symbol questions for live patching: --ambiguous lists local names that repeat across translation units')
+    .description(
+      'symbol questions for live patching: --ambiguous lists local names that repeat across translation units',
+    )
     .argument('<path...>', 'ELF files (vmlinux, xen-syms, .o, .ko, .ko.xz/.zst/.gz) or directories to search')
-    .requiredOption('--ambiguous', 'local functions whose names repeat, grouped, with their files and whether name+file or name+size tells them apart')
+    .requiredOption(
+      '--ambiguous',
+      'local functions whose names repeat, grouped, with their files and whether name+file or name+size tells them apart',
+    )
     .option('--objects', 'include data objects, not only functions')
     .option('--json', 'JSON output')
     .action(async (paths: string[], o: { json?: boolean; objects?: boolean }) => {

@@ -10,8 +10,11 @@ export type Task = SitesTask | CheckTask | SurfaceTask;
 
 export async function runTask(task: Task): Promise<JobResult> {
   switch (task.kind) {
-    case 'sites': return (await import('./jobs.js')).runSites(task);
-    case 'check': return (await import('./check-job.js')).runCheck(task);
-    case 'surface': return (await import('./surface-job.js')).runSurface(task);
+    case 'sites':
+      return (await import('./jobs.js')).runSites(task);
+    case 'check':
+      return (await import('./check-job.js')).runCheck(task);
+    case 'surface':
+      return (await import('./surface-job.js')).runSurface(task);
   }
 }

@@ -37,23 +37,37 @@ function u32(b: Uint8Array, o: number): number {
 
 /** A bzImage: the "HdrS" boot header signature at 0x202 and the 0xaa55 boot sector signature at 0x1fe. */
 export function isBzImage(b: Uint8Array): boolean {
-  return b.length >= 0x250 && b[0x202] === 0x48 && b[0x203] === 0x64 && b[0x204] === 0x72 && b[0x205] === 0x53 && b[0x1fe] === 0x55 && b[0x1ff] === 0xaa;
+  return (
+    b.length >= 0x250 &&
+    b[0x202] === 0x48 &&
+    b[0x203] === 0x64 &&
+    b[0x204] === 0x72 &&
+    b[0x205] === 0x53 &&
+    b[0x1fe] === 0x55 &&
+    b[0x1ff] === 0xaa
+  );
 }
 
 /** Reads the header; throws ElfError naming what is wrong. */
 export function bzImageInfo(b: Uint8Array): BzImageInfo {
   if (!isBzImage(b)) throw new ElfError('not a bzImage (no HdrS boot header)');
   const protocol = u16(b, 0x206);
-  if (protocol < 0x208) throw new ElfError(`bzImage boot protocol ${(protocol >> 8).toString(16)}.${(protocol & 0xff).toString(16).padStart(2, '0')} predates payload_offset (2.08): extract it with the kernel's scripts/extract-vmlinux`);
+  if (protocol < 0x208)
+    throw new ElfError(
+      `bzImage boot protocol ${(protocol >> 8).toString(16)}.${(protocol & 0xff).toString(16).padStart(2, '0')} predates payload_offset (2.08): extract it with the kernel's scripts/extract-vmlinux`,
+    );
   const setupSects = b[0x1f1] || 4;
   const payloadOffset = (setupSects + 1) * 512 + u32(b, 0x248);
   const payloadLength = u32(b, 0x24c);
   if (payloadLength < 8 || payloadOffset + payloadLength > b.length) {
-    throw new ElfError(`truncated bzImage: payload at 0x${payloadOffset.toString(16)} (+${payloadLength} bytes) runs past the end of the file (${b.length} bytes)`);
+    throw new ElfError(
+      `truncated bzImage: payload at 0x${payloadOffset.toString(16)} (+${payloadLength} bytes) runs past the end of the file (${b.length} bytes)`,
+    );
   }
   const payload = b.subarray(payloadOffset, payloadOffset + payloadLength);
   const compression = payloadCompressionOf(payload);
-  if (compression === 'none') throw new ElfError(`bzImage payload at 0x${payloadOffset.toString(16)} has no known compression magic (corrupt?)`);
+  if (compression === 'none')
+    throw new ElfError(`bzImage payload at 0x${payloadOffset.toString(16)} has no known compression magic (corrupt?)`);
   let kernelVersion: string | null = null;
   const kv = u16(b, 0x20e);
   if (kv) {
@@ -62,7 +76,14 @@ export function bzImageInfo(b: Uint8Array): BzImageInfo {
     while (end < b.length && end - at < 512 && b[end] !== 0) end++;
     if (end < b.length && b[end] === 0) kernelVersion = String.fromCharCode(...b.subarray(at, end));
   }
-  return { protocol, kernelVersion, compression, payloadOffset, payloadLength, decompressedSize: u32(payload, payload.length - 4) };
+  return {
+    protocol,
+    kernelVersion,
+    compression,
+    payloadOffset,
+    payloadLength,
+    decompressedSize: u32(payload, payload.length - 4),
+  };
 }
 
 /** Locates, decompresses and checks the payload: the vmlinux ELF bytes (with the relocation table after them). */
@@ -70,12 +91,16 @@ export async function bzImagePayload(b: Uint8Array): Promise<{ info: BzImageInfo
   const info = bzImageInfo(b);
   const payload = b.subarray(info.payloadOffset, info.payloadOffset + info.payloadLength);
   // zstd and xz stop at their frame's end; the others are handed the payload without the appended size.
-  const body = info.compression === 'zstd' || info.compression === 'lz4' ? payload.subarray(0, payload.length - 4) : payload;
+  const body =
+    info.compression === 'zstd' || info.compression === 'lz4' ? payload.subarray(0, payload.length - 4) : payload;
   const elf = await decompressAny(body, info.compression, info.decompressedSize);
   if (elf.length !== info.decompressedSize) {
-    throw new ElfError(`bzImage payload (${info.compression}) decompressed to ${elf.length} bytes, the image records ${info.decompressedSize} (corrupt?)`);
+    throw new ElfError(
+      `bzImage payload (${info.compression}) decompressed to ${elf.length} bytes, the image records ${info.decompressedSize} (corrupt?)`,
+    );
   }
-  if (!(elf[0] === 0x7f && elf[1] === 0x45 && elf[2] === 0x4c && elf[3] === 0x46)) throw new ElfError(`bzImage payload (${info.compression}) is not an ELF file`);
+  if (!(elf[0] === 0x7f && elf[1] === 0x45 && elf[2] === 0x4c && elf[3] === 0x46))
+    throw new ElfError(`bzImage payload (${info.compression}) is not an ELF file`);
   return { info, elf };
 }
 
@@ -102,5 +127,8 @@ export function withBannerSymbol(img: Image, elf: Uint8Array, path: string, opti
   if (img.symbols.length > 0 || img.kind === 'rel') return img;
   const at = bannerAddress(img);
   if (at === undefined) return img;
-  return Image.parse(elf, path, { ...options, symbols: [{ name: 'linux_banner', addr: at, type: STT_OBJECT, bind: STB_GLOBAL }] });
+  return Image.parse(elf, path, {
+    ...options,
+    symbols: [{ name: 'linux_banner', addr: at, type: STT_OBJECT, bind: STB_GLOBAL }],
+  });
 }

@@ -12,7 +12,16 @@ import { rewrapXz, unfilter, XzFormatError } from './xz-bcj.js';
 export type Compression = 'none' | 'xz' | 'zstd' | 'gzip' | 'lz4' | 'lzma' | 'bzip2' | 'lzo';
 
 export function compressionOf(b: Uint8Array): Compression {
-  if (b.length >= 6 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58 && b[4] === 0x5a && b[5] === 0x00) return 'xz';
+  if (
+    b.length >= 6 &&
+    b[0] === 0xfd &&
+    b[1] === 0x37 &&
+    b[2] === 0x7a &&
+    b[3] === 0x58 &&
+    b[4] === 0x5a &&
+    b[5] === 0x00
+  )
+    return 'xz';
   if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return 'zstd';
   if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
   return 'none';
@@ -38,7 +47,9 @@ async function xz(b: Uint8Array): Promise<Uint8Array> {
       c.close();
     },
   });
-  const out = new Uint8Array(await new Response(new mod.XzReadableStream(input) as unknown as ReadableStream<Uint8Array>).arrayBuffer());
+  const out = new Uint8Array(
+    await new Response(new mod.XzReadableStream(input) as unknown as ReadableStream<Uint8Array>).arrayBuffer(),
+  );
   if (w) unfilter(out, w);
   return out;
 }
@@ -61,7 +72,9 @@ async function zstd(b: Uint8Array, size?: number): Promise<Uint8Array> {
 
 /** The kernel's LZ4 format: "legacy" frames (magic 0x184c2102, then blocks of a little-endian size and data). */
 async function lz4Legacy(b: Uint8Array, size?: number): Promise<Uint8Array> {
-  const lz4 = (await import('lz4js')) as unknown as { decompressBlock(src: Uint8Array, dst: Uint8Array, s: number, n: number, d: number): number };
+  const lz4 = (await import('lz4js')) as unknown as {
+    decompressBlock(src: Uint8Array, dst: Uint8Array, s: number, n: number, d: number): number;
+  };
   const decompressBlock = lz4.decompressBlock ?? (lz4 as unknown as { default: typeof lz4 }).default.decompressBlock;
   const CHUNK = 8 << 20;
   let out = new Uint8Array(size ?? Math.max(CHUNK, b.length * 4));
@@ -69,7 +82,10 @@ async function lz4Legacy(b: Uint8Array, size?: number): Promise<Uint8Array> {
   let d = 0;
   while (s + 4 <= b.length) {
     const n = (b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0;
-    if (n === 0x184c2102) { s += 4; continue; } // concatenated frame
+    if (n === 0x184c2102) {
+      s += 4;
+      continue;
+    } // concatenated frame
     if (size !== undefined && d >= size) break; // the kernel's appended size follows the last block
     if (s + 4 + n > b.length) throw new Error('truncated lz4 block');
     if (out.length < d + CHUNK) {
@@ -118,7 +134,9 @@ export async function decompressAny(b: Uint8Array, kind: Compression, size?: num
       case 'bzip2':
         return await bzip2(b);
       case 'lzo':
-        throw new ElfError('LZO-compressed kernel images are not supported (no maintained pure JavaScript decoder); decompress it with the kernel\'s scripts/extract-vmlinux');
+        throw new ElfError(
+          "LZO-compressed kernel images are not supported (no maintained pure JavaScript decoder); decompress it with the kernel's scripts/extract-vmlinux",
+        );
     }
   } catch (e) {
     if (e instanceof ElfError) throw e;

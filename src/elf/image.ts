@@ -173,7 +173,8 @@ export class Image {
     if (shoff + 64 > b.length) throw new ElfError('section header table outside the file (truncated?)');
     if (shnum === 0) shnum = this.u64n(shoff + 32);
     if (shstrndx === SHN_XINDEX) shstrndx = this.u32(shoff + 40);
-    if (shnum > (b.length - shoff) / 64) throw new ElfError(`section header table (${shnum} entries) runs past the end of the file (truncated?)`);
+    if (shnum > (b.length - shoff) / 64)
+      throw new ElfError(`section header table (${shnum} entries) runs past the end of the file (truncated?)`);
     const raw: Array<Omit<Section, 'name' | 'addr'> & { nameOff: number; abs: bigint }> = [];
     for (let i = 0; i < shnum; i++) {
       const o = shoff + i * 64;
@@ -182,7 +183,9 @@ export class Image {
       const size = this.u64n(o + 32);
       const offset = this.u64n(o + 24);
       if (stype !== SHT_NOBITS && stype !== 0 && (offset > b.length || size > b.length - offset)) {
-        throw new ElfError(`section ${i} (offset 0x${offset.toString(16)}, size 0x${size.toString(16)}) lies outside the file (truncated or corrupt)`);
+        throw new ElfError(
+          `section ${i} (offset 0x${offset.toString(16)}, size 0x${size.toString(16)}) lies outside the file (truncated or corrupt)`,
+        );
       }
       raw.push({
         index: i,
@@ -206,7 +209,9 @@ export class Image {
     let base = 0n;
     if (this.kind === 'rel' && options.load?.size) {
       // Load addresses (e.g. 0xffffffffc0a00000) are kept relative to the lowest one, which stays exact.
-      const given = raw.filter((s) => s.alloc && options.load!.has(this.cstrRaw(strs, s.nameOff))).map((s) => options.load!.get(this.cstrRaw(strs, s.nameOff))!);
+      const given = raw
+        .filter((s) => s.alloc && options.load!.has(this.cstrRaw(strs, s.nameOff)))
+        .map((s) => options.load!.get(this.cstrRaw(strs, s.nameOff))!);
       if (given.length) base = given.reduce((a, c) => (c < a ? c : a)) & ~0xfffffn;
     } else if (this.kind !== 'rel') {
       const execs = raw.filter((s) => s.exec && s.alloc).map((s) => s.abs);
@@ -227,8 +232,19 @@ export class Image {
       }
       // A plain literal (not rest/spread): every Section gets the same fast object shape.
       const sec: Section = {
-        index: r.index, name, type: r.type, flags: r.flags, addr, size: r.size, offset: r.offset, link: r.link,
-        info: r.info, addralign: r.addralign, entsize: r.entsize, alloc: r.alloc, exec: r.exec,
+        index: r.index,
+        name,
+        type: r.type,
+        flags: r.flags,
+        addr,
+        size: r.size,
+        offset: r.offset,
+        link: r.link,
+        info: r.info,
+        addralign: r.addralign,
+        entsize: r.entsize,
+        alloc: r.alloc,
+        exec: r.exec,
       };
       this.sections.push(sec);
       if (!this.byName.has(name)) this.byName.set(name, sec);
@@ -250,7 +266,7 @@ export class Image {
   private layoutRelocatable(load?: ReadonlyMap<string, bigint>): void {
     let cursor = 0x1000;
     for (const s of this.sections) {
-      if (!s.alloc || s.size === 0 && s.type === 0) continue;
+      if (!s.alloc || (s.size === 0 && s.type === 0)) continue;
       const given = load?.get(s.name);
       if (given !== undefined) {
         s.addr = Number(given - this.base);
@@ -261,7 +277,7 @@ export class Image {
       s.addr = cursor;
       cursor += Math.max(s.size, 1);
     }
-    if (load && load.size) {
+    if (load?.size) {
       // Sections not given a load address go after everything that was.
       let top = 0;
       for (const s of this.sections) if (s.alloc && load.has(s.name)) top = Math.max(top, s.addr + s.size);
@@ -276,15 +292,29 @@ export class Image {
   }
 
   // ---- low-level reads (file offsets) ----
-  u8(o: number): number { return this.dv.getUint8(o); }
-  u16(o: number): number { return this.dv.getUint16(o, true); }
-  u32(o: number): number { return this.dv.getUint32(o, true); }
-  i32(o: number): number { return this.dv.getInt32(o, true); }
+  u8(o: number): number {
+    return this.dv.getUint8(o);
+  }
+  u16(o: number): number {
+    return this.dv.getUint16(o, true);
+  }
+  u32(o: number): number {
+    return this.dv.getUint32(o, true);
+  }
+  i32(o: number): number {
+    return this.dv.getInt32(o, true);
+  }
   /** u64 as a number (exact below 2^53). */
-  u64n(o: number): number { return this.dv.getUint32(o, true) + this.dv.getUint32(o + 4, true) * TWO32; }
+  u64n(o: number): number {
+    return this.dv.getUint32(o, true) + this.dv.getUint32(o + 4, true) * TWO32;
+  }
   /** s64 as a number (exact within ±2^53). */
-  i64n(o: number): number { return this.dv.getUint32(o, true) + this.dv.getInt32(o + 4, true) * TWO32; }
-  u64big(o: number): bigint { return this.dv.getBigUint64(o, true); }
+  i64n(o: number): number {
+    return this.dv.getUint32(o, true) + this.dv.getInt32(o + 4, true) * TWO32;
+  }
+  u64big(o: number): bigint {
+    return this.dv.getBigUint64(o, true);
+  }
 
   private cstrRaw(strs: { offset: number; size: number }, off: number): string {
     return this.cstr(strs.offset, strs.size, off);
@@ -301,7 +331,9 @@ export class Image {
   }
 
   // ---- sections ----
-  section(name: string): Section | undefined { return this.byName.get(name); }
+  section(name: string): Section | undefined {
+    return this.byName.get(name);
+  }
 
   /** Bytes of a section as a view over the file (empty for NOBITS). */
   sectionBytes(s: Section): Uint8Array {
@@ -328,7 +360,10 @@ export class Image {
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       const s = list[mid]!;
-      if (s.addr <= addr) { best = s; lo = mid + 1; } else hi = mid - 1;
+      if (s.addr <= addr) {
+        best = s;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     if (best && addr < best.addr + best.size) return best;
     // Overlapping sections (NOBITS percpu etc.): linear fallback.
@@ -355,7 +390,8 @@ export class Image {
   /** Absolute address of a relative one, as hex `0x…`. */
   hex(addr: number): string {
     if (Number.isNaN(addr)) return '?';
-    if (addr >= 0 && addr < 2 ** 52 && !Number.isNaN(this.smallBase)) return '0x' + (this.smallBase + addr).toString(16);
+    if (addr >= 0 && addr < 2 ** 52 && !Number.isNaN(this.smallBase))
+      return '0x' + (this.smallBase + addr).toString(16);
     // Addresses are 64-bit: one below the base (a corrupt table entry) wraps as the CPU would, never prints as -0x….
     return '0x' + BigInt.asUintN(64, this.base + BigInt(addr)).toString(16);
   }
@@ -378,7 +414,12 @@ export class Image {
       for (const s of this.symbols) {
         if (!s.name) continue;
         const prev = m.get(s.name);
-        if (!prev || (prev.bind === STB_LOCAL && s.bind !== STB_LOCAL) || (prev.shndx === SHN_UNDEF && s.shndx !== SHN_UNDEF)) m.set(s.name, s);
+        if (
+          !prev ||
+          (prev.bind === STB_LOCAL && s.bind !== STB_LOCAL) ||
+          (prev.shndx === SHN_UNDEF && s.shndx !== SHN_UNDEF)
+        )
+          m.set(s.name, s);
       }
       this.symByName = m;
     }
@@ -412,7 +453,7 @@ export class Image {
         if (shndx === SHN_ABS) addr = this.u64n(o + 8);
         else {
           const sec = this.sections[shndx];
-          addr = sec && sec.alloc ? sec.addr + this.u64n(o + 8) : NaN;
+          addr = sec?.alloc ? sec.addr + this.u64n(o + 8) : NaN;
         }
       } else {
         addr = this.rel(this.u64big(o + 8));
@@ -436,23 +477,33 @@ export class Image {
   }
 
   private externalSymbols(ext: readonly ExternalSymbol[]): Sym[] {
-    const secs = this.sections.filter((s) => s.alloc && !Number.isNaN(s.addr) && s.size > 0).sort((a, b) => a.addr - b.addr);
+    const secs = this.sections
+      .filter((s) => s.alloc && !Number.isNaN(s.addr) && s.size > 0)
+      .sort((a, b) => a.addr - b.addr);
     const sectionOf = (addr: number): Section | undefined => {
       let lo = 0;
       let hi = secs.length - 1;
       let k = -1;
       while (lo <= hi) {
         const mid = (lo + hi) >> 1;
-        if (secs[mid]!.addr <= addr) { k = mid; lo = mid + 1; } else hi = mid - 1;
+        if (secs[mid]!.addr <= addr) {
+          k = mid;
+          lo = mid + 1;
+        } else hi = mid - 1;
       }
       // A symbol one past a section's end (__stop_*, _etext) belongs to it.
       for (let j = k; j >= 0 && j >= k - 2; j--) if (addr <= secs[j]!.addr + secs[j]!.size) return secs[j];
       return undefined;
     };
     const rel = ext.map((e) => ({ e, addr: this.rel(e.addr) }));
-    const out: Sym[] = [{ index: 0, name: '', addr: NaN, size: 0, type: STT_NOTYPE, bind: STB_LOCAL, shndx: SHN_UNDEF }];
+    const out: Sym[] = [
+      { index: 0, name: '', addr: NaN, size: 0, type: STT_NOTYPE, bind: STB_LOCAL, shndx: SHN_UNDEF },
+    ];
     // Function sizes, when not given, run to the next symbol at a higher address in the same section.
-    const order = rel.map((_, i) => i).filter((i) => !Number.isNaN(rel[i]!.addr)).sort((a, b) => rel[a]!.addr - rel[b]!.addr);
+    const order = rel
+      .map((_, i) => i)
+      .filter((i) => !Number.isNaN(rel[i]!.addr))
+      .sort((a, b) => rel[a]!.addr - rel[b]!.addr);
     const next = new Float64Array(rel.length).fill(NaN);
     for (let k = 0; k < order.length; k++) {
       const a = rel[order[k]!]!.addr;
@@ -463,11 +514,19 @@ export class Image {
     rel.forEach(({ e, addr }, i) => {
       const sec = Number.isNaN(addr) ? undefined : sectionOf(addr);
       let size = e.size ?? 0;
-      if (e.size === undefined && e.type === STT_FUNC && sec && sec.exec) {
+      if (e.size === undefined && e.type === STT_FUNC && sec?.exec) {
         const end = Math.min(sec.addr + sec.size, Number.isNaN(next[i]!) ? Infinity : next[i]!);
         size = Math.max(0, end - addr);
       }
-      out.push({ index: i + 1, name: e.name, addr, size, type: e.type, bind: e.bind, shndx: sec ? sec.index : SHN_ABS });
+      out.push({
+        index: i + 1,
+        name: e.name,
+        addr,
+        size,
+        type: e.type,
+        bind: e.bind,
+        shndx: sec ? sec.index : SHN_ABS,
+      });
     });
     return out;
   }
@@ -479,12 +538,15 @@ export class Image {
       if (Number.isNaN(s.addr) || !s.name) continue;
       if (s.type !== STT_FUNC && s.type !== STT_OBJECT && s.type !== STT_NOTYPE) continue;
       if (s.shndx === SHN_ABS || s.shndx === SHN_UNDEF) continue;
-      if (s.name.startsWith('.L') || s.name.startsWith('__UNIQUE_ID_') && s.type === STT_OBJECT) continue;
+      if (s.name.startsWith('.L') || (s.name.startsWith('__UNIQUE_ID_') && s.type === STT_OBJECT)) continue;
       const sec = this.sections[s.shndx];
-      if (!sec || !sec.alloc) continue;
+      if (!sec?.alloc) continue;
       cand.push(s.index);
     }
-    const rank = (s: Sym): number => (s.type === STT_FUNC ? 0 : s.type === STT_OBJECT ? 1 : 2) * 4 + (s.size > 0 ? 0 : 2) + (s.bind === STB_LOCAL ? 1 : 0);
+    const rank = (s: Sym): number =>
+      (s.type === STT_FUNC ? 0 : s.type === STT_OBJECT ? 1 : 2) * 4 +
+      (s.size > 0 ? 0 : 2) +
+      (s.bind === STB_LOCAL ? 1 : 0);
     cand.sort((a, b) => {
       const sa = syms[a]!;
       const sb = syms[b]!;
@@ -521,13 +583,17 @@ export class Image {
     let k = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (addrs[mid]! <= addr) { k = mid; lo = mid + 1; } else hi = mid - 1;
+      if (addrs[mid]! <= addr) {
+        k = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     const sec = this.sectionAt(addr);
     if (k >= 0) {
       const sym = this.symbols[idx[k]!]!;
       const symSec = this.sections[sym.shndx];
-      if (!sec || symSec === sec || (symSec && addr < sym.addr + sym.size)) return { name: sym.name, offset: addr - sym.addr, sym };
+      if (!sec || symSec === sec || (symSec && addr < sym.addr + sym.size))
+        return { name: sym.name, offset: addr - sym.addr, sym };
     }
     if (sec) return { name: sec.name, offset: addr - sec.addr };
     return { name: this.hex(addr), offset: 0 };
@@ -551,7 +617,8 @@ export class Image {
   relaFor(target: Section): Section | undefined {
     if (!this.relaIndex) {
       this.relaIndex = new Map();
-      for (const s of this.sections) if (s.type === SHT_RELA && s.info < this.sections.length) this.relaIndex.set(s.info, s);
+      for (const s of this.sections)
+        if (s.type === SHT_RELA && s.info < this.sections.length) this.relaIndex.set(s.info, s);
     }
     return this.relaIndex.get(target.index);
   }
@@ -562,14 +629,21 @@ export class Image {
     if (cached) return cached;
     const rs = this.relaFor(target);
     const n = rs ? Math.floor(rs.size / 24) : 0;
-    const t: RelocTable = { count: n, offset: new Float64Array(n), type: new Uint32Array(n), sym: new Uint32Array(n), addend: new Float64Array(n) };
+    const t: RelocTable = {
+      count: n,
+      offset: new Float64Array(n),
+      type: new Uint32Array(n),
+      sym: new Uint32Array(n),
+      addend: new Float64Array(n),
+    };
     if (rs) {
       const nsyms = this.symbols.length;
       let sorted = true;
       for (let i = 0; i < n; i++) {
         const o = rs.offset + i * 24;
         const sym = this.u32(o + 12);
-        if (sym >= nsyms) throw new ElfError(`relocation ${i} in ${rs.name} names symbol ${sym}, outside the symbol table`);
+        if (sym >= nsyms)
+          throw new ElfError(`relocation ${i} in ${rs.name} names symbol ${sym}, outside the symbol table`);
         t.offset[i] = this.u64n(o);
         t.type[i] = this.u32(o + 8);
         t.sym[i] = sym;
@@ -597,7 +671,8 @@ export class Image {
     let hi = t.count;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (t.offset[mid]! < o) lo = mid + 1; else hi = mid;
+      if (t.offset[mid]! < o) lo = mid + 1;
+      else hi = mid;
     }
     return lo;
   }
@@ -616,7 +691,8 @@ export class Image {
     if (cached) return cached;
     const t = this.relocTable(target);
     const out: Reloc[] = new Array(t.count);
-    for (let i = 0; i < t.count; i++) out[i] = { offset: t.offset[i]!, type: t.type[i]!, sym: t.sym[i]!, addend: t.addend[i]! };
+    for (let i = 0; i < t.count; i++)
+      out[i] = { offset: t.offset[i]!, type: t.type[i]!, sym: t.sym[i]!, addend: t.addend[i]! };
     this.relocCache.set(target.index, out);
     return out;
   }
@@ -647,7 +723,9 @@ export class Image {
   modinfo(): string[] {
     const s = this.section('.modinfo');
     if (!s) return [];
-    return latin1(this.bytes, s.offset, s.offset + s.size).split('\0').filter(Boolean);
+    return latin1(this.bytes, s.offset, s.offset + s.size)
+      .split('\0')
+      .filter(Boolean);
   }
 }
 

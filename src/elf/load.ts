@@ -58,7 +58,10 @@ export async function loadImage(b: Uint8Array, path: string, options: LoadOption
   }
   if (image.symbols.length > 0) return { image, bzImage, symbols: 'file', kaslrOffset: 0n, notes };
   image = withBannerSymbol(image, elf, path, parse);
-  if (image.kind !== 'rel') notes.push(`${path}: no symbols (a stripped vmlinux): locations are section+offset; pass --symbols System.map, a kallsyms dump or the debug vmlinux for names and for the tables found by symbol (__jump_table, .static_call_sites, __mcount_loc)`);
+  if (image.kind !== 'rel')
+    notes.push(
+      `${path}: no symbols (a stripped vmlinux): locations are section+offset; pass --symbols System.map, a kallsyms dump or the debug vmlinux for names and for the tables found by symbol (__jump_table, .static_call_sites, __mcount_loc)`,
+    );
   return { image, bzImage, symbols: 'none', kaslrOffset: 0n, notes };
 }
 

@@ -6,7 +6,17 @@
  * (the start of .text in every x86-64 vmlinux). Before the symbols are used, `linux_banner` must
  * point at the image's "Linux version" string: symbols of another build are refused, not misapplied.
  */
-import { ElfError, ExternalSymbol, Image, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_NOTYPE, STT_OBJECT } from './image.js';
+import {
+  ElfError,
+  ExternalSymbol,
+  Image,
+  STB_GLOBAL,
+  STB_LOCAL,
+  STB_WEAK,
+  STT_FUNC,
+  STT_NOTYPE,
+  STT_OBJECT,
+} from './image.js';
 
 export type SymbolFormat = 'system.map' | 'kallsyms' | 'elf';
 
@@ -66,11 +76,23 @@ export function parseSymbolFile(bytes: Uint8Array, path: string): SymbolFile {
     symbols.push({ name: m[3]!, addr, type, bind });
   }
   if (lines === 1 && /real System\.map is in/.test(text)) {
-    throw new SymbolFileError(`${path}: a placeholder System.map (the real one is in the linux-image-*-dbg package; or pass a root-read /proc/kallsyms)`);
+    throw new SymbolFileError(
+      `${path}: a placeholder System.map (the real one is in the linux-image-*-dbg package; or pass a root-read /proc/kallsyms)`,
+    );
   }
-  if (bad > lines / 10 || symbols.length === 0) throw new SymbolFileError(`${path}: not a System.map, a kallsyms dump or an ELF file with symbols`);
-  if (zero === lines - modules) throw new SymbolFileError(`${path}: every address is 0 (a /proc/kallsyms read without root)`);
-  return { format: modules > 0 || symbols.some((s) => s.name === '__key.0' || s.name.includes('\t')) ? 'kallsyms' : guessKallsyms(text) ? 'kallsyms' : 'system.map', symbols };
+  if (bad > lines / 10 || symbols.length === 0)
+    throw new SymbolFileError(`${path}: not a System.map, a kallsyms dump or an ELF file with symbols`);
+  if (zero === lines - modules)
+    throw new SymbolFileError(`${path}: every address is 0 (a /proc/kallsyms read without root)`);
+  return {
+    format:
+      modules > 0 || symbols.some((s) => s.name === '__key.0' || s.name.includes('\t'))
+        ? 'kallsyms'
+        : guessKallsyms(text)
+          ? 'kallsyms'
+          : 'system.map',
+    symbols,
+  };
 }
 
 /** kallsyms lists symbols in address order with lowercase types for statics but without the `A` and `N` lines a System.map has. */
@@ -82,7 +104,13 @@ function guessKallsyms(text: string): boolean {
  * Returns the symbols at link-time addresses for `img` (subtracting the KASLR offset, given or found from
  * `_text`), checked against the image's banner. `notes` gets what was assumed.
  */
-export function symbolsForImage(img: Image, file: SymbolFile, path: string, kaslrOffset: bigint | undefined, notes: string[]): { symbols: ExternalSymbol[]; offset: bigint } {
+export function symbolsForImage(
+  img: Image,
+  file: SymbolFile,
+  path: string,
+  kaslrOffset: bigint | undefined,
+  notes: string[],
+): { symbols: ExternalSymbol[]; offset: bigint } {
   const text = img.section('.text');
   let offset = kaslrOffset ?? 0n;
   const textSym = file.symbols.find((s) => s.name === '_text') ?? file.symbols.find((s) => s.name === '_stext');
@@ -91,22 +119,33 @@ export function symbolsForImage(img: Image, file: SymbolFile, path: string, kasl
     const d = (textSym.addr - linked) & 0xffffffffffffffffn;
     if (d !== 0n) {
       const signed = d >= 1n << 63n ? d - (1n << 64n) : d;
-      if (signed % 0x200000n !== 0n) throw new SymbolFileError(`${path}: ${textSym.name} at 0x${textSym.addr.toString(16)} is not a 2 MiB-aligned move of .text (0x${linked.toString(16)}): symbols of another build?`);
+      if (signed % 0x200000n !== 0n)
+        throw new SymbolFileError(
+          `${path}: ${textSym.name} at 0x${textSym.addr.toString(16)} is not a 2 MiB-aligned move of .text (0x${linked.toString(16)}): symbols of another build?`,
+        );
       offset = signed;
-      notes.push(`${path}: KASLR offset 0x${(signed < 0n ? -signed : signed).toString(16)}${signed < 0n ? ' (negative)' : ''} found from ${textSym.name}; subtracted from every address`);
+      notes.push(
+        `${path}: KASLR offset 0x${(signed < 0n ? -signed : signed).toString(16)}${signed < 0n ? ' (negative)' : ''} found from ${textSym.name}; subtracted from every address`,
+      );
     }
   }
-  const syms = offset === 0n ? file.symbols : file.symbols.map((s) => ({ ...s, addr: (s.addr - offset) & 0xffffffffffffffffn }));
+  const syms =
+    offset === 0n ? file.symbols : file.symbols.map((s) => ({ ...s, addr: (s.addr - offset) & 0xffffffffffffffffn }));
   const banner = syms.find((s) => s.name === 'linux_banner');
   if (banner) {
     const at = img.rel(banner.addr);
     const b = Number.isNaN(at) ? undefined : img.read(at, 14);
     if (!b || String.fromCharCode(...b) !== 'Linux version ') {
-      throw new SymbolFileError(`${path}: linux_banner does not point at this image's banner${kaslrOffset !== undefined ? ' (wrong --kaslr-offset?)' : ''}: symbols of another build?`);
+      throw new SymbolFileError(
+        `${path}: linux_banner does not point at this image's banner${kaslrOffset !== undefined ? ' (wrong --kaslr-offset?)' : ''}: symbols of another build?`,
+      );
     }
   } else if (text && textSym) {
     const linked = img.base + BigInt(text.addr);
-    if (((textSym.addr - offset) & 0xffffffffffffffffn) !== linked) throw new SymbolFileError(`${path}: ${textSym.name} does not match .text after the KASLR offset: wrong --kaslr-offset?`);
+    if (((textSym.addr - offset) & 0xffffffffffffffffn) !== linked)
+      throw new SymbolFileError(
+        `${path}: ${textSym.name} does not match .text after the KASLR offset: wrong --kaslr-offset?`,
+      );
   } else {
     notes.push(`${path}: no linux_banner or _text symbol to check the symbols against this image with`);
   }

@@ -119,7 +119,8 @@ export function rewrapXz(b: Uint8Array): Rewrapped | undefined {
   for (const [unpadded, uncompressed] of index) {
     const hsize = (b[pos]! + 1) * 4;
     if (b[pos] === 0 || pos + hsize > indexStart) throw new XzFormatError('bad xz block header');
-    if (crc32(b, pos, pos + hsize - 4) !== le32(b, pos + hsize - 4)) throw new XzFormatError('xz block header CRC mismatch');
+    if (crc32(b, pos, pos + hsize - 4) !== le32(b, pos + hsize - 4))
+      throw new XzFormatError('xz block header CRC mismatch');
     const flags = b[pos + 1]!;
     let p = pos + 2;
     if (flags & 0x40) [, p] = vli(b, p);
@@ -144,7 +145,14 @@ export function rewrapXz(b: Uint8Array): Rewrapped | undefined {
     const dataSize = unpadded - hsize - checkSize;
     const padded = Math.ceil((unpadded - checkSize) / 4) * 4 + checkSize;
     const checkAt = pos + Math.ceil((hsize + dataSize) / 4) * 4;
-    blocks.push({ lzma2Props, bcjStart, dataStart, dataSize, uncompressed, check: b.subarray(checkAt, checkAt + checkSize) });
+    blocks.push({
+      lzma2Props,
+      bcjStart,
+      dataStart,
+      dataSize,
+      uncompressed,
+      check: b.subarray(checkAt, checkAt + checkSize),
+    });
     pos += padded;
   }
   if (pos !== indexStart) throw new XzFormatError('xz blocks and index disagree');

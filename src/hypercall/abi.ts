@@ -86,7 +86,12 @@ const SCALARS: Record<string, Scalar> = {
 };
 
 export function scalarOf(type: string): Scalar | undefined {
-  return SCALARS[type.replace(/\bconst\b|\bvolatile\b/g, '').replace(/\s+/g, ' ').trim()];
+  return SCALARS[
+    type
+      .replace(/\bconst\b|\bvolatile\b/g, '')
+      .replace(/\s+/g, ' ')
+      .trim()
+  ];
 }
 
 function abiOfCaller(caller: string): Abi {
@@ -113,7 +118,10 @@ const show = (s: Scalar): string => `${s.bits}-bit ${s.signed ? 'signed' : 'unsi
 const same = (a: Scalar, b: Scalar): boolean => a.bits === b.bits && a.signed === b.signed;
 
 function handleBase(t: string): string {
-  return t.replace(/^const_/, '').replace(/\bconst\b/g, '').trim();
+  return t
+    .replace(/^const_/, '')
+    .replace(/\bconst\b/g, '')
+    .trim();
 }
 
 function argName(a: Arg, i: number): string {
@@ -130,24 +138,35 @@ function compareProto(o: Proto, n: Proto, abis: Abi[], callers: string[]): AbiCh
   if (o.args.length !== n.args.length) {
     const lost = o.args.slice(n.args.length).map((a) => `'${a.name}'`);
     const gained = n.args.slice(o.args.length).map((a) => `'${a.name}'`);
-    out.push({ ...base, what: `argument count ${o.args.length} -> ${n.args.length}${lost.length ? ` (dropped ${lost.join(', ')})` : ''}${gained.length ? ` (added ${gained.join(', ')})` : ''}` });
+    out.push({
+      ...base,
+      what: `argument count ${o.args.length} -> ${n.args.length}${lost.length ? ` (dropped ${lost.join(', ')})` : ''}${gained.length ? ` (added ${gained.join(', ')})` : ''}`,
+    });
   }
   const k = Math.min(o.args.length, n.args.length);
   for (let i = 0; i < k; i++) {
     const a = o.args[i];
     const b = n.args[i];
     if (a.ptr !== b.ptr) {
-      out.push({ ...base, what: `${argName(b, i)}: ${a.ptr ? 'guest handle' : 'scalar'} ${a.type} -> ${b.ptr ? 'guest handle' : 'scalar'} ${b.type}` });
+      out.push({
+        ...base,
+        what: `${argName(b, i)}: ${a.ptr ? 'guest handle' : 'scalar'} ${a.type} -> ${b.ptr ? 'guest handle' : 'scalar'} ${b.type}`,
+      });
       continue;
     }
     if (a.ptr) {
-      if (handleBase(a.type) !== handleBase(b.type)) out.push({ ...base, what: `${argName(b, i)}: guest handle to ${a.type} -> ${b.type} (pointee layout may differ)` });
+      if (handleBase(a.type) !== handleBase(b.type))
+        out.push({
+          ...base,
+          what: `${argName(b, i)}: guest handle to ${a.type} -> ${b.type} (pointee layout may differ)`,
+        });
       continue;
     }
     const sa = scalarOf(a.type);
     const sb = scalarOf(b.type);
     if (!sa || !sb) {
-      if (a.type !== b.type) out.push({ ...base, what: `${argName(b, i)}: ${a.type} -> ${b.type} (unknown type; compared by name)` });
+      if (a.type !== b.type)
+        out.push({ ...base, what: `${argName(b, i)}: ${a.type} -> ${b.type} (unknown type; compared by name)` });
       continue;
     }
     for (const abi of abis) {
@@ -166,7 +185,8 @@ function compareProto(o: Proto, n: Proto, abis: Abi[], callers: string[]): AbiCh
       for (const abi of abis) {
         const va = seenRet(ra, abi);
         const vb = seenRet(rb, abi);
-        if (!same(va, vb)) out.push({ ...base, abi, what: `return type ${o.ret} -> ${n.ret}: ${show(va)} -> ${show(vb)}` });
+        if (!same(va, vb))
+          out.push({ ...base, abi, what: `return type ${o.ret} -> ${n.ret}: ${show(va)} -> ${show(vb)}` });
       }
   }
   return out;
@@ -184,20 +204,41 @@ export function abiDiff(oldDefs: Defs, newDefs: Defs): AbiChange[] {
   for (const [k, pre] of nt) {
     const [caller, name] = k.split(' ');
     const was = ot.get(k);
-    if (was === undefined) out.push({ hypercall: name, prefix: pre, callers: [caller], what: `${caller} gains ${name} (handler ${pre}_${name})` });
-    else if (was !== pre) out.push({ hypercall: name, prefix: pre, callers: [caller], what: `${caller} ${name}: handler ${was}_${name} -> ${pre}_${name}` });
+    if (was === undefined)
+      out.push({
+        hypercall: name,
+        prefix: pre,
+        callers: [caller],
+        what: `${caller} gains ${name} (handler ${pre}_${name})`,
+      });
+    else if (was !== pre)
+      out.push({
+        hypercall: name,
+        prefix: pre,
+        callers: [caller],
+        what: `${caller} ${name}: handler ${was}_${name} -> ${pre}_${name}`,
+      });
   }
   for (const [k, pre] of ot) {
     if (nt.has(k)) continue;
     const [caller, name] = k.split(' ');
-    out.push({ hypercall: name, prefix: pre, callers: [caller], what: `${caller} loses ${name} (was ${pre}_${name}; now -ENOSYS)` });
+    out.push({
+      hypercall: name,
+      prefix: pre,
+      callers: [caller],
+      what: `${caller} loses ${name} (was ${pre}_${name}; now -ENOSYS)`,
+    });
   }
   for (const [k, n] of newP) {
     const o = oldP.get(k);
     if (!o) continue;
     const callers = [...new Set([...callersOf(oldDefs, o.name, o.prefix), ...callersOf(newDefs, n.name, n.prefix)])];
     // With no caller in this configuration: compat_ handlers serve 32-bit guests; others either.
-    const abis: Abi[] = callers.length ? [...new Set(callers.map(abiOfCaller))] : n.prefix === 'compat' ? ['32-bit compat'] : ['64-bit', '32-bit compat'];
+    const abis: Abi[] = callers.length
+      ? [...new Set(callers.map(abiOfCaller))]
+      : n.prefix === 'compat'
+        ? ['32-bit compat']
+        : ['64-bit', '32-bit compat'];
     out.push(...compareProto(o, n, abis, callers));
   }
   return out;

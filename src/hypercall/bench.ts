@@ -18,7 +18,12 @@ export type Codegen = (typeof CODEGENS)[number];
 /** Flags per code generation; `thunks` is Xen's retpoline build (thunk-extern, register form, no jump tables). */
 export const CODEGEN_FLAGS: Record<Codegen, string[]> = {
   plain: [],
-  thunks: ['-mindirect-branch=thunk-extern', '-mindirect-branch-register', '-mfunction-return=thunk-extern', '-fno-jump-tables'],
+  thunks: [
+    '-mindirect-branch=thunk-extern',
+    '-mindirect-branch-register',
+    '-mfunction-return=thunk-extern',
+    '-fno-jump-tables',
+  ],
 };
 
 export const BASE_FLAGS = ['-O2', '-Wall', '-Werror', '-fno-pie', '-no-pie'];
@@ -42,11 +47,22 @@ export function thunksAsm(): string {
     '\t.text',
   ];
   for (const r of REGS) {
-    L.push(`\t.globl __x86_indirect_thunk_${r}`, `\t.type __x86_indirect_thunk_${r}, @function`, `__x86_indirect_thunk_${r}:`);
+    L.push(
+      `\t.globl __x86_indirect_thunk_${r}`,
+      `\t.type __x86_indirect_thunk_${r}, @function`,
+      `__x86_indirect_thunk_${r}:`,
+    );
     L.push('\tcall 1f', '2:\tpause', '\tlfence', '\tjmp 2b', `1:\tmov %${r}, (%rsp)`, '\tret', '\tint3');
     L.push(`\t.size __x86_indirect_thunk_${r}, . - __x86_indirect_thunk_${r}`);
   }
-  L.push('\t.globl __x86_return_thunk', '\t.type __x86_return_thunk, @function', '__x86_return_thunk:', '\tret', '\tint3', '\t.size __x86_return_thunk, . - __x86_return_thunk');
+  L.push(
+    '\t.globl __x86_return_thunk',
+    '\t.type __x86_return_thunk, @function',
+    '__x86_return_thunk:',
+    '\tret',
+    '\tint3',
+    '\t.size __x86_return_thunk, . - __x86_return_thunk',
+  );
   L.push('\t.section .note.GNU-stack,"",@progbits');
   return L.join('\n') + '\n';
 }
@@ -58,7 +74,9 @@ function weightsOf(defs: Defs, caller: string, opts: BenchOptions): { n: number;
     .map((c) => {
       let w = 1;
       if (opts.freq) {
-        const f = opts.freq.find((x) => x.name === c.name && x.caller === caller) ?? opts.freq.find((x) => x.name === c.name && x.caller === undefined);
+        const f =
+          opts.freq.find((x) => x.name === c.name && x.caller === caller) ??
+          opts.freq.find((x) => x.name === c.name && x.caller === undefined);
         w = f?.weight ?? 0;
       }
       return { n: numberOf(opts.numbers, c.name), w };
@@ -70,7 +88,9 @@ function stubsC(defs: Defs): string {
   // Minimal handlers: out of line, and each leaves a trace so calls are not merged or dropped.
   const L = ['volatile unsigned long hc_sink;'];
   for (const [i, p] of defs.protos.entries()) {
-    const args = p.args.length ? p.args.map((a) => `${a.ptr ? `__guest_handle_${a.type}` : a.type} ${a.name}`).join(', ') : 'void';
+    const args = p.args.length
+      ? p.args.map((a) => `${a.ptr ? `__guest_handle_${a.type}` : a.type} ${a.name}`).join(', ')
+      : 'void';
     L.push(`__attribute__((noinline)) ${p.ret} ${p.prefix}_${p.name}(${args}) { hc_sink = ${i}; return ${i}; }`);
   }
   return L.join('\n') + '\n';
@@ -94,23 +114,31 @@ export function benchFiles(defs: Defs, opts: BenchOptions): Map<string, string> 
   B.push('#include STYLE_HEADER');
   B.push(stubsC(defs));
   for (const caller of defs.callers) {
-    B.push(`__attribute__((noinline)) long dispatch_${caller}(unsigned long num, unsigned long a1, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)`);
+    B.push(
+      `__attribute__((noinline)) long dispatch_${caller}(unsigned long num, unsigned long a1, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)`,
+    );
     B.push('{');
     B.push('    long ret;');
     B.push(`    call_handlers_${caller}(num, ret, a1, a2, a3, a4, a5);`);
     B.push('    return ret;');
     B.push('}');
     const ws = weightsOf(defs, caller, opts);
-    B.push(`static const struct { unsigned short n; double w; } weights_${caller}[${Math.max(ws.length, 1)}] = { ${ws.length ? ws.map((x) => `{ ${x.n}, ${x.w} }`).join(', ') : '{ 0, 1 }'} };`);
+    B.push(
+      `static const struct { unsigned short n; double w; } weights_${caller}[${Math.max(ws.length, 1)}] = { ${ws.length ? ws.map((x) => `{ ${x.n}, ${x.w} }`).join(', ') : '{ 0, 1 }'} };`,
+    );
   }
   const first = defs.protos[0];
   B.push('/* Baseline: the same call shape with no dispatch (one direct call to a stub). */');
-  B.push('__attribute__((noinline)) long direct_call(unsigned long num, unsigned long a1, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)');
+  B.push(
+    '__attribute__((noinline)) long direct_call(unsigned long num, unsigned long a1, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+  );
   B.push('{');
   B.push('    (void)num; (void)a2; (void)a3; (void)a4; (void)a5;');
   B.push(first ? `    hc_sink = a1; return 0;` : '    return 0;');
   B.push('}');
-  B.push('static int cmp_u64(const void *a, const void *b) { unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b; return x < y ? -1 : x > y; }');
+  B.push(
+    'static int cmp_u64(const void *a, const void *b) { unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b; return x < y ? -1 : x > y; }',
+  );
   B.push('static volatile unsigned long opaque = 1;');
   B.push(`#define ITERS ${iters}`);
   B.push(`#define REPS ${reps}`);
@@ -160,10 +188,20 @@ export function benchFiles(defs: Defs, opts: BenchOptions): Map<string, string> 
   B.push('    unsigned short one[1];');
   B.push('    one[0] = 0; printf("%s,%s,-,-,direct-call,%.2f\\n", STYLE, CODEGEN, time_direct_call(one, 1));');
   for (const caller of defs.callers) {
-    const calls = defs.calls.filter((c) => c.caller === caller).map((c) => ({ name: c.name, n: numberOf(opts.numbers, c.name) })).sort((a, b) => a.n - b.n);
-    for (const c of calls) B.push(`    one[0] = ${c.n}; printf("%s,%s,${caller},${c.n},${c.name},%.2f\\n", STYLE, CODEGEN, time_dispatch_${caller}(one, 1));`);
-    B.push(`    one[0] = 11; printf("%s,%s,${caller},11,(none),%.2f\\n", STYLE, CODEGEN, time_dispatch_${caller}(one, 1));`);
-    B.push(`    { unsigned short *m = make_mix(weights_${caller}, sizeof weights_${caller} / sizeof weights_${caller}[0]); pos = 0; printf("%s,%s,${caller},mix,(mix),%.2f\\n", STYLE, CODEGEN, time_dispatch_${caller}(m, MIX_LEN)); free(m); }`);
+    const calls = defs.calls
+      .filter((c) => c.caller === caller)
+      .map((c) => ({ name: c.name, n: numberOf(opts.numbers, c.name) }))
+      .sort((a, b) => a.n - b.n);
+    for (const c of calls)
+      B.push(
+        `    one[0] = ${c.n}; printf("%s,%s,${caller},${c.n},${c.name},%.2f\\n", STYLE, CODEGEN, time_dispatch_${caller}(one, 1));`,
+      );
+    B.push(
+      `    one[0] = 11; printf("%s,%s,${caller},11,(none),%.2f\\n", STYLE, CODEGEN, time_dispatch_${caller}(one, 1));`,
+    );
+    B.push(
+      `    { unsigned short *m = make_mix(weights_${caller}, sizeof weights_${caller} / sizeof weights_${caller}[0]); pos = 0; printf("%s,%s,${caller},mix,(mix),%.2f\\n", STYLE, CODEGEN, time_dispatch_${caller}(m, MIX_LEN)); free(m); }`,
+    );
   }
   B.push('    return 0;');
   B.push('}');
@@ -191,7 +229,17 @@ function builds_(): BuildSpec[] {
         style,
         codegen,
         exe,
-        args: [...BASE_FLAGS, ...CODEGEN_FLAGS[codegen], `-DSTYLE_HEADER="dispatch-${style}.h"`, `-DSTYLE="${style}"`, `-DCODEGEN="${codegen}"`, 'bench.c', 'thunks.S', '-o', exe],
+        args: [
+          ...BASE_FLAGS,
+          ...CODEGEN_FLAGS[codegen],
+          `-DSTYLE_HEADER="dispatch-${style}.h"`,
+          `-DSTYLE="${style}"`,
+          `-DCODEGEN="${codegen}"`,
+          'bench.c',
+          'thunks.S',
+          '-o',
+          exe,
+        ],
       });
     }
   return out;
@@ -204,7 +252,13 @@ export function benchBuilds(): BuildSpec[] {
 const shq = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
 function buildScript(bs: BuildSpec[]): string {
-  const L = ['#!/bin/sh', '# Builds and runs every style x code generation; CSV on stdout.', 'set -e', 'cd "$(dirname "$0")"', 'CC=${CC:-gcc}'];
+  const L = [
+    '#!/bin/sh',
+    '# Builds and runs every style x code generation; CSV on stdout.',
+    'set -e',
+    'cd "$(dirname "$0")"',
+    'CC=${CC:-gcc}',
+  ];
   for (const b of bs) L.push(`$CC ${b.args.map(shq).join(' ')}`);
   L.push('echo "style,codegen,caller,number,name,cycles"');
   for (const b of bs) L.push(`./${b.exe}`);
@@ -218,7 +272,11 @@ function makefile(bs: BuildSpec[]): string {
     L.push(`\t$(CC) ${b.args.map((a) => (a.includes('"') ? `'${a}'` : a)).join(' ')}`);
     L.push('');
   }
-  L.push('results.csv: all', `\t{ echo "style,codegen,caller,number,name,cycles"; ${bs.map((b) => `./${b.exe}`).join('; ')}; } > $@`, '');
+  L.push(
+    'results.csv: all',
+    `\t{ echo "style,codegen,caller,number,name,cycles"; ${bs.map((b) => `./${b.exe}`).join('; ')}; } > $@`,
+    '',
+  );
   L.push('clean:', `\trm -f ${bs.map((b) => b.exe).join(' ')} results.csv`, '.PHONY: all clean');
   return L.join('\n') + '\n';
 }
@@ -238,7 +296,8 @@ export function parseCsv(text: string): BenchRow[] {
     const t = line.trim();
     if (!t || t.startsWith('style,')) continue;
     const f = t.split(',');
-    if (f.length !== 6 || !Number.isFinite(Number(f[5]))) throw new Error(`line ${i + 1}: expected style,codegen,caller,number,name,cycles: ${t}`);
+    if (f.length !== 6 || !Number.isFinite(Number(f[5])))
+      throw new Error(`line ${i + 1}: expected style,codegen,caller,number,name,cycles: ${t}`);
     out.push({ style: f[0], codegen: f[1], caller: f[2], number: f[3], name: f[4], cycles: Number(f[5]) });
   }
   return out;
@@ -291,8 +350,13 @@ export function summarise(file: string, rows: readonly BenchRow[]): Summary[] {
 export function compareText(sums: readonly Summary[]): string {
   const L: string[] = [];
   const base = (f: string): string => f.split(/[\\/]/).pop()!.slice(0, 18);
-  L.push(`${'file'.padEnd(18)} ${'caller'.padEnd(6)} ${'style'.padEnd(6)} ${'codegen'.padEnd(7)} ${'mean'.padStart(7)} ${'worst'.padStart(7)} ${'(of)'.padEnd(22)} ${'mix'.padStart(7)} ${'direct'.padStart(7)} ${'mean-d'.padStart(7)} ${'mix-d'.padStart(7)}`);
-  for (const s of sums) L.push(`${base(s.file).padEnd(18)} ${s.caller.padEnd(6)} ${s.style.padEnd(6)} ${s.codegen.padEnd(7)} ${s.mean.toFixed(1).padStart(7)} ${s.max.toFixed(1).padStart(7)} ${s.maxName.slice(0, 22).padEnd(22)} ${s.mix.toFixed(1).padStart(7)} ${s.direct.toFixed(1).padStart(7)} ${(s.mean - s.direct).toFixed(1).padStart(7)} ${(s.mix - s.direct).toFixed(1).padStart(7)}`);
+  L.push(
+    `${'file'.padEnd(18)} ${'caller'.padEnd(6)} ${'style'.padEnd(6)} ${'codegen'.padEnd(7)} ${'mean'.padStart(7)} ${'worst'.padStart(7)} ${'(of)'.padEnd(22)} ${'mix'.padStart(7)} ${'direct'.padStart(7)} ${'mean-d'.padStart(7)} ${'mix-d'.padStart(7)}`,
+  );
+  for (const s of sums)
+    L.push(
+      `${base(s.file).padEnd(18)} ${s.caller.padEnd(6)} ${s.style.padEnd(6)} ${s.codegen.padEnd(7)} ${s.mean.toFixed(1).padStart(7)} ${s.max.toFixed(1).padStart(7)} ${s.maxName.slice(0, 22).padEnd(22)} ${s.mix.toFixed(1).padStart(7)} ${s.direct.toFixed(1).padStart(7)} ${(s.mean - s.direct).toFixed(1).padStart(7)} ${(s.mix - s.direct).toFixed(1).padStart(7)}`,
+    );
   L.push('');
   L.push('cycles per call, pseudo-random mix (rdtsc reference cycles; bar = mix, | = mean of predicted calls)');
   const top = Math.max(...sums.map((s) => Math.max(s.mix, s.mean)).filter(Number.isFinite), 1);
@@ -303,7 +367,9 @@ export function compareText(sums: readonly Summary[]): string {
       const n = Math.round((s.mix / top) * width);
       const m = Math.min(width - 1, Math.round((s.mean / top) * width));
       const bar = Array.from({ length: width }, (_, i) => (i === m ? '|' : i < n ? '#' : ' ')).join('');
-      L.push(`  ${`${s.style}/${s.codegen}`.padEnd(14)} ${base(s.file).slice(0, 12).padEnd(12)} ${bar} ${s.mix.toFixed(1)}`);
+      L.push(
+        `  ${`${s.style}/${s.codegen}`.padEnd(14)} ${base(s.file).slice(0, 12).padEnd(12)} ${bar} ${s.mix.toFixed(1)}`,
+      );
     }
   }
   return L.join('\n') + '\n';

@@ -23,7 +23,14 @@
  */
 import TinyQueue from 'tinyqueue';
 import {
-  ConditionCode, decoder, FlowControl, Mnemonic, newInstructionInfoFactory, OpKind, Register, RegisterExt,
+  ConditionCode,
+  decoder,
+  FlowControl,
+  Mnemonic,
+  newInstructionInfoFactory,
+  OpKind,
+  Register,
+  RegisterExt,
   type Instruction,
 } from '../x86/insn.js';
 import type { Image } from '../elf/image.js';
@@ -136,8 +143,12 @@ interface Decoded {
 /** The walker's handler for each data instruction it models, by family. */
 type DataFamily = 'move' | 'compare' | 'arithmetic' | 'logic' | 'shift' | 'unary' | 'inert';
 const DATA_FAMILY = new Map<Mnemonic, DataFamily>([
-  ...[Mnemonic.Nop, Mnemonic.Lfence, Mnemonic.Mfence, Mnemonic.Sfence, Mnemonic.Endbr64, Mnemonic.Pause].map((m) => [m, 'inert'] as const),
-  ...[Mnemonic.Mov, Mnemonic.Movzx, Mnemonic.Movsx, Mnemonic.Movsxd, Mnemonic.Lea, Mnemonic.Push, Mnemonic.Pop].map((m) => [m, 'move'] as const),
+  ...[Mnemonic.Nop, Mnemonic.Lfence, Mnemonic.Mfence, Mnemonic.Sfence, Mnemonic.Endbr64, Mnemonic.Pause].map(
+    (m) => [m, 'inert'] as const,
+  ),
+  ...[Mnemonic.Mov, Mnemonic.Movzx, Mnemonic.Movsx, Mnemonic.Movsxd, Mnemonic.Lea, Mnemonic.Push, Mnemonic.Pop].map(
+    (m) => [m, 'move'] as const,
+  ),
   ...[Mnemonic.Cmp, Mnemonic.Test, Mnemonic.Bt].map((m) => [m, 'compare'] as const),
   ...[Mnemonic.Add, Mnemonic.Adc, Mnemonic.Sub, Mnemonic.Sbb].map((m) => [m, 'arithmetic'] as const),
   ...[Mnemonic.And, Mnemonic.Or, Mnemonic.Xor].map((m) => [m, 'logic'] as const),
@@ -149,27 +160,52 @@ function clone(s: State): State {
   return { ...s, regs: new Map(s.regs), mem: new Map(s.mem), flags: { ...s.flags }, trail: [...s.trail] };
 }
 
-const CALLER_SAVED = [Register.RAX, Register.RCX, Register.RDX, Register.RSI, Register.RDI, Register.R8, Register.R9, Register.R10, Register.R11];
+const CALLER_SAVED = [
+  Register.RAX,
+  Register.RCX,
+  Register.RDX,
+  Register.RSI,
+  Register.RDI,
+  Register.R8,
+  Register.R9,
+  Register.R10,
+  Register.R11,
+];
 
 function condition(cc: ConditionCode, f: Flags): boolean | undefined {
   const { zf, cf, sf, of } = f;
   if (!f.ok || zf === undefined || cf === undefined || sf === undefined || of === undefined) return undefined;
   switch (cc) {
-    case ConditionCode.o: return of;
-    case ConditionCode.no: return !of;
-    case ConditionCode.b: return cf;
-    case ConditionCode.ae: return !cf;
-    case ConditionCode.e: return zf;
-    case ConditionCode.ne: return !zf;
-    case ConditionCode.be: return cf || zf;
-    case ConditionCode.a: return !cf && !zf;
-    case ConditionCode.s: return sf;
-    case ConditionCode.ns: return !sf;
-    case ConditionCode.l: return sf !== of;
-    case ConditionCode.ge: return sf === of;
-    case ConditionCode.le: return zf || sf !== of;
-    case ConditionCode.g: return !zf && sf === of;
-    default: return undefined;
+    case ConditionCode.o:
+      return of;
+    case ConditionCode.no:
+      return !of;
+    case ConditionCode.b:
+      return cf;
+    case ConditionCode.ae:
+      return !cf;
+    case ConditionCode.e:
+      return zf;
+    case ConditionCode.ne:
+      return !zf;
+    case ConditionCode.be:
+      return cf || zf;
+    case ConditionCode.a:
+      return !cf && !zf;
+    case ConditionCode.s:
+      return sf;
+    case ConditionCode.ns:
+      return !sf;
+    case ConditionCode.l:
+      return sf !== of;
+    case ConditionCode.ge:
+      return sf === of;
+    case ConditionCode.le:
+      return zf || sf !== of;
+    case ConditionCode.g:
+      return !zf && sf === of;
+    default:
+      return undefined;
   }
 }
 
@@ -220,7 +256,10 @@ export class DispatchWalker {
     const maxSteps = opts.maxSteps ?? 20000;
     const init: State = {
       pc: fn.addr,
-      regs: new Map([[Register.RDI, { sym: 'regs', off: 0n, t: false }], [Register.RSP, { sym: 'stack', off: 0n, t: false }]]),
+      regs: new Map([
+        [Register.RDI, { sym: 'regs', off: 0n, t: false }],
+        [Register.RSP, { sym: 'stack', off: 0n, t: false }],
+      ]),
       mem: new Map([[`regs:${off}`, { c: BigInt.asUintN(64, BigInt(number)), t: true }]]),
       flags: { ok: false, t: false },
       cmp: 0,
@@ -268,7 +307,14 @@ export class DispatchWalker {
     if (budget <= 0) note ??= 'instruction budget exhausted';
     return {
       number,
-      arrivals: found.map((f) => ({ handler: f.handler, callAt: f.at, compares: f.s.cmp, branches: f.s.br, indirect: f.s.ind, trail: f.s.trail })),
+      arrivals: found.map((f) => ({
+        handler: f.handler,
+        callAt: f.at,
+        compares: f.s.cmp,
+        branches: f.s.br,
+        indirect: f.s.ind,
+        trail: f.s.trail,
+      })),
       note: found.length ? undefined : note,
     };
   }
@@ -295,7 +341,14 @@ export class DispatchWalker {
     else if (size === 32) s.regs.set(full, v.c !== undefined ? { c: v.c & mask(32), t: v.t } : { t: v.t });
     else {
       const old = s.regs.get(full) ?? U;
-      if (old.c !== undefined && v.c !== undefined && r !== Register.AH && r !== Register.BH && r !== Register.CH && r !== Register.DH) {
+      if (
+        old.c !== undefined &&
+        v.c !== undefined &&
+        r !== Register.AH &&
+        r !== Register.BH &&
+        r !== Register.CH &&
+        r !== Register.DH
+      ) {
         s.regs.set(full, { c: (old.c & ~mask(size) & M64) | (v.c & mask(size)), t: old.t || v.t });
       } else s.regs.set(full, { t: old.t || v.t });
     }
@@ -340,7 +393,10 @@ export class DispatchWalker {
 
   private store(s: State, a: Val, v: Val, bytes: number): void {
     if (a.sym === undefined) return;
-    s.mem.set(`${a.sym}:${a.off}`, bytes === 8 ? v : v.c !== undefined ? { c: v.c & mask(bytes * 8), t: v.t } : { t: v.t });
+    s.mem.set(
+      `${a.sym}:${a.off}`,
+      bytes === 8 ? v : v.c !== undefined ? { c: v.c & mask(bytes * 8), t: v.t } : { t: v.t },
+    );
   }
 
   private operand(s: State, ins: Instruction, i: number): Val {
@@ -366,7 +422,8 @@ export class DispatchWalker {
 
   private memBytes(ins: Instruction): number {
     // Operand width of the instruction, from the register operand when there is one.
-    for (let i = 0; i < ins.opCount; i++) if (ins.opKind(i) === OpKind.Register) return RegisterExt.size(ins.opRegister(i));
+    for (let i = 0; i < ins.opCount; i++)
+      if (ins.opKind(i) === OpKind.Register) return RegisterExt.size(ins.opRegister(i));
     for (let i = 0; i < ins.opCount; i++) {
       const k = ins.opKind(i);
       if (k === OpKind.Immediate8) return 1;
@@ -402,7 +459,14 @@ export class DispatchWalker {
     const sx = signed(x, bits);
     const sy = signed(y, bits);
     const sr = sx - sy - carryIn;
-    s.flags = { ok: true, t, zf: r === 0n, cf: x < y + carryIn, sf: r >> BigInt(bits - 1) === 1n, of: sr !== signed(r, bits) };
+    s.flags = {
+      ok: true,
+      t,
+      zf: r === 0n,
+      cf: x < y + carryIn,
+      sf: r >> BigInt(bits - 1) === 1n,
+      of: sr !== signed(r, bits),
+    };
     return r;
   }
 
@@ -412,10 +476,15 @@ export class DispatchWalker {
       return;
     }
     const m = mask(bits);
-    s.flags = { ok: true, t, zf: (r & m) === 0n, cf: false, of: false, sf: ((r & m) >> BigInt(bits - 1)) === 1n };
+    s.flags = { ok: true, t, zf: (r & m) === 0n, cf: false, of: false, sf: (r & m) >> BigInt(bits - 1) === 1n };
   }
 
-  private step(s: State, ins: Instruction, len: number, opts: RecoverOptions):
+  private step(
+    s: State,
+    ins: Instruction,
+    len: number,
+    opts: RecoverOptions,
+  ):
     | { kind: 'next' }
     | { kind: 'fork'; states: State[] }
     | { kind: 'handler'; name: string }
@@ -424,7 +493,8 @@ export class DispatchWalker {
     const mn = ins.mnemonic;
     const fc = ins.flowControl;
     // ---- control flow ----
-    if (fc === FlowControl.Return || fc === FlowControl.Interrupt || fc === FlowControl.Exception) return { kind: 'stop' };
+    if (fc === FlowControl.Return || fc === FlowControl.Interrupt || fc === FlowControl.Exception)
+      return { kind: 'stop' };
     if (fc === FlowControl.ConditionalBranch) {
       const target = Number(ins.nearBranchTarget - this.img.base);
       const c = condition(ins.conditionCode, s.flags);
@@ -448,7 +518,8 @@ export class DispatchWalker {
         const thunk = /^__x86_indirect_thunk_(\w+)$/.exec(name ?? '');
         if (thunk) {
           const v = this.thunkReg(s, thunk[1]);
-          if (v?.c === undefined) return { kind: 'stop', note: `indirect jump through ${thunk[1]} with an unknown target` };
+          if (v?.c === undefined)
+            return { kind: 'stop', note: `indirect jump through ${thunk[1]} with an unknown target` };
           s.ind++;
           target = this.img.rel(v.c);
           const tn = this.symAt(target);
@@ -456,7 +527,8 @@ export class DispatchWalker {
         } else if (name && opts.handlers.has(name)) return { kind: 'handler', name };
       } else {
         const v = this.operand(s, ins, 0);
-        if (v.c === undefined) return { kind: 'stop', note: `indirect jump with an unknown target at ${this.img.where(s.pc)}` };
+        if (v.c === undefined)
+          return { kind: 'stop', note: `indirect jump with an unknown target at ${this.img.where(s.pc)}` };
         s.ind++;
         target = this.img.rel(v.c);
       }
@@ -491,7 +563,10 @@ export class DispatchWalker {
       if (name && opts.handlers.has(name)) return { kind: 'handler', name };
       // A call whose target came out of a table or register (a handler table's thunk) is part of the
       // dispatch: follow it, with the return address on the symbolic stack.
-      if (fc === FlowControl.IndirectCall || /^__x86_indirect_thunk_/.test(this.symAt(Number(ins.nearBranchTarget - this.img.base)) ?? '')) {
+      if (
+        fc === FlowControl.IndirectCall ||
+        /^__x86_indirect_thunk_/.test(this.symAt(Number(ins.nearBranchTarget - this.img.base)) ?? '')
+      ) {
         const v = fc === FlowControl.IndirectCall ? this.operand(s, ins, 0) : undefined;
         const tgt = v?.c !== undefined ? this.img.rel(v.c) : name ? this.img.symbol(name)?.addr : undefined;
         if (tgt !== undefined && !Number.isNaN(tgt) && !slot) {
@@ -504,7 +579,9 @@ export class DispatchWalker {
         }
       }
       for (const r of CALLER_SAVED) s.regs.set(r, U);
-      const ret = (name !== undefined ? opts.returns?.[name] : undefined) ?? (slot !== undefined ? opts.returns?.[slot] : undefined);
+      const ret =
+        (name !== undefined ? opts.returns?.[name] : undefined) ??
+        (slot !== undefined ? opts.returns?.[slot] : undefined);
       if (ret !== undefined) s.regs.set(Register.RAX, { c: BigInt.asUintN(64, ret), t: false });
       s.flags = { ok: false, t: false };
       s.pc = next;
@@ -515,7 +592,8 @@ export class DispatchWalker {
     const bits = ins.opCount ? this.width(ins) : 64;
     const family = DATA_FAMILY.get(mn);
     if (family) this[family](s, ins, mn, bits);
-    else if (ins.conditionCode !== ConditionCode.None && (ins.opCount === 1 || ins.opCount === 2)) this.conditional(s, ins);
+    else if (ins.conditionCode !== ConditionCode.None && (ins.opCount === 1 || ins.opCount === 2))
+      this.conditional(s, ins);
     else this.other(s, ins);
     return { kind: 'next' };
   }
@@ -532,7 +610,8 @@ export class DispatchWalker {
       case Mnemonic.Movsx:
       case Mnemonic.Movsxd: {
         const v = this.operand(s, ins, 1);
-        const srcBits = ins.opKind(1) === OpKind.Register ? RegisterExt.size(ins.op1Register) * 8 : mn === Mnemonic.Movsxd ? 32 : 8;
+        const srcBits =
+          ins.opKind(1) === OpKind.Register ? RegisterExt.size(ins.op1Register) * 8 : mn === Mnemonic.Movsxd ? 32 : 8;
         this.write(s, ins, v.c !== undefined ? { c: BigInt.asUintN(64, signed(v.c, srcBits)), t: v.t } : v);
         return;
       }
@@ -566,7 +645,8 @@ export class DispatchWalker {
       s.trail.push(s.pc - ins.length);
     }
     if (mn === Mnemonic.Cmp) this.setFlagsSub(s, a, b, bits);
-    else if (mn === Mnemonic.Test) this.setFlagsLogic(s, a.c !== undefined && b.c !== undefined ? a.c & b.c : undefined, bits, a.t || b.t);
+    else if (mn === Mnemonic.Test)
+      this.setFlagsLogic(s, a.c !== undefined && b.c !== undefined ? a.c & b.c : undefined, bits, a.t || b.t);
     else {
       const t = a.t || b.t;
       if (a.c === undefined || b.c === undefined) s.flags = { ok: false, t };
@@ -583,7 +663,8 @@ export class DispatchWalker {
     const a = this.operand(s, ins, 0);
     const b = this.operand(s, ins, 1);
     const t = a.t || b.t || ((mn === Mnemonic.Sbb || mn === Mnemonic.Adc) && s.flags.t);
-    const same = ins.opKind(0) === OpKind.Register && ins.opKind(1) === OpKind.Register && ins.op0Register === ins.op1Register;
+    const same =
+      ins.opKind(0) === OpKind.Register && ins.opKind(1) === OpKind.Register && ins.op0Register === ins.op1Register;
     if ((mn === Mnemonic.Sub || mn === Mnemonic.Add) && a.sym !== undefined && b.c !== undefined) {
       this.write(s, ins, { ...a, off: (a.off ?? 0n) + (mn === Mnemonic.Add ? b.c : -b.c) });
       s.flags = { ok: false, t: false };
@@ -603,7 +684,8 @@ export class DispatchWalker {
         this.write(s, ins, r !== undefined ? { c: r, t } : { t });
       }
     } else {
-      const cin = mn === Mnemonic.Adc ? (s.flags.ok && s.flags.cf !== undefined ? (s.flags.cf ? 1n : 0n) : undefined) : 0n;
+      const cin =
+        mn === Mnemonic.Adc ? (s.flags.ok && s.flags.cf !== undefined ? (s.flags.cf ? 1n : 0n) : undefined) : 0n;
       if (a.c === undefined || b.c === undefined || cin === undefined) {
         this.write(s, ins, { t });
         s.flags = { ok: false, t };
@@ -611,7 +693,14 @@ export class DispatchWalker {
         const full = a.c + b.c + cin;
         const r = full & mask(bits);
         this.write(s, ins, { c: r, t });
-        s.flags = { ok: true, t, zf: r === 0n, cf: full > mask(bits), sf: r >> BigInt(bits - 1) === 1n, of: signed(a.c, bits) + signed(b.c, bits) + cin !== signed(r, bits) };
+        s.flags = {
+          ok: true,
+          t,
+          zf: r === 0n,
+          cf: full > mask(bits),
+          sf: r >> BigInt(bits - 1) === 1n,
+          of: signed(a.c, bits) + signed(b.c, bits) + cin !== signed(r, bits),
+        };
       }
     }
   }
@@ -620,7 +709,8 @@ export class DispatchWalker {
   private logic(s: State, ins: Instruction, mn: Mnemonic, bits: number): void {
     const a = this.operand(s, ins, 0);
     const b = this.operand(s, ins, 1);
-    const same = ins.opKind(0) === OpKind.Register && ins.opKind(1) === OpKind.Register && ins.op0Register === ins.op1Register;
+    const same =
+      ins.opKind(0) === OpKind.Register && ins.opKind(1) === OpKind.Register && ins.op0Register === ins.op1Register;
     if (mn === Mnemonic.Xor && same) {
       this.write(s, ins, { c: 0n, t: false });
       this.setFlagsLogic(s, 0n, bits, false);
@@ -628,7 +718,8 @@ export class DispatchWalker {
     }
     const t = a.t || b.t;
     let r: bigint | undefined;
-    if (a.c !== undefined && b.c !== undefined) r = (mn === Mnemonic.And ? a.c & b.c : mn === Mnemonic.Or ? a.c | b.c : a.c ^ b.c) & mask(bits);
+    if (a.c !== undefined && b.c !== undefined)
+      r = (mn === Mnemonic.And ? a.c & b.c : mn === Mnemonic.Or ? a.c | b.c : a.c ^ b.c) & mask(bits);
     // x & 0 is known whatever x is.
     else if (mn === Mnemonic.And && (a.c === 0n || b.c === 0n)) r = 0n;
     this.write(s, ins, r !== undefined ? { c: r, t } : { t });
@@ -647,7 +738,12 @@ export class DispatchWalker {
     }
     const n = b.c & (bits === 64 ? 63n : 31n);
     const m = mask(bits);
-    const r = mn === Mnemonic.Shr ? (a.c & m) >> n : mn === Mnemonic.Sar ? BigInt.asUintN(bits, signed(a.c, bits) >> n) : (a.c << n) & m;
+    const r =
+      mn === Mnemonic.Shr
+        ? (a.c & m) >> n
+        : mn === Mnemonic.Sar
+          ? BigInt.asUintN(bits, signed(a.c, bits) >> n)
+          : (a.c << n) & m;
     this.write(s, ins, { c: r, t });
     if (n !== 0n) this.setFlagsLogic(s, r, bits, t);
   }
@@ -661,7 +757,14 @@ export class DispatchWalker {
       return;
     }
     const m = mask(bits);
-    const r = mn === Mnemonic.Neg ? (-a.c) & m : mn === Mnemonic.Not ? ~a.c & m : mn === Mnemonic.Inc ? (a.c + 1n) & m : (a.c - 1n) & m;
+    const r =
+      mn === Mnemonic.Neg
+        ? -a.c & m
+        : mn === Mnemonic.Not
+          ? ~a.c & m
+          : mn === Mnemonic.Inc
+            ? (a.c + 1n) & m
+            : (a.c - 1n) & m;
     this.write(s, ins, { c: r, t: a.t });
     if (mn !== Mnemonic.Not) this.setFlagsLogic(s, r, bits, a.t);
   }
@@ -687,7 +790,13 @@ export class DispatchWalker {
     const info = this.info.info(ins);
     for (const u of info.usedRegisters() as { register: Register; access: number }[]) {
       // OpAccess: Write = 2, CondWrite = 3, ReadWrite = 4, ReadCondWrite = 5
-      if (u.access >= 2 && u.access <= 5 && RegisterExt.isGPR(u.register) && RegisterExt.fullRegister(u.register) !== Register.RSP) this.setReg(s, u.register, { t: false });
+      if (
+        u.access >= 2 &&
+        u.access <= 5 &&
+        RegisterExt.isGPR(u.register) &&
+        RegisterExt.fullRegister(u.register) !== Register.RSP
+      )
+        this.setReg(s, u.register, { t: false });
     }
     info.free();
     if (ins.rflagsModified !== 0) s.flags = { ok: false, t: false };
@@ -695,8 +804,21 @@ export class DispatchWalker {
 
   private thunkReg(s: State, name: string): Val | undefined {
     const map: Record<string, Register> = {
-      rax: Register.RAX, rbx: Register.RBX, rcx: Register.RCX, rdx: Register.RDX, rsi: Register.RSI, rdi: Register.RDI, rbp: Register.RBP,
-      r8: Register.R8, r9: Register.R9, r10: Register.R10, r11: Register.R11, r12: Register.R12, r13: Register.R13, r14: Register.R14, r15: Register.R15,
+      rax: Register.RAX,
+      rbx: Register.RBX,
+      rcx: Register.RCX,
+      rdx: Register.RDX,
+      rsi: Register.RSI,
+      rdi: Register.RDI,
+      rbp: Register.RBP,
+      r8: Register.R8,
+      r9: Register.R9,
+      r10: Register.R10,
+      r11: Register.R11,
+      r12: Register.R12,
+      r13: Register.R13,
+      r14: Register.R14,
+      r15: Register.R15,
     };
     const r = map[name];
     return r === undefined ? undefined : this.reg(s, r);
@@ -718,7 +840,11 @@ export function recoverDispatch(img: Image, opts: RecoverOptions, numbers: reado
   } finally {
     w.free();
   }
-  const cheapest = (as: Arrival[]): Arrival | undefined => as.reduce<Arrival | undefined>((m, a) => (!m || a.compares < m.compares || (a.compares === m.compares && a.branches < m.branches) ? a : m), undefined);
+  const cheapest = (as: Arrival[]): Arrival | undefined =>
+    as.reduce<Arrival | undefined>(
+      (m, a) => (!m || a.compares < m.compares || (a.compares === m.compares && a.branches < m.branches) ? a : m),
+      undefined,
+    );
   const firsts = new Map<number, number>();
   for (const r of raws) {
     const c = cheapest(r.arrivals);
@@ -738,7 +864,11 @@ export function recoverDispatch(img: Image, opts: RecoverOptions, numbers: reado
       callAt: best?.callAt,
       alsoReaches: [...new Set(others.map((a) => a.handler).filter((h) => h !== best?.handler))],
       shortcuts: others
-        .filter((a) => a.handler === best?.handler && (a.compares < best.compares || (a.compares === best.compares && a.branches < best.branches)))
+        .filter(
+          (a) =>
+            a.handler === best?.handler &&
+            (a.compares < best.compares || (a.compares === best.compares && a.branches < best.branches)),
+        )
         .map((a) => ({ callAt: a.callAt, compares: a.compares, branches: a.branches })),
       note: r.note,
     };

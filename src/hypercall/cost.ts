@@ -46,7 +46,11 @@ export interface ModelOptions {
   jumpTables?: boolean;
 }
 
-const add = (a: Cost, b: Cost): Cost => ({ compares: a.compares + b.compares, branches: a.branches + b.branches, indirect: a.indirect + b.indirect });
+const add = (a: Cost, b: Cost): Cost => ({
+  compares: a.compares + b.compares,
+  branches: a.branches + b.branches,
+  indirect: a.indirect + b.indirect,
+});
 const C = (compares: number, branches: number, indirect = 0): Cost => ({ compares, branches, indirect });
 
 /** Cost of finding `v` in a GCC-style binary decision tree over the sorted case values. */
@@ -132,17 +136,24 @@ export function parseFreq(text: string): { caller?: string; name: string; weight
     if (!t) continue;
     const f = t.split(/[\s,]+/);
     const w = Number(f[f.length - 1]);
-    if (!(f.length === 2 || f.length === 3) || !Number.isFinite(w) || w < 0) throw new Error(`line ${i + 1}: expected '[caller] name count': ${t}`);
+    if (!(f.length === 2 || f.length === 3) || !Number.isFinite(w) || w < 0)
+      throw new Error(`line ${i + 1}: expected '[caller] name count': ${t}`);
     out.push(f.length === 3 ? { caller: f[0], name: f[1], weight: w } : { name: f[0], weight: w });
   }
   return out;
 }
 
 /** Frequency-weighted mean of a cost per caller (only hypercalls with a weight count). */
-export function weighted(rows: readonly CostRow[], freq: readonly { caller?: string; name: string; weight: number }[], pick: (r: CostRow) => Cost | undefined): Map<string, { compares: number; branches: number; total: number }> {
+export function weighted(
+  rows: readonly CostRow[],
+  freq: readonly { caller?: string; name: string; weight: number }[],
+  pick: (r: CostRow) => Cost | undefined,
+): Map<string, { compares: number; branches: number; total: number }> {
   const out = new Map<string, { compares: number; branches: number; total: number }>();
   for (const r of rows) {
-    const f = freq.find((x) => x.name === r.name && x.caller === r.caller) ?? freq.find((x) => x.name === r.name && x.caller === undefined);
+    const f =
+      freq.find((x) => x.name === r.name && x.caller === r.caller) ??
+      freq.find((x) => x.name === r.name && x.caller === undefined);
     const c = pick(r);
     if (!f || !c || f.weight === 0) continue;
     const acc = out.get(r.caller) ?? { compares: 0, branches: 0, total: 0 };

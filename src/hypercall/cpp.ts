@@ -97,7 +97,19 @@ function evalExpr(expr: string, defs: ReadonlyMap<string, string>): boolean {
     while (isOp('==') || isOp('!=') || isOp('<') || isOp('>') || isOp('<=') || isOp('>=')) {
       const op = (t[i++] as { v: string }).v;
       const r = primary();
-      v = Number(op === '==' ? v === r : op === '!=' ? v !== r : op === '<' ? v < r : op === '>' ? v > r : op === '<=' ? v <= r : v >= r);
+      v = Number(
+        op === '=='
+          ? v === r
+          : op === '!='
+            ? v !== r
+            : op === '<'
+              ? v < r
+              : op === '>'
+                ? v > r
+                : op === '<='
+                  ? v <= r
+                  : v >= r,
+      );
     }
     return v;
   };

@@ -188,7 +188,18 @@ export function prioGroups(defs: Defs, caller: string): PrioGroup[] {
  * Debian's xen-syms-4.17-amd64 matches it: it has do_hypfs_op, do_kexec_op, compat_kexec_op,
  * do_xenoprof_op, do_dm_op and no do_argo_op, compat_iret or do_entry_int82 (no 32-bit PV).
  */
-export const X86_DEFINES = ['CONFIG_X86', 'CONFIG_X86_64', 'CONFIG_PV', 'CONFIG_HVM', 'CONFIG_COMPAT', 'CONFIG_GRANT_TABLE', 'CONFIG_HYPFS', 'CONFIG_IOREQ_SERVER', 'CONFIG_KEXEC', 'CONFIG_XENOPROF'] as const;
+export const X86_DEFINES = [
+  'CONFIG_X86',
+  'CONFIG_X86_64',
+  'CONFIG_PV',
+  'CONFIG_HVM',
+  'CONFIG_COMPAT',
+  'CONFIG_GRANT_TABLE',
+  'CONFIG_HYPFS',
+  'CONFIG_IOREQ_SERVER',
+  'CONFIG_KEXEC',
+  'CONFIG_XENOPROF',
+] as const;
 
 /** Parses -D arguments (`NAME` or `NAME=VALUE`) into a macro map. */
 export function defineMap(ds: readonly string[]): Map<string, string> {

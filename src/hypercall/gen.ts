@@ -43,13 +43,18 @@ export function numberOf(numbers: Readonly<Record<string, number>>, name: string
 
 /** Prototype text exactly as gen_hypercall.awk prints it. */
 export function protoText(p: Proto): string {
-  const args = p.args.length === 0 ? 'void' : p.args.map((a) => `${a.ptr ? `XEN_GUEST_HANDLE_PARAM(${a.type})` : a.type} ${a.name}`).join(', ');
+  const args =
+    p.args.length === 0
+      ? 'void'
+      : p.args.map((a) => `${a.ptr ? `XEN_GUEST_HANDLE_PARAM(${a.type})` : a.type} ${a.name}`).join(', ');
   return `${p.ret} ${p.prefix}_${p.name}(${args});`;
 }
 
 /** The handler call with the arguments converted as gen_hypercall.awk converts them. */
 export function callExpr(p: Proto, arg: (i: number) => string = (i) => `a${i}`): string {
-  const args = p.args.map((a, i) => (a.ptr ? `(XEN_GUEST_HANDLE_PARAM(${a.type})){ _p(${arg(i + 1)}) }` : `(${a.type})(${arg(i + 1)})`));
+  const args = p.args.map((a, i) =>
+    a.ptr ? `(XEN_GUEST_HANDLE_PARAM(${a.type})){ _p(${arg(i + 1)}) }` : `(${a.type})(${arg(i + 1)})`,
+  );
   return `${p.prefix}_${p.name}(${args.join(', ')})`;
 }
 
@@ -73,10 +78,12 @@ function groupTest(calls: Call[], numbers: Readonly<Record<string, number>>): st
     const w = Math.floor(n / 64);
     words.set(w, (words.get(w) ?? 0n) | (1n << BigInt(n % 64)));
   }
-  const parts = [...words.entries()].sort((a, b) => a[0] - b[0]).map(([w, mask]) => {
-    const m = `0x${mask.toString(16)}ULL`;
-    return w === 0 ? `(${N} < 64 && ((${m} >> ${N}) & 1))` : `((${N} >> 6) == ${w} && ((${m} >> (${N} & 63)) & 1))`;
-  });
+  const parts = [...words.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([w, mask]) => {
+      const m = `0x${mask.toString(16)}ULL`;
+      return w === 0 ? `(${N} < 64 && ((${m} >> ${N}) & 1))` : `((${N} >> 6) == ${w} && ((${m} >> (${N} & 63)) & 1))`;
+    });
   const names = calls.map((c) => c.name).join(', ');
   return `${parts.join(' || ')} /* ${names} */`;
 }
@@ -155,12 +162,16 @@ function emitTableStyle(o: Out, defs: Defs, caller: string, numbers: Readonly<Re
     return;
   }
   o.m(1, `static const hc_handler_t hc_tbl_[${size}] = {`);
-  for (const c of [...calls].sort((x, y) => numberOf(numbers, x.name) - numberOf(numbers, y.name))) o.m(2, `[__HYPERVISOR_${c.name}] = ${thunkName(caller, c)},`);
+  for (const c of [...calls].sort((x, y) => numberOf(numbers, x.name) - numberOf(numbers, y.name)))
+    o.m(2, `[__HYPERVISOR_${c.name}] = ${thunkName(caller, c)},`);
   o.m(1, '};');
   o.m(1, `if ( likely(${N} < ${size}) )`);
   o.m(1, '{');
   o.m(2, `hc_handler_t hc_f_ = hc_tbl_[hc_array_index_nospec(${N}, ${size})];`);
-  o.m(2, 'ret = hc_f_ ? hc_f_((unsigned long)(a1), (unsigned long)(a2), (unsigned long)(a3), (unsigned long)(a4), (unsigned long)(a5)) : -ENOSYS;');
+  o.m(
+    2,
+    'ret = hc_f_ ? hc_f_((unsigned long)(a1), (unsigned long)(a2), (unsigned long)(a3), (unsigned long)(a4), (unsigned long)(a5)) : -ENOSYS;',
+  );
   o.m(1, '}');
   o.m(1, 'else');
   o.m(2, 'ret = -ENOSYS;');
@@ -182,7 +193,8 @@ export function generate(defs: Defs, opts: GenOptions): string {
   const used = [...new Set(defs.calls.map((c) => c.name))];
   if (opts.style !== 'switch' && used.length) {
     o.raw('');
-    for (const n of used) o.raw(`_Static_assert(__HYPERVISOR_${n} == ${numberOf(numbers, n)}, "hypercall number of ${n}");`);
+    for (const n of used)
+      o.raw(`_Static_assert(__HYPERVISOR_${n} == ${numberOf(numbers, n)}, "hypercall number of ${n}");`);
   }
   if (opts.style === 'table') {
     o.raw('');
@@ -191,7 +203,7 @@ export function generate(defs: Defs, opts: GenOptions): string {
     o.raw('#ifdef array_index_nospec');
     o.raw('#define hc_array_index_nospec(n, size) array_index_nospec(n, size)');
     o.raw('#else');
-    o.raw('/* n when n < size, else 0, without a branch the CPU could mispredict (as Linux\'s generic version). */');
+    o.raw("/* n when n < size, else 0, without a branch the CPU could mispredict (as Linux's generic version). */");
     o.raw('static inline unsigned long long hc_array_index_nospec(unsigned long long n, unsigned long long size)');
     o.raw('{');
     o.raw('    __asm__ ( "" : "+r" (n) ); /* the compiler must not prove the mask all-ones */');
@@ -201,7 +213,9 @@ export function generate(defs: Defs, opts: GenOptions): string {
     for (const caller of defs.callers) {
       o.raw('');
       for (const c of defs.calls.filter((x) => x.caller === caller)) {
-        o.raw(`static inline long ${thunkName(caller, c)}(unsigned long a1, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)`);
+        o.raw(
+          `static inline long ${thunkName(caller, c)}(unsigned long a1, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)`,
+        );
         o.raw('{');
         o.raw('    (void)a1; (void)a2; (void)a3; (void)a4; (void)a5;');
         o.raw(`    return ${callExpr(c.proto)};`);
@@ -221,7 +235,8 @@ export function generate(defs: Defs, opts: GenOptions): string {
     o.raw('');
     o.raw(`#define hypercall_args_${caller} \\`);
     o.raw('{ \\');
-    for (const c of defs.calls.filter((x) => x.caller === caller)) o.raw(`[__HYPERVISOR_${c.name}] = ${c.proto.args.length}, \\`);
+    for (const c of defs.calls.filter((x) => x.caller === caller))
+      o.raw(`[__HYPERVISOR_${c.name}] = ${c.proto.args.length}, \\`);
     o.raw('}');
   }
   o.raw('');

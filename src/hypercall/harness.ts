@@ -16,7 +16,8 @@ const SCALAR: Record<string, string> = {
   evtchn_port_t: 'uint32_t',
 };
 
-const BUILTIN = /^(?:(?:const\s+)?(?:unsigned\s+|signed\s+)?(?:char|short|int|long|long long|long int)|unsigned|u?int(8|16|32|64)_t|void|_Bool|bool)$/;
+const BUILTIN =
+  /^(?:(?:const\s+)?(?:unsigned\s+|signed\s+)?(?:char|short|int|long|long long|long int)|unsigned|u?int(8|16|32|64)_t|void|_Bool|bool)$/;
 
 /** Declarations the generated header needs before it is included. */
 export function prelude(defs: Defs, numbers: Readonly<Record<string, number>>): string {
@@ -28,7 +29,9 @@ export function prelude(defs: Defs, numbers: Readonly<Record<string, number>>): 
   L.push('#define likely(x) __builtin_expect(!!(x), 1)');
   L.push('#define XEN_GUEST_HANDLE_PARAM(t) __guest_handle_##t');
   L.push('#define _p(x) ((void *)(unsigned long)(x))');
-  L.push('#define __DEFINE_XEN_GUEST_HANDLE(name, type) typedef struct { type *p; } __guest_handle_##name; typedef struct { const type *p; } __guest_handle_const_##name');
+  L.push(
+    '#define __DEFINE_XEN_GUEST_HANDLE(name, type) typedef struct { type *p; } __guest_handle_##name; typedef struct { const type *p; } __guest_handle_const_##name',
+  );
   L.push('#define DEFINE_XEN_GUEST_HANDLE(name) __DEFINE_XEN_GUEST_HANDLE(name, name)');
   const defined = new Set<string>();
   for (const d of defs.defhandles) {
@@ -55,7 +58,9 @@ export function stubs(defs: Defs, opts: { noinline?: boolean } = {}): string {
   const L: string[] = ['static const char *volatile hc_last;'];
   const attr = opts.noinline ? '__attribute__((noinline)) ' : '';
   for (const [i, p] of defs.protos.entries()) {
-    const args = p.args.length ? p.args.map((a) => `${a.ptr ? `__guest_handle_${a.type}` : a.type} ${a.name}`).join(', ') : 'void';
+    const args = p.args.length
+      ? p.args.map((a) => `${a.ptr ? `__guest_handle_${a.type}` : a.type} ${a.name}`).join(', ')
+      : 'void';
     L.push(`${attr}${p.ret} ${p.prefix}_${p.name}(${args}) { hc_last = "${p.prefix}_${p.name}"; return ${1000 + i}; }`);
   }
   return L.join('\n') + '\n';
@@ -67,26 +72,51 @@ export function stubReturns(defs: Defs): Map<number, string> {
 }
 
 /** Numbers every test run dispatches besides from..to: values a truncating or shifting dispatcher gets wrong. */
-export const EDGE_NUMBERS = ['0x7fffffffUL', '0x80000000UL', '0x80000001UL', '0xffffffffUL', '0x100000001UL', '0x10000000cUL' /* 2^32 + memory_op (12) */, 'ULONG_MAX'];
+export const EDGE_NUMBERS = [
+  '0x7fffffffUL',
+  '0x80000000UL',
+  '0x80000001UL',
+  '0xffffffffUL',
+  '0x100000001UL',
+  '0x10000000cUL' /* 2^32 + memory_op (12) */,
+  'ULONG_MAX',
+];
 
 /**
  * A program printing `caller type number handler ret` for every number in from..to through each
  * caller, with the number held in an `int`, a `long long` and an `unsigned long` (Xen's type), then
  * the EDGE_NUMBERS as unsigned long and INT_MIN as int.
  */
-export function dispatchProgram(defs: Defs, header: string, numbers: Readonly<Record<string, number>>, from = -1, to = 128): string {
+export function dispatchProgram(
+  defs: Defs,
+  header: string,
+  numbers: Readonly<Record<string, number>>,
+  from = -1,
+  to = 128,
+): string {
   const L: string[] = [prelude(defs, numbers), header, stubs(defs)];
   L.push('int main(void)');
   L.push('{');
   L.push('    long ret;');
   for (const caller of defs.callers) {
     L.push(`    for (long long v = ${from}; v <= ${to}; v++) {`);
-    for (const [t, fmt] of [['int', '%d'], ['long long', '%lld'], ['unsigned long', '%lu']] as const) {
-      L.push(`        { ${t} n = (${t})v; hc_last = "-"; ret = 0; call_handlers_${caller}(n, ret, 1, 2, 3, 4, 5); printf("${caller} ${t.replace(' ', '_')} ${fmt} %s %ld\\n", n, hc_last, ret); }`);
+    for (const [t, fmt] of [
+      ['int', '%d'],
+      ['long long', '%lld'],
+      ['unsigned long', '%lu'],
+    ] as const) {
+      L.push(
+        `        { ${t} n = (${t})v; hc_last = "-"; ret = 0; call_handlers_${caller}(n, ret, 1, 2, 3, 4, 5); printf("${caller} ${t.replace(' ', '_')} ${fmt} %s %ld\\n", n, hc_last, ret); }`,
+      );
     }
     L.push('    }');
-    for (const e of EDGE_NUMBERS) L.push(`    { unsigned long n = ${e}; hc_last = "-"; ret = 0; call_handlers_${caller}(n, ret, 1, 2, 3, 4, 5); printf("${caller} unsigned_long %lu %s %ld\\n", n, hc_last, ret); }`);
-    L.push(`    { int n = INT_MIN; hc_last = "-"; ret = 0; call_handlers_${caller}(n, ret, 1, 2, 3, 4, 5); printf("${caller} int %d %s %ld\\n", n, hc_last, ret); }`);
+    for (const e of EDGE_NUMBERS)
+      L.push(
+        `    { unsigned long n = ${e}; hc_last = "-"; ret = 0; call_handlers_${caller}(n, ret, 1, 2, 3, 4, 5); printf("${caller} unsigned_long %lu %s %ld\\n", n, hc_last, ret); }`,
+      );
+    L.push(
+      `    { int n = INT_MIN; hc_last = "-"; ret = 0; call_handlers_${caller}(n, ret, 1, 2, 3, 4, 5); printf("${caller} int %d %s %ld\\n", n, hc_last, ret); }`,
+    );
   }
   L.push('    return 0;');
   L.push('}');

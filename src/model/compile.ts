@@ -8,7 +8,9 @@ import type { CpuConfig, Model, Protocol, ProtocolPlan, Scenario, SiteInfo } fro
 
 export const FILLER = 0x90;
 
-export function siteInfo(s: Pick<Scenario, 'base' | 'old' | 'new' | 'fetchUnit' | 'sites' | 'callers' | 'batchMax'>): SiteInfo {
+export function siteInfo(
+  s: Pick<Scenario, 'base' | 'old' | 'new' | 'fetchUnit' | 'sites' | 'callers' | 'batchMax'>,
+): SiteInfo {
   const dec = new RegionDecoder(s.base);
   try {
     const oldI = dec.split(s.old, FILLER);
@@ -16,14 +18,18 @@ export function siteInfo(s: Pick<Scenario, 'base' | 'old' | 'new' | 'fetchUnit' 
     const len = s.old.length;
     const words: Array<[number, number]> = [];
     const first = Number(((s.base % 8n) + 8n) % 8n);
-    for (let o = 0; o < len;) {
+    for (let o = 0; o < len; ) {
       const e = Math.min(len, o + (8 - ((first + o) % 8)));
       words.push([o, e]);
       o = e;
     }
     return {
-      base: s.base, old: s.old, new: s.new, len,
-      oldBounds: oldI.map((i) => i.off), newBounds: newI.map((i) => i.off),
+      base: s.base,
+      old: s.old,
+      new: s.new,
+      len,
+      oldBounds: oldI.map((i) => i.off),
+      newBounds: newI.map((i) => i.off),
       changed: s.old.map((_, i) => i).filter((i) => s.old[i] !== s.new[i]),
       fetchUnit: s.fetchUnit,
       newFirstIsCall: newI[0]!.isCall,
@@ -42,10 +48,15 @@ export function compile(protocol: Protocol | undefined, scenario: Scenario): Mod
   if (scenario.old.length !== scenario.new.length) throw new Error('old and new must have the same length');
   const site = siteInfo(scenario);
   for (const d of site.sites) {
-    if (!site.oldBounds.includes(d.off) || !site.newBounds.includes(d.off)) throw new Error(`site ${d.name} (+${d.off}) does not start on an instruction boundary of both the old and the new code`);
+    if (!site.oldBounds.includes(d.off) || !site.newBounds.includes(d.off))
+      throw new Error(
+        `site ${d.name} (+${d.off}) does not start on an instruction boundary of both the old and the new code`,
+      );
   }
   if (protocol && !protocol.multiSite && site.sites.length > 1) {
-    throw new Error(`protocol ${protocol.name} patches one site and scenario ${scenario.name} has ${site.sites.length}: use a batch protocol (smp-text-poke-batch)`);
+    throw new Error(
+      `protocol ${protocol.name} patches one site and scenario ${scenario.name} has ${site.sites.length}: use a batch protocol (smp-text-poke-batch)`,
+    );
   }
   let plan: ProtocolPlan;
   let pname: string;
@@ -70,7 +81,9 @@ export function compile(protocol: Protocol | undefined, scenario: Scenario): Mod
   }
   const len = region.old.length;
   for (const op of plan.ops) {
-    if (op.kind === 'write') for (const [o] of op.bytes) if (o < 0 || o >= len) throw new Error(`protocol writes offset ${o} outside the ${len}-byte site`);
+    if (op.kind === 'write')
+      for (const [o] of op.bytes)
+        if (o < 0 || o >= len) throw new Error(`protocol writes offset ${o} outside the ${len}-byte site`);
     if (op.kind === 'set' || (op.kind === 'wait' && op.cond.kind === 'varEq')) {
       const v = op.kind === 'set' ? op.v : (op.cond as { v: number }).v;
       if (v >= plan.vars.length) throw new Error('protocol uses an undeclared variable');
@@ -80,26 +93,42 @@ export function compile(protocol: Protocol | undefined, scenario: Scenario): Mod
   const chunks: Array<[number, number]> = [];
   const chunkOf: number[] = [];
   const first = Number(((region.base % BigInt(unit)) + BigInt(unit)) % BigInt(unit));
-  for (let o = 0; o < len;) {
+  for (let o = 0; o < len; ) {
     const e = Math.min(len, o + (unit - ((first + o) % unit)));
     for (let k = o; k < e; k++) chunkOf.push(chunks.length);
     chunks.push([o, e]);
     o = e;
   }
-  const cpus: CpuConfig[] = [{ passes: 0, nmi: scenario.patcher.nmi, mce: scenario.patcher.mce }, ...scenario.cpus.map((c) => ({ ...c }))];
+  const cpus: CpuConfig[] = [
+    { passes: 0, nmi: scenario.patcher.nmi, mce: scenario.patcher.mce },
+    ...scenario.cpus.map((c) => ({ ...c })),
+  ];
   if (cpus.length > 8) throw new Error('at most 7 executing CPUs');
   const hasNmi = cpus.some((c) => c.nmi > 0);
   const hasMce = cpus.some((c) => c.mce > 0);
   // base [+int3] [+NMI [+int3]] [+#MC [+int3]]
   const maxDepth = 2 + (hasNmi ? 2 : 0) + (hasMce ? 2 : 0);
   return {
-    protocol: pname, scenario: scenario.name,
-    base: region.base, len, old: region.old, new: region.new,
+    protocol: pname,
+    scenario: scenario.name,
+    base: region.base,
+    len,
+    old: region.old,
+    new: region.new,
     oldInsns: new Map(oldI.map((i) => [i.off, i])),
     newInsns: new Map(newI.map((i) => [i.off, i])),
-    fetchUnit: unit, contract: contractName(unit), chunks, chunkOf, cpus,
+    fetchUnit: unit,
+    contract: contractName(unit),
+    chunks,
+    chunkOf,
+    cpus,
     handlersRunSite: scenario.handlersRunSite,
-    inNmi: plan.inNmi, vars: plan.vars, ops: plan.ops, int3: plan.int3, accept: plan.accept,
-    maxDepth, filler: FILLER,
+    inNmi: plan.inNmi,
+    vars: plan.vars,
+    ops: plan.ops,
+    int3: plan.int3,
+    accept: plan.accept,
+    maxDepth,
+    filler: FILLER,
   };
 }

@@ -6,9 +6,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { Decoder, DecoderError, DecoderOptions, FlowControl, Formatter, FormatterSyntax, Instruction } = iced;
-type Decoder = InstanceType<typeof iced.Decoder>;
-type Formatter = InstanceType<typeof iced.Formatter>;
-type Instruction = InstanceType<typeof iced.Instruction>;
 import type { Insn } from './types.js';
 
 export interface Decoded {
@@ -56,9 +53,12 @@ export class RegionDecoder {
       const fc = this.ins.flowControl;
       const text = this.fmt.format(this.ins).replace(/\s+/g, ' ').trim();
       const isCall = fc === FlowControl.Call || fc === FlowControl.IndirectCall;
-      const isJmpOrRet = fc === FlowControl.UnconditionalBranch || fc === FlowControl.IndirectBranch || fc === FlowControl.Return;
-      const target = fc === FlowControl.Call || fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch
-        ? this.ins.nearBranchTarget : undefined;
+      const isJmpOrRet =
+        fc === FlowControl.UnconditionalBranch || fc === FlowControl.IndirectBranch || fc === FlowControl.Return;
+      const target =
+        fc === FlowControl.Call || fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch
+          ? this.ins.nearBranchTarget
+          : undefined;
       d = { complete: true, len: this.ins.length, valid: true, text, isCall, isJmpOrRet, target };
     }
     this.memo.set(key, d);
@@ -73,11 +73,18 @@ export class RegionDecoder {
     while (off < bytes.length) {
       const d = this.decode(off, padded.slice(off, off + 15));
       if (!d.complete || !d.valid) throw new Error(`cannot decode ${hex(bytes.slice(off))} at +${off}`);
-      if (off + d.len > bytes.length) throw new Error(`instruction at +${off} runs past the end of the site (${hex(bytes)})`);
+      if (off + d.len > bytes.length)
+        throw new Error(`instruction at +${off} runs past the end of the site (${hex(bytes)})`);
       const end = off + d.len;
       out.push({
-        off, len: d.len, bytes: bytes.slice(off, end), text: d.text, isCall: d.isCall,
-        leaves: d.isJmpOrRet && !(d.target !== undefined && d.target >= this.base && d.target < this.base + BigInt(bytes.length)),
+        off,
+        len: d.len,
+        bytes: bytes.slice(off, end),
+        text: d.text,
+        isCall: d.isCall,
+        leaves:
+          d.isJmpOrRet &&
+          !(d.target !== undefined && d.target >= this.base && d.target < this.base + BigInt(bytes.length)),
       });
       off = end;
     }

@@ -133,7 +133,8 @@ export class Machine {
     let id = this.memIds.get(k);
     if (id === undefined) {
       id = this.memVecs.length;
-      if (id > 255) throw new Error('more than 256 memory versions: the protocol rewrites the site too often for this model');
+      if (id > 255)
+        throw new Error('more than 256 memory versions: the protocol rewrites the site too often for this model');
       this.memVecs.push(v);
       this.memIds.set(k, id);
     }
@@ -162,21 +163,22 @@ export class Machine {
   }
 
   // ----- helpers over a state array -----
-  hlen(s: Uint8Array): number { return s[this.oHlen]!; }
-  cur(s: Uint8Array): number { return s[this.oHlen + s[this.oHlen]!]!; }
-  cpuBase(c: number): number { return this.oCpu + c * this.cw; }
-  patcherDone(s: Uint8Array): boolean { return s[0]! >= this.m.ops.length; }
+  hlen(s: Uint8Array): number {
+    return s[this.oHlen]!;
+  }
+  cur(s: Uint8Array): number {
+    return s[this.oHlen + s[this.oHlen]!]!;
+  }
+  cpuBase(c: number): number {
+    return this.oCpu + c * this.cw;
+  }
+  patcherDone(s: Uint8Array): boolean {
+    return s[0]! >= this.m.ops.length;
+  }
 
   private protocolEnd(s: Uint8Array): void {
     // The patcher's iret when it patched in NMI context.
     if (this.m.inNmi) s[this.cpuBase(0) + S_FLAGS]! &= ~F_NMI_BLOCKED;
-  }
-
-  /** Whether CPU c can still fetch from the region (its view of old versions matters). */
-  private mayFetch(s: Uint8Array, c: number): boolean {
-    const b = this.cpuBase(c);
-    if (s[b + S_DEPTH]! > 1 || s[b + S_PASSES]! > 0) return true;
-    return this.m.handlersRunSite && (s[b + S_NMI]! > 0 || s[b + S_MCE]! > 0);
   }
 
   /** Normalises a working state in place: trims the history, canonical `since` for idle CPUs, CPU symmetry. */
@@ -186,7 +188,11 @@ export class Machine {
     let min = hl - 1;
     for (let c = 1; c < this.ncpu; c++) {
       const b = this.oCpu + c * this.cw;
-      if (w[b + S_DEPTH]! > 1 || w[b + S_PASSES]! > 0 || (this.m.handlersRunSite && (w[b + S_NMI]! > 0 || w[b + S_MCE]! > 0))) {
+      if (
+        w[b + S_DEPTH]! > 1 ||
+        w[b + S_PASSES]! > 0 ||
+        (this.m.handlersRunSite && (w[b + S_NMI]! > 0 || w[b + S_MCE]! > 0))
+      ) {
         if (w[b + S_SINCE]! < min) min = w[b + S_SINCE]!;
       } else {
         w[b + S_SINCE] = hl - 1;
@@ -213,7 +219,11 @@ export class Machine {
         if (d < 0) return;
         if (d > 0) break;
       }
-      for (let i = 0; i < cw; i++) { const t = s[a + i]!; s[a + i] = s[b + i]!; s[b + i] = t; }
+      for (let i = 0; i < cw; i++) {
+        const t = s[a + i]!;
+        s[a + i] = s[b + i]!;
+        s[b + i] = t;
+      }
       return;
     }
     const blocks = g.map((c) => s.slice(this.cpuBase(c), this.cpuBase(c) + cw));
@@ -237,9 +247,12 @@ export class Machine {
 
   private cond(s: Uint8Array, k: Cond): boolean {
     switch (k.kind) {
-      case 'memNe': return this.memVecs[this.cur(s)]![k.off] !== k.val;
-      case 'varEq': return s[this.oVars + k.v] === k.val;
-      case 'patcherDone': return this.patcherDone(s);
+      case 'memNe':
+        return this.memVecs[this.cur(s)]![k.off] !== k.val;
+      case 'varEq':
+        return s[this.oVars + k.v] === k.val;
+      case 'patcherDone':
+        return this.patcherDone(s);
     }
   }
 
@@ -254,9 +267,12 @@ export class Machine {
       if (s[f] !== K_INT3) continue;
       const h = m.int3[s[f + 1]!]!.program[s[f + 2]!]!;
       if (h.kind !== 'wait' || this.cond(s, h.cond)) continue;
-      if (c === 0 && !this.patcherDone(s)) return `the patching CPU spins in its own int3 handler waiting for the patch it is in the middle of`;
-      if (op?.kind === 'sync') return `cpu${c} spins in its int3 handler (interrupts off) waiting for the patch, while the patcher waits for cpu${c} to take its sync IPI`;
-      if (op?.kind === 'wait' && !this.cond(s, op.cond)) return `cpu${c} spins in its int3 handler while the patcher waits too`;
+      if (c === 0 && !this.patcherDone(s))
+        return `the patching CPU spins in its own int3 handler waiting for the patch it is in the middle of`;
+      if (op?.kind === 'sync')
+        return `cpu${c} spins in its int3 handler (interrupts off) waiting for the patch, while the patcher waits for cpu${c} to take its sync IPI`;
+      if (op?.kind === 'wait' && !this.cond(s, op.cond))
+        return `cpu${c} spins in its int3 handler while the patcher waits too`;
     }
     return null;
   }
@@ -264,7 +280,10 @@ export class Machine {
   private write(w: Uint8Array, bytes: Array<[number, number]>): Uint8Array {
     const curId = this.cur(w);
     let memo = this.writeMemo.get(bytes);
-    if (!memo) { memo = new Int16Array(256).fill(-1); this.writeMemo.set(bytes, memo); }
+    if (!memo) {
+      memo = new Int16Array(256).fill(-1);
+      this.writeMemo.set(bytes, memo);
+    }
     let id = memo[curId]!;
     if (id < 0) {
       const v = this.memVecs[curId]!.slice();
@@ -281,7 +300,13 @@ export class Machine {
     return out;
   }
 
-  private label(w: Uint8Array, c: number, kind: TraceStep['kind'], text: string, extra?: Partial<TraceStep>): TraceStep {
+  private label(
+    w: Uint8Array,
+    c: number,
+    kind: TraceStep['kind'],
+    text: string,
+    extra?: Partial<TraceStep>,
+  ): TraceStep {
     const b = this.cpuBase(c);
     const k = w[b + S_FRAMES + 3 * (w[b + S_DEPTH]! - 1)]!;
     return { cpu: c, ctx: CTX[k] as TraceStep['ctx'], kind, text, ...extra, memory: '', version: 0 };
@@ -294,7 +319,9 @@ export class Machine {
     const f = b + S_FRAMES + 3 * d;
     if (w[f] === K_MC) w[b + S_FLAGS]! &= ~F_IN_MC;
     w[b + S_FLAGS]! &= ~F_NMI_BLOCKED;
-    w[f] = 0; w[f + 1] = 0; w[f + 2] = 0;
+    w[f] = 0;
+    w[f + 1] = 0;
+    w[f + 2] = 0;
     w[b + S_DEPTH] = d;
     if (c > 0) w[b + S_SINCE] = w[this.oHlen]! - 1;
   }
@@ -320,7 +347,10 @@ export class Machine {
     const m = this.m;
     for (let i = 0; i < m.int3.length; i++) {
       const r = m.int3[i]!;
-      if (r.at === 'first' ? o !== 0 : r.at === 'interior' ? o === 0 || !m.oldInsns.has(o) : r.at !== 'any' && r.at !== o) continue;
+      if (
+        r.at === 'first' ? o !== 0 : r.at === 'interior' ? o === 0 || !m.oldInsns.has(o) : r.at !== 'any' && r.at !== o
+      )
+        continue;
       if (r.cpu === 'patcher' ? c !== 0 : r.cpu === 'other' ? c === 0 : false) continue;
       if (r.when && s[this.oVars + r.when.v] !== r.when.val) continue;
       return i;
@@ -348,7 +378,11 @@ export class Machine {
         // A handler that does not run the site: just return.
         const w = s.slice();
         this.iret(w, c);
-        emit(this.finish(w), labels ? this.label(s, c, 'handler', `${kind === K_NMI ? 'NMI' : '#MC'} handler returns (iret)`) : null, null);
+        emit(
+          this.finish(w),
+          labels ? this.label(s, c, 'handler', `${kind === K_NMI ? 'NMI' : '#MC'} handler returns (iret)`) : null,
+          null,
+        );
       }
     } else if (kind === K_INT3) {
       this.handlerMove(s, c, f, emit, labels);
@@ -361,18 +395,34 @@ export class Machine {
         w[b + S_NMI]!--;
         w[b + S_FLAGS]! |= F_NMI_BLOCKED;
         const nf = b + S_FRAMES + 3 * depth;
-        w[nf] = K_NMI; w[nf + 1] = m.handlersRunSite ? 0 : m.len; w[nf + 2] = 0;
+        w[nf] = K_NMI;
+        w[nf + 1] = m.handlersRunSite ? 0 : m.len;
+        w[nf + 2] = 0;
         w[b + S_DEPTH] = depth + 1;
-        emit(this.finish(w), labels ? this.label(s, c, 'nmi', 'NMI arrives' + (m.handlersRunSite ? '; its handler runs the site' : '')) : null, null);
+        emit(
+          this.finish(w),
+          labels
+            ? this.label(s, c, 'nmi', 'NMI arrives' + (m.handlersRunSite ? '; its handler runs the site' : ''))
+            : null,
+          null,
+        );
       }
       if (s[b + S_MCE]! > 0 && !(flags & F_IN_MC)) {
         const w = s.slice();
         w[b + S_MCE]!--;
         w[b + S_FLAGS]! |= F_IN_MC;
         const nf = b + S_FRAMES + 3 * depth;
-        w[nf] = K_MC; w[nf + 1] = m.handlersRunSite ? 0 : m.len; w[nf + 2] = 0;
+        w[nf] = K_MC;
+        w[nf + 1] = m.handlersRunSite ? 0 : m.len;
+        w[nf + 2] = 0;
         w[b + S_DEPTH] = depth + 1;
-        emit(this.finish(w), labels ? this.label(s, c, 'mce', '#MC arrives' + (m.handlersRunSite ? '; its handler runs the site' : '')) : null, null);
+        emit(
+          this.finish(w),
+          labels
+            ? this.label(s, c, 'mce', '#MC arrives' + (m.handlersRunSite ? '; its handler runs the site' : ''))
+            : null,
+          null,
+        );
       }
     }
   }
@@ -407,7 +457,10 @@ export class Machine {
         });
         return;
       case 'fail':
-        emit(null, labels ? this.label(s, 0, 'set', op.message) : null, { property: op.property, message: `patcher: ${op.message}` });
+        emit(null, labels ? this.label(s, 0, 'set', op.message) : null, {
+          property: op.property,
+          message: `patcher: ${op.message}`,
+        });
         return;
       case 'sync': {
         for (let c = 1; c < this.ncpu; c++) if (s[this.cpuBase(c) + S_DEPTH] !== 1) return; // a CPU in a handler (IF=0)
@@ -475,8 +528,10 @@ export class Machine {
           const vec = op.vec.slice(0, s[this.oVars + op.nr]!).map((v) => s[this.oVars + v]!);
           if (!bsearchFinds(vec, o)) {
             const why = `smp_text_poke_int3_handler: ${vec.length > 1 ? 'the binary search of' : 'the only entry of'} text_poke_array.vec [${vec.map((x) => `+${x}`).join(', ')}] misses +${o}${vec.some((x, i) => i > 0 && vec[i - 1]! > x) ? ' (the vector is not in address order)' : ''}`;
-            emit(null, labels ? this.label(s, c, 'handler', `${why}; the handler returns 0: Oops: int3`) : null,
-              { property: 'unhandled-int3', message: `${cpuName(c)} hit int3 at +${o}: ${why}` });
+            emit(null, labels ? this.label(s, c, 'handler', `${why}; the handler returns 0: Oops: int3`) : null, {
+              property: 'unhandled-int3',
+              message: `${cpuName(c)} hit int3 at +${o}: ${why}`,
+            });
             return;
           }
         }
@@ -484,14 +539,24 @@ export class Machine {
         const onlyCalls = op.kind === 'emulate' && op.onlyCalls;
         const insn = (version === 'new' ? m.newInsns : m.oldInsns).get(o);
         if (!insn || (onlyCalls && !insn.isCall)) {
-          const why = !insn ? `+${o} is not a ${version} instruction boundary` : `the new instruction at +${o} (${insn.text}) is not a call`;
-          emit(null, labels ? this.label(s, c, 'handler', `handler cannot emulate: ${why}`) : null,
-            { property: 'unhandled-int3', message: `${cpuName(c)}: int3 handler cannot emulate at +${o}: ${why}` });
+          const why = !insn
+            ? `+${o} is not a ${version} instruction boundary`
+            : `the new instruction at +${o} (${insn.text}) is not a call`;
+          emit(null, labels ? this.label(s, c, 'handler', `handler cannot emulate: ${why}`) : null, {
+            property: 'unhandled-int3',
+            message: `${cpuName(c)}: int3 handler cannot emulate at +${o}: ${why}`,
+          });
           return;
         }
         if (version === 'old' && this.patcherDone(s)) {
-          emit(null, labels ? this.label(s, c, 'handler', `handler emulates old ${insn.text} after the protocol ended`) : null,
-            { property: 'old-code-after-end', message: `${cpuName(c)}: handler emulated the old instruction at +${o} after the protocol ended` });
+          emit(
+            null,
+            labels ? this.label(s, c, 'handler', `handler emulates old ${insn.text} after the protocol ended`) : null,
+            {
+              property: 'old-code-after-end',
+              message: `${cpuName(c)}: handler emulated the old instruction at +${o} after the protocol ended`,
+            },
+          );
           return;
         }
         this.iret(w, c);
@@ -534,7 +599,14 @@ export class Machine {
           const ik = String.fromCharCode(...insn);
           if (!seen.has(ik)) {
             seen.add(ik);
-            out.push(this.classify(pc, insn, d, reads.map((r) => ({ ...r }))));
+            out.push(
+              this.classify(
+                pc,
+                insn,
+                d,
+                reads.map((r) => ({ ...r })),
+              ),
+            );
           }
         }
         buf.length -= end - off;
@@ -564,9 +636,18 @@ export class Machine {
       const oi = m.oldInsns.get(pc);
       const ni = m.newInsns.get(pc);
       // New first: an instruction that is both (unchanged by the patch) is fine after the protocol ends.
-      if (ni && eq(ni.bytes, insn)) { cls = 'new'; leaves = ni.leaves; }
-      else if (oi && eq(oi.bytes, insn)) { cls = 'old'; leaves = oi.leaves; }
-      else for (const a of m.accept) if (a.off === pc && eq(a.bytes, insn)) { cls = a.version; break; }
+      if (ni && eq(ni.bytes, insn)) {
+        cls = 'new';
+        leaves = ni.leaves;
+      } else if (oi && eq(oi.bytes, insn)) {
+        cls = 'old';
+        leaves = oi.leaves;
+      } else
+        for (const a of m.accept)
+          if (a.off === pc && eq(a.bytes, insn)) {
+            cls = a.version;
+            break;
+          }
     }
     const asm = d.valid ? d.text : '(bad)';
     return { insn, cls, next: leaves ? m.len : pc + len, asm, what: `+${pc}: ${hex(insn)}  ${asm}`, reads };
@@ -586,34 +667,53 @@ export class Machine {
   }
 
   private execute(s: Uint8Array, c: number, pc: number, o: Outcome, curId: number, emit: Emit, labels: boolean): void {
-    const m = this.m;
+    const _m = this.m;
     const cls = o.cls;
     const what = o.what;
-    const mk = (text: string): TraceStep | null => labels
-      ? this.label(s, c, 'exec', text, { offset: pc, reads: o.reads.map((r) => ({ ...r, stale: r.version !== curId, bytes: hex(this.memVecs[r.version]!.subarray(r.from, r.to)) })), bytes: hex(o.insn), asm: o.asm, as: cls })
-      : null;
+    const mk = (text: string): TraceStep | null =>
+      labels
+        ? this.label(s, c, 'exec', text, {
+            offset: pc,
+            reads: o.reads.map((r) => ({
+              ...r,
+              stale: r.version !== curId,
+              bytes: hex(this.memVecs[r.version]!.subarray(r.from, r.to)),
+            })),
+            bytes: hex(o.insn),
+            asm: o.asm,
+            as: cls,
+          })
+        : null;
     if (cls === 'torn') {
-      emit(null, mk(`executes ${what}  <- neither old nor new`),
-        { property: 'torn-instruction', message: `${cpuName(c)} executed ${what}, which is neither an old instruction at an old boundary nor a new one at a new boundary` });
+      emit(null, mk(`executes ${what}  <- neither old nor new`), {
+        property: 'torn-instruction',
+        message: `${cpuName(c)} executed ${what}, which is neither an old instruction at an old boundary nor a new one at a new boundary`,
+      });
       return;
     }
     if (cls === 'old' && this.patcherDone(s)) {
-      emit(null, mk(`executes old ${what} after the protocol ended`),
-        { property: 'old-code-after-end', message: `${cpuName(c)} executed the old instruction ${what} after the protocol ended` });
+      emit(null, mk(`executes old ${what} after the protocol ended`), {
+        property: 'old-code-after-end',
+        message: `${cpuName(c)} executed the old instruction ${what} after the protocol ended`,
+      });
       return;
     }
     const w = s.slice();
     if (cls === 'int3') {
       const r = this.ruleFor(s, c, pc);
       if (r < 0) {
-        emit(null, mk(`executes ${what}: no handler deals with it`),
-          { property: 'unhandled-int3', message: `${cpuName(c)} hit int3 at +${pc} and the protocol's handler does not deal with it${this.patcherDone(s) ? ' (the protocol has ended)' : ''}` });
+        emit(null, mk(`executes ${what}: no handler deals with it`), {
+          property: 'unhandled-int3',
+          message: `${cpuName(c)} hit int3 at +${pc} and the protocol's handler does not deal with it${this.patcherDone(s) ? ' (the protocol has ended)' : ''}`,
+        });
         return;
       }
       const b = this.cpuBase(c);
       const depth = w[b + S_DEPTH]!;
       const nf = b + S_FRAMES + 3 * depth;
-      w[nf] = K_INT3; w[nf + 1] = r; w[nf + 2] = 0;
+      w[nf] = K_INT3;
+      w[nf + 1] = r;
+      w[nf + 2] = 0;
       w[b + S_DEPTH] = depth + 1;
       emit(this.finish(w), mk(`executes ${what}: traps to the int3 handler`), null);
       return;
@@ -642,7 +742,10 @@ export function bsearchFinds(vec: number[], key: number): boolean {
   for (let num = vec.length; num > 0; num >>= 1) {
     const pivot = base + (num >> 1);
     if (key === vec[pivot]) return true;
-    if (key > vec[pivot]!) { base = pivot + 1; num--; }
+    if (key > vec[pivot]!) {
+      base = pivot + 1;
+      num--;
+    }
   }
   return false;
 }
@@ -667,7 +770,10 @@ class StateStore {
 
   private static hash(s: Uint8Array): number {
     let h = 0x811c9dc5;
-    for (let i = 0; i < s.length; i++) { h ^= s[i]!; h = Math.imul(h, 0x01000193); }
+    for (let i = 0; i < s.length; i++) {
+      h ^= s[i]!;
+      h = Math.imul(h, 0x01000193);
+    }
     h ^= h >>> 15;
     return Math.imul(h, 0x2c1b3c6d) >>> 0;
   }
@@ -756,11 +862,21 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
       any = true;
       if (found) return;
       transitions++;
-      if (v) { found = { at: head, ordinal: o, violation: v }; return; }
-      if (store.count >= maxStates) { if (store.find(next!) < 0) incomplete = true; return; }
+      if (v) {
+        found = { at: head, ordinal: o, violation: v };
+        return;
+      }
+      if (store.count >= maxStates) {
+        if (store.find(next!) < 0) incomplete = true;
+        return;
+      }
       const id = store.add(next!);
       if (id < 0) return;
-      if (id >= parents.length) { const p = new Int32Array(parents.length * 2); p.set(parents); parents = p; }
+      if (id >= parents.length) {
+        const p = new Int32Array(parents.length * 2);
+        p.set(parents);
+        parents = p;
+      }
       parents[id] = head;
       const dl = mc.deadlocked(next!);
       if (dl) found = { at: id, ordinal: -1, violation: { property: 'deadlock', message: dl } };
@@ -773,19 +889,39 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
       any = false;
       mc.successors(s, emit, false);
       if (!found && !any && !mc.terminal(s)) {
-        found = { at: head, ordinal: -1, violation: { property: 'deadlock', message: 'no CPU can make progress and the protocol has not finished' } };
+        found = {
+          at: head,
+          ordinal: -1,
+          violation: { property: 'deadlock', message: 'no CPU can make progress and the protocol has not finished' },
+        };
       }
       if (incomplete) break;
     }
     const seconds = (performance.now() - t0) / 1000;
     const versions = mc.memVecs.map((v) => hex(v));
     if (!found) {
-      return { verdict: incomplete ? 'incomplete' : 'safe', states: store.count, transitions, seconds, trace: [], versions };
+      return {
+        verdict: incomplete ? 'incomplete' : 'safe',
+        states: store.count,
+        transitions,
+        seconds,
+        trace: [],
+        versions,
+      };
     }
     const f = found as { at: number; ordinal: number; violation: Violation };
     const { steps, violation } = rebuild(mc, store, parents, f.at, f.ordinal);
     const v = violation ?? f.violation;
-    return { verdict: 'unsafe', property: v.property, message: v.message, states: store.count, transitions, seconds, trace: steps, versions };
+    return {
+      verdict: 'unsafe',
+      property: v.property,
+      message: v.message,
+      states: store.count,
+      transitions,
+      seconds,
+      trace: steps,
+      versions,
+    };
   } finally {
     mc.free();
   }
@@ -798,7 +934,13 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Replays the path to state `at` (and the violating transition `ordinal` from it) with labels. */
-function rebuild(mc: Machine, store: StateStore, parents: Int32Array, at: number, ordinal: number): { steps: TraceStep[]; violation: Violation | null } {
+function rebuild(
+  mc: Machine,
+  store: StateStore,
+  parents: Int32Array,
+  at: number,
+  ordinal: number,
+): { steps: TraceStep[]; violation: Violation | null } {
   const path: number[] = [];
   for (let i = at; i >= 0; i = parents[i]!) path.push(i);
   path.reverse();
@@ -815,15 +957,25 @@ function rebuild(mc: Machine, store: StateStore, parents: Int32Array, at: number
     let i = 0;
     let hit: Hit | null = null;
     mc.symmetry = false;
-    mc.successors(s, (n, l, v) => {
-      if (!hit && want(n, i, v)) hit = { next: n, label: l!, violation: v };
-      i++;
-    }, true);
+    mc.successors(
+      s,
+      (n, l, v) => {
+        if (!hit && want(n, i, v)) hit = { next: n, label: l!, violation: v };
+        i++;
+      },
+      true,
+    );
     mc.symmetry = true;
     if (!hit) throw new Error('internal: trace replay lost the path');
     return hit as Hit;
   };
-  const canon = (s: Uint8Array) => { const was = mc.symmetry; mc.symmetry = true; const c = mc.finish(s.slice()); mc.symmetry = was; return c; };
+  const canon = (s: Uint8Array) => {
+    const was = mc.symmetry;
+    mc.symmetry = true;
+    const c = mc.finish(s.slice());
+    mc.symmetry = was;
+    return c;
+  };
   for (let p = 1; p < path.length; p++) {
     const target = store.get(path[p]!);
     const { next, label } = raw(actual, (n) => n !== null && sameBytes(canon(n), target));

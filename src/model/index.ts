@@ -14,7 +14,15 @@ export { compile, siteInfo } from './compile.js';
 export { explore, Machine } from './explore.js';
 export type { Result, TraceStep, ExploreOptions } from './explore.js';
 export { PROTOCOLS, findProtocol } from './protocols/index.js';
-export { SCENARIOS, BATCH_SCENARIOS, findScenario, parseScenarioFile, scenarioFromJson, callTo, jmpTo } from './scenarios.js';
+export {
+  SCENARIOS,
+  BATCH_SCENARIOS,
+  findScenario,
+  parseScenarioFile,
+  scenarioFromJson,
+  callTo,
+  jmpTo,
+} from './scenarios.js';
 export { bsearchFinds } from './explore.js';
 export { renderResult, describeStep } from './trace.js';
 export { toPromela } from './promela.js';

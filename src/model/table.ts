@@ -25,7 +25,14 @@ export function verdictTable(opts: { maxStates?: number; contracts?: FetchContra
     for (const contract of contracts) {
       for (const s of SCENARIOS) {
         const r = explore(compile(p, { ...s, fetchUnit: FETCH_CONTRACTS[contract] }), { maxStates: opts.maxStates });
-        cells.push({ protocol: p.name, scenario: s.name, contract, verdict: r.verdict, ...(r.property ? { property: r.property } : {}), states: r.states });
+        cells.push({
+          protocol: p.name,
+          scenario: s.name,
+          contract,
+          verdict: r.verdict,
+          ...(r.property ? { property: r.property } : {}),
+          states: r.states,
+        });
       }
     }
   }

@@ -9,8 +9,10 @@ export { cpuName };
 export function describeStep(st: TraceStep): string {
   const who = `${cpuName(st.cpu)}${st.ctx === 'base' || st.ctx === 'protocol' ? '' : ` [${st.ctx === 'mce' ? '#MC' : st.ctx === 'nmi' ? 'NMI' : 'int3'} handler]`}`;
   let line = `${who}: ${st.text}`;
-  if (st.reads && st.reads.length) {
-    const rs = st.reads.map((r) => `+${r.from}..+${r.to - 1} = ${r.bytes} from v${r.version}${r.stale ? ' (stale)' : ''}`);
+  if (st.reads?.length) {
+    const rs = st.reads.map(
+      (r) => `+${r.from}..+${r.to - 1} = ${r.bytes} from v${r.version}${r.stale ? ' (stale)' : ''}`,
+    );
     line += `\n      fetched ${rs.join('; ')}`;
   }
   return line;
@@ -25,7 +27,9 @@ export function renderResult(model: Model, r: Result): string {
   out.push(`  old: ${[...model.oldInsns.values()].map((i) => `+${i.off} ${i.text}`).join('; ')}`);
   out.push(`  new: ${[...model.newInsns.values()].map((i) => `+${i.off} ${i.text}`).join('; ')}`);
   if (r.verdict === 'safe') {
-    out.push(`verdict (${model.contract} contract): SAFE within the bounds (${r.states} states, ${r.transitions} transitions)`);
+    out.push(
+      `verdict (${model.contract} contract): SAFE within the bounds (${r.states} states, ${r.transitions} transitions)`,
+    );
     return out.join('\n') + '\n';
   }
   if (r.verdict === 'incomplete') {
@@ -38,7 +42,8 @@ export function renderResult(model: Model, r: Result): string {
   const w = String(r.trace.length).length;
   r.trace.forEach((st, i) => {
     out.push(`  ${String(i + 1).padStart(w)}. ${describeStep(st).replace(/\n/g, '\n  ' + ' '.repeat(w))}`);
-    if (st.kind === 'write' || (st.kind === 'handler' && /stores/.test(st.text))) out.push(`  ${' '.repeat(w)}    memory now v${st.version}: ${st.memory}`);
+    if (st.kind === 'write' || (st.kind === 'handler' && /stores/.test(st.text)))
+      out.push(`  ${' '.repeat(w)}    memory now v${st.version}: ${st.memory}`);
   });
   return out.join('\n') + '\n';
 }

@@ -247,8 +247,9 @@ export function contractText(fetchUnit: number): string {
 export type Property = 'torn-instruction' | 'unhandled-int3' | 'deadlock' | 'old-code-after-end' | 'vector-overflow';
 
 export const PROPERTY_TEXT: Record<Property, string> = {
-  'torn-instruction': 'an executed instruction is neither an old instruction at an old boundary nor a new one at a new boundary',
-  'unhandled-int3': 'a CPU executed an int3 that the protocol\'s handler does not deal with',
+  'torn-instruction':
+    'an executed instruction is neither an old instruction at an old boundary nor a new one at a new boundary',
+  'unhandled-int3': "a CPU executed an int3 that the protocol's handler does not deal with",
   deadlock: 'a CPU spins in a handler for a patch that waits on it',
   'old-code-after-end': 'old code ran after the protocol ended',
   'vector-overflow': 'a patching caller appended to the vector of pending sites when it was full',

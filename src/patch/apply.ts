@@ -93,7 +93,12 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     if (opts.ftrace !== 'call') applyLinuxFtrace(view, sites);
     const cd = featureNumber(cpu.table, 'CALL_DEPTH');
     if (rules.callDepth && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {
-      view.finding('alternatives', NaN, 'call depth tracking (CALL_DEPTH): callthunks_patch_module_calls/builtin_calls retarget .call_sites to accounting thunks; not reproduced', 'model');
+      view.finding(
+        'alternatives',
+        NaN,
+        'call depth tracking (CALL_DEPTH): callthunks_patch_module_calls/builtin_calls retarget .call_sites to accounting thunks; not reproduced',
+        'model',
+      );
     }
   }
   return { view, sites, relocation, errors };

@@ -22,7 +22,12 @@ import { LINUX_PRESETS, Preset, XEN_PRESETS } from './presets.js';
 
 export class CpuSpecError extends Error {}
 
-export type ReturnThunk = '__x86_return_thunk' | 'retbleed_return_thunk' | 'srso_return_thunk' | 'srso_alias_return_thunk' | 'its_return_thunk';
+export type ReturnThunk =
+  | '__x86_return_thunk'
+  | 'retbleed_return_thunk'
+  | 'srso_return_thunk'
+  | 'srso_alias_return_thunk'
+  | 'its_return_thunk';
 
 export interface Cpu {
   readonly spec: string;
@@ -66,12 +71,16 @@ export function parseCpu(spec: string, table: FeatureTable): Cpu {
 }
 
 function parseCpuSpec(spec: string, table: FeatureTable): Cpu {
-  const items = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!items.length) throw new CpuSpecError('empty --cpu');
   const presets = presetsFor(table);
   const pid = items[0]!.toLowerCase();
   const preset = presets.find((p) => p.id === pid);
-  if (!preset) throw new CpuSpecError(`unknown CPU preset '${items[0]}' (known: ${presets.map((p) => p.id).join(', ')})`);
+  if (!preset)
+    throw new CpuSpecError(`unknown CPU preset '${items[0]}' (known: ${presets.map((p) => p.id).join(', ')})`);
   const set = new Set<number>();
   const notes: string[] = [];
   if (preset.features.includes('*')) {
@@ -85,8 +94,14 @@ function parseCpuSpec(spec: string, table: FeatureTable): Cpu {
   }
   let thunk: ReturnThunk | undefined = preset.returnThunk as ReturnThunk | undefined;
   let nops = preset.nops ?? 'p6';
-  const on = (name: string): void => { const n = featureNumber(table, name); if (n !== undefined) set.add(n); };
-  const off = (name: string): void => { const n = featureNumber(table, name); if (n !== undefined) set.delete(n); };
+  const on = (name: string): void => {
+    const n = featureNumber(table, name);
+    if (n !== undefined) set.add(n);
+  };
+  const off = (name: string): void => {
+    const n = featureNumber(table, name);
+    if (n !== undefined) set.delete(n);
+  };
   const linux = table.family === 'linux';
   for (const item of items.slice(1)) {
     const kv = /^([a-z0-9_-]+)=(.*)$/i.exec(item);
@@ -94,11 +109,18 @@ function parseCpuSpec(spec: string, table: FeatureTable): Cpu {
       const key = kv[1]!.toLowerCase().replace(/_/g, '-');
       const val = kv[2]!.toLowerCase();
       if (linux && key === 'spectre-v2') {
-        off('RETPOLINE'); off('RETPOLINE_LFENCE'); off('KERNEL_IBRS');
+        off('RETPOLINE');
+        off('RETPOLINE_LFENCE');
+        off('KERNEL_IBRS');
         if (val === 'retpoline' || val === 'eibrs-retpoline') on('RETPOLINE');
-        else if (val === 'lfence' || val === 'eibrs-lfence') { on('RETPOLINE'); on('RETPOLINE_LFENCE'); }
-        else if (val === 'ibrs') on('KERNEL_IBRS');
-        else if (val !== 'eibrs' && val !== 'off' && val !== 'none') throw new CpuSpecError(`spectre_v2=${val}: expected retpoline, lfence, eibrs, eibrs-retpoline, eibrs-lfence, ibrs or off`);
+        else if (val === 'lfence' || val === 'eibrs-lfence') {
+          on('RETPOLINE');
+          on('RETPOLINE_LFENCE');
+        } else if (val === 'ibrs') on('KERNEL_IBRS');
+        else if (val !== 'eibrs' && val !== 'off' && val !== 'none')
+          throw new CpuSpecError(
+            `spectre_v2=${val}: expected retpoline, lfence, eibrs, eibrs-retpoline, eibrs-lfence, ibrs or off`,
+          );
       } else if (linux && key === 'rethunk') {
         for (const f of ['RETHUNK', 'UNRET', 'SRSO', 'SRSO_ALIAS']) off(f);
         const m: Record<string, [ReturnThunk, string[]]> = {
@@ -109,8 +131,10 @@ function parseCpuSpec(spec: string, table: FeatureTable): Cpu {
           its: ['its_return_thunk', ['RETHUNK']],
         };
         if (val === 'off' || val === 'none') thunk = undefined;
-        else if (m[val]) { thunk = m[val]![0]; for (const f of m[val]![1]) on(f); }
-        else throw new CpuSpecError(`rethunk=${val}: expected default, retbleed, srso, srso-alias, its or off`);
+        else if (m[val]) {
+          thunk = m[val]![0];
+          for (const f of m[val]![1]) on(f);
+        } else throw new CpuSpecError(`rethunk=${val}: expected default, retbleed, srso, srso-alias, its or off`);
       } else if (!linux && (key === 'branch-harden' || key === 'lock-harden')) {
         const f = key === 'branch-harden' ? 'SC_NO_BRANCH_HARDEN' : 'SC_NO_LOCK_HARDEN';
         if (val === 'on') set.delete(need(table, f));
@@ -134,11 +158,26 @@ function parseCpuSpec(spec: string, table: FeatureTable): Cpu {
   }
   // The thunk apply_returns targets follows the features bugs.c sets, in its selection order.
   if (!thunk) {
-    const has = (name: string): boolean => { const n = featureNumber(table, name); return n !== undefined && set.has(n); };
-    thunk = has('SRSO_ALIAS') ? 'srso_alias_return_thunk' : has('SRSO') ? 'srso_return_thunk' : has('UNRET') ? 'retbleed_return_thunk' : '__x86_return_thunk';
+    const has = (name: string): boolean => {
+      const n = featureNumber(table, name);
+      return n !== undefined && set.has(n);
+    };
+    thunk = has('SRSO_ALIAS')
+      ? 'srso_alias_return_thunk'
+      : has('SRSO')
+        ? 'srso_return_thunk'
+        : has('UNRET')
+          ? 'retbleed_return_thunk'
+          : '__x86_return_thunk';
   }
   return {
-    spec, preset: preset.id, table, features: set, returnThunk: thunk, nops, notes,
+    spec,
+    preset: preset.id,
+    table,
+    features: set,
+    returnThunk: thunk,
+    nops,
+    notes,
     has: (n: number) => set.has(n),
   };
 }

@@ -1,7 +1,6 @@
 /** Instruction length decoding for the patchers (the kernels' insn_decode_kernel), through iced-x86. */
 import iced from '../x86/iced.cjs';
 const { Decoder, DecoderOptions, Instruction } = iced;
-type Decoder = InstanceType<typeof iced.Decoder>;
 type Instruction = InstanceType<typeof iced.Instruction>;
 
 let insn: Instruction | undefined;
@@ -29,7 +28,13 @@ export function decodeOne(bytes: Uint8Array, ip = 0n): Decoded {
     const isCall = i.isCallNear;
     const isJmp = i.isJmpShortOrNear;
     const isJcc = i.isJccShortOrNear;
-    return { length: i.length, isCall, isJmp, isJcc, branchTarget: isCall || isJmp || isJcc ? i.nearBranchTarget : undefined };
+    return {
+      length: i.length,
+      isCall,
+      isJmp,
+      isJcc,
+      branchTarget: isCall || isJmp || isJcc ? i.nearBranchTarget : undefined,
+    };
   } finally {
     dec.free();
   }
@@ -40,7 +45,21 @@ export function opcodeIndex(b: Uint8Array, len: number): number {
   let k = 0;
   while (k < len - 1) {
     const x = b[k]!;
-    if (x === 0x2e || x === 0x3e || x === 0x26 || x === 0x36 || x === 0x64 || x === 0x65 || x === 0x66 || x === 0x67 || x === 0xf0 || x === 0xf2 || x === 0xf3 || (x & 0xf0) === 0x40) k++;
+    if (
+      x === 0x2e ||
+      x === 0x3e ||
+      x === 0x26 ||
+      x === 0x36 ||
+      x === 0x64 ||
+      x === 0x65 ||
+      x === 0x66 ||
+      x === 0x67 ||
+      x === 0xf0 ||
+      x === 0xf2 ||
+      x === 0xf3 ||
+      (x & 0xf0) === 0x40
+    )
+      k++;
     else break;
   }
   return k;
@@ -68,7 +87,16 @@ const LEGACY = new Set([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0x
 
 /** Decodes one instruction with the field offsets the kernel's insn decoder exposes. */
 export function decodeFull(bytes: Uint8Array): DecodedFull {
-  const none: DecodedFull = { length: 0, op: 0, firstPrefix: -1, immOff: 0, immSize: 0, dispOff: 0, dispSize: 0, ripRel: false };
+  const none: DecodedFull = {
+    length: 0,
+    op: 0,
+    firstPrefix: -1,
+    immOff: 0,
+    immSize: 0,
+    dispOff: 0,
+    dispSize: 0,
+    ripRel: false,
+  };
   if (bytes.length === 0) return none;
   const b = bytes.length > 15 ? bytes.subarray(0, 15) : bytes;
   const dec = new Decoder(64, b, DecoderOptions.None);

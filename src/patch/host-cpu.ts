@@ -33,11 +33,33 @@ export interface HostCpu {
 
 /** cpuinfo names that differ from the X86_FEATURE_ name (arch/x86/include/asm/cpufeatures.h, quoted names). */
 const CPUINFO_ALIAS: Record<string, string> = {
-  sse: 'XMM', sse2: 'XMM2', pni: 'XMM3', sse4_1: 'XMM4_1', sse4_2: 'XMM4_2', pdpe1gb: 'GBPAGES', monitor: 'MWAIT',
-  dts: 'DS', tm: 'ACC', ds_cpl: 'DSCPL', ss: 'SELFSNOOP', ht: 'HT', cqm: 'CQM_LLC', avx512ifma: 'AVX512IFMA',
-  avx512vbmi: 'AVX512VBMI', xsaveopt: 'XSAVEOPT', sha_ni: 'SHA_NI', nrip_save: 'NRIPS', svm_lock: 'SVML',
-  tsc_scale: 'TSCRATEMSR', flush_l1d: 'FLUSH_L1D', arch_capabilities: 'ARCH_CAPABILITIES', ibrs_enhanced: 'IBRS_ENHANCED',
-  amd_ssbd: 'AMD_SSBD', virt_ssbd: 'VIRT_SSBD', hw_pstate: 'HW_PSTATE', user_shstk: 'USER_SHSTK',
+  sse: 'XMM',
+  sse2: 'XMM2',
+  pni: 'XMM3',
+  sse4_1: 'XMM4_1',
+  sse4_2: 'XMM4_2',
+  pdpe1gb: 'GBPAGES',
+  monitor: 'MWAIT',
+  dts: 'DS',
+  tm: 'ACC',
+  ds_cpl: 'DSCPL',
+  ss: 'SELFSNOOP',
+  ht: 'HT',
+  cqm: 'CQM_LLC',
+  avx512ifma: 'AVX512IFMA',
+  avx512vbmi: 'AVX512VBMI',
+  xsaveopt: 'XSAVEOPT',
+  sha_ni: 'SHA_NI',
+  nrip_save: 'NRIPS',
+  svm_lock: 'SVML',
+  tsc_scale: 'TSCRATEMSR',
+  flush_l1d: 'FLUSH_L1D',
+  arch_capabilities: 'ARCH_CAPABILITIES',
+  ibrs_enhanced: 'IBRS_ENHANCED',
+  amd_ssbd: 'AMD_SSBD',
+  virt_ssbd: 'VIRT_SSBD',
+  hw_pstate: 'HW_PSTATE',
+  user_shstk: 'USER_SHSTK',
 };
 
 function firstBlock(cpuinfo: string): Map<string, string> {
@@ -78,21 +100,40 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   if (flags.includes('xsave')) items.push('?OSXSAVE');
   if (intelLike) items.push('?MSR_IA32_FEAT_CTL', '?SYSENTER32');
   if (vendor === 'GenuineIntel') items.push('?APIC_MSRS_FENCE');
-  if (flags.includes('sse2') && (vendor === 'GenuineIntel' || vendor === 'AuthenticAMD' || vendor === 'HygonGenuine')) items.push('?LFENCE_RDTSC');
+  if (flags.includes('sse2') && (vendor === 'GenuineIntel' || vendor === 'AuthenticAMD' || vendor === 'HygonGenuine'))
+    items.push('?LFENCE_RDTSC');
   if (vendor === 'AuthenticAMD' || vendor === 'HygonGenuine') {
     items.push('?SYSCALL32');
     if (family !== undefined && family >= 0xf) items.push('?K8');
     if (vendor === 'AuthenticAMD' && (family === 0x17 || family === 0x19)) items.push('?ZEN');
     // Speculative store bypass through LS_CFG on families 0x15-0x17 when neither SSBD interface is there.
-    if (vendor === 'AuthenticAMD' && family !== undefined && family >= 0x15 && family <= 0x17 && !flags.includes('amd_ssbd') && !flags.includes('virt_ssbd')) items.push('?LS_CFG_SSBD');
+    if (
+      vendor === 'AuthenticAMD' &&
+      family !== undefined &&
+      family >= 0x15 &&
+      family <= 0x17 &&
+      !flags.includes('amd_ssbd') &&
+      !flags.includes('virt_ssbd')
+    )
+      items.push('?LS_CFG_SSBD');
   }
-  notes.push(`cpuinfo: ${vendor ?? 'unknown vendor'} family ${family ?? '?'} model ${model ?? '?'}, ${flags.length} flags, ${bugs.length} bugs${bugs.length ? ` (${bugs.join(' ')})` : ''}`);
+  notes.push(
+    `cpuinfo: ${vendor ?? 'unknown vendor'} family ${family ?? '?'} model ${model ?? '?'}, ${flags.length} flags, ${bugs.length} bugs${bugs.length ? ` (${bugs.join(' ')})` : ''}`,
+  );
 
   const v = files.vulnerabilities ?? {};
   const cmd = ` ${files.cmdline ?? ''} `;
   const opt = (name: string): string | undefined => new RegExp(`\\s${name}=(\\S+)`).exec(cmd)?.[1];
   const mitigationsOff = opt('mitigations') === 'off';
-  if (files.cmdline !== undefined) notes.push(`cmdline: ${['mitigations', 'spectre_v2', 'retbleed', 'spec_rstack_overflow', 'pti'].map((k) => (opt(k) ? `${k}=${opt(k)}` : '')).filter(Boolean).join(' ') || 'no mitigation options'}${/\snopti\s/.test(cmd) ? ' nopti' : ''}`);
+  if (files.cmdline !== undefined)
+    notes.push(
+      `cmdline: ${
+        ['mitigations', 'spectre_v2', 'retbleed', 'spec_rstack_overflow', 'pti']
+          .map((k) => (opt(k) ? `${k}=${opt(k)}` : ''))
+          .filter(Boolean)
+          .join(' ') || 'no mitigation options'
+      }${/\snopti\s/.test(cmd) ? ' nopti' : ''}`,
+    );
   const known = Object.keys(v).length > 0;
   if (known) notes.push(`vulnerabilities: ${Object.keys(v).length} files`);
   else notes.push('no vulnerabilities files: mitigations from the command line and defaults only');
@@ -119,7 +160,11 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
     if (has(s2, /KVM: SW loop/)) items.push('?CLEAR_BHB_LOOP_ON_VMEXIT');
     if (has(s2, /IBPB: (conditional|always-on)/)) items.push('?USE_IBPB');
   } else if (mitigationsOff) spectre = 'off';
-  else if (opt('spectre_v2')) spectre = opt('spectre_v2')!.replace(/,/g, '-').replace('retpoline-lfence', 'lfence').replace('retpoline-generic', 'retpoline');
+  else if (opt('spectre_v2'))
+    spectre = opt('spectre_v2')!
+      .replace(/,/g, '-')
+      .replace('retpoline-lfence', 'lfence')
+      .replace('retpoline-generic', 'retpoline');
   if (spectre) items.push(`spectre_v2=${spectre}`);
 
   // Return thunks: retbleed / SRSO / ITS mitigations pick x86_return_thunk.
@@ -139,13 +184,20 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
 
   if (has(v['l1tf'], /PTE Inversion/)) items.push('?L1TF_PTEINV');
   // Buffer clearing (VERW) for MDS, TAA, MMIO stale data, RFDS.
-  if (['mds', 'tsx_async_abort', 'mmio_stale_data', 'reg_file_data_sampling'].some((k) => has(v[k], /Clear CPU buffers/))) items.push('?CLEAR_CPU_BUF');
+  if (
+    ['mds', 'tsx_async_abort', 'mmio_stale_data', 'reg_file_data_sampling'].some((k) => has(v[k], /Clear CPU buffers/))
+  )
+    items.push('?CLEAR_CPU_BUF');
   // Meltdown: PTI is also a cpuinfo flag; the vulnerabilities file and the command line can only confirm or clear it.
   if (has(v['meltdown'], /Mitigation: PTI/)) items.push('?PTI');
   else if (v['meltdown'] !== undefined || mitigationsOff || /\snopti\s|\spti=off\s/.test(cmd)) items.push('-?PTI');
   // bugs.c spectre_v1_select_mitigation: the swapgs fences when FSGSBASE is on or SMAP does not stop speculation.
   const smapWorks = flags.includes('smap') && !bugs.includes('cpu_meltdown');
-  if (has(v['spectre_v1'], /swapgs barriers/) && !/no swapgs barriers/.test(v['spectre_v1']!) && (flags.includes('fsgsbase') || !smapWorks)) {
+  if (
+    has(v['spectre_v1'], /swapgs barriers/) &&
+    !/no swapgs barriers/.test(v['spectre_v1']!) &&
+    (flags.includes('fsgsbase') || !smapWorks)
+  ) {
     items.push('?FENCE_SWAPGS_KERNEL');
     if (bugs.includes('swapgs') && !flags.includes('pti')) items.push('?FENCE_SWAPGS_USER');
   }

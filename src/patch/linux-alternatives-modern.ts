@@ -46,10 +46,20 @@ function isNop(b: Uint8Array, at: number): number {
 /** 6.12 add_nop(): one NOP up to 8 bytes, else a JMP over int3 filler. */
 export function addNopModern(buf: Uint8Array, at: number, len: number): void {
   if (!len) return;
-  if (len <= LINUX_NOPS.max) { buf.set(LINUX_NOPS.nops[len]!, at); return; }
+  if (len <= LINUX_NOPS.max) {
+    buf.set(LINUX_NOPS.nops[len]!, at);
+    return;
+  }
   let p = at;
-  if (len < 128) { buf[p] = 0xeb; buf[p + 1] = (len - 2) & 0xff; p += 2; }
-  else { buf[p] = 0xe9; new DataView(buf.buffer, buf.byteOffset).setInt32(p + 1 - 0, len - 5, true); p += 5; }
+  if (len < 128) {
+    buf[p] = 0xeb;
+    buf[p + 1] = (len - 2) & 0xff;
+    p += 2;
+  } else {
+    buf[p] = 0xe9;
+    new DataView(buf.buffer, buf.byteOffset).setInt32(p + 1 - 0, len - 5, true);
+    p += 5;
+  }
   for (; p < at + len; p++) buf[p] = 0xcc;
 }
 
@@ -76,17 +86,27 @@ export function optimizeNopsModern(buf: Uint8Array, len: number): void {
 }
 
 function s32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) | 0;
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
 }
 
 /** 6.12 __apply_relocation(buf, instr, instrlen, repl, repl_len); returns a BUG message on overflow. */
-export function applyRelocationModern(buf: Uint8Array, len: number, instr: bigint, repl: bigint, replLen: number): string | undefined {
+export function applyRelocationModern(
+  buf: Uint8Array,
+  len: number,
+  instr: bigint,
+  repl: bigint,
+  replLen: number,
+): string | undefined {
   const delta = repl - instr;
   const needReloc = (off: number): boolean => off < 0 || off > replLen; // target = repl + off
   const reloc = (at: number, n: number): string | undefined => {
-    const v = BigInt(n === 1 ? (buf[at]! << 24) >> 24 : n === 2 ? ((buf[at]! | (buf[at + 1]! << 8)) << 16) >> 16 : s32(buf, at)) + delta;
+    const v =
+      BigInt(
+        n === 1 ? (buf[at]! << 24) >> 24 : n === 2 ? ((buf[at]! | (buf[at + 1]! << 8)) << 16) >> 16 : s32(buf, at),
+      ) + delta;
     const bits = BigInt(n * 8);
-    if (v < -(1n << (bits - 1n)) || v >= 1n << (bits - 1n)) return `relocated displacement does not fit in ${n} byte(s): the kernel would BUG()`;
+    if (v < -(1n << (bits - 1n)) || v >= 1n << (bits - 1n))
+      return `relocated displacement does not fit in ${n} byte(s): the kernel would BUG()`;
     const x = Number(BigInt.asIntN(32, v));
     for (let k = 0; k < n; k++) buf[at + k] = (x >>> (8 * k)) & 0xff;
     return undefined;
@@ -97,11 +117,19 @@ export function applyRelocationModern(buf: Uint8Array, len: number, instr: bigin
     next = i + d.length;
     const o = i + d.op;
     const op = buf[o]!;
-    const branch = (op === 0x0f && buf[o + 1]! >= 0x80 && buf[o + 1]! <= 0x8f) || (op >= 0x70 && op <= 0x7f) || op === 0xeb || op === 0xe9 || op === 0xe8;
+    const branch =
+      (op === 0x0f && buf[o + 1]! >= 0x80 && buf[o + 1]! <= 0x8f) ||
+      (op >= 0x70 && op <= 0x7f) ||
+      op === 0xeb ||
+      op === 0xe9 ||
+      op === 0xe8;
     if (branch && d.immSize) {
       const immAt = i + d.immOff;
       const imm = d.immSize === 1 ? (buf[immAt]! << 24) >> 24 : s32(buf, immAt);
-      if (needReloc(next + imm)) { const e = reloc(immAt, d.immSize); if (e) return e; }
+      if (needReloc(next + imm)) {
+        const e = reloc(immAt, d.immSize);
+        if (e) return e;
+      }
       if (op === 0xe9) {
         const v = imm + Number(delta) + 3;
         if (v >= -128 && v <= 127) {
@@ -113,29 +141,51 @@ export function applyRelocationModern(buf: Uint8Array, len: number, instr: bigin
     }
     if (d.ripRel && d.dispSize) {
       const at = i + d.dispOff;
-      if (needReloc(next + s32(buf, at))) { const e = reloc(at, d.dispSize); if (e) return e; }
+      if (needReloc(next + s32(buf, at))) {
+        const e = reloc(at, d.dispSize);
+        if (e) return e;
+      }
     }
   }
   return undefined;
 }
 
-export function applyModernAlternative(view: PatchedView, s: Site, len: number, patch: boolean, pvOps: LinuxRules['pvOps'] = '6.12'): void {
+export function applyModernAlternative(
+  view: PatchedView,
+  s: Site,
+  len: number,
+  patch: boolean,
+  pvOps: LinuxRules['pvOps'] = '6.12',
+): void {
   const cur = view.read(s.addr, len);
-  if (!cur) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: site outside the image`, 'model', s); return; }
+  if (!cur) {
+    view.finding('alternatives', s.addr, `alt_instr ${s.index}: site outside the image`, 'model', s);
+    return;
+  }
   if (!patch) {
     const buf = new Uint8Array(len + 15);
     buf.set(view.readUpTo(s.addr, len + 15)!);
     optimizeNopsModern(buf, len);
-    if (buf.subarray(0, len).some((x, k) => x !== cur[k])) view.write('alternatives', s.addr, buf.subarray(0, len), s, 'optimize_nops');
+    if (buf.subarray(0, len).some((x, k) => x !== cur[k]))
+      view.write('alternatives', s.addr, buf.subarray(0, len), s, 'optimize_nops');
     return;
   }
   const repl = s.repl!;
   if (repl.length > len) {
-    view.finding('alternatives', s.addr, `alt_instr ${s.index}: replacement (${repl.length} bytes) longer than the site (${len}): the kernel would overwrite the following code; skipped`, 'bug', s);
+    view.finding(
+      'alternatives',
+      s.addr,
+      `alt_instr ${s.index}: replacement (${repl.length} bytes) longer than the site (${len}): the kernel would overwrite the following code; skipped`,
+      'bug',
+      s,
+    );
     return;
   }
   const replBytes = repl.length ? view.read(repl.addr, repl.length) : new Uint8Array(0);
-  if (!replBytes) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: replacement outside the image`, 'model', s); return; }
+  if (!replBytes) {
+    view.finding('alternatives', s.addr, `alt_instr ${s.index}: replacement outside the image`, 'model', s);
+    return;
+  }
   const instr = view.abs(s.addr);
   const replAbs = repl.length ? view.abs(repl.addr) : instr;
   const buf = new Uint8Array(len + 15);
@@ -143,8 +193,26 @@ export function applyModernAlternative(view: PatchedView, s: Site, len: number, 
   let size = repl.length;
   let note: string | undefined;
   if ((s.altFlags ?? 0) & ALT_FLAG_DIRECT_CALL) {
-    if (repl.length !== 5 || buf[0] !== 0xe8) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: ALT_FLAG_DIRECT_CALL on a non-call replacement: the kernel would BUG()`, 'bug', s); return; }
-    if (len !== 6 || cur[0] !== 0xff || cur[1] !== 0x15) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: ALT_FLAG_DIRECT_CALL on an unrecognized indirect call: the kernel would BUG()`, 'bug', s); return; }
+    if (repl.length !== 5 || buf[0] !== 0xe8) {
+      view.finding(
+        'alternatives',
+        s.addr,
+        `alt_instr ${s.index}: ALT_FLAG_DIRECT_CALL on a non-call replacement: the kernel would BUG()`,
+        'bug',
+        s,
+      );
+      return;
+    }
+    if (len !== 6 || cur[0] !== 0xff || cur[1] !== 0x15) {
+      view.finding(
+        'alternatives',
+        s.addr,
+        `alt_instr ${s.index}: ALT_FLAG_DIRECT_CALL on an unrecognized indirect call: the kernel would BUG()`,
+        'bug',
+        s,
+      );
+      return;
+    }
     const slot = instr + 6n + BigInt(s32(cur, 2));
     const t = pvSlotTarget(view, slot, pvOps);
     const bug = view.symbolAbs('BUG_func');
@@ -152,12 +220,29 @@ export function applyModernAlternative(view: PatchedView, s: Site, len: number, 
     let target = t?.abs;
     let name = t?.name ?? 'BUG_func';
     if (t === null || target === undefined) {
-      if (t !== null && t?.name !== 'nop_func') { view.finding('alternatives', s.addr, `alt_instr ${s.index}: no address for the pv_ops function at ${view.nameOf(slot)}; skipped`, 'model', s); return; }
+      if (t !== null && t?.name !== 'nop_func') {
+        view.finding(
+          'alternatives',
+          s.addr,
+          `alt_instr ${s.index}: no address for the pv_ops function at ${view.nameOf(slot)}; skipped`,
+          'model',
+          s,
+        );
+        return;
+      }
     }
-    if (t === null) { target = bug; name = 'BUG_func'; }
-    if (bug === undefined || (target === undefined && name !== 'nop_func')) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: no address for BUG_func; skipped`, 'model', s); return; }
-    if (name === 'nop_func' || (target !== undefined && target === nop)) { size = 0; note = 'direct call: nop_func'; }
-    else {
+    if (t === null) {
+      target = bug;
+      name = 'BUG_func';
+    }
+    if (bug === undefined || (target === undefined && name !== 'nop_func')) {
+      view.finding('alternatives', s.addr, `alt_instr ${s.index}: no address for BUG_func; skipped`, 'model', s);
+      return;
+    }
+    if (name === 'nop_func' || (target !== undefined && target === nop)) {
+      size = 0;
+      note = 'direct call: nop_func';
+    } else {
       const v = BigInt(s32(buf, 1)) + (target! - bug);
       new DataView(buf.buffer).setInt32(1, Number(BigInt.asIntN(32, v)), true);
       note = `call ${name}`;
@@ -165,7 +250,10 @@ export function applyModernAlternative(view: PatchedView, s: Site, len: number, 
   }
   for (let k = size; k < len; k++) buf[k] = 0x90;
   const err = applyRelocationModern(buf, len, instr, replAbs, repl.length);
-  if (err) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: ${err}`, 'bug', s); return; }
+  if (err) {
+    view.finding('alternatives', s.addr, `alt_instr ${s.index}: ${err}`, 'bug', s);
+    return;
+  }
   optimizeNopsModern(buf, len);
   view.write('alternatives', s.addr, buf.subarray(0, len), s, note);
 }

@@ -55,15 +55,22 @@ function optimizeNopsAt(view: PatchedView, addr: number, len: number, site: Site
   const buf = cur.slice();
   optimizeNops(buf, len, view.abs(addr));
   let same = true;
-  for (let k = 0; k < len; k++) if (buf[k] !== cur[k]) { same = false; break; }
+  for (let k = 0; k < len; k++)
+    if (buf[k] !== cur[k]) {
+      same = false;
+      break;
+    }
   if (!same) view.write('alternatives', addr, buf.subarray(0, len), site, 'optimize_nops');
 }
 
 function s32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) | 0;
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
 }
 function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff; b[o + 1] = (v >>> 8) & 0xff; b[o + 2] = (v >>> 16) & 0xff; b[o + 3] = (v >>> 24) & 0xff;
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
 }
 
 /** recompute_jump() of 6.1: the replacement is 5 bytes and starts with a JMP opcode. */
@@ -105,8 +112,26 @@ export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[]
       view.finding('alternatives', s.addr, `alt_instr ${s.index}: site outside the image, skipped`, 'model', s);
       continue;
     }
-    if (len > MAX_PATCH_LEN) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: instrlen ${len} > ${MAX_PATCH_LEN}: the kernel would BUG()`, 'bug', s); continue; }
-    if (f >= limit) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: feature ${f} >= ${limit} ((NCAPINTS+NBUGINTS)*32): the kernel would BUG()`, 'bug', s); continue; }
+    if (len > MAX_PATCH_LEN) {
+      view.finding(
+        'alternatives',
+        s.addr,
+        `alt_instr ${s.index}: instrlen ${len} > ${MAX_PATCH_LEN}: the kernel would BUG()`,
+        'bug',
+        s,
+      );
+      continue;
+    }
+    if (f >= limit) {
+      view.finding(
+        'alternatives',
+        s.addr,
+        `alt_instr ${s.index}: feature ${f} >= ${limit} ((NCAPINTS+NBUGINTS)*32): the kernel would BUG()`,
+        'bug',
+        s,
+      );
+      continue;
+    }
     const patch = cpu.has(f) !== Boolean(s.inverted);
     if (modern) {
       applyModernAlternative(view, s, len, patch, rules.pvOps);
@@ -117,12 +142,21 @@ export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[]
       continue;
     }
     if (repl.length > len) {
-      view.finding('alternatives', s.addr, `alt_instr ${s.index}: replacement (${repl.length} bytes) longer than the site (${len}): the kernel would overwrite the following code; skipped`, 'bug', s);
+      view.finding(
+        'alternatives',
+        s.addr,
+        `alt_instr ${s.index}: replacement (${repl.length} bytes) longer than the site (${len}): the kernel would overwrite the following code; skipped`,
+        'bug',
+        s,
+      );
       optimizeNopsAt(view, s.addr, len, s);
       continue;
     }
     const replBytes = repl.length ? view.read(repl.addr, repl.length) : new Uint8Array(0);
-    if (!replBytes) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: replacement outside the image, skipped`, 'model', s); continue; }
+    if (!replBytes) {
+      view.finding('alternatives', s.addr, `alt_instr ${s.index}: replacement outside the image, skipped`, 'model', s);
+      continue;
+    }
     const instrAbs = view.abs(s.addr);
     const replAbs = repl.length ? view.abs(repl.addr) : 0n;
     const buf = new Uint8Array(Math.max(len, repl.length));
@@ -132,18 +166,24 @@ export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[]
       put32(buf, 1, Number(BigInt.asIntN(32, BigInt(s32(buf, 1)) + (replAbs - instrAbs))));
       note = 'call rel32 fixed up';
     }
-    if (repl.length && (replBytes[0] === 0xeb || replBytes[0] === 0xe9)) note = recomputeJump(buf, instrAbs, replAbs, repl.length) ?? note;
+    if (repl.length && (replBytes[0] === 0xeb || replBytes[0] === 0xe9))
+      note = recomputeJump(buf, instrAbs, replAbs, repl.length) ?? note;
     for (let i = repl.length; i < len; i++) buf[i] = 0x90;
     view.write('alternatives', s.addr, buf.subarray(0, len), s, note);
     optimizeNopsAt(view, s.addr, len, s);
   }
 }
 
-
 /** 7.0: one decision and at most one write per site (see the header). */
-function applyOncePerSite(view: PatchedView, alts: readonly Site[], lens: readonly number[], cpu: Cpu, rules: LinuxRules): void {
+function applyOncePerSite(
+  view: PatchedView,
+  alts: readonly Site[],
+  lens: readonly number[],
+  cpu: Cpu,
+  rules: LinuxRules,
+): void {
   const limit = cpu.table.limit;
-  for (let a = 0; a < alts.length;) {
+  for (let a = 0; a < alts.length; ) {
     let b = a + 1;
     while (b < alts.length && alts[b]!.addr === alts[a]!.addr) b++;
     const first = alts[a]!;
@@ -157,8 +197,27 @@ function applyOncePerSite(view: PatchedView, alts: readonly Site[], lens: readon
         usable = false;
         break;
       }
-      if (len > MAX_PATCH_LEN) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: instrlen ${len} > ${MAX_PATCH_LEN}: the kernel would BUG()`, 'bug', s); usable = false; break; }
-      if (s.feature! >= limit) { view.finding('alternatives', s.addr, `alt_instr ${s.index}: feature ${s.feature} >= ${limit} ((NCAPINTS+NBUGINTS)*32): the kernel would BUG()`, 'bug', s); continue; }
+      if (len > MAX_PATCH_LEN) {
+        view.finding(
+          'alternatives',
+          s.addr,
+          `alt_instr ${s.index}: instrlen ${len} > ${MAX_PATCH_LEN}: the kernel would BUG()`,
+          'bug',
+          s,
+        );
+        usable = false;
+        break;
+      }
+      if (s.feature! >= limit) {
+        view.finding(
+          'alternatives',
+          s.addr,
+          `alt_instr ${s.index}: feature ${s.feature} >= ${limit} ((NCAPINTS+NBUGINTS)*32): the kernel would BUG()`,
+          'bug',
+          s,
+        );
+        continue;
+      }
       if (cpu.has(s.feature!) !== Boolean(s.inverted)) win = s;
     }
     if (usable) applyModernAlternative(view, win ?? first, len, win !== undefined, rules.pvOps);

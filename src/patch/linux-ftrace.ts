@@ -16,7 +16,13 @@ export function applyLinuxFtrace(view: PatchedView, sites: readonly Site[]): voi
     if (!b) continue;
     if (b[0] === 0x0f && b[1] === 0x1f && b[2] === 0x44 && b[3] === 0x00 && b[4] === 0x00) continue;
     if (b[0] !== 0xe8) {
-      view.finding('ftrace', s.addr, 'mcount site is not a 5-byte call: ftrace_bug() reports it and leaves it alone', 'warn', s);
+      view.finding(
+        'ftrace',
+        s.addr,
+        'mcount site is not a 5-byte call: ftrace_bug() reports it and leaves it alone',
+        'warn',
+        s,
+      );
       continue;
     }
     view.write('ftrace', s.addr, FTRACE_NOP, s, 'ftrace_init_nop');

@@ -15,7 +15,10 @@ export function applyLinuxIbt(view: PatchedView, sites: readonly Site[]): void {
     if (!b) continue;
     const poison = b[0] === 0x66 && b[1] === 0x0f && b[2] === 0x1f && b[3] === 0x00;
     const endbr = b[0] === 0xf3 && b[1] === 0x0f && b[2] === 0x1e && (b[3] === 0xfa || b[3] === 0xfb);
-    if (!poison && !endbr) { view.finding('ibt', s.addr, 'sealed site is not an ENDBR: the kernel WARNs and skips it', 'warn', s); continue; }
+    if (!poison && !endbr) {
+      view.finding('ibt', s.addr, 'sealed site is not an ENDBR: the kernel WARNs and skips it', 'warn', s);
+      continue;
+    }
     view.write('ibt', s.addr, ENDBR_POISON, s, 'seal ENDBR');
   }
 }

@@ -17,7 +17,24 @@ import { LinuxRules, RULES_61 } from '../target/profile.js';
 import { optimizeNopsModern } from './linux-alternatives-modern.js';
 import type { PatchedView } from './view.js';
 
-export const REGS = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
+export const REGS = [
+  'rax',
+  'rcx',
+  'rdx',
+  'rbx',
+  'rsp',
+  'rbp',
+  'rsi',
+  'rdi',
+  'r8',
+  'r9',
+  'r10',
+  'r11',
+  'r12',
+  'r13',
+  'r14',
+  'r15',
+];
 
 function has(cpu: Cpu, name: string): boolean {
   const n = featureNumber(cpu.table, name);
@@ -40,7 +57,12 @@ function thunkReg(view: PatchedView, target: bigint): number | undefined {
   return r < 16 ? r : undefined;
 }
 
-export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: LinuxRules = RULES_61): void {
+export function applyLinuxRetpolines(
+  view: PatchedView,
+  sites: readonly Site[],
+  cpu: Cpu,
+  rules: LinuxRules = RULES_61,
+): void {
   const callDepth = rules.callDepth && has(cpu, 'CALL_DEPTH');
   const retpoline = has(cpu, 'RETPOLINE');
   const lfence = has(cpu, 'RETPOLINE_LFENCE');
@@ -51,19 +73,40 @@ export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], 
     if (!cur) continue;
     const at = view.abs(s.addr);
     const d = decodeOne(cur, at);
-    if (d.length === 0) { view.finding('retpolines', s.addr, 'retpoline site does not decode: the kernel WARNs and skips it', 'warn', s); continue; }
+    if (d.length === 0) {
+      view.finding('retpolines', s.addr, 'retpoline site does not decode: the kernel WARNs and skips it', 'warn', s);
+      continue;
+    }
     const oi = opcodeIndex(cur, d.length);
     const op1 = cur[oi]!;
     const op2 = cur[oi + 1]!;
     const jcc = op1 === 0x0f && op2 >= 0x80 && op2 <= 0x8f;
     if (!(op1 === 0xe8 || op1 === 0xe9 || jcc)) {
-      view.finding('retpolines', s.addr, `retpoline site is not call/jmp/jcc rel32 (${op1.toString(16)}): the kernel WARNs and skips it`, 'warn', s);
+      view.finding(
+        'retpolines',
+        s.addr,
+        `retpoline site is not call/jmp/jcc rel32 (${op1.toString(16)}): the kernel WARNs and skips it`,
+        'warn',
+        s,
+      );
       continue;
     }
     const target = d.branchTarget!;
     const reg = thunkReg(view, target);
-    if (reg === undefined) { view.finding('retpolines', s.addr, `retpoline site targets ${view.nameOf(target)}, not a retpoline thunk: the kernel WARNs and skips it`, 'warn', s); continue; }
-    if (reg === 4) { view.finding('retpolines', s.addr, 'retpoline through %rsp: the kernel would BUG()', 'bug', s); continue; }
+    if (reg === undefined) {
+      view.finding(
+        'retpolines',
+        s.addr,
+        `retpoline site targets ${view.nameOf(target)}, not a retpoline thunk: the kernel WARNs and skips it`,
+        'warn',
+        s,
+      );
+      continue;
+    }
+    if (reg === 4) {
+      view.finding('retpolines', s.addr, 'retpoline through %rsp: the kernel would BUG()', 'bug', s);
+      continue;
+    }
     const len = d.length;
     const bytes = new Uint8Array(16);
     if (retpoline && !lfence) {
@@ -71,9 +114,18 @@ export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], 
       // 6.x call depth tracking: emit_call_track_retpoline -> call/jmp to the accounting thunks.
       const name = `__x86_indirect_${op1 === 0xe8 ? 'call' : 'jump'}_thunk_${REGS[reg]}`;
       const t = view.symbolAbs(name);
-      if (t === undefined) { view.finding('retpolines', s.addr, `call depth tracking: no address for ${name}; skipped`, 'model', s); continue; }
+      if (t === undefined) {
+        view.finding('retpolines', s.addr, `call depth tracking: no address for ${name}; skipped`, 'model', s);
+        continue;
+      }
       let i = 0;
-      if (jcc) { bytes[i++] = 0x0f; bytes[i++] = op2; } else { if (len === 6) bytes[i++] = 0x2e; bytes[i++] = op1; }
+      if (jcc) {
+        bytes[i++] = 0x0f;
+        bytes[i++] = op2;
+      } else {
+        if (len === 6) bytes[i++] = 0x2e;
+        bytes[i++] = op1;
+      }
       new DataView(bytes.buffer).setInt32(i, Number(BigInt.asIntN(32, t - (at + BigInt(i) + 4n))), true);
       i += 4;
       if (i !== len) continue;
@@ -81,17 +133,24 @@ export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], 
       continue;
     }
     let i = 0;
-    let op = jcc ? 0xe9 : op1;
+    const op = jcc ? 0xe9 : op1;
     if (jcc) {
       bytes[i++] = 0x70 + ((op2 & 0xf) ^ 1);
       bytes[i++] = len - 2;
     }
-    if (lfence) { bytes[i++] = 0x0f; bytes[i++] = 0xae; bytes[i++] = 0xe8; }
+    if (lfence) {
+      bytes[i++] = 0x0f;
+      bytes[i++] = 0xae;
+      bytes[i++] = 0xe8;
+    }
     let note = `${op === 0xe8 ? 'call' : 'jmp'} *%${REGS[reg]}`;
     if (its && ((at + BigInt(i + 1 + (reg >> 3))) & 0x20n) === 0n) {
       const thunkName = `__x86_indirect_its_thunk_${REGS[reg]}`;
       const thunk = view.symbolAbs(thunkName);
-      if (thunk === undefined) { view.finding('retpolines', s.addr, `ITS: no address for ${thunkName}; skipped`, 'model', s); continue; }
+      if (thunk === undefined) {
+        view.finding('retpolines', s.addr, `ITS: no address for ${thunkName}; skipped`, 'model', s);
+        continue;
+      }
       i = 0;
       if (jcc) {
         bytes[i++] = 0x0f;
@@ -103,7 +162,13 @@ export function applyLinuxRetpolines(view: PatchedView, sites: readonly Site[], 
       const disp = Number(BigInt.asIntN(32, thunk - (at + BigInt(i) + 4n)));
       new DataView(bytes.buffer).setInt32(i, disp, true);
       i += 4;
-      view.finding('retpolines', s.addr, `ITS: the kernel branches to a thunk it allocates at run time; shown as ${thunkName}`, 'model', s);
+      view.finding(
+        'retpolines',
+        s.addr,
+        `ITS: the kernel branches to a thunk it allocates at run time; shown as ${thunkName}`,
+        'model',
+        s,
+      );
       note = `ITS thunk ${thunkName}`;
     } else {
       if (reg >= 8) bytes[i++] = 0x41;

@@ -26,7 +26,10 @@ export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu
     if (!cur) continue;
     const at = view.abs(s.addr);
     const d = decodeOne(cur, at);
-    if (d.length === 0) { view.finding('returns', s.addr, 'return site does not decode: the kernel WARNs and skips it', 'warn', s); continue; }
+    if (d.length === 0) {
+      view.finding('returns', s.addr, 'return site does not decode: the kernel WARNs and skips it', 'warn', s);
+      continue;
+    }
     const op = cur[opcodeIndex(cur, d.length)]!;
     const dest = op === 0xe9 ? d.branchTarget : undefined;
     // __static_call_fixup: a trampoline is followed by the `0f b9 cc` signature.
@@ -34,12 +37,25 @@ export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu
     if (sig && sig[0] === 0x0f && sig[1] === 0xb9 && sig[2] === 0xcc) {
       if (op === 0xc3 || (dest !== undefined && dest === thunkAbs)) {
         const code = retForm(view, at, wantsAt(at), chosen, () => (chosenAbs ??= view.symbolAbs(chosen)));
-        if (code) view.write('returns', s.addr, code, s, code[0] === 0xe9 ? `static call trampoline: jmp ${chosen}` : 'static call trampoline: ret');
+        if (code)
+          view.write(
+            'returns',
+            s.addr,
+            code,
+            s,
+            code[0] === 0xe9 ? `static call trampoline: jmp ${chosen}` : 'static call trampoline: ret',
+          );
       }
       continue;
     }
     if (dest === undefined || thunkAbs === undefined || dest !== thunkAbs) {
-      view.finding('returns', s.addr, `missing return thunk: ${dest === undefined ? 'not a jmp rel32' : `jmp to ${view.nameOf(dest)}`}: the kernel WARNs and skips it`, 'warn', s);
+      view.finding(
+        'returns',
+        s.addr,
+        `missing return thunk: ${dest === undefined ? 'not a jmp rel32' : `jmp to ${view.nameOf(dest)}`}: the kernel WARNs and skips it`,
+        'warn',
+        s,
+      );
       continue;
     }
     const len = d.length;
@@ -48,7 +64,14 @@ export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu
     if (wantsAt(at)) {
       chosenAbs ??= view.symbolAbs(chosen);
       if (chosenAbs === undefined) {
-        if (!missing) view.finding('returns', s.addr, `no address for the return thunk ${chosen}; return sites left alone`, 'model', s);
+        if (!missing)
+          view.finding(
+            'returns',
+            s.addr,
+            `no address for the return thunk ${chosen}; return sites left alone`,
+            'model',
+            s,
+          );
         missing = true;
         continue;
       }
@@ -63,7 +86,13 @@ export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu
   }
 }
 
-function retForm(view: PatchedView, at: bigint, wants: boolean, _chosen: string, thunk: () => bigint | undefined): Uint8Array | undefined {
+function retForm(
+  view: PatchedView,
+  at: bigint,
+  wants: boolean,
+  _chosen: string,
+  thunk: () => bigint | undefined,
+): Uint8Array | undefined {
   if (!wants) return Uint8Array.of(0xc3, 0xcc, 0xcc, 0xcc, 0xcc);
   const t = thunk();
   if (t === undefined) return undefined;

@@ -27,9 +27,27 @@ export type PreemptMode = 'none' | 'voluntary' | 'full';
 
 /** What sched_dynamic_update() stores in each PREEMPT_DYNAMIC key per mode (null: NULL, a NOP5 call site). */
 export const PREEMPT_DYNAMIC: Readonly<Record<PreemptMode, Readonly<Record<string, string | null>>>> = {
-  none: { cond_resched: '__cond_resched', might_resched: '__static_call_return0', preempt_schedule: null, preempt_schedule_notrace: null, irqentry_exit_cond_resched: null },
-  voluntary: { cond_resched: '__cond_resched', might_resched: '__cond_resched', preempt_schedule: null, preempt_schedule_notrace: null, irqentry_exit_cond_resched: null },
-  full: { cond_resched: '__static_call_return0', might_resched: '__static_call_return0', preempt_schedule: 'preempt_schedule', preempt_schedule_notrace: 'preempt_schedule_notrace', irqentry_exit_cond_resched: 'raw_irqentry_exit_cond_resched' },
+  none: {
+    cond_resched: '__cond_resched',
+    might_resched: '__static_call_return0',
+    preempt_schedule: null,
+    preempt_schedule_notrace: null,
+    irqentry_exit_cond_resched: null,
+  },
+  voluntary: {
+    cond_resched: '__cond_resched',
+    might_resched: '__cond_resched',
+    preempt_schedule: null,
+    preempt_schedule_notrace: null,
+    irqentry_exit_cond_resched: null,
+  },
+  full: {
+    cond_resched: '__static_call_return0',
+    might_resched: '__static_call_return0',
+    preempt_schedule: 'preempt_schedule',
+    preempt_schedule_notrace: 'preempt_schedule_notrace',
+    irqentry_exit_cond_resched: 'raw_irqentry_exit_cond_resched',
+  },
 };
 
 /** The function a PREEMPT_DYNAMIC key holds (0n for NULL), or undefined when the key is not one of them. */
@@ -49,7 +67,13 @@ function rel(code: number[], op: number, at: bigint, size: number, target: bigin
   code.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
 }
 
-export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[], cpu: Cpu, rules: LinuxRules = RULES_61, preempt: PreemptMode | null = 'voluntary'): void {
+export function applyLinuxStaticCalls(
+  view: PatchedView,
+  sites: readonly Site[],
+  cpu: Cpu,
+  rules: LinuxRules = RULES_61,
+  preempt: PreemptMode | null = 'voluntary',
+): void {
   const rh = featureNumber(cpu.table, 'RETHUNK');
   const rethunk = rh !== undefined && cpu.has(rh);
   const wantsAt = (abs: bigint): boolean => rethunk && (cpu.returnThunk !== 'its_return_thunk' || (abs & 0x20n) === 0n);
@@ -77,7 +101,13 @@ export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[],
       ? cur[0] === 0xe9 || cur[0] === 0xc3 || jcc
       : cur[0] === 0xe8 || LINUX_NOPS.nops[5]!.every((x, k) => cur[k] === x) || XOR5RAX.every((x, k) => cur[k] === x);
     if (!ok) {
-      view.finding('static-calls', s.addr, `unexpected static_call insn opcode 0x${cur[0]!.toString(16)}: the kernel would BUG()`, 'bug', s);
+      view.finding(
+        'static-calls',
+        s.addr,
+        `unexpected static_call insn opcode 0x${cur[0]!.toString(16)}: the kernel would BUG()`,
+        'bug',
+        s,
+      );
       continue;
     }
     const code: number[] = [];
@@ -89,7 +119,10 @@ export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[],
         // 6.1: __x86_return_thunk; 6.12: x86_return_thunk (the chosen one).
         name = rethunk ? (rules.cpuReturnThunk ? cpu.returnThunk : '__x86_return_thunk') : '__static_call_return';
         const t = view.symbolAbs(name);
-        if (t === undefined) { view.finding('static-calls', s.addr, `no address for ${name}; skipped`, 'model', s); continue; }
+        if (t === undefined) {
+          view.finding('static-calls', s.addr, `no address for ${name}; skipped`, 'model', s);
+          continue;
+        }
         target = t;
       }
       code.push(0x0f);
@@ -98,18 +131,36 @@ export function applyLinuxStaticCalls(view: PatchedView, sites: readonly Site[],
       code.push(...tmp);
       note = `jcc ${name}`;
     } else if (tail) {
-      if (func) { rel(code, 0xe9, at, 5, func); note = `jmp ${view.nameOf(func)}`; }
-      else if (wantsAt(at)) {
+      if (func) {
+        rel(code, 0xe9, at, 5, func);
+        note = `jmp ${view.nameOf(func)}`;
+      } else if (wantsAt(at)) {
         const t = view.symbolAbs(cpu.returnThunk);
-        if (t === undefined) { view.finding('static-calls', s.addr, `no address for ${cpu.returnThunk}; skipped`, 'model', s); continue; }
+        if (t === undefined) {
+          view.finding('static-calls', s.addr, `no address for ${cpu.returnThunk}; skipped`, 'model', s);
+          continue;
+        }
         rel(code, 0xe9, at, 5, t);
         note = `jmp ${cpu.returnThunk}`;
-      } else { code.push(0xc3, 0xcc, 0xcc, 0xcc, 0xcc); note = 'ret'; }
-    } else if (!func) { code.push(...LINUX_NOPS.nops[5]!); note = 'NULL: NOP5'; }
-    else if (func === view.symbolAbs('__static_call_return0')) { code.push(...XOR5RAX); note = '__static_call_return0: xor %eax,%eax'; }
-    else { rel(code, 0xe8, at, 5, func); note = `call ${view.nameOf(func)}`; }
+      } else {
+        code.push(0xc3, 0xcc, 0xcc, 0xcc, 0xcc);
+        note = 'ret';
+      }
+    } else if (!func) {
+      code.push(...LINUX_NOPS.nops[5]!);
+      note = 'NULL: NOP5';
+    } else if (func === view.symbolAbs('__static_call_return0')) {
+      code.push(...XOR5RAX);
+      note = '__static_call_return0: xor %eax,%eax';
+    } else {
+      rel(code, 0xe8, at, 5, func);
+      note = `call ${view.nameOf(func)}`;
+    }
     if (code.every((x, k) => cur[k] === x)) continue;
     view.write('static-calls', s.addr, Uint8Array.from(code), s, note);
   }
-  if (unknown) view.notes.push(`${unknown} static call site(s) keep calling their trampolines: their keys (${firstUnknown}, ...) are not defined in this file, so the function they hold is unknown`);
+  if (unknown)
+    view.notes.push(
+      `${unknown} static call site(s) keep calling their trampolines: their keys (${firstUnknown}, ...) are not defined in this file, so the function they hold is unknown`,
+    );
 }

@@ -25,7 +25,13 @@ export interface RelocateResult {
   resolved: number;
 }
 
-const R_64 = 1, R_PC32 = 2, R_PLT32 = 4, R_32 = 10, R_32S = 11, R_PC64 = 24, R_NONE = 0;
+const R_64 = 1,
+  R_PC32 = 2,
+  R_PLT32 = 4,
+  R_32 = 10,
+  R_32S = 11,
+  R_PC64 = 24,
+  R_NONE = 0;
 
 export function relocate(view: PatchedView, opts: RelocateOptions = {}): RelocateResult {
   const img: Image = view.img;
@@ -34,10 +40,11 @@ export function relocate(view: PatchedView, opts: RelocateOptions = {}): Relocat
   const known = view.externAbs.size;
   // The block for synthetic extern addresses: past the highest section, 1 MiB aligned.
   let top = 0n;
-  for (const s of img.sections) if (s.alloc && !Number.isNaN(s.addr)) {
-    const end = view.abs(s.addr) + BigInt(s.size);
-    if (end > top) top = end;
-  }
+  for (const s of img.sections)
+    if (s.alloc && !Number.isNaN(s.addr)) {
+      const end = view.abs(s.addr) + BigInt(s.size);
+      if (end > top) top = end;
+    }
   view.nextSynthetic ??= ((top + 0xfffffn) & ~0xfffffn) + 0x100000n;
   view.symbolList = opts.symbols;
   const syms = img.symbols;
@@ -53,22 +60,27 @@ export function relocate(view: PatchedView, opts: RelocateOptions = {}): Relocat
   };
   // Symbol values as exact numbers where they fit (every one, in a module laid out by textpoke): the
   // arithmetic below is then plain number arithmetic, with bigints only for addresses beyond 2^52.
-  const UNSEEN = 0, NUMBER = 1, BIG = 2, NONE = 3;
+  const UNSEEN = 0,
+    NUMBER = 1,
+    BIG = 2,
+    NONE = 3;
   const state = new Uint8Array(syms.length);
   const value = new Float64Array(syms.length);
   const symNumber = (i: number): number => {
     if (state[i] === UNSEEN) {
       const v = symAbs(i);
       if (v === undefined) state[i] = NONE;
-      else if (v < 1n << 52n && v > -(1n << 52n)) { state[i] = NUMBER; value[i] = Number(v); }
-      else state[i] = BIG;
+      else if (v < 1n << 52n && v > -(1n << 52n)) {
+        state[i] = NUMBER;
+        value[i] = Number(v);
+      } else state[i] = BIG;
     }
     return state[i] === NUMBER ? value[i]! : NaN;
   };
   for (const rs of img.sections) {
     if (rs.type !== SHT_RELA) continue;
     const target = img.sections[rs.info];
-    if (!target || !target.alloc || target.type === SHT_NOBITS || target.size === 0) continue;
+    if (!target?.alloc || target.type === SHT_NOBITS || target.size === 0) continue;
     const t = img.relocTable(target);
     if (t.count === 0) continue;
     // The loader's copy is made on the first write (a section whose relocations all fail stays as in the file).
@@ -92,12 +104,27 @@ export function relocate(view: PatchedView, opts: RelocateOptions = {}): Relocat
       const S = symNumber(sym);
       const Sb = Number.isNaN(S) && state[sym] !== NONE ? symAbs(sym) : undefined;
       if (Number.isNaN(S) && Sb === undefined) {
-        view.finding('relocate', target.addr + off, `relocation type ${type} against ${relocName(img, t, k)}: symbol has no address`, 'model');
+        view.finding(
+          'relocate',
+          target.addr + off,
+          `relocation type ${type} against ${relocName(img, t, k)}: symbol has no address`,
+          'model',
+        );
         continue;
       }
-      const width = type === R_64 || type === R_PC64 ? 8 : type === R_32 || type === R_32S || type === R_PC32 || type === R_PLT32 ? 4 : 0;
+      const width =
+        type === R_64 || type === R_PC64
+          ? 8
+          : type === R_32 || type === R_32S || type === R_PC32 || type === R_PLT32
+            ? 4
+            : 0;
       if (width === 0) {
-        view.finding('relocate', target.addr + off, `unsupported relocation type ${type} against ${relocName(img, t, k)} (the module loader rejects it)`, 'bug');
+        view.finding(
+          'relocate',
+          target.addr + off,
+          `unsupported relocation type ${type} against ${relocName(img, t, k)} (the module loader rejects it)`,
+          'bug',
+        );
         continue;
       }
       if (off + width > size) continue;

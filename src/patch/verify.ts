@@ -7,8 +7,6 @@
  */
 import iced from '../x86/iced.cjs';
 const { Decoder, DecoderOptions, Instruction } = iced;
-type Decoder = InstanceType<typeof iced.Decoder>;
-type Instruction = InstanceType<typeof iced.Instruction>;
 import type { PatchedView } from './view.js';
 
 export interface SiteCheck {
@@ -27,7 +25,8 @@ function branches(bytes: Uint8Array, ip: bigint): { ok: boolean; end: number; ta
     while (o < bytes.length) {
       dec.decodeOut(insn);
       if (insn.isInvalid || insn.length === 0 || o + insn.length > bytes.length) return { ok: false, end: o, targets };
-      if (insn.isCallNear || insn.isJmpShortOrNear || insn.isJccShortOrNear) targets.push(BigInt.asUintN(64, insn.nearBranchTarget));
+      if (insn.isCallNear || insn.isJmpShortOrNear || insn.isJccShortOrNear)
+        targets.push(BigInt.asUintN(64, insn.nearBranchTarget));
       o += insn.length;
     }
   } finally {
@@ -69,10 +68,20 @@ export function verifyView(view: PatchedView): SiteCheck[] {
   for (const [addr, e] of sites) {
     const bytes = view.read(addr, e.len);
     const who = [...e.patchers].join('+');
-    if (!bytes) { out.push({ addr, patcher: who, problem: 'patched bytes unreadable' }); continue; }
+    if (!bytes) {
+      out.push({ addr, patcher: who, problem: 'patched bytes unreadable' });
+      continue;
+    }
     const ip = view.abs(addr);
     const d = branches(bytes, ip);
-    if (!d.ok) { out.push({ addr, patcher: who, problem: `patched bytes do not decode to whole instructions (stop at +${d.end} of ${e.len})` }); continue; }
+    if (!d.ok) {
+      out.push({
+        addr,
+        patcher: who,
+        problem: `patched bytes do not decode to whole instructions (stop at +${d.end} of ${e.len})`,
+      });
+      continue;
+    }
     for (const t of d.targets) {
       if (t >= ip && t <= ip + BigInt(e.len)) continue;
       if (e.allowed.has(t)) continue;

@@ -63,8 +63,11 @@ export class PatchedView {
   /** Addresses of symbols the image does not define (System.map values or synthetic ones), by name. */
   readonly externAbs = new Map<string, bigint>();
 
-  constructor(readonly img: Image, load?: ReadonlyMap<string, bigint>) {
-    if (load && load.size) {
+  constructor(
+    readonly img: Image,
+    load?: ReadonlyMap<string, bigint>,
+  ) {
+    if (load?.size) {
       // Given sections at their addresses; the other allocated sections after the highest of them, in header order.
       let top = 0n;
       for (const s of img.sections) {
@@ -76,7 +79,7 @@ export class PatchedView {
       for (const s of img.sections) {
         if (!s.alloc || this.absBase.has(s.index) || Number.isNaN(s.addr)) continue;
         const al = BigInt(Math.max(1, Math.min(s.addralign || 1, 4096)));
-        top = (top + al - 1n) / al * al;
+        top = ((top + al - 1n) / al) * al;
         this.absBase.set(s.index, top);
         top += BigInt(Math.max(1, s.size));
       }
@@ -84,7 +87,8 @@ export class PatchedView {
   }
 
   /** Current bytes of a section (patched, else relocated, else the file's). Do not write into the result. */
-  readonly bytesOf = (s: Section): Uint8Array => this.patched.get(s.index) ?? this.loaded.get(s.index) ?? this.img.sectionBytes(s);
+  readonly bytesOf = (s: Section): Uint8Array =>
+    this.patched.get(s.index) ?? this.loaded.get(s.index) ?? this.img.sectionBytes(s);
 
   /** Bytes of a section as the loader left them (before any patcher). */
   readonly loadedBytesOf = (s: Section): Uint8Array => this.loaded.get(s.index) ?? this.img.sectionBytes(s);

@@ -38,7 +38,21 @@ import type { PatchedView } from './view.js';
 export type XenVendor = 'intel' | 'amd' | 'hygon';
 
 /** CPUID bits only AMD (and Hygon) CPUs report: leaf 0x80000001 ECX/EDX and AMD-only leaves (every AMD64 CPU has MMXEXT). */
-const AMD_ONLY = ['SVM', 'SSE4A', 'MMXEXT', 'CR8_LEGACY', 'EXTAPIC', 'MISALIGNSSE', 'TOPOEXT', 'FFXSR', 'CLZERO', 'AMD_SSBD', 'AMD_STIBP', 'IBPB_RET', 'NO_LMSL'];
+const AMD_ONLY = [
+  'SVM',
+  'SSE4A',
+  'MMXEXT',
+  'CR8_LEGACY',
+  'EXTAPIC',
+  'MISALIGNSSE',
+  'TOPOEXT',
+  'FFXSR',
+  'CLZERO',
+  'AMD_SSBD',
+  'AMD_STIBP',
+  'IBPB_RET',
+  'NO_LMSL',
+];
 /** CPUID bits only Intel CPUs report, and SEP, which Xen clears on AMD (SYSENTER is unusable in long mode there). */
 const INTEL_ONLY = ['VMX', 'EIST', 'TM2', 'DTES64', 'PDCM', 'SMX', 'DCA', 'IBRSB', 'ARCH_CAPS', 'L1D_FLUSH', 'SEP'];
 
@@ -47,7 +61,11 @@ const INTEL_ONLY = ['VMX', 'EIST', 'TM2', 'DTES64', 'PDCM', 'SMX', 'DCA', 'IBRSB
  * preset, is AMD), else any Intel-only bit Intel; undefined when neither kind is present (`none`).
  */
 export function vendorOf(cpu: Cpu): XenVendor | undefined {
-  const any = (names: string[]): boolean => names.some((n) => { const k = featureNumber(cpu.table, n); return k !== undefined && cpu.has(k); });
+  const any = (names: string[]): boolean =>
+    names.some((n) => {
+      const k = featureNumber(cpu.table, n);
+      return k !== undefined && cpu.has(k);
+    });
   if (any(AMD_ONLY)) return 'amd';
   return any(INTEL_ONLY) ? 'intel' : undefined;
 }
@@ -79,7 +97,10 @@ export function xenAltcallTargets(view: PatchedView, cpu: Cpu, id?: XenCpuId): A
   const amdK8 = id ? id.family <= 0xf : cpu.nops === 'k8';
   const img = view.img;
   const decided = new Map<bigint, { value: bigint; early: boolean; rule: string }>();
-  const has = (name: string): boolean => { const k = featureNumber(cpu.table, name); return k !== undefined && cpu.has(k); };
+  const has = (name: string): boolean => {
+    const k = featureNumber(cpu.table, name);
+    return k !== undefined && cpu.has(k);
+  };
   const sym = (name: string): { abs: bigint; size: number } | undefined => {
     const s = img.symbol(name);
     if (!s || s.shndx === 0 || Number.isNaN(s.addr)) return undefined;
@@ -106,7 +127,8 @@ export function xenAltcallTargets(view: PatchedView, cpu: Cpu, id?: XenCpuId): A
   const assign = (dst: string, off: number, fn: string, early: boolean): void => {
     const d = sym(dst);
     const f = sym(fn);
-    if (d && f) decided.set(d.abs + BigInt(off), { value: f.abs, early, rule: `${dst}${off ? `+${off}` : ''} = ${fn}` });
+    if (d && f)
+      decided.set(d.abs + BigInt(off), { value: f.abs, early, rule: `${dst}${off ? `+${off}` : ''} = ${fn}` });
   };
 
   if (vendor) {
@@ -118,11 +140,18 @@ export function xenAltcallTargets(view: PatchedView, cpu: Cpu, id?: XenCpuId): A
     // 4.17 copies a named structure; 4.20's ucode_probe_{intel,amd}(ops) store each pointer through `ops`.
     const probe = vendor === 'intel' ? 'ucode_probe_intel' : 'ucode_probe_amd';
     if (vendor === 'intel' || !amdK8) {
-      if (sym(`${vendor === 'intel' ? 'intel' : 'amd'}_ucode_ops`)) copy('ucode_ops', `${vendor === 'intel' ? 'intel' : 'amd'}_ucode_ops`, true);
-      else for (const [off, v] of pointerStores(view, probe)) {
-        const d = sym('ucode_ops');
-        if (d && off + 8 <= d.size) decided.set(d.abs + BigInt(off), { value: v, early: true, rule: `ucode_ops+${off} = ${view.nameOf(v)} (${probe})` });
-      }
+      if (sym(`${vendor === 'intel' ? 'intel' : 'amd'}_ucode_ops`))
+        copy('ucode_ops', `${vendor === 'intel' ? 'intel' : 'amd'}_ucode_ops`, true);
+      else
+        for (const [off, v] of pointerStores(view, probe)) {
+          const d = sym('ucode_ops');
+          if (d && off + 8 <= d.size)
+            decided.set(d.abs + BigInt(off), {
+              value: v,
+              early: true,
+              rule: `ucode_ops+${off} = ${view.nameOf(v)} (${probe})`,
+            });
+        }
     }
     if (vendor !== 'intel') assign('ctxt_switch_masking', 0, 'amd_ctxt_switch_masking', true);
     // intel_init_levelling: without CPUID faulting, the masking MSRs of the models probe_masking_msrs() knows
@@ -177,13 +206,29 @@ export function pointerStores(view: PatchedView, fn: string): Map<number, bigint
         if (ins.mnemonic === Mnemonic.Lea && ins.isIpRelMemoryOperand && r0 !== undefined) {
           lea.set(r0, ins.ipRelMemoryAddress);
           ops.delete(r0);
-        } else if (ins.mnemonic === Mnemonic.Mov && r0 !== undefined && ins.op1Kind === OpKind.Register && ops.has(ins.op1Register)) {
+        } else if (
+          ins.mnemonic === Mnemonic.Mov &&
+          r0 !== undefined &&
+          ins.op1Kind === OpKind.Register &&
+          ops.has(ins.op1Register)
+        ) {
           ops.add(r0);
           lea.delete(r0);
-        } else if (ins.mnemonic === Mnemonic.Mov && ins.op0Kind === OpKind.Memory && ops.has(ins.memoryBase) &&
-          ins.memoryIndex === Register.None && ins.op1Kind === OpKind.Register && lea.has(ins.op1Register)) {
+        } else if (
+          ins.mnemonic === Mnemonic.Mov &&
+          ins.op0Kind === OpKind.Memory &&
+          ops.has(ins.memoryBase) &&
+          ins.memoryIndex === Register.None &&
+          ins.op1Kind === OpKind.Register &&
+          lea.has(ins.op1Register)
+        ) {
           out.set(Number(BigInt.asIntN(64, ins.memoryDisplacementU64)), lea.get(ins.op1Register)!);
-        } else if (r0 !== undefined && ins.mnemonic !== Mnemonic.Push && ins.mnemonic !== Mnemonic.Cmp && ins.mnemonic !== Mnemonic.Test) {
+        } else if (
+          r0 !== undefined &&
+          ins.mnemonic !== Mnemonic.Push &&
+          ins.mnemonic !== Mnemonic.Cmp &&
+          ins.mnemonic !== Mnemonic.Test
+        ) {
           // Any other write to a register ends what it held.
           lea.delete(r0);
           ops.delete(r0);

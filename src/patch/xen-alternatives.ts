@@ -37,10 +37,13 @@ const MAX_PATCH_LEN = 254;
 const ALWAYS = 93; // X86_FEATURE_ALWAYS == X86_FEATURE_LM (3*32+29)
 
 function s32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) | 0;
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
 }
 function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff; b[o + 1] = (v >>> 8) & 0xff; b[o + 2] = (v >>> 16) & 0xff; b[o + 3] = (v >>> 24) & 0xff;
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
 }
 
 /** Does the image's `toolchain_nops` (.nops 9 as the assembler emitted it) equal the ideal 9-byte NOP? */
@@ -84,12 +87,19 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
         let why: string | undefined;
         if (replLen > total) why = `repl_len ${replLen} > orig_len + pad_len ${total}`;
         else if (total > MAX_PATCH_LEN) why = `orig_len + pad_len ${total} > ${MAX_PATCH_LEN}`;
-        else if (a.inverted && !rules.altFlagNot) why = `cpuid 0x${(a.feature! | 0x8000).toString(16)} >= NCAPINTS * 32 (${limit}) (bit 15 set, and this version has no ALT_FLAG_NOT)`;
+        else if (a.inverted && !rules.altFlagNot)
+          why = `cpuid 0x${(a.feature! | 0x8000).toString(16)} >= NCAPINTS * 32 (${limit}) (bit 15 set, and this version has no ALT_FLAG_NOT)`;
         else if (a.feature! >= limit) why = `cpuid ${a.feature} >= NCAPINTS * 32 (${limit})`;
         else if (Number.isNaN(a.addr)) why = 'site outside the image';
         if (why) {
           bad[k] = 1;
-          view.finding('xen-alternatives', a.addr, `alt_instr ${a.index}: ${why}: the hypervisor would BUG(); skipped`, why.startsWith('site') ? 'model' : 'bug', a);
+          view.finding(
+            'xen-alternatives',
+            a.addr,
+            `alt_instr ${a.index}: ${why}: the hypervisor would BUG(); skipped`,
+            why.startsWith('site') ? 'model' : 'bug',
+            a,
+          );
           continue;
         }
       }
@@ -106,13 +116,32 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
         continue;
       }
       const replBytes = replLen ? view.read(a.repl!.addr, replLen) : new Uint8Array(0);
-      if (!replBytes) { bad[k] = 1; view.finding('xen-alternatives', a.addr, `alt_instr ${a.index}: replacement outside the image; skipped`, 'model', a); continue; }
+      if (!replBytes) {
+        bad[k] = 1;
+        view.finding(
+          'xen-alternatives',
+          a.addr,
+          `alt_instr ${a.index}: replacement outside the image; skipped`,
+          'model',
+          a,
+        );
+        continue;
+      }
       const buf = new Uint8Array(total);
       buf.set(replBytes);
       let note: string | undefined;
       if (replLen >= 5 && (buf[0]! & 0xfe) === 0xe8) {
         const orig = view.read(a.addr, Math.max(origLen, 6));
-        if (rules.altcall === 'alternatives' && a.feature === ALWAYS && !a.inverted && s32(buf, 1) === -5 && origLen >= 6 && orig && orig[0] === 0xff && orig[1] === (buf[0]! & 1 ? 0x25 : 0x15)) {
+        if (
+          rules.altcall === 'alternatives' &&
+          a.feature === ALWAYS &&
+          !a.inverted &&
+          s32(buf, 1) === -5 &&
+          origLen >= 6 &&
+          orig &&
+          orig[0] === 0xff &&
+          orig[1] === (buf[0]! & 1 ? 0x25 : 0x15)
+        ) {
           const slot = view.abs(a.addr) + 6n + BigInt(s32(orig, 2));
           let dest = readPointer(view, slot);
           if (opts.pointerValue) dest = opts.pointerValue(slot, force) ?? dest;
@@ -127,10 +156,22 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
             if (opts.altcallNull === 'ud') {
               buf.set([0x0f, 0x0b, 0x0f, 0xff, 0xff]);
               note = 'altcall: NULL pointer at the second pass: ud2; ud0';
-              view.finding('xen-alternatives', a.addr, `altcall through ${view.nameOf(slot)}: pointer NULL at the second pass; the hypervisor writes ud2; ud0`, 'warn', a);
+              view.finding(
+                'xen-alternatives',
+                a.addr,
+                `altcall through ${view.nameOf(slot)}: pointer NULL at the second pass; the hypervisor writes ud2; ud0`,
+                'warn',
+                a,
+              );
             } else {
               priv[k] = 1;
-              view.finding('xen-alternatives', a.addr, `altcall through ${view.nameOf(slot)}: pointer is NULL in the image (filled in during boot); left indirect`, 'model', a);
+              view.finding(
+                'xen-alternatives',
+                a.addr,
+                `altcall through ${view.nameOf(slot)}: pointer is NULL in the image (filled in during boot); left indirect`,
+                'model',
+                a,
+              );
               continue;
             }
           } else continue; // deferred to the second pass
@@ -138,10 +179,18 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
           put32(buf, 1, Number(BigInt.asIntN(32, BigInt(s32(buf, 1)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))));
           note = 'rel32 fixed up';
         }
-      } else if (returnThunk !== undefined && replLen > 5 && buf[replLen - 5] === 0xe9 &&
-        view.abs(a.repl!.addr) + BigInt(replLen) + BigInt(s32(buf, replLen - 4)) === returnThunk) {
+      } else if (
+        returnThunk !== undefined &&
+        replLen > 5 &&
+        buf[replLen - 5] === 0xe9 &&
+        view.abs(a.repl!.addr) + BigInt(replLen) + BigInt(s32(buf, replLen - 4)) === returnThunk
+      ) {
         // 4.21+ with CONFIG_RETURN_THUNK: a trailing `jmp __x86_return_thunk` is moved too.
-        put32(buf, replLen - 4, Number(BigInt.asIntN(32, BigInt(s32(buf, replLen - 4)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))));
+        put32(
+          buf,
+          replLen - 4,
+          Number(BigInt.asIntN(32, BigInt(s32(buf, replLen - 4)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))),
+        );
         note = 'jmp __x86_return_thunk fixed up';
       }
       priv[k] = 1;
@@ -175,9 +224,18 @@ export function applyXenAltCalls(view: PatchedView, sites: readonly Site[], opts
   for (const a of sites) {
     if (a.table !== '.alt_call_sites') continue;
     const orig = Number.isNaN(a.addr) ? undefined : view.read(a.addr, 6);
-    if (!orig) { view.finding('xen-altcalls', a.addr, `alt_call ${a.index}: site outside the image; skipped`, 'model', a); continue; }
+    if (!orig) {
+      view.finding('xen-altcalls', a.addr, `alt_call ${a.index}: site outside the image; skipped`, 'model', a);
+      continue;
+    }
     if (orig[0] !== 0xff || orig[1] !== 0x15) {
-      view.finding('xen-altcalls', a.addr, `alt_call ${a.index}: not call *disp32(%rip) (${[...orig].map((x) => x.toString(16).padStart(2, '0')).join(' ')}): the hypervisor panics`, 'bug', a);
+      view.finding(
+        'xen-altcalls',
+        a.addr,
+        `alt_call ${a.index}: not call *disp32(%rip) (${[...orig].map((x) => x.toString(16).padStart(2, '0')).join(' ')}): the hypervisor panics`,
+        'bug',
+        a,
+      );
       continue;
     }
     const slot = view.abs(a.addr) + 6n + BigInt(s32(orig, 2));
@@ -195,9 +253,21 @@ export function applyXenAltCalls(view: PatchedView, sites: readonly Site[], opts
     } else if (opts.altcallNull === 'ud') {
       buf.set([0x0f, 0x0b, 0x0f, 0x0b, 0x0f, 0x0b]);
       note = 'altcall: NULL pointer: ud2 x3';
-      view.finding('xen-altcalls', a.addr, `altcall through ${view.nameOf(slot)}: pointer NULL; the hypervisor writes ud2 x3`, 'warn', a);
+      view.finding(
+        'xen-altcalls',
+        a.addr,
+        `altcall through ${view.nameOf(slot)}: pointer NULL; the hypervisor writes ud2 x3`,
+        'warn',
+        a,
+      );
     } else {
-      view.finding('xen-altcalls', a.addr, `altcall through ${view.nameOf(slot)}: pointer is NULL in the image (filled in during boot); left indirect`, 'model', a);
+      view.finding(
+        'xen-altcalls',
+        a.addr,
+        `altcall through ${view.nameOf(slot)}: pointer is NULL in the image (filled in during boot); left indirect`,
+        'model',
+        a,
+      );
       continue;
     }
     writeIfChanged(view, a.addr, buf, a, note);

@@ -84,27 +84,61 @@ export function parseXenBootLog(text: string): XenBootLog {
     else if (/^Mitigating GDS by disabling AVX/.test(line)) out.gdsNoAvx = true;
     else if ((m = /^(Host|Raw)\s+([0-9a-f]{8}(?::[0-9a-f]{8})+)\s*$/i.exec(line))) {
       const words = m[2]!.split(':').map((w) => parseInt(w, 16) >>> 0);
-      if (m[1]!.toLowerCase() === 'host') { out.featureset = words; out.featuresetFrom = 'Host'; }
-      else raw = words;
+      if (m[1]!.toLowerCase() === 'host') {
+        out.featureset = words;
+        out.featuresetFrom = 'Host';
+      } else raw = words;
     }
   }
-  if (!out.featureset && raw) { out.featureset = raw; out.featuresetFrom = 'Raw'; }
+  if (!out.featureset && raw) {
+    out.featureset = raw;
+    out.featuresetFrom = 'Raw';
+  }
   return out;
 }
 
 /** Features Xen clears with AVX (the deep dependencies of AVX in Xen's gen-cpuid.py that Xen names). */
-const AVX_DEPENDENTS = ['AVX', 'AVX2', 'FMA', 'F16C', 'FMA4', 'XOP', 'AVX512F', 'AVX512DQ', 'AVX512_IFMA', 'AVX512CD', 'AVX512BW',
-  'AVX512VL', 'AVX512_VBMI', 'AVX512_VBMI2', 'AVX512_VNNI', 'AVX512_BITALG', 'AVX512_VPOPCNTDQ', 'AVX512_BF16', 'AVX512_FP16',
-  'AVX_VNNI', 'VAES', 'VPCLMULQDQ', 'AVX512_4VNNIW', 'AVX512_4FMAPS', 'AVX512_VP2INTERSECT', 'AVX_VNNI_INT8', 'AVX_IFMA',
-  'AVX_NE_CONVERT'];
+const AVX_DEPENDENTS = [
+  'AVX',
+  'AVX2',
+  'FMA',
+  'F16C',
+  'FMA4',
+  'XOP',
+  'AVX512F',
+  'AVX512DQ',
+  'AVX512_IFMA',
+  'AVX512CD',
+  'AVX512BW',
+  'AVX512VL',
+  'AVX512_VBMI',
+  'AVX512_VBMI2',
+  'AVX512_VNNI',
+  'AVX512_BITALG',
+  'AVX512_VPOPCNTDQ',
+  'AVX512_BF16',
+  'AVX512_FP16',
+  'AVX_VNNI',
+  'VAES',
+  'VPCLMULQDQ',
+  'AVX512_4VNNIW',
+  'AVX512_4FMAPS',
+  'AVX512_VP2INTERSECT',
+  'AVX_VNNI_INT8',
+  'AVX_IFMA',
+  'AVX_NE_CONVERT',
+];
 
 /**
  * `Hardware features:` words whose feature differs by vendor (print_details prints one word for Intel's
  * leaf 7 bit and AMD's leaf 0x80000008 bit); other words are Xen's feature names.
  */
 const HARDWARE_NAMES: Record<string, { intel: string; amd: string }> = {
-  IBPB: { intel: 'IBRSB', amd: 'IBPB' }, IBRS: { intel: 'IBRSB', amd: 'IBRS' }, STIBP: { intel: 'STIBP', amd: 'AMD_STIBP' },
-  SSBD: { intel: 'SSBD', amd: 'AMD_SSBD' }, PSFD: { intel: 'INTEL_PSFD', amd: 'PSFD' },
+  IBPB: { intel: 'IBRSB', amd: 'IBPB' },
+  IBRS: { intel: 'IBRSB', amd: 'IBRS' },
+  STIBP: { intel: 'STIBP', amd: 'AMD_STIBP' },
+  SSBD: { intel: 'SSBD', amd: 'AMD_SSBD' },
+  PSFD: { intel: 'INTEL_PSFD', amd: 'PSFD' },
 };
 
 /**
@@ -112,21 +146,35 @@ const HARDWARE_NAMES: Record<string, { intel: string; amd: string }> = {
  * a Xen boot log.
  */
 export function cpuFromXenBootLog(text: string, table: FeatureTable): XenCpuFromLog {
-  if (table.family !== 'xen') throw new CpuSpecError(`--cpu-from: a Xen boot log needs a Xen file (feature table ${table.id})`);
+  if (table.family !== 'xen')
+    throw new CpuSpecError(`--cpu-from: a Xen boot log needs a Xen file (feature table ${table.id})`);
   const log = parseXenBootLog(text);
-  if (!log.vendor || log.settings === undefined) throw new CpuSpecError('--cpu-from: no Xen boot log here (no "CPU Vendor:" or "Xen settings:" line)');
+  if (!log.vendor || log.settings === undefined)
+    throw new CpuSpecError('--cpu-from: no Xen boot log here (no "CPU Vendor:" or "Xen settings:" line)');
   const notes: string[] = [];
   const set = new Set<number>();
-  const on = (name: string): void => { const n = featureNumber(table, name); if (n !== undefined) set.add(n); };
-  const off = (name: string): void => { const n = featureNumber(table, name); if (n !== undefined) set.delete(n); };
-  const has = (name: string): boolean => { const n = featureNumber(table, name); return n !== undefined && set.has(n); };
+  const on = (name: string): void => {
+    const n = featureNumber(table, name);
+    if (n !== undefined) set.add(n);
+  };
+  const off = (name: string): void => {
+    const n = featureNumber(table, name);
+    if (n !== undefined) set.delete(n);
+  };
+  const has = (name: string): boolean => {
+    const n = featureNumber(table, name);
+    return n !== undefined && set.has(n);
+  };
   on('ALWAYS');
   if (log.featureset) {
     const words = Math.min(log.featureset.length, table.words);
     for (let w = 0; w < words; w++) for (let b = 0; b < 32; b++) if (log.featureset[w]! & (1 << b)) set.add(w * 32 + b);
-    if (log.featuresetFrom === 'Raw') notes.push('CPUID words from xen-cpuid\'s Raw line (no Host line): bits Xen clears by policy are kept');
+    if (log.featuresetFrom === 'Raw')
+      notes.push("CPUID words from xen-cpuid's Raw line (no Host line): bits Xen clears by policy are kept");
   } else {
-    notes.push('no xen-cpuid featureset in the file: only the features the boot log names are set (CPUID bits such as BMI1, POPCNT, SMAP, XSAVEOPT are not)');
+    notes.push(
+      'no xen-cpuid featureset in the file: only the features the boot log names are set (CPUID bits such as BMI1, POPCNT, SMAP, XSAVEOPT are not)',
+    );
     // The CPUID bit that tells the vendor apart (see xen-altcall-targets.ts vendorOf): every 64-bit Intel CPU
     // reports SEP (Xen keeps it there), every AMD64 one MMXEXT.
     if (log.vendor === 'intel') on('SEP');
@@ -147,7 +195,10 @@ export function cpuFromXenBootLog(text: string, table: FeatureTable): XenCpuFrom
   const bhb = /BHB-Seq: (\w+)/.exec(s)?.[1];
   if (bhb === 'TSX') on('X86_SPEC_BHB_TSX');
   else if (bhb === 'SHORT') on('X86_SPEC_BHB_LOOPS');
-  else if (bhb === 'LONG') { on('X86_SPEC_BHB_LOOPS'); on('X86_SPEC_BHB_LOOPS_LONG'); }
+  else if (bhb === 'LONG') {
+    on('X86_SPEC_BHB_LOOPS');
+    on('X86_SPEC_BHB_LOOPS_LONG');
+  }
   const other = (/Other:(.*)$/.exec(s)?.[1] ?? '').trim().split(/\s+/).filter(Boolean);
   if (!other.includes('BRANCH_HARDEN')) on('SC_NO_BRANCH_HARDEN');
   if (!other.includes('LOCK_HARDEN')) on('SC_NO_LOCK_HARDEN');
@@ -176,7 +227,8 @@ export function cpuFromXenBootLog(text: string, table: FeatureTable): XenCpuFrom
   const cmd = ` ${log.commandLine ?? ''} `;
   if (has('SMEP') && !/\ssmep=(0|no|false|off|hvm)\b/.test(cmd)) on('XEN_SMEP');
   if (has('SMAP') && !/\ssmap=(0|no|false|off|hvm)\b/.test(cmd)) on('XEN_SMAP');
-  if (intel && log.family === 6 && has('SS') && ![0x1f, 0x1a, 0x2e, 0x25, 0x2c, 0x2a].includes(log.model ?? -1)) on('XEN_SELFSNOOP');
+  if (intel && log.family === 6 && has('SS') && ![0x1f, 0x1a, 0x2e, 0x25, 0x2c, 0x2a].includes(log.model ?? -1))
+    on('XEN_SELFSNOOP');
   if (amd && log.featureset) {
     // The AMD leaf 0x80000001 EDX copies of leaf 1 EDX bits (CPUID_COMMON_1D_FEATURES) are not kept, and SYSENTER
     // is not usable in long mode on AMD (early_init_amd / init_amd).
@@ -189,19 +241,33 @@ export function cpuFromXenBootLog(text: string, table: FeatureTable): XenCpuFrom
     if (log.family === 0x0f || log.family === 0x11) on('LFENCE_DISPATCH');
     else if (!has('LFENCE_DISPATCH')) {
       on('MFENCE_RDTSC');
-      notes.push('MFENCE_RDTSC assumed: LFENCE_DISPATCH is not in CPUID and the log does not say whether Xen could set it through MSR DE_CFG');
+      notes.push(
+        'MFENCE_RDTSC assumed: LFENCE_DISPATCH is not in CPUID and the log does not say whether Xen could set it through MSR DE_CFG',
+      );
     }
     if (log.featureset && !has('CLFLUSHOPT')) on('X86_BUG_CLFLUSH_MFENCE');
     if (has('IBPB') && !has('IBPB_RET')) on('X86_BUG_IBPB_NO_RET');
     if (log.featureset && !has('RSTR_FP_ERR_PTRS')) on('X86_BUG_FPU_PTRS');
   }
-  if (/\sler(=(1|yes|true|on))?\s/.test(cmd)) notes.push('`ler` on the command line: XEN_LBR depends on the model\'s LER MSR; not set');
-  notes.push('SMT-dependent idle actions (SC_MSR_IDLE, SC_RSB_IDLE, SC_VERW_IDLE) taken as off: the log does not say whether SMT is active');
+  if (/\sler(=(1|yes|true|on))?\s/.test(cmd))
+    notes.push("`ler` on the command line: XEN_LBR depends on the model's LER MSR; not set");
+  notes.push(
+    'SMT-dependent idle actions (SC_MSR_IDLE, SC_RSB_IDLE, SC_VERW_IDLE) taken as off: the log does not say whether SMT is active',
+  );
 
-  const k8 = (amd && (log.family ?? 0x10) <= 0xf) ||
-    (intel && log.family === 6 && log.model !== undefined && ((log.model >= 0x0f && log.model <= 0x1b) || (log.model >= 0x1d && log.model <= 0x25) || (log.model >= 0x28 && log.model <= 0x2f)));
+  const k8 =
+    (amd && (log.family ?? 0x10) <= 0xf) ||
+    (intel &&
+      log.family === 6 &&
+      log.model !== undefined &&
+      ((log.model >= 0x0f && log.model <= 0x1b) ||
+        (log.model >= 0x1d && log.model <= 0x25) ||
+        (log.model >= 0x28 && log.model <= 0x2f)));
   const names = [...set].sort((a, b) => a - b).map((n) => featureName(table, n).replace(/^feature /, ''));
-  const id = log.vendor !== 'other' && log.family !== undefined && log.model !== undefined ? { vendor: log.vendor, family: log.family, model: log.model } : undefined;
+  const id =
+    log.vendor !== 'other' && log.family !== undefined && log.model !== undefined
+      ? { vendor: log.vendor, family: log.family, model: log.model }
+      : undefined;
   return { spec: ['none', ...names.map((n) => `+${n}`), `nops=${k8 ? 'k8' : 'p6'}`].join(','), id, log, notes };
 }
 

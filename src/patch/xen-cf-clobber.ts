@@ -29,7 +29,7 @@ export function applyXenCfClobber(view: PatchedView, cpu: Cpu): number {
     if (p < lo || p >= hi) continue;
     const r = view.rel(p);
     const e = view.read(r, 4);
-    if (!e || e[0] !== 0xf3 || e[1] !== 0x0f || e[2] !== 0x1e || e[3] !== 0xfa) continue;
+    if (e?.[0] !== 0xf3 || e[1] !== 0x0f || e[2] !== 0x1e || e[3] !== 0xfa) continue;
     view.write('xen-cf-clobber', r, XEN_ENDBR64_POISON, undefined, 'poison ENDBR64');
     n++;
   }

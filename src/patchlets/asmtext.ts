@@ -16,7 +16,14 @@
  * encode, so `0f 07` (sysretl) does not match `sysretq`.
  */
 import {
-  decoder, DecoderError, FormatterSyntax, legacyPrefixes, newFormatter, newInstruction, type Bits, type Formatter,
+  decoder,
+  DecoderError,
+  FormatterSyntax,
+  legacyPrefixes,
+  newFormatter,
+  newInstruction,
+  type Bits,
+  type Formatter,
 } from '../x86/insn.js';
 
 export type { Bits };
@@ -39,7 +46,9 @@ export interface DecodedInsn {
   bare: string[];
 }
 
-let formatters: { att: Formatter; attSuffix: Formatter; attSigned: Formatter; intel: Formatter; masm: Formatter; nasm: Formatter } | undefined;
+let formatters:
+  | { att: Formatter; attSuffix: Formatter; attSigned: Formatter; intel: Formatter; masm: Formatter; nasm: Formatter }
+  | undefined;
 
 function fmts(): NonNullable<typeof formatters> {
   if (formatters) return formatters;
@@ -83,10 +92,28 @@ export function decodeAll(bytes: Uint8Array | number[], bits: Bits, ip = 0n): De
       const invalid = ins.isInvalid;
       const b = Array.from(buf.subarray(o, Math.min(o + len, buf.length)));
       if (invalid || truncated) {
-        out.push({ offset: o, bytes: b, att: '(bad)', intel: '(bad)', forms: [], invalid, truncated, isBranch: false, prefixes: [], bare: [] });
+        out.push({
+          offset: o,
+          bytes: b,
+          att: '(bad)',
+          intel: '(bad)',
+          forms: [],
+          invalid,
+          truncated,
+          isBranch: false,
+          prefixes: [],
+          bare: [],
+        });
         break;
       }
-      const texts = [f.att.format(ins), f.attSuffix.format(ins), f.intel.format(ins), f.masm.format(ins), f.nasm.format(ins), f.attSigned.format(ins)];
+      const texts = [
+        f.att.format(ins),
+        f.attSuffix.format(ins),
+        f.intel.format(ins),
+        f.masm.format(ins),
+        f.nasm.format(ins),
+        f.attSigned.format(ins),
+      ];
       out.push({
         offset: o,
         bytes: b,
@@ -97,7 +124,8 @@ export function decodeAll(bytes: Uint8Array | number[], bits: Bits, ip = 0n): De
         bare: [...new Set(texts.map((t) => stripPrefixes(normalise(t))))],
         invalid: false,
         truncated: false,
-        isBranch: ins.isCallNear || ins.isJmpNear || ins.isJmpShort || ins.isJccShortOrNear || ins.isCallFar || ins.isJmpFar,
+        isBranch:
+          ins.isCallNear || ins.isJmpNear || ins.isJmpShort || ins.isJccShortOrNear || ins.isCallFar || ins.isJmpFar,
       });
       o += len;
     }
@@ -109,8 +137,20 @@ export function decodeAll(bytes: Uint8Array | number[], bits: Bits, ip = 0n): De
 }
 
 const CC_ALIAS: Record<string, string> = {
-  z: 'e', nz: 'ne', c: 'b', nae: 'b', nc: 'ae', nb: 'ae', na: 'be', nbe: 'a', pe: 'p', po: 'np',
-  nge: 'l', nl: 'ge', ng: 'le', nle: 'g',
+  z: 'e',
+  nz: 'ne',
+  c: 'b',
+  nae: 'b',
+  nc: 'ae',
+  nb: 'ae',
+  na: 'be',
+  nbe: 'a',
+  pe: 'p',
+  po: 'np',
+  nge: 'l',
+  nl: 'ge',
+  ng: 'le',
+  nle: 'g',
 };
 
 function normMnemonic(m: string): string {
@@ -133,7 +173,8 @@ export function normalise(text: string): string {
   // Split the leading words (prefixes + mnemonic) from the operands.
   const words = t.split(' ');
   const lead: string[] = [];
-  while (words.length && /^[a-z][a-z0-9.]*$/.test(words[0]) && (lead.length === 0 || isPrefix(lead[lead.length - 1]))) lead.push(words.shift()!);
+  while (words.length && /^[a-z][a-z0-9.]*$/.test(words[0]) && (lead.length === 0 || isPrefix(lead[lead.length - 1])))
+    lead.push(words.shift()!);
   if (lead.length) lead[lead.length - 1] = normMnemonic(lead[lead.length - 1]);
   let ops = words.join('').replace(/\s+/g, '');
   ops = ops.replace(/(-?)(0x[0-9a-f]+|\b[0-9]+\b)(h?)/g, (_all, sign: string, n: string) => {
@@ -141,23 +182,48 @@ export function normalise(text: string): string {
     return `${sign}${v.toString(10)}`;
   });
   // Zero displacement and scale 1 are spelling, not meaning (objdump writes 0x0(%rax,%rax,1)).
-  ops = ops.replace(/(^|[,:])0\(/g, '$1(').replace(/,1\)/g, ')').replace(/\*1\b/g, '').replace(/\+0\]/g, ']');
+  ops = ops
+    .replace(/(^|[,:])0\(/g, '$1(')
+    .replace(/,1\)/g, ')')
+    .replace(/\*1\b/g, '')
+    .replace(/\+0\]/g, ']');
   return ops ? `${lead.join(' ')} ${ops}` : lead.join(' ');
 }
 
 function isPrefix(w: string): boolean {
-  return /^(lock|rep|repe|repz|repne|repnz|xacquire|xrelease|notrack|bnd|data16|data32|addr32|rex\.?w?|cs|ds|es|ss|fs|gs)$/.test(w);
+  return /^(lock|rep|repe|repz|repne|repnz|xacquire|xrelease|notrack|bnd|data16|data32|addr32|rex\.?w?|cs|ds|es|ss|fs|gs)$/.test(
+    w,
+  );
 }
 
 /** Splits a claim into instructions (`;` or newline separated, blank pieces dropped). */
 export function splitClaim(asm: string): string[] {
-  return asm.split(/[;\n]/).map((s) => s.trim()).filter(Boolean);
+  return asm
+    .split(/[;\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** Prefix words a claim may spell out, and the byte each stands for. */
 const PREFIX_BYTE: Record<string, number> = {
-  es: 0x26, cs: 0x2e, ss: 0x36, ds: 0x3e, fs: 0x64, gs: 0x65, data16: 0x66, addr32: 0x67, lock: 0xf0,
-  rep: 0xf3, repe: 0xf3, repz: 0xf3, xrelease: 0xf3, repne: 0xf2, repnz: 0xf2, xacquire: 0xf2, bnd: 0xf2, notrack: 0x3e,
+  es: 0x26,
+  cs: 0x2e,
+  ss: 0x36,
+  ds: 0x3e,
+  fs: 0x64,
+  gs: 0x65,
+  data16: 0x66,
+  addr32: 0x67,
+  lock: 0xf0,
+  rep: 0xf3,
+  repe: 0xf3,
+  repz: 0xf3,
+  xrelease: 0xf3,
+  repne: 0xf2,
+  repnz: 0xf2,
+  xacquire: 0xf2,
+  bnd: 0xf2,
+  notrack: 0x3e,
 };
 /** A normal form without its leading prefix words and with segment overrides removed. */
 function stripPrefixes(n: string): string {
@@ -212,7 +278,14 @@ function symbolicBranch(claim: string, insn: DecodedInsn): boolean {
   return insn.forms.some((f) => f.startsWith(mn + ' ') || f.startsWith(mn + 'q ') || f.startsWith(mn + 'l '));
 }
 
-export type MismatchKind = 'count' | 'prefixes' | 'swapped-operands' | 'operand-width' | 'operands' | 'mnemonic' | 'undecodable';
+export type MismatchKind =
+  | 'count'
+  | 'prefixes'
+  | 'swapped-operands'
+  | 'operand-width'
+  | 'operands'
+  | 'mnemonic'
+  | 'undecodable';
 
 /** Names the likely slip when a claim and an instruction differ. */
 export function classify(claim: string, insn: DecodedInsn): MismatchKind {
@@ -224,16 +297,21 @@ export function classify(claim: string, insn: DecodedInsn): MismatchKind {
   const c = splitOps(normalise(claim));
   const d = splitOps(normalise(insn.att));
   const di = splitOps(normalise(insn.intel));
-  const sameMn = (a: string, b: string): boolean => a === b || a.replace(/[bwlq]$/, '') === b || b.replace(/[bwlq]$/, '') === a;
+  const sameMn = (a: string, b: string): boolean =>
+    a === b || a.replace(/[bwlq]$/, '') === b || b.replace(/[bwlq]$/, '') === a;
   const attLike = /[%$]/.test(claim);
   for (const x of attLike ? [d, di] : [di, d]) {
     if (!sameMn(c.mn, x.mn)) continue;
-    if (c.ops.length === x.ops.length && c.ops.length >= 2 && [...c.ops].reverse().join(',') === x.ops.join(',')) return 'swapped-operands';
-    if (c.ops.length === x.ops.length && c.ops.map(widthless).join(',') === x.ops.map(widthless).join(',')) return 'operand-width';
+    if (c.ops.length === x.ops.length && c.ops.length >= 2 && [...c.ops].reverse().join(',') === x.ops.join(','))
+      return 'swapped-operands';
+    if (c.ops.length === x.ops.length && c.ops.map(widthless).join(',') === x.ops.map(widthless).join(','))
+      return 'operand-width';
     return 'operands';
   }
-  if (d.ops.length && c.ops.length === d.ops.length && c.mn.replace(/[bwlq]$/, '') === d.mn.replace(/[bwlq]$/, '')) return 'operand-width';
-  if (c.mn.replace(/[bwlq]$/, '') === d.mn.replace(/[bwlq]$/, '') || c.mn.replace(/[bwlq]$/, '') === di.mn) return 'operand-width';
+  if (d.ops.length && c.ops.length === d.ops.length && c.mn.replace(/[bwlq]$/, '') === d.mn.replace(/[bwlq]$/, ''))
+    return 'operand-width';
+  if (c.mn.replace(/[bwlq]$/, '') === d.mn.replace(/[bwlq]$/, '') || c.mn.replace(/[bwlq]$/, '') === di.mn)
+    return 'operand-width';
   return 'mnemonic';
 }
 

@@ -83,8 +83,10 @@ function modesByLine(lines: string[], defaultBits: 16 | 32 | 64): { bits: 16 | 3
     const m = /^\s*#\s*(ifdef|ifndef|if|elif|else|endif)\b(.*)$/.exec(raw);
     if (m) {
       const [, kind, rest] = m;
-      if (kind === 'ifdef' || kind === 'ifndef' || kind === 'if') stack.push({ thenMode: condMode(kind, rest), inElse: false, text: `#${kind}${rest}`.trim() });
-      else if (kind === 'elif' && stack.length) stack[stack.length - 1] = { thenMode: condMode('if', rest), inElse: false, text: `#elif${rest}`.trim() };
+      if (kind === 'ifdef' || kind === 'ifndef' || kind === 'if')
+        stack.push({ thenMode: condMode(kind, rest), inElse: false, text: `#${kind}${rest}`.trim() });
+      else if (kind === 'elif' && stack.length)
+        stack[stack.length - 1] = { thenMode: condMode('if', rest), inElse: false, text: `#elif${rest}`.trim() };
       else if (kind === 'else' && stack.length) stack[stack.length - 1].inElse = true;
       else if (kind === 'endif') stack.pop();
     }
@@ -128,7 +130,15 @@ export function findByteTables(text: string, defaultBits: 16 | 32 | 64 = 64): By
     if (!asm) asm = commentAbove(text, m.index);
     const line = lineOf(m.index);
     const mode = modes[line - 1];
-    out.push({ name: m[1].replace(/\s+/g, ''), bytes, asm: asm || undefined, line, endLine: lineOf(close), bits: mode.bits, modeFrom: mode.from });
+    out.push({
+      name: m[1].replace(/\s+/g, ''),
+      bytes,
+      asm: asm || undefined,
+      line,
+      endLine: lineOf(close),
+      bits: mode.bits,
+      modeFrom: mode.from,
+    });
   }
   return out;
 }
@@ -142,7 +152,8 @@ export function findByteTables(text: string, defaultBits: 16 | 32 | 64 = 64): By
 function commentAbove(text: string, at: number): string | undefined {
   const lineStart = text.lastIndexOf('\n', at - 1) + 1;
   // Only for a declaration at the start of its line (not a designator in the middle of a table).
-  if (text.slice(lineStart, at).trim() && !/^\s*(static\s+)?(const\s+)?[\w\s]*$/.test(text.slice(lineStart, at))) return undefined;
+  if (text.slice(lineStart, at).trim() && !/^\s*(static\s+)?(const\s+)?[\w\s]*$/.test(text.slice(lineStart, at)))
+    return undefined;
   const before = text.slice(0, lineStart).replace(/[ \t]*\n$/, '');
   let body: string | undefined;
   if (before.endsWith('*/')) {
@@ -152,11 +163,15 @@ function commentAbove(text: string, at: number): string | undefined {
   } else {
     const lines = before.split('\n');
     const run: string[] = [];
-    while (lines.length && /^\s*\/\//.test(lines[lines.length - 1])) run.unshift(lines.pop()!.replace(/^\s*\/\/\s?/, ''));
+    while (lines.length && /^\s*\/\//.test(lines[lines.length - 1]))
+      run.unshift(lines.pop()!.replace(/^\s*\/\/\s?/, ''));
     if (!run.length) return undefined;
     body = run.join('\n');
   }
-  const first = body.split('\n').map((l) => l.replace(/^\s*\*?\s?/, '').trim()).find((l) => l.length > 0);
+  const first = body
+    .split('\n')
+    .map((l) => l.replace(/^\s*\*?\s?/, '').trim())
+    .find((l) => l.length > 0);
   if (!first) return undefined;
   const dash = /\s--?\s/.exec(first);
   return dash && dash.index > 0 ? first.slice(0, dash.index).trim() : undefined;

@@ -8,7 +8,15 @@
  * ```
  */
 import { findByteTables, type ByteTableEntry } from './ctable.js';
-import { classify, claimMatches, decodeAll, splitClaim, type Bits, type DecodedInsn, type MismatchKind } from './asmtext.js';
+import {
+  classify,
+  claimMatches,
+  decodeAll,
+  splitClaim,
+  type Bits,
+  type DecodedInsn,
+  type MismatchKind,
+} from './asmtext.js';
 import { hex } from '../x86/insn.js';
 
 export { hex };

@@ -28,7 +28,12 @@ export function renderFile(path: string, findings: readonly Finding[], o: TextOp
 }
 
 /** Counts per check at the end of a run. */
-export function renderCounts(counts: ReadonlyMap<string, number>, checks: readonly string[], files: number, failed: number): string {
+export function renderCounts(
+  counts: ReadonlyMap<string, number>,
+  checks: readonly string[],
+  files: number,
+  failed: number,
+): string {
   const total = [...counts.values()].reduce((a, b) => a + b, 0);
   let s = `\n${files} file${files === 1 ? '' : 's'} checked${failed ? ` (${failed} unreadable)` : ''}, ${total} finding${total === 1 ? '' : 's'}\n`;
   for (const id of checks) s += `  ${id.padEnd(22)} ${counts.get(id) ?? 0}\n`;

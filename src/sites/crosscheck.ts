@@ -32,20 +32,32 @@ export function crossCheckSites(target: Pick<Target, 'profile'>, sites: readonly
   }
   if (unnamed.size) {
     const n = [...unnamed.values()].reduce((a, b) => a + b, 0);
-    const top = [...unnamed].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([f, c]) => `${featureName(t, f).replace(/^feature /, '')} (${c})`);
+    const top = [...unnamed]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5)
+      .map(([f, c]) => `${featureName(t, f).replace(/^feature /, '')} (${c})`);
     // Which profiles of the same kind would name every feature number used: a hint, not a decision.
     const used = new Set<number>();
     for (const s of sites) if (s.table === '.altinstructions' && s.feature !== undefined) used.add(s.feature);
-    const naming = PROFILES.filter((q) => q.os === p.os && q.id !== p.id && q.alt === p.alt).filter((q) => {
-      const qt = featureTable(q.features);
-      return [...used].every((f) => qt.byNumber.has(f));
-    }).map((q) => q.id);
+    const naming = PROFILES.filter((q) => q.os === p.os && q.id !== p.id && q.alt === p.alt)
+      .filter((q) => {
+        const qt = featureTable(q.features);
+        return [...used].every((f) => qt.byNumber.has(f));
+      })
+      .map((q) => q.id);
     const hint = naming.length ? `; ${naming.join(', ')} would name them all` : '';
-    out.push(`${n} of ${alts} alternatives have feature numbers the numbering ${t.id} cannot name: ${top.join(', ')}${unnamed.size > 5 ? ', ...' : ''}; the numbering may not be this build's (check with --profile${hint})`);
+    out.push(
+      `${n} of ${alts} alternatives have feature numbers the numbering ${t.id} cannot name: ${top.join(', ')}${unnamed.size > 5 ? ', ...' : ''}; the numbering may not be this build's (check with --profile${hint})`,
+    );
   }
-  if (outside) out.push(`${outside} alternatives have feature numbers at or above ${t.limit} ((NCAPINTS${p.os === 'linux' ? '+NBUGINTS' : ''})*32 of ${t.id}): the kernel would refuse them`);
+  if (outside)
+    out.push(
+      `${outside} alternatives have feature numbers at or above ${t.limit} ((NCAPINTS${p.os === 'linux' ? '+NBUGINTS' : ''})*32 of ${t.id}): the kernel would refuse them`,
+    );
   if (inverted && p.rules.os === 'xen' && !p.rules.altFlagNot) {
-    out.push(`${inverted} alternatives have bit 15 of cpuid set but profile ${p.id} has no ALT_FLAG_NOT: the build is newer than its version says, or corrupt`);
+    out.push(
+      `${inverted} alternatives have bit 15 of cpuid set but profile ${p.id} has no ALT_FLAG_NOT: the build is newer than its version says, or corrupt`,
+    );
   }
   return out;
 }

@@ -39,7 +39,15 @@ export interface SiteJson {
 
 export interface FileJson {
   path: string;
-  target: { os: string; version: string | null; profile: string | null; features?: string; note?: string; warnings?: string[]; evidence?: string[] };
+  target: {
+    os: string;
+    version: string | null;
+    profile: string | null;
+    features?: string;
+    note?: string;
+    warnings?: string[];
+    evidence?: string[];
+  };
   counts: Partial<Record<TableId, number>>;
   sites?: SiteJson[];
   errors: string[];
@@ -71,9 +79,23 @@ export class RelocIndex {
   }
 }
 
-export function siteJson(img: Image, s: Site, features: FeatureTable | undefined, relocs: RelocIndex, detail: boolean, dis: ImageDisassembler): SiteJson {
+export function siteJson(
+  img: Image,
+  s: Site,
+  features: FeatureTable | undefined,
+  relocs: RelocIndex,
+  detail: boolean,
+  dis: ImageDisassembler,
+): SiteJson {
   const w = Number.isNaN(s.addr) ? { name: '?', offset: 0 } : img.symbolize(s.addr);
-  const j: SiteJson = { table: s.table, index: s.index, address: img.hex(s.addr), symbol: w.name, offset: w.offset, length: s.length };
+  const j: SiteJson = {
+    table: s.table,
+    index: s.index,
+    address: img.hex(s.addr),
+    symbol: w.name,
+    offset: w.offset,
+    length: s.length,
+  };
   if (s.feature !== undefined) {
     j.feature = features ? featureName(features, s.feature) : null;
     j.featureNumber = s.feature;
@@ -105,11 +127,24 @@ export function siteJson(img: Image, s: Site, features: FeatureTable | undefined
   }
   if (s.origLen !== undefined) j.origLen = s.origLen;
   if (s.padLen !== undefined) j.padLen = s.padLen;
-  if (s.paraType !== undefined) { j.pvSlot = s.paraType; j.clobbers = s.clobbers; }
+  if (s.paraType !== undefined) {
+    j.pvSlot = s.paraType;
+    j.clobbers = s.clobbers;
+  }
   if (s.key) j.key = s.key.name ?? img.hex(s.key.addr);
-  if (s.tail !== undefined) { j.tail = s.tail; j.init = s.init; }
-  if (s.target) j.target = { address: img.hex(s.target.addr), symbol: s.target.name ?? (Number.isNaN(s.target.addr) ? '?' : img.where(s.target.addr)) };
-  if (s.branchDefault !== undefined) { j.branchDefault = s.branchDefault; j.initNop = s.initNop; }
+  if (s.tail !== undefined) {
+    j.tail = s.tail;
+    j.init = s.init;
+  }
+  if (s.target)
+    j.target = {
+      address: img.hex(s.target.addr),
+      symbol: s.target.name ?? (Number.isNaN(s.target.addr) ? '?' : img.where(s.target.addr)),
+    };
+  if (s.branchDefault !== undefined) {
+    j.branchDefault = s.branchDefault;
+    j.initNop = s.initNop;
+  }
   if (s.problems) j.problems = s.problems;
   return j;
 }
@@ -143,7 +178,11 @@ function info(j: SiteJson): string {
   const parts: string[] = [];
   if (j.feature !== undefined) parts.push(`${j.inverted ? '!' : ''}${j.feature ?? `feature ${j.featureNumber}`}`);
   if (j.replacement) {
-    const r = j.replacement.insns.length ? j.replacement.insns.join('; ') : j.replacement.length ? j.replacement.bytes : '(nothing)';
+    const r = j.replacement.insns.length
+      ? j.replacement.insns.join('; ')
+      : j.replacement.length
+        ? j.replacement.bytes
+        : '(nothing)';
     parts.push(`-> ${r}`);
   }
   if (j.padLen !== undefined) parts.push(`orig ${j.origLen} pad ${j.padLen}`);
@@ -167,12 +206,16 @@ export function renderText(f: FileJson): string {
   lines.push(`${f.path}: ${t.os}${t.version ? ' ' + t.version : ''}${t.profile ? ` (profile ${t.profile})` : ''}`);
   if (t.note) lines.push(`  note: ${t.note}`);
   for (const w of t.warnings ?? []) lines.push(`  warning: ${w}`);
-  if (f.sites && f.sites.length) {
-    lines.push(`  ${pad('TABLE', 19)}${pad('LOCATION', 44)}${pad('BYTES', 30)}${pad('INSTRUCTIONS', 36)}FEATURE / DETAILS`);
+  if (f.sites?.length) {
+    lines.push(
+      `  ${pad('TABLE', 19)}${pad('LOCATION', 44)}${pad('BYTES', 30)}${pad('INSTRUCTIONS', 36)}FEATURE / DETAILS`,
+    );
     for (const s of f.sites) {
       const loc = `${s.symbol}+0x${s.offset.toString(16)}`;
       const bytes = s.bytes ?? '';
-      lines.push(`  ${pad(s.table, 19)}${pad(loc, 44)}${pad(bytes.length > 29 ? bytes.slice(0, 26) + '...' : bytes, 30)}${pad((s.insns ?? []).join('; '), 36)}${info(s)}`);
+      lines.push(
+        `  ${pad(s.table, 19)}${pad(loc, 44)}${pad(bytes.length > 29 ? bytes.slice(0, 26) + '...' : bytes, 30)}${pad((s.insns ?? []).join('; '), 36)}${info(s)}`,
+      );
     }
   }
   const ids = Object.keys(f.counts) as TableId[];

@@ -21,13 +21,18 @@ export interface SiteSet {
   readonly errors: string[];
 }
 
-function readTable(t: TableData, img: Image, profile: Profile): Site[] {
+function readTable(t: TableData, _img: Image, profile: Profile): Site[] {
   switch (t.spec.id) {
-    case '.altinstructions': return readAlternatives(t, profile.alt);
-    case '.parainstructions': return readParavirt(t);
-    case '.static_call_sites': return readStaticCalls(t);
-    case '__jump_table': return readJumpLabels(t);
-    default: return readInstructionList(t, t.spec.id);
+    case '.altinstructions':
+      return readAlternatives(t, profile.alt);
+    case '.parainstructions':
+      return readParavirt(t);
+    case '.static_call_sites':
+      return readStaticCalls(t);
+    case '__jump_table':
+      return readJumpLabels(t);
+    default:
+      return readInstructionList(t, t.spec.id);
   }
 }
 
@@ -50,7 +55,10 @@ export function readSites(img: Image, profile: Profile, opts: ReadOptions = {}):
     try {
       t = locateTable(img, spec);
     } catch (e) {
-      if (e instanceof TableError) { errors.push(e.message); continue; }
+      if (e instanceof TableError) {
+        errors.push(e.message);
+        continue;
+      }
       throw e;
     }
     if (!t) continue;
@@ -62,10 +70,12 @@ export function readSites(img: Image, profile: Profile, opts: ReadOptions = {}):
     for (const s of got) {
       const sec = Number.isNaN(s.addr) ? undefined : img.sectionAt(s.addr);
       if (!sec) {
-        if (outside++ === 0) firstOutside = `${spec.id} entry ${s.index}: site address ${img.hex(s.addr)} lies outside every section`;
+        if (outside++ === 0)
+          firstOutside = `${spec.id} entry ${s.index}: site address ${img.hex(s.addr)} lies outside every section`;
         addProblem(s, 'address outside every section');
       } else if (s.repl && s.repl.length > 0 && (Number.isNaN(s.repl.addr) || !img.read(s.repl.addr, s.repl.length))) {
-        if (outside++ === 0) firstOutside = `${spec.id} entry ${s.index}: replacement ${img.hex(s.repl.addr)} (+${s.repl.length}) lies outside every section`;
+        if (outside++ === 0)
+          firstOutside = `${spec.id} entry ${s.index}: replacement ${img.hex(s.repl.addr)} (+${s.repl.length}) lies outside every section`;
         addProblem(s, 'replacement outside every section');
       }
       sites.push(s);
@@ -89,7 +99,10 @@ export function placeSites(img: Image, sites: Site[], dis: SectionCache): void {
     const i = sc.indexAt(o);
     if (i < 0) {
       const k = sc.indexContaining(o);
-      const inside = k >= 0 ? `inside the ${sc.len[k]}-byte instruction at ${img.where(sc.section.addr + sc.off[k]!)}` : 'before the first instruction';
+      const inside =
+        k >= 0
+          ? `inside the ${sc.len[k]}-byte instruction at ${img.where(sc.section.addr + sc.off[k]!)}`
+          : 'before the first instruction';
       addProblem(s, `not on an instruction boundary (${inside})`);
       continue;
     }

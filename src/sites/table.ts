@@ -27,7 +27,9 @@ export class TableData {
     this.fileOff = where.section.offset + where.start;
     this.addr = where.section.addr + where.start;
     if (where.size % spec.entry !== 0) {
-      this.problems.push(`${spec.id}: size ${where.size} is not a multiple of the ${spec.entry}-byte entry (${where.size % spec.entry} trailing bytes ignored)`);
+      this.problems.push(
+        `${spec.id}: size ${where.size} is not a multiple of the ${spec.entry}-byte entry (${where.size % spec.entry} trailing bytes ignored)`,
+      );
     }
     this.count = Math.floor(where.size / spec.entry);
     if (img.kind === 'rel') this.relocSection = where.section;
@@ -38,9 +40,15 @@ export class TableData {
     return this.addr + i * this.spec.entry + off;
   }
 
-  u8(i: number, off: number): number { return this.img.u8(this.fileOff + i * this.spec.entry + off); }
-  u16(i: number, off: number): number { return this.img.u16(this.fileOff + i * this.spec.entry + off); }
-  u32(i: number, off: number): number { return this.img.u32(this.fileOff + i * this.spec.entry + off); }
+  u8(i: number, off: number): number {
+    return this.img.u8(this.fileOff + i * this.spec.entry + off);
+  }
+  u16(i: number, off: number): number {
+    return this.img.u16(this.fileOff + i * this.spec.entry + off);
+  }
+  u32(i: number, off: number): number {
+    return this.img.u32(this.fileOff + i * this.spec.entry + off);
+  }
 
   private reloc(i: number, off: number): Reloc | undefined {
     return this.relocSection ? this.img.relocAt(this.relocSection, this.secOff + i * this.spec.entry + off) : undefined;
@@ -99,9 +107,11 @@ export function locateTable(img: Image, spec: TableSpec): TableData | undefined 
       const b = img.symbol(spec.stop[k]!);
       if (!a || !b || Number.isNaN(a.addr) || Number.isNaN(b.addr)) continue;
       if (b.addr < a.addr) throw new TableError(`${spec.id}: end symbol ${spec.stop[k]} lies before ${spec.start[k]}`);
-      if (b.addr === a.addr) return new TableData(img, spec, { section: img.sectionAt(a.addr) ?? img.sections[0]!, start: 0, size: 0 });
+      if (b.addr === a.addr)
+        return new TableData(img, spec, { section: img.sectionAt(a.addr) ?? img.sections[0]!, start: 0, size: 0 });
       const sec = img.sectionAt(a.addr);
-      if (!sec || b.addr > sec.addr + sec.size) throw new TableError(`${spec.id}: ${spec.start[k]}..${spec.stop[k]} lies outside every section`);
+      if (!sec || b.addr > sec.addr + sec.size)
+        throw new TableError(`${spec.id}: ${spec.start[k]}..${spec.stop[k]} lies outside every section`);
       return new TableData(img, spec, { section: sec, start: a.addr - sec.addr, size: b.addr - a.addr });
     }
   }

@@ -10,7 +10,15 @@ import type { Site } from '../sites/site.js';
 import { Disassembly, FlowControl } from '../x86/code.js';
 
 export type Kind = 'bareCall' | 'bareJump' | 'thunkCall' | 'thunkJump' | 'altcall' | 'paravirt' | 'staticCall';
-export const KINDS: readonly Kind[] = ['bareCall', 'bareJump', 'thunkCall', 'thunkJump', 'altcall', 'paravirt', 'staticCall'];
+export const KINDS: readonly Kind[] = [
+  'bareCall',
+  'bareJump',
+  'thunkCall',
+  'thunkJump',
+  'altcall',
+  'paravirt',
+  'staticCall',
+];
 export type Counts = Record<Kind, number>;
 
 export interface FunctionSurface {
@@ -31,7 +39,15 @@ export interface Surface {
 /** Retpoline, ITS and Xen indirect thunks. */
 export const THUNK = /^(__x86_indirect_(call_|jump_)?thunk_|__x86_indirect_its_thunk_|__x86_indirect_thunk_array$)/;
 
-const zero = (): Counts => ({ bareCall: 0, bareJump: 0, thunkCall: 0, thunkJump: 0, altcall: 0, paravirt: 0, staticCall: 0 });
+const zero = (): Counts => ({
+  bareCall: 0,
+  bareJump: 0,
+  thunkCall: 0,
+  thunkJump: 0,
+  altcall: 0,
+  paravirt: 0,
+  staticCall: 0,
+});
 
 export function indirectSurface(img: Image, view: PatchedView, sites: readonly Site[], cpu: string): Surface {
   const dis = new Disassembly(img, view.bytesOf);
@@ -66,8 +82,15 @@ export function indirectSurface(img: Image, view: PatchedView, sites: readonly S
     if (s.origLen === undefined || s.feature !== 93) continue;
     const orig = img.read(s.addr, 2);
     const repl = img.read(s.repl.addr, 5);
-    if (orig && repl && orig[0] === 0xff && (orig[1] === 0x15 || orig[1] === 0x25) && repl[0] === 0xe8 &&
-        (repl[1]! | (repl[2]! << 8) | (repl[3]! << 16) | (repl[4]! << 24)) === -5) altcalls.add(s.addr);
+    if (
+      orig &&
+      repl &&
+      orig[0] === 0xff &&
+      (orig[1] === 0x15 || orig[1] === 0x25) &&
+      repl[0] === 0xe8 &&
+      (repl[1]! | (repl[2]! << 8) | (repl[3]! << 16) | (repl[4]! << 24)) === -5
+    )
+      altcalls.add(s.addr);
   }
   templates.sort((a, b) => a[0] - b[0]);
   const inTemplate = (a: number): boolean => {
@@ -76,27 +99,40 @@ export function indirectSurface(img: Image, view: PatchedView, sites: readonly S
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       const [st, en] = templates[mid]!;
-      if (a < st) hi = mid - 1; else if (a >= en) lo = mid + 1; else return true;
+      if (a < st) hi = mid - 1;
+      else if (a >= en) lo = mid + 1;
+      else return true;
     }
     return false;
   };
   for (const a of altcalls) bump(a, 'altcall');
   for (const sec of img.sections) {
-    if (!sec.exec || !sec.alloc || sec.size === 0 || Number.isNaN(sec.addr) || sec.name === '.altinstr_replacement') continue;
+    if (!sec.exec || !sec.alloc || sec.size === 0 || Number.isNaN(sec.addr) || sec.name === '.altinstr_replacement')
+      continue;
     const sc = dis.of(sec);
     for (let i = 0; i < sc.count; i++) {
       const fc = sc.flow[i]!;
-      if (fc !== FlowControl.IndirectCall && fc !== FlowControl.IndirectBranch && fc !== FlowControl.Call &&
-          fc !== FlowControl.UnconditionalBranch && fc !== FlowControl.ConditionalBranch) continue;
+      if (
+        fc !== FlowControl.IndirectCall &&
+        fc !== FlowControl.IndirectBranch &&
+        fc !== FlowControl.Call &&
+        fc !== FlowControl.UnconditionalBranch &&
+        fc !== FlowControl.ConditionalBranch
+      )
+        continue;
       const addr = sec.addr + sc.off[i]!;
       if (altcalls.has(addr) || inTemplate(addr)) continue;
       if (fc === FlowControl.IndirectCall || fc === FlowControl.IndirectBranch) {
-        if (THUNK.test(img.symbolize(addr).name)) { thunkInternal++; continue; }
+        if (THUNK.test(img.symbolize(addr).name)) {
+          thunkInternal++;
+          continue;
+        }
         bump(addr, fc === FlowControl.IndirectCall ? 'bareCall' : 'bareJump');
         continue;
       }
       const t = nameAt(sc.target[i]!);
-      if (t && THUNK.test(t) && !THUNK.test(img.symbolize(addr).name)) bump(addr, fc === FlowControl.Call ? 'thunkCall' : 'thunkJump');
+      if (t && THUNK.test(t) && !THUNK.test(img.symbolize(addr).name))
+        bump(addr, fc === FlowControl.Call ? 'thunkCall' : 'thunkJump');
     }
   }
   // Turned direct at boot.
@@ -107,7 +143,9 @@ export function indirectSurface(img: Image, view: PatchedView, sites: readonly S
     if (p.patcher === 'paravirt' && wasIndirect) bump(p.addr, 'paravirt');
   }
   for (const s of sites) if (s.table === '.static_call_sites' && !Number.isNaN(s.addr)) bump(s.addr, 'staticCall');
-  const functions = [...perFn.values()].sort((a, b) => weight(b.counts) - weight(a.counts) || (a.name < b.name ? -1 : 1));
+  const functions = [...perFn.values()].sort(
+    (a, b) => weight(b.counts) - weight(a.counts) || (a.name < b.name ? -1 : 1),
+  );
   return { path: img.path, cpu, totals, functions, thunkInternal };
 }
 
@@ -130,7 +168,8 @@ export function countsLine(c: Counts): string {
 export function renderSurface(s: Surface, top: number): string {
   const lines = [`${s.path} (cpu ${s.cpu}): indirect branches in the text this CPU runs`];
   lines.push(`  ${'FUNCTION'.padEnd(40)}${HEAD.map((h) => h.padStart(12)).join('')}`);
-  for (const f of s.functions.slice(0, top)) if (weight(f.counts) || top === Infinity) lines.push(`  ${f.name.slice(0, 39).padEnd(40)}${countsLine(f.counts)}`);
+  for (const f of s.functions.slice(0, top))
+    if (weight(f.counts) || top === Infinity) lines.push(`  ${f.name.slice(0, 39).padEnd(40)}${countsLine(f.counts)}`);
   const remaining = s.functions.length - Math.min(top, s.functions.length);
   if (remaining > 0) lines.push(`  … ${remaining} more functions (--all lists them)`);
   lines.push(`  ${'TOTAL'.padEnd(40)}${countsLine(s.totals)}`);

@@ -70,7 +70,8 @@ export function findAmbiguous(img: Image, opts: AmbiguityOptions = {}): Ambiguit
   const groups: AmbiguousGroup[] = [];
   for (const [name, list] of byName) {
     if (list.length < 2) continue;
-    const distinct = (key: (e: { sym: Sym; file: string | null }) => string): boolean => new Set(list.map(key)).size === list.length;
+    const distinct = (key: (e: { sym: Sym; file: string | null }) => string): boolean =>
+      new Set(list.map(key)).size === list.length;
     const { base, clone } = baseName(name);
     groups.push({
       name,
@@ -104,11 +105,18 @@ export function renderAmbiguity(r: AmbiguityReport): string {
   const lines: string[] = [];
   const hard = r.groups.filter((g) => !g.byFile);
   const positional = r.groups.filter((g) => !g.byFile && !g.bySize && !g.byFileAndSize);
-  lines.push(`${r.path}: ${r.groups.length} local names repeat (${r.groups.reduce((n, g) => n + g.entries.length, 0)} symbols, ${r.localSymbols} locals in ${r.files} files); ` +
-    `${hard.length} not told apart by name + file, ${positional.length} only by position`);
+  lines.push(
+    `${r.path}: ${r.groups.length} local names repeat (${r.groups.reduce((n, g) => n + g.entries.length, 0)} symbols, ${r.localSymbols} locals in ${r.files} files); ` +
+      `${hard.length} not told apart by name + file, ${positional.length} only by position`,
+  );
   for (const g of r.groups) {
-    lines.push(`  ${g.name}  x${g.entries.length}${g.clone.length ? `  (clone of ${g.base}: ${g.clone.join(', ')})` : ''}  -> ${verdict(g)}`);
-    for (const e of g.entries) lines.push(`    ${String(e.sympos).padStart(3)}  ${e.address}  size 0x${e.size.toString(16).padEnd(6)} ${e.file ?? '(no file symbol)'}`);
+    lines.push(
+      `  ${g.name}  x${g.entries.length}${g.clone.length ? `  (clone of ${g.base}: ${g.clone.join(', ')})` : ''}  -> ${verdict(g)}`,
+    );
+    for (const e of g.entries)
+      lines.push(
+        `    ${String(e.sympos).padStart(3)}  ${e.address}  size 0x${e.size.toString(16).padEnd(6)} ${e.file ?? '(no file symbol)'}`,
+      );
   }
   return lines.join('\n') + '\n';
 }

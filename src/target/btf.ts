@@ -7,9 +7,21 @@
  */
 import type { Image } from '../elf/image.js';
 
-const KIND_INT = 1, KIND_ARRAY = 3, KIND_STRUCT = 4, KIND_UNION = 5, KIND_ENUM = 6, KIND_TYPEDEF = 8,
-  KIND_VOLATILE = 9, KIND_CONST = 10, KIND_RESTRICT = 11, KIND_FUNC_PROTO = 13, KIND_VAR = 14, KIND_DATASEC = 15,
-  KIND_DECL_TAG = 17, KIND_TYPE_TAG = 18, KIND_ENUM64 = 19;
+const KIND_INT = 1,
+  KIND_ARRAY = 3,
+  KIND_STRUCT = 4,
+  KIND_UNION = 5,
+  KIND_ENUM = 6,
+  KIND_TYPEDEF = 8,
+  KIND_VOLATILE = 9,
+  KIND_CONST = 10,
+  KIND_RESTRICT = 11,
+  KIND_FUNC_PROTO = 13,
+  KIND_VAR = 14,
+  KIND_DATASEC = 15,
+  KIND_DECL_TAG = 17,
+  KIND_TYPE_TAG = 18,
+  KIND_ENUM64 = 19;
 
 interface BtfType {
   name: number;
@@ -26,7 +38,15 @@ export class Btf {
   private readonly strOff: number;
   private readonly strEnd: number;
 
-  private constructor(private readonly b: DataView, private readonly bytes: Uint8Array, hdrLen: number, typeOff: number, typeLen: number, strOff: number, strLen: number) {
+  private constructor(
+    private readonly b: DataView,
+    private readonly bytes: Uint8Array,
+    hdrLen: number,
+    typeOff: number,
+    typeLen: number,
+    strOff: number,
+    strLen: number,
+  ) {
     this.strOff = hdrLen + strOff;
     this.strEnd = this.strOff + strLen;
     let o = hdrLen + typeOff;
@@ -38,10 +58,24 @@ export class Btf {
       const t: BtfType = { name: b.getUint32(o, true), kind, vlen, sizeOrType: b.getUint32(o + 8, true), data: o + 12 };
       let extra: number;
       switch (kind) {
-        case KIND_INT: case KIND_VAR: case KIND_DECL_TAG: extra = 4; break;
-        case KIND_ARRAY: extra = 12; break;
-        case KIND_STRUCT: case KIND_UNION: case KIND_DATASEC: case KIND_ENUM64: extra = 12 * vlen; break;
-        case KIND_ENUM: case KIND_FUNC_PROTO: extra = 8 * vlen; break;
+        case KIND_INT:
+        case KIND_VAR:
+        case KIND_DECL_TAG:
+          extra = 4;
+          break;
+        case KIND_ARRAY:
+          extra = 12;
+          break;
+        case KIND_STRUCT:
+        case KIND_UNION:
+        case KIND_DATASEC:
+        case KIND_ENUM64:
+          extra = 12 * vlen;
+          break;
+        case KIND_ENUM:
+        case KIND_FUNC_PROTO:
+          extra = 8 * vlen;
+          break;
         default:
           if (kind > KIND_ENUM64) throw new RangeError(`BTF kind ${kind}`);
           extra = 0;
@@ -60,7 +94,12 @@ export class Btf {
       const b = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       if (b.getUint16(0, true) !== 0xeb9f) return undefined;
       const hdrLen = b.getUint32(4, true);
-      const [typeOff, typeLen, strOff, strLen] = [8, 12, 16, 20].map((k) => b.getUint32(k, true)) as [number, number, number, number];
+      const [typeOff, typeLen, strOff, strLen] = [8, 12, 16, 20].map((k) => b.getUint32(k, true)) as [
+        number,
+        number,
+        number,
+        number,
+      ];
       if (hdrLen + typeOff + typeLen > bytes.length || hdrLen + strOff + strLen > bytes.length) return undefined;
       return new Btf(b, bytes, hdrLen, typeOff, typeLen, strOff, strLen);
     } catch {
@@ -78,7 +117,8 @@ export class Btf {
 
   private findStruct(name: string): BtfType | undefined {
     // Several entries may share a name (a forward declaration has its own kind); the first full definition wins.
-    for (const t of this.types) if ((t.kind === KIND_STRUCT || t.kind === KIND_UNION) && t.vlen > 0 && this.str(t.name) === name) return t;
+    for (const t of this.types)
+      if ((t.kind === KIND_STRUCT || t.kind === KIND_UNION) && t.vlen > 0 && this.str(t.name) === name) return t;
     return undefined;
   }
 
@@ -87,7 +127,14 @@ export class Btf {
     for (let k = 0; k < 16; k++) {
       const t = this.types[id];
       if (!t) return undefined;
-      if (t.kind === KIND_TYPEDEF || t.kind === KIND_VOLATILE || t.kind === KIND_CONST || t.kind === KIND_RESTRICT || t.kind === KIND_TYPE_TAG) id = t.sizeOrType;
+      if (
+        t.kind === KIND_TYPEDEF ||
+        t.kind === KIND_VOLATILE ||
+        t.kind === KIND_CONST ||
+        t.kind === KIND_RESTRICT ||
+        t.kind === KIND_TYPE_TAG
+      )
+        id = t.sizeOrType;
       else return t;
     }
     return undefined;

@@ -5,7 +5,13 @@
  */
 import { Image, STT_OBJECT } from '../elf/image.js';
 import { Evidence, gatherEvidence } from './evidence.js';
-import { featureTable, linuxTableWithWords, xenReleases, xenReleaseWords, xenTableWithWords } from './features/index.js';
+import {
+  featureTable,
+  linuxTableWithWords,
+  xenReleases,
+  xenReleaseWords,
+  xenTableWithWords,
+} from './features/index.js';
 import { Os, Profile, profileById, PROFILES } from './profile.js';
 
 export interface Target {
@@ -38,33 +44,62 @@ export function detectTarget(img: Image, override?: string): Target {
     const p = profileById(override);
     if (!p) throw new ProfileError(`unknown profile '${override}' (known: ${PROFILES.map((q) => q.id).join(', ')})`);
     const found = sniff(img, ev);
-    const warnings = [...ev.conflicts.map((c) => `inconsistent evidence: ${c}`), ...contradictions(p, p.features, ev, found)];
-    return { os: p.os, version: found.version, profile: p, note: 'profile given with --profile', warnings, evidence: ev.facts };
+    const warnings = [
+      ...ev.conflicts.map((c) => `inconsistent evidence: ${c}`),
+      ...contradictions(p, p.features, ev, found),
+    ];
+    return {
+      os: p.os,
+      version: found.version,
+      profile: p,
+      note: 'profile given with --profile',
+      warnings,
+      evidence: ev.facts,
+    };
   }
   const t = sniff(img, ev);
-  return { ...t, warnings: [...ev.conflicts.map((c) => `inconsistent evidence: ${c}`), ...(t.warnings ?? [])], evidence: ev.facts };
+  return {
+    ...t,
+    warnings: [...ev.conflicts.map((c) => `inconsistent evidence: ${c}`), ...(t.warnings ?? [])],
+    evidence: ev.facts,
+  };
 }
 
 /** Ways profile `p` (numbered with feature table `features`) contradicts the evidence of the file. */
 function contradictions(p: Profile, features: string, ev: Evidence, found: Target): string[] {
   const out: string[] = [];
-  if (found.os !== 'unknown' && found.os !== p.os) out.push(`profile ${p.id} is for ${p.os} but the file looks like ${found.os}${found.version ? ' ' + found.version : ''}`);
+  if (found.os !== 'unknown' && found.os !== p.os)
+    out.push(
+      `profile ${p.id} is for ${p.os} but the file looks like ${found.os}${found.version ? ' ' + found.version : ''}`,
+    );
   const t = featureTable(features);
   if (p.os === 'xen') {
     const w = xenReleaseWords(features) ?? xenReleaseWords(features.split('+')[0]!);
     if (ev.xen.fscapints !== undefined && t.words !== ev.xen.fscapints) {
-      out.push(`profile ${p.id} numbers features with FSCAPINTS ${t.words} but this file's known_features is ${ev.xen.fscapints} words: synthetic features and bugs will be misnamed`);
+      out.push(
+        `profile ${p.id} numbers features with FSCAPINTS ${t.words} but this file's known_features is ${ev.xen.fscapints} words: synthetic features and bugs will be misnamed`,
+      );
     }
     if (ev.xen.ncapints !== undefined && t.limit !== ev.xen.ncapints * 32) {
-      out.push(`profile ${p.id} has NCAPINTS ${t.limit / 32}${w ? ` (FSCAPINTS ${w.fscapints} + ${w.nrSynth} synthetic + ${w.nrBug} bug words)` : ''} but this file's forced_caps/cleared_caps are ${ev.xen.ncapints} words`);
+      out.push(
+        `profile ${p.id} has NCAPINTS ${t.limit / 32}${w ? ` (FSCAPINTS ${w.fscapints} + ${w.nrSynth} synthetic + ${w.nrBug} bug words)` : ''} but this file's forced_caps/cleared_caps are ${ev.xen.ncapints} words`,
+      );
     }
   } else if (p.os === 'linux') {
-    if (ev.linux.ncapints !== undefined && t.words !== ev.linux.ncapints) out.push(`profile ${p.id} has NCAPINTS ${t.words} but this file's x86_cap_flags has ${ev.linux.ncapints} words`);
-    if (ev.linux.capWords !== undefined && t.limit / 32 !== ev.linux.capWords) out.push(`profile ${p.id} has NCAPINTS + NBUGINTS = ${t.limit / 32} but this file's BTF x86_capability has ${ev.linux.capWords} words`);
+    if (ev.linux.ncapints !== undefined && t.words !== ev.linux.ncapints)
+      out.push(`profile ${p.id} has NCAPINTS ${t.words} but this file's x86_cap_flags has ${ev.linux.ncapints} words`);
+    if (ev.linux.capWords !== undefined && t.limit / 32 !== ev.linux.capWords)
+      out.push(
+        `profile ${p.id} has NCAPINTS + NBUGINTS = ${t.limit / 32} but this file's BTF x86_capability has ${ev.linux.capWords} words`,
+      );
     const nb = t.limit / 32 - t.words;
-    if (ev.linux.nbugints !== undefined && nb !== ev.linux.nbugints) out.push(`profile ${p.id} has NBUGINTS ${nb} but this file's x86_bug_flags has ${ev.linux.nbugints} words`);
+    if (ev.linux.nbugints !== undefined && nb !== ev.linux.nbugints)
+      out.push(`profile ${p.id} has NBUGINTS ${nb} but this file's x86_bug_flags has ${ev.linux.nbugints} words`);
     const altEntry = p.alt === 'linux-12' ? 12 : 14;
-    if (ev.linux.altEntry !== undefined && ev.linux.altEntry !== altEntry) out.push(`profile ${p.id} reads ${altEntry}-byte .altinstructions entries but this file's ${ev.img === 'rel' ? 'relocations fit' : 'BTF struct alt_instr is'} ${ev.linux.altEntry}-byte entries`);
+    if (ev.linux.altEntry !== undefined && ev.linux.altEntry !== altEntry)
+      out.push(
+        `profile ${p.id} reads ${altEntry}-byte .altinstructions entries but this file's ${ev.img === 'rel' ? 'relocations fit' : 'BTF struct alt_instr is'} ${ev.linux.altEntry}-byte entries`,
+      );
   }
   return out;
 }
@@ -83,7 +118,13 @@ function sniff(img: Image, ev: Evidence): Target {
     const deb = /Debian (\d+\.\d+\.\d+)/.exec(hash >= 0 ? banner.slice(hash) : banner);
     if (m) return withLinuxEvidence(linuxTarget(m[1]!, deb ? deb[1]! : null), ev);
   }
-  const hasLinuxTables = ['.altinstructions', '__jump_table', '.return_sites', '__mcount_loc', '.static_call_sites'].some((n) => img.section(n));
+  const hasLinuxTables = [
+    '.altinstructions',
+    '__jump_table',
+    '.return_sites',
+    '__mcount_loc',
+    '.static_call_sites',
+  ].some((n) => img.section(n));
   return {
     os: hasLinuxTables ? 'linux' : 'unknown',
     version: null,
@@ -107,21 +148,37 @@ function withLinuxEvidence(t: Target, ev: Evidence): Target {
   if (ev.linux.ncapints === undefined && ev.linux.capWords !== undefined) nc = ev.linux.capWords - nb;
   if (nc !== base.words || nb !== base.limit / 32 - base.words) {
     features = linuxTableWithWords(features, nc, nb);
-    const from = ev.linux.ncapints !== undefined ? 'x86_cap_flags/x86_bug_flags give' : `BTF's x86_capability (${ev.linux.capWords} words) gives, with NBUGINTS ${nb},`;
-    warnings.push(`numbering from the file: ${from} NCAPINTS ${nc}, NBUGINTS ${nb}; the version table ${base.id} has ${base.words}/${base.limit / 32 - base.words} (names of ${base.id}, renumbered)`);
+    const from =
+      ev.linux.ncapints !== undefined
+        ? 'x86_cap_flags/x86_bug_flags give'
+        : `BTF's x86_capability (${ev.linux.capWords} words) gives, with NBUGINTS ${nb},`;
+    warnings.push(
+      `numbering from the file: ${from} NCAPINTS ${nc}, NBUGINTS ${nb}; the version table ${base.id} has ${base.words}/${base.limit / 32 - base.words} (names of ${base.id}, renumbered)`,
+    );
   }
   const altEntry = p.alt === 'linux-12' ? 12 : 14;
   if (ev.linux.altEntry !== undefined && ev.linux.altEntry !== altEntry) {
-    warnings.push(`profile ${p.id} (chosen from version ${t.version}) reads ${altEntry}-byte .altinstructions entries but this file's ${ev.img === 'rel' ? 'relocations fit' : 'BTF struct alt_instr is'} ${ev.linux.altEntry}-byte entries: pass --profile`);
+    warnings.push(
+      `profile ${p.id} (chosen from version ${t.version}) reads ${altEntry}-byte .altinstructions entries but this file's ${ev.img === 'rel' ? 'relocations fit' : 'BTF struct alt_instr is'} ${ev.linux.altEntry}-byte entries: pass --profile`,
+    );
   }
   return { ...t, profile: features === p.features ? p : { ...p, features }, warnings };
 }
 
 function isXen(img: Image): boolean {
-  return Boolean(img.symbol('__alt_instructions') && (img.symbol('__start_xen') || img.symbol('start_xen') || img.symbol('do_multicall')));
+  return Boolean(
+    img.symbol('__alt_instructions') &&
+      (img.symbol('__start_xen') || img.symbol('start_xen') || img.symbol('do_multicall')),
+  );
 }
 
-const XEN_SERIES_PROFILES: Record<string, string> = { '4.18': 'xen-4.18', '4.19': 'xen-4.19', '4.20': 'xen-4.20', '4.21': 'xen-4.21', '4.22': 'xen-4.22' };
+const XEN_SERIES_PROFILES: Record<string, string> = {
+  '4.18': 'xen-4.18',
+  '4.19': 'xen-4.19',
+  '4.20': 'xen-4.20',
+  '4.21': 'xen-4.21',
+  '4.22': 'xen-4.22',
+};
 
 /**
  * Xen: the series' profile from the version string, then the numbering from the file: FSCAPINTS from
@@ -147,15 +204,18 @@ function xenTarget(img: Image, ev: Evidence): Target {
     const [maj, min] = [Number(m[1]), Number(m[2])];
     pt = Number(m[3]);
     series = `${maj}.${min}`;
-    if (maj === 4 && min === 17) profile = profileById(pt >= 6 ? 'xen-4.17' : pt >= 2 ? 'xen-4.17.2' : pt === 1 ? 'xen-4.17.1' : 'xen-4.17.0')!;
+    if (maj === 4 && min === 17)
+      profile = profileById(pt >= 6 ? 'xen-4.17' : pt >= 2 ? 'xen-4.17.2' : pt === 1 ? 'xen-4.17.1' : 'xen-4.17.0')!;
     else if (XEN_SERIES_PROFILES[series]) profile = profileById(XEN_SERIES_PROFILES[series]!)!;
     else {
       const older = maj < 4 || (maj === 4 && min < 17);
       const p = older ? profileById('xen-4.17.0')! : profileById(XEN_PROFILES_NEWEST.id)!;
       profile = p;
-      notes.push(older
-        ? `Xen ${series} is older than every profile; reading it with ${p.id}'s rules (${p.describe})`
-        : `Xen ${series} is newer than every profile; reading it with ${p.id}'s rules (${p.describe}) and numbering from the file's evidence`);
+      notes.push(
+        older
+          ? `Xen ${series} is older than every profile; reading it with ${p.id}'s rules (${p.describe})`
+          : `Xen ${series} is newer than every profile; reading it with ${p.id}'s rules (${p.describe}) and numbering from the file's evidence`,
+      );
       series = p.versions[0];
       pt = older ? 0 : Infinity;
     }
@@ -167,7 +227,10 @@ function xenTarget(img: Image, ev: Evidence): Target {
     (ev.xen.ncapints === undefined || r.fscapints + r.nrSynth + r.nrBug === ev.xen.ncapints);
   const point = (v: string): number => Number(v.split('.')[2]);
   const exact = rels.find((r) => point(r.version) === pt);
-  const fromVersion = profile.features.startsWith(`xen-${series}.`) && pt !== Infinity && exact ? `xen-${exact.version}` : profile.features;
+  const fromVersion =
+    profile.features.startsWith(`xen-${series}.`) && pt !== Infinity && exact
+      ? `xen-${exact.version}`
+      : profile.features;
   let features = fromVersion;
   const versionWords = xenReleaseWords(fromVersion)!;
   if (ev.xen.fscapints === undefined && ev.xen.ncapints === undefined) {
@@ -182,16 +245,35 @@ function xenTarget(img: Image, ev: Evidence): Target {
     if (pick) {
       features = `xen-${pick.version}`;
       // 4.17's profiles differ by point release (ALT_FLAG_NOT from 4.17.6): follow the release the numbering is from.
-      if (series === '4.17') profile = profileById(point(pick.version) >= 6 ? 'xen-4.17' : point(pick.version) >= 2 ? 'xen-4.17.2' : point(pick.version) === 1 ? 'xen-4.17.1' : 'xen-4.17.0')!;
-      notes.push(`numbered from the file: ${why}, as in Xen ${pick.version}, not ${versionWords.version} (FSCAPINTS ${versionWords.fscapints}); names of ${pick.version}`);
+      if (series === '4.17')
+        profile = profileById(
+          point(pick.version) >= 6
+            ? 'xen-4.17'
+            : point(pick.version) >= 2
+              ? 'xen-4.17.2'
+              : point(pick.version) === 1
+                ? 'xen-4.17.1'
+                : 'xen-4.17.0',
+        )!;
+      notes.push(
+        `numbered from the file: ${why}, as in Xen ${pick.version}, not ${versionWords.version} (FSCAPINTS ${versionWords.fscapints}); names of ${pick.version}`,
+      );
     } else {
       const ncap = nc ?? fs + versionWords.nrSynth + versionWords.nrBug;
       const nrBug = Math.min(versionWords.nrBug, Math.max(1, ncap - fs - 1));
       features = xenTableWithWords(fromVersion, { fscapints: fs, nrSynth: ncap - fs - nrBug, nrBug });
-      warnings.push(`numbered from the file: ${why}; no Xen ${series} release numbers so (${versionWords.version} has FSCAPINTS ${versionWords.fscapints}): names of ${versionWords.version} renumbered with FSCAPINTS ${fs}, ${ncap - fs - nrBug} synthetic and ${nrBug} bug words`);
+      warnings.push(
+        `numbered from the file: ${why}; no Xen ${series} release numbers so (${versionWords.version} has FSCAPINTS ${versionWords.fscapints}): names of ${versionWords.version} renumbered with FSCAPINTS ${fs}, ${ncap - fs - nrBug} synthetic and ${nrBug} bug words`,
+      );
     }
   }
-  return { os: 'xen', version, profile: features === profile.features ? profile : { ...profile, features }, note: notes.length ? notes.join('; ') : undefined, warnings };
+  return {
+    os: 'xen',
+    version,
+    profile: features === profile.features ? profile : { ...profile, features },
+    note: notes.length ? notes.join('; ') : undefined,
+    warnings,
+  };
 }
 
 const XEN_PROFILES_NEWEST = { id: 'xen-4.22', series: '4.22' };
@@ -248,7 +330,8 @@ function bannerInRodata(img: Image): string | null {
 /** Picks the Linux profile for a version string such as '6.1.0-47-amd64' or '6.12.107+deb12-amd64'. */
 export function linuxTarget(version: string, debianUpstream: string | null): Target {
   const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(debianUpstream ?? version);
-  if (!m) return { os: 'linux', version, profile: null, note: `unrecognised Linux version '${version}': pass --profile` };
+  if (!m)
+    return { os: 'linux', version, profile: null, note: `unrecognised Linux version '${version}': pass --profile` };
   const maj = Number(m[1]);
   const min = Number(m[2]);
   const sub = m[3] === undefined ? 0 : Number(m[3]);

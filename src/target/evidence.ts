@@ -51,7 +51,13 @@ function objectSize(img: Image, name: string): number | undefined {
 }
 
 /** Words of `unit` bytes in the arrays `names` (which must agree); undefined when none is present. */
-function words(img: Image, names: readonly string[], unit: number, facts: string[], conflicts: string[]): number | undefined {
+function words(
+  img: Image,
+  names: readonly string[],
+  unit: number,
+  facts: string[],
+  conflicts: string[],
+): number | undefined {
   let got: number | undefined;
   let from = '';
   for (const n of names) {
@@ -83,7 +89,9 @@ export function gatherEvidence(img: Image): Evidence {
     xen.ncapints = words(img, ['forced_caps', 'cleared_caps'], 4, facts, conflicts);
     // NCAPINTS has at least one synthetic and one bug word beyond FSCAPINTS; anything else is not this layout.
     if (xen.fscapints !== undefined && xen.ncapints !== undefined && xen.ncapints < xen.fscapints + 2) {
-      conflicts.push(`forced_caps is ${xen.ncapints} words, not more than known_features' ${xen.fscapints} + 1: ignored`);
+      conflicts.push(
+        `forced_caps is ${xen.ncapints} words, not more than known_features' ${xen.fscapints} + 1: ignored`,
+      );
       xen.ncapints = undefined;
     }
     // String pointer arrays: 8 bytes per name, 32 names per word.
@@ -91,24 +99,27 @@ export function gatherEvidence(img: Image): Evidence {
     linux.nbugints = words(img, ['x86_bug_flags'], 8 * 32, facts, conflicts);
     // BTF (Debian's vmlinux has it, also when stripped, as inside a bzImage).
     const btf = Btf.of(img);
-    if (btf) try {
-      const cap = btf.arrayMemberLength('cpuinfo_x86', 'x86_capability');
-      if (cap !== undefined) {
-        linux.capWords = cap;
-        facts.push(`BTF: cpuinfo_x86.x86_capability has ${cap} words (NCAPINTS + NBUGINTS)`);
-        if (linux.ncapints !== undefined && linux.nbugints !== undefined && linux.ncapints + linux.nbugints !== cap) {
-          conflicts.push(`x86_cap_flags/x86_bug_flags give ${linux.ncapints} + ${linux.nbugints} words but BTF's x86_capability has ${cap}`);
+    if (btf)
+      try {
+        const cap = btf.arrayMemberLength('cpuinfo_x86', 'x86_capability');
+        if (cap !== undefined) {
+          linux.capWords = cap;
+          facts.push(`BTF: cpuinfo_x86.x86_capability has ${cap} words (NCAPINTS + NBUGINTS)`);
+          if (linux.ncapints !== undefined && linux.nbugints !== undefined && linux.ncapints + linux.nbugints !== cap) {
+            conflicts.push(
+              `x86_cap_flags/x86_bug_flags give ${linux.ncapints} + ${linux.nbugints} words but BTF's x86_capability has ${cap}`,
+            );
+          }
         }
+        const alt = btf.structSize('alt_instr');
+        if (alt !== undefined) {
+          linux.altEntry = alt;
+          facts.push(`BTF: struct alt_instr is ${alt} bytes`);
+        }
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e;
+        conflicts.push('.BTF is truncated or corrupt: not used');
       }
-      const alt = btf.structSize('alt_instr');
-      if (alt !== undefined) {
-        linux.altEntry = alt;
-        facts.push(`BTF: struct alt_instr is ${alt} bytes`);
-      }
-    } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
-      conflicts.push('.BTF is truncated or corrupt: not used');
-    }
   } else {
     const e = relocEntrySize(img, '.altinstructions', [12, 14], [0, 4]);
     if (e.size !== undefined) {
@@ -124,17 +135,28 @@ export function gatherEvidence(img: Image): Evidence {
  * entry and the section holds a whole number of entries. Undefined when the section or its relocations are
  * absent, or when no (or more than one) size fits (then `why` says so).
  */
-export function relocEntrySize(img: Image, name: string, sizes: readonly number[], fields: readonly number[]): { size?: number; why?: string } {
+export function relocEntrySize(
+  img: Image,
+  name: string,
+  sizes: readonly number[],
+  fields: readonly number[],
+): { size?: number; why?: string } {
   const sec = img.section(name);
   if (!sec || sec.size === 0) return {};
   if (!img.relaFor(sec)) return {};
   const t = img.relocTable(sec);
   const offs = Array.from(t.offset.subarray(0, t.count));
   if (offs.length === 0) return {};
-  const fit = sizes.filter((e) => sec.size % e === 0 && offs.every((o) => fields.includes(o % e)) && offs.length === (sec.size / e) * fields.length);
+  const fit = sizes.filter(
+    (e) =>
+      sec.size % e === 0 && offs.every((o) => fields.includes(o % e)) && offs.length === (sec.size / e) * fields.length,
+  );
   if (fit.length === 1) return { size: fit[0] };
   // A size no layout divides is the table reader's error already (one line per problem): no second line here.
   if (fit.length === 0 && sizes.every((e) => sec.size % e !== 0)) return {};
-  if (fit.length === 0) return { why: `${name}: ${sec.size} bytes with ${offs.length} relocations fit none of the ${sizes.join('/')}-byte entry layouts` };
+  if (fit.length === 0)
+    return {
+      why: `${name}: ${sec.size} bytes with ${offs.length} relocations fit none of the ${sizes.join('/')}-byte entry layouts`,
+    };
   return {};
 }

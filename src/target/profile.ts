@@ -21,8 +21,17 @@ export type TableId =
   | '.alt_call_sites';
 
 export const TABLE_IDS: readonly TableId[] = [
-  '.altinstructions', '.parainstructions', '.static_call_sites', '__jump_table', '.retpoline_sites',
-  '.return_sites', '.call_sites', '.ibt_endbr_seal', '.smp_locks', '__mcount_loc', '.alt_call_sites',
+  '.altinstructions',
+  '.parainstructions',
+  '.static_call_sites',
+  '__jump_table',
+  '.retpoline_sites',
+  '.return_sites',
+  '.call_sites',
+  '.ibt_endbr_seal',
+  '.smp_locks',
+  '__mcount_loc',
+  '.alt_call_sites',
 ];
 
 /** struct alt_instr layouts. */
@@ -100,9 +109,30 @@ export interface Profile {
   readonly describe: string;
 }
 
-export const RULES_61: LinuxRules = { os: 'linux', alternatives: 'entry-6.1', pvOps: '6.1', callDepth: false, cpuReturnThunk: false, bugTable: '12' };
-export const RULES_612: LinuxRules = { os: 'linux', alternatives: 'entry', pvOps: '6.12', callDepth: true, cpuReturnThunk: true, bugTable: '12' };
-export const RULES_70: LinuxRules = { os: 'linux', alternatives: 'site', pvOps: '7.0', callDepth: true, cpuReturnThunk: true, bugTable: '6.19-format' };
+export const RULES_61: LinuxRules = {
+  os: 'linux',
+  alternatives: 'entry-6.1',
+  pvOps: '6.1',
+  callDepth: false,
+  cpuReturnThunk: false,
+  bugTable: '12',
+};
+export const RULES_612: LinuxRules = {
+  os: 'linux',
+  alternatives: 'entry',
+  pvOps: '6.12',
+  callDepth: true,
+  cpuReturnThunk: true,
+  bugTable: '12',
+};
+export const RULES_70: LinuxRules = {
+  os: 'linux',
+  alternatives: 'site',
+  pvOps: '7.0',
+  callDepth: true,
+  cpuReturnThunk: true,
+  bugTable: '6.19-format',
+};
 const XEN_OLD: XenRules = { os: 'xen', altFlagNot: false, altcall: 'alternatives', returnThunkTail: false };
 const XEN_NOT: XenRules = { os: 'xen', altFlagNot: true, altcall: 'alternatives', returnThunkTail: false };
 const XEN_421: XenRules = { os: 'xen', altFlagNot: true, altcall: 'alt-call-sites', returnThunkTail: true };
@@ -125,10 +155,25 @@ const LINUX_COMMON_4B_NO_LOCKS: TableSpec[] = [
 ];
 const LINUX_COMMON_4B: TableSpec[] = [...LINUX_COMMON_4B_NO_LOCKS, s4('.smp_locks', '__smp_locks', '__smp_locks_end')];
 
-const JUMP: TableSpec = { id: '__jump_table', entry: 16, start: ['__start___jump_table'], stop: ['__stop___jump_table'] };
-const SCALL: TableSpec = { id: '.static_call_sites', entry: 8, start: ['__start_static_call_sites'], stop: ['__stop_static_call_sites'] };
+const JUMP: TableSpec = {
+  id: '__jump_table',
+  entry: 16,
+  start: ['__start___jump_table'],
+  stop: ['__stop___jump_table'],
+};
+const SCALL: TableSpec = {
+  id: '.static_call_sites',
+  entry: 8,
+  start: ['__start_static_call_sites'],
+  stop: ['__stop_static_call_sites'],
+};
 const MCOUNT: TableSpec = { id: '__mcount_loc', entry: 8, start: ['__start_mcount_loc'], stop: ['__stop_mcount_loc'] };
-const PARA: TableSpec = { id: '.parainstructions', entry: 16, start: ['__parainstructions'], stop: ['__parainstructions_end'] };
+const PARA: TableSpec = {
+  id: '.parainstructions',
+  entry: 16,
+  start: ['__parainstructions'],
+  stop: ['__parainstructions_end'],
+};
 
 function linuxAlt(entry: number): TableSpec {
   return { id: '.altinstructions', entry, start: ['__alt_instructions'], stop: ['__alt_instructions_end'] };
@@ -136,17 +181,40 @@ function linuxAlt(entry: number): TableSpec {
 
 function linux61(id: string, features: string, describe: string): Profile {
   return {
-    id, os: 'linux', features, alt: 'linux-12', describe, rules: RULES_61, versions: ['6.1', '6.2'],
+    id,
+    os: 'linux',
+    features,
+    alt: 'linux-12',
+    describe,
+    rules: RULES_61,
+    versions: ['6.1', '6.2'],
     tables: [linuxAlt(12), PARA, SCALL, JUMP, ...LINUX_COMMON_4B, MCOUNT],
   };
 }
 
-function linuxModern(id: string, features: string, describe: string, para: boolean, versions: readonly [string, string]): Profile {
+function linuxModern(
+  id: string,
+  features: string,
+  describe: string,
+  para: boolean,
+  versions: readonly [string, string],
+): Profile {
   return {
-    id, os: 'linux', features, alt: 'linux-14', describe, rules: RULES_612, versions,
+    id,
+    os: 'linux',
+    features,
+    alt: 'linux-14',
+    describe,
+    rules: RULES_612,
+    versions,
     tables: [
-      linuxAlt(14), ...(para ? [PARA] : []), SCALL, JUMP, ...LINUX_COMMON_4B,
-      s4('.call_sites', '__call_sites', '__call_sites_end'), MCOUNT,
+      linuxAlt(14),
+      ...(para ? [PARA] : []),
+      SCALL,
+      JUMP,
+      ...LINUX_COMMON_4B,
+      s4('.call_sites', '__call_sites', '__call_sites_end'),
+      MCOUNT,
     ],
   };
 }
@@ -154,17 +222,46 @@ function linuxModern(id: string, features: string, describe: string, para: boole
 /** Linux 7.0 to 7.3: no .parainstructions, no .smp_locks (Debian's 7.3.4 has none), patch-once alternatives. */
 function linux7(id: string, features: string, describe: string): Profile {
   return {
-    id, os: 'linux', features, alt: 'linux-14', describe, rules: RULES_70, versions: ['7.0', '7.3'],
-    tables: [linuxAlt(14), SCALL, JUMP, ...LINUX_COMMON_4B_NO_LOCKS, s4('.call_sites', '__call_sites', '__call_sites_end'), MCOUNT],
+    id,
+    os: 'linux',
+    features,
+    alt: 'linux-14',
+    describe,
+    rules: RULES_70,
+    versions: ['7.0', '7.3'],
+    tables: [
+      linuxAlt(14),
+      SCALL,
+      JUMP,
+      ...LINUX_COMMON_4B_NO_LOCKS,
+      s4('.call_sites', '__call_sites', '__call_sites_end'),
+      MCOUNT,
+    ],
   };
 }
 
-const XEN_ALT: TableSpec = { id: '.altinstructions', entry: 14, start: ['__alt_instructions'], stop: ['__alt_instructions_end'] };
-const XEN_ALT_CALLS: TableSpec = { id: '.alt_call_sites', entry: 4, start: ['__alt_call_sites_start'], stop: ['__alt_call_sites_end'] };
+const XEN_ALT: TableSpec = {
+  id: '.altinstructions',
+  entry: 14,
+  start: ['__alt_instructions'],
+  stop: ['__alt_instructions_end'],
+};
+const XEN_ALT_CALLS: TableSpec = {
+  id: '.alt_call_sites',
+  entry: 4,
+  start: ['__alt_call_sites_start'],
+  stop: ['__alt_call_sites_end'],
+};
 
 function xen(id: string, features: string, describe: string, rules: XenRules, series: string): Profile {
   return {
-    id, os: 'xen', features, alt: 'xen-14', describe, rules, versions: [series, series],
+    id,
+    os: 'xen',
+    features,
+    alt: 'xen-14',
+    describe,
+    rules,
+    versions: [series, series],
     tables: rules.altcall === 'alt-call-sites' ? [XEN_ALT, XEN_ALT_CALLS] : [XEN_ALT],
   };
 }
@@ -174,17 +271,42 @@ export const PROFILES: readonly Profile[] = [
   linux61('linux-6.1', 'linux-6.1.85', 'Linux 6.1.85 and later 6.1.y (12-byte alt_instr, NCAPINTS 22)'),
   linux61('linux-6.1.38', 'linux-6.1.38', 'Linux 6.1.38 to 6.1.84 (12-byte alt_instr, NCAPINTS 21)'),
   linux61('linux-6.1.0', 'linux-6.1.0', 'Linux 6.1.0 to 6.1.37 (12-byte alt_instr, NCAPINTS 20)'),
-  linuxModern('linux-6.3', 'linux-6.3', 'Linux 6.3 to 6.7 (14-byte alt_instr, .parainstructions, .call_sites)', true, ['6.3', '6.7']),
-  linuxModern('linux-6.8', 'linux-6.12', 'Linux 6.8 to 6.12 LTS (14-byte alt_instr, paravirt on alternatives, .call_sites; names of 6.12.118)', false, ['6.8', '6.12']),
-  linux7('linux-7', 'linux-7.3', 'Linux 7.0 to 7.3 (patch each site once, pv_ops and pv_ops_lock, no .smp_locks; names of Debian 7.3.4)'),
+  linuxModern('linux-6.3', 'linux-6.3', 'Linux 6.3 to 6.7 (14-byte alt_instr, .parainstructions, .call_sites)', true, [
+    '6.3',
+    '6.7',
+  ]),
+  linuxModern(
+    'linux-6.8',
+    'linux-6.12',
+    'Linux 6.8 to 6.12 LTS (14-byte alt_instr, paravirt on alternatives, .call_sites; names of 6.12.118)',
+    false,
+    ['6.8', '6.12'],
+  ),
+  linux7(
+    'linux-7',
+    'linux-7.3',
+    'Linux 7.0 to 7.3 (patch each site once, pv_ops and pv_ops_lock, no .smp_locks; names of Debian 7.3.4)',
+  ),
   xen('xen-4.17', 'xen-4.17.7', 'Xen 4.17.6 and 4.17.7 (FSCAPINTS 19, ALT_FLAG_NOT)', XEN_NOT, '4.17'),
   xen('xen-4.17.2', 'xen-4.17.2', 'Xen 4.17.2 to 4.17.5 (FSCAPINTS 18)', XEN_OLD, '4.17'),
   xen('xen-4.17.1', 'xen-4.17.1', 'Xen 4.17.1 (FSCAPINTS 16)', XEN_OLD, '4.17'),
   xen('xen-4.17.0', 'xen-4.17.0', 'Xen 4.17.0 (FSCAPINTS 14)', XEN_OLD, '4.17'),
   xen('xen-4.18', 'xen-4.18.6', 'Xen 4.18.x (names of 4.18.6; numbering from the build)', XEN_NOT, '4.18'),
   xen('xen-4.19', 'xen-4.19.6', 'Xen 4.19.x (names of 4.19.6; numbering from the build)', XEN_NOT, '4.19'),
-  xen('xen-4.20', 'xen-4.20.4', 'Xen 4.20.x (names of 4.20.4; ALT_FLAG_NOT; numbering from the build)', XEN_NOT, '4.20'),
-  xen('xen-4.21', 'xen-4.21.2', 'Xen 4.21.x (.alt_call_sites, ALT_FLAG_NOT, shared replacements; numbering from the build)', XEN_421, '4.21'),
+  xen(
+    'xen-4.20',
+    'xen-4.20.4',
+    'Xen 4.20.x (names of 4.20.4; ALT_FLAG_NOT; numbering from the build)',
+    XEN_NOT,
+    '4.20',
+  ),
+  xen(
+    'xen-4.21',
+    'xen-4.21.2',
+    'Xen 4.21.x (.alt_call_sites, ALT_FLAG_NOT, shared replacements; numbering from the build)',
+    XEN_421,
+    '4.21',
+  ),
   xen('xen-4.22', 'xen-4.22.0', 'Xen 4.22 (two synthetic words, .alt_call_sites)', XEN_421, '4.22'),
 ];
 

@@ -34,7 +34,12 @@ export class SectionCode {
    * `lengthsOnly`: records hold offset and length only (`flow`, `code`, `target` stay empty).
    * `capacity`: records to make room for (default: a third of the bytes; more are added as needed).
    */
-  constructor(readonly section: Section, readonly bytes: Uint8Array, readonly lengthsOnly = false, capacity?: number) {
+  constructor(
+    readonly section: Section,
+    readonly bytes: Uint8Array,
+    readonly lengthsOnly = false,
+    capacity?: number,
+  ) {
     const cap = Math.max(16, capacity ?? Math.ceil(bytes.length / 3));
     this.off = new Uint32Array(cap);
     this.len = new Uint8Array(cap);
@@ -72,7 +77,11 @@ export class SectionCode {
     let kind = CODE_KIND[code]!;
     if (kind === 0) {
       const fc = insn.flowControl;
-      const branch = fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch || fc === FlowControl.Call || fc === FlowControl.XbeginXabortXend;
+      const branch =
+        fc === FlowControl.UnconditionalBranch ||
+        fc === FlowControl.ConditionalBranch ||
+        fc === FlowControl.Call ||
+        fc === FlowControl.XbeginXabortXend;
       kind = CODE_KIND[code] = 1 + fc + (branch && insn.op0Kind === OpKind.NearBranch64 ? NEAR : 0);
     }
     this.flow[k] = (kind - 1) & (NEAR - 1);
@@ -101,7 +110,10 @@ export class SectionCode {
     const off = this.off;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      if (off[mid]! <= o) { best = mid; lo = mid + 1; } else hi = mid - 1;
+      if (off[mid]! <= o) {
+        best = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     return best;
   }
@@ -218,7 +230,10 @@ export abstract class SectionCache {
 
 /** Lazily decoded executable sections of one image (or of one patched view of it). */
 export class Disassembly extends SectionCache {
-  constructor(img: Image, private readonly bytesOf: (s: Section) => Uint8Array = (s) => img.sectionBytes(s)) {
+  constructor(
+    img: Image,
+    private readonly bytesOf: (s: Section) => Uint8Array = (s) => img.sectionBytes(s),
+  ) {
     super(img);
   }
 

@@ -118,7 +118,12 @@ interface Shape {
 }
 
 /** Shapes by (relocatable?, syntax, bytes); bounded, shared by every image of a process. */
-interface CachedShapes { bytes: Uint8Array; rel: boolean; syntax: Syntax; shapes: Shape[] }
+interface CachedShapes {
+  bytes: Uint8Array;
+  rel: boolean;
+  syntax: Syntax;
+  shapes: Shape[];
+}
 const shapeCache = new Map<number, CachedShapes[]>();
 let shapeCount = 0;
 const SHAPE_CACHE_MAX = 50_000;
@@ -159,7 +164,13 @@ function cacheShapes(b: Uint8Array, pos: number, len: number, rel: boolean, synt
  * `placeFree`: the texts do not depend on the address (everything address-dependent is in `delta`/`ipRel`),
  * so the shapes may be reused for the same bytes elsewhere.
  */
-function decodeShapes(dec: Decoder, pos: number, len: number, addr: number, ctx: FormatContext): { shapes: Shape[]; placeFree: boolean } {
+function decodeShapes(
+  dec: Decoder,
+  pos: number,
+  len: number,
+  addr: number,
+  ctx: FormatContext,
+): { shapes: Shape[]; placeFree: boolean } {
   const shapes: Shape[] = [];
   const img = ctx.img;
   const rel = img.kind === 'rel';
@@ -182,7 +193,9 @@ function decodeShapes(dec: Decoder, pos: number, len: number, addr: number, ctx:
       const fc = ins.flowControl;
       const op0 = ins.op0Kind;
       const near = op0 === OpKind.NearBranch64 || op0 === OpKind.NearBranch32 || op0 === OpKind.NearBranch16;
-      const branch = (fc === FlowControl.Call || fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch) && op0 === OpKind.NearBranch64;
+      const branch =
+        (fc === FlowControl.Call || fc === FlowControl.UnconditionalBranch || fc === FlowControl.ConditionalBranch) &&
+        op0 === OpKind.NearBranch64;
       const here = img.base + BigInt(addr + o);
       const delta = branch ? Number(BigInt.asIntN(64, ins.nearBranchTarget - here)) : 0;
       const ipRel = !rel && ins.isIpRelMemoryOperand ? Number(BigInt.asIntN(64, ins.ipRelMemoryAddress - here)) : NaN;

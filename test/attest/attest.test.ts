@@ -27,7 +27,11 @@ function run(args: string[]): { code: number; out: string; err: string } {
 const root = tempDir('textpoke-attest-');
 const LOAD = 0xffffffffc1000000n;
 
-async function machine(): Promise<{ kcoreChunks: Array<{ vaddr: bigint; bytes: Uint8Array; name: string }>; xfs: Image; load: Map<string, bigint> }> {
+async function machine(): Promise<{
+  kcoreChunks: Array<{ vaddr: bigint; bytes: Uint8Array; name: string }>;
+  xfs: Image;
+  load: Map<string, bigint>;
+}> {
   cpSync(join(repoRoot, 'test', 'fixtures', 'cpu', 'skylake'), root, { recursive: true });
   const modDir = join(root, 'lib/modules/6.1.0-test/kernel/fs/xfs');
   mkdirSync(modDir, { recursive: true });
@@ -50,33 +54,81 @@ async function machine(): Promise<{ kcoreChunks: Array<{ vaddr: bigint; bytes: U
   const text = core.base + BigInt(core.section('.text')!.addr);
   const lines = [`${text.toString(16)} T _text`];
   let imp = 0xffffffff90000000n;
-  for (const s of xfs.symbols) if (s.name && s.shndx === 0) { lines.push(`${imp.toString(16)} T ${s.name}`); imp += 16n; }
+  for (const s of xfs.symbols)
+    if (s.name && s.shndx === 0) {
+      lines.push(`${imp.toString(16)} T ${s.name}`);
+      imp += 16n;
+    }
   mkdirSync(join(root, 'proc'), { recursive: true });
   writeFileSync(join(root, 'proc/kallsyms'), lines.join('\n') + '\n');
   // The prediction, from the command line: apply for the same CPU files, load addresses and symbols.
   const xo = join(root, 'xfs.patched.ko');
-  let r = run(['apply', '--quiet', '--cpu-from', root, '--load-file', secDir, '--symbols', join(root, 'proc/kallsyms'), ko, '-o', xo]);
+  let r = run([
+    'apply',
+    '--quiet',
+    '--cpu-from',
+    root,
+    '--load-file',
+    secDir,
+    '--symbols',
+    join(root, 'proc/kallsyms'),
+    ko,
+    '-o',
+    xo,
+  ]);
   assert.equal(r.code, 0, r.err);
   const vo = join(root, 'vmlinux.patched');
-  r = run(['apply', '--quiet', '--cpu-from', root, '--profile', 'linux-6.1', '--symbols', join(root, 'proc/kallsyms'), corpus.vmlinuz61, '-o', vo]);
+  r = run([
+    'apply',
+    '--quiet',
+    '--cpu-from',
+    root,
+    '--profile',
+    'linux-6.1',
+    '--symbols',
+    join(root, 'proc/kallsyms'),
+    corpus.vmlinuz61,
+    '-o',
+    vo,
+  ]);
   assert.ok(r.code === 0 || r.code === 1, r.err.slice(0, 500));
   const chunks: Array<{ vaddr: bigint; bytes: Uint8Array; name: string }> = [];
   const vp = Image.parse(readFileSync(vo), vo);
   const vt = vp.section('.text')!;
   chunks.push({ vaddr: vp.base + BigInt(vt.addr), bytes: new Uint8Array(vp.sectionBytes(vt)), name: 'vmlinux .text' });
   const xp = Image.parse(readFileSync(xo), xo);
-  for (const s of xp.sections) if (s.alloc && s.exec && s.size && load.has(s.name)) chunks.push({ vaddr: load.get(s.name)!, bytes: new Uint8Array(xp.sectionBytes(s)), name: s.name });
+  for (const s of xp.sections)
+    if (s.alloc && s.exec && s.size && load.has(s.name))
+      chunks.push({ vaddr: load.get(s.name)!, bytes: new Uint8Array(xp.sectionBytes(s)), name: s.name });
   return { kcoreChunks: chunks, xfs, load };
 }
 
 const ready = machine();
 
 function attest(kcore: string, extra: string[] = []): { code: number; out: string; err: string } {
-  return run(['attest', '--vmlinuz', corpus.vmlinuz61, '--profile', 'linux-6.1', '--modules', join(root, 'lib/modules/6.1.0-test'), '--kcore', kcore, '--sysfs', root, ...extra]);
+  return run([
+    'attest',
+    '--vmlinuz',
+    corpus.vmlinuz61,
+    '--profile',
+    'linux-6.1',
+    '--modules',
+    join(root, 'lib/modules/6.1.0-test'),
+    '--kcore',
+    kcore,
+    '--sysfs',
+    root,
+    ...extra,
+  ]);
 }
 
 test('the kcore reader maps addresses through PT_LOAD segments', () => {
-  const k = Kcore.open((() => { const b = buildKcore([{ vaddr: 0xffffffff81000000n, bytes: new Uint8Array([1, 2, 3, 4]) }]); return (o: number, n: number) => b.subarray(o, o + n); })());
+  const k = Kcore.open(
+    (() => {
+      const b = buildKcore([{ vaddr: 0xffffffff81000000n, bytes: new Uint8Array([1, 2, 3, 4]) }]);
+      return (o: number, n: number) => b.subarray(o, o + n);
+    })(),
+  );
   assert.deepEqual([...k.read(0xffffffff81000001n, 2)!], [2, 3]);
   assert.equal(k.read(0xffffffff81000003n, 2), undefined);
   assert.equal(k.read(0xffffffff80000000n, 1), undefined);
@@ -96,7 +148,9 @@ test('attest: a kcore that holds exactly the prediction has nothing unexplained 
   assert.equal(vm.sections[0].name, '.text');
   assert.equal(vm.sections[0].compared, vm.sections[0].size);
   assert.equal(vm.sections[0].differing, 0);
-  assert.ok(doc.objects[1].sections.some((s: { name: string; compared: number }) => s.name === '.text' && s.compared > 500_000));
+  assert.ok(
+    doc.objects[1].sections.some((s: { name: string; compared: number }) => s.name === '.text' && s.compared > 500_000),
+  );
 });
 
 test('attest: a planted hook is caught and named; a toggled jump label is explained (text, JSON, SARIF; exit 1)', async () => {
@@ -109,8 +163,19 @@ test('attest: a planted hook is caught and named; a toggled jump label is explai
   const hookOff = fn.addr - textSec.addr + 9;
   text.bytes.set([0xe9, 0x11, 0x22, 0x33, 0x44], hookOff);
   // The jump label: the first 2-byte site in .text, switched from its NOP to the jmp to its target.
-  const { sites } = readSites(Image.parse(readFileSync(corpus.module61('fs/xfs/xfs.ko')), 'xfs.ko', { load }), profileById('linux-6.1')!, {});
-  const jl = sites.find((s) => s.table === '__jump_table' && s.length === 2 && s.target && xfs.sectionAt(s.addr)?.name === '.text' && Math.abs(s.target.addr - s.addr - 2) < 120)!;
+  const { sites } = readSites(
+    Image.parse(readFileSync(corpus.module61('fs/xfs/xfs.ko')), 'xfs.ko', { load }),
+    profileById('linux-6.1')!,
+    {},
+  );
+  const jl = sites.find(
+    (s) =>
+      s.table === '__jump_table' &&
+      s.length === 2 &&
+      s.target &&
+      xfs.sectionAt(s.addr)?.name === '.text' &&
+      Math.abs(s.target.addr - s.addr - 2) < 120,
+  )!;
   assert.ok(jl, 'a short jump label site');
   const img = Image.parse(readFileSync(corpus.module61('fs/xfs/xfs.ko')), 'xfs.ko', { load });
   const off = jl.addr - img.section('.text')!.addr;
@@ -133,7 +198,10 @@ test('attest: a planted hook is caught and named; a toggled jump label is explai
   const runs = doc.objects.find((o: { object: string }) => o.object === 'xfs').runs;
   const hook = runs.find((x: { class: string }) => x.class === 'unexplained');
   assert.match(hook.where, /^xfs_file_read_iter\+0x/);
-  assert.ok(hook.liveAsm.some((l: string) => /^jmp /.test(l)), hook.liveAsm.join('; '));
+  assert.ok(
+    hook.liveAsm.some((l: string) => /^jmp /.test(l)),
+    hook.liveAsm.join('; '),
+  );
   assert.ok(hook.predictedAsm.length > 0);
   const label = runs.find((x: { class: string }) => x.class === 'jump-label');
   assert.match(label.explanation, new RegExp(`jump label ${jl.key!.name}: jmp to `));
@@ -144,7 +212,10 @@ test('attest: a planted hook is caught and named; a toggled jump label is explai
   const sarif = JSON.parse(s.out);
   assert.equal(sarif.version, '2.1.0');
   assert.equal(sarif.runs[0].results.length, 1);
-  assert.match(sarif.runs[0].results[0].locations[0].logicalLocations[0].fullyQualifiedName, /^xfs:xfs_file_read_iter\+0x/);
+  assert.match(
+    sarif.runs[0].results[0].locations[0].logicalLocations[0].fullyQualifiedName,
+    /^xfs:xfs_file_read_iter\+0x/,
+  );
 });
 
 test('attest: bad inputs are one line and exit 2', async () => {
@@ -180,10 +251,26 @@ test('attest with KASLR: the offset comes from kallsyms _text, the text is read 
   applyKaslr(moved, linked, readKaslrRelocs(core.bytes, end)!, delta);
   const p = join(root2, 'kcore');
   writeFileSync(p, buildKcore([{ vaddr: linked + delta, bytes: moved }]));
-  const r = run(['attest', '--vmlinuz', corpus.vmlinuz61, '--profile', 'linux-6.1', '--modules', root2, '--kcore', p, '--sysfs', root2, '--json']);
+  const r = run([
+    'attest',
+    '--vmlinuz',
+    corpus.vmlinuz61,
+    '--profile',
+    'linux-6.1',
+    '--modules',
+    root2,
+    '--kcore',
+    p,
+    '--sysfs',
+    root2,
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.err + r.out.slice(0, 3000));
   const doc = JSON.parse(r.out);
-  assert.ok(doc.notes.some((n: string) => /KASLR offset 0x2a000000 found from _text/.test(n)), doc.notes.join('\n'));
+  assert.ok(
+    doc.notes.some((n: string) => /KASLR offset 0x2a000000 found from _text/.test(n)),
+    doc.notes.join('\n'),
+  );
   assert.equal(doc.objects[0].sections[0].address, `0x${(linked + delta).toString(16)}`);
   assert.equal(doc.objects[0].sections[0].differing, 0);
   // Without the relocations the same kcore would differ: the table matters.

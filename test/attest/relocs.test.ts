@@ -6,7 +6,10 @@ import { applyKaslr, readKaslrRelocs } from '../../src/attest/relocs.js';
 import { loadImage } from '../../src/elf/load.js';
 import { corpus } from '../support/corpus.js';
 
-for (const [name, path] of [['6.1', () => corpus.vmlinuz61], ['6.12', () => corpus.vmlinuz612]] as const) {
+for (const [name, path] of [
+  ['6.1', () => corpus.vmlinuz61],
+  ['6.12', () => corpus.vmlinuz612],
+] as const) {
   test(`vmlinuz ${name}: the three relocation lists and their terminators fill the payload after the ELF file, and point at kernel addresses`, async () => {
     const { image: img } = await loadImage(readFileSync(path()), name);
     const dv = new DataView(img.bytes.buffer, img.bytes.byteOffset, img.bytes.byteLength);

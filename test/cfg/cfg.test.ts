@@ -17,9 +17,16 @@ test('cfg: pieces are tied to their parent', () => {
   assert.deepEqual(pieceOf('mbox_post_sync_cmd.isra.0'), { parent: 'mbox_post_sync_cmd', piece: 'isra' });
   assert.deepEqual(pieceOf('hvm_get_param.part.0'), { parent: 'hvm_get_param', piece: 'part' });
   assert.equal(pieceOf('plain_name'), undefined);
-  const view = viewOf(compile('check/cfg.c', ['-O2', '-fno-pic', '-fno-asynchronous-unwind-tables', '-freorder-blocks-and-partition']));
+  const view = viewOf(
+    compile('check/cfg.c', ['-O2', '-fno-pic', '-fno-asynchronous-unwind-tables', '-freorder-blocks-and-partition']),
+  );
   const cold = functions(view).find((f) => f.name.endsWith('.cold'));
-  assert.ok(cold, functions(view).map((f) => f.name).join(' '));
+  assert.ok(
+    cold,
+    functions(view)
+      .map((f) => f.name)
+      .join(' '),
+  );
   assert.equal(cold.piece, 'cold');
   assert.equal(cold.parent, cold.name.replace(/\.cold$/, ''));
   assert.ok(functions(view).some((f) => f.name === cold.parent));
@@ -27,7 +34,9 @@ test('cfg: pieces are tied to their parent', () => {
 });
 
 test('cfg: switch jump table through .rodata relocations, no-return calls end blocks', () => {
-  const view = viewOf(compile('check/cfg.c', ['-O2', '-fno-pic', '-fno-asynchronous-unwind-tables', '-fjump-tables', '-mcmodel=kernel']));
+  const view = viewOf(
+    compile('check/cfg.c', ['-O2', '-fno-pic', '-fno-asynchronous-unwind-tables', '-fjump-tables', '-mcmodel=kernel']),
+  );
   const fn = functions(view).find((f) => f.name === 'dispatch')!;
   const cfg = buildCfg(view, fn)!;
   const table = cfg.blocks.flatMap((b) => b.succ.filter((e) => e.kind === 'table'));

@@ -19,8 +19,16 @@ function same(path: string, cpu: string, profile?: string): number {
     const f = full.of(sc.section);
     assert.equal(sc.count, f.count, `${path} ${sc.section.name}: count`);
     for (let i = 0; i < f.count; i++) {
-      if (sc.off[i] !== f.off[i] || sc.len[i] !== f.len[i] || sc.flow[i] !== f.flow[i] || sc.code[i] !== f.code[i] || !Object.is(sc.target[i], f.target[i])) {
-        assert.fail(`${path} ${sc.section.name} #${i} at ${img.where(sc.section.addr + f.off[i]!)}: incremental ${sc.off[i]}/${sc.len[i]}/${sc.code[i]}/${sc.target[i]} vs full ${f.off[i]}/${f.len[i]}/${f.code[i]}/${f.target[i]}`);
+      if (
+        sc.off[i] !== f.off[i] ||
+        sc.len[i] !== f.len[i] ||
+        sc.flow[i] !== f.flow[i] ||
+        sc.code[i] !== f.code[i] ||
+        !Object.is(sc.target[i], f.target[i])
+      ) {
+        assert.fail(
+          `${path} ${sc.section.name} #${i} at ${img.where(sc.section.addr + f.off[i]!)}: incremental ${sc.off[i]}/${sc.len[i]}/${sc.code[i]}/${sc.target[i]} vs full ${f.off[i]}/${f.len[i]}/${f.code[i]}/${f.target[i]}`,
+        );
       }
     }
     assert.deepEqual(sc.regionOff, f.regionOff);
@@ -35,7 +43,11 @@ test('patched view decoding: incremental equals full on xen-syms and on real mod
   assert.ok(same(corpus.xenSyms, 'intel-server') > 300_000);
   same(corpus.xenSyms, 'all');
   const dir = join(corpus.modules61, 'arch/x86/kvm');
-  const mods = [...readdirSync(dir).map((f) => join(dir, f)), corpus.module61('fs/xfs/xfs.ko'), corpus.module61('drivers/net/ethernet/intel/e1000e/e1000e.ko')];
+  const mods = [
+    ...readdirSync(dir).map((f) => join(dir, f)),
+    corpus.module61('fs/xfs/xfs.ko'),
+    corpus.module61('drivers/net/ethernet/intel/e1000e/e1000e.ko'),
+  ];
   for (const m of mods) for (const cpu of ['intel-server', 'old', 'amd-server']) same(m, cpu);
 });
 

@@ -18,8 +18,12 @@ function countModules(dir: string): number {
 const bin = join(repoRoot, 'bin', 'textpoke.js');
 
 test('every Linux 6.1 module on the default patched view: retpoline and rethunk report nothing; site checks run on every module', () => {
-  const checks = 'retpoline,rethunk,sls,site-boundary,site-length,site-reloc,site-jump-label,site-static-call,site-smp-lock,site-mcount,site-cacheline';
-  const r = spawnSync(process.execPath, [bin, 'check', '--checks', checks, '-j', '2', corpus.modules61], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const checks =
+    'retpoline,rethunk,sls,site-boundary,site-length,site-reloc,site-jump-label,site-static-call,site-smp-lock,site-mcount,site-cacheline';
+  const r = spawnSync(process.execPath, [bin, 'check', '--checks', checks, '-j', '2', corpus.modules61], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  });
   assert.equal(r.status, 0, r.stderr.slice(0, 2000));
   assert.equal(r.stderr, '');
   const files = countModules(corpus.modules61);

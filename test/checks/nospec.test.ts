@@ -21,7 +21,10 @@ function check(path: string, ids = ['nospec-branch', 'nospec-outlined']): Findin
   const img = Image.parse(readFileSync(path), path);
   const { view } = prepare(img);
   try {
-    return runChecks(view, ids.map((id) => checkById(id)!));
+    return runChecks(
+      view,
+      ids.map((id) => checkById(id)!),
+    );
   } finally {
     view.dispose();
   }
@@ -31,9 +34,14 @@ function check(path: string, ids = ['nospec-branch', 'nospec-outlined']): Findin
 function build(cc: 'gcc' | 'clang', source: string, flags: string[]): string {
   const out = join(tempDir(), basename(source).replace(/\.c$/, '') + '.o');
   try {
-    execFileSync(cc, ['-c', ...flags, join(fixturesDir, source), '-o', out], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
+    execFileSync(cc, ['-c', ...flags, join(fixturesDir, source), '-o', out], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 60_000,
+    });
   } catch (e) {
-    throw new Error(`${cc} failed on ${source} (is ${cc} installed? clang: apt-get install -y clang): ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(
+      `${cc} failed on ${source} (is ${cc} installed? clang: apt-get install -y clang): ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
   return out;
 }
@@ -49,7 +57,11 @@ for (const cc of ['gcc', 'clang'] as const) {
       const esc = f.filter((x) => x.check === 'nospec-outlined');
       const by = new Map(esc.map((x) => [base(x.symbol), x]));
       // Reported once per predicate, wrappers and clones folded into the predicate they pass on.
-      assert.deepEqual([...by.keys()].sort(), ['is_ctrl', 'is_hvm', 'is_priv_clone', 'only_via_ptr', 'perm_check'], JSON.stringify(esc, null, 1));
+      assert.deepEqual(
+        [...by.keys()].sort(),
+        ['is_ctrl', 'is_hvm', 'is_priv_clone', 'only_via_ptr', 'perm_check'],
+        JSON.stringify(esc, null, 1),
+      );
       assert.equal(esc.length, 5);
       // Guest input (pv_hypercall -> do_fixture_op) reaches: warning; only the privileged do_domctl: info.
       assert.equal(by.get('is_hvm')!.severity, 'warning');
@@ -63,25 +75,41 @@ for (const cc of ['gcc', 'clang'] as const) {
       assert.equal(hvm.related.length, 7);
       // Its address is stored in data (hvm_ptr): callers through it are unknown, said so, not dropped.
       assert.equal(hvm.related[6]!.symbol, 'hvm_ptr+0x0');
-      assert.match(hvm.related[6]!.message, /address of is_hvm\(\) stored here: callers through this pointer are unknown/);
+      assert.match(
+        hvm.related[6]!.message,
+        /address of is_hvm\(\) stored here: callers through this pointer are unknown/,
+      );
       assert.match(hvm.related[0]!.message, /do_fixture_op calls is_hvm\(\)/);
       assert.match(hvm.related[1]!.message, /branch on the result/);
-      assert.match(hvm.related[2]!.message, /first unprotected load; guest input reaches do_fixture_op from pv_hypercall/);
+      assert.match(
+        hvm.related[2]!.message,
+        /first unprotected load; guest input reaches do_fixture_op from pv_hypercall/,
+      );
       // The second call's arm calls the hook through a pointer: unknown, not dropped.
       assert.match(hvm.related[5]!.message, /indirect call \(callee unknown/);
       assert.match(hvm.message, /some arms reach an indirect call \(unknown\)/);
       // The rc check: the success arm goes on to load.
       assert.match(by.get('perm_check')!.related[2]!.message, /first unprotected load/);
       // Through the wrapper (a tail call or call+ret), possibly to a clone.
-      assert.match(by.get('is_priv_clone')!.related[0]!.message, /do_fixture_op calls wrap_priv\(\) \(through wrap_priv\(\)\)/);
+      assert.match(
+        by.get('is_priv_clone')!.related[0]!.message,
+        /do_fixture_op calls wrap_priv\(\) \(through wrap_priv\(\)\)/,
+      );
       // Called only through a pointer: reported as unknown.
       assert.equal(by.get('only_via_ptr')!.severity, 'info');
       assert.match(by.get('only_via_ptr')!.message, /no direct call site .* unknown/);
-      assert.deepEqual(by.get('only_via_ptr')!.related.map((r) => r.symbol), ['pred_ptr+0x0']);
+      assert.deepEqual(
+        by.get('only_via_ptr')!.related.map((r) => r.symbol),
+        ['pred_ptr+0x0'],
+      );
       // Not findings: fences before the returned value is read, same value on both arms, result used as a value.
-      for (const n of ['is_dm', 'nr_entries', 'mfn_ok', 'same_value', 'same_reg', 'is_pv', 'bound_of', 'stub_setup']) assert.ok(!esc.some((x) => base(x.symbol) === n), n);
+      for (const n of ['is_dm', 'nr_entries', 'mfn_ok', 'same_value', 'same_reg', 'is_pv', 'bound_of', 'stub_setup'])
+        assert.ok(!esc.some((x) => base(x.symbol) === n), n);
       // nospec-branch: one_sided_bad only (one_sided_ok's other side returns with no access; stub_setup is a store-bypass barrier).
-      assert.deepEqual(f.filter((x) => x.check === 'nospec-branch').map((x) => x.symbol), ['one_sided_bad']);
+      assert.deepEqual(
+        f.filter((x) => x.check === 'nospec-branch').map((x) => x.symbol),
+        ['one_sided_bad'],
+      );
 
       // Fence classes: one per class, read from the code around each fence.
       const img = Image.parse(readFileSync(path), path);
@@ -89,7 +117,8 @@ for (const cc of ['gcc', 'clang'] as const) {
       try {
         const an = analyseEscapes(view);
         const fences = classifyFences(view).fences;
-        const classIn = (fn: string): string[] => [...new Set(fences.filter((x) => base(view.img.symbolize(x.addr).name) === fn).map((x) => x.cls))].sort();
+        const classIn = (fn: string): string[] =>
+          [...new Set(fences.filter((x) => base(view.img.symbolize(x.addr).name) === fn).map((x) => x.cls))].sort();
         assert.deepEqual(classIn('is_hvm'), ['pair']);
         assert.deepEqual(classIn('nr_entries'), ['value']); // the bound is read behind the fences
         assert.deepEqual(classIn('mfn_ok'), ['pair']);
@@ -100,7 +129,8 @@ for (const cc of ['gcc', 'clang'] as const) {
         assert.deepEqual(classIn('one_sided_bad'), ['one-sided']);
         for (const x of fences) assert.equal(x.gate, 'ungated');
         // Why the exclusions are excluded.
-        const why = (fn: string): string[] => [...an.excluded].filter(([b]) => base(view.img.symbolize(b).name) === fn).map(([, w]) => w);
+        const why = (fn: string): string[] =>
+          [...an.excluded].filter(([b]) => base(view.img.symbolize(b).name) === fn).map(([, w]) => w);
         assert.ok(why('same_value').includes('both arms end in the same value'), JSON.stringify(why('same_value')));
         assert.ok(why('same_reg').includes('both arms end in the same value'), JSON.stringify(why('same_reg')));
         assert.deepEqual(why('mfn_ok'), [why('mfn_ok')[0]!]);
@@ -117,7 +147,12 @@ for (const cc of ['gcc', 'clang'] as const) {
       // The report data carries the same inventory; a file that is no known kernel has no nospec-fences findings.
       const data = analyse(Image.parse(readFileSync(path), path));
       const rows = Object.fromEntries((data.fences ?? []).map((r) => [`${r.cls} ${r.gate}`, r.count]));
-      assert.deepEqual(Object.keys(rows).sort(), ['one-sided ungated', 'pair ungated', 'store-bypass ungated', 'value ungated']);
+      assert.deepEqual(Object.keys(rows).sort(), [
+        'one-sided ungated',
+        'pair ungated',
+        'store-bypass ungated',
+        'value ungated',
+      ]);
       assert.equal(rows['store-bypass ungated'], 1);
       assert.equal(rows['one-sided ungated'], 2);
       assert.ok(!data.findings.some((x) => x.check === 'nospec-fences'));
@@ -129,14 +164,20 @@ for (const opt of ['-O2', '-Os']) {
   test(`nospec-outlined: the out-of-line predicates of nospec-pred.c, once each with their caller branches (gcc ${opt})`, () => {
     const bug = check(compile('check/nospec-pred.c', [opt, '-DPRED_INLINE=0']));
     const esc = bug.filter((f) => f.check === 'nospec-outlined');
-    assert.deepEqual(esc.map((f) => base(f.symbol)).sort(), ['is_hvm_domain', 'vcpu_in_range'], JSON.stringify(bug, null, 1));
+    assert.deepEqual(
+      esc.map((f) => base(f.symbol)).sort(),
+      ['is_hvm_domain', 'vcpu_in_range'],
+      JSON.stringify(bug, null, 1),
+    );
     for (const p of esc) {
       assert.match(p.message, /2 call sites branch on it unfenced/);
       // No hypercall or guest entry in this object: information.
       assert.equal(p.severity, 'info');
       assert.equal(p.related.length, 6);
     }
-    const callers = esc.flatMap((p) => p.related.filter((r) => / calls /.test(r.message)).map((r) => r.message.split(' ')[0]));
+    const callers = esc.flatMap((p) =>
+      p.related.filter((r) => / calls /.test(r.message)).map((r) => r.message.split(' ')[0]),
+    );
     assert.deepEqual(callers.sort(), ['both', 'both', 'read_hvm', 'read_vcpu']);
     assert.equal(bug.filter((f) => f.check === 'nospec-branch').length, 0);
   });
@@ -164,15 +205,26 @@ test('nospec-branch: one-sided fence reported; fences on both arms and fenced co
   assert.equal(f[0]!.related[1]!.symbol, 'one_sided+0xd');
 });
 
-interface XenRun { esc: Finding[]; branch: Finding[]; inv: Finding[] }
+interface XenRun {
+  esc: Finding[];
+  branch: Finding[];
+  inv: Finding[];
+}
 
 /** Every check on a view with all hardening on (Xen's default leaves lock hardening off: see below). */
 function xen(path: string, profile?: string): XenRun {
   const img = Image.parse(readFileSync(path), path);
   const { view } = prepare(img, { profile, cpu: 'intel-server,lock-harden=on' });
   try {
-    const f = runChecks(view, ['nospec-branch', 'nospec-outlined', 'nospec-fences'].map((id) => checkById(id)!));
-    return { esc: f.filter((x) => x.check === 'nospec-outlined'), branch: f.filter((x) => x.check === 'nospec-branch'), inv: f.filter((x) => x.check === 'nospec-fences') };
+    const f = runChecks(
+      view,
+      ['nospec-branch', 'nospec-outlined', 'nospec-fences'].map((id) => checkById(id)!),
+    );
+    return {
+      esc: f.filter((x) => x.check === 'nospec-outlined'),
+      branch: f.filter((x) => x.check === 'nospec-branch'),
+      inv: f.filter((x) => x.check === 'nospec-fences'),
+    };
   } finally {
     view.dispose();
   }
@@ -182,7 +234,10 @@ function xen(path: string, profile?: string): XenRun {
 function invariants(r: XenRun): void {
   const counts = r.inv.map((x) => Number(/^(\d+) of (\d+) fences/.exec(x.message)![1]));
   const total = Number(/ of (\d+) fences/.exec(r.inv[0]!.message)![1]);
-  assert.equal(counts.reduce((a, b) => a + b, 0), total);
+  assert.equal(
+    counts.reduce((a, b) => a + b, 0),
+    total,
+  );
   assert.ok(r.inv.some((x) => /branch-hardening pair.*removed by spec-ctrl=no-branch-harden/.test(x.message)));
   assert.ok(r.inv.some((x) => /one-sided barrier.*removed by spec-ctrl=no-branch-harden/.test(x.message)));
   assert.ok(r.inv.some((x) => /lock hardening, gated by X86_FEATURE_SC_NO_LOCK_HARDEN/.test(x.message)));
@@ -203,11 +258,16 @@ test('xen-syms 4.17.7: escaped decisions, one-sided barriers and the fence inven
   const r = xen(corpus.xenSyms);
   invariants(r);
   // The real ones: hypercall input reaches a branch on the decision with no fence (docs/check.md explains each).
-  const sev = (s: string): string[] => r.esc.filter((x) => x.severity === s).map((x) => x.symbol).sort();
+  const sev = (s: string): string[] =>
+    r.esc
+      .filter((x) => x.severity === s)
+      .map((x) => x.symbol)
+      .sort();
   assert.ok(sev('warning').includes('p2m_mem_access_sanity_check'));
   assert.ok(sev('warning').includes('xatp_permission_check'));
   // The previous version's value-barrier and always-true predicates are not escaped decisions.
-  for (const n of ['__mfn_valid', 'nr_grant_entries', 'domain_get_irq_dpci', 'hvm_domain_use_pirq']) assert.ok(!r.esc.some((x) => x.symbol === n), n);
+  for (const n of ['__mfn_valid', 'nr_grant_entries', 'domain_get_irq_dpci', 'hvm_domain_use_pirq'])
+    assert.ok(!r.esc.some((x) => x.symbol === n), n);
   const memop = r.esc.find((x) => x.symbol === 'p2m_mem_access_sanity_check')!;
   //   ffff82d04022564d: call p2m_mem_access_sanity_check; ffff82d040225654: je (objdump -d)
   assert.ok(memop.related.some((x) => x.symbol === 'mem_access_memop+0x94' && /branch on the result/.test(x.message)));
@@ -216,7 +276,12 @@ test('xen-syms 4.17.7: escaped decisions, one-sided barriers and the fence inven
     assert.deepEqual(sev('info'), esc417.info);
     assert.equal(r.branch.length, 20);
     assert.equal(memop.address, '0xffff82d0402d639d'); // p2m_mem_access_sanity_check+0x1d: the branch of its pair
-    const inv = Object.fromEntries(r.inv.map((x) => [/fences: ([^,(]+)/.exec(x.message)![1]!.trim() + ' ' + (/gated by (\S+)/.exec(x.message)?.[1] ?? 'ungated'), Number(x.message.split(' ')[0])]));
+    const inv = Object.fromEntries(
+      r.inv.map((x) => [
+        /fences: ([^,(]+)/.exec(x.message)![1]!.trim() + ' ' + (/gated by (\S+)/.exec(x.message)?.[1] ?? 'ungated'),
+        Number(x.message.split(' ')[0]),
+      ]),
+    );
     assert.deepEqual(inv, {
       'branch-hardening pair X86_FEATURE_SC_NO_BRANCH_HARDEN:': 2685,
       'one-sided barrier X86_FEATURE_SC_NO_BRANCH_HARDEN:': 69,
@@ -260,12 +325,19 @@ test('xen-syms 4.17: fences are told apart by the alternative that can remove th
 test('textpoke check on xen-syms 4.17.7: the inventory in text and JSON, with the switch that removes each class', () => {
   const bin = join(repoRoot, 'bin', 'textpoke.js');
   const run = (args: string[]): { code: number; out: string } => {
-    const r = spawnSync(process.execPath, [bin, 'check', '-j', '1', ...args], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 120_000 });
+    const r = spawnSync(process.execPath, [bin, 'check', '-j', '1', ...args], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+      timeout: 120_000,
+    });
     return { code: r.status ?? -1, out: r.stdout };
   };
   const text = run(['--checks', 'nospec-fences', corpus.xenSyms]);
   assert.equal(text.code, 0);
-  assert.match(text.out, /: info: textpoke: \S+: \d+ of \d+ fences: branch-hardening pair \(both arms of a conditional branch\), gated by X86_FEATURE_SC_NO_BRANCH_HARDEN: removed by spec-ctrl=no-branch-harden \[nospec-fences\]/);
+  assert.match(
+    text.out,
+    /: info: textpoke: \S+: \d+ of \d+ fences: branch-hardening pair \(both arms of a conditional branch\), gated by X86_FEATURE_SC_NO_BRANCH_HARDEN: removed by spec-ctrl=no-branch-harden \[nospec-fences\]/,
+  );
   assert.match(text.out, /store-bypass barrier .*removed by spec-ctrl=no-branch-harden/);
   const json = run(['--json', '--checks', 'nospec-fences,nospec-outlined', corpus.xenSyms]);
   assert.equal(json.code, 0);
@@ -274,7 +346,9 @@ test('textpoke check on xen-syms 4.17.7: the inventory in text and JSON, with th
   assert.ok(inv.length >= 6 && inv.every((x) => x.severity === 'info'));
   // The default view is Xen's default boot: lock hardening off, so its fences are counted as removed.
   assert.ok(!inv.some((x) => /lock hardening, gated by/.test(x.message)));
-  const removed = inv.find((x) => /fences gated by X86_FEATURE_SC_NO_LOCK_HARDEN removed for this CPU/.test(x.message))!;
+  const removed = inv.find((x) =>
+    /fences gated by X86_FEATURE_SC_NO_LOCK_HARDEN removed for this CPU/.test(x.message),
+  )!;
   assert.match(removed.message, /spec-ctrl=lock-harden keeps them/);
   const on = run(['--json', '--checks', 'nospec-fences', '--cpu', 'intel-server,lock-harden=on', corpus.xenSyms]);
   const onInv = (JSON.parse(on.out) as { files: { findings: Finding[] }[] }).files[0]!.findings;
@@ -307,7 +381,10 @@ test('xen-syms 4.17.7: what each spec-ctrl= switch removes, on the patched views
   // branch-harden=off removes every pair, one-sided, value and store-bypass fence, and nothing else.
   for (const c of ['pair', 'one-sided', 'value', 'store-bypass']) assert.equal(noBranch.get(c) ?? 0, 0, c);
   assert.equal(noBranch.get('lock'), on.get('lock'));
-  assert.equal(total(on) - total(noBranch), (on.get('pair') ?? 0) + (on.get('one-sided') ?? 0) + (on.get('value') ?? 0) + (on.get('store-bypass') ?? 0));
+  assert.equal(
+    total(on) - total(noBranch),
+    (on.get('pair') ?? 0) + (on.get('one-sided') ?? 0) + (on.get('value') ?? 0) + (on.get('store-bypass') ?? 0),
+  );
   // lock-harden=off removes the lock-hardening fences only.
   assert.equal(noLock.get('lock') ?? 0, 0);
   assert.equal(noLock.get('pair'), on.get('pair'));

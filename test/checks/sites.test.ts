@@ -19,7 +19,8 @@ function check(path: string, cpu?: string): Finding[] {
   }
 }
 
-const brief = (f: Finding[]): string[] => f.map((x) => `${x.check} ${x.symbol}+0x${x.offset.toString(16)} ${x.severity}`);
+const brief = (f: Finding[]): string[] =>
+  f.map((x) => `${x.check} ${x.symbol}+0x${x.offset.toString(16)} ${x.severity}`);
 
 // Each bad site of test/fixtures/check/bad-sites.S, by label: what must be reported, where, at which level.
 const EXPECTED = [
@@ -43,7 +44,10 @@ test('site checks: every kind of bad site in an assembled module, and none of th
   const f = check(assemble('check/bad-sites.S'), 'as-built');
   assert.deepEqual(brief(f), EXPECTED);
   const reloc = f.filter((x) => x.check === 'site-reloc');
-  assert.match(reloc[0]!.message, /RIP-relative operand at \.altinstr_replacement\+0x5 refers to var\+0x0 .*Linux 6\.1 does not fix it up/);
+  assert.match(
+    reloc[0]!.message,
+    /RIP-relative operand at \.altinstr_replacement\+0x5 refers to var\+0x0 .*Linux 6\.1 does not fix it up/,
+  );
   assert.match(reloc[1]!.message, /replacement call at \.altinstr_replacement\+0xe refers to fallback/);
 });
 
@@ -61,10 +65,14 @@ test('xen-syms 4.17 on the default patched view: retpoline/rethunk findings are 
   const f = check(corpus.xenSyms, 'intel-server');
   const cov = f.filter((x) => x.check === 'retpoline' || x.check === 'rethunk').map((x) => `${x.check} ${x.symbol}`);
   assert.deepEqual(cov.sort(), [
-    'rethunk clear_bhb_loops', 'rethunk clear_bhb_loops', 'rethunk clear_bhb_loops', // deliberate rets of the BHB-clearing sequence
+    'rethunk clear_bhb_loops',
+    'rethunk clear_bhb_loops',
+    'rethunk clear_bhb_loops', // deliberate rets of the BHB-clearing sequence
     'rethunk multiboot1_header', // data between the multiboot headers decoded as code
     'rethunk relocate_pages', // kexec_reloc.S
-    'retpoline _etextentry', 'retpoline _etextentry', 'retpoline compatibility_mode', // kexec_reloc.S: jumps into the new image
+    'retpoline _etextentry',
+    'retpoline _etextentry',
+    'retpoline compatibility_mode', // kexec_reloc.S: jumps into the new image
   ]);
   assert.equal(f.filter((x) => x.check.startsWith('site-')).length, 0);
 });
@@ -72,11 +80,17 @@ test('xen-syms 4.17 on the default patched view: retpoline/rethunk findings are 
 test('Linux 6.12 kvm.ko: the one .smp_locks entry that points at a 66 prefix before its lock', async () => {
   const path = corpus.modules612 + '/arch/x86/kvm/kvm.ko.xz';
   const { view } = prepare(await imageFromBytes(readFileSync(path), path), { cpu: 'as-built' });
-  const f = runChecks(view, CHECKS.filter((c) => c.id.startsWith('site-')));
+  const f = runChecks(
+    view,
+    CHECKS.filter((c) => c.id.startsWith('site-')),
+  );
   view.dispose();
   const locks = f.filter((x) => x.check === 'site-smp-lock');
   // objdump -d: 2b0f5: 66 f0 0f b1 3a  lock cmpxchg %di,(%rdx) -- the entry names the 66, not the f0.
-  assert.deepEqual(locks.map((x) => `${x.symbol}+0x${x.offset.toString(16)}`), ['emulator_cmpxchg_emulated+0x175']);
+  assert.deepEqual(
+    locks.map((x) => `${x.symbol}+0x${x.offset.toString(16)}`),
+    ['emulator_cmpxchg_emulated+0x175'],
+  );
   assert.equal(locks[0]!.severity, 'warning');
   assert.match(locks[0]!.message, /byte is 66, not a lock prefix \(f0\); the lock prefix is 1 byte later, after 66/);
 });

@@ -18,7 +18,12 @@ import { setAddend } from '../support/mutate.js';
 
 const bin = join(repoRoot, 'bin', 'textpoke.js');
 function run(args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 1 << 28, timeout: 120_000, killSignal: 'SIGKILL' });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+    timeout: 120_000,
+    killSignal: 'SIGKILL',
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 const NO_STACK = /\n\s+at |Error:|TypeError|RangeError/;
@@ -47,7 +52,9 @@ const COMMANDS: { name: string; args: (out: string) => string[]; output?: boolea
 ];
 
 for (const c of COMMANDS) {
-  test(`${c.name}: a directory with a plain and a compressed module and a bad file: exit 1, the bad one named once, the others reported`, { timeout: 120_000 }, () => {
+  test(`${c.name}: a directory with a plain and a compressed module and a bad file: exit 1, the bad one named once, the others reported`, {
+    timeout: 120_000,
+  }, () => {
     const t = tree();
     const out = join(t.dir, 'out', 'r.html');
     mkdirSync(join(t.dir, 'out'));
@@ -59,7 +66,10 @@ for (const c of COMMANDS) {
     assert.ok(!text.includes(join(t.dir, 'README')));
     if (!c.output) {
       const doc = JSON.parse(r.out) as { files: { path: string }[] };
-      assert.ok(doc.files.some((f) => f.path === t.xz), 'the compressed module is read');
+      assert.ok(
+        doc.files.some((f) => f.path === t.xz),
+        'the compressed module is read',
+      );
     } else assert.deepEqual(readdirSync(join(t.dir, 'out')), ['r.html'], 'no temporary file left');
   });
 
@@ -81,7 +91,9 @@ for (const c of COMMANDS) {
   });
 }
 
-test('symbols --ambiguous DIR searches the directory (it printed "DIR: is a directory" twice and exited 0)', { timeout: 60_000 }, () => {
+test('symbols --ambiguous DIR searches the directory (it printed "DIR: is a directory" twice and exited 0)', {
+  timeout: 60_000,
+}, () => {
   const t = tree();
   const r = run(['symbols', '--ambiguous', join(t.dir, 'sub'), t.good]);
   assert.equal(r.code, 0, r.err);
@@ -108,14 +120,19 @@ function smpLocksOutOfRange(dir: string): string {
   return f;
 }
 
-test('apply: one out-of-range .smp_locks entry is a finding: named with a real address, exit 1, output written', { timeout: 120_000 }, () => {
+test('apply: one out-of-range .smp_locks entry is a finding: named with a real address, exit 1, output written', {
+  timeout: 120_000,
+}, () => {
   const dir = tempDir('textpoke-contract-');
   const f = smpLocksOutOfRange(dir);
   const out = join(dir, 'out.ko');
   const r = run(['apply', f, '--cpu', 'intel-server', '-o', out, '--quiet']);
   assert.equal(r.code, 1, r.err);
   // The entry's address wraps below zero: printed as the 64-bit value the CPU would use, never as 0x-….
-  assert.match(r.err, new RegExp(`^${f}: \\.smp_locks entry 3: site address 0xff[0-9a-f]{14} lies outside every section\\n$`));
+  assert.match(
+    r.err,
+    new RegExp(`^${f}: \\.smp_locks entry 3: site address 0xff[0-9a-f]{14} lies outside every section\\n$`),
+  );
   assert.ok(existsSync(out) && statSync(out).size === statSync(f).size, 'the patched copy is written');
   assert.deepEqual(readdirSync(dir).sort(), ['out.ko', 'xfs-bad-lock.ko']);
   const s = run(['sites', '--summary', f]);
@@ -127,17 +144,25 @@ test('apply: one out-of-range .smp_locks entry is a finding: named with a real a
   assert.doesNotMatch(d.err + d.out, /0x-/);
 });
 
-test('apply and diff: a file that cannot be read as ELF is exit 2 with one line, and no output file is left', { timeout: 60_000 }, () => {
+test('apply and diff: a file that cannot be read as ELF is exit 2 with one line, and no output file is left', {
+  timeout: 60_000,
+}, () => {
   const t = tree();
   const out = join(t.dir, 'out.ko');
-  for (const args of [['apply', t.bad, '--cpu', 'intel-server', '-o', out], ['diff', t.bad, '--cpu', 'intel-server']]) {
+  for (const args of [
+    ['apply', t.bad, '--cpu', 'intel-server', '-o', out],
+    ['diff', t.bad, '--cpu', 'intel-server'],
+  ]) {
     const r = run(args);
     assert.equal(r.code, 2, args[0]);
     assert.equal(r.err, `textpoke: ${t.bad}: truncated ELF header\n`);
     assert.doesNotMatch(r.err, NO_STACK);
   }
   assert.ok(!existsSync(out));
-  assert.deepEqual(readdirSync(t.dir).filter((n) => n.includes('tmp')), []);
+  assert.deepEqual(
+    readdirSync(t.dir).filter((n) => n.includes('tmp')),
+    [],
+  );
   // A compressed module is taken as input and written uncompressed.
   const x = run(['apply', t.xz, '--cpu', 'intel-server', '-o', out, '--quiet']);
   assert.equal(x.code, 0, x.err);

@@ -14,7 +14,9 @@ import { repoRoot } from '../support/corpus.js';
 const runner = join(repoRoot, 'scripts', 'run-tests.mjs');
 
 const trees: string[] = [];
-after(() => { for (const d of trees) rmSync(d, { recursive: true, force: true }); });
+after(() => {
+  for (const d of trees) rmSync(d, { recursive: true, force: true });
+});
 
 function tree(files: Record<string, string>): string {
   const dir = tempDir('textpoke-runner-');
@@ -38,17 +40,22 @@ function runTree(dir: string, env: Record<string, string>, args: string[] = []) 
   return { code: r.status, signal: r.signal, out: `${r.stdout}\n${r.stderr}`, ms: Date.now() - t0 };
 }
 
-test('a hanging test, and a file that leaves a server running, are killed; a stale compiled test never runs; the runner exits 1', { timeout: 90_000 }, () => {
+test('a hanging test, and a file that leaves a server running, are killed; a stale compiled test never runs; the runner exits 1', {
+  timeout: 90_000,
+}, () => {
   const dir = tree({
     'test/ok.test.ts': '',
     'dist/test/ok.test.js': "import test from 'node:test'; test('passes', () => {});\n",
     'test/hang.test.ts': '',
-    'dist/test/hang.test.js': "import test from 'node:test'; test('waits forever', () => new Promise(() => { setInterval(() => {}, 1000); }));\n",
+    'dist/test/hang.test.js':
+      "import test from 'node:test'; test('waits forever', () => new Promise(() => { setInterval(() => {}, 1000); }));\n",
     'test/server.test.ts': '',
-    'dist/test/server.test.js': "import test from 'node:test'; import { createServer } from 'node:http';\n" +
+    'dist/test/server.test.js':
+      "import test from 'node:test'; import { createServer } from 'node:http';\n" +
       "test('starts a server and forgets it', async () => { await new Promise((ok) => createServer().listen(0, '127.0.0.1', ok)); });\n",
     // compiled from a test that was since deleted: must not run
-    'dist/test/gone.test.js': "import test from 'node:test'; test('stale', () => { throw new Error('STALE TEST RAN'); });\n",
+    'dist/test/gone.test.js':
+      "import test from 'node:test'; test('stale', () => { throw new Error('STALE TEST RAN'); });\n",
   });
   const r = runTree(dir, { TEXTPOKE_TEST_FILE_TIMEOUT: '8', TEXTPOKE_TEST_TIMEOUT: '4' });
   assert.equal(r.signal, null, `the runner itself had to be killed:\n${r.out}`);
@@ -71,7 +78,8 @@ test('a hanging test, and a file that leaves a server running, are killed; a sta
 test('the whole-run watchdog kills what is running and exits 1', { timeout: 60_000 }, () => {
   const dir = tree({
     'test/slow.test.ts': '',
-    'dist/test/slow.test.js': "import test from 'node:test'; test('finishes', () => {}); test('sleeps', () => new Promise((ok) => setTimeout(ok, 120_000)));\n",
+    'dist/test/slow.test.js':
+      "import test from 'node:test'; test('finishes', () => {}); test('sleeps', () => new Promise((ok) => setTimeout(ok, 120_000)));\n",
   });
   const r = runTree(dir, { TEXTPOKE_TEST_RUN_TIMEOUT: '3' });
   assert.equal(r.code, 1, r.out);
@@ -81,7 +89,10 @@ test('the whole-run watchdog kills what is running and exits 1', { timeout: 60_0
 });
 
 test('passing files exit 0; a filter that matches nothing exits 1 with one line', { timeout: 60_000 }, () => {
-  const dir = tree({ 'test/ok.test.ts': '', 'dist/test/ok.test.js': "import test from 'node:test'; test('passes', () => {});\n" });
+  const dir = tree({
+    'test/ok.test.ts': '',
+    'dist/test/ok.test.js': "import test from 'node:test'; test('passes', () => {});\n",
+  });
   const ok = runTree(dir, {});
   assert.equal(ok.code, 0, ok.out);
   assert.match(ok.out, /1 files in \d+ s, 0 failed/);
@@ -90,7 +101,9 @@ test('passing files exit 0; a filter that matches nothing exits 1 with one line'
   assert.match(none.out, /no test files matching no-such-test/);
 });
 
-test('the browser tests with a browser that cannot start fail at once with one line, and the runner exits', { timeout: 150_000 }, () => {
+test('the browser tests with a browser that cannot start fail at once with one line, and the runner exits', {
+  timeout: 150_000,
+}, () => {
   for (const chromium of [join(tempDir(), 'no-chromium'), '/bin/false']) {
     const t0 = Date.now();
     const r = spawnSync(process.execPath, [runner, 'dist/test/e2e/', 'dist/test/report-html/escape'], {
@@ -107,6 +120,9 @@ test('the browser tests with a browser that cannot start fail at once with one l
     assert.match(out, /run-tests: 3 files in \d+ s, 3 failed/);
     const reasons = out.split('\n').filter((l) => l.includes('BrowserUnavailable: chromium cannot start'));
     assert.ok(reasons.length >= 4, out);
-    assert.ok(reasons.every((l) => l.includes(chromium)), 'each reason names the executable');
+    assert.ok(
+      reasons.every((l) => l.includes(chromium)),
+      'each reason names the executable',
+    );
   }
 });

@@ -19,7 +19,10 @@ test('sites: terminal table with symbol+offset, bytes, instructions and feature 
   const r = run(['sites', obj]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /linux 6\.1\.38-test \(profile linux-6\.1\.38\)/);
-  assert.match(r.out, /\.altinstructions\s+func\+0x9\s+e8 00 00 00 00 90 90 90\s+call fallback; nop; nop; nop\s+X86_FEATURE_POPCNT\s+-> popcnt %rdi,%rax/);
+  assert.match(
+    r.out,
+    /\.altinstructions\s+func\+0x9\s+e8 00 00 00 00 90 90 90\s+call fallback; nop; nop; nop\s+X86_FEATURE_POPCNT\s+-> popcnt %rdi,%rax/,
+  );
   assert.match(r.out, /\.altinstructions\s+func\+0x11\s+0f ae e8\s+lfence\s+!X86_FEATURE_ALWAYS/);
   assert.match(r.out, /__mcount_loc\s+func\+0x4\s+e8 00 00 00 00\s+call __fentry__/);
   assert.match(r.out, /\.smp_locks\s+func\+0x30\s+f0 ff 05 00 00 00 00\s+lock incl/);
@@ -91,7 +94,10 @@ test('a directory is searched recursively for ELF files and compressed modules; 
   const r = run(['sites', '--json', '--summary', dir]);
   assert.equal(r.code, 0, r.err);
   const doc = JSON.parse(r.out);
-  assert.deepEqual(doc.files.map((f: { path: string }) => f.path.slice(dir.length)), ['/a/b/one.ko', '/a/xfs.ko']);
+  assert.deepEqual(
+    doc.files.map((f: { path: string }) => f.path.slice(dir.length)),
+    ['/a/b/one.ko', '/a/xfs.ko'],
+  );
   assert.equal(doc.files[1].counts['__jump_table'], 652);
 });
 

@@ -55,7 +55,10 @@ function preflight(): void {
   // before playwright waits out its launch limit and then the browser's shutdown.
   const v = spawnSync(CHROMIUM, ['--version'], { encoding: 'utf8', timeout: PROBE_MS, killSignal: 'SIGKILL' });
   if (v.error || v.status !== 0 || !/chrom/i.test(v.stdout)) {
-    const why = v.error ? ((v.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? `\`${CHROMIUM} --version\` did not answer in ${PROBE_MS / 1000} s` : v.error.message)
+    const why = v.error
+      ? (v.error as NodeJS.ErrnoException).code === 'ETIMEDOUT'
+        ? `\`${CHROMIUM} --version\` did not answer in ${PROBE_MS / 1000} s`
+        : v.error.message
       : `\`${CHROMIUM} --version\` ${v.status !== 0 ? `exited ${v.status ?? v.signal}` : 'printed no version'}`;
     throw new BrowserUnavailable(`chromium cannot start: ${why} (${hint})`);
   }
@@ -78,13 +81,25 @@ export async function launchChromium(viewport = { width: 1400, height: 1000 }): 
       viewport,
       timeout: LAUNCH_MS,
       args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-dev-shm-usage',
       ],
     });
   } catch (e) {
     rmSync(profile, { recursive: true, force: true });
-    const first = (e instanceof Error ? e.message : String(e)).split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 1).join('');
+    const first = (e instanceof Error ? e.message : String(e))
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(0, 1)
+      .join('');
     unavailable = new BrowserUnavailable(`chromium cannot start (${CHROMIUM}): ${first}`);
     throw unavailable;
   }

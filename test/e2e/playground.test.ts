@@ -26,13 +26,26 @@ const webDist = join(repoRoot, 'dist', 'web');
 
 /** Builds the playground once per run (vite, a few seconds). */
 function buildWeb(): void {
-  execFileSync(process.execPath, [join(repoRoot, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', join(repoRoot, 'web', 'vite.config.ts'), '--logLevel', 'error'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(
+    process.execPath,
+    [
+      join(repoRoot, 'node_modules', 'vite', 'bin', 'vite.js'),
+      'build',
+      '--config',
+      join(repoRoot, 'web', 'vite.config.ts'),
+      '--logLevel',
+      'error',
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   assert.ok(existsSync(join(webDist, 'index.html')));
 }
 
 async function load(page: Page, url: string, file: string, errors: string[]): Promise<void> {
   page.on('pageerror', (e) => errors.push(e.message));
-  page.on('request', (r) => { if (!r.url().startsWith(url) && !/^(data|blob):/.test(r.url())) errors.push(`request: ${r.url()}`); });
+  page.on('request', (r) => {
+    if (!r.url().startsWith(url) && !/^(data|blob):/.test(r.url())) errors.push(`request: ${r.url()}`);
+  });
   await page.goto(url);
   await page.waitForSelector('body[data-state="ready"]');
   await page.setInputFiles('#file', file);
@@ -65,12 +78,20 @@ test('playground: xen-syms, xfs.ko, a 6.12 xfs.ko.xz (chosen) and an object (dro
     const rows = await page.locator('#tp-findings tr.finding').allTextContents();
     assert.ok(rows.some((r) => r.includes('nospec-outlined') && r.includes('xatp_permission_check+0x')));
     await openFunction(page, 'xatp_permission_check');
-    assert.match((await page.locator(`#tp-graph g#${await page.getAttribute('#tp-graph', 'data-hot')}`).textContent())!, /lfence/);
+    assert.match(
+      (await page.locator(`#tp-graph g#${await page.getAttribute('#tp-graph', 'data-hot')}`).textContent())!,
+      /lfence/,
+    );
     await page.screenshot({ path: join(shots, 'playground-xen-function.png') });
 
     const page2 = await b.context.newPage();
     await load(page2, server.url, corpus.module61('fs/xfs/xfs.ko'), errors);
-    assert.equal(await page2.textContent('#tp-count-sites-0'), String(Object.values(readelfTableCounts(corpus.module61('fs/xfs/xfs.ko'), LINUX61_ENTRY)).reduce((a, n) => a + n, 0)));
+    assert.equal(
+      await page2.textContent('#tp-count-sites-0'),
+      String(
+        Object.values(readelfTableCounts(corpus.module61('fs/xfs/xfs.ko'), LINUX61_ENTRY)).reduce((a, n) => a + n, 0),
+      ),
+    );
     assert.equal(await page2.textContent('#tp-count-findings-0'), '0');
     await openFunction(page2, '__traceiter_xfs_attr_leaf_list');
     assert.match((await page2.locator('#tp-dis tr.chg td.r').allTextContents()).join(' '), /call \*%rax/);
@@ -92,16 +113,19 @@ test('playground: xen-syms, xfs.ko, a 6.12 xfs.ko.xz (chosen) and an object (dro
     page4.on('pageerror', (e) => errors.push(e.message));
     await page4.goto(server.url);
     await page4.waitForSelector('body[data-state="ready"]');
-    await page4.evaluate(({ b64, name }) => {
-      const bin = atob(b64);
-      const u = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
-      const dt = new DataTransfer();
-      dt.items.add(new File([u], name));
-      const drop = document.getElementById('drop')!;
-      drop.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
-      drop.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-    }, { b64: readFileSync(obj).toString('base64'), name: 'one-sided.o' });
+    await page4.evaluate(
+      ({ b64, name }) => {
+        const bin = atob(b64);
+        const u = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+        const dt = new DataTransfer();
+        dt.items.add(new File([u], name));
+        const drop = document.getElementById('drop')!;
+        drop.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        drop.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      },
+      { b64: readFileSync(obj).toString('base64'), name: 'one-sided.o' },
+    );
     await page4.waitForSelector('body[data-state="done"]', { timeout: 60_000 });
     assert.equal(await page4.textContent('#tp-count-findings-0'), '1');
     await page4.click('#tp-nav-findings');

@@ -21,14 +21,20 @@ mkdirSync(shots, { recursive: true });
 
 function report(input: string, name: string, extra: string[] = []): string {
   const out = join(tempDir('textpoke-report-'), name);
-  execFileSync(process.execPath, [join(repoRoot, 'bin', 'textpoke.js'), 'report', input, '-o', out, '--model-states', '3000', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(
+    process.execPath,
+    [join(repoRoot, 'bin', 'textpoke.js'), 'report', input, '-o', out, '--model-states', '3000', ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   return out;
 }
 
 /** Opens a page, failing on any script error or any request that leaves the file. */
 async function open(page: Page, file: string, errors: string[]): Promise<void> {
   page.on('pageerror', (e) => errors.push(e.message));
-  page.on('request', (r) => { if (!/^(file|data|blob):/.test(r.url())) errors.push(`network request: ${r.url()}`); });
+  page.on('request', (r) => {
+    if (!/^(file|data|blob):/.test(r.url())) errors.push(`network request: ${r.url()}`);
+  });
   await page.goto(pathToFileURL(file).href);
   await page.waitForSelector('#tp-main section.file');
 }
@@ -49,7 +55,10 @@ test('report on xen-syms: sites, the outlined-predicate findings, a function gra
     const size = statSync(html).size;
     assert.ok(size < 10e6, `report is ${size} bytes`);
     const text = readFileSync(html, 'utf8');
-    const json = text.slice(text.indexOf('id="tp-data">') + 13, text.indexOf('</script>', text.indexOf('id="tp-data">')));
+    const json = text.slice(
+      text.indexOf('id="tp-data">') + 13,
+      text.indexOf('</script>', text.indexOf('id="tp-data">')),
+    );
     assert.ok(json.length > 1000 && !json.includes('<'), 'embedded JSON holds no raw <');
 
     const page = await b.context.newPage();
@@ -63,7 +72,12 @@ test('report on xen-syms: sites, the outlined-predicate findings, a function gra
     await page.waitForSelector('#tp-findings');
     assert.equal(await page.locator('#tp-findings tr.finding').count(), Math.min(nFindings, 500));
     const rows = await page.locator('#tp-findings tr.finding').allTextContents();
-    assert.ok(rows.some((r) => r.includes('nospec-outlined') && r.includes('xatp_permission_check+0x') && r.includes('escapes')), 'do_memory_op branches on xatp_permission_check() unfenced');
+    assert.ok(
+      rows.some(
+        (r) => r.includes('nospec-outlined') && r.includes('xatp_permission_check+0x') && r.includes('escapes'),
+      ),
+      'do_memory_op branches on xatp_permission_check() unfenced',
+    );
     assert.ok(rows.some((r) => r.includes('nospec-branch')));
     await page.click('#tp-findings-filter a:has-text("nospec-branch")');
     await page.waitForSelector('#tp-findings-filter a.on:has-text("nospec-branch")');
@@ -77,15 +91,18 @@ test('report on xen-syms: sites, the outlined-predicate findings, a function gra
     assert.ok(hot && /^b\d+$/.test(hot), 'the fenced arm is a red block');
     const hotText = await page.locator(`#tp-graph g#${hot}`).textContent();
     assert.match(hotText!, /lfence/);
-    assert.ok(await page.locator('#tp-graph svg g.node').count() >= 3);
-    assert.ok(await page.locator('#tp-dis td.X').count() >= 1, 'the finding is marked in the disassembly');
+    assert.ok((await page.locator('#tp-graph svg g.node').count()) >= 3);
+    assert.ok((await page.locator('#tp-dis td.X').count()) >= 1, 'the finding is marked in the disassembly');
     await page.screenshot({ path: join(shots, 'report-xen-function.png') });
 
     await page.click('#tp-nav-model');
     await page.waitForSelector('#tp-model');
     const heads = await page.locator('#tp-model th').allTextContents();
     assert.ok(heads.includes('multi-insn-alternative'), 'built-in scenarios');
-    assert.ok(heads.some((x) => /^xen-syms-4\.17-amd64: .+\+0x[0-9a-f]+ \(xen-alternatives\)$/.test(x)), `a real write of the file is a scenario: ${heads.join(', ')}`);
+    assert.ok(
+      heads.some((x) => /^xen-syms-4\.17-amd64: .+\+0x[0-9a-f]+ \(xen-alternatives\)$/.test(x)),
+      `a real write of the file is a scenario: ${heads.join(', ')}`,
+    );
     await page.click('#tp-model a:has-text("UNSAFE")');
     await page.waitForSelector('#tp-trace');
     await page.waitForFunction(() => (document.getElementById('tp-trace') as HTMLImageElement).naturalWidth > 100);
@@ -104,7 +121,10 @@ test('report on xfs.ko: sites per table, no findings, a retpoline and a return t
     const page = await b.context.newPage();
     await open(page, html, errors);
     // Every entry of every table section, as readelf sizes them.
-    const expected = Object.values(readelfTableCounts(corpus.module61('fs/xfs/xfs.ko'), LINUX61_ENTRY)).reduce((a, n) => a + n, 0);
+    const expected = Object.values(readelfTableCounts(corpus.module61('fs/xfs/xfs.ko'), LINUX61_ENTRY)).reduce(
+      (a, n) => a + n,
+      0,
+    );
     assert.ok(expected > 5000);
     assert.equal(await page.textContent('#tp-count-sites-0'), String(expected));
     assert.equal(await page.textContent('#tp-count-findings-0'), '0');
@@ -117,7 +137,7 @@ test('report on xfs.ko: sites per table, no findings, a retpoline and a return t
     assert.match(left, /jmp __x86_return_thunk/);
     assert.match(right, /call \*%rax/);
     assert.match(right, /\bret\b/);
-    assert.ok(await page.locator('#tp-graph svg g.node').count() >= 3);
+    assert.ok((await page.locator('#tp-graph svg g.node').count()) >= 3);
     await page.screenshot({ path: join(shots, 'report-xfs-function.png'), fullPage: true });
     assert.deepEqual(errors, []);
   } finally {

@@ -31,12 +31,21 @@ test('relocatable object: sections get distinct addresses, symbols resolve in on
 
 test('load addresses as /sys/module/NAME/sections lists them', () => {
   // An address a double cannot hold exactly (more than 53 significant bits) must come back exactly.
-  const img = Image.parse(bytes, obj, { load: new Map([['.text', 0xffffffffc0a01234n], ['.data', 0xffffffffc0b00008n]]) });
+  const img = Image.parse(bytes, obj, {
+    load: new Map([
+      ['.text', 0xffffffffc0a01234n],
+      ['.data', 0xffffffffc0b00008n],
+    ]),
+  });
   assert.equal(img.hex(img.symbol('func')!.addr), '0xffffffffc0a01234');
   assert.equal(img.hex(img.symbol('func')!.addr + 9), '0xffffffffc0a0123d');
   assert.equal(img.hex(img.symbol('counter')?.addr ?? img.section('.data')!.addr), '0xffffffffc0b00008');
   const repl = img.section('.altinstr_replacement')!;
-  assert.ok(repl.addr >= img.section('.data')!.addr + img.section('.data')!.size || repl.addr + repl.size <= img.section('.text')!.addr, 'sections without a load address go elsewhere');
+  assert.ok(
+    repl.addr >= img.section('.data')!.addr + img.section('.data')!.size ||
+      repl.addr + repl.size <= img.section('.text')!.addr,
+    'sections without a load address go elsewhere',
+  );
 });
 
 test('address lookup is fast and exact on a large linked image (xen-syms)', () => {
@@ -54,7 +63,11 @@ test('compressed modules are read directly: xz, zstd and gzip', async () => {
   const xz = execFileSync('xz', ['-c', obj]);
   const zst = execFileSync('zstd', ['-q', '-c', obj]);
   const gz = gzipSync(bytes);
-  for (const [kind, data] of [['xz', xz], ['zstd', zst], ['gzip', gz]] as const) {
+  for (const [kind, data] of [
+    ['xz', xz],
+    ['zstd', zst],
+    ['gzip', gz],
+  ] as const) {
     assert.equal(compressionOf(data), kind);
     const img = await imageFromBytes(data, `x.ko.${kind}`);
     assert.equal(img.symbol('func')!.size, Image.parse(bytes).symbol('func')!.size, kind);
@@ -62,7 +75,10 @@ test('compressed modules are read directly: xz, zstd and gzip', async () => {
 });
 
 function expectElfError(b: Uint8Array, re: RegExp): void {
-  assert.throws(() => Image.parse(b, 'bad'), (e: unknown) => e instanceof ElfError && re.test(e.message) && !e.message.includes('\n'));
+  assert.throws(
+    () => Image.parse(b, 'bad'),
+    (e: unknown) => e instanceof ElfError && re.test(e.message) && !e.message.includes('\n'),
+  );
 }
 
 test('bad input: one-line ElfError for each kind of damage', () => {

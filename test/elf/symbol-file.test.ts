@@ -54,15 +54,24 @@ test('a stripped image with --symbols (System.map, kallsyms with KASLR, the unst
   const wrong = run(['sites', '--summary', '--symbols', kallsyms, '--kaslr-offset', '0x200000', stripped]);
   assert.equal(wrong.code, 2);
   assert.match(wrong.err, /wrong --kaslr-offset/);
-  const loaded = await loadImage(readFileSync(stripped), stripped, { symbolFile: { bytes: readFileSync(kallsyms), path: kallsyms } });
+  const loaded = await loadImage(readFileSync(stripped), stripped, {
+    symbolFile: { bytes: readFileSync(kallsyms), path: kallsyms },
+  });
   assert.equal(loaded.symbols, 'kallsyms');
-  assert.ok(loaded.notes.some((n) => /KASLR offset 0x3e000000 found from _stext/.test(n)), loaded.notes.join('\n'));
+  assert.ok(
+    loaded.notes.some((n) => /KASLR offset 0x3e000000 found from _stext/.test(n)),
+    loaded.notes.join('\n'),
+  );
 });
 
-test('bad symbol files are refused with one line: Debian\'s placeholder System.map, a non-root kallsyms, another build', () => {
+test("bad symbol files are refused with one line: Debian's placeholder System.map, a non-root kallsyms, another build", () => {
   const bad = tempDir();
   const cases: Array<[string, string, RegExp]> = [
-    ['placeholder', 'ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n', /placeholder System\.map/],
+    [
+      'placeholder',
+      'ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n',
+      /placeholder System\.map/,
+    ],
     ['zeros', '0000000000000000 T _stext\n0000000000000000 t foo\n', /every address is 0/],
     ['garbage', 'hello world\n', /not a System\.map/],
     ['other', 'ffff82d040300001 T _stext\n', /not a 2 MiB-aligned move/],

@@ -38,7 +38,11 @@ function extractVmlinux(path: string): Buffer {
   throw new Error(`extract-vmlinux found no ELF payload in ${path}`);
 }
 
-interface ReadelfSection { name: string; offset: number; size: number }
+interface ReadelfSection {
+  name: string;
+  offset: number;
+  size: number;
+}
 function readelfSections(path: string): ReadelfSection[] {
   const r = spawnSync('readelf', ['-S', '-W', path], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
@@ -56,7 +60,15 @@ function entrySize(table: string, series: string): number {
   if (table === '.parainstructions') return 16;
   return 4;
 }
-const SECTION_TABLES = ['.altinstructions', '.parainstructions', '.retpoline_sites', '.return_sites', '.call_sites', '.ibt_endbr_seal', '.smp_locks'];
+const SECTION_TABLES = [
+  '.altinstructions',
+  '.parainstructions',
+  '.retpoline_sites',
+  '.return_sites',
+  '.call_sites',
+  '.ibt_endbr_seal',
+  '.smp_locks',
+];
 
 const KERNELS = [
   { name: '6.1', path: () => corpus.vmlinuz61, profile: 'linux-6.1', compression: 'xz' },
@@ -76,7 +88,11 @@ for (const k of KERNELS) {
     assert.equal(loaded.image.bytes.length, oracle.length);
     assert.equal(sha(loaded.image.bytes), sha(oracle));
     assert.equal(loaded.symbols, 'none');
-    assert.match(loaded.image.symbol('linux_banner') ? 'banner' : '', /banner/, 'the stripped image gets its banner located for detection');
+    assert.match(
+      loaded.image.symbol('linux_banner') ? 'banner' : '',
+      /banner/,
+      'the stripped image gets its banner located for detection',
+    );
 
     // Detection reads the banner; 6.1's Debian banner also names gcc's Debian version, so the profile is given.
     const r = run(['sites', '--summary', '--json', '--profile', k.profile, path]);
@@ -114,7 +130,10 @@ test('apply, diff and check take a vmlinuz; apply writes the patched vmlinux ELF
   const ref = join(dir, 'vmlinux');
   writeFileSync(ref, extractVmlinux(path));
   const want = readelfSections(ref).map((s) => `${s.name} ${s.size}`);
-  assert.deepEqual(readelfSections(out).map((s) => `${s.name} ${s.size}`), want);
+  assert.deepEqual(
+    readelfSections(out).map((s) => `${s.name} ${s.size}`),
+    want,
+  );
   assert.notEqual(sha(readFileSync(out)), sha(readFileSync(ref)), 'the text was patched');
   const d = run(['diff', '--cpu', 'intel-server', '--profile', 'linux-6.8', path]);
   assert.ok(d.code === 0 || d.code === 1, d.err.slice(0, 2000));
@@ -125,7 +144,7 @@ test('apply, diff and check take a vmlinuz; apply writes the patched vmlinux ELF
   assert.equal(rep.files?.[0]?.path ?? rep.files?.[0]?.file ?? path, path);
 });
 
-test('a truncated or corrupt vmlinuz: one line naming the file, exit 2, nothing written', () => {
+test('a truncated or corrupt vmlinuz: one line naming the file; apply exits 2 and writes nothing, sites reports it as an unusable file (exit 1)', () => {
   const src = readFileSync(corpus.vmlinuz612);
   const dir = tempDir();
   const cut = join(dir, 'vmlinuz-cut');
@@ -144,7 +163,7 @@ test('a truncated or corrupt vmlinuz: one line naming the file, exit 2, nothing 
     assert.doesNotMatch(r.err, /\n\s+at /);
     assert.ok(!existsSync(out));
     const s = run(['sites', '--summary', f]);
-    assert.equal(s.code, 2);
+    assert.equal(s.code, 1); // docs/testing.md, the command-line contract: a file read but not usable is a finding
     assert.match(s.err, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (truncated bzImage|corrupt zstd)`));
   }
 });

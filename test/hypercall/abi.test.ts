@@ -15,14 +15,16 @@ const base = load(text);
 
 function diff(from: string, to: string, ds?: string[]) {
   assert.ok(text.includes(from), from);
-  return abiDiff(ds ? load(text, ds) : base, load(text.replace(from, to), ds)).map((c) => `${c.prefix}_${c.hypercall} ${c.abi ?? '-'}: ${c.what}`);
+  return abiDiff(ds ? load(text, ds) : base, load(text.replace(from, to), ds)).map(
+    (c) => `${c.prefix}_${c.hypercall} ${c.abi ?? '-'}: ${c.what}`,
+  );
 }
 
 test('identical input: no changes', () => {
   assert.deepEqual(abiDiff(base, load(text)), []);
 });
 
-test("the 4.17 kexec_op slip (unsigned long op narrowed to unsigned int) is caught under the 64-bit ABI only", () => {
+test('the 4.17 kexec_op slip (unsigned long op narrowed to unsigned int) is caught under the 64-bit ABI only', () => {
   assert.deepEqual(diff('kexec_op(unsigned long op, void *uarg)', 'kexec_op(unsigned int op, void *uarg)'), [
     "do_kexec_op 64-bit: argument 1 'op': unsigned long -> unsigned int: 64-bit unsigned -> 32-bit unsigned (narrowed)",
   ]);
@@ -38,7 +40,12 @@ test('a changed return type is caught where the guest can see it', () => {
   // compat handlers return into a 32-bit register: int -> unsigned int changes signedness there.
   const c = diff('rettype: compat int', 'rettype: compat unsigned int');
   assert.ok(c.length > 5);
-  assert.ok(c.every((l) => /^compat_\w+ 32-bit compat: return type int -> unsigned int: 32-bit signed -> 32-bit unsigned$/.test(l)), c.join('\n'));
+  assert.ok(
+    c.every((l) =>
+      /^compat_\w+ 32-bit compat: return type int -> unsigned int: 32-bit signed -> 32-bit unsigned$/.test(l),
+    ),
+    c.join('\n'),
+  );
   // ... while int -> long is invisible in a 32-bit register.
   assert.deepEqual(diff('rettype: compat int', 'rettype: compat long'), []);
   // do_ handlers returning int: a 64-bit guest loses the upper half.
@@ -53,7 +60,9 @@ test('signedness under the compat ABI (the 4.17.4 compat_set_timer_op fix) and h
   // unsigned long -> unsigned int is invisible to a 32-bit guest.
   assert.deepEqual(diff('memory_op(unsigned int cmd, void *arg)', 'memory_op(unsigned long cmd, void *arg)'), []);
   assert.deepEqual(diff('xsm_op(void *op)', 'xsm_op(const void *op)'), []);
-  assert.deepEqual(diff('mca(xen_mc_t *u_xen_mc)', 'mca(xen_mc_v2_t *u_xen_mc)'), ['do_mca -: argument 1 \'u_xen_mc\': guest handle to xen_mc_t -> xen_mc_v2_t (pointee layout may differ)']);
+  assert.deepEqual(diff('mca(xen_mc_t *u_xen_mc)', 'mca(xen_mc_v2_t *u_xen_mc)'), [
+    "do_mca -: argument 1 'u_xen_mc': guest handle to xen_mc_t -> xen_mc_v2_t (pointee layout may differ)",
+  ]);
 });
 
 test('reordering table rows or changing priorities is not an ABI change; changing a handler is', () => {
@@ -61,16 +70,32 @@ test('reordering table rows or changing priorities is not an ABI change; changin
   const b = 'get_debugreg                       do       do       -        -        -\n';
   assert.ok(text.includes(a + b));
   assert.deepEqual(abiDiff(base, load(text.replace(a + b, b + a))), []);
-  assert.deepEqual(diff('mmu_update                         do:1     do:1', 'mmu_update                         do:3     do'), []);
-  assert.deepEqual(diff('xen_version                        compat   do       compat   do', 'xen_version                        compat   do       do       do'), [
-    'do_xen_version -: hvm32 xen_version: handler compat_xen_version -> do_xen_version',
-  ]);
-  assert.deepEqual(diff('fpu_taskswitch                     do       do', 'fpu_taskswitch                     do       -'), ['do_fpu_taskswitch -: pv64 loses fpu_taskswitch (was do_fpu_taskswitch; now -ENOSYS)']);
+  assert.deepEqual(
+    diff('mmu_update                         do:1     do:1', 'mmu_update                         do:3     do'),
+    [],
+  );
+  assert.deepEqual(
+    diff(
+      'xen_version                        compat   do       compat   do',
+      'xen_version                        compat   do       do       do',
+    ),
+    ['do_xen_version -: hvm32 xen_version: handler compat_xen_version -> do_xen_version'],
+  );
+  assert.deepEqual(
+    diff('fpu_taskswitch                     do       do', 'fpu_taskswitch                     do       -'),
+    ['do_fpu_taskswitch -: pv64 loses fpu_taskswitch (was do_fpu_taskswitch; now -ENOSYS)'],
+  );
 });
 
 test('textpoke hypercalls abi-diff: exit 0 quiet on reordered rows, 1 with the change listed', async () => {
   let out = '';
-  const io = { out: (t: string) => { out += t; }, err: () => {}, isTTY: false };
+  const io = {
+    out: (t: string) => {
+      out += t;
+    },
+    err: () => {},
+    isTTY: false,
+  };
   const dir = tempDir();
   const moved = join(dir, 'moved.c');
   const a = 'set_debugreg                       do       do       -        -        -\n';
@@ -81,5 +106,8 @@ test('textpoke hypercalls abi-diff: exit 0 quiet on reordered rows, 1 with the c
   writeFileSync(slip, text.replace('kexec_op(unsigned long op, void *uarg)', 'kexec_op(unsigned int op, void *uarg)'));
   out = '';
   assert.equal(await main(['hypercalls', 'abi-diff', path, slip], io), 1);
-  assert.match(out, /slip\.c: do_kexec_op \[pv64\] 64-bit: argument 1 'op': unsigned long -> unsigned int: 64-bit unsigned -> 32-bit unsigned \(narrowed\)/);
+  assert.match(
+    out,
+    /slip\.c: do_kexec_op \[pv64\] 64-bit: argument 1 'op': unsigned long -> unsigned int: 64-bit unsigned -> 32-bit unsigned \(narrowed\)/,
+  );
 });

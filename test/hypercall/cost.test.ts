@@ -22,7 +22,7 @@ const handlers = new Set(defs.protos.map((p) => `${p.prefix}_${p.name}`));
 const model = modelCosts(defs, XEN_417_NUMBERS);
 const row = (caller: string, name: string) => model.find((r) => r.caller === caller && r.name === name)!;
 
-test("GCC-style decision trees: pivot at floor(n/2), lists of two tested in order", () => {
+test('GCC-style decision trees: pivot at floor(n/2), lists of two tested in order', () => {
   // pv64's priority-2 switch in Xen 4.17: cmp $0x19; je; ja -> cmp $0x1a; jne | cmp $0x3; je; cmp $0xd; jne
   assert.deepEqual(treeCost([3, 13, 25, 26], 25), { compares: 1, branches: 1, indirect: 0 });
   assert.deepEqual(treeCost([3, 13, 25, 26], 26), { compares: 2, branches: 3, indirect: 0 });
@@ -37,7 +37,11 @@ test('the model of the x86 table: priorities first, the unprioritised switch las
   assert.deepEqual(row('pv64', 'stack_switch').cost.chain, { compares: 5, branches: 6, indirect: 0 });
   assert.deepEqual(row('hvm64', 'vcpu_op').cost.chain, { compares: 3, branches: 3, indirect: 0 });
   assert.deepEqual(row('pv64', 'set_trap_table').cost.table, { compares: 2, branches: 2, indirect: 1 });
-  assert.deepEqual(modelCosts(defs, XEN_417_NUMBERS, { jumpTables: true }).find((r) => r.caller === 'pv64' && r.name === 'xsm_op')!.cost.switch, { compares: 1, branches: 1, indirect: 1 });
+  assert.deepEqual(
+    modelCosts(defs, XEN_417_NUMBERS, { jumpTables: true }).find((r) => r.caller === 'pv64' && r.name === 'xsm_op')!
+      .cost.switch,
+    { compares: 1, branches: 1, indirect: 1 },
+  );
   const freq = parseFreq('# hot\nmmu_update 90\npv64 set_trap_table 10\n');
   const w = weighted(model, freq, (r) => r.cost.chain).get('pv64')!;
   assert.equal(w.compares, 0.9 * 3 + 0.1 * 8);
@@ -48,25 +52,42 @@ function buildWalk(style: Style, flags: string[]): Image {
   const src = join(dir, 'walk.c');
   writeFileSync(src, walkProgram(defs, generate(defs, { style }), XEN_417_NUMBERS));
   const out = join(dir, 'walk');
-  execFileSync('gcc', ['-O2', '-Wall', '-Werror', '-no-pie', '-fno-pic', ...flags, src, '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('gcc', ['-O2', '-Wall', '-Werror', '-no-pie', '-fno-pic', ...flags, src, '-o', out], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   return Image.parse(readFileSync(out), out);
 }
 
-for (const [style, flags] of [['chain', ['-fno-jump-tables']], ['switch', []], ['table', []]] as [Style, string[]][]) {
+for (const [style, flags] of [
+  ['chain', ['-fno-jump-tables']],
+  ['switch', []],
+  ['table', []],
+] as [Style, string[]][]) {
   test(`the walker recovers every handler of the compiled ${style} dispatch (gcc -O2 ${flags.join(' ')})`, () => {
     const img = buildWalk(style, flags);
     for (const caller of defs.callers) {
       const rows = model.filter((r) => r.caller === caller);
-      const res = recoverDispatch(img, { fn: `dispatch_${caller}`, handlers }, [-1, ...rows.map((r) => r.number), 11, 63, 64, 100]);
+      const res = recoverDispatch(img, { fn: `dispatch_${caller}`, handlers }, [
+        -1,
+        ...rows.map((r) => r.number),
+        11,
+        63,
+        64,
+        100,
+      ]);
       for (const p of res) {
         const r = rows.find((x) => x.number === p.number);
         assert.equal(p.handler, r?.handler, `${style} ${caller} ${p.number}`);
-        if (style === 'table' && r) assert.deepEqual([p.compares, p.branches, p.indirect], [2, 2, 1], `${caller} ${r.name}`);
-        if (style === 'switch' && r) assert.deepEqual([p.compares, p.branches, p.indirect], [1, 1, 1], `jump table: ${caller} ${r.name}`);
+        if (style === 'table' && r)
+          assert.deepEqual([p.compares, p.branches, p.indirect], [2, 2, 1], `${caller} ${r.name}`);
+        if (style === 'switch' && r)
+          assert.deepEqual([p.compares, p.branches, p.indirect], [1, 1, 1], `jump table: ${caller} ${r.name}`);
       }
       if (style === 'chain') {
         // The model is GCC's own tree for most numbers; never off by more than one compare.
-        const off = res.filter((p) => p.handler).map((p) => Math.abs(p.compares - rows.find((x) => x.number === p.number)!.cost.chain.compares));
+        const off = res
+          .filter((p) => p.handler)
+          .map((p) => Math.abs(p.compares - rows.find((x) => x.number === p.number)!.cost.chain.compares));
         assert.ok(Math.max(...off) <= 1, `${caller}: ${off}`);
         assert.ok(off.filter((d) => d === 0).length >= rows.length * 0.75, `${caller}: ${off}`);
       }
@@ -79,12 +100,20 @@ test("Xen 4.17's compiled pv_hypercall and hvm_hypercall dispatch as the table s
   for (const caller of defs.callers) {
     const how = XEN_417_BINARY_CALLERS[caller];
     const rows = model.filter((r) => r.caller === caller);
-    const res = recoverDispatch(img, { fn: how.fn, handlers, returns: how.returns, numberOffset: how.numberOffset }, [-1, ...rows.map((r) => r.number), 11, 64]);
+    const res = recoverDispatch(img, { fn: how.fn, handlers, returns: how.returns, numberOffset: how.numberOffset }, [
+      -1,
+      ...rows.map((r) => r.number),
+      11,
+      64,
+    ]);
     const got = new Map(res.map((p) => [p.number, p]));
     for (const r of rows) assert.equal(got.get(r.number)?.handler, r.handler, `${caller} ${r.name}`);
     for (const n of [-1, 11, 64]) assert.equal(got.get(n)?.handler, undefined, `${caller} ${n}`);
     if (caller === 'pv64') {
-      const fig = (n: string) => { const p = got.get(XEN_417_NUMBERS[n])!; return [p.compares, p.branches]; };
+      const fig = (n: string) => {
+        const p = got.get(XEN_417_NUMBERS[n])!;
+        return [p.compares, p.branches];
+      };
       assert.deepEqual(fig('mmu_update'), [3, 3]); // cmp $0x3f; ja | test $0x800002; je | cmp $1; je
       assert.deepEqual(fig('iret'), [3, 3]);
       assert.deepEqual(fig('stack_switch'), [5, 6]);
@@ -93,10 +122,16 @@ test("Xen 4.17's compiled pv_hypercall and hvm_hypercall dispatch as the table s
       assert.ok(exact >= 32, `pv64 exact ${exact}/${rows.length}`);
     } else {
       // hvm_hypercall tests bit 31 (Viridian) first: one more compare than the macro alone.
-      assert.deepEqual([got.get(XEN_417_NUMBERS.vcpu_op)!.compares, got.get(XEN_417_NUMBERS.vcpu_op)!.branches], [4, 4]);
+      assert.deepEqual(
+        [got.get(XEN_417_NUMBERS.vcpu_op)!.compares, got.get(XEN_417_NUMBERS.vcpu_op)!.branches],
+        [4, 4],
+      );
       // ... and calls do_hvm_op directly for a monitor guest request: a shortcut before the dispatch.
       const hvmOp = got.get(XEN_417_NUMBERS.hvm_op)!;
-      assert.deepEqual(hvmOp.shortcuts.map((s) => [s.compares, s.branches]), [[1, 1]]);
+      assert.deepEqual(
+        hvmOp.shortcuts.map((s) => [s.compares, s.branches]),
+        [[1, 1]],
+      );
     }
   }
 });
@@ -104,7 +139,15 @@ test("Xen 4.17's compiled pv_hypercall and hvm_hypercall dispatch as the table s
 test('textpoke hypercalls cost --binary prints model and binary side by side', async () => {
   let out = '';
   let err = '';
-  const io = { out: (t: string) => { out += t; }, err: (t: string) => { err += t; }, isTTY: false };
+  const io = {
+    out: (t: string) => {
+      out += t;
+    },
+    err: (t: string) => {
+      err += t;
+    },
+    isTTY: false,
+  };
   const freq = join(tempDir(), 'freq.txt');
   writeFileSync(freq, 'mmu_update 50\niret 30\nmemory_op 20\n');
   assert.equal(await main(['hypercalls', 'cost', defsPath, '--binary', corpus.xenSyms, '--freq', freq], io), 0);

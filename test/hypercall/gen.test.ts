@@ -16,8 +16,17 @@ const text = readFileSync(defsPath, 'utf8');
 const defs = parseDefs(preprocess(text, defineMap(X86_DEFINES)));
 
 /** The reference: Xen's own generator's call order and dispatch for the same configuration. */
-const ref = readFileSync(join(fixturesDir, 'hypercall/xen-4.17-x86-awk.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
-const refOrder = new Map(ref.filter((l) => l.startsWith('order ')).map((l) => { const [, c, ...h] = l.split(' '); return [c, h]; }));
+const ref = readFileSync(join(fixturesDir, 'hypercall/xen-4.17-x86-awk.txt'), 'utf8')
+  .split('\n')
+  .filter((l) => l && !l.startsWith('#'));
+const refOrder = new Map(
+  ref
+    .filter((l) => l.startsWith('order '))
+    .map((l) => {
+      const [, c, ...h] = l.split(' ');
+      return [c, h];
+    }),
+);
 const refDispatch = new Map<string, string>();
 for (const l of ref.filter((x) => x.startsWith('dispatch '))) {
   const [, c, n, h] = l.split(' ');
@@ -28,24 +37,43 @@ function build(d: Defs, header: string, flags: string[], from = -1, to = 128, nu
   const dir = tempDir('textpoke-hc-');
   const src = join(dir, 'prog.c');
   writeFileSync(src, dispatchProgram(d, header, numbers, from, to));
-  execFileSync('gcc', ['-O2', '-Wall', '-Werror', ...flags, src, '-o', join(dir, 'prog')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('gcc', ['-O2', '-Wall', '-Werror', ...flags, src, '-o', join(dir, 'prog')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   return execFileSync(join(dir, 'prog'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 test('the x86 configuration has the callers and handlers of Xen 4.17 x86', () => {
   assert.deepEqual(defs.callers, ['pv64', 'hvm64', 'hvm32']);
-  assert.deepEqual(prioGroups(defs, 'pv64').map((g) => [g.prio, g.calls.map((c) => c.name)]).slice(0, 2), [
-    [1, ['mmu_update', 'iret']],
-    [2, ['stack_switch', 'multicall', 'set_segment_base', 'mmuext_op']],
-  ]);
-  assert.deepEqual(prioGroups(defs, 'hvm64').map((g) => g.prio), [1, 100]);
+  assert.deepEqual(
+    prioGroups(defs, 'pv64')
+      .map((g) => [g.prio, g.calls.map((c) => c.name)])
+      .slice(0, 2),
+    [
+      [1, ['mmu_update', 'iret']],
+      [2, ['stack_switch', 'multicall', 'set_segment_base', 'mmuext_op']],
+    ],
+  );
+  assert.deepEqual(
+    prioGroups(defs, 'hvm64').map((g) => g.prio),
+    [1, 100],
+  );
   assert.equal(defs.calls.filter((c) => c.caller === 'pv64').length, 42);
 });
 
 test('the built-in preprocessor and the system cpp give the same table', () => {
-  const viaCpp = execFileSync('cpp', ['-P', '-undef', '-nostdinc', ...X86_DEFINES.map((d) => `-D${d}`), '-x', 'c', '-'], { input: text, encoding: 'utf8' });
+  const viaCpp = execFileSync(
+    'cpp',
+    ['-P', '-undef', '-nostdinc', ...X86_DEFINES.map((d) => `-D${d}`), '-x', 'c', '-'],
+    { input: text, encoding: 'utf8' },
+  );
   const a = parseDefs(viaCpp);
-  const strip = (d: Defs) => ({ ...d, protos: d.protos.map((p) => ({ ...p, line: 0 })), calls: d.calls.map((c) => `${c.caller} ${c.prio} ${c.prefix}_${c.name}`), rows: d.rows.map((r) => r.name) });
+  const strip = (d: Defs) => ({
+    ...d,
+    protos: d.protos.map((p) => ({ ...p, line: 0 })),
+    calls: d.calls.map((c) => `${c.caller} ${c.prio} ${c.prefix}_${c.name}`),
+    rows: d.rows.map((r) => r.name),
+  });
   assert.deepEqual(strip(a), strip(defs));
   // Another configuration: PV32 adds the pv32 caller; no HVM drops both hvm callers.
   const pv32 = parseDefs(preprocess(text, defineMap([...X86_DEFINES, 'CONFIG_PV32'])));
@@ -114,7 +142,10 @@ test('no 64-hypercall limit, and a last priority group of two dispatches correct
   const numbers = { a: 3, b: 64, c: 200, d: 127 };
   for (const style of STYLES) {
     const out = build(d, generate(d, { style, numbers }), [], -1, 260, numbers);
-    const hit = out.split('\n').filter((l) => l.startsWith('x unsigned_long') && !l.includes(' - ')).map((l) => l.split(' ').slice(2, 4).join(' '));
+    const hit = out
+      .split('\n')
+      .filter((l) => l.startsWith('x unsigned_long') && !l.includes(' - '))
+      .map((l) => l.split(' ').slice(2, 4).join(' '));
     assert.deepEqual(hit, ['3 do_a', '64 do_b', '127 do_d', '200 do_c'], style);
   }
 });
@@ -122,12 +153,38 @@ test('no 64-hypercall limit, and a last priority group of two dispatches correct
 test('textpoke hypercalls gen writes the header; -D selects the configuration; bad input exits 2', async () => {
   let out = '';
   let err = '';
-  const io = { out: (t: string) => { out += t; }, err: (t: string) => { err += t; }, isTTY: false };
+  const io = {
+    out: (t: string) => {
+      out += t;
+    },
+    err: (t: string) => {
+      err += t;
+    },
+    isTTY: false,
+  };
   assert.equal(await main(['hypercalls', 'gen', defsPath, '--style', 'switch'], io), 0);
   assert.match(out, /#define call_handlers_hvm32\(num, ret, a1, a2, a3, a4, a5\)/);
   assert.match(out, /^long do_kexec_op\(unsigned long op, XEN_GUEST_HANDLE_PARAM\(void\) uarg\);$/m);
   out = '';
-  assert.equal(await main(['hypercalls', 'gen', defsPath, '-D', 'CONFIG_X86', '-D', 'CONFIG_PV', '-D', 'CONFIG_PV32', '-D', 'CONFIG_COMPAT'], io), 0);
+  assert.equal(
+    await main(
+      [
+        'hypercalls',
+        'gen',
+        defsPath,
+        '-D',
+        'CONFIG_X86',
+        '-D',
+        'CONFIG_PV',
+        '-D',
+        'CONFIG_PV32',
+        '-D',
+        'CONFIG_COMPAT',
+      ],
+      io,
+    ),
+    0,
+  );
   assert.match(out, /call_handlers_pv32/);
   assert.doesNotMatch(out, /call_handlers_hvm64/);
   const bad = join(tempDir(), 'bad.c');

@@ -10,7 +10,15 @@ import { EXPECTED } from './expected.js';
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(['model', ...args], { out: (t) => { out += t; }, err: (t) => { err += t; }, isTTY: false });
+  const code = await main(['model', ...args], {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+    isTTY: false,
+  });
   return { code, out, err };
 }
 
@@ -61,7 +69,9 @@ test('--json: {"verdict","property","states","trace":[...]}', async () => {
   assert.equal(good.verdict, 'safe');
   assert.equal(good.contract, 'architectural');
   assert.equal(good.property, null);
-  const relaxed = JSON.parse((await cli('--protocol', 'text-poke-bp', '--scenario', 'nmi-on-patcher', '--fetch-unit', '8', '--json')).out);
+  const relaxed = JSON.parse(
+    (await cli('--protocol', 'text-poke-bp', '--scenario', 'nmi-on-patcher', '--fetch-unit', '8', '--json')).out,
+  );
   assert.equal(relaxed.contract, 'aligned-8');
   assert.deepEqual(good.trace, []);
 });
@@ -71,7 +81,16 @@ test('--svg draws the trace; --promela writes the SPIN model', async () => {
   try {
     const svg = join(dir, 'trace.svg');
     const pml = join(dir, 'model.pml');
-    const r = await cli('--protocol', 'int3-nosync', '--scenario', 'static-call-retarget-crossing', '--svg', svg, '--promela', pml);
+    const r = await cli(
+      '--protocol',
+      'int3-nosync',
+      '--scenario',
+      'static-call-retarget-crossing',
+      '--svg',
+      svg,
+      '--promela',
+      pml,
+    );
     assert.equal(r.code, 1);
     const text = readFileSync(svg, 'utf8');
     assert.match(text, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
@@ -105,7 +124,10 @@ test('--table prints every protocol x scenario under both contracts (bounded run
   // Counterexamples are short, so unsafe cells are found within the bound; safe ones need the full space.
   for (const k of ['architectural', 'aligned-8'] as const) {
     const row = lines.find((l) => l.startsWith(`| memcpy | ${k} |`))!;
-    assert.equal(row, `| memcpy | ${k} | ${SCENARIOS.map((s) => `UNSAFE: ${EXPECTED[k].memcpy![s.name]}`).join(' | ')} |`);
+    assert.equal(
+      row,
+      `| memcpy | ${k} | ${SCENARIOS.map((s) => `UNSAFE: ${EXPECTED[k].memcpy![s.name]}`).join(' | ')} |`,
+    );
   }
   assert.match(r.out, /incomplete/);
   const json = JSON.parse((await cli('--table', '--json', '--contract', 'aligned-8', '--max-states', '200')).out);
@@ -123,13 +145,23 @@ test('the June 2025 batch bug from the command line: trace, SVG, exit 1; the fix
   const dir = mkdtempSync(join(tmpdir(), 'textpoke-model-'));
   try {
     const svg = join(dir, 'bug.svg');
-    const r = await cli('--protocol', 'smp-text-poke-batch-c8976ade0c1b', '--scenario', 'jump-label-mixed-api', '--svg', svg);
+    const r = await cli(
+      '--protocol',
+      'smp-text-poke-batch-c8976ade0c1b',
+      '--scenario',
+      'jump-label-mixed-api',
+      '--svg',
+      svg,
+    );
     assert.equal(r.code, 1);
     assert.match(r.out, /UNSAFE: unhandled-int3/);
     assert.match(r.out, /1\. patcher: text_mutex order: /);
     assert.match(r.out, /the handler returns 0: Oops: int3/);
     const text = readFileSync(svg, 'utf8');
-    assert.match(text, /smp-text-poke-batch-c8976ade0c1b on jump-label-mixed-api \(architectural fetch contract\): UNSAFE \(unhandled-int3\)/);
+    assert.match(
+      text,
+      /smp-text-poke-batch-c8976ade0c1b on jump-label-mixed-api \(architectural fetch contract\): UNSAFE \(unhandled-int3\)/,
+    );
     assert.ok(text.includes('Oops: int3'));
     // The caller order (the longest label) fits the drawing.
     const order = /1\. patcher: (text_mutex order: .*)/.exec(r.out)![1]!;
@@ -177,8 +209,14 @@ test('bad usage and bad input: one line on stderr, exit 2', async () => {
       [['--protocol', 'memcpy', '--scenario', notJson], /x\.json: not JSON/],
       [['--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--fetch-unit', '3'], /power of two/],
       [['--table', '--protocol', 'memcpy'], /--table runs every built-in pair/],
-      [['--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--contract', 'sloppy'], /--contract: expected architectural or aligned-8/],
-      [['--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--contract', 'aligned-8', '--fetch-unit', '8'], /either --contract or --fetch-unit/],
+      [
+        ['--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--contract', 'sloppy'],
+        /--contract: expected architectural or aligned-8/,
+      ],
+      [
+        ['--protocol', 'memcpy', '--scenario', 'static-call-retarget', '--contract', 'aligned-8', '--fetch-unit', '8'],
+        /either --contract or --fetch-unit/,
+      ],
     ];
     for (const [args, re] of cases) {
       const r = await cli(...args);

@@ -12,16 +12,27 @@ test('a scenario file with its own protocol: steps, variables, handler rules', (
   assert.deepEqual(s.old, [0x0f, 0x1f, 0x00]);
   assert.deepEqual(s.cpus, []);
   assert.equal(s.protocol!.ops.length, 8);
-  assert.deepEqual(s.protocol!.ops[3], { kind: 'write', bytes: [[1, 0x01], [2, 0xca]] });
-  assert.deepEqual(s.protocol!.int3![0]!.program, [{ kind: 'wait', cond: { kind: 'varEq', v: 0, val: 0 } }, { kind: 'retry' }]);
+  assert.deepEqual(s.protocol!.ops[3], {
+    kind: 'write',
+    bytes: [
+      [1, 0x01],
+      [2, 0xca],
+    ],
+  });
+  assert.deepEqual(s.protocol!.int3![0]!.program, [
+    { kind: 'wait', cond: { kind: 'varEq', v: 0, val: 0 } },
+    { kind: 'retry' },
+  ]);
   const r = explore(compile(undefined, s));
   assert.equal(r.property, 'deadlock');
   assert.match(r.message!, /patching CPU spins in its own int3 handler/);
 });
 
-test('the deadlock needs the waiting handler: with text_poke_bp\'s emulating handler the same steps are safe', () => {
+test("the deadlock needs the waiting handler: with text_poke_bp's emulating handler the same steps are safe", () => {
   const s = parseScenarioFile(example('wait-handler-self-deadlock.json'), 'f.json');
-  s.protocol!.int3 = [{ at: 'first', cpu: 'any', when: { v: 0, val: 1 }, program: [{ kind: 'emulate', version: 'new' }] }];
+  s.protocol!.int3 = [
+    { at: 'first', cpu: 'any', when: { v: 0, val: 1 }, program: [{ kind: 'emulate', version: 'new' }] },
+  ];
   assert.equal(explore(compile(undefined, s)).verdict, 'safe');
 });
 
@@ -53,7 +64,10 @@ test('bad scenario files are rejected with a message naming the problem', () => 
 
 test('a site that does not decode is reported, not explored', () => {
   const s = scenarioFromJson({ old: '0f 0f', new: '90 90' }, 'x');
-  assert.throws(() => compile(undefined, { ...s, protocol: { ops: [] } }), /cannot decode|runs past the end of the site/);
+  assert.throws(
+    () => compile(undefined, { ...s, protocol: { ops: [] } }),
+    /cannot decode|runs past the end of the site/,
+  );
 });
 
 test('callTo encodes a rel32 call and escapeXml escapes markup', () => {
@@ -65,7 +79,26 @@ test('callTo encodes a rel32 call and escapeXml escapes markup', () => {
 test('an instruction the patch leaves alone counts as new code after the protocol ends', () => {
   // nop; nop3 -> nop; clac: the first instruction is the same before and after.
   // One atomic store of the changed bytes, fetched in one piece (aligned-8): only the unchanged nop is at stake.
-  const s = scenarioFromJson({ base: '0xffffffff81000400', old: '90 0f 1f 00', new: '90 0f 01 ca', cpus: 1, passes: 2, contract: 'aligned-8' }, 'shared');
-  const r = explore(compile(undefined, { ...s, protocol: { ops: [{ kind: 'write', bytes: [[2, 0x01], [3, 0xca]] }, { kind: 'sync' }] } }));
+  const s = scenarioFromJson(
+    { base: '0xffffffff81000400', old: '90 0f 1f 00', new: '90 0f 01 ca', cpus: 1, passes: 2, contract: 'aligned-8' },
+    'shared',
+  );
+  const r = explore(
+    compile(undefined, {
+      ...s,
+      protocol: {
+        ops: [
+          {
+            kind: 'write',
+            bytes: [
+              [2, 0x01],
+              [3, 0xca],
+            ],
+          },
+          { kind: 'sync' },
+        ],
+      },
+    }),
+  );
   assert.equal(r.verdict, 'safe', r.message);
 });

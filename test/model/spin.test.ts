@@ -10,7 +10,17 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { compile, explore, FETCH_CONTRACTS, findProtocol, findScenario, parseScenarioFile, PROTOCOLS, SCENARIOS, toPromela } from '../../src/model/index.js';
+import {
+  compile,
+  explore,
+  FETCH_CONTRACTS,
+  findProtocol,
+  findScenario,
+  parseScenarioFile,
+  PROTOCOLS,
+  SCENARIOS,
+  toPromela,
+} from '../../src/model/index.js';
 import type { FetchContract, Model } from '../../src/model/index.js';
 import { EXPECTED, expectedVerdict } from './expected.js';
 
@@ -40,7 +50,11 @@ function requireSpin(): void {
   }
 }
 
-interface SpinVerdict { verdict: 'safe' | 'unsafe'; states: number; assertion: string }
+interface SpinVerdict {
+  verdict: 'safe' | 'unsafe';
+  states: number;
+  assertion: string;
+}
 
 async function spinVerdict(model: Model): Promise<SpinVerdict> {
   requireSpin();
@@ -68,12 +82,14 @@ async function spinVerdict(model: Model): Promise<SpinVerdict> {
 async function pool<T>(jobs: Array<() => Promise<T>>, width = 2): Promise<T[]> {
   const out: T[] = new Array(jobs.length);
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < jobs.length) {
-      const i = next++;
-      out[i] = await jobs[i]!();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < jobs.length) {
+        const i = next++;
+        out[i] = await jobs[i]!();
+      }
+    }),
+  );
   return out;
 }
 
@@ -82,19 +98,30 @@ test('spin and gcc are installed (CI installs the Debian package spin)', { timeo
   assert.doesNotThrow(() => execFileSync('gcc', ['--version'], { timeout: 10_000 }), 'gcc is missing');
 });
 
-test('SPIN reaches the same verdict as textpoke on every built-in protocol x scenario, and where the fetch contract changes it', { timeout: 600_000 }, async () => {
+test('SPIN reaches the same verdict as textpoke on every built-in protocol x scenario, and where the fetch contract changes it', {
+  timeout: 600_000,
+}, async () => {
   // Every pair under the default (architectural) contract; under aligned-8 the pairs whose verdict the
   // relaxation changes (the others are pinned under aligned-8 by table.test.ts; SPIN runs cost a gcc each).
   const all = PROTOCOLS.flatMap((p) => SCENARIOS.map((s) => ({ k: 'architectural' as FetchContract, p, s })));
-  const relaxed = all.filter(({ p, s }) => EXPECTED.architectural[p.name]![s.name] !== EXPECTED['aligned-8'][p.name]![s.name])
+  const relaxed = all
+    .filter(({ p, s }) => EXPECTED.architectural[p.name]![s.name] !== EXPECTED['aligned-8'][p.name]![s.name])
     .map((x) => ({ ...x, k: 'aligned-8' as FetchContract }));
   assert.ok(relaxed.length > 0);
   const pairs = [...all, ...relaxed];
-  const results = await pool(pairs.map(({ k, p, s }) => async () => ({
-    k, p: p.name, s: s.name, spin: await spinVerdict(compile(p, { ...s, fetchUnit: FETCH_CONTRACTS[k] })),
-  })));
+  const results = await pool(
+    pairs.map(({ k, p, s }) => async () => ({
+      k,
+      p: p.name,
+      s: s.name,
+      spin: await spinVerdict(compile(p, { ...s, fetchUnit: FETCH_CONTRACTS[k] })),
+    })),
+  );
   const wrong = results.filter((r) => r.spin.verdict !== expectedVerdict(r.k, r.p, r.s));
-  assert.deepEqual(wrong.map((r) => `${r.p} on ${r.s} (${r.k}): SPIN says ${r.spin.verdict} (${r.spin.assertion})`), []);
+  assert.deepEqual(
+    wrong.map((r) => `${r.p} on ${r.s} (${r.k}): SPIN says ${r.spin.verdict} (${r.spin.assertion})`),
+    [],
+  );
   // SPIN explores without symmetry reduction, so it stores at least as many states on the safe runs.
   for (const r of results.filter((x) => x.spin.verdict === 'safe')) assert.ok(r.spin.states > 1, `${r.p}/${r.s}`);
 });
@@ -112,15 +139,22 @@ test('SPIN agrees on the deadlock examples (custom protocols from scenario files
   }
 });
 
-
-test('SPIN agrees on the batched text-poke API: the June 2025 bug and the overflow are found, the fix is safe', { timeout: 600_000 }, async () => {
+test('SPIN agrees on the batched text-poke API: the June 2025 bug and the overflow are found, the fix is safe', {
+  timeout: 600_000,
+}, async () => {
   const cases: Array<[string, string, string]> = [
     ['smp-text-poke-batch-c8976ade0c1b', 'jump-label-mixed-api', 'unhandled_int3'],
     ['smp-text-poke-batch-c8976ade0c1b', 'jump-label-mixed-api-full', 'vector_overflow'],
     ['smp-text-poke-batch', 'jump-label-mixed-api', ''],
     ['smp-text-poke-batch', 'jump-label-mixed-api-full', ''],
   ];
-  const results = await pool(cases.map(([p, s]) => () => spinVerdict(compile(findProtocol(p)!, findScenario(s)!))));
+  const results = await pool(
+    cases.map(
+      ([p, s]) =>
+        () =>
+          spinVerdict(compile(findProtocol(p)!, findScenario(s)!)),
+    ),
+  );
   cases.forEach(([p, s, assertion], i) => {
     const r = results[i]!;
     assert.equal(r.verdict, assertion ? 'unsafe' : 'safe', `${p} on ${s}`);

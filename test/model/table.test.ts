@@ -1,6 +1,14 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { compile, explore, FETCH_CONTRACTS, PROTOCOLS, SCENARIOS, renderTable, verdictTable } from '../../src/model/index.js';
+import {
+  compile,
+  explore,
+  FETCH_CONTRACTS,
+  PROTOCOLS,
+  SCENARIOS,
+  renderTable,
+  verdictTable,
+} from '../../src/model/index.js';
 import type { FetchContract } from '../../src/model/index.js';
 import { EXPECTED } from './expected.js';
 
@@ -10,7 +18,8 @@ test('the expected tables cover every built-in protocol and scenario, under both
   assert.deepEqual(Object.keys(EXPECTED).sort(), [...CONTRACTS].sort());
   for (const k of CONTRACTS) {
     assert.deepEqual(Object.keys(EXPECTED[k]).sort(), PROTOCOLS.map((p) => p.name).sort());
-    for (const row of Object.values(EXPECTED[k])) assert.deepEqual(Object.keys(row).sort(), SCENARIOS.map((s) => s.name).sort());
+    for (const row of Object.values(EXPECTED[k]))
+      assert.deepEqual(Object.keys(row).sort(), SCENARIOS.map((s) => s.name).sort());
   }
 });
 

@@ -71,7 +71,10 @@ test('NMI-context patching survives NMI and not #MC', () => {
   assert.equal(run('xen-nmi', 'nmi-on-patcher').verdict, 'safe');
   const r = run('xen-nmi', 'mce-during-nmi-patch');
   assert.equal(r.property, 'torn-instruction');
-  assert.ok(r.trace.some((s) => s.kind === 'mce' && s.cpu === 0), 'the #MC arrives on the patching CPU');
+  assert.ok(
+    r.trace.some((s) => s.kind === 'mce' && s.cpu === 0),
+    'the #MC arrives on the patching CPU',
+  );
   assert.equal(r.trace.at(-1)!.ctx, 'mce');
   // Without the #MC the same run is safe: NMIs stay latched while the patcher is in its NMI handler.
   assert.equal(run('xen-nmi', 'mce-during-nmi-patch', (s) => ({ ...s, patcher: { nmi: 1, mce: 0 } })).verdict, 'safe');
@@ -128,7 +131,10 @@ test('counterexamples are shortest: BFS finds no shorter one than a hand-made bo
 });
 
 test('symmetry reduction does not change verdicts', () => {
-  for (const [p, s] of [['text-poke-bp', 'static-call-retarget'], ['int3-nosync', 'static-call-retarget-crossing']] as const) {
+  for (const [p, s] of [
+    ['text-poke-bp', 'static-call-retarget'],
+    ['int3-nosync', 'static-call-retarget-crossing'],
+  ] as const) {
     const m = compile(findProtocol(p)!, findScenario(s)!);
     const a = explore(m);
     const b = explore(m, { symmetry: false });

@@ -79,10 +79,21 @@ test('--cpu-from a saved tree (Skylake-SP, retpolines): cpuinfo flags with their
   for (const x of ['XMM4_2', 'GBPAGES', 'MWAIT', 'XMM3', 'AVX512F', 'PTI', 'MD_CLEAR', 'IBRS']) assert.ok(f.has(x), x);
   for (const x of ['X86_BUG_CPU_MELTDOWN', 'X86_BUG_RETBLEED', 'X86_BUG_MDS', 'X86_BUG_SWAPGS']) assert.ok(f.has(x), x);
   // From the vulnerabilities files: what cpuinfo does not show.
-  for (const x of ['RETPOLINE', 'RSB_CTXSW', 'CLEAR_CPU_BUF', 'KERNEL_IBRS', 'FENCE_SWAPGS_KERNEL', 'USE_IBPB', 'CLEAR_BHB_LOOP']) assert.ok(f.has(x), x);
+  for (const x of [
+    'RETPOLINE',
+    'RSB_CTXSW',
+    'CLEAR_CPU_BUF',
+    'KERNEL_IBRS',
+    'FENCE_SWAPGS_KERNEL',
+    'USE_IBPB',
+    'CLEAR_BHB_LOOP',
+  ])
+    assert.ok(f.has(x), x);
   // Set by the kernel for Intel CPUs without a cpuinfo name, and by the retpoline mode.
-  for (const x of ['SYSENTER32', 'LFENCE_RDTSC', 'APIC_MSRS_FENCE', 'MSR_IA32_FEAT_CTL', 'OSXSAVE', 'RSB_VMEXIT']) assert.ok(f.has(x), x);
-  for (const x of ['RETPOLINE_LFENCE', 'RETHUNK', 'UNRET', 'IBRS_ENHANCED', 'FENCE_SWAPGS_USER']) assert.ok(!f.has(x), x);
+  for (const x of ['SYSENTER32', 'LFENCE_RDTSC', 'APIC_MSRS_FENCE', 'MSR_IA32_FEAT_CTL', 'OSXSAVE', 'RSB_VMEXIT'])
+    assert.ok(f.has(x), x);
+  for (const x of ['RETPOLINE_LFENCE', 'RETHUNK', 'UNRET', 'IBRS_ENHANCED', 'FENCE_SWAPGS_USER'])
+    assert.ok(!f.has(x), x);
   // Only the first processor's block counts (the second has only fpu).
   assert.ok(f.has('AVX2'));
   assert.match(host.notes[0]!, /GenuineIntel family 6 model 85, \d+ flags, 13 bugs/);
@@ -96,8 +107,20 @@ test('--cpu-from one saved file (Zen 4, Safe RET): AutoIBRS so no retpoline; srs
   const cpu = parseCpu(host.spec, linux);
   assert.equal(cpu.returnThunk, 'srso_alias_return_thunk');
   const f = names(host.spec);
-  for (const x of ['RETHUNK', 'UNRET', 'SRSO_ALIAS', 'LA57', 'IBRS_ENHANCED', 'RSB_CTXSW', 'X86_BUG_SRSO', 'SVM', 'AVX512_VBMI2']) assert.ok(f.has(x), x);
-  for (const x of ['RETPOLINE', 'PTI', 'CLEAR_CPU_BUF', 'SRSO', 'SYSENTER32', 'APIC_MSRS_FENCE', 'RSB_VMEXIT']) assert.ok(!f.has(x), x);
+  for (const x of [
+    'RETHUNK',
+    'UNRET',
+    'SRSO_ALIAS',
+    'LA57',
+    'IBRS_ENHANCED',
+    'RSB_CTXSW',
+    'X86_BUG_SRSO',
+    'SVM',
+    'AVX512_VBMI2',
+  ])
+    assert.ok(f.has(x), x);
+  for (const x of ['RETPOLINE', 'PTI', 'CLEAR_CPU_BUF', 'SRSO', 'SYSENTER32', 'APIC_MSRS_FENCE', 'RSB_VMEXIT'])
+    assert.ok(!f.has(x), x);
   assert.ok(f.has('LFENCE_RDTSC'));
   // Family 0x17 (Zen 2) gets the plain SRSO thunk.
   const zen2 = hostCpuSpec({ ...files, cpuinfo: files.cpuinfo!.replace('cpu family\t: 25', 'cpu family\t: 23') });
@@ -109,8 +132,14 @@ test('--cpu-from without vulnerabilities files: the command line decides (mitiga
   const f = names(host.spec);
   for (const x of ['RETPOLINE', 'RETHUNK', 'PTI', 'KERNEL_IBRS', 'CLEAR_CPU_BUF']) assert.ok(!f.has(x), x);
   assert.ok(f.has('POPCNT'));
-  assert.ok(host.notes.some((n) => /mitigations=off/.test(n)), host.notes.join('\n'));
-  const spectre = hostCpuSpec({ cpuinfo: readFixture(joinPath(cpuFixtures, 'nomitigations', 'cpuinfo'), 'utf8'), cmdline: 'ro spectre_v2=retpoline,lfence' });
+  assert.ok(
+    host.notes.some((n) => /mitigations=off/.test(n)),
+    host.notes.join('\n'),
+  );
+  const spectre = hostCpuSpec({
+    cpuinfo: readFixture(joinPath(cpuFixtures, 'nomitigations', 'cpuinfo'), 'utf8'),
+    cmdline: 'ro spectre_v2=retpoline,lfence',
+  });
   assert.ok(names(spectre.spec).has('RETPOLINE_LFENCE'));
 });
 
@@ -121,21 +150,40 @@ test('host specs read with any table: unknown cpuinfo names are skipped, extra i
   const notes: string[] = [];
   const withExtra = resolveCpuSpec('host,-AVX2', joinPath(cpuFixtures, 'skylake'), notes)!;
   assert.ok(!names(withExtra).has('AVX2'));
-  assert.ok(notes.some((n) => n.startsWith('--cpu from ')), notes.join('\n'));
+  assert.ok(
+    notes.some((n) => n.startsWith('--cpu from ')),
+    notes.join('\n'),
+  );
   assert.equal(resolveCpuSpec('intel-server', undefined), 'intel-server');
   assert.throws(() => resolveCpuSpec(undefined, joinPath(cpuFixtures, 'missing')), /missing: no such file/);
   assert.throws(() => hostCpuSpec({ cpuinfo: 'processor : 0\n' }), /no "flags" line/);
   assert.throws(() => resolveCpuSpec('amd-server', joinPath(cpuFixtures, 'skylake')), /exclusive/);
 });
 
-for (const guest of ['qemu-skylake-client-ibrs', 'qemu-epyc-rome', 'qemu-skylake-lfence', 'qemu-epyc-rome-mitigations-off']) test(`--cpu-from a QEMU guest's saved files (${guest}) gives exactly the feature bits that kernel set (boot_cpu_data) and its return thunk`, () => {
-  const dir = joinPath(cpuFixtures, guest);
-  const want = readFixture(joinPath(dir, 'kernel-features.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
-  const thunk = want.find((l) => l.startsWith('thunk '))!.slice(6);
-  const kernel = new Set(want.filter((l) => !l.startsWith('thunk ')).map((n) => n.replace(/^X86_FEATURE_/, '')));
-  const cpu = parseCpu(hostCpuSpec(readHostFiles(dir)).spec, linux);
-  const got = names(cpu.spec);
-  assert.deepEqual([...got].filter((n) => !kernel.has(n)), [], 'inferred but not set by the kernel');
-  assert.deepEqual([...kernel].filter((n) => !got.has(n)), [], 'set by the kernel but not inferred');
-  assert.equal(cpu.returnThunk, thunk);
-});
+for (const guest of [
+  'qemu-skylake-client-ibrs',
+  'qemu-epyc-rome',
+  'qemu-skylake-lfence',
+  'qemu-epyc-rome-mitigations-off',
+])
+  test(`--cpu-from a QEMU guest's saved files (${guest}) gives exactly the feature bits that kernel set (boot_cpu_data) and its return thunk`, () => {
+    const dir = joinPath(cpuFixtures, guest);
+    const want = readFixture(joinPath(dir, 'kernel-features.txt'), 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'));
+    const thunk = want.find((l) => l.startsWith('thunk '))!.slice(6);
+    const kernel = new Set(want.filter((l) => !l.startsWith('thunk ')).map((n) => n.replace(/^X86_FEATURE_/, '')));
+    const cpu = parseCpu(hostCpuSpec(readHostFiles(dir)).spec, linux);
+    const got = names(cpu.spec);
+    assert.deepEqual(
+      [...got].filter((n) => !kernel.has(n)),
+      [],
+      'inferred but not set by the kernel',
+    );
+    assert.deepEqual(
+      [...kernel].filter((n) => !got.has(n)),
+      [],
+      'set by the kernel but not inferred',
+    );
+    assert.equal(cpu.returnThunk, thunk);
+  });

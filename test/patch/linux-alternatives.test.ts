@@ -23,7 +23,7 @@ function at(view: PatchedView, sym: string, n: number): number[] {
   return [...view.read(s.addr, n)!];
 }
 function rel32(b: number[], o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) | 0;
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
 }
 const addrOf = (sym: string): number => img.symbol(sym)!.addr;
 

@@ -12,7 +12,10 @@ import { corpus, pinned } from '../support/corpus.js';
 function apply(path: string, ftrace?: 'nop' | 'call') {
   const img = Image.parse(readFileSync(path), path);
   const t = detectTarget(img);
-  return { img, ...applyPatches(img, t.profile!, parseCpu('intel-server', featureTable(t.profile!.features)), { ftrace }) };
+  return {
+    img,
+    ...applyPatches(img, t.profile!, parseCpu('intel-server', featureTable(t.profile!.features)), { ftrace }),
+  };
 }
 
 test('ftrace: every mcount call becomes the 5-byte NOP, as ftrace_init_nop leaves it; --ftrace call keeps it', () => {
@@ -30,7 +33,9 @@ test('ftrace on xfs.ko: every mcount site NOPed (count = readelf size / 8), noth
   const path = corpus.module61('fs/xfs/xfs.ko');
   const { sites, view } = apply(path);
   const mcount = sites.filter((s) => s.table === '__mcount_loc');
-  const sec = execFileSync('readelf', ['-SW', path], { encoding: 'utf8' }).split('\n').find((l) => / __mcount_loc /.test(l))!;
+  const sec = execFileSync('readelf', ['-SW', path], { encoding: 'utf8' })
+    .split('\n')
+    .find((l) => / __mcount_loc /.test(l))!;
   const size = parseInt(/__mcount_loc\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)/.exec(sec)![1]!, 16);
   assert.equal(mcount.length, size / 8);
   // 6.1.0-47 had 2,650; measured 6.1.0-57 below.

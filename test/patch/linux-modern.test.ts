@@ -17,7 +17,7 @@ const profile = profileById('linux-6.8')!;
 const run = (spec: string): PatchedView => applyPatches(img, profile, parseCpu(spec, table)).view;
 const addrOf = (sym: string): number => img.symbol(sym)!.addr;
 const at = (v: PatchedView, sym: string, n: number): number[] => [...v.read(addrOf(sym), n)!];
-const rel32 = (b: number[], o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) | 0;
+const rel32 = (b: number[], o: number): number => b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
 
 test('fixture feature numbers match the 6.12 table', () => {
   assert.equal(featureNumber(table, 'POPCNT'), 151);
@@ -50,7 +50,7 @@ test('optimize_nops stops at a NOP that already ends the site', () => {
   assert.deepEqual(at(run('none'), 'm_last', 4), [0x48, 0x89, 0xc7, 0x90]);
 });
 
-test('ALT_FLAG_DIRECT_CALL: the pv_ops slot\'s native function is called directly', () => {
+test("ALT_FLAG_DIRECT_CALL: the pv_ops slot's native function is called directly", () => {
   const v = run('none');
   const b = at(v, 'm_pv', 6);
   assert.equal(b[0], 0xe8);
@@ -64,7 +64,8 @@ test('7.0 rules (profile linux-7): every site is written at most once, the last 
   assert.equal(featureNumber(t7, 'POPCNT'), 151);
   assert.equal(featureNumber(t7, 'SMAP'), 308);
   const run7 = (spec: string): PatchedView => applyPatches(img, profileById('linux-7')!, parseCpu(spec, t7)).view;
-  const writesAt = (v: PatchedView, sym: string): number => v.patches.filter((p) => p.patcher === 'alternatives' && p.addr === addrOf(sym)).length;
+  const writesAt = (v: PatchedView, sym: string): number =>
+    v.patches.filter((p) => p.patcher === 'alternatives' && p.addr === addrOf(sym)).length;
   // Both entries of m_nested eligible: 6.12 writes the site twice (table order), 7.0 once.
   const both612 = run('none,+POPCNT,+SMAP');
   const both70 = run7('none,+POPCNT,+SMAP');
@@ -77,7 +78,8 @@ test('7.0 rules (profile linux-7): every site is written at most once, the last 
   for (const p of ['intel-server', 'amd-server', 'old', 'all', 'none']) {
     const a = run(p);
     const b = run7(p);
-    for (const s of ['m_call6', 'm_jmp', 'm_nested', 'm_nops', 'm_last']) assert.deepEqual(at(b, s, 7), at(a, s, 7), `${p} ${s}`);
+    for (const s of ['m_call6', 'm_jmp', 'm_nested', 'm_nops', 'm_last'])
+      assert.deepEqual(at(b, s, 7), at(a, s, 7), `${p} ${s}`);
     const seen = new Set<number>();
     for (const w of b.patches.filter((x) => x.patcher === 'alternatives')) {
       assert.ok(!seen.has(w.addr), `${p}: site ${img.where(w.addr)} written twice`);

@@ -17,7 +17,7 @@ const profile = profileById('linux-6.1')!;
 const run = (spec: string): PatchedView => applyPatches(img, profile, parseCpu(spec, table)).view;
 const addrOf = (sym: string): number => img.symbol(sym)!.addr;
 const at = (v: PatchedView, sym: string, n: number): number[] => [...v.read(addrOf(sym), n)!];
-const rel32 = (b: number[], o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) | 0;
+const rel32 = (b: number[], o: number): number => b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
 const dest = (v: PatchedView, sym: string, b: number[]): bigint => v.abs(addrOf(sym)) + 5n + BigInt(rel32(b, 1));
 
 test('retpolines, spectre_v2 off/eibrs: call/jmp/jcc through a thunk become indirect branches', () => {
@@ -60,7 +60,7 @@ test('paravirt (native): call pv_ops slot becomes call <native function> + NOP; 
   assert.deepEqual(at(v, 't_pvnop', 6), [0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00]);
 });
 
-test('static calls: sites take their key\'s initial function; keys outside the file are left and noted', () => {
+test("static calls: sites take their key's initial function; keys outside the file are left and noted", () => {
   const v = run('intel-server');
   const b = at(v, 't_sc_call', 5);
   assert.equal(b[0], 0xe8);

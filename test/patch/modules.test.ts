@@ -31,10 +31,12 @@ test('6.1 modules x every preset: no crash, patched sites are whole instructions
       const r = applyPatches(img, profile, parseCpu(p, table), { sites });
       perPreset.set(p, (perPreset.get(p) ?? 0) + r.view.patches.length);
       if (r.view.patches.length) any = true;
-      for (const c of verifyView(r.view)) if (problems.length < 20) problems.push(`${p} ${f} ${img.where(c.addr)}: ${c.problem}`);
+      for (const c of verifyView(r.view))
+        if (problems.length < 20) problems.push(`${p} ${f} ${img.where(c.addr)}: ${c.problem}`);
       for (const fd of r.view.findings) {
         // The only model limit on Debian's modules: ITS thunks (allocated at run time) with the all preset.
-        if (!(p === 'all' && /^ITS: /.test(fd.message))) problems.push(`${p} ${f} ${img.where(fd.addr)}: ${fd.message}`);
+        if (!(p === 'all' && /^ITS: /.test(fd.message)))
+          problems.push(`${p} ${f} ${img.where(fd.addr)}: ${fd.message}`);
       }
     }
     if (any) withPatches++;
@@ -50,32 +52,39 @@ for (const [id, dir, profileId] of [
   ['linux-6.12-trixie', () => corpus.modules612Trixie, 'linux-6.8'],
   ['linux-7', () => corpus.modules7, 'linux-7'],
   ['linux-7-cloud', () => corpus.modules7Cloud, 'linux-7'],
-] as const) test(`${id} modules (every 20th) x every preset: ${profileId}'s rules give whole instructions and rule-given branch targets, every feature named, no warning`, async () => {
-  const files = expandPaths([dir()]).filter((_, i) => i % 20 === 0);
-  assert.ok(files.length > 40, `${files.length} modules`);
-  const problems: string[] = [];
-  let direct = 0;
-  for (const f of files) {
-    const img = await imageFromBytes(readFileSync(f), f);
-    const target = detectTarget(img);
-    const profile = target.profile!;
-    assert.equal(profile.id, profileId, f);
-    assert.equal(profile.alt, 'linux-14', f);
-    assert.equal(target.note, undefined, `${f}: ${target.note}`);
-    assert.deepEqual(target.warnings, [], f);
-    const named = featureTable(profile.features);
-    for (const s of readSites(img, profile, { decode: false }).sites) {
-      if (s.table === '.altinstructions') assert.ok(named.byNumber.has(s.feature!), `${f}: feature ${s.feature} unnamed in ${named.id}`);
+] as const)
+  test(`${id} modules (every 20th) x every preset: ${profileId}'s rules give whole instructions and rule-given branch targets, every feature named, no warning`, async () => {
+    const files = expandPaths([dir()]).filter((_, i) => i % 20 === 0);
+    assert.ok(files.length > 40, `${files.length} modules`);
+    const problems: string[] = [];
+    let direct = 0;
+    for (const f of files) {
+      const img = await imageFromBytes(readFileSync(f), f);
+      const target = detectTarget(img);
+      const profile = target.profile!;
+      assert.equal(profile.id, profileId, f);
+      assert.equal(profile.alt, 'linux-14', f);
+      assert.equal(target.note, undefined, `${f}: ${target.note}`);
+      assert.deepEqual(target.warnings, [], f);
+      const named = featureTable(profile.features);
+      for (const s of readSites(img, profile, { decode: false }).sites) {
+        if (s.table === '.altinstructions')
+          assert.ok(named.byNumber.has(s.feature!), `${f}: feature ${s.feature} unnamed in ${named.id}`);
+      }
+      const table = featureTable(profile.features);
+      const sites = readSites(img, profile, { decode: false }).sites;
+      for (const p of PRESET_IDS) {
+        const r = applyPatches(img, profile, parseCpu(p, table), { sites });
+        for (const c of verifyView(r.view))
+          if (problems.length < 20) problems.push(`${p} ${f} ${img.where(c.addr)}: ${c.problem}`);
+        for (const fd of r.view.findings)
+          if (fd.kind !== 'model') problems.push(`${p} ${f} ${img.where(fd.addr)}: ${fd.message}`);
+        if (p === 'intel-server')
+          direct += r.view.patches.filter(
+            (x) => x.patcher === 'alternatives' && /^call (pv_native|native_)/.test(x.note ?? ''),
+          ).length;
+      }
     }
-    const table = featureTable(profile.features);
-    const sites = readSites(img, profile, { decode: false }).sites;
-    for (const p of PRESET_IDS) {
-      const r = applyPatches(img, profile, parseCpu(p, table), { sites });
-      for (const c of verifyView(r.view)) if (problems.length < 20) problems.push(`${p} ${f} ${img.where(c.addr)}: ${c.problem}`);
-      for (const fd of r.view.findings) if (fd.kind !== 'model') problems.push(`${p} ${f} ${img.where(fd.addr)}: ${fd.message}`);
-      if (p === 'intel-server') direct += r.view.patches.filter((x) => x.patcher === 'alternatives' && /^call (pv_native|native_)/.test(x.note ?? '')).length;
-    }
-  }
-  assert.deepEqual(problems, []);
-  assert.ok(direct > 0, 'no ALT_FLAG_DIRECT_CALL paravirt site was turned into a direct call');
-});
+    assert.deepEqual(problems, []);
+    assert.ok(direct > 0, 'no ALT_FLAG_DIRECT_CALL paravirt site was turned into a direct call');
+  });

@@ -22,7 +22,8 @@ test('PREEMPT_DYNAMIC keys of vmlinux follow the preemption mode (sched_dynamic_
   const vol = run('voluntary');
   const ps = vol.site('__SCT__preempt_schedule_notrace');
   assert.ok(ps.length > 100, `${ps.length} preempt_schedule_notrace sites`);
-  for (const s of ps) assert.deepEqual([...vol.view.read(s.addr, 5)!], NOP5, 'voluntary: preempt_schedule_notrace is NULL');
+  for (const s of ps)
+    assert.deepEqual([...vol.view.read(s.addr, 5)!], NOP5, 'voluntary: preempt_schedule_notrace is NULL');
   const cr = vol.site('__SCT__might_resched');
   assert.equal(cr.length, 8);
   for (const s of cr) {
@@ -32,10 +33,15 @@ test('PREEMPT_DYNAMIC keys of vmlinux follow the preemption mode (sched_dynamic_
   const full = run('full');
   for (const s of full.site('__SCT__preempt_schedule_notrace')) {
     assert.equal(full.view.read(s.addr, 1)![0], 0xe8);
-    assert.match(full.view.patches.find((x) => x.addr === s.addr && x.patcher === 'static-calls')?.note ?? '', /call preempt_schedule_notrace/);
+    assert.match(
+      full.view.patches.find((x) => x.addr === s.addr && x.patcher === 'static-calls')?.note ?? '',
+      /call preempt_schedule_notrace/,
+    );
   }
-  for (const s of full.site('__SCT__might_resched')) assert.deepEqual([...full.view.read(s.addr, 5)!], [0x2e, 0x2e, 0x2e, 0x31, 0xc0], 'full: might_resched returns 0');
+  for (const s of full.site('__SCT__might_resched'))
+    assert.deepEqual([...full.view.read(s.addr, 5)!], [0x2e, 0x2e, 0x2e, 0x31, 0xc0], 'full: might_resched returns 0');
   const unknown = run('unknown');
-  for (const s of unknown.site('__SCT__preempt_schedule_notrace')) assert.ok(!unknown.view.patches.some((x) => x.addr === s.addr && x.patcher === 'static-calls'));
+  for (const s of unknown.site('__SCT__preempt_schedule_notrace'))
+    assert.ok(!unknown.view.patches.some((x) => x.addr === s.addr && x.patcher === 'static-calls'));
   assert.ok(unknown.view.notes.some((n) => /keep calling their trampolines/.test(n)));
 });

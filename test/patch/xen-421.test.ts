@@ -23,7 +23,7 @@ function run(spec: string, altcallNull: 'keep' | 'ud' = 'keep', profile = p421):
 }
 const addrOf = (sym: string): number => img.symbol(sym)!.addr;
 const at = (v: PatchedView, sym: string, n: number): number[] => [...v.read(addrOf(sym), n)!];
-const rel32 = (b: number[], o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) | 0;
+const rel32 = (b: number[], o: number): number => b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
 
 test('profile xen-4.21 reads .alt_call_sites; feature numbers of the fixture', () => {
   assert.equal(featureNumber(table, 'ALWAYS'), 93);
@@ -32,12 +32,19 @@ test('profile xen-4.21 reads .alt_call_sites; feature numbers of the fixture', (
   const set = readSites(img, p421);
   assert.equal(set.counts['.alt_call_sites'], 3);
   const calls = set.sites.filter((s) => s.table === '.alt_call_sites');
-  assert.deepEqual(calls.map((s) => s.addr), [addrOf('x_call'), addrOf('x_callnull'), addrOf('x_notcall')]);
+  assert.deepEqual(
+    calls.map((s) => s.addr),
+    [addrOf('x_call'), addrOf('x_callnull'), addrOf('x_notcall')],
+  );
   assert.equal(calls[0]!.length, 6, 'length from the decoded call *disp32(%rip)');
   const not = set.sites.find((s) => s.table === '.altinstructions' && s.addr === addrOf('x_not'))!;
   assert.equal(not.feature, 163);
   assert.equal(not.inverted, true);
-  assert.equal(readSites(img, profileById('xen-4.20')!).counts['.alt_call_sites'], undefined, '4.20 has no .alt_call_sites');
+  assert.equal(
+    readSites(img, profileById('xen-4.20')!).counts['.alt_call_sites'],
+    undefined,
+    '4.20 has no .alt_call_sites',
+  );
 });
 
 test('ALT_FLAG_NOT: replaced when the feature is absent, kept when present', () => {
@@ -45,7 +52,9 @@ test('ALT_FLAG_NOT: replaced when the feature is absent, kept when present', () 
   assert.deepEqual(at(run('none,+BMI1'), 'x_not', 3), [0x0f, 0x1f, 0x00]);
   // Without ALT_FLAG_NOT (4.17.2) bit 15 makes the cpuid out of range: the hypervisor would BUG().
   const old = run('none', 'keep', profileById('xen-4.17.2')!);
-  assert.ok(old.findings.some((f) => f.addr === addrOf('x_not') && f.kind === 'bug' && /no ALT_FLAG_NOT/.test(f.message)));
+  assert.ok(
+    old.findings.some((f) => f.addr === addrOf('x_not') && f.kind === 'bug' && /no ALT_FLAG_NOT/.test(f.message)),
+  );
   assert.deepEqual(at(old, 'x_not', 3), [0x0f, 0x1f, 0x00]);
 });
 
@@ -59,7 +68,10 @@ test('.alt_call_sites: call *fp(%rip) becomes cs call past the ENDBR64; NULL bec
   assert.deepEqual(at(run('none', 'ud'), 'x_callnull', 6), [0x0f, 0x0b, 0x0f, 0x0b, 0x0f, 0x0b]);
   assert.ok(v.findings.some((f) => f.addr === addrOf('x_notcall') && f.kind === 'bug'));
   assert.deepEqual(at(v, 'x_notcall', 6), [0x0f, 0x1f, 0x44, 0x00, 0x00, 0x90]);
-  assert.deepEqual(verifyView(v).map((c) => c.problem), []);
+  assert.deepEqual(
+    verifyView(v).map((c) => c.problem),
+    [],
+  );
 });
 
 test('a replacement ending in jmp __x86_return_thunk keeps its target from the site (4.21); 4.20 copies it verbatim', () => {

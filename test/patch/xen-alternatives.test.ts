@@ -24,7 +24,7 @@ function at(view: PatchedView, sym: string, n: number): number[] {
   return [...view.read(addrOf(sym), n)!];
 }
 function rel32(b: number[], o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) | 0;
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
 }
 
 test('fixture feature numbers match the Xen 4.17.7 table', () => {
@@ -92,7 +92,10 @@ test('base/priv: of two absent entries on one origin only the first rewrites the
 test('cpuid out of range and repl_len > orig_len + pad_len: bug findings, sites untouched, no crash', () => {
   const v = run('all');
   const bugs = v.findings.filter((f) => f.kind === 'bug');
-  assert.deepEqual(bugs.map((f) => f.addr).sort((a, b) => a - b), [addrOf('x_badfeat'), addrOf('x_toolong')]);
+  assert.deepEqual(
+    bugs.map((f) => f.addr).sort((a, b) => a - b),
+    [addrOf('x_badfeat'), addrOf('x_toolong')],
+  );
   assert.match(bugs.find((f) => f.addr === addrOf('x_badfeat'))!.message, /cpuid 700 >= NCAPINTS \* 32 \(672\)/);
   assert.deepEqual(at(v, 'x_badfeat', 4), [0x0f, 0xae, 0xe8, 0xc3]);
   assert.deepEqual(at(v, 'x_toolong', 4), [0x0f, 0xae, 0xe8, 0xc3]);

@@ -19,12 +19,34 @@ import { tempDir } from '../support/build.js';
 
 const BUILDS = [
   { id: 'xen-4.17', path: () => corpus.xenSyms, build: '4.17.7+13-g2445b30a44-0+deb12u1', fences: 2755, clobbers: 229 },
-  { id: 'xen-4.17-bookworm', path: () => corpus.xenSyms417Bookworm, build: '4.17.5+72-g01140da4e8-1', fences: 3065, clobbers: 229 },
-  { id: 'xen-4.20', path: () => corpus.xenSyms420, build: '4.20.4+63-g7abfd2bce2-0+deb13u1', fences: 2766, clobbers: 226 },
+  {
+    id: 'xen-4.17-bookworm',
+    path: () => corpus.xenSyms417Bookworm,
+    build: '4.17.5+72-g01140da4e8-1',
+    fences: 3065,
+    clobbers: 229,
+  },
+  {
+    id: 'xen-4.20',
+    path: () => corpus.xenSyms420,
+    build: '4.20.4+63-g7abfd2bce2-0+deb13u1',
+    fences: 2766,
+    clobbers: 226,
+  },
 ] as const;
 
-const lfences = (p: string): number => (execFileSync('objdump', ['-d', '--no-show-raw-insn', p], { maxBuffer: 1 << 30 }).toString().match(/\tlfence/g) ?? []).length;
-const bad = (p: string): number => (execFileSync('objdump', ['-d', '--no-show-raw-insn', p], { maxBuffer: 1 << 30 }).toString().match(/\(bad\)/g) ?? []).length;
+const lfences = (p: string): number =>
+  (
+    execFileSync('objdump', ['-d', '--no-show-raw-insn', p], { maxBuffer: 1 << 30 })
+      .toString()
+      .match(/\tlfence/g) ?? []
+  ).length;
+const bad = (p: string): number =>
+  (
+    execFileSync('objdump', ['-d', '--no-show-raw-insn', p], { maxBuffer: 1 << 30 })
+      .toString()
+      .match(/\(bad\)/g) ?? []
+  ).length;
 
 for (const x of BUILDS) {
   test(`${x.id}: branch hardening off NOPs exactly the SC_NO_BRANCH_HARDEN fences (objdump's lfence count agrees)`, async (t) => {
@@ -42,7 +64,11 @@ for (const x of BUILDS) {
       const orig = img.read(s.addr, s.length)!;
       assert.deepEqual([...on.view.read(s.addr, s.length)!], [...orig]);
       assert.deepEqual([...orig.subarray(0, 3)], [0x0f, 0xae, 0xe8], `lfence at ${img.where(s.addr)}`);
-      assert.deepEqual([...off.view.read(s.addr, s.length)!], XEN_P6_NOPS.nops[s.length], `NOP at ${img.where(s.addr)}`);
+      assert.deepEqual(
+        [...off.view.read(s.addr, s.length)!],
+        XEN_P6_NOPS.nops[s.length],
+        `NOP at ${img.where(s.addr)}`,
+      );
     }
     // The two views differ exactly at the fences.
     const fenceBytes = new Set<number>();
@@ -51,13 +77,20 @@ for (const x of BUILDS) {
     for (const sec of off.view.changedSections()) {
       const a = on.view.bytesOf(sec);
       const b = off.view.bytesOf(sec);
-      for (let k = 0; k < b.length; k++) if (a[k] !== b[k]) { diff++; assert.ok(fenceBytes.has(sec.addr + k), `change outside a fence at ${img.where(sec.addr + k)}`); }
+      for (let k = 0; k < b.length; k++)
+        if (a[k] !== b[k]) {
+          diff++;
+          assert.ok(fenceBytes.has(sec.addr + k), `change outside a fence at ${img.where(sec.addr + k)}`);
+        }
     }
     assert.ok(diff >= fences.length * 2);
     // Nothing outside alternative sites differs from the file (without CET-IBT: no ENDBR64 clobbering).
     const altBytes = new Set<number>();
-    for (const s of on.sites) if (s.table === '.altinstructions') for (let k = 0; k < s.length; k++) altBytes.add(s.addr + k);
-    const noIbt = applyPatches(img, profile, parseCpu('intel-server,-XEN_IBT,branch-harden=off', table), { sites: on.sites });
+    for (const s of on.sites)
+      if (s.table === '.altinstructions') for (let k = 0; k < s.length; k++) altBytes.add(s.addr + k);
+    const noIbt = applyPatches(img, profile, parseCpu('intel-server,-XEN_IBT,branch-harden=off', table), {
+      sites: on.sites,
+    });
     let outside = 0;
     for (const sec of noIbt.view.changedSections()) {
       const file = img.sectionBytes(sec);
@@ -95,15 +128,22 @@ for (const x of BUILDS) {
     const table = featureTable(profile.features);
     for (const p of PRESET_IDS) {
       const r = applyPatches(img, profile, parseCpu(p, table));
-      assert.deepEqual(verifyView(r.view).map((c) => `${img.where(c.addr)}: ${c.problem}`), [], p);
+      assert.deepEqual(
+        verifyView(r.view).map((c) => `${img.where(c.addr)}: ${c.problem}`),
+        [],
+        p,
+      );
       assert.equal(r.view.findings.filter((f) => f.kind !== 'model').length, 0, p);
       // do_machine_check's altcall: the image holds unexpected_machine_check; with MCE and MCA the boot copies a
       // vendor's mce_callbacks before patching, whose handler is mcheck_cmn_handler (both past their ENDBR64);
       // 'none' names no vendor, so no copy.
       const cpu = parseCpu(p, table);
-      const mca = cpu.has(featureNumber(table, 'MCE')!) && cpu.has(featureNumber(table, 'MCA')!) && vendorOf(cpu) !== undefined;
+      const mca =
+        cpu.has(featureNumber(table, 'MCE')!) && cpu.has(featureNumber(table, 'MCA')!) && vendorOf(cpu) !== undefined;
       const dmc = img.symbol('do_machine_check')!;
-      const mce = r.view.patches.find((q) => q.addr >= dmc.addr && q.addr < dmc.addr + dmc.size && /^altcall/.test(q.note ?? ''))!;
+      const mce = r.view.patches.find(
+        (q) => q.addr >= dmc.addr && q.addr < dmc.addr + dmc.size && /^altcall/.test(q.note ?? ''),
+      )!;
       assert.equal(mce.note, `altcall -> ${mca ? 'mcheck_cmn_handler' : 'unexpected_machine_check'}+0x4`, p);
     }
   });

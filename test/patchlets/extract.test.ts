@@ -14,19 +14,29 @@ const ps = extractPatchlets(img);
 const by = Object.fromEntries(ps.map((p) => [p.name, p]));
 
 test('patchlets are found by NAME/NAME_end, NAME_start/NAME_end and sized symbols', () => {
-  assert.deepEqual(ps.map((p) => p.name), ['irq_disable', 'save_fl', 'usergs_sysret64', 'mov64', 'call_thunk', 'torn', 'load_flag', 'skip']);
+  assert.deepEqual(
+    ps.map((p) => p.name),
+    ['irq_disable', 'save_fl', 'usergs_sysret64', 'mov64', 'call_thunk', 'torn', 'load_flag', 'skip'],
+  );
   assert.deepEqual(Array.from(by.save_fl.bytes), [0x9c, 0x58]);
-  assert.deepEqual(by.save_fl.insns.map((i) => i.att), ['pushf', 'pop %rax']);
+  assert.deepEqual(
+    by.save_fl.insns.map((i) => i.att),
+    ['pushf', 'pop %rax'],
+  );
   assert.deepEqual(Array.from(by.usergs_sysret64.bytes), [0x0f, 0x01, 0xf8, 0x48, 0x0f, 0x07]);
   assert.equal(by.mov64.bounds, 'size');
   assert.deepEqual(Array.from(by.mov64.bytes), [0x48, 0x89, 0xf8]);
-  for (const n of ['irq_disable', 'save_fl', 'usergs_sysret64', 'mov64', 'skip']) assert.deepEqual(by[n].problems, [], n);
+  for (const n of ['irq_disable', 'save_fl', 'usergs_sysret64', 'mov64', 'skip'])
+    assert.deepEqual(by[n].problems, [], n);
 });
 
 test('relocations, torn instructions and pc-relative references out of the patchlet are flagged', () => {
   assert.equal(by.call_thunk.relocations.length, 1);
   assert.equal(by.call_thunk.relocations[0].symbol, '__x86_return_thunk');
-  assert.match(by.call_thunk.problems[0], /position-dependent: 1 relocation \(R_X86_64_PLT32 __x86_return_thunk-4 at \+1\)/);
+  assert.match(
+    by.call_thunk.problems[0],
+    /position-dependent: 1 relocation \(R_X86_64_PLT32 __x86_return_thunk-4 at \+1\)/,
+  );
   assert.match(by.torn.problems[0], /does not end on an instruction boundary/);
   assert.match(by.load_flag.problems[0], /pc-relative reference at \+0/);
 });
@@ -40,13 +50,23 @@ test('--c emits a table of the copyable patchlets that patchlets verify accepts'
   assert.ok(r.entries.every((e) => e.ok));
   // It is valid C.
   const { compile } = await import('../support/build.js');
-  compile('table.c', ['-Wall', '-Werror', '-Wno-unused-const-variable', '-O2'], { inline: c + 'const void *use = patchlets;\n' });
+  compile('table.c', ['-Wall', '-Werror', '-Wno-unused-const-variable', '-O2'], {
+    inline: c + 'const void *use = patchlets;\n',
+  });
 });
 
 test('textpoke patchlets extract: exit 1 when a patchlet cannot be copied or a file cannot be used, 2 on a missing one', async () => {
   let out = '';
   let err = '';
-  const io = { out: (t: string) => { out += t; }, err: (t: string) => { err += t; }, isTTY: false };
+  const io = {
+    out: (t: string) => {
+      out += t;
+    },
+    err: (t: string) => {
+      err += t;
+    },
+    isTTY: false,
+  };
   assert.equal(await main(['patchlets', 'extract', obj], io), 1);
   assert.match(out, /call_thunk .* len 5/);
   assert.match(out, /call __x86_return_thunk/);

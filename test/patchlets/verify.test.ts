@@ -10,15 +10,31 @@ import { main } from '../../src/cli/main.js';
 const seed = readFileSync(join(fixturesDir, 'patchlets/paravirt_patch.c'), 'utf8');
 
 function io() {
-  const o = { out: '', err: '', isTTY: false, io: undefined as unknown as { out(t: string): void; err(t: string): void; isTTY: boolean } };
-  o.io = { out: (t) => { o.out += t; }, err: (t) => { o.err += t; }, isTTY: false };
+  const o = {
+    out: '',
+    err: '',
+    isTTY: false,
+    io: undefined as unknown as { out(t: string): void; err(t: string): void; isTTY: boolean },
+  };
+  o.io = {
+    out: (t) => {
+      o.out += t;
+    },
+    err: (t) => {
+      o.err += t;
+    },
+    isTTY: false,
+  };
   return o;
 }
 
 test('the seed 003 table verifies clean, each entry in the mode its #ifdef implies', () => {
   const r = verifyText(seed);
   assert.equal(r.entries.length, 17);
-  assert.deepEqual(r.entries.filter((e) => !e.ok).map((e) => e.message), []);
+  assert.deepEqual(
+    r.entries.filter((e) => !e.ok).map((e) => e.message),
+    [],
+  );
   const modes = Object.fromEntries(r.entries.map((e) => [`${e.entry.name}@${e.entry.line}`, e.entry.bits]));
   assert.equal(modes['.irq_save_fl@45'], 64);
   assert.equal(modes['.irq_restore_fl@49'], 64);
@@ -77,14 +93,20 @@ test('a missing instruction, a 32-bit table decoded as 64-bit, and truncated byt
   assert.equal(count[0].kind, 'count');
   // Dropping the #else makes the 32-bit entries 64-bit: push %eax does not exist there.
   const r = verifyText(seed.replace('# else\n\t.irq_restore_fl', '\t.irq_restore_fl'));
-  assert.deepEqual(r.entries.filter((e) => !e.ok).map((e) => e.entry.line), [56, 57]); // one line fewer above them
+  assert.deepEqual(
+    r.entries.filter((e) => !e.ok).map((e) => e.entry.line),
+    [56, 57],
+  ); // one line fewer above them
   const torn = mutate('{ 0x0f, 0x22, 0xdf }', '{ 0x0f, 0x22 }');
   assert.equal(torn[0].kind, 'undecodable');
 });
 
 test('Intel syntax, number radices, prefixes, aliases and symbolic branch targets', () => {
   const r = verifyText(readFileSync(join(fixturesDir, 'patchlets/intel.c'), 'utf8'));
-  assert.deepEqual(r.entries.filter((e) => !e.ok).map((e) => e.message), []);
+  assert.deepEqual(
+    r.entries.filter((e) => !e.ok).map((e) => e.message),
+    [],
+  );
   assert.equal(r.entries.length, 9);
   assert.equal(r.unannotated.length, 1);
   const wrongImm = verifyText('x = { 0xb8, 0x10, 0x00, 0x00, 0x00 }; // mov $0x11, %eax\n');
@@ -110,7 +132,10 @@ test('textpoke patchlets verify: exit 0 clean, 1 on a mismatch with both disasse
   const p = join(tempDir(), 'bad.c');
   writeFileSync(p, seed.replace('{ 0x48, 0x89, 0xf8 }', '{ 0x48, 0x89, 0xc7 }'));
   assert.equal(await main(['patchlets', 'verify', p], b.io), 1);
-  assert.match(b.out, /bad\.c:55: warning: textpoke: \.mov64: instruction 1: bytes 48 89 c7 are 'mov %rax, %rdi' \('mov rdi, rax'\), comment says 'mov %rdi, %rax': operands swapped \[patchlet-mismatch\]/);
+  assert.match(
+    b.out,
+    /bad\.c:55: warning: textpoke: \.mov64: instruction 1: bytes 48 89 c7 are 'mov %rax, %rdi' \('mov rdi, rax'\), comment says 'mov %rdi, %rax': operands swapped \[patchlet-mismatch\]/,
+  );
   assert.match(b.out, /AT&T: +mov %rax, %rdi\n +Intel: +mov rdi, rax/);
   const c = io();
   assert.equal(await main(['patchlets', 'verify', join(tempDir(), 'missing.c')], c.io), 2);
@@ -120,18 +145,31 @@ test('textpoke patchlets verify: exit 0 clean, 1 on a mismatch with both disasse
 test("Linux's static_call.c tables: the claim before ' - ' in the comment above, prefixes spelled out and counted", () => {
   const sc = readFileSync(join(fixturesDir, 'patchlets/static_call.c'), 'utf8');
   const r = verifyText(sc);
-  assert.deepEqual(r.entries.map((e) => [e.entry.name, e.entry.asm, e.ok]), [
-    ['tramp_ud[]', 'ud1 %esp, %ecx', true],
-    ['xor5rax[]', 'cs cs cs xorl %eax, %eax', true],
-    ['xor5rax_old[]', 'data16 data16 xorq %rax, %rax', true],
-    ['warninsn[]', 'ud1 (%edx),%rdi', true],
-  ]);
+  assert.deepEqual(
+    r.entries.map((e) => [e.entry.name, e.entry.asm, e.ok]),
+    [
+      ['tramp_ud[]', 'ud1 %esp, %ecx', true],
+      ['xor5rax[]', 'cs cs cs xorl %eax, %eax', true],
+      ['xor5rax_old[]', 'data16 data16 xorq %rax, %rax', true],
+      ['warninsn[]', 'ud1 (%edx),%rdi', true],
+    ],
+  );
   // A prose comment above a table is not a claim; a macro byte makes no table.
-  assert.deepEqual(r.unannotated.map((e) => e.name), ['nop1[]']);
-  const one = verifyText(sc.replace('{ 0x2e, 0x2e, 0x2e, 0x31, 0xc0 }', '{ 0x2e, 0x2e, 0x31, 0xc0 }')).entries.filter((e) => !e.ok);
+  assert.deepEqual(
+    r.unannotated.map((e) => e.name),
+    ['nop1[]'],
+  );
+  const one = verifyText(sc.replace('{ 0x2e, 0x2e, 0x2e, 0x31, 0xc0 }', '{ 0x2e, 0x2e, 0x31, 0xc0 }')).entries.filter(
+    (e) => !e.ok,
+  );
   assert.equal(one.length, 1);
   assert.equal(one[0].kind, 'prefixes');
-  assert.match(one[0].message!, /with prefix bytes 2e 2e, comment says 'cs cs cs xorl %eax, %eax': prefix bytes differ/);
-  const rexw = verifyText(sc.replace('{ 0x66, 0x66, 0x48, 0x31, 0xc0 }', '{ 0x66, 0x66, 0x31, 0xc0 }')).entries.filter((e) => !e.ok);
+  assert.match(
+    one[0].message!,
+    /with prefix bytes 2e 2e, comment says 'cs cs cs xorl %eax, %eax': prefix bytes differ/,
+  );
+  const rexw = verifyText(sc.replace('{ 0x66, 0x66, 0x48, 0x31, 0xc0 }', '{ 0x66, 0x66, 0x31, 0xc0 }')).entries.filter(
+    (e) => !e.ok,
+  );
   assert.equal(rexw[0].entry.name, 'xor5rax_old[]');
 });

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { assemble, tempDir } from '../support/build.js';
 import { corpus, repoRoot } from '../support/corpus.js';
 
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(repoRoot, 'bin', 'textpoke.js'), 'report', ...args], { encoding: 'utf8' });
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, [join(repoRoot, 'bin', 'textpoke.js'), 'report', ...args], { encoding: 'utf8' });
 
 const SRC = `
 	.text
@@ -30,7 +31,11 @@ test('report: one line per file that cannot be used, still written, exit 1; the 
   assert.match(r.stdout, /r\.html: 2 files, 0 findings/);
   const html = readFileSync(out, 'utf8');
   assert.ok(html.startsWith('<!doctype html>') && html.includes('not an ELF file'));
-  assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left');
+  assert.deepEqual(
+    readdirSync(dir).filter((n) => n.endsWith('.tmp')),
+    [],
+    'no temporary file left',
+  );
 });
 
 test('report: refuses to write over an input; an unknown --cpu is a usage error', () => {

@@ -14,7 +14,6 @@ import { alignRows, functionDot } from '../../src/report/html/viewer.js';
 import { applyChanges, parseLines } from '../../src/report/html/wire.js';
 import { assemble } from '../support/build.js';
 
-
 test('analyse: a one-sided fence gives a finding, a page with flags, blocks and a taken edge', async () => {
   const path = assemble('report/one-sided.S');
   const img = await imageFromBytes(readFileSync(path), path);
@@ -40,28 +39,69 @@ test('analyse: a one-sided fence gives a finding, a page with flags, blocks and 
 });
 
 test('alignRows and applyChanges: unchanged lines pair up, a rewritten range is one changed row', () => {
-  const before = parseLines(['0\t55\tpush %rbp\t', '1\te8 00 00 00 00\tcall __x86_indirect_thunk_rax\tS', '6\tc3\tret\t'].join('\n'));
+  const before = parseLines(
+    ['0\t55\tpush %rbp\t', '1\te8 00 00 00 00\tcall __x86_indirect_thunk_rax\tS', '6\tc3\tret\t'].join('\n'),
+  );
   const after = applyChanges(before, [[1, 6, ['1\tff d0\tcall *%rax\tSP', '3\t0f 1f 00\tnopl (%rax)\tP'].join('\n')]]);
-  assert.deepEqual(after.map((l) => l.off), [0, 1, 3, 6]);
+  assert.deepEqual(
+    after.map((l) => l.off),
+    [0, 1, 3, 6],
+  );
   const rows = alignRows(before, after);
   assert.equal(rows.length, 3);
-  assert.deepEqual(rows.map((r) => r[2]), [false, true, false]);
-  assert.deepEqual(rows[1]![0].map((l) => l.text), ['call __x86_indirect_thunk_rax']);
-  assert.deepEqual(rows[1]![1].map((l) => l.text), ['call *%rax', 'nopl (%rax)']);
+  assert.deepEqual(
+    rows.map((r) => r[2]),
+    [false, true, false],
+  );
+  assert.deepEqual(
+    rows[1]![0].map((l) => l.text),
+    ['call __x86_indirect_thunk_rax'],
+  );
+  assert.deepEqual(
+    rows[1]![1].map((l) => l.text),
+    ['call *%rax', 'nopl (%rax)'],
+  );
   assert.deepEqual(applyChanges(before, undefined), []);
 });
 
 test('renderPage: summary JSON escaped, function pages in gzip chunks, viewer as a classic script', () => {
-  const detail = (i: number): FnDetail => ({ name: `f${i}</script>`, addr: '0x1000', size: 1, section: '.text', before: '0\tc3\tret\t', blocks: [0, 1], edges: [], sites: [], findings: [], graphOf: 'bytes as built' });
+  const detail = (i: number): FnDetail => ({
+    name: `f${i}</script>`,
+    addr: '0x1000',
+    size: 1,
+    section: '.text',
+    before: '0\tc3\tret\t',
+    blocks: [0, 1],
+    edges: [],
+    sites: [],
+    findings: [],
+    graphOf: 'bytes as built',
+  });
   const n = CHUNK + 10;
   const data: ReportData = {
-    generator: 'test', missing: [],
-    files: [{
-      path: '<b>x.o', target: { os: 'linux', version: null, profile: null }, checked: 'bytes as built', patchedFor: 'not patched', counts: {}, features: [], patchers: [],
-      checks: [], findings: [], errors: [], functions: Array.from({ length: n }, (_, i) => [`f${i}</script>`, '0x1000', 1, 0, 0, i]), details: Array.from({ length: n }, (_, i) => detail(i)),
-    }],
+    generator: 'test',
+    missing: [],
+    files: [
+      {
+        path: '<b>x.o',
+        target: { os: 'linux', version: null, profile: null },
+        checked: 'bytes as built',
+        patchedFor: 'not patched',
+        counts: {},
+        features: [],
+        patchers: [],
+        checks: [],
+        findings: [],
+        errors: [],
+        functions: Array.from({ length: n }, (_, i) => [`f${i}</script>`, '0x1000', 1, 0, 0, i]),
+        details: Array.from({ length: n }, (_, i) => detail(i)),
+      },
+    ],
   };
-  const html = renderPage(data, { viewerJs: 'export function mount(a, b, c) {}\n//# sourceMappingURL=viewer.js.map\n', vizJs: 'globalThis.Viz = {};' });
+  const html = renderPage(data, {
+    viewerJs: 'export function mount(a, b, c) {}\n//# sourceMappingURL=viewer.js.map\n',
+    vizJs: 'globalThis.Viz = {};',
+  });
   assert.ok(!html.includes('f0</script>') && !html.includes('<b>x.o'), 'no input string as markup');
   assert.ok(!/^export /m.test(html) && html.includes('function mount(a, b, c)') && !html.includes('sourceMappingURL'));
   const chunk = (c: number): FnDetail[] => {

@@ -53,7 +53,11 @@ test('hostile symbol, section and file names stay text in the report', async () 
   const input = join(dir, '<svg onload=window.__pwned=4>.o');
   copyFileSync(obj, input);
   const html = join(dir, 'r.html');
-  execFileSync(process.execPath, [join(repoRoot, 'bin', 'textpoke.js'), 'report', input, '-o', html, '--model-states', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(
+    process.execPath,
+    [join(repoRoot, 'bin', 'textpoke.js'), 'report', input, '-o', html, '--model-states', '0'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const text = readFileSync(html, 'utf8');
   assert.ok(!text.includes('<script>window'), 'no raw script tag from a symbol name in the file');
   assert.ok(!text.includes('<img src=x'), 'no raw img tag from a symbol name in the file');
@@ -63,7 +67,10 @@ test('hostile symbol, section and file names stay text in the report', async () 
   try {
     const page = await b.context.newPage();
     const dialogs: string[] = [];
-    page.on('dialog', (d) => { dialogs.push(d.message()); void d.dismiss(); });
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
     await page.goto(pathToFileURL(html).href);
     await page.waitForSelector('#tp-main section.file');
     const injected = async (): Promise<void> => {
@@ -71,12 +78,17 @@ test('hostile symbol, section and file names stay text in the report', async () 
         pwned: (window as unknown as { __pwned?: number }).__pwned,
         imgs: document.querySelectorAll('#app img').length,
         scripts: document.querySelectorAll('#app script, #app iframe, #app foreignObject').length,
-        handlers: Array.from(document.querySelectorAll('#app *')).filter((e) => Array.from(e.attributes).some((a) => /^on/i.test(a.name))).length,
+        handlers: Array.from(document.querySelectorAll('#app *')).filter((e) =>
+          Array.from(e.attributes).some((a) => /^on/i.test(a.name)),
+        ).length,
       }));
       assert.deepEqual(r, { pwned: undefined, imgs: 0, scripts: 0, handlers: 0 });
     };
     await injected();
-    assert.ok((await page.textContent('#tp-main h2'))!.includes('<svg onload=window.__pwned=4>.o'), 'file name shown as text');
+    assert.ok(
+      (await page.textContent('#tp-main h2'))!.includes('<svg onload=window.__pwned=4>.o'),
+      'file name shown as text',
+    );
 
     await page.click('#tp-nav-findings');
     await page.waitForSelector('#tp-findings tr.finding');
@@ -90,8 +102,14 @@ test('hostile symbol, section and file names stay text in the report', async () 
     await page.waitForSelector('#tp-graph[data-ready="1"]', { timeout: 60_000 });
     assert.equal(await page.textContent('#tp-fn h2'), SCRIPT);
     assert.equal(await page.textContent('#tp-fn-section'), 'section .text.<img src=x onerror=window.__pwned=1>');
-    assert.ok((await page.textContent('#tp-graph svg'))!.includes(`call ${IMG}`), 'call target named as text inside the graph');
-    assert.ok((await page.textContent('#tp-dis'))!.includes(`call ${IMG}`), 'call target named as text in the disassembly');
+    assert.ok(
+      (await page.textContent('#tp-graph svg'))!.includes(`call ${IMG}`),
+      'call target named as text inside the graph',
+    );
+    assert.ok(
+      (await page.textContent('#tp-dis'))!.includes(`call ${IMG}`),
+      'call target named as text in the disassembly',
+    );
     await injected();
     await page.screenshot({ path: join(repoRoot, 'test-output', 'e2e', 'report-hostile-names.png'), fullPage: true });
     assert.deepEqual(dialogs, []);

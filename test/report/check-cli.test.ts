@@ -22,7 +22,10 @@ test('check: objtool-shaped text, counts per check, exit 0 for warnings and 1 wi
   const lines = r.out.split('\n').filter((l) => / (warning|error|info): textpoke: /.test(l));
   assert.equal(lines.length, 2);
   for (const l of lines) assert.match(l, /^\S+\.o: info: textpoke: [\w.]+\+0x[0-9a-f]+: .+ \[nospec-outlined\]$/);
-  assert.ok(lines.some((l) => l.startsWith(`${bug}: info: textpoke: is_hvm_domain.isra.0+0x`) && l.includes('escapes')), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.startsWith(`${bug}: info: textpoke: is_hvm_domain.isra.0+0x`) && l.includes('escapes')),
+    lines.join('\n'),
+  );
   // Related locations follow their finding, indented: the caller's branch on the result.
   assert.match(r.out, /\n\S+\.o: {3}read_hvm\+0xc \(0x[0-9a-f]+\): branch on the result/);
   assert.match(r.out, /1 file checked, 2 findings\n\s+nospec-branch\s+0\n\s+nospec-outlined\s+2\n/);
@@ -50,7 +53,10 @@ test('check --json keeps the documented keys', () => {
   assert.match(String(f.address), /^0x[0-9a-f]+$/);
   const rel = f.related as Record<string, unknown>[];
   assert.deepEqual(Object.keys(rel[0]!).sort(), ['address', 'message', 'symbol']);
-  assert.ok(rel.some((x) => x.symbol === 'read_hvm+0xc'), JSON.stringify(rel));
+  assert.ok(
+    rel.some((x) => x.symbol === 'read_hvm+0xc'),
+    JSON.stringify(rel),
+  );
 });
 
 test('check: a file that cannot be used is one line naming it, exit 1, other files still checked', () => {

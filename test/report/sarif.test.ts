@@ -14,7 +14,13 @@ const require = createRequire(import.meta.url);
 const Ajv = require('ajv-draft-04') as typeof import('ajv-draft-04').default;
 const addFormats = require('ajv-formats') as typeof import('ajv-formats').default;
 // The official schema, as shipped in an npm package (never a fetched copy in the repo).
-const schemaPath = join(require.resolve('@microsoft/jest-sarif/package.json'), '..', 'lib', 'schemas', 'sarif-2.1.0-rtm.5.json');
+const schemaPath = join(
+  require.resolve('@microsoft/jest-sarif/package.json'),
+  '..',
+  'lib',
+  'schemas',
+  'sarif-2.1.0-rtm.5.json',
+);
 
 function validator() {
   // unicodeRegExp off: the schema's `language` pattern has a stray `]` that only non-unicode regexps accept.
@@ -32,7 +38,13 @@ test('SARIF validates against the 2.1.0 schema and carries the same findings as 
   const validate = validator();
   // The validator does reject what is not SARIF (a run without a tool, a result level outside the enum).
   assert.equal(validate({ version: '2.1.0', runs: [{}] }), false);
-  assert.equal(validate({ version: '2.1.0', runs: [{ tool: { driver: { name: 'x' } }, results: [{ message: { text: 'm' }, level: 'fatal' }] }] }), false);
+  assert.equal(
+    validate({
+      version: '2.1.0',
+      runs: [{ tool: { driver: { name: 'x' } }, results: [{ message: { text: 'm' }, level: 'fatal' }] }],
+    }),
+    false,
+  );
   const bug = compile('check/nospec-pred.c', ['-O2', '-DPRED_INLINE=0']);
   const bad = assemble('check/bad-sites.S');
   const { code, log } = sarif([bug, bad]);
@@ -60,7 +72,9 @@ test('SARIF for xen-syms (addresses above 2^53 kept exactly in properties) and f
   const r = (log.runs[0].results as any[]).find((x) => x.properties.symbol === 'p2m_mem_access_sanity_check')!;
   const nm = spawnSync('nm', [corpus.xenSyms], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout;
   const sym = BigInt('0x' + /^([0-9a-f]+) T p2m_mem_access_sanity_check$/m.exec(nm)![1]);
-  const off = BigInt(/\+0x([0-9a-f]+)$/.exec(r.locations[0].logicalLocations[0].fullyQualifiedName)![1]!.replace(/^/, '0x'));
+  const off = BigInt(
+    /\+0x([0-9a-f]+)$/.exec(r.locations[0].logicalLocations[0].fullyQualifiedName)![1]!.replace(/^/, '0x'),
+  );
   assert.ok(sym > 2n ** 53n);
   assert.equal(r.properties.address, '0x' + (sym + off).toString(16));
   const junk = join(repoRoot, 'package.json');

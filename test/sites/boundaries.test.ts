@@ -32,7 +32,8 @@ function same(path: string, profile?: string): number {
 
 test('partial decoding places sites exactly as a full decoding does (real binaries)', () => {
   same(corpus.xenSyms);
-  for (const m of ['fs/xfs/xfs.ko', 'arch/x86/kvm/kvm.ko', 'drivers/net/ethernet/intel/e1000e/e1000e.ko']) same(corpus.module61(m));
+  for (const m of ['fs/xfs/xfs.ko', 'arch/x86/kvm/kvm.ko', 'drivers/net/ethernet/intel/e1000e/e1000e.ko'])
+    same(corpus.module61(m));
 });
 
 test('partial decoding reports the same off-boundary sites as a full decoding (assembled fixture)', () => {

@@ -47,7 +47,7 @@ test('xen-syms-4.17: alternatives each named, in .text/.init.text, on instructio
   }
 });
 
-test('xen-syms of bookworm\'s 4.17.5+72: the backported 19th featureset word is detected, every feature named', () => {
+test("xen-syms of bookworm's 4.17.5+72: the backported 19th featureset word is detected, every feature named", () => {
   // Debian's 4.17.5+72 carries 4.17.6's e21c word: by its version alone it would be read with FSCAPINTS 18,
   // and its synthetic and bug features (SC_NO_BRANCH_HARDEN at 19*32+15, ...) would be out of that table.
   const img = Image.parse(readFileSync(corpus.xenSyms417Bookworm), corpus.xenSyms417Bookworm);
@@ -57,7 +57,12 @@ test('xen-syms of bookworm\'s 4.17.5+72: the backported 19th featureset word is 
   assert.match(t.note ?? '', /numbered from the file/);
   const { sites } = readSites(img, t.profile!);
   const ft = featureTable(t.profile!.features);
-  for (const s of sites) assert.match(featureName(ft, s.feature!), /^X86_(FEATURE|BUG|SPEC)_[A-Z0-9_]+$/, `feature ${s.feature} has no name`);
+  for (const s of sites)
+    assert.match(
+      featureName(ft, s.feature!),
+      /^X86_(FEATURE|BUG|SPEC)_[A-Z0-9_]+$/,
+      `feature ${s.feature} has no name`,
+    );
   assert.ok(sites.filter((s) => featureName(ft, s.feature!) === 'X86_FEATURE_SC_NO_BRANCH_HARDEN').length > 2000);
   // The 4.17.7 build needs no such step.
   assert.equal(detectTarget(Image.parse(readFileSync(corpus.xenSyms), corpus.xenSyms)).note, undefined);
@@ -65,8 +70,14 @@ test('xen-syms of bookworm\'s 4.17.5+72: the backported 19th featureset word is 
 
 /** Totals measured on 6.1.0-57 (6.1.192-3) in this session; 6.1.0-47 had 4,022 modules and other totals. */
 const REFERENCE_61 = {
-  '.altinstructions': 1657, '.parainstructions': 3007, '.static_call_sites': 15906, '__jump_table': 39928,
-  '.retpoline_sites': 75545, '.return_sites': 216674, '.smp_locks': 34247, '__mcount_loc': 192583,
+  '.altinstructions': 1657,
+  '.parainstructions': 3007,
+  '.static_call_sites': 15906,
+  __jump_table: 39928,
+  '.retpoline_sites': 75545,
+  '.return_sites': 216674,
+  '.smp_locks': 34247,
+  __mcount_loc: 192583,
 };
 
 test('every Linux 6.1 module: no file fails, every site on a boundary, every feature named, no warning', (tc) => {
@@ -82,9 +93,11 @@ test('every Linux 6.1 module: no file fails, every site on a boundary, every fea
     const r = readSites(img, t.profile!);
     assert.deepEqual(r.errors, [], f);
     const ft = featureTable(t.profile!.features);
-    for (const s of r.sites) if (s.table === '.altinstructions') assert.ok(ft.byNumber.has(s.feature!), `${f}: feature ${s.feature} unnamed`);
+    for (const s of r.sites)
+      if (s.table === '.altinstructions') assert.ok(ft.byNumber.has(s.feature!), `${f}: feature ${s.feature} unnamed`);
     for (const [k, v] of Object.entries(r.counts)) totals[k] = (totals[k] ?? 0) + v!;
-    for (const s of r.sites) if (s.problems) problems.push(`${f}: ${s.table} ${img.where(s.addr)}: ${s.problems.join('; ')}`);
+    for (const s of r.sites)
+      if (s.problems) problems.push(`${f}: ${s.table} ${img.where(s.addr)}: ${s.problems.join('; ')}`);
   }
   assert.deepEqual(problems, []);
   assert.ok(totals['.altinstructions']! > 1000 && totals['.parainstructions']! > 1000);
@@ -108,7 +121,18 @@ for (const [id, dirOf, profileId] of [
     // expected: a table the profile does not read (e.g. .smp_locks under linux-7) would fail the comparison.
     const dir = tempDir();
     const sample = files.filter((_, i) => i % 25 === 0);
-    const sizes = { '.altinstructions': 14, '.parainstructions': 16, '.static_call_sites': 8, '__jump_table': 16, '.retpoline_sites': 4, '.return_sites': 4, '.call_sites': 4, '.ibt_endbr_seal': 4, '.smp_locks': 4, '__mcount_loc': 8 } as Record<string, number>;
+    const sizes = {
+      '.altinstructions': 14,
+      '.parainstructions': 16,
+      '.static_call_sites': 8,
+      __jump_table: 16,
+      '.retpoline_sites': 4,
+      '.return_sites': 4,
+      '.call_sites': 4,
+      '.ibt_endbr_seal': 4,
+      '.smp_locks': 4,
+      __mcount_loc: 8,
+    } as Record<string, number>;
     let checked = 0;
     for (const f of sample) {
       const img = await imageFromBytes(readFileSync(f), f);
@@ -119,9 +143,12 @@ for (const [id, dirOf, profileId] of [
       assert.deepEqual(t.warnings, [], f);
       const r = readSites(img, t.profile!);
       assert.deepEqual(r.errors, [], f);
-      for (const s of r.sites) assert.equal(s.problems, undefined, `${f}: ${s.table} ${img.where(s.addr)}: ${s.problems}`);
+      for (const s of r.sites)
+        assert.equal(s.problems, undefined, `${f}: ${s.table} ${img.where(s.addr)}: ${s.problems}`);
       const ft = featureTable(t.profile!.features);
-      for (const s of r.sites) if (s.table === '.altinstructions') assert.ok(ft.byNumber.has(s.feature!), `${f}: feature ${s.feature} unnamed in ${ft.id}`);
+      for (const s of r.sites)
+        if (s.table === '.altinstructions')
+          assert.ok(ft.byNumber.has(s.feature!), `${f}: feature ${s.feature} unnamed in ${ft.id}`);
       const plain = join(dir, 'm.ko');
       writeFileSync(plain, execFileSync('xz', ['-dc', f], { maxBuffer: 1 << 30 }));
       const readelf = execFileSync('readelf', ['-SW', plain], { encoding: 'utf8' });
@@ -142,8 +169,14 @@ for (const [id, dirOf, profileId] of [
 }
 
 test('textpoke sites over the whole 6.12 module directory: no file fails, .call_sites and .ibt_endbr_seal present', () => {
-  const out = execFileSync(process.execPath, [join(repoRoot, 'bin/textpoke.js'), 'sites', '--summary', '--json', corpus.modules612], { encoding: 'utf8', maxBuffer: 1 << 30 });
-  const doc = JSON.parse(out) as { files: { path: string; target: { profile: string }; counts: Record<string, number>; errors: string[] }[] };
+  const out = execFileSync(
+    process.execPath,
+    [join(repoRoot, 'bin/textpoke.js'), 'sites', '--summary', '--json', corpus.modules612],
+    { encoding: 'utf8', maxBuffer: 1 << 30 },
+  );
+  const doc = JSON.parse(out) as {
+    files: { path: string; target: { profile: string }; counts: Record<string, number>; errors: string[] }[];
+  };
   assert.ok(doc.files.length > 4000);
   const totals: Record<string, number> = {};
   for (const f of doc.files) {

@@ -31,13 +31,23 @@ function sitesOf(path: string): { img: Image; sites: Site[]; counts: Record<stri
   return { img, sites: r.sites, counts: r.counts as Record<string, number>, errors: r.errors };
 }
 
-for (const [kind, path] of [['relocatable', obj], ['linked', linked]] as const) {
+for (const [kind, path] of [
+  ['relocatable', obj],
+  ['linked', linked],
+] as const) {
   test(`sites fixture (${kind}): every table and field`, () => {
     const { img, sites, counts, errors } = sitesOf(path);
     assert.deepEqual(errors, []);
     assert.deepEqual(counts, {
-      '.altinstructions': 2, '.parainstructions': 1, '.static_call_sites': 2, '__jump_table': 2,
-      '.retpoline_sites': 1, '.return_sites': 1, '.ibt_endbr_seal': 1, '.smp_locks': 1, '__mcount_loc': 1,
+      '.altinstructions': 2,
+      '.parainstructions': 1,
+      '.static_call_sites': 2,
+      __jump_table: 2,
+      '.retpoline_sites': 1,
+      '.return_sites': 1,
+      '.ibt_endbr_seal': 1,
+      '.smp_locks': 1,
+      __mcount_loc: 1,
     });
     const func = img.symbol('func')!;
     const at = (s: Site) => s.addr - func.addr;

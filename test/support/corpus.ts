@@ -47,7 +47,10 @@ function manifest(): Record<string, CorpusEntry> {
 /** The manifest entry of `id` (which build the corpus holds). */
 export function corpusEntry(id: string): CorpusEntry {
   const e = manifest()[id];
-  if (!e) throw new Error(`corpus entry ${id} missing from ${join(corpusDir, 'manifest.json')} (run: node scripts/fetch-corpus.mjs)`);
+  if (!e)
+    throw new Error(
+      `corpus entry ${id} missing from ${join(corpusDir, 'manifest.json')} (run: node scripts/fetch-corpus.mjs)`,
+    );
   return e;
 }
 

@@ -44,7 +44,12 @@ export interface MutantInput {
   workDir: string;
 }
 
-export interface CommandFigures { runs: number; exits: [number, number, number]; worstMs: number; worstFile: string }
+export interface CommandFigures {
+  runs: number;
+  exits: [number, number, number];
+  worstMs: number;
+  worstFile: string;
+}
 export interface MutantResult {
   mutants: number;
   byKind: Record<string, number>;
@@ -63,7 +68,8 @@ const input = workerData as MutantInput;
 
 function mulberry32(a: number): () => number {
   return () => {
-    a |= 0; a = (a + 0x6d2b79f5) | 0;
+    a |= 0;
+    a = (a + 0x6d2b79f5) | 0;
     let t = Math.imul(a ^ (a >>> 15), 1 | a);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
@@ -72,7 +78,8 @@ function mulberry32(a: number): () => number {
 const rnd = mulberry32(input.seed);
 const int = (n: number) => Math.floor(rnd() * n);
 
-const TABLES = /^(\.rela)?(\.altinstructions|__jump_table|\.static_call_sites|\.parainstructions|\.smp_locks|__mcount_loc|\.return_sites|\.retpoline_sites|\.call_sites|\.ibt_endbr_seal|\.altcall_sites|__bug_table|\.ex_table)$/;
+const TABLES =
+  /^(\.rela)?(\.altinstructions|__jump_table|\.static_call_sites|\.parainstructions|\.smp_locks|__mcount_loc|\.return_sites|\.retpoline_sites|\.call_sites|\.ibt_endbr_seal|\.altcall_sites|__bug_table|\.ex_table)$/;
 
 /** One ELF-level mutation of `src`; returns the mutant and the kind of damage done. */
 function mutateElf(src: Uint8Array, img: Image): [Uint8Array, string] {
@@ -87,15 +94,18 @@ function mutateElf(src: Uint8Array, img: Image): [Uint8Array, string] {
     case 1: // an ELF header field
       b[16 + int(48)] = int(256);
       return [b, 'ELF header'];
-    case 2: { // a section header field: offset, size, link, info, entsize, name, type, address
+    case 2: {
+      // a section header field: offset, size, link, info, entsize, name, type, address
       const s = pickSection();
       const field = [4, 24, 32, 40, 44, 56, 0, 16][int(8)]!;
       const o = shoff + s.index * 64 + field;
-      if (field === 24 || field === 32 || field === 56 || field === 16) dv.setBigUint64(o, int(4) === 0 ? 0xffffffffffffn : BigInt(int(b.length * 2)), true);
+      if (field === 24 || field === 32 || field === 56 || field === 16)
+        dv.setBigUint64(o, int(4) === 0 ? 0xffffffffffffn : BigInt(int(b.length * 2)), true);
       else dv.setUint32(o, int(4) === 0 ? 0xffffffff : int(img.sections.length + 3), true);
       return [b, 'section header'];
     }
-    case 3: { // entries of a patch-site table or its relocations
+    case 3: {
+      // entries of a patch-site table or its relocations
       const tables = img.sections.filter((x) => TABLES.test(x.name) && x.size > 0 && x.type !== 8);
       const s = tables.length ? tables[int(tables.length)]! : pickSection();
       if (s.size === 0 || s.type === 8) return [b, 'table entries'];
@@ -104,7 +114,8 @@ function mutateElf(src: Uint8Array, img: Image): [Uint8Array, string] {
     }
     case 4: // truncation
       return [b.subarray(0, int(b.length)), 'truncation'];
-    case 5: { // a symbol's section index, value or size
+    case 5: {
+      // a symbol's section index, value or size
       const st = img.sections.find((x) => x.type === 2);
       if (!st) return [b, 'symbols'];
       const i = int(Math.floor(st.size / 24));
@@ -114,7 +125,8 @@ function mutateElf(src: Uint8Array, img: Image): [Uint8Array, string] {
       else dv.setBigUint64(st.offset + i * 24 + 16, int(2) ? 0xffffffffffffffffn : BigInt(int(1 << 30)), true);
       return [b, 'symbols'];
     }
-    case 6: { // a relocation's type, symbol index or addend
+    case 6: {
+      // a relocation's type, symbol index or addend
       const rs = img.sections.filter((x) => x.type === 4);
       if (!rs.length) return [b, 'relocations'];
       const s = rs[int(rs.length)]!;
@@ -125,17 +137,26 @@ function mutateElf(src: Uint8Array, img: Image): [Uint8Array, string] {
       else dv.setBigInt64(s.offset + i * 24 + 16, BigInt(int(0x7fffffff)) - 0x40000000n, true);
       return [b, 'relocations'];
     }
-    case 7: { // a string table: names lose their terminators, or are overwritten
+    case 7: {
+      // a string table: names lose their terminators, or are overwritten
       const ss = img.sections.filter((x) => x.type === 3 && x.size > 0);
       if (!ss.length) return [b, 'string tables'];
       const s = ss[int(ss.length)]!;
-      if (int(2)) for (let k = s.offset; k < s.offset + s.size; k++) { if (b[k] === 0 && int(2)) b[k] = 0x41; }
+      if (int(2))
+        for (let k = s.offset; k < s.offset + s.size; k++) {
+          if (b[k] === 0 && int(2)) b[k] = 0x41;
+        }
       else for (let k = 1 + int(16); k > 0; k--) b[s.offset + int(s.size)] = int(256);
       return [b, 'string tables'];
     }
-    case 8: { // a section's name index points elsewhere (a table no longer found, or found twice)
+    case 8: {
+      // a section's name index points elsewhere (a table no longer found, or found twice)
       const s = pickSection();
-      dv.setUint32(shoff + s.index * 64, int(4) === 0 ? 0xfffffff0 : int(img.sections.find((x) => x.name === '.shstrtab')?.size ?? 64), true);
+      dv.setUint32(
+        shoff + s.index * 64,
+        int(4) === 0 ? 0xfffffff0 : int(img.sections.find((x) => x.name === '.shstrtab')?.size ?? 64),
+        true,
+      );
       return [b, 'section header'];
     }
     default: // section header count / string index
@@ -167,8 +188,24 @@ function mutateCompressed(packed: Uint8Array, elf: Uint8Array, img: Image): [Uin
   }
 }
 
-interface Io { o: string; e: string; isTTY: boolean; out(t: string): void; err(t: string): void }
-const io: Io = { o: '', e: '', isTTY: false, out(t) { io.o += t; }, err(t) { io.e += t; } };
+interface Io {
+  o: string;
+  e: string;
+  isTTY: boolean;
+  out(t: string): void;
+  err(t: string): void;
+}
+const io: Io = {
+  o: '',
+  e: '',
+  isTTY: false,
+  out(t) {
+    io.o += t;
+  },
+  err(t) {
+    io.e += t;
+  },
+};
 
 const ALL_CHECKS = CHECKS.map((c) => c.id).join(',');
 const work = input.workDir;
@@ -191,7 +228,14 @@ function violation(msg: string): void {
 }
 
 /** Runs one command in-process on one mutant and checks the contract. */
-async function runOne(name: string, args: string[], file: string, label: string, bound: number, out?: { path: string; kind: 'elf' | 'html' }): Promise<void> {
+async function runOne(
+  name: string,
+  args: string[],
+  file: string,
+  label: string,
+  bound: number,
+  out?: { path: string; kind: 'elf' | 'html' },
+): Promise<void> {
   parentPort!.postMessage({ at: label, cmd: name });
   io.o = '';
   io.e = '';
@@ -206,19 +250,32 @@ async function runOne(name: string, args: string[], file: string, label: string,
   const ms = performance.now() - t0;
   const f = (commands[name] ??= { runs: 0, exits: [0, 0, 0], worstMs: 0, worstFile: '' });
   f.runs++;
-  if (ms > f.worstMs) { f.worstMs = ms; f.worstFile = label; }
+  if (ms > f.worstMs) {
+    f.worstMs = ms;
+    f.worstFile = label;
+  }
   if (code !== 0 && code !== 1 && code !== 2) return violation(`${label} ${name}: exit ${code}`);
   f.exits[code]++;
   if (ms > bound) violation(`${label} ${name}: took ${ms.toFixed(0)} ms (bound ${bound} ms)`);
   const err = io.e;
-  if (/internal error/.test(err) || /\n\s+at /.test(err) || /\b(TypeError|RangeError|ReferenceError|SyntaxError)\b/.test(err)) {
+  if (
+    /internal error/.test(err) ||
+    /\n\s+at /.test(err) ||
+    /\b(TypeError|RangeError|ReferenceError|SyntaxError)\b/.test(err)
+  ) {
     violation(`${label} ${name}: ${err.slice(0, 400)}`);
   }
   const negative = /0x-[0-9a-f]/.exec(io.o) ?? /0x-[0-9a-f]/.exec(err);
-  if (negative) violation(`${label} ${name}: an address printed as negative hex: ${negative.input.slice(Math.max(0, negative.index - 80), negative.index + 40)}`);
+  if (negative)
+    violation(
+      `${label} ${name}: an address printed as negative hex: ${negative.input.slice(Math.max(0, negative.index - 80), negative.index + 40)}`,
+    );
   const errorLines = err.split('\n').filter((l) => l && !/: warning: textpoke: /.test(l));
-  if (errorLines.length > 1) violation(`${label} ${name}: ${errorLines.length} error lines:\n${errorLines.slice(0, 4).join('\n')}`);
-  for (const l of errorLines) if (!l.startsWith(`${file}: `) && !l.startsWith(`textpoke: ${file}: `)) violation(`${label} ${name}: error line does not name the file: ${l}`);
+  if (errorLines.length > 1)
+    violation(`${label} ${name}: ${errorLines.length} error lines:\n${errorLines.slice(0, 4).join('\n')}`);
+  for (const l of errorLines)
+    if (!l.startsWith(`${file}: `) && !l.startsWith(`textpoke: ${file}: `))
+      violation(`${label} ${name}: error line does not name the file: ${l}`);
   if (code === 2 && !errorLines.length) violation(`${label} ${name}: exit 2 without an error line`);
   if (errorLines.length) rejected++;
   else accepted++;
@@ -236,7 +293,8 @@ async function runOne(name: string, args: string[], file: string, label: string,
       } catch (e) {
         violation(`${label} ${name}: the written output does not parse: ${e instanceof Error ? e.message : String(e)}`);
       }
-    } else if (!readFileSync(out.path, 'utf8').startsWith('<!doctype html>')) violation(`${label} ${name}: the written report is not an HTML page`);
+    } else if (!readFileSync(out.path, 'utf8').startsWith('<!doctype html>'))
+      violation(`${label} ${name}: the written report is not an HTML page`);
     rmSync(out.path, { force: true });
   }
 }
@@ -244,20 +302,39 @@ async function runOne(name: string, args: string[], file: string, label: string,
 async function runAllCommands(file: string, label: string, bound: number, withReport: boolean): Promise<void> {
   const outElf = join(work, 'out.ko');
   await runOne('sites', ['sites', file], file, label, bound);
-  await runOne('apply', ['apply', file, '--cpu', 'intel-server', '-o', outElf, '--quiet'], file, label, bound, { path: outElf, kind: 'elf' });
+  await runOne('apply', ['apply', file, '--cpu', 'intel-server', '-o', outElf, '--quiet'], file, label, bound, {
+    path: outElf,
+    kind: 'elf',
+  });
   await runOne('diff', ['diff', file, '--cpu', 'amd-server'], file, label, bound);
   await runOne('check', ['check', '--checks', ALL_CHECKS, file], file, label, bound);
-  await runOne('check --cpu as-built', ['check', '--checks', ALL_CHECKS, '--cpu', 'as-built', file], file, label, bound);
+  await runOne(
+    'check --cpu as-built',
+    ['check', '--checks', ALL_CHECKS, '--cpu', 'as-built', file],
+    file,
+    label,
+    bound,
+  );
   await runOne('surface', ['surface', file], file, label, bound);
   await runOne('symbols --ambiguous', ['symbols', '--ambiguous', file], file, label, bound);
   if (withReport) {
     const html = join(work, 'out.html');
-    await runOne('report', ['report', file, '-o', html, '--model-states', '0'], file, label, bound * 4, { path: html, kind: 'html' });
+    await runOne('report', ['report', file, '-o', html, '--model-states', '0'], file, label, bound * 4, {
+      path: html,
+      kind: 'html',
+    });
   }
 }
 
 const t0 = Date.now();
-interface Original { path: string; bytes: Uint8Array; elf: Uint8Array; img: Image; compressed: boolean; large: boolean }
+interface Original {
+  path: string;
+  bytes: Uint8Array;
+  elf: Uint8Array;
+  img: Image;
+  compressed: boolean;
+  large: boolean;
+}
 const originals: Original[] = [];
 for (const path of [...input.plain, ...input.compressed, ...input.large]) {
   const bytes = new Uint8Array(readFileSync(path));
@@ -278,7 +355,12 @@ async function one(o: Original, i: number, large: boolean): Promise<void> {
   const file = join(work, name);
   writeFileSync(file, m);
   const label = `mutant ${name} (seed 0x${input.seed.toString(16)}, ${kind})`;
-  await runAllCommands(file, label, large ? input.largeBoundMs : input.boundMs, !large ? i % input.reportEvery === 0 : i === 0);
+  await runAllCommands(
+    file,
+    label,
+    large ? input.largeBoundMs : input.boundMs,
+    !large ? i % input.reportEvery === 0 : i === 0,
+  );
   if (kept.length < input.keep && !large && i % keepStride === keepStride - 1) {
     const k = join(input.keepDir, name);
     writeFileSync(k, m);
@@ -293,7 +375,15 @@ for (let i = 0; i < input.largeMutants; i++) await one(large[i % large.length]!,
 rmSync(work, { recursive: true, force: true });
 
 const result: MutantResult = {
-  mutants: n, byKind, commands, rejected, accepted, violations, violationCount,
-  peakHeapMb: Math.round(peak / 2 ** 20), kept, seconds: (Date.now() - t0) / 1000,
+  mutants: n,
+  byKind,
+  commands,
+  rejected,
+  accepted,
+  violations,
+  violationCount,
+  peakHeapMb: Math.round(peak / 2 ** 20),
+  kept,
+  seconds: (Date.now() - t0) / 1000,
 };
 parentPort!.postMessage({ done: result });

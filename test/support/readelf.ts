@@ -7,8 +7,14 @@ import { execFileSync } from 'node:child_process';
 
 /** Entry sizes of the Linux 6.1 tables (12-byte alt_instr). */
 export const LINUX61_ENTRY = {
-  '.altinstructions': 12, '.parainstructions': 16, '.static_call_sites': 8, '__jump_table': 16,
-  '.retpoline_sites': 4, '.return_sites': 4, '.smp_locks': 4, '__mcount_loc': 8,
+  '.altinstructions': 12,
+  '.parainstructions': 16,
+  '.static_call_sites': 8,
+  __jump_table: 16,
+  '.retpoline_sites': 4,
+  '.return_sites': 4,
+  '.smp_locks': 4,
+  __mcount_loc: 8,
 } as const satisfies Record<string, number>;
 
 /** Entries per table section of an ELF file, from `readelf -SW`: size / entry size for each named section. */

@@ -22,9 +22,21 @@ test('xen-syms-4.17: 252 altcalls made direct, thunked calls counted, the few ba
   assert.equal(s.totals.altcall, 252);
   assert.equal(s.totals.thunkCall, 911);
   assert.equal(s.totals.thunkJump, 39);
-  const bare = s.functions.filter((f) => f.counts.bareCall + f.counts.bareJump > 0).map((f) => f.name).sort();
-  assert.deepEqual(bare, ['_etextentry', 'cmdline_parse_early', 'compatibility_mode', 'cs32_switch', 'reloc', 'setspc', 'start64', 'wakeup_64']);
-  assert.ok(s.thunkInternal > 0, 'the thunks\' own indirect jumps are kept apart');
+  const bare = s.functions
+    .filter((f) => f.counts.bareCall + f.counts.bareJump > 0)
+    .map((f) => f.name)
+    .sort();
+  assert.deepEqual(bare, [
+    '_etextentry',
+    'cmdline_parse_early',
+    'compatibility_mode',
+    'cs32_switch',
+    'reloc',
+    'setspc',
+    'start64',
+    'wakeup_64',
+  ]);
+  assert.ok(s.thunkInternal > 0, "the thunks' own indirect jumps are kept apart");
 });
 
 test('xfs.ko: retpolines become bare indirect calls on eIBRS (intel-server) and stay thunked with retpoline (old)', () => {

@@ -29,11 +29,17 @@ test('symbols --ambiguous on a vmlinux-style link: groups, files, and what tells
   const byName = new Map(r.groups.map((g) => [g.name, g]));
   const ready = byName.get('is_ready')!;
   assert.equal(ready.entries.length, 3);
-  assert.deepEqual(ready.entries.map((e) => e.file), ['util.c', 'util.c', 'other.c']);
+  assert.deepEqual(
+    ready.entries.map((e) => e.file),
+    ['util.c', 'util.c', 'other.c'],
+  );
   assert.equal(ready.byFile, false, 'two copies come from files both named util.c');
   assert.equal(ready.bySize, false, 'identical bodies');
   assert.equal(verdict(ready), 'position only (sympos): fragile');
-  assert.deepEqual(ready.entries.map((e) => e.sympos), [1, 2, 3]);
+  assert.deepEqual(
+    ready.entries.map((e) => e.sympos),
+    [1, 2, 3],
+  );
   const helper = byName.get('helper')!;
   assert.equal(helper.entries.length, 2);
   assert.equal(helper.byFile, false);

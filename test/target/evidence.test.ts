@@ -23,15 +23,37 @@ function readelfSymbol(path: string, name: string): { value: bigint; size: numbe
   const out = execFileSync('readelf', ['-sW', path], { encoding: 'utf8', maxBuffer: 1 << 30 });
   for (const line of out.split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f[7] === name) return { value: BigInt('0x' + f[1]), size: f[2]!.startsWith('0x') ? parseInt(f[2]!, 16) : Number(f[2]) };
+    if (f[7] === name)
+      return { value: BigInt('0x' + f[1]), size: f[2]!.startsWith('0x') ? parseInt(f[2]!, 16) : Number(f[2]) };
   }
   throw new Error(`${name} not in ${path}`);
 }
 
 const XEN = [
-  { id: 'xen-4.17', path: () => corpus.xenSyms, profile: 'xen-4.17', build: '4.17.7+13-g2445b30a44-0+deb12u1', alts: 4525, features: 'xen-4.17.7' },
-  { id: 'xen-4.17-bookworm', path: () => corpus.xenSyms417Bookworm, profile: 'xen-4.17', build: '4.17.5+72-g01140da4e8-1', alts: 4919, features: 'xen-4.17.6' },
-  { id: 'xen-4.20', path: () => corpus.xenSyms420, profile: 'xen-4.20', build: '4.20.4+63-g7abfd2bce2-0+deb13u1', alts: 4603, features: 'xen-4.20.4' },
+  {
+    id: 'xen-4.17',
+    path: () => corpus.xenSyms,
+    profile: 'xen-4.17',
+    build: '4.17.7+13-g2445b30a44-0+deb12u1',
+    alts: 4525,
+    features: 'xen-4.17.7',
+  },
+  {
+    id: 'xen-4.17-bookworm',
+    path: () => corpus.xenSyms417Bookworm,
+    profile: 'xen-4.17',
+    build: '4.17.5+72-g01140da4e8-1',
+    alts: 4919,
+    features: 'xen-4.17.6',
+  },
+  {
+    id: 'xen-4.20',
+    path: () => corpus.xenSyms420,
+    profile: 'xen-4.20',
+    build: '4.20.4+63-g7abfd2bce2-0+deb13u1',
+    alts: 4603,
+    features: 'xen-4.20.4',
+  },
 ] as const;
 
 for (const x of XEN) {
@@ -41,7 +63,11 @@ for (const x of XEN) {
     const target = detectTarget(img);
     assert.equal(target.os, 'xen');
     assert.equal(target.version, corpusVersion(x.id));
-    assert.equal(target.profile!.id.startsWith(`xen-${target.version!.split('.').slice(0, 2).join('.')}`), true, target.profile!.id);
+    assert.equal(
+      target.profile!.id.startsWith(`xen-${target.version!.split('.').slice(0, 2).join('.')}`),
+      true,
+      target.profile!.id,
+    );
     assert.deepEqual(target.warnings, []);
     const ft = featureTable(target.profile!.features);
     // Oracles: known_features is FSCAPINTS words, forced_caps NCAPINTS words.
@@ -56,7 +82,11 @@ for (const x of XEN) {
     const b = readelfSymbol(path, '__alt_instructions_end').value;
     assert.equal(counts['.altinstructions'], Number(b - a) / 14);
     for (const s of sites) {
-      assert.match(featureName(ft, s.feature!), /^X86_(FEATURE|BUG|SPEC)_/, `${img.where(s.addr)}: feature ${s.feature} unnamed`);
+      assert.match(
+        featureName(ft, s.feature!),
+        /^X86_(FEATURE|BUG|SPEC)_/,
+        `${img.where(s.addr)}: feature ${s.feature} unnamed`,
+      );
       assert.equal(s.problems, undefined, `${img.where(s.addr)}: ${s.problems}`);
     }
     assert.deepEqual(crossCheckSites(target, sites), []);
@@ -77,10 +107,16 @@ test('xen-4.17-bookworm: forcing the version-string profile (xen-4.17.2, FSCAPIN
   const forced = detectTarget(img, 'xen-4.17.2');
   assert.equal(forced.profile!.id, 'xen-4.17.2');
   if (fs !== 18) {
-    assert.ok(forced.warnings!.some((w) => w.includes('FSCAPINTS 18') && w.includes(`known_features is ${fs} words`)), forced.warnings!.join('\n'));
+    assert.ok(
+      forced.warnings!.some((w) => w.includes('FSCAPINTS 18') && w.includes(`known_features is ${fs} words`)),
+      forced.warnings!.join('\n'),
+    );
     const sites = readSites(img, forced.profile!, { decode: false }).sites;
     const cc = crossCheckSites(forced, sites);
-    assert.ok(cc.some((w) => /alternatives have feature numbers the numbering xen-4\.17\.2 cannot name/.test(w)), cc.join('\n'));
+    assert.ok(
+      cc.some((w) => /alternatives have feature numbers the numbering xen-4\.17\.2 cannot name/.test(w)),
+      cc.join('\n'),
+    );
   }
   // A Linux profile on a Xen file says so.
   const wrong = detectTarget(img, 'linux-6.1');
@@ -110,7 +146,13 @@ test('renumbered Xen tables: CPUID numbers stay, synthetic and bug words move wi
 });
 
 test('Linux versions pick their profiles without notes up to 7.3; newer ones say which rules they assume', () => {
-  for (const [v, id] of [['6.1.0-57-amd64', 'linux-6.1'], ['6.12.118+deb13-amd64', 'linux-6.8'], ['7.0.1-amd64', 'linux-7'], ['7.3.4+deb13-amd64', 'linux-7'], ['7.3.4+deb13-cloud-amd64', 'linux-7']] as const) {
+  for (const [v, id] of [
+    ['6.1.0-57-amd64', 'linux-6.1'],
+    ['6.12.118+deb13-amd64', 'linux-6.8'],
+    ['7.0.1-amd64', 'linux-7'],
+    ['7.3.4+deb13-amd64', 'linux-7'],
+    ['7.3.4+deb13-cloud-amd64', 'linux-7'],
+  ] as const) {
     const t = linuxTarget(v, null);
     assert.equal(t.profile!.id, id, v);
     if (!v.startsWith('6.1.0-')) assert.equal(t.note, undefined, `${v}: ${t.note}`);
@@ -140,22 +182,33 @@ test('CLI: sites/check/apply print the contradiction on stderr and in JSON targe
   const plain = run(['sites', '--summary', '--json', path]);
   assert.equal(plain.code, 0, plain.err);
   assert.equal(plain.err, '');
-  const doc = JSON.parse(plain.out) as { files: { target: { warnings: string[]; evidence: string[]; features: string } }[] };
+  const doc = JSON.parse(plain.out) as {
+    files: { target: { warnings: string[]; evidence: string[]; features: string } }[];
+  };
   assert.deepEqual(doc.files[0]!.target.warnings, []);
   assert.ok(doc.files[0]!.target.evidence.includes(`known_features is ${fs * 4} bytes (${fs} words)`));
   if (fs === 18) return; // a build numbered like its version string: nothing contradicts xen-4.17.2
   const forced = run(['sites', '--summary', '--json', '--profile', 'xen-4.17.2', path]);
   assert.equal(forced.code, 0, forced.err);
   const w = (JSON.parse(forced.out) as typeof doc).files[0]!.target.warnings;
-  assert.ok(w.some((x) => x.includes(`known_features is ${fs} words`)), w.join('\n'));
-  assert.ok(w.some((x) => /cannot name/.test(x)), w.join('\n'));
+  assert.ok(
+    w.some((x) => x.includes(`known_features is ${fs} words`)),
+    w.join('\n'),
+  );
+  assert.ok(
+    w.some((x) => /cannot name/.test(x)),
+    w.join('\n'),
+  );
   assert.match(forced.err, /warning: profile xen-4\.17\.2 numbers features with FSCAPINTS 18/);
   const check = run(['check', '--json', '--profile', 'xen-4.17.2', path]);
   assert.match(check.err, /warning: profile xen-4\.17\.2 numbers features with FSCAPINTS 18/);
   const cdoc = JSON.parse(check.out) as { files: { target: { warnings: string[] } }[] };
   assert.ok(cdoc.files[0]!.target.warnings.some((x) => /cannot name/.test(x)));
   const apply = run(['apply', '--cpu', 'none', '--profile', 'xen-4.17.2', '-o', join(tempDir(), 'x'), path]);
-  assert.match(apply.err, /warning: \d+ of \d+ alternatives have feature numbers the numbering xen-4\.17\.2 cannot name/);
+  assert.match(
+    apply.err,
+    /warning: \d+ of \d+ alternatives have feature numbers the numbering xen-4\.17\.2 cannot name/,
+  );
 });
 
 /** A linked "vmlinux" whose x86_cap_flags/x86_bug_flags say NCAPINTS `ncap`, NBUGINTS 2, with one alternative. */
@@ -216,15 +269,21 @@ test('vmlinux: x86_cap_flags/x86_bug_flags decide NCAPINTS/NBUGINTS over the ver
   const ft = featureTable(t.profile!.features);
   assert.equal(ft.words, 23);
   assert.equal(featureName(ft, 23 * 32 + 16), 'X86_BUG_SPECTRE_V2');
-  assert.ok(t.warnings!.some((w) => /x86_cap_flags\/x86_bug_flags give NCAPINTS 23, NBUGINTS 2/.test(w)), t.warnings!.join('\n'));
+  assert.ok(
+    t.warnings!.some((w) => /x86_cap_flags\/x86_bug_flags give NCAPINTS 23, NBUGINTS 2/.test(w)),
+    t.warnings!.join('\n'),
+  );
   assert.deepEqual(crossCheckSites(t, readSites(img, t.profile!).sites), []);
   // Forcing the version's profile on it: the contradiction is named, and the bug is misnamed or unnamed.
   const forced = detectTarget(img, 'linux-6.1');
-  assert.ok(forced.warnings!.some((w) => w === "profile linux-6.1 has NCAPINTS 22 but this file's x86_cap_flags has 23 words"), forced.warnings!.join('\n'));
+  assert.ok(
+    forced.warnings!.some((w) => w === "profile linux-6.1 has NCAPINTS 22 but this file's x86_cap_flags has 23 words"),
+    forced.warnings!.join('\n'),
+  );
   assert.notEqual(featureName(featureTable(forced.profile!.features), 23 * 32 + 16), 'X86_BUG_SPECTRE_V2');
 });
 
-test('modules: .rela.altinstructions fits the profile\'s entry size; a profile with the other size is named in a warning', () => {
+test("modules: .rela.altinstructions fits the profile's entry size; a profile with the other size is named in a warning", () => {
   const m7 = expandPaths([corpus.modules7]).find((f) => f.endsWith('/kvm.ko.xz'))!;
   const m61 = corpus.module61('fs/xfs/xfs.ko');
   return (async () => {
@@ -233,10 +292,21 @@ test('modules: .rela.altinstructions fits the profile\'s entry size; a profile w
     assert.ok(t7.evidence!.includes('.altinstructions relocations fit 14-byte entries'));
     assert.deepEqual(t7.warnings, []);
     const f7 = detectTarget(img7, 'linux-6.1');
-    assert.ok(f7.warnings!.some((w) => w.includes("profile linux-6.1 reads 12-byte .altinstructions entries but this file's relocations fit 14-byte entries")), f7.warnings!.join('\n'));
+    assert.ok(
+      f7.warnings!.some((w) =>
+        w.includes(
+          "profile linux-6.1 reads 12-byte .altinstructions entries but this file's relocations fit 14-byte entries",
+        ),
+      ),
+      f7.warnings!.join('\n'),
+    );
     const img61 = Image.parse(readFileSync(m61), m61);
     assert.ok(detectTarget(img61).evidence!.includes('.altinstructions relocations fit 12-byte entries'));
-    assert.ok(detectTarget(img61, 'linux-7').warnings!.some((w) => w.includes('reads 14-byte .altinstructions entries but this file\'s relocations fit 12-byte')));
+    assert.ok(
+      detectTarget(img61, 'linux-7').warnings!.some((w) =>
+        w.includes("reads 14-byte .altinstructions entries but this file's relocations fit 12-byte"),
+      ),
+    );
   })();
 });
 
@@ -274,7 +344,7 @@ __alt_instructions_end:
   return Image.parse(readFileSync(out), out);
 }
 
-test('Xen: a version newer than every profile reads with the newest rules and the file\'s numbering, and says so', () => {
+test("Xen: a version newer than every profile reads with the newest rules and the file's numbering, and says so", () => {
   const t = detectTarget(fakeXen('4.23.0', 19, 22));
   assert.equal(t.profile!.id, 'xen-4.22');
   assert.match(t.note!, /Xen 4\.23 is newer than every profile; reading it with xen-4\.22's rules/);
@@ -285,7 +355,10 @@ test('Xen: a version newer than every profile reads with the newest rules and th
   const t2 = detectTarget(fakeXen('4.23.0', 20, 23));
   assert.equal(featureTable(t2.profile!.features).words, 20);
   assert.equal(featureNumber(featureTable(t2.profile!.features), 'SC_NO_BRANCH_HARDEN'), 20 * 32 + 15);
-  assert.ok(t2.warnings!.some((w) => /no Xen 4\.22 release numbers so/.test(w)), t2.warnings!.join('\n'));
+  assert.ok(
+    t2.warnings!.some((w) => /no Xen 4\.22 release numbers so/.test(w)),
+    t2.warnings!.join('\n'),
+  );
   // The newest Xen profiles read without "no profile"/"newer than" notes.
   for (const v of ['4.20.4', '4.21.2', '4.22.0']) {
     const [fsv, ncv] = v === '4.20.4' ? [19, 21] : [19, 22];
@@ -304,7 +377,10 @@ test('Xen: a version newer than every profile reads with the newest rules and th
 
 test('Xen: forced_caps too small for known_features is inconsistent evidence: ignored and warned, not a broken table', () => {
   const t = detectTarget(fakeXen('4.20.4', 19, 19));
-  assert.ok(t.warnings!.some((w) => /inconsistent evidence: forced_caps is 19 words/.test(w)), t.warnings!.join('\n'));
+  assert.ok(
+    t.warnings!.some((w) => /inconsistent evidence: forced_caps is 19 words/.test(w)),
+    t.warnings!.join('\n'),
+  );
   const ft = featureTable(t.profile!.features);
   assert.equal(ft.words, 19);
   assert.ok(ft.limit > 19 * 32);
@@ -336,17 +412,46 @@ function btfBlob(n: number, altSize: number): Uint8Array {
   const strs = '\0u32\0x86_capability\0cpuinfo_x86\0alt_instr\0';
   const off = (s: string): number => strs.indexOf('\0' + s + '\0') + 1;
   const types: number[] = [
-    off('u32'), (1 << 24), 4, 32, // INT u32, encoding bits 32
-    0, (3 << 24), 0, 1, 1, n, // ARRAY of 1 indexed by 1, n elements
-    0, (5 << 24) | 1, 96, off('x86_capability'), 2, 0, // UNION (anonymous) { x86_capability }
-    off('cpuinfo_x86'), (4 << 24) | 1, 256, 0, 3, 64, // STRUCT cpuinfo_x86 { <anonymous union> }
-    off('alt_instr'), (4 << 24) | 1, altSize, 0, 1, 0, // STRUCT alt_instr { u32 }
+    off('u32'),
+    1 << 24,
+    4,
+    32, // INT u32, encoding bits 32
+    0,
+    3 << 24,
+    0,
+    1,
+    1,
+    n, // ARRAY of 1 indexed by 1, n elements
+    0,
+    (5 << 24) | 1,
+    96,
+    off('x86_capability'),
+    2,
+    0, // UNION (anonymous) { x86_capability }
+    off('cpuinfo_x86'),
+    (4 << 24) | 1,
+    256,
+    0,
+    3,
+    64, // STRUCT cpuinfo_x86 { <anonymous union> }
+    off('alt_instr'),
+    (4 << 24) | 1,
+    altSize,
+    0,
+    1,
+    0, // STRUCT alt_instr { u32 }
   ];
   const typeBytes = types.length * 4;
   const strBytes = Buffer.from(strs, 'latin1');
   const b = Buffer.alloc(24 + typeBytes + strBytes.length);
-  b.writeUInt16LE(0xeb9f, 0); b[2] = 1; b[3] = 0;
-  b.writeUInt32LE(24, 4); b.writeUInt32LE(0, 8); b.writeUInt32LE(typeBytes, 12); b.writeUInt32LE(typeBytes, 16); b.writeUInt32LE(strBytes.length, 20);
+  b.writeUInt16LE(0xeb9f, 0);
+  b[2] = 1;
+  b[3] = 0;
+  b.writeUInt32LE(24, 4);
+  b.writeUInt32LE(0, 8);
+  b.writeUInt32LE(typeBytes, 12);
+  b.writeUInt32LE(typeBytes, 16);
+  b.writeUInt32LE(strBytes.length, 20);
   types.forEach((v, i) => b.writeUInt32LE(v >>> 0, 24 + i * 4));
   strBytes.copy(b, 24 + typeBytes);
   return new Uint8Array(b);
@@ -356,14 +461,25 @@ test('BTF: x86_capability (inside an anonymous union) and struct alt_instr decid
   let t = detectTarget(withBtf(btfBlob(24, 14)));
   assert.equal(t.profile!.id, 'linux-7');
   assert.deepEqual(t.warnings, []);
-  assert.ok(t.evidence!.includes('BTF: cpuinfo_x86.x86_capability has 24 words (NCAPINTS + NBUGINTS)'), t.evidence!.join('; '));
+  assert.ok(
+    t.evidence!.includes('BTF: cpuinfo_x86.x86_capability has 24 words (NCAPINTS + NBUGINTS)'),
+    t.evidence!.join('; '),
+  );
   // One more capability word than 7.3's table: renumbered (NBUGINTS kept), said.
   t = detectTarget(withBtf(btfBlob(25, 14)));
   assert.equal(featureTable(t.profile!.features).words, 23);
-  assert.ok(t.warnings!.some((w) => /BTF's x86_capability \(25 words\) gives, with NBUGINTS 2, NCAPINTS 23/.test(w)), t.warnings!.join('\n'));
+  assert.ok(
+    t.warnings!.some((w) => /BTF's x86_capability \(25 words\) gives, with NBUGINTS 2, NCAPINTS 23/.test(w)),
+    t.warnings!.join('\n'),
+  );
   // alt_instr of 12 bytes under a 14-byte profile.
   t = detectTarget(withBtf(btfBlob(24, 12)));
-  assert.ok(t.warnings!.some((w) => /reads 14-byte .altinstructions entries but this file's BTF struct alt_instr is 12-byte/.test(w)), t.warnings!.join('\n'));
+  assert.ok(
+    t.warnings!.some((w) =>
+      /reads 14-byte .altinstructions entries but this file's BTF struct alt_instr is 12-byte/.test(w),
+    ),
+    t.warnings!.join('\n'),
+  );
   // Truncated type section: the header claims more types than there are.
   const bad = btfBlob(24, 14);
   new DataView(bad.buffer).setUint32(12, 20 * 4, true);

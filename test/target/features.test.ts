@@ -1,7 +1,11 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  FEATURE_TABLE_IDS, featureName, featureNumber, featureTable, type FeatureTable,
+  FEATURE_TABLE_IDS,
+  featureName,
+  featureNumber,
+  featureTable,
+  type FeatureTable,
 } from '../../src/target/features/index.js';
 
 const wb = (w: number, b: number): number => w * 32 + b;
@@ -166,7 +170,11 @@ test('featureName', () => {
   assert.equal(featureName(t, 704 + 16), 'X86_BUG_SPECTRE_V2');
   // An unnamed number: pick one that the header leaves free.
   let free = -1;
-  for (let n = 0; n < t.limit; n++) if (!t.byNumber.has(n)) { free = n; break; }
+  for (let n = 0; n < t.limit; n++)
+    if (!t.byNumber.has(n)) {
+      free = n;
+      break;
+    }
   assert.ok(free >= 0);
   assert.equal(featureName(t, free), `feature ${Math.floor(free / 32)}*32+${free % 32}`);
   assert.equal(featureName(t, wb(12 + 312, 5)), 'feature 324*32+5');

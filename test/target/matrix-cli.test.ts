@@ -35,11 +35,19 @@ for (const [id, filesOf] of BUILDS) {
     const sites = run(['sites', '--json', '-j', '1', ...files]);
     assert.equal(sites.code, 0, sites.err);
     assert.equal(sites.err, '');
-    const doc = JSON.parse(sites.out) as { files: { path: string; target: { warnings: string[] }; sites: { table: string; feature?: string | null }[]; errors: string[] }[] };
+    const doc = JSON.parse(sites.out) as {
+      files: {
+        path: string;
+        target: { warnings: string[] };
+        sites: { table: string; feature?: string | null }[];
+        errors: string[];
+      }[];
+    };
     for (const f of doc.files) {
       assert.deepEqual(f.errors, [], f.path);
       assert.deepEqual(f.target.warnings, [], f.path);
-      for (const s of f.sites) if (s.table === '.altinstructions') assert.match(s.feature ?? '', /^X86_(FEATURE|BUG|SPEC)_/, f.path);
+      for (const s of f.sites)
+        if (s.table === '.altinstructions') assert.match(s.feature ?? '', /^X86_(FEATURE|BUG|SPEC)_/, f.path);
     }
     for (const f of files.slice(0, 1)) {
       for (const p of PRESET_IDS) {

@@ -33,7 +33,11 @@ test('identical bytes at different places keep their own relocations and branch 
   const f = img.symbol('f')!;
   const relocs = new RelocIndex(img);
   const dis = new ImageDisassembler({ img });
-  const at = (o: number, n: number): string => dis.at(f.addr + o, n, relocs.at(f.addr + o))!.map((i) => i.text).join('; ');
+  const at = (o: number, n: number): string =>
+    dis
+      .at(f.addr + o, n, relocs.at(f.addr + o))!
+      .map((i) => i.text)
+      .join('; ');
   // Asked twice each, in both orders, so the second answer comes from the shared shapes.
   for (let round = 0; round < 2; round++) {
     assert.equal(at(0, 5), 'call foo');
@@ -46,7 +50,10 @@ test('identical bytes at different places keep their own relocations and branch 
   dis.free();
   // The one-shot path formats the same way.
   const b = img.read(f.addr, 10)!;
-  assert.deepEqual(disassemble(b, f.addr, { img, relocs: relocs.at(f.addr) }).map((i) => i.text), ['call foo', 'call bar']);
+  assert.deepEqual(
+    disassemble(b, f.addr, { img, relocs: relocs.at(f.addr) }).map((i) => i.text),
+    ['call foo', 'call bar'],
+  );
   assert.equal(hexBytes(b), 'e8 00 00 00 00 e8 00 00 00 00');
   assert.equal(hexBytes(new Uint8Array([0, 0x0f, 0xff])), '00 0f ff');
   assert.equal(hexBytes(new Uint8Array(0)), '');
@@ -72,7 +79,8 @@ test('in a linked image the same bytes at two addresses show two absolute target
   assert.ok(pair, 'two identical jmp rel32 in xen-syms .text');
   const [a, b] = pair.map((o) => dis.at(text.addr + o, 5)![0]!.text);
   assert.notEqual(a, b);
-  const target = (o: number): bigint => img.base + BigInt(text.addr + o + 5 + new DataView(bytes.buffer, bytes.byteOffset).getInt32(o + 1, true));
+  const target = (o: number): bigint =>
+    img.base + BigInt(text.addr + o + 5 + new DataView(bytes.buffer, bytes.byteOffset).getInt32(o + 1, true));
   assert.ok(a!.startsWith(`jmp 0x${target(pair[0]).toString(16)} <`), a);
   assert.ok(b!.startsWith(`jmp 0x${target(pair[1]).toString(16)} <`), b);
   dis.free();

@@ -10,6 +10,12 @@ export const atomicWrite: Protocol = {
   name: 'atomic-write',
   summary: 'one aligned atomic store per 8-byte word the site touches, then sync',
   plan(site) {
-    return { inNmi: false, vars: [], ops: [...wordWrites(site, site.changed, 'aligned atomic store'), SYNC], int3: [], accept: [] };
+    return {
+      inNmi: false,
+      vars: [],
+      ops: [...wordWrites(site, site.changed, 'aligned atomic store'), SYNC],
+      int3: [],
+      accept: [],
+    };
   },
 };

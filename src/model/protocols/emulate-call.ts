@@ -13,7 +13,10 @@ export const emulateCall: Protocol = {
     const p = textPokeBp.plan(site);
     return {
       ...p,
-      int3: p.int3.map((h) => ({ ...h, program: h.program.map((s) => (s.kind === 'emulate' ? { ...s, onlyCalls: true } : s)) })),
+      int3: p.int3.map((h) => ({
+        ...h,
+        program: h.program.map((s) => (s.kind === 'emulate' ? { ...s, onlyCalls: true } : s)),
+      })),
     };
   },
 };

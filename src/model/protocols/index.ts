@@ -12,8 +12,17 @@ import { int3AllBoundaries } from './int3-all-boundaries.js';
 import { smpTextPokeBatch, smpTextPokeBatchC8976ade } from './smp-text-poke-batch.js';
 
 export const PROTOCOLS: readonly Protocol[] = [
-  memcpy, atomicWrite, int3NoSync, textPokeBp, xenNmi, xenNmiComplete, prefixInt3, emulateCall, int3AllBoundaries,
-  smpTextPokeBatch, smpTextPokeBatchC8976ade,
+  memcpy,
+  atomicWrite,
+  int3NoSync,
+  textPokeBp,
+  xenNmi,
+  xenNmiComplete,
+  prefixInt3,
+  emulateCall,
+  int3AllBoundaries,
+  smpTextPokeBatch,
+  smpTextPokeBatchC8976ade,
 ];
 
 export function findProtocol(name: string): Protocol | undefined {

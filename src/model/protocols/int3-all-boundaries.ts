@@ -23,7 +23,9 @@ export const int3AllBoundaries: Protocol = {
         ...group(site.oldBounds.map((b) => writeByte(b, INT3))),
         ...group(byteWrites(site, rest)),
         ...group(interior.map((b) => writeByte(b, site.new[b]!))),
-        writeByte(0, site.new[0]!), SYNC, setActive(0),
+        writeByte(0, site.new[0]!),
+        SYNC,
+        setActive(0),
       ],
       int3: [
         { at: 'first', cpu: 'any', when: { v: ACTIVE, val: 1 }, program: [{ kind: 'emulate', version: 'new' }] },

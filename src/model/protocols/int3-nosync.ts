@@ -12,7 +12,14 @@ export const int3NoSync: Protocol = {
     return {
       inNmi: false,
       vars: ['active'],
-      ops: [setActive(1), writeByte(0, INT3), ...byteWrites(site, tail(site)), writeByte(0, site.new[0]!), SYNC, setActive(0)],
+      ops: [
+        setActive(1),
+        writeByte(0, INT3),
+        ...byteWrites(site, tail(site)),
+        writeByte(0, site.new[0]!),
+        SYNC,
+        setActive(0),
+      ],
       int3: [{ at: 'first', cpu: 'any', when: { v: ACTIVE, val: 1 }, program: [{ kind: 'emulate', version: 'new' }] }],
       accept: [],
     };

@@ -18,14 +18,30 @@ export const prefixInt3: Protocol = {
     const nu = [CS_PREFIX, ...site.new];
     const base = site.base - 1n;
     // Offsets in the rewritten region are the site's offsets + 1.
-    const shifted = { ...site, base, old, new: nu, len: old.length, changed: site.changed.map((o) => o + 1), words: wordsOf(base, old.length) };
+    const shifted = {
+      ...site,
+      base,
+      old,
+      new: nu,
+      len: old.length,
+      changed: site.changed.map((o) => o + 1),
+      words: wordsOf(base, old.length),
+    };
     const firstOld = site.oldBounds[1] ?? site.len;
     const firstNew = site.newBounds[1] ?? site.len;
     return {
       inNmi: false,
       vars: ['active'],
-      ops: [setActive(1), { kind: 'write', bytes: [[0, INT3]] }, SYNC, ...wordWrites(shifted, shifted.changed, 'in-place update'), SYNC,
-        { kind: 'write', bytes: [[0, CS_PREFIX]] }, SYNC, setActive(0)],
+      ops: [
+        setActive(1),
+        { kind: 'write', bytes: [[0, INT3]] },
+        SYNC,
+        ...wordWrites(shifted, shifted.changed, 'in-place update'),
+        SYNC,
+        { kind: 'write', bytes: [[0, CS_PREFIX]] },
+        SYNC,
+        setActive(0),
+      ],
       int3: [{ at: 'first', cpu: 'any', when: { v: ACTIVE, val: 1 }, program: [{ kind: 'resume', delta: 1 }] }],
       accept: [
         { off: 1, bytes: site.old.slice(0, firstOld), version: 'old' },

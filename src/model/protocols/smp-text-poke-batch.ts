@@ -45,13 +45,25 @@ export function batchProtocol(variant: SingleVariant): Protocol {
     multiSite: true,
     plan(site) {
       const max = site.batchMax ?? BATCH_MAX;
-      const callers = site.callers ?? site.sites.map((d) => ({ name: `caller of ${d.name}`, calls: [{ fn: 'smp_text_poke_single' as const, site: d.name }] }));
+      const callers =
+        site.callers ??
+        site.sites.map((d) => ({
+          name: `caller of ${d.name}`,
+          calls: [{ fn: 'smp_text_poke_single' as const, site: d.name }],
+        }));
       checkCallers(site, callers);
       const vars = ['text_poke_array_refs', 'nr_entries', ...Array.from({ length: max }, (_, i) => `vec[${i}]`)];
       const orders = interleavings(callers);
       const bodies = orders.map((order) => schedule(site, order, max, fixed));
       const ops: PatcherOp[] = [];
-      if (orders.length > 1) ops.push({ kind: 'choose', to: [], notes: orders.map((o) => `text_mutex order: ${o.map(([c, k]) => `${c.name}: ${callText(c.calls[k]!)}`).join('; ')}`) });
+      if (orders.length > 1)
+        ops.push({
+          kind: 'choose',
+          to: [],
+          notes: orders.map(
+            (o) => `text_mutex order: ${o.map(([c, k]) => `${c.name}: ${callText(c.calls[k]!)}`).join('; ')}`,
+          ),
+        });
       const starts: number[] = [];
       for (const body of bodies) {
         starts.push(ops.length);
@@ -59,13 +71,23 @@ export function batchProtocol(variant: SingleVariant): Protocol {
       }
       const end = ops.length;
       // Each order's last step ends the protocol.
-      starts.forEach((st, i) => { const last = ops[st + bodies[i]!.length - 1]; if (last && i < bodies.length - 1) last.next = end; });
+      starts.forEach((st, i) => {
+        const last = ops[st + bodies[i]!.length - 1];
+        if (last && i < bodies.length - 1) last.next = end;
+      });
       if (orders.length > 1) (ops[0] as { to: number[] }).to = starts;
       return {
         inNmi: false,
         vars,
         ops,
-        int3: [{ at: 'any', cpu: 'any', when: { v: REFS, val: 1 }, program: [{ kind: 'bsearch', nr: NR, vec: vars.slice(VEC).map((_, i) => VEC + i) }] }],
+        int3: [
+          {
+            at: 'any',
+            cpu: 'any',
+            when: { v: REFS, val: 1 },
+            program: [{ kind: 'bsearch', nr: NR, vec: vars.slice(VEC).map((_, i) => VEC + i) }],
+          },
+        ],
         accept: [],
       };
     },
@@ -81,7 +103,8 @@ function checkCallers(site: SiteInfo, callers: Caller[]): void {
   for (const c of callers) {
     for (const call of c.calls) {
       if (call.fn === 'smp_text_poke_batch_finish') continue;
-      if (!site.sites.some((d) => d.name === call.site)) throw new Error(`caller ${c.name}: ${call.fn} names unknown site "${String(call.site)}"`);
+      if (!site.sites.some((d) => d.name === call.site))
+        throw new Error(`caller ${c.name}: ${call.fn} names unknown site "${String(call.site)}"`);
       if (seen.has(call.site!)) throw new Error(`site ${call.site} is patched by more than one call`);
       seen.add(call.site!);
     }
@@ -95,7 +118,8 @@ function interleavings(callers: Caller[]): Array<Array<[Caller, number]>> {
   const pos = callers.map(() => 0);
   const cur: Array<[Caller, number]> = [];
   const rec = (): void => {
-    if (out.length > 64) throw new Error('too many orders of the callers\' API calls (more than 64): fewer callers or calls');
+    if (out.length > 64)
+      throw new Error("too many orders of the callers' API calls (more than 64): fewer callers or calls");
     let any = false;
     callers.forEach((c, i) => {
       if (pos[i]! >= c.calls.length) return;
@@ -120,24 +144,42 @@ function schedule(site: SiteInfo, order: Array<[Caller, number]>, max: number, f
   let overflowed = false;
   const append = (who: string, d: SiteDef): void => {
     if (vec.length >= max) {
-      ops.push({ kind: 'fail', property: 'vector-overflow', message: `${who}: __smp_text_poke_batch_add(${d.name}) writes text_poke_array.vec[${vec.length}] of a ${max}-entry vector (TEXT_POKE_ARRAY_MAX): overflow` });
+      ops.push({
+        kind: 'fail',
+        property: 'vector-overflow',
+        message: `${who}: __smp_text_poke_batch_add(${d.name}) writes text_poke_array.vec[${vec.length}] of a ${max}-entry vector (TEXT_POKE_ARRAY_MAX): overflow`,
+      });
       overflowed = true;
       return;
     }
-    ops.push({ kind: 'set', v: VEC + vec.length, val: d.off, also: [[NR, vec.length + 1]],
-      note: `${who}: __smp_text_poke_batch_add(${d.name}): text_poke_array.vec[${vec.length}] = +${d.off}, nr_entries = ${vec.length + 1}` });
+    ops.push({
+      kind: 'set',
+      v: VEC + vec.length,
+      val: d.off,
+      also: [[NR, vec.length + 1]],
+      note: `${who}: __smp_text_poke_batch_add(${d.name}): text_poke_array.vec[${vec.length}] = +${d.off}, nr_entries = ${vec.length + 1}`,
+    });
     vec.push(d);
   };
   const finish = (who: string): void => {
     if (!vec.length) return;
     const f = `${who}: smp_text_poke_batch_finish`;
-    ops.push({ kind: 'set', v: REFS, val: 1, note: `${f}: text_poke_array_refs = 1 (${vec.length} entr${vec.length > 1 ? 'ies' : 'y'})` });
-    for (const d of vec) if (site.old[d.off] !== INT3) ops.push({ kind: 'write', bytes: [[d.off, INT3]], note: `${f}: int3 on ${d.name}` });
+    ops.push({
+      kind: 'set',
+      v: REFS,
+      val: 1,
+      note: `${f}: text_poke_array_refs = 1 (${vec.length} entr${vec.length > 1 ? 'ies' : 'y'})`,
+    });
+    for (const d of vec)
+      if (site.old[d.off] !== INT3)
+        ops.push({ kind: 'write', bytes: [[d.off, INT3]], note: `${f}: int3 on ${d.name}` });
     ops.push({ kind: 'sync', note: f });
     let tails = false;
     for (const d of vec) {
       if (d.len > 1) tails = true;
-      for (let o = d.off + 1; o < d.off + d.len; o++) if (site.changed.includes(o)) ops.push({ kind: 'write', bytes: [[o, site.new[o]!]], note: `${f}: ${d.name} tail` });
+      for (let o = d.off + 1; o < d.off + d.len; o++)
+        if (site.changed.includes(o))
+          ops.push({ kind: 'write', bytes: [[o, site.new[o]!]], note: `${f}: ${d.name} tail` });
     }
     if (tails) ops.push({ kind: 'sync', note: f });
     let firsts = false;
@@ -152,7 +194,8 @@ function schedule(site: SiteInfo, order: Array<[Caller, number]>, max: number, f
   };
   const batchAdd = (who: string, d: SiteDef): void => {
     const last = vec.at(-1);
-    if (vec.length === max || (last && last.off > d.off)) finish(`${who}: smp_text_poke_batch_add(${d.name}) flushes first`);
+    if (vec.length === max || (last && last.off > d.off))
+      finish(`${who}: smp_text_poke_batch_add(${d.name}) flushes first`);
     append(who, d);
   };
   for (const [c, k] of order) {
@@ -167,7 +210,10 @@ function schedule(site: SiteInfo, order: Array<[Caller, number]>, max: number, f
     }
     if (overflowed) return ops;
   }
-  if (vec.length) throw new Error(`an order of the callers' calls leaves ${vec.map((d) => d.name).join(', ')} pending: end each batch with smp_text_poke_batch_finish`);
+  if (vec.length)
+    throw new Error(
+      `an order of the callers' calls leaves ${vec.map((d) => d.name).join(', ')} pending: end each batch with smp_text_poke_batch_finish`,
+    );
   return ops;
 }
 

@@ -9,13 +9,23 @@ import { ACTIVE, byteWrites, INT3, setActive, SYNC, tail, writeByte } from './co
  */
 export const textPokeBp: Protocol = {
   name: 'text-poke-bp',
-  summary: 'Linux text_poke_bp (smp_text_poke_single since 6.16): int3, sync, tail, sync, first byte, sync; the handler emulates the new instruction',
+  summary:
+    'Linux text_poke_bp (smp_text_poke_single since 6.16): int3, sync, tail, sync, first byte, sync; the handler emulates the new instruction',
   plan(site) {
     const t = byteWrites(site, tail(site));
     return {
       inNmi: false,
       vars: ['active'],
-      ops: [setActive(1), writeByte(0, INT3), SYNC, ...t, ...(t.length ? [SYNC] : []), writeByte(0, site.new[0]!), SYNC, setActive(0)],
+      ops: [
+        setActive(1),
+        writeByte(0, INT3),
+        SYNC,
+        ...t,
+        ...(t.length ? [SYNC] : []),
+        writeByte(0, site.new[0]!),
+        SYNC,
+        setActive(0),
+      ],
       int3: [{ at: 'first', cpu: 'any', when: { v: ACTIVE, val: 1 }, program: [{ kind: 'emulate', version: 'new' }] }],
       accept: [],
     };

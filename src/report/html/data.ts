@@ -160,7 +160,8 @@ export function analyse(img: Image, o: AnalyseOptions = {}): FileData {
   // The "after" column: the same CPU (or intel-server when the checks ran on the bytes as built).
   const target = prep.view.target;
   if (target.profile) {
-    const afterSpec = spec === 'as-built' ? (o.defaultCpu && o.defaultCpu !== 'as-built' ? o.defaultCpu : 'intel-server') : spec;
+    const afterSpec =
+      spec === 'as-built' ? (o.defaultCpu && o.defaultCpu !== 'as-built' ? o.defaultCpu : 'intel-server') : spec;
     try {
       if (prep.patched) {
         // The checks' view was patched for this CPU already: show the same patched image.
@@ -185,15 +186,30 @@ export function analyse(img: Image, o: AnalyseOptions = {}): FileData {
     } catch (e) {
       errors.push(`checks failed: ${e instanceof Error ? e.message : String(e)}`);
     }
-    return collect(img, view, pv, findings, checks.map((c) => ({ id: c.id, describe: c.describe, severity: c.severity })), patchedFor, errors, o);
+    return collect(
+      img,
+      view,
+      pv,
+      findings,
+      checks.map((c) => ({ id: c.id, describe: c.describe, severity: c.severity })),
+      patchedFor,
+      errors,
+      o,
+    );
   } finally {
     view.dispose();
   }
 }
 
 function collect(
-  img: Image, view: View, pv: PatchedView | undefined, findings: Finding[],
-  checks: Array<{ id: string; describe: string; severity: string }>, patchedFor: string, errors: string[], o: AnalyseOptions,
+  img: Image,
+  view: View,
+  pv: PatchedView | undefined,
+  findings: Finding[],
+  checks: Array<{ id: string; describe: string; severity: string }>,
+  patchedFor: string,
+  errors: string[],
+  o: AnalyseOptions,
 ): FileData {
   const t = view.target;
   const target: FileData['target'] = { os: t.os, version: t.version, profile: t.profile?.id ?? null };
@@ -226,7 +242,10 @@ function collect(
     let k = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      if (fns[mid]!.addr <= addr) { k = mid; lo = mid + 1; } else hi = mid - 1;
+      if (fns[mid]!.addr <= addr) {
+        k = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     return k >= 0 && addr < fns[k]!.addr + fns[k]!.size ? k : -1;
   };
@@ -248,7 +267,10 @@ function collect(
   const fdata: FindingData[] = findings.map((f) => {
     const rel = img.rel(BigInt(f.address));
     const k = Number.isNaN(rel) ? -1 : fnIndex(rel);
-    if (k >= 0) { findCount[k]!++; want[k] = 1; }
+    if (k >= 0) {
+      findCount[k]!++;
+      want[k] = 1;
+    }
     for (const r of f.related) {
       const ra = img.rel(BigInt(r.address));
       const rk = Number.isNaN(ra) ? -1 : fnIndex(ra);
@@ -259,12 +281,24 @@ function collect(
         st.add(ra);
       }
     }
-    return { check: f.check, severity: f.severity, address: f.address, symbol: f.symbol, offset: f.offset, message: f.message, related: f.related.map((r) => ({ ...r })), fn: k };
+    return {
+      check: f.check,
+      severity: f.severity,
+      address: f.address,
+      symbol: f.symbol,
+      offset: f.offset,
+      message: f.message,
+      related: f.related.map((r) => ({ ...r })),
+      fn: k,
+    };
   });
   const patchedFns = new Set<number>();
   for (const p of patches) {
     const k = fnIndex(p.addr);
-    if (k >= 0) { want[k] = 1; patchedFns.add(k); }
+    if (k >= 0) {
+      want[k] = 1;
+      patchedFns.add(k);
+    }
   }
   if (o.allFunctions) want.fill(1);
 
@@ -284,21 +318,55 @@ function collect(
     let d = -1;
     if (want[k]) {
       try {
-        const det = detail(img, view, pv, fn, sitesOf.get(k) ?? [], findingsOf.get(k) ?? [], fdata, relatedAddrs.get(k), patchedFns.has(k), relocs, ft);
-        if (det) { d = details.length; details.push(det); }
+        const det = detail(
+          img,
+          view,
+          pv,
+          fn,
+          sitesOf.get(k) ?? [],
+          findingsOf.get(k) ?? [],
+          fdata,
+          relatedAddrs.get(k),
+          patchedFns.has(k),
+          relocs,
+          ft,
+        );
+        if (det) {
+          d = details.length;
+          details.push(det);
+        }
       } catch (e) {
         errors.push(`${fn.name}: cannot show (${e instanceof Error ? e.message : String(e)})`);
       }
     }
-    list.push(packFnEntry({ name: fn.name, addr: img.hex(fn.addr), size: fn.size, sites: siteCount[k]!, findings: findCount[k]!, detail: d }));
+    list.push(
+      packFnEntry({
+        name: fn.name,
+        addr: img.hex(fn.addr),
+        size: fn.size,
+        sites: siteCount[k]!,
+        findings: findCount[k]!,
+        detail: d,
+      }),
+    );
   }
 
   // A write worth model checking: an alternative (several bytes, more than a NOP change) before anything else.
-  const rank = (p: (typeof patches)[number]): number => (/alternatives/.test(p.patcher) ? 0 : 1) + (p.after.length >= 3 && p.after.length <= 15 ? 0 : 2);
-  const pick = patches.filter((p) => p.after.length >= 2 && p.after.length <= 15 && p.after.some((b, k) => b !== p.before[k])).sort((a, b) => rank(a) - rank(b))[0];
-  const modelSite: ModelSite | undefined = pick && pv
-    ? { label: `${img.path.split('/').pop()}: ${img.where(pick.addr)} (${pick.patcher})`, os: t.os, base: '0x' + pv.abs(pick.addr).toString(16), old: [...pick.before], new: [...pick.after] }
-    : undefined;
+  const rank = (p: (typeof patches)[number]): number =>
+    (/alternatives/.test(p.patcher) ? 0 : 1) + (p.after.length >= 3 && p.after.length <= 15 ? 0 : 2);
+  const pick = patches
+    .filter((p) => p.after.length >= 2 && p.after.length <= 15 && p.after.some((b, k) => b !== p.before[k]))
+    .sort((a, b) => rank(a) - rank(b))[0];
+  const modelSite: ModelSite | undefined =
+    pick && pv
+      ? {
+          label: `${img.path.split('/').pop()}: ${img.where(pick.addr)} (${pick.patcher})`,
+          os: t.os,
+          base: '0x' + pv.abs(pick.addr).toString(16),
+          old: [...pick.before],
+          new: [...pick.after],
+        }
+      : undefined;
 
   const perCheck = new Map<string, number>();
   for (const f of findings) perCheck.set(f.check, (perCheck.get(f.check) ?? 0) + 1);
@@ -322,7 +390,8 @@ function collect(
 
 function siteLine(img: Image, s: Site, ft: ReturnType<typeof featureTable> | undefined): string {
   const parts: string[] = [`${s.table}[${s.index}]`];
-  if (s.feature !== undefined) parts.push(`${s.inverted ? '!' : ''}${ft ? featureName(ft, s.feature) : `feature ${s.feature}`}`);
+  if (s.feature !== undefined)
+    parts.push(`${s.inverted ? '!' : ''}${ft ? featureName(ft, s.feature) : `feature ${s.feature}`}`);
   if (s.repl) parts.push(`-> ${s.repl.length} bytes at ${Number.isNaN(s.repl.addr) ? '?' : img.where(s.repl.addr)}`);
   if (s.paraType !== undefined) parts.push(`pv_ops[${s.paraType}]`);
   if (s.key) parts.push(`key ${s.key.name ?? (Number.isNaN(s.key.addr) ? '?' : img.where(s.key.addr))}`);
@@ -335,7 +404,14 @@ function siteLine(img: Image, s: Site, ft: ReturnType<typeof featureTable> | und
  * Instruction lines of a function's bytes. Relocations are shown as objdump -dr shows them, except inside
  * `written` ranges (a patcher's bytes: what they encode is shown as is).
  */
-function lines(img: Image, b: Uint8Array, fn: Func, relocs: RelocIndex, flags: (addr: number, len: number) => string, written: Array<[number, number]> = []): string {
+function lines(
+  img: Image,
+  b: Uint8Array,
+  fn: Func,
+  relocs: RelocIndex,
+  flags: (addr: number, len: number) => string,
+  written: Array<[number, number]> = [],
+): string {
   const out: string[] = [];
   const hit = (a: number, n: number): boolean => written.some(([w, e]) => a < e && a + n > w);
   for (const i of disassemble(b, fn.addr, { img, relocs: relocs.at(fn.addr) })) {
@@ -347,8 +423,17 @@ function lines(img: Image, b: Uint8Array, fn: Func, relocs: RelocIndex, flags: (
 }
 
 function detail(
-  img: Image, view: View, pv: PatchedView | undefined, fn: Func, sites: Site[], findingIdx: number[], fdata: FindingData[],
-  related: Set<number> | undefined, patched: boolean, relocs: RelocIndex, ft: ReturnType<typeof featureTable> | undefined,
+  img: Image,
+  view: View,
+  pv: PatchedView | undefined,
+  fn: Func,
+  sites: Site[],
+  findingIdx: number[],
+  fdata: FindingData[],
+  related: Set<number> | undefined,
+  patched: boolean,
+  relocs: RelocIndex,
+  ft: ReturnType<typeof featureTable> | undefined,
 ): FnDetail | undefined {
   const sec = img.sectionAt(fn.addr);
   if (!sec || sec.type === 8) return undefined;
@@ -359,14 +444,16 @@ function detail(
   if (sc) {
     const base = sc.section.addr;
     let i = sc.indexAt(fn.addr - base);
-    for (; i >= 0 && i < sc.count && base + sc.off[i]! < fn.addr + fn.size; i++) if (isFenceCode(sc.code[i]!)) fenceAt.add(base + sc.off[i]!);
+    for (; i >= 0 && i < sc.count && base + sc.off[i]! < fn.addr + fn.size; i++)
+      if (isFenceCode(sc.code[i]!)) fenceAt.add(base + sc.off[i]!);
   }
   const builtFences = new Set<number>();
   const bsc = view.built.at(fn.addr);
   if (bsc) {
     const base = bsc.section.addr;
     let i = bsc.indexAt(fn.addr - base);
-    for (; i >= 0 && i < bsc.count && base + bsc.off[i]! < fn.addr + fn.size; i++) if (isFenceCode(bsc.code[i]!)) builtFences.add(base + bsc.off[i]!);
+    for (; i >= 0 && i < bsc.count && base + bsc.off[i]! < fn.addr + fn.size; i++)
+      if (isFenceCode(bsc.code[i]!)) builtFences.add(base + bsc.off[i]!);
   }
   // "After" = the file's bytes with every patcher write inside the function laid over them in order (for a
   // module, the loader's relocations are left out: the relocation annotations already name the targets).
@@ -391,20 +478,29 @@ function detail(
     for (let k = 0; k < n; k++) if (builtBytes[o + k] !== afterBytes[o + k]) return true;
     return false;
   };
-  const mark = (fences: Set<number>) => (a: number, n: number): string => {
-    let f = '';
-    if (fences.has(a)) f += FLAG.fence;
-    if (siteStarts.has(a)) f += FLAG.site;
-    if (findAt.has(a)) f += FLAG.finding;
-    if (related?.has(a)) f += FLAG.related;
-    if (patched && differs(a, n)) f += FLAG.patched;
-    return f;
-  };
+  const mark =
+    (fences: Set<number>) =>
+    (a: number, n: number): string => {
+      let f = '';
+      if (fences.has(a)) f += FLAG.fence;
+      if (siteStarts.has(a)) f += FLAG.site;
+      if (findAt.has(a)) f += FLAG.finding;
+      if (related?.has(a)) f += FLAG.related;
+      if (patched && differs(a, n)) f += FLAG.patched;
+      return f;
+    };
   const checkedIsPatched = view.patched;
   const before = lines(img, builtBytes, fn, relocs, mark(builtFences));
   let changes: Change[] | undefined;
   if (written.length) {
-    const after = lines(img, afterBytes, fn, relocs, mark(checkedIsPatched ? fenceAt : fencesOf(img, afterBytes, fn)), written);
+    const after = lines(
+      img,
+      afterBytes,
+      fn,
+      relocs,
+      mark(checkedIsPatched ? fenceAt : fencesOf(img, afterBytes, fn)),
+      written,
+    );
     // Only what differs is kept: a whole kernel's functions are mostly unchanged by the patchers.
     const rows = alignRows(parseLines(before), parseLines(after));
     changes = [];

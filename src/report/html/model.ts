@@ -6,7 +6,15 @@
  * carries its shortest counterexample drawn as a sequence diagram by the model's own SVG renderer.
  * Bounded by a state limit so a report stays quick; a cell that reaches it is "incomplete", never "safe".
  */
-import { compile, DEFAULT_FETCH_UNIT, explore, PROTOCOLS, renderResult, SCENARIOS, traceSvg } from '../../model/index.js';
+import {
+  compile,
+  DEFAULT_FETCH_UNIT,
+  explore,
+  PROTOCOLS,
+  renderResult,
+  SCENARIOS,
+  traceSvg,
+} from '../../model/index.js';
 import type { Scenario } from '../../model/index.js';
 import type { ModelSite, ModelTrace } from './data.js';
 
@@ -18,7 +26,12 @@ function siteScenario(s: ModelSite): Scenario {
     base: BigInt(s.base),
     old: s.old,
     new: s.new,
-    cpus: xen ? [] : [{ passes: 1, nmi: 1, mce: 0 }, { passes: 1, nmi: 1, mce: 0 }],
+    cpus: xen
+      ? []
+      : [
+          { passes: 1, nmi: 1, mce: 0 },
+          { passes: 1, nmi: 1, mce: 0 },
+        ],
     patcher: xen ? { nmi: 1, mce: 1 } : { nmi: 0, mce: 0 },
     handlersRunSite: true,
     // The default (architectural) fetch contract; each cell's text names it.
@@ -44,7 +57,13 @@ export function modelTraces(maxStates = 20000, sites: readonly ModelSite[] = [])
           text: renderResult(model, r),
         });
       } catch (e) {
-        out.push({ protocol: p.name, scenario: s.name, verdict: 'not applicable', states: 0, text: e instanceof Error ? e.message : String(e) });
+        out.push({
+          protocol: p.name,
+          scenario: s.name,
+          verdict: 'not applicable',
+          states: 0,
+          text: e instanceof Error ? e.message : String(e),
+        });
       }
     }
   }

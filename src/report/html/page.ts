@@ -35,7 +35,8 @@ function base64(b: Uint8Array): string {
 
 /** Text placed raw inside a <script> element must not contain a closing tag. */
 function rawScript(js: string, what: string): string {
-  if (/<\/script/i.test(js) || /<!--/.test(js)) throw new Error(`${what} contains '</script' or '<!--' and cannot be inlined`);
+  if (/<\/script/i.test(js) || /<!--/.test(js))
+    throw new Error(`${what} contains '</script' or '<!--' and cannot be inlined`);
   return js;
 }
 
@@ -87,8 +88,14 @@ export function renderPage(data: ReportData, parts: PageParts): string {
   const summary: ReportData = { ...data, files: data.files.map((f) => ({ ...f, details: [] })) };
   const title = `textpoke report: ${data.files.map((f) => f.path.split('/').pop()).join(', ')}`.slice(0, 200);
   // The viewer is compiled as a module with no imports; its `export` keywords go, so it runs as a classic script.
-  const viewer = rawScript(parts.viewerJs.replace(/^\/\/# sourceMappingURL=.*$/m, '').replace(/^export (?=(async )?function|const|let|class)/gm, ''), 'viewer');
-  if (/^\s*(import|export)\b/m.test(viewer)) throw new Error('the viewer must have no imports or exports left to run as a classic script');
+  const viewer = rawScript(
+    parts.viewerJs
+      .replace(/^\/\/# sourceMappingURL=.*$/m, '')
+      .replace(/^export (?=(async )?function|const|let|class)/gm, ''),
+    'viewer',
+  );
+  if (/^\s*(import|export)\b/m.test(viewer))
+    throw new Error('the viewer must have no imports or exports left to run as a classic script');
   const out: string[] = [];
   out.push('<!doctype html>');
   out.push('<html lang="en"><head><meta charset="utf-8">');
@@ -96,7 +103,9 @@ export function renderPage(data: ReportData, parts: PageParts): string {
   out.push(`<meta name="generator" content="${escapeHtml(data.generator)}">`);
   out.push(`<title>${escapeHtml(title)}</title>`);
   out.push('<style>body{margin:0}</style></head><body>');
-  out.push('<div id="app"><p style="font:14px system-ui;padding:12px">Loading the report… (JavaScript is needed to view it)</p></div>');
+  out.push(
+    '<div id="app"><p style="font:14px system-ui;padding:12px">Loading the report… (JavaScript is needed to view it)</p></div>',
+  );
   out.push(`<script type="application/json" id="tp-data">${jsonForScript(summary)}</script>`);
   // A classic script right after the summary data runs while the rest of the page (function pages,
   // Graphviz: megabytes) is still being parsed, so the summary paints at once.
@@ -105,7 +114,9 @@ export function renderPage(data: ReportData, parts: PageParts): string {
   data.files.forEach((f, i) => {
     for (let c = 0; c * CHUNK < f.details.length; c++) {
       const part = JSON.stringify(f.details.slice(c * CHUNK, (c + 1) * CHUNK));
-      out.push(`<script type="application/octet-stream" id="tp-details-${i}-${c}">${base64(gzipSync(strToU8(part), { level: 9 }))}</script>`);
+      out.push(
+        `<script type="application/octet-stream" id="tp-details-${i}-${c}">${base64(gzipSync(strToU8(part), { level: 9 }))}</script>`,
+      );
     }
   });
   out.push(`<script type="text/plain" id="tp-viz">${rawScript(parts.vizJs, 'Graphviz')}</script>`);

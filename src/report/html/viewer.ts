@@ -82,13 +82,19 @@ const CSS = `
 type Child = Node | string | null | undefined | false;
 
 /** Creates an element; strings become text nodes (never markup). */
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> | null, ...kids: Child[]): HTMLElementTagNameMap[K] {
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string> | null,
+  ...kids: Child[]
+): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
-  if (attrs) for (const k in attrs) {
-    if (/^on/i.test(k)) continue;
-    e.setAttribute(k, attrs[k]!);
-  }
-  for (const c of kids) if (c !== null && c !== undefined && c !== false) e.append(typeof c === 'string' ? document.createTextNode(c) : c);
+  if (attrs)
+    for (const k in attrs) {
+      if (/^on/i.test(k)) continue;
+      e.setAttribute(k, attrs[k]!);
+    }
+  for (const c of kids)
+    if (c !== null && c !== undefined && c !== false) e.append(typeof c === 'string' ? document.createTextNode(c) : c);
   return e;
 }
 
@@ -110,7 +116,15 @@ export function barChart(rows: Array<[string, number]>, color = '#4a78c2'): SVGE
   rows.forEach(([name, n], i) => {
     const y = i * rowH + 2;
     svg.append(s('text', { x: labelW - 6, y: y + 12, 'text-anchor': 'end' }, name));
-    svg.append(s('rect', { x: labelW, y: y + 2, width: Math.max(n > 0 ? 1 : 0, (barW * n) / max), height: rowH - 5, fill: color }));
+    svg.append(
+      s('rect', {
+        x: labelW,
+        y: y + 2,
+        width: Math.max(n > 0 ? 1 : 0, (barW * n) / max),
+        height: rowH - 5,
+        fill: color,
+      }),
+    );
     svg.append(s('text', { x: labelW + (barW * n) / max + 6, y: y + 12 }, String(n)));
   });
   return svg;
@@ -128,13 +142,18 @@ export function alignRows(before: Line[], after: Line[]): Array<[Line[], Line[],
     const aj = after[j];
     if (bi && aj && bi.off === aj.off && bi.bytes === aj.bytes) {
       out.push([[bi], [aj], false]);
-      i++; j++;
+      i++;
+      j++;
       continue;
     }
     // Next offset past this one where both sides start an instruction.
     const from = Math.min(bi?.off ?? Infinity, aj?.off ?? Infinity);
     let stop = Infinity;
-    for (let k = i + 1; k < before.length; k++) if (before[k]!.off > from && aStarts.has(before[k]!.off)) { stop = before[k]!.off; break; }
+    for (let k = i + 1; k < before.length; k++)
+      if (before[k]!.off > from && aStarts.has(before[k]!.off)) {
+        stop = before[k]!.off;
+        break;
+      }
     const L: Line[] = [];
     const R: Line[] = [];
     while (i < before.length && before[i]!.off < stop) L.push(before[i++]!);
@@ -203,7 +222,15 @@ export function functionDot(d: FnDetail, lines: Line[]): string {
     const first = byOff.get(start);
     const ls: Line[] = [];
     if (first !== undefined) for (let k = first; k < lines.length && lines[k]!.off < end; k++) ls.push(lines[k]!);
-    if (b > 0 && !entered.has(start) && ls.length > 0 && ls.every((l) => /^(int3|nop[lw]?\b|xchg %ax,%ax)/.test(l.text) && !/[XSR]/.test(l.flags))) { skip.add(b); continue; }
+    if (
+      b > 0 &&
+      !entered.has(start) &&
+      ls.length > 0 &&
+      ls.every((l) => /^(int3|nop[lw]?\b|xchg %ax,%ax)/.test(l.text) && !/[XSR]/.test(l.flags))
+    ) {
+      skip.add(b);
+      continue;
+    }
     const bad = ls.some((l) => l.flags.includes('X'));
     if (bad) hot.add(b);
     const shown: Array<Line | number> = [];
@@ -212,20 +239,33 @@ export function functionDot(d: FnDetail, lines: Line[]): string {
       let skipped = 0;
       ls.forEach((l, k) => {
         if (k < 8 || k >= ls.length - 6 || /[FSXR]/.test(l.flags)) {
-          if (skipped) { shown.push(skipped); skipped = 0; }
+          if (skipped) {
+            shown.push(skipped);
+            skipped = 0;
+          }
           shown.push(l);
         } else skipped++;
       });
     }
     const rows = shown.map((l) => {
       if (typeof l === 'number') return `<TR><TD ALIGN="LEFT"><FONT COLOR="#888888">… ${l} more …</FONT></TD></TR>`;
-      const bg = l.flags.includes('X') ? ' BGCOLOR="#ffc9c9"' : l.flags.includes('F') ? ' BGCOLOR="#c9f0c9"' : l.flags.includes('R') ? ' BGCOLOR="#ffe6bf"' : l.flags.includes('S') ? ' BGCOLOR="#dbe8fb"' : '';
+      const bg = l.flags.includes('X')
+        ? ' BGCOLOR="#ffc9c9"'
+        : l.flags.includes('F')
+          ? ' BGCOLOR="#c9f0c9"'
+          : l.flags.includes('R')
+            ? ' BGCOLOR="#ffe6bf"'
+            : l.flags.includes('S')
+              ? ' BGCOLOR="#dbe8fb"'
+              : '';
       const text = l.text.replace(/0x[0-9a-f]+ <([^>]+)>/, '$1');
       return `<TR><TD ALIGN="LEFT"${bg}>${dotHtml(`${l.off.toString(16).padStart(4)}  ${text}`)}</TD></TR>`;
     });
     if (!rows.length) rows.push(`<TR><TD>${dotHtml(`+0x${start.toString(16)}`)}</TD></TR>`);
     const border = bad ? ' COLOR="#cc0000" BORDER="3"' : ' COLOR="#888888" BORDER="1"';
-    out.push(`b${b} [id="b${b}" label=<<TABLE CELLBORDER="0" CELLSPACING="0" CELLPADDING="1"${border}>${rows.join('')}</TABLE>>];`);
+    out.push(
+      `b${b} [id="b${b}" label=<<TABLE CELLBORDER="0" CELLSPACING="0" CELLPADDING="1"${border}>${rows.join('')}</TABLE>>];`,
+    );
   }
   const ext = new Map<string, number>();
   const blockAt = new Map<number, number>();
@@ -244,8 +284,10 @@ export function functionDot(d: FnDetail, lines: Line[]): string {
       }
       dst = `x${e}`;
     }
-    const style = hot.has(from) ? 'color="#cc0000" penwidth=2' : EDGE_STYLE[kind] ?? '';
-    out.push(`b${from} -> ${dst} [${style}${hot.has(from) && kind !== 'fall' ? ` label=${dotString(kind)} fontcolor="#cc0000"` : ''}];`);
+    const style = hot.has(from) ? 'color="#cc0000" penwidth=2' : (EDGE_STYLE[kind] ?? '');
+    out.push(
+      `b${from} -> ${dst} [${style}${hot.has(from) && kind !== 'fall' ? ` label=${dotString(kind)} fontcolor="#cc0000"` : ''}];`,
+    );
   }
   out.push('}');
   return out.join('\n');
@@ -255,9 +297,10 @@ export function functionDot(d: FnDetail, lines: Line[]): string {
 function inert(el: Element): void {
   for (const x of Array.from(el.querySelectorAll('script,foreignObject,iframe'))) x.remove();
   const all = [el, ...Array.from(el.querySelectorAll('*'))];
-  for (const e of all) for (const a of Array.from(e.attributes)) {
-    if (/^on/i.test(a.name) || (/href$/i.test(a.name) && /^\s*javascript:/i.test(a.value))) e.removeAttribute(a.name);
-  }
+  for (const e of all)
+    for (const a of Array.from(e.attributes)) {
+      if (/^on/i.test(a.name) || (/href$/i.test(a.name) && /^\s*javascript:/i.test(a.value))) e.removeAttribute(a.name);
+    }
 }
 
 interface State {
@@ -273,9 +316,19 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
   root.textContent = '';
   const st: State = { file: 0 };
   const nav: Record<string, HTMLAnchorElement> = {};
-  const search = h('input', { type: 'search', placeholder: 'search symbol… ( / )', id: 'tp-search', 'aria-label': 'search by symbol' });
+  const search = h('input', {
+    type: 'search',
+    placeholder: 'search symbol… ( / )',
+    id: 'tp-search',
+    'aria-label': 'search by symbol',
+  });
   const header = h('header', null, h('h1', null, 'textpoke'));
-  for (const [id, label] of [['summary', 'Summary'], ['findings', 'Findings'], ['functions', 'Functions'], ['model', 'Model']] as const) {
+  for (const [id, label] of [
+    ['summary', 'Summary'],
+    ['findings', 'Findings'],
+    ['functions', 'Functions'],
+    ['model', 'Model'],
+  ] as const) {
     nav[id] = h('a', { href: `#/${id}`, id: `tp-nav-${id}` }, label);
     header.append(nav[id]!);
   }
@@ -283,7 +336,10 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
   if (data.files.length > 1) {
     sel = h('select', { id: 'tp-file', 'aria-label': 'file' });
     data.files.forEach((f, i) => sel!.append(h('option', { value: String(i) }, f.path)));
-    sel.addEventListener('change', () => { st.file = Number(sel!.value); route(); });
+    sel.addEventListener('change', () => {
+      st.file = Number(sel!.value);
+      route();
+    });
     header.append(sel);
   }
   header.append(search);
@@ -309,7 +365,8 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
   });
 
   const file = (): FileData => data.files[st.file]!;
-  const fnLink = (fi: number, idx: number, label: string): HTMLAnchorElement => h('a', { href: `#/fn/${fi}/${idx}`, class: 'mono' }, label);
+  const fnLink = (fi: number, idx: number, label: string): HTMLAnchorElement =>
+    h('a', { href: `#/fn/${fi}/${idx}`, class: 'mono' }, label);
 
   function setNav(id: string): void {
     for (const k in nav) nav[k]!.classList.toggle('on', k === id);
@@ -323,16 +380,27 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
       const sec = h('section', { class: 'file', 'data-file': String(fi) });
       sec.append(h('h2', null, f.path));
       const t = f.target;
-      sec.append(h('p', null, `${t.os}${t.version ? ' ' + t.version : ''}${t.profile ? ` (profile ${t.profile})` : ''}. Checked: ${f.checked}. The “after” disassembly: ${f.patchedFor.startsWith('--cpu') ? `patched for ${f.patchedFor}` : f.patchedFor}.`));
+      sec.append(
+        h(
+          'p',
+          null,
+          `${t.os}${t.version ? ' ' + t.version : ''}${t.profile ? ` (profile ${t.profile})` : ''}. Checked: ${f.checked}. The “after” disassembly: ${f.patchedFor.startsWith('--cpu') ? `patched for ${f.patchedFor}` : f.patchedFor}.`,
+        ),
+      );
       if (t.note) sec.append(h('p', { class: 'note' }, t.note));
       const nSites = Object.values(f.counts).reduce((a, b) => a + b, 0);
       const withDetail = f.details.length || f.functions.filter((x) => fnEntry(x).detail >= 0).length;
-      sec.append(h('div', { class: 'cards' },
-        h('div', { class: 'card' }, h('b', { id: `tp-count-sites-${fi}` }, String(nSites)), 'patch sites'),
-        h('div', { class: 'card' }, h('b', { id: `tp-count-findings-${fi}` }, String(f.findings.length)), 'findings'),
-        h('div', { class: 'card' }, h('b', null, String(f.functions.length)), 'functions'),
-        h('div', { class: 'card' }, h('b', null, String(withDetail)), 'with a page'),
-        h('div', { class: 'card' }, h('b', null, String(f.patchers.reduce((a, p) => a + p[1], 0))), 'patcher writes')));
+      sec.append(
+        h(
+          'div',
+          { class: 'cards' },
+          h('div', { class: 'card' }, h('b', { id: `tp-count-sites-${fi}` }, String(nSites)), 'patch sites'),
+          h('div', { class: 'card' }, h('b', { id: `tp-count-findings-${fi}` }, String(f.findings.length)), 'findings'),
+          h('div', { class: 'card' }, h('b', null, String(f.functions.length)), 'functions'),
+          h('div', { class: 'card' }, h('b', null, String(withDetail)), 'with a page'),
+          h('div', { class: 'card' }, h('b', null, String(f.patchers.reduce((a, p) => a + p[1], 0))), 'patcher writes'),
+        ),
+      );
       if (f.errors.length) {
         sec.append(h('h3', null, 'Errors'));
         const ul = h('ul', null);
@@ -340,7 +408,12 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
         sec.append(ul);
       }
       sec.append(h('h3', null, 'Findings per check'));
-      sec.append(barChart(f.checks.map((c) => [c.id, c.count]), '#c24a4a'));
+      sec.append(
+        barChart(
+          f.checks.map((c) => [c.id, c.count]),
+          '#c24a4a',
+        ),
+      );
       sec.append(h('h3', null, 'Sites per table'));
       const tables = Object.entries(f.counts).sort((a, b) => b[1] - a[1]);
       sec.append(tables.length ? barChart(tables) : h('p', { class: 'note' }, 'No patch tables.'));
@@ -350,15 +423,32 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
       }
       if (f.patchers.length) {
         sec.append(h('h3', null, `Patchers (${f.patchedFor})`));
-        const tb = h('table', null, h('tr', null, h('th', null, 'patcher'), h('th', null, 'writes'), h('th', null, 'bytes changed')));
-        for (const [p, n, b] of f.patchers) tb.append(h('tr', null, h('td', null, p), h('td', null, String(n)), h('td', null, String(b))));
+        const tb = h(
+          'table',
+          null,
+          h('tr', null, h('th', null, 'patcher'), h('th', null, 'writes'), h('th', null, 'bytes changed')),
+        );
+        for (const [p, n, b] of f.patchers)
+          tb.append(h('tr', null, h('td', null, p), h('td', null, String(n)), h('td', null, String(b))));
         sec.append(tb);
       }
-      const top = f.functions.map((x, i) => [fnEntry(x), i] as const).filter(([x]) => x.findings > 0).sort((a, b) => b[0].findings - a[0].findings).slice(0, 15);
+      const top = f.functions
+        .map((x, i) => [fnEntry(x), i] as const)
+        .filter(([x]) => x.findings > 0)
+        .sort((a, b) => b[0].findings - a[0].findings)
+        .slice(0, 15);
       if (top.length) {
         sec.append(h('h3', null, 'Functions with the most findings'));
         const ul = h('ul', null);
-        for (const [x, i] of top) ul.append(h('li', null, fnLink(fi, i, x.name), ` ${x.findings} finding${x.findings === 1 ? '' : 's'}, ${x.sites} site${x.sites === 1 ? '' : 's'}`));
+        for (const [x, i] of top)
+          ul.append(
+            h(
+              'li',
+              null,
+              fnLink(fi, i, x.name),
+              ` ${x.findings} finding${x.findings === 1 ? '' : 's'}, ${x.sites} site${x.sites === 1 ? '' : 's'}`,
+            ),
+          );
         sec.append(ul);
       }
       main.append(sec);
@@ -371,15 +461,53 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     const f = file();
     const shown = check ? f.findings.filter((x) => x.check === check) : f.findings;
     main.append(h('h2', null, `Findings in ${f.path}: ${shown.length}${check ? ` (${check})` : ''}`));
-    const filters = h('p', { id: 'tp-findings-filter' }, h('a', { href: '#/findings', class: check ? '' : 'on' }, `all ${f.findings.length}`));
-    for (const c of f.checks) if (c.count) filters.append(' · ', h('a', { href: `#/findings?check=${encodeURIComponent(c.id)}`, class: c.id === check ? 'on' : '', title: c.describe }, `${c.id} ${c.count}`));
+    const filters = h(
+      'p',
+      { id: 'tp-findings-filter' },
+      h('a', { href: '#/findings', class: check ? '' : 'on' }, `all ${f.findings.length}`),
+    );
+    for (const c of f.checks)
+      if (c.count)
+        filters.append(
+          ' · ',
+          h(
+            'a',
+            {
+              href: `#/findings?check=${encodeURIComponent(c.id)}`,
+              class: c.id === check ? 'on' : '',
+              title: c.describe,
+            },
+            `${c.id} ${c.count}`,
+          ),
+        );
     main.append(filters);
-    const tb = h('table', { id: 'tp-findings' }, h('tr', null, h('th', null, 'check'), h('th', null, 'severity'), h('th', null, 'where'), h('th', null, 'message')));
+    const tb = h(
+      'table',
+      { id: 'tp-findings' },
+      h(
+        'tr',
+        null,
+        h('th', null, 'check'),
+        h('th', null, 'severity'),
+        h('th', null, 'where'),
+        h('th', null, 'message'),
+      ),
+    );
     for (const x of shown.slice(0, limit)) {
       const where = `${x.symbol}+0x${x.offset.toString(16)}`;
-      const rel = x.related.length ? h('div', { class: 'note mono' }, ...x.related.map((r) => `${r.symbol}: ${r.message}\n`)) : null;
-      tb.append(h('tr', { class: 'finding' }, h('td', { class: 'mono' }, x.check), h('td', { class: `sev-${x.severity}` }, x.severity),
-        h('td', null, x.fn >= 0 ? fnLink(st.file, x.fn, where) : h('span', { class: 'mono' }, where)), h('td', null, x.message, rel)));
+      const rel = x.related.length
+        ? h('div', { class: 'note mono' }, ...x.related.map((r) => `${r.symbol}: ${r.message}\n`))
+        : null;
+      tb.append(
+        h(
+          'tr',
+          { class: 'finding' },
+          h('td', { class: 'mono' }, x.check),
+          h('td', { class: `sev-${x.severity}` }, x.severity),
+          h('td', null, x.fn >= 0 ? fnLink(st.file, x.fn, where) : h('span', { class: 'mono' }, where)),
+          h('td', null, x.message, rel),
+        ),
+      );
     }
     main.append(tb);
     if (shown.length > limit) {
@@ -397,16 +525,58 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     const multi = data.files.length > 1;
     // A search covers every file of the report; the list without a query is the current file's.
     let rows: Array<readonly [FnSummary, number, number]> = [];
-    if (ql) data.files.forEach((g, fi) => g.functions.forEach((x, i) => { const e = fnEntry(x); if (e.name.toLowerCase().includes(ql)) rows.push([e, i, fi]); }));
-    else rows = f.functions.map((x, i) => [fnEntry(x), i, st.file] as const).filter(([x]) => x.detail >= 0).sort((a, b) => b[0].findings - a[0].findings || b[0].sites - a[0].sites);
-    main.append(h('h2', null, ql ? `Functions matching “${q}”: ${rows.length}` : `Functions with sites or findings: ${rows.length} of ${f.functions.length}`));
-    const tb = h('table', { id: 'tp-functions' }, h('tr', null, h('th', null, 'function'), h('th', null, 'address'), h('th', null, 'size'), h('th', null, 'sites'), h('th', null, 'findings'), multi ? h('th', null, 'file') : null));
+    if (ql)
+      data.files.forEach((g, fi) =>
+        g.functions.forEach((x, i) => {
+          const e = fnEntry(x);
+          if (e.name.toLowerCase().includes(ql)) rows.push([e, i, fi]);
+        }),
+      );
+    else
+      rows = f.functions
+        .map((x, i) => [fnEntry(x), i, st.file] as const)
+        .filter(([x]) => x.detail >= 0)
+        .sort((a, b) => b[0].findings - a[0].findings || b[0].sites - a[0].sites);
+    main.append(
+      h(
+        'h2',
+        null,
+        ql
+          ? `Functions matching “${q}”: ${rows.length}`
+          : `Functions with sites or findings: ${rows.length} of ${f.functions.length}`,
+      ),
+    );
+    const tb = h(
+      'table',
+      { id: 'tp-functions' },
+      h(
+        'tr',
+        null,
+        h('th', null, 'function'),
+        h('th', null, 'address'),
+        h('th', null, 'size'),
+        h('th', null, 'sites'),
+        h('th', null, 'findings'),
+        multi ? h('th', null, 'file') : null,
+      ),
+    );
     for (const [x, i, fi] of rows.slice(0, MAX_LIST)) {
-      tb.append(h('tr', { class: x.findings ? 'hl' : '' }, h('td', null, fnLink(fi, i, x.name)), h('td', { class: 'mono' }, x.addr), h('td', null, String(x.size)), h('td', null, String(x.sites)), h('td', null, String(x.findings)),
-        multi ? h('td', { class: 'mono' }, data.files[fi]!.path) : null));
+      tb.append(
+        h(
+          'tr',
+          { class: x.findings ? 'hl' : '' },
+          h('td', null, fnLink(fi, i, x.name)),
+          h('td', { class: 'mono' }, x.addr),
+          h('td', null, String(x.size)),
+          h('td', null, String(x.sites)),
+          h('td', null, String(x.findings)),
+          multi ? h('td', { class: 'mono' }, data.files[fi]!.path) : null,
+        ),
+      );
     }
     main.append(tb);
-    if (rows.length > MAX_LIST) main.append(h('p', { class: 'note' }, `${rows.length - MAX_LIST} more: refine the search.`));
+    if (rows.length > MAX_LIST)
+      main.append(h('p', { class: 'note' }, `${rows.length - MAX_LIST} more: refine the search.`));
   }
 
   async function fnPage(fi: number, idx: number): Promise<void> {
@@ -416,14 +586,29 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     main.textContent = '';
     const f = data.files[fi];
     const packed = f?.functions[idx];
-    if (!f || !packed) { main.append(h('p', null, 'No such function.')); return; }
+    if (!f || !packed) {
+      main.append(h('p', null, 'No such function.'));
+      return;
+    }
     const e = fnEntry(packed);
     const page = h('section', { id: 'tp-fn', 'data-name': e.name });
     main.append(page);
     page.append(h('h2', { class: 'mono' }, e.name));
-    page.append(h('p', { class: 'mono' }, `${e.addr}, ${e.size} bytes, ${e.sites} site${e.sites === 1 ? '' : 's'}, ${e.findings} finding${e.findings === 1 ? '' : 's'} — ${f.path}`));
+    page.append(
+      h(
+        'p',
+        { class: 'mono' },
+        `${e.addr}, ${e.size} bytes, ${e.sites} site${e.sites === 1 ? '' : 's'}, ${e.findings} finding${e.findings === 1 ? '' : 's'} — ${f.path}`,
+      ),
+    );
     if (e.detail < 0) {
-      page.append(h('p', { class: 'note' }, 'No patch site, finding or patcher write in this function, so its disassembly is not in this report (textpoke report --all-functions puts every function in).'));
+      page.append(
+        h(
+          'p',
+          { class: 'note' },
+          'No patch site, finding or patcher write in this function, so its disassembly is not in this report (textpoke report --all-functions puts every function in).',
+        ),
+      );
       return;
     }
     const loading = h('p', { class: 'note' }, 'loading…');
@@ -436,14 +621,24 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     if (fs.length) {
       page.append(h('h3', null, 'Findings'));
       const ul = h('ul', { id: 'tp-fn-findings' });
-      for (const x of fs) ul.append(h('li', null, h('span', { class: `sev-${x.severity}` }, `[${x.check}] `), h('span', { class: 'mono' }, `${x.symbol}+0x${x.offset.toString(16)}: `), x.message,
-        ...x.related.map((r) => h('div', { class: 'note mono' }, `${r.symbol} (${r.address}): ${r.message}`))));
+      for (const x of fs)
+        ul.append(
+          h(
+            'li',
+            null,
+            h('span', { class: `sev-${x.severity}` }, `[${x.check}] `),
+            h('span', { class: 'mono' }, `${x.symbol}+0x${x.offset.toString(16)}: `),
+            x.message,
+            ...x.related.map((r) => h('div', { class: 'note mono' }, `${r.symbol} (${r.address}): ${r.message}`)),
+          ),
+        );
       page.append(ul);
     }
     if (d.sites.length) {
       page.append(h('h3', null, `Patch sites (${d.sites.length})`));
       const ul = h('ul', { class: 'mono' });
-      for (const [off, len, , desc] of d.sites.slice(0, 200)) ul.append(h('li', null, `+0x${off.toString(16)} (${len} bytes) ${desc}`));
+      for (const [off, len, , desc] of d.sites.slice(0, 200))
+        ul.append(h('li', null, `+0x${off.toString(16)} (${len} bytes) ${desc}`));
       page.append(ul);
     }
     const before = parseLines(d.before);
@@ -452,9 +647,19 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
 
     const nb = blocksOf(d.blocks).length;
     page.append(h('h3', null, `Control-flow graph (${nb} blocks, ${d.graphOf})`));
-    page.append(h('div', { class: 'legend' },
-      h('span', { class: 'F' }, 'fence'), h('span', { class: 'S' }, 'patch site'), h('span', { class: 'X' }, 'finding (red block: the offending branch)'), h('span', { class: 'R' }, 'related location'),
-      h('span', { style: 'color:#1f8f3a' }, '→ taken'), h('span', { style: 'color:#3a7bd5' }, '⇢ alternative'), h('span', { style: 'color:#8a3ad5' }, '⇢ jump label')));
+    page.append(
+      h(
+        'div',
+        { class: 'legend' },
+        h('span', { class: 'F' }, 'fence'),
+        h('span', { class: 'S' }, 'patch site'),
+        h('span', { class: 'X' }, 'finding (red block: the offending branch)'),
+        h('span', { class: 'R' }, 'related location'),
+        h('span', { style: 'color:#1f8f3a' }, '→ taken'),
+        h('span', { style: 'color:#3a7bd5' }, '⇢ alternative'),
+        h('span', { style: 'color:#8a3ad5' }, '⇢ jump label'),
+      ),
+    );
     const g = h('div', { class: 'graph', id: 'tp-graph' });
     page.append(g);
     const draw = async (): Promise<void> => {
@@ -485,13 +690,46 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
       g.append(h('p', { class: 'note' }, `Large graph (${nb} blocks): `), b);
     }
 
-    page.append(h('h3', null, after.length ? `Disassembly: as built | ${f.patchedFor.startsWith('--cpu') ? `patched for ${f.patchedFor}` : 'patched'}` : `Disassembly (no patcher writes inside this function${f.patchedFor.startsWith('--cpu') ? ` for ${f.patchedFor}` : ''})`));
+    page.append(
+      h(
+        'h3',
+        null,
+        after.length
+          ? `Disassembly: as built | ${f.patchedFor.startsWith('--cpu') ? `patched for ${f.patchedFor}` : 'patched'}`
+          : `Disassembly (no patcher writes inside this function${f.patchedFor.startsWith('--cpu') ? ` for ${f.patchedFor}` : ''})`,
+      ),
+    );
     const tb = h('table', { class: 'dis', id: 'tp-dis' });
-    const cell = (l: Line | undefined, side: 'l' | 'r'): Node[] => l
-      ? [h('td', { class: `${side} ${l.flags.replace(/[^FSXRP]/g, '').split('').join(' ')}` }, hexAdd(d.addr, l.off).slice(-8)), h('td', { class: `${side}b b` }, l.bytes), h('td', { class: `${side} ${l.flags.replace(/[^FSXR]/g, '').split('').join(' ')}` }, l.text)]
-      : [h('td', { class: side }), h('td', { class: `${side}b` }), h('td', { class: side })];
+    const cell = (l: Line | undefined, side: 'l' | 'r'): Node[] =>
+      l
+        ? [
+            h(
+              'td',
+              {
+                class: `${side} ${l.flags
+                  .replace(/[^FSXRP]/g, '')
+                  .split('')
+                  .join(' ')}`,
+              },
+              hexAdd(d.addr, l.off).slice(-8),
+            ),
+            h('td', { class: `${side}b b` }, l.bytes),
+            h(
+              'td',
+              {
+                class: `${side} ${l.flags
+                  .replace(/[^FSXR]/g, '')
+                  .split('')
+                  .join(' ')}`,
+              },
+              l.text,
+            ),
+          ]
+        : [h('td', { class: side }), h('td', { class: `${side}b` }), h('td', { class: side })];
     let n = 0;
-    const rows = after.length ? alignRows(before, after) : before.map((l) => [[l], [], false] as [Line[], Line[], boolean]);
+    const rows = after.length
+      ? alignRows(before, after)
+      : before.map((l) => [[l], [], false] as [Line[], Line[], boolean]);
     outer: for (const [L, R, chg] of rows) {
       const k = Math.max(L.length, R.length);
       for (let i = 0; i < k; i++) {
@@ -509,35 +747,74 @@ export function mount(root: HTMLElement, data: ReportData, host: Host): () => vo
     setNav('model');
     main.textContent = '';
     main.append(h('h2', null, 'Live-patching protocols (model checker)'));
-    if (!data.model?.length) { main.append(h('p', { class: 'note' }, 'No model-checker results in this report.')); return; }
-    main.append(h('p', null, 'Each protocol for rewriting live code is explored exhaustively against each scenario (concurrent CPUs, NMI and #MC). Unsafe cells carry the shortest counterexample as a sequence diagram.'));
+    if (!data.model?.length) {
+      main.append(h('p', { class: 'note' }, 'No model-checker results in this report.'));
+      return;
+    }
+    main.append(
+      h(
+        'p',
+        null,
+        'Each protocol for rewriting live code is explored exhaustively against each scenario (concurrent CPUs, NMI and #MC). Unsafe cells carry the shortest counterexample as a sequence diagram.',
+      ),
+    );
     const prot = [...new Set(data.model.map((m) => m.protocol))];
     const scen = [...new Set(data.model.map((m) => m.scenario))];
-    const tb = h('table', { id: 'tp-model' }, h('tr', null, h('th', null, 'protocol'), ...scen.map((x) => h('th', { class: 'mono' }, x))));
+    const tb = h(
+      'table',
+      { id: 'tp-model' },
+      h('tr', null, h('th', null, 'protocol'), ...scen.map((x) => h('th', { class: 'mono' }, x))),
+    );
     for (const p of prot) {
       const tr = h('tr', null, h('td', { class: 'mono' }, p));
       for (const sc of scen) {
         const m = data.model.find((x) => x.protocol === p && x.scenario === sc);
-        if (!m) { tr.append(h('td', null, '')); continue; }
+        if (!m) {
+          tr.append(h('td', null, ''));
+          continue;
+        }
         const label = m.verdict === 'unsafe' ? `UNSAFE: ${m.property ?? ''}` : m.verdict;
-        tr.append(h('td', { class: m.verdict === 'unsafe' ? 'sev-error' : '', title: `${m.states} states` }, m.svg ? h('a', { href: `#/model/${data.model.indexOf(m)}` }, label) : label));
+        tr.append(
+          h(
+            'td',
+            { class: m.verdict === 'unsafe' ? 'sev-error' : '', title: `${m.states} states` },
+            m.svg ? h('a', { href: `#/model/${data.model.indexOf(m)}` }, label) : label,
+          ),
+        );
       }
       tb.append(tr);
     }
     main.append(tb);
-    main.append(h('p', { class: 'note' }, 'incomplete: the state bound was reached before the search finished (textpoke report --model-states N raises it; textpoke model explores one cell without a bound). The last columns, when present, are real writes of the reported files, rewritten while CPUs run.'));
+    main.append(
+      h(
+        'p',
+        { class: 'note' },
+        'incomplete: the state bound was reached before the search finished (textpoke report --model-states N raises it; textpoke model explores one cell without a bound). The last columns, when present, are real writes of the reported files, rewritten while CPUs run.',
+      ),
+    );
   }
 
   function tracePage(i: number): void {
     setNav('model');
     main.textContent = '';
     const m = data.model?.[i];
-    if (!m) { main.append(h('p', null, 'No such trace.')); return; }
-    main.append(h('h2', { class: 'mono' }, `${m.protocol} on ${m.scenario}: ${m.verdict}${m.property ? ` (${m.property})` : ''}`));
+    if (!m) {
+      main.append(h('p', null, 'No such trace.'));
+      return;
+    }
+    main.append(
+      h('h2', { class: 'mono' }, `${m.protocol} on ${m.scenario}: ${m.verdict}${m.property ? ` (${m.property})` : ''}`),
+    );
     if (m.svg) {
       // As an image: an SVG shown through <img> can never run script.
       const url = URL.createObjectURL(new Blob([m.svg], { type: 'image/svg+xml' }));
-      main.append(h('div', { class: 'trace' }, h('img', { src: url, alt: `sequence diagram: ${m.protocol} on ${m.scenario}`, id: 'tp-trace' })));
+      main.append(
+        h(
+          'div',
+          { class: 'trace' },
+          h('img', { src: url, alt: `sequence diagram: ${m.protocol} on ${m.scenario}`, id: 'tp-trace' }),
+        ),
+      );
     }
     if (m.text) main.append(h('pre', { class: 'mono' }, m.text));
   }

@@ -111,6 +111,7 @@ export function packEdges(es: readonly Edge[]): Array<number | string> {
 
 export function edgesOf(packed: readonly (number | string)[]): Edge[] {
   const out: Edge[] = [];
-  for (let k = 0; k + 2 < packed.length; k += 3) out.push({ from: packed[k] as number, to: packed[k + 1]!, kind: String(packed[k + 2]) });
+  for (let k = 0; k + 2 < packed.length; k += 3)
+    out.push({ from: packed[k] as number, to: packed[k + 1]!, kind: String(packed[k + 2]) });
   return out;
 }

@@ -65,7 +65,10 @@ interface TableDef {
 function linuxDef(id: string, data: LinuxFeatureData, ncapints: number, nbugints: number): TableDef {
   LINUX_DATA.set(id, data);
   return {
-    id, family: 'linux', words: ncapints, limit: (ncapints + nbugints) * 32,
+    id,
+    family: 'linux',
+    words: ncapints,
+    limit: (ncapints + nbugints) * 32,
     entries: () => [
       ...data.features.filter(([n]) => n < ncapints * 32),
       ...data.bugs.filter(([x]) => x < nbugints * 32).map(([x, name]) => [ncapints * 32 + x, name] as const),
@@ -87,25 +90,28 @@ export interface XenWords {
 }
 
 function xenDef(id: string, data: XenFeatureData, i: number, r: XenWords): TableDef {
-    const synthBase = r.fscapints * 32;
-    const bugBase = (r.fscapints + r.nrSynth) * 32;
-    return {
-      id, family: 'xen', words: r.fscapints, limit: (r.fscapints + r.nrSynth + r.nrBug) * 32,
-      entries: () => {
-        const base: (readonly [number, string])[] = [
-          ...data.cpuid.filter((e) => inRelease(e, i)).map((e) => [e[0], e[1]] as const),
-          ...data.synth.filter((e) => inRelease(e, i)).map((e) => [synthBase + e[0], e[1]] as const),
-          ...data.bugs.filter((e) => inRelease(e, i)).map((e) => [bugBase + e[0], e[1]] as const),
-        ];
-        const num = new Map(base.map(([n, name]) => [name, n]));
-        const aliases: (readonly [number, string])[] = [];
-        for (const [alias, target] of data.aliases) {
-          const n = num.get(target);
-          if (n !== undefined) aliases.push([n, alias]);
-        }
-        return [...aliases, ...base];
-      },
-    };
+  const synthBase = r.fscapints * 32;
+  const bugBase = (r.fscapints + r.nrSynth) * 32;
+  return {
+    id,
+    family: 'xen',
+    words: r.fscapints,
+    limit: (r.fscapints + r.nrSynth + r.nrBug) * 32,
+    entries: () => {
+      const base: (readonly [number, string])[] = [
+        ...data.cpuid.filter((e) => inRelease(e, i)).map((e) => [e[0], e[1]] as const),
+        ...data.synth.filter((e) => inRelease(e, i)).map((e) => [synthBase + e[0], e[1]] as const),
+        ...data.bugs.filter((e) => inRelease(e, i)).map((e) => [bugBase + e[0], e[1]] as const),
+      ];
+      const num = new Map(base.map(([n, name]) => [name, n]));
+      const aliases: (readonly [number, string])[] = [];
+      for (const [alias, target] of data.aliases) {
+        const n = num.get(target);
+        if (n !== undefined) aliases.push([n, alias]);
+      }
+      return [...aliases, ...base];
+    },
+  };
 }
 
 function xenDefs(data: XenFeatureData): TableDef[] {
@@ -205,9 +211,7 @@ export function featureTable(id: string): FeatureTable {
 export function featureNumber(t: FeatureTable, name: string): number | undefined {
   const s = name.trim().toUpperCase().replace(/-/g, '_');
   if (s === '') return undefined;
-  const candidates = s.startsWith('X86_')
-    ? [s]
-    : [`X86_${s}`, `X86_FEATURE_${s}`, `X86_BUG_${s}`, `X86_SPEC_${s}`];
+  const candidates = s.startsWith('X86_') ? [s] : [`X86_${s}`, `X86_FEATURE_${s}`, `X86_BUG_${s}`, `X86_SPEC_${s}`];
   for (const c of candidates) {
     const n = t.byName.get(c);
     if (n !== undefined) return n;
