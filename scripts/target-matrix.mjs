@@ -55,6 +55,7 @@ const BUILDS = [
   'linux-6.12-trixie',
   'linux-7',
   'linux-7-cloud',
+  'linux-7-rt',
 ];
 
 function cli(argv) {

@@ -75,6 +75,8 @@ test('playground: xen-syms, xfs.ko, a 6.12 xfs.ko.xz (chosen) and an object (dro
     assert.match((await page.textContent('#status'))!, /analysed in this browser/);
     await page.screenshot({ path: join(shots, 'playground-xen-summary.png') });
     await page.click('#tp-nav-findings');
+    // The page renders on a hash change: wait for the rows before reading them (allTextContents does not wait).
+    await page.waitForSelector('#tp-findings tr.finding');
     const rows = await page.locator('#tp-findings tr.finding').allTextContents();
     assert.ok(rows.some((r) => r.includes('nospec-outlined') && r.includes('xatp_permission_check+0x')));
     await openFunction(page, 'xatp_permission_check');

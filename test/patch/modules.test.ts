@@ -52,6 +52,7 @@ for (const [id, dir, profileId] of [
   ['linux-6.12-trixie', () => corpus.modules612Trixie, 'linux-6.8'],
   ['linux-7', () => corpus.modules7, 'linux-7'],
   ['linux-7-cloud', () => corpus.modules7Cloud, 'linux-7'],
+  ['linux-7-rt', () => corpus.modules7Rt, 'linux-7'],
 ] as const)
   test(`${id} modules (every 20th) x every preset: ${profileId}'s rules give whole instructions and rule-given branch targets, every feature named, no warning`, async () => {
     const files = expandPaths([dir()]).filter((_, i) => i % 20 === 0);

@@ -112,6 +112,7 @@ for (const [id, dirOf, profileId] of [
   ['linux-6.12-trixie', () => corpus.modules612Trixie, 'linux-6.8'],
   ['linux-7', () => corpus.modules7, 'linux-7'],
   ['linux-7-cloud', () => corpus.modules7Cloud, 'linux-7'],
+  ['linux-7-rt', () => corpus.modules7Rt, 'linux-7'],
 ] as const) {
   test(`${id} modules as .ko.xz: detected without flags; counts match readelf's section size / entry size; features named; sites on instruction boundaries`, async () => {
     const files = expandPaths([dirOf()]);

@@ -164,4 +164,11 @@ export const corpus = {
   get vmlinuz7Cloud(): string {
     return vmlinuzOf('linux-7-cloud');
   },
+  /** lib/modules/<7.x version>/kernel of the newest 7.x PREEMPT_RT build (trixie-backports). */
+  get modules7Rt(): string {
+    return modulesOf('linux-7-rt', '7.');
+  },
+  get vmlinuz7Rt(): string {
+    return vmlinuzOf('linux-7-rt');
+  },
 };

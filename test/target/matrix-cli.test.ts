@@ -26,6 +26,7 @@ const BUILDS: [string, () => string[]][] = [
   ['linux-6.12-trixie', () => expandPaths([corpus.modules612Trixie]).filter((_, i) => i % 400 === 0)],
   ['linux-7', () => expandPaths([corpus.modules7]).filter((_, i) => i % 400 === 0)],
   ['linux-7-cloud', () => expandPaths([corpus.modules7Cloud]).filter((_, i) => i % 400 === 0)],
+  ['linux-7-rt', () => expandPaths([corpus.modules7Rt]).filter((_, i) => i % 400 === 0)],
 ];
 
 for (const [id, filesOf] of BUILDS) {

@@ -66,6 +66,12 @@ const BUILDS = [
     'linux-7',
     ['.altinstructions', '.retpoline_sites', '.return_sites', '.ibt_endbr_seal', '.call_sites'],
   ],
+  [
+    'linux-7-rt',
+    () => corpus.vmlinuz7Rt,
+    'linux-7',
+    ['.altinstructions', '.retpoline_sites', '.return_sites', '.ibt_endbr_seal', '.call_sites'],
+  ],
 ] as const;
 
 for (const [id, vmlinuz, profileId, tables] of BUILDS)
