@@ -108,11 +108,14 @@ export const CORPUS = [
       { name: (m) => `linux-binary-unsigned-${m[1]}+deb13-cloud-amd64`, suites: BACKPORTS },
     ],
   },
-  { id: 'linux-7-rt', what: 'Linux 7.x PREEMPT_RT flavour (trixie-backports): modules and vmlinuz',
+  {
+    id: 'linux-7-rt',
+    what: 'Linux 7.x PREEMPT_RT flavour (trixie-backports): modules and vmlinuz',
     packages: [
       { name: /^linux-modules-(7\.\d+\.\d+)\+deb13-rt-amd64$/, suites: BACKPORTS },
       { name: (m) => `linux-binary-unsigned-${m[1]}+deb13-rt-amd64`, suites: BACKPORTS },
-    ] },
+    ],
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------- apt
