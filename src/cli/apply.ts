@@ -239,6 +239,8 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         io.out(
           `${file}: ${result.view.patches.length} writes for --cpu ${o.cpuFrom ? `from ${o.cpuFrom}` : /^host/.test(o.cpu ?? '') ? o.cpu : cpu.spec} -> ${o.output}\n`,
         );
+        // --cpu host / --cpu-from: the spec they gave, so the run can be repeated with --cpu.
+        if (o.cpuFrom || /^host/.test(o.cpu ?? '')) io.out(`  note: the CPU as --cpu ${cpu.spec}\n`);
         for (const n of [...cpuNotes, ...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
         if (result.relocation)
           io.out(
