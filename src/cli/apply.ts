@@ -2,6 +2,7 @@ import { targetWarnings } from '../sites/crosscheck.js';
 import { readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { profileOption } from './options.js';
 import { ElfError, Image } from '../elf/image.js';
 import { TableError } from '../sites/table.js';
 import { ProfileError } from '../target/detect.js';
@@ -16,7 +17,6 @@ import {
 } from '../patch/index.js';
 import type { ApplyResult, Cpu } from '../patch/index.js';
 import { featureTable } from '../target/features/index.js';
-import { PROFILES } from '../target/profile.js';
 import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { cpuSpecFromFile } from './cpu-from.js';
 import { describeError, openImage, resolveTarget } from './jobs.js';
@@ -137,11 +137,7 @@ export function addApplyOptions(c: Command): Command {
       '--cpu-from <dir|file>',
       'CPU as a booted machine reported it: for Linux its saved /proc/cpuinfo, vulnerabilities and cmdline (a directory or one file); for Xen its boot log, optionally with xen-cpuid output appended (see docs)',
     )
-    .addOption(
-      new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(
-        PROFILES.map((p) => p.id),
-      ),
-    )
+    .addOption(profileOption('the file'))
     .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [
       ...prev,
       v,
