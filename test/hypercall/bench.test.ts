@@ -9,6 +9,7 @@ import { defineMap, parseDefs, X86_DEFINES } from '../../src/hypercall/defs.js';
 import { benchBuilds, benchFiles, compareText, parseCsv, summarise } from '../../src/hypercall/bench.js';
 import { XEN_417_NUMBERS } from '../../src/hypercall/numbers.js';
 import { main } from '../../src/cli/main.js';
+import { captureIo } from '../support/io.js';
 
 const defsPath = join(fixturesDir, 'hypercall/hypercall-defs-4.17.c');
 const defs = parseDefs(preprocess(readFileSync(defsPath, 'utf8'), defineMap(X86_DEFINES)));
@@ -70,17 +71,7 @@ test('the benchmark builds with and without thunks and prints one CSV row per ha
 });
 
 test('textpoke hypercalls bench writes the sources; --compare reads CSV; bad CSV exits 2', async () => {
-  let out = '';
-  let err = '';
-  const io = {
-    out: (t: string) => {
-      out += t;
-    },
-    err: (t: string) => {
-      err += t;
-    },
-    isTTY: false,
-  };
+  const io = captureIo();
   const dir = tempDir('textpoke-bench-');
   assert.equal(await main(['hypercalls', 'bench', defsPath, '-o', dir], io), 0);
   assert.match(
@@ -93,9 +84,9 @@ test('textpoke hypercalls bench writes the sources; --compare reads CSV; bad CSV
     'style,codegen,caller,number,name,cycles\nchain,plain,-,-,direct-call,5\nchain,plain,pv64,1,mmu_update,10\nchain,plain,pv64,23,iret,14\nchain,plain,pv64,mix,(mix),20\n',
   );
   assert.equal(await main(['hypercalls', 'bench', '--compare', a, a], io), 0);
-  assert.match(out, /a\.csv +pv64 +chain +plain +12\.0 +14\.0 iret +20\.0 +5\.0 +7\.0 +15\.0/);
+  assert.match(io.o, /a\.csv +pv64 +chain +plain +12\.0 +14\.0 iret +20\.0 +5\.0 +7\.0 +15\.0/);
   const bad = join(dir, 'bad.csv');
   writeFileSync(bad, 'x,y\n');
   assert.equal(await main(['hypercalls', 'bench', '--compare', bad], io), 2);
-  assert.match(err, /bad\.csv: line 1/);
+  assert.match(io.e, /bad\.csv: line 1/);
 });

@@ -15,6 +15,7 @@ import { recoverDispatch } from '../../src/hypercall/binary.js';
 import { XEN_417_BINARY_CALLERS } from '../../src/hypercall/xen417.js';
 import { XEN_417_NUMBERS } from '../../src/hypercall/numbers.js';
 import { main } from '../../src/cli/main.js';
+import { captureIo } from '../support/io.js';
 
 const defsPath = join(fixturesDir, 'hypercall/hypercall-defs-4.17.c');
 const defs = parseDefs(preprocess(readFileSync(defsPath, 'utf8'), defineMap(X86_DEFINES)));
@@ -137,23 +138,13 @@ test("Xen 4.17's compiled pv_hypercall and hvm_hypercall dispatch as the table s
 });
 
 test('textpoke hypercalls cost --binary prints model and binary side by side', async () => {
-  let out = '';
-  let err = '';
-  const io = {
-    out: (t: string) => {
-      out += t;
-    },
-    err: (t: string) => {
-      err += t;
-    },
-    isTTY: false,
-  };
+  const io = captureIo();
   const freq = join(tempDir(), 'freq.txt');
   writeFileSync(freq, 'mmu_update 50\niret 30\nmemory_op 20\n');
   assert.equal(await main(['hypercalls', 'cost', defsPath, '--binary', corpus.xenSyms, '--freq', freq], io), 0);
-  assert.match(out, /^ {2}mmu_update +1 +1 +3\/3 +6\/10 +2\/2\+1i +3\/3 *$/m);
-  assert.match(out, /^ {2}hvm_op +34 +- +5\/7 .* shortcut 1\/1$/m);
-  assert.match(out, /mean \(weighted by --freq\) +3\.40\/3\.60 .* 3\.40\/3\.60 \(binary\)/);
-  assert.equal(err, '');
+  assert.match(io.o, /^ {2}mmu_update +1 +1 +3\/3 +6\/10 +2\/2\+1i +3\/3 *$/m);
+  assert.match(io.o, /^ {2}hvm_op +34 +- +5\/7 .* shortcut 1\/1$/m);
+  assert.match(io.o, /mean \(weighted by --freq\) +3\.40\/3\.60 .* 3\.40\/3\.60 \(binary\)/);
+  assert.equal(io.e, '');
   assert.equal(await main(['hypercalls', 'cost', defsPath, '--binary', join(tempDir(), 'nope')], io), 2);
 });

@@ -10,6 +10,7 @@ import { generate, STYLES, type Style } from '../../src/hypercall/gen.js';
 import { dispatchProgram, EDGE_NUMBERS, stubReturns } from '../../src/hypercall/harness.js';
 import { XEN_417_NUMBERS } from '../../src/hypercall/numbers.js';
 import { main } from '../../src/cli/main.js';
+import { captureIo } from '../support/io.js';
 
 export const defsPath = join(fixturesDir, 'hypercall/hypercall-defs-4.17.c');
 const text = readFileSync(defsPath, 'utf8');
@@ -151,21 +152,11 @@ test('no 64-hypercall limit, and a last priority group of two dispatches correct
 });
 
 test('textpoke hypercalls gen writes the header; -D selects the configuration; bad input exits 2', async () => {
-  let out = '';
-  let err = '';
-  const io = {
-    out: (t: string) => {
-      out += t;
-    },
-    err: (t: string) => {
-      err += t;
-    },
-    isTTY: false,
-  };
+  const io = captureIo();
   assert.equal(await main(['hypercalls', 'gen', defsPath, '--style', 'switch'], io), 0);
-  assert.match(out, /#define call_handlers_hvm32\(num, ret, a1, a2, a3, a4, a5\)/);
-  assert.match(out, /^long do_kexec_op\(unsigned long op, XEN_GUEST_HANDLE_PARAM\(void\) uarg\);$/m);
-  out = '';
+  assert.match(io.o, /#define call_handlers_hvm32\(num, ret, a1, a2, a3, a4, a5\)/);
+  assert.match(io.o, /^long do_kexec_op\(unsigned long op, XEN_GUEST_HANDLE_PARAM\(void\) uarg\);$/m);
+  io.o = '';
   assert.equal(
     await main(
       [
@@ -185,12 +176,12 @@ test('textpoke hypercalls gen writes the header; -D selects the configuration; b
     ),
     0,
   );
-  assert.match(out, /call_handlers_pv32/);
-  assert.doesNotMatch(out, /call_handlers_hvm64/);
+  assert.match(io.o, /call_handlers_pv32/);
+  assert.doesNotMatch(io.o, /call_handlers_hvm64/);
   const bad = join(tempDir(), 'bad.c');
   writeFileSync(bad, 'prefix: do\nfoo(int a)\ncaller: x\ntable: x\nfoo do\nbar do\n');
   assert.equal(await main(['hypercalls', 'gen', bad], io), 2);
-  assert.match(err, /bad\.c: line 6: No prototype for prefix\/hypercall combination \(do_bar\)/);
+  assert.match(io.e, /bad\.c: line 6: No prototype for prefix\/hypercall combination \(do_bar\)/);
 });
 
 test('with 32-bit PV (pv32 caller) every style dispatches each number to the handler its table row names', () => {

@@ -4,31 +4,16 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
-import type { Io } from '../../src/cli/context.js';
 import { corpus } from '../support/corpus.js';
 import { tempDir } from '../support/build.js';
-
-function io(): Io & { o: string; e: string } {
-  const r = {
-    o: '',
-    e: '',
-    isTTY: false,
-    out(t: string) {
-      r.o += t;
-    },
-    err(t: string) {
-      r.e += t;
-    },
-  };
-  return r;
-}
+import { captureIo } from '../support/io.js';
 
 test('apply refuses to write over its input (exit 2) and leaves it untouched', async () => {
   const dir = tempDir();
   const f = join(dir, 'm.ko');
   copyFileSync(corpus.module61('arch/x86/events/intel/intel-uncore.ko'), f);
   const before = readFileSync(f);
-  const r = io();
+  const r = captureIo();
   assert.equal(await main(['apply', f, '--cpu', 'intel-server', '-o', f], r), 2);
   assert.match(r.e, /refusing to write the output over the input/);
   assert.ok(before.equals(readFileSync(f)));
@@ -38,7 +23,7 @@ test('apply writes a module objdump reads, with the patched bytes at the same of
   const dir = tempDir();
   const src = corpus.module61('arch/x86/events/intel/intel-uncore.ko');
   const out = join(dir, 'out.ko');
-  const r = io();
+  const r = captureIo();
   assert.equal(await main(['apply', src, '--cpu', 'intel-server', '-o', out], r), 0);
   assert.ok(existsSync(out));
   const a = readFileSync(src);
@@ -52,12 +37,12 @@ test('apply writes a module objdump reads, with the patched bytes at the same of
 
 test('diff prints side-by-side sites and a per-feature summary; bad --cpu is exit 2', async () => {
   const src = corpus.module61('arch/x86/events/intel/intel-uncore.ko');
-  const r = io();
+  const r = captureIo();
   assert.equal(await main(['diff', src, '--cpu', 'amd-server', '--function', 'uncore_pmu_hrtimer'], r), 0);
   assert.match(r.o, /callq \*0x[0-9a-f]+\(%rip\) {2}# pv_ops\+0xf0\s+\| pushf/);
   assert.match(r.o, /call __x86_indirect_thunk_rax\s+\| call \*%rax/);
   assert.match(r.o, /jmp __x86_return_thunk\s+\| jmp srso_alias_return_thunk/);
-  const bad = io();
+  const bad = captureIo();
   assert.equal(await main(['diff', src, '--cpu', 'pentium'], bad), 2);
   assert.match(bad.e, /unknown CPU preset 'pentium'/);
 });
@@ -76,7 +61,7 @@ test('apply --load/--symbols: relocations and patched branches use the load addr
     'ffffffff82001000 T __x86_return_thunk\nffffffff82002000 T srso_alias_return_thunk\nffffffff81101000 T pv_native_irq_disable\n',
   );
   const out = join(dir, 'out.ko');
-  const r = io();
+  const r = captureIo();
   assert.equal(
     await main(['apply', src, '--cpu', 'amd-server', '--load-file', load, '--symbols', map, '-o', out], r),
     0,
@@ -85,7 +70,7 @@ test('apply --load/--symbols: relocations and patched branches use the load addr
   // uncore_collect_events+0x3f: jmp __x86_return_thunk -> jmp srso_alias_return_thunk at its System.map address.
   assert.match(dis, /ffffffffc0a0003f:\s+e9 [0-9a-f ]+\s+jmp\s+ffffffff82002000/);
   assert.ok(!/\(bad\)/.test(dis));
-  const bad = io();
+  const bad = captureIo();
   assert.equal(
     await main(['apply', corpus.xenSyms, '--cpu', 'none', '--load', '.text=0x1000', '-o', join(dir, 'x')], bad),
     2,

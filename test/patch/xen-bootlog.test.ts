@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
-import type { Io } from '../../src/cli/context.js';
 import { imageFromBytes } from '../../src/elf/load.js';
 import { applyPatches, CpuSpecError, parseCpu, PatchedView } from '../../src/patch/index.js';
 import { pointerStores, vendorOf, xenAltcallTargets } from '../../src/patch/xen-altcall-targets.js';
@@ -17,6 +16,7 @@ import { detectTarget } from '../../src/target/detect.js';
 import { featureTable } from '../../src/target/features/index.js';
 import { corpus } from '../support/corpus.js';
 import { tempDir } from '../support/build.js';
+import { captureIo } from '../support/io.js';
 
 const table = featureTable('xen-4.17.7');
 
@@ -271,21 +271,6 @@ test('xen-syms: the altcall pointers the boot sets are taken from the binary (op
   );
 });
 
-function io(): Io & { o: string; e: string } {
-  const r = {
-    o: '',
-    e: '',
-    isTTY: false,
-    out(t: string) {
-      r.o += t;
-    },
-    err(t: string) {
-      r.e += t;
-    },
-  };
-  return r;
-}
-
 test('textpoke apply --cpu-from BOOTLOG on xen-syms; --cpu and --cpu-from exclude each other', async () => {
   const dir = tempDir();
   const log = join(dir, 'xl-dmesg.txt');
@@ -299,18 +284,18 @@ test('textpoke apply --cpu-from BOOTLOG on xen-syms; --cpu and --cpu-from exclud
     ),
   );
   const out = join(dir, 'xen-syms.out');
-  const r = io();
+  const r = captureIo();
   assert.equal(await main(['apply', corpus.xenSyms, '--cpu-from', log, '-o', out], r), 0, r.e);
   assert.match(r.o, /writes for --cpu from \S+xl-dmesg\.txt -> /);
   assert.match(r.o, /note: the CPU as --cpu none,/);
   assert.match(r.o, /note: no xen-cpuid featureset/);
-  const both = io();
+  const both = captureIo();
   assert.equal(await main(['apply', corpus.xenSyms, '--cpu', 'none', '--cpu-from', log, '-o', out], both), 2);
   assert.match(both.e, /exclude each other/);
-  const neither = io();
+  const neither = captureIo();
   assert.equal(await main(['apply', corpus.xenSyms, '-o', out], neither), 2);
   assert.match(neither.e, /one of --cpu SPEC, --cpu host or --cpu-from DIR|FILE is required/);
-  const notXen = io();
+  const notXen = captureIo();
   writeFileSync(join(dir, 'other.txt'), 'hello\n');
   assert.equal(await main(['diff', corpus.xenSyms, '--cpu-from', join(dir, 'other.txt'), '--summary'], notXen), 2);
   assert.match(notXen.e, /no Xen boot log here/);

@@ -7,6 +7,7 @@ import { Image } from '../../src/elf/image.js';
 import { extractPatchlets, patchletsToC } from '../../src/patchlets/extract.js';
 import { verifyText } from '../../src/patchlets/verify.js';
 import { main } from '../../src/cli/main.js';
+import { captureIo } from '../support/io.js';
 
 const obj = assemble('patchlets/patchlets.S');
 const img = Image.parse(readFileSync(obj), obj);
@@ -56,31 +57,21 @@ test('--c emits a table of the copyable patchlets that patchlets verify accepts'
 });
 
 test('textpoke patchlets extract: exit 1 when a patchlet cannot be copied or a file cannot be used, 2 on a missing one', async () => {
-  let out = '';
-  let err = '';
-  const io = {
-    out: (t: string) => {
-      out += t;
-    },
-    err: (t: string) => {
-      err += t;
-    },
-    isTTY: false,
-  };
+  const io = captureIo();
   assert.equal(await main(['patchlets', 'extract', obj], io), 1);
-  assert.match(out, /call_thunk .* len 5/);
-  assert.match(out, /call __x86_return_thunk/);
+  assert.match(io.o, /call_thunk .* len 5/);
+  assert.match(io.o, /call __x86_return_thunk/);
   const o = join(tempDir(), 'p.c');
   assert.equal(await main(['patchlets', 'extract', '--c', '-o', o, obj], io), 1);
   assert.match(readFileSync(o, 'utf8'), /patchlet_mov64/);
   const bad = join(tempDir(), 'x.o');
   (await import('node:fs')).writeFileSync(bad, 'not elf');
-  err = '';
-  out = '';
+  io.e = '';
+  io.o = '';
   assert.equal(await main(['patchlets', 'extract', bad, obj], io), 1);
-  assert.match(err, /x\.o: not an ELF file/);
-  assert.match(out, /call_thunk .* len 5/, 'the good file is still extracted');
-  err = '';
+  assert.match(io.e, /x\.o: not an ELF file/);
+  assert.match(io.o, /call_thunk .* len 5/, 'the good file is still extracted');
+  io.e = '';
   assert.equal(await main(['patchlets', 'extract', join(tempDir(), 'missing.o')], io), 2);
-  assert.match(err, /missing\.o: no such file/);
+  assert.match(io.e, /missing\.o: no such file/);
 });
