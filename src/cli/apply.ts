@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { profileOption } from './options.js';
 import { ElfError, Image } from '../elf/image.js';
 import { SymbolFileError } from '../elf/symbol-file.js';
 import { TableError } from '../sites/table.js';
@@ -29,7 +30,6 @@ import {
 } from '../patch/index.js';
 import type { ApplyResult, Cpu } from '../patch/index.js';
 import { featureTable } from '../target/features/index.js';
-import { PROFILES } from '../target/profile.js';
 import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { cpuSpecFromFile } from './cpu-from.js';
 import { describeError, openImage, resolveTarget } from './jobs.js';
@@ -160,11 +160,7 @@ export function addApplyOptions(c: Command): Command {
       '--cpu-from <dir|file>',
       'CPU as a booted machine reported it: for Linux its saved /proc/cpuinfo, vulnerabilities and cmdline (a directory or one file); for Xen its boot log, optionally with xen-cpuid output appended (see docs)',
     )
-    .addOption(
-      new Option('--profile <id>', 'read the file with this profile instead of detecting it').choices(
-        PROFILES.map((p) => p.id),
-      ),
-    )
+    .addOption(profileOption('the file'))
     .option('--load <section=addr>', 'module section load address (repeatable)', (v: string, prev: string[] = []) => [
       ...prev,
       v,
@@ -252,6 +248,8 @@ function summaryLines(
   result: ApplyResult,
 ): string {
   let t = `${file}: ${result.view.patches.length} writes for --cpu ${cpuLabel(o, cpu)} -> ${shownOut}\n`;
+  // --cpu host / --cpu-from: the spec they gave, so the run can be repeated with --cpu.
+  if (o.cpuFrom || /^host/.test(o.cpu ?? '')) t += `  note: the CPU as --cpu ${cpu.spec}\n`;
   for (const n of [...cpuNotes, ...cpu.notes, ...result.view.notes]) t += `  note: ${n}\n`;
   if (result.relocation)
     t += `  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`;

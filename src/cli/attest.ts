@@ -10,6 +10,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, s
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { profileOption } from './options.js';
 import { attestObject, AddressNames, ObjectResult } from '../attest/compare.js';
 import { Kcore, KcoreError } from '../attest/kcore.js';
 import { applyKaslr, readKaslrRelocs } from '../attest/relocs.js';
@@ -18,7 +19,6 @@ import type { Image, Section } from '../elf/image.js';
 import { loadImage } from '../elf/load.js';
 import { applyPatches, CpuSpecError, parseCpu, parseSymbolMap } from '../patch/index.js';
 import { featureTable } from '../target/features/index.js';
-import { PROFILES } from '../target/profile.js';
 import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
 import { resolveCpuSpec } from './host-cpu.js';
 import { describeError, openImage, parseKaslrOffset, resolveTarget } from './jobs.js';
@@ -157,11 +157,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .option('--kaslr-offset <hex>', 'the KASLR offset (default: found from _text in the kallsyms dump)')
     .option('--cpu <spec>', 'CPU: host (default: the machine under ROOT) or a preset spec as for apply')
     .option('--cpu-from <dir|file>', 'CPU as saved files from the machine describe it (see docs/apply.md)')
-    .addOption(
-      new Option('--profile <id>', 'read the kernel image with this profile instead of detecting it').choices(
-        PROFILES.map((p) => p.id),
-      ),
-    )
+    .addOption(profileOption('the kernel image'))
     .option(
       '--module <name>',
       'only these loaded modules (repeatable; default all)',

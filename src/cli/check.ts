@@ -1,11 +1,11 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import { addSymbolOptions, profileOption } from './options.js';
 import { CHECKS } from '../checks/index.js';
 import { DEFAULT_CPU } from '../checks/run.js';
 import type { Finding } from '../checks/finding.js';
 import { FileReport, renderJson } from '../report/json.js';
 import { renderSarif } from '../report/sarif.js';
 import { renderCounts, renderFile, severityOf } from '../report/text.js';
-import { PROFILES } from '../target/profile.js';
 import type { CheckTask } from './check-job.js';
 import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { validateCpuSpec } from './cpu.js';
@@ -20,8 +20,7 @@ the preset and mitigations Debian's 6.1 kernel picks on a recent Intel server (e
 retpoline sites become plain indirect calls; no return thunk). Files that are no known kernel are checked as built`;
 
 export function register(program: Command, io: Io, status: ExitStatus): void {
-  program
-    .command('check')
+  addSymbolOptions(program.command('check'))
     .description(
       'speculation and patch-safety checks (nospec fences, outlined predicates, retpoline/rethunk/SLS coverage, site validity) with objtool-style diagnostics',
     )
@@ -42,19 +41,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .option('--werror', 'treat warnings as errors (exit 1 when there are any)')
     .option('--json', 'JSON output')
     .option('--sarif', 'SARIF 2.1.0 output')
-    .addOption(
-      new Option('--profile <id>', 'read the files with this profile instead of detecting it').choices(
-        PROFILES.map((p) => p.id),
-      ),
-    )
-    .option(
-      '--symbols <file>',
-      'symbols for a stripped kernel image (vmlinuz): a System.map, a /proc/kallsyms dump (as root) or the debug vmlinux',
-    )
-    .option(
-      '--kaslr-offset <hex>',
-      'subtracted from the --symbols addresses (default: found from _text in a kallsyms dump)',
-    )
+    .addOption(profileOption('the files'))
     .option('-j, --jobs <n>', 'worker threads (default: all cores)', (v) => Number(v))
     .addHelpText(
       'after',

@@ -8,12 +8,12 @@ import { readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } fro
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import { profileOption } from './options.js';
 import { CHECKS } from '../checks/index.js';
 import { analyse, FileData, ReportData } from '../report/html/data.js';
 import { modelTraces } from '../report/html/model.js';
 import { renderPage } from '../report/html/page.js';
-import { PROFILES } from '../target/profile.js';
 import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
@@ -115,11 +115,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
       `only these checks, comma-separated (${CHECKS.map((c) => c.id).join(', ')})`,
       (v: string, prev: string[] = []) => [...prev, ...v.split(',').filter(Boolean)],
     )
-    .addOption(
-      new Option('--profile <id>', 'read the files with this profile instead of detecting it').choices(
-        PROFILES.map((p) => p.id),
-      ),
-    )
+    .addOption(profileOption('the files'))
     .option(
       '--all-functions',
       'a page for every function, not only those with sites, findings or patches (large inputs get big)',

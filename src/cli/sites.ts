@@ -1,13 +1,13 @@
-import { Command, Option } from 'commander';
-import { TABLE_IDS, TableId, PROFILES } from '../target/profile.js';
+import { Command } from 'commander';
+import { addSymbolOptions, profileOption } from './options.js';
+import { TABLE_IDS, TableId } from '../target/profile.js';
 import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
 import type { SitesTask } from './jobs.js';
 
 export function register(program: Command, io: Io, status: ExitStatus): void {
-  program
-    .command('sites')
+  addSymbolOptions(program.command('sites'))
     .description(
       'list every runtime patch site (alternatives, paravirt, static calls, jump labels, retpoline/return/call sites, IBT seal, lock prefixes, mcount)',
     )
@@ -22,19 +22,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     )
     .option('--summary', 'counts per table only')
     .option('--json', 'JSON output (schema in README)')
-    .addOption(
-      new Option('--profile <id>', 'read the files with this profile instead of detecting it').choices(
-        PROFILES.map((p) => p.id),
-      ),
-    )
-    .option(
-      '--symbols <file>',
-      'symbols for a stripped kernel image (vmlinuz): a System.map, a /proc/kallsyms dump (as root) or the debug vmlinux',
-    )
-    .option(
-      '--kaslr-offset <hex>',
-      'subtracted from the --symbols addresses (default: found from _text in a kallsyms dump)',
-    )
+    .addOption(profileOption('the files'))
     .option('-j, --jobs <n>', 'worker threads (default: all cores)', (v) => Number(v))
     .action(
       async (
