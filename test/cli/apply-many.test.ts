@@ -170,6 +170,30 @@ test("diff DIR: each file's report in turn, the junk file named once, exit 1", {
   const alone = run(['diff', t.bic, '--cpu', 'intel-server', '--summary']);
   assert.equal(alone.code, 0, alone.err);
   assert.ok(r.out.includes(alone.out), 'the one-file report appears unchanged');
+  // --json: one object per file, the junk one with its error only; one file gives the same shape.
+  const j = run(['diff', t.dir, '--cpu', 'intel-server', '--json']);
+  assert.equal(j.code, 1, j.err);
+  assert.equal(j.err, `${t.junk}: truncated ELF header\n`);
+  const doc = JSON.parse(j.out) as {
+    files: { path: string; errors: string[]; sites?: { where: string; before: string[]; after: string[] }[] }[];
+  };
+  assert.deepEqual(
+    doc.files.map((f) => f.path),
+    [t.junk, t.xz, t.bic, t.xfs],
+  );
+  assert.deepEqual(doc.files[0]!.errors, ['truncated ELF header']);
+  for (const f of doc.files.slice(1)) {
+    assert.deepEqual(f.errors, [], f.path);
+    assert.ok(f.sites && f.sites.length > 0 && f.sites[0]!.after.length > 0, `${f.path}: its sites`);
+  }
+  const j1 = run(['diff', t.bic, '--cpu', 'intel-server', '--json', '--summary']);
+  assert.equal(j1.code, 0, j1.err);
+  const one = JSON.parse(j1.out) as { files: { path: string; summary: { label: string; sites: number }[] }[] };
+  assert.deepEqual(
+    one.files.map((f) => f.path),
+    [t.bic],
+  );
+  assert.ok(one.files[0]!.summary.length > 0);
   const two = run(['diff', t.bic, t.xfs, '--cpu', 'intel-server', '--function', 'bictcp_cong_avoid']);
   assert.equal(two.code, 0, two.err);
   assert.match(two.out, new RegExp(`^${t.bic}: --cpu intel-server: \\d+ sites changed in bictcp_cong_avoid$`, 'm'));
