@@ -1,9 +1,22 @@
 import { targetWarnings } from '../sites/crosscheck.js';
-import { readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { profileOption } from './options.js';
 import { ElfError, Image } from '../elf/image.js';
+import { SymbolFileError } from '../elf/symbol-file.js';
 import { TableError } from '../sites/table.js';
 import { ProfileError } from '../target/detect.js';
 import {
@@ -20,6 +33,7 @@ import { featureTable } from '../target/features/index.js';
 import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { cpuSpecFromFile } from './cpu-from.js';
 import { describeError, openImage, resolveTarget } from './jobs.js';
+import { COMPRESSED_MODULE, expandInputs } from './files.js';
 import { resolveCpuSpec } from './host-cpu.js';
 
 export interface ApplyCliOptions {
@@ -35,6 +49,13 @@ export interface ApplyCliOptions {
   preempt?: 'none' | 'voluntary' | 'full' | 'unknown';
 }
 
+/**
+ * A file that was read but cannot be used (not ELF, corrupt, an unknown kernel). With one input file this is
+ * exit 2 as any usage error; in a run over several files it is a finding: one line naming the file, exit 1,
+ * the other files still done.
+ */
+export class UnusableFile extends UsageError {}
+
 /** Shared by apply and diff: open, detect, parse --cpu, run the patchers. Throws UsageError on bad input. */
 export async function openAndApply(
   file: string,
@@ -47,7 +68,9 @@ export async function openAndApply(
     img = await openImage(file, {}, { symbols: o.symbols, kaslrOffset: o.kaslrOffset }, cpuNotes);
     target = resolveTarget(img, o.profile);
   } catch (e) {
-    throw new UsageError(`${file}: ${describeError(e)}`);
+    // A --symbols file that cannot be read or parsed is bad usage for every file, not this file's fault.
+    if (e instanceof SymbolFileError) throw new UsageError(`${file}: ${describeError(e)}`);
+    throw new UnusableFile(`${file}: ${describeError(e)}`);
   }
   const profile = target.profile!;
   const table = featureTable(profile.features);
@@ -116,7 +139,7 @@ export async function openAndApply(
 /** A file whose damage only shows while patching (a relocation naming no symbol, data cut short): one line naming it, exit 2. */
 export function unusable(file: string, e: unknown): unknown {
   return e instanceof ElfError || e instanceof TableError || e instanceof ProfileError || e instanceof RangeError
-    ? new UsageError(`${file}: ${describeError(e)}`)
+    ? new UnusableFile(`${file}: ${describeError(e)}`)
     : e;
 }
 
@@ -180,74 +203,220 @@ export function addApplyOptions(c: Command): Command {
     );
 }
 
+type ApplyCommandOptions = ApplyCliOptions & { output: string; quiet?: boolean };
+
+/** One PATH that is a file (or does not exist: reported as today): apply writes OUT as a file. */
+export function singleFile(paths: string[]): boolean {
+  if (paths.length !== 1) return false;
+  try {
+    return !statSync(paths[0]!).isDirectory();
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * The files --symbols, --load-file and --cpu-from name: checked before a run over several files, so that a
+ * missing one is exit 2 with nothing written rather than found while patching the first file.
+ */
+export function checkOptionFiles(o: ApplyCliOptions): void {
+  for (const [flag, path] of [
+    ['--symbols', o.symbols],
+    ['--load-file', o.loadFile],
+    ['--cpu-from', o.cpuFrom],
+  ] as const) {
+    if (path === undefined) continue;
+    try {
+      accessSync(path, constants.R_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UsageError(`${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}`);
+    }
+  }
+}
+
+function cpuLabel(o: ApplyCliOptions, cpu: Cpu): string {
+  return o.cpuFrom ? `from ${o.cpuFrom}` : /^host/.test(o.cpu ?? '') ? o.cpu! : cpu.spec;
+}
+
+function summaryLines(
+  file: string,
+  shownOut: string,
+  o: ApplyCliOptions,
+  cpu: Cpu,
+  cpuNotes: string[],
+  result: ApplyResult,
+): string {
+  let t = `${file}: ${result.view.patches.length} writes for --cpu ${cpuLabel(o, cpu)} -> ${shownOut}\n`;
+  // --cpu host / --cpu-from: the spec they gave, so the run can be repeated with --cpu.
+  if (o.cpuFrom || /^host/.test(o.cpu ?? '')) t += `  note: the CPU as --cpu ${cpu.spec}\n`;
+  for (const n of [...cpuNotes, ...cpu.notes, ...result.view.notes]) t += `  note: ${n}\n`;
+  if (result.relocation)
+    t += `  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`;
+  for (const s of summarize(result.view))
+    t += `  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`;
+  return t;
+}
+
+/** Table entries that cannot be used are findings: named on stderr, the output written without them (exit 1). */
+function isFinding(result: ApplyResult): boolean {
+  return result.errors.length > 0 || result.view.findings.some((f) => f.kind === 'bug');
+}
+
+async function applyOne(file: string, o: ApplyCommandOptions, io: Io, status: ExitStatus): Promise<void> {
+  const out = resolve(o.output);
+  let inReal = resolve(file);
+  try {
+    inReal = realpathSync(file);
+  } catch {
+    /* reported by openImage */
+  }
+  let outReal = out;
+  try {
+    outReal = realpathSync(out);
+  } catch {
+    /* does not exist yet */
+  }
+  if (outReal === inReal) throw new UsageError(`${file}: refusing to write the output over the input`);
+  const { img, cpu, result, cpuNotes, warnings } = await openAndApply(file, o);
+  for (const w of warnings) io.err(w + '\n');
+  let bytes: Uint8Array;
+  try {
+    bytes = patchedElf(result.view);
+  } catch (e) {
+    throw unusable(file, e);
+  }
+  const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, bytes, { mode: 0o644 });
+    renameSync(tmp, out);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* nothing to clean */
+    }
+    throw new UsageError(`${o.output}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  if (result.errors.length) io.err(fileErrorLine(file, result.errors));
+  for (const l of findingLines(file, img, result)) io.err(l + '\n');
+  if (!o.quiet) io.out(summaryLines(file, o.output, o, cpu, cpuNotes, result));
+  if (isFinding(result)) status.raise(EXIT_FINDINGS);
+}
+
+/** The name an input is written under in the output directory: a compressed module loses its suffix. */
+export function outputName(rel: string): string {
+  return COMPRESSED_MODULE.test(rel) ? rel.replace(/\.(xz|zst|gz)$/, '') : rel;
+}
+
+/**
+ * Several inputs or a directory: OUT is a directory that does not exist or is empty. Every output is first
+ * written to a temporary file beside its place and renamed there only when the whole run has got through
+ * without a usage error, so exit 2 leaves nothing behind; a file that cannot be used is named and skipped.
+ */
+async function applyMany(paths: string[], o: ApplyCommandOptions, io: Io, status: ExitStatus): Promise<void> {
+  const inputs = expandInputs(paths);
+  checkOptionFiles(o);
+  const outDir = resolve(o.output);
+  const byName = new Map<string, string>();
+  for (const i of inputs) {
+    const name = outputName(i.rel);
+    const other = byName.get(name);
+    if (other !== undefined)
+      throw new UsageError(`${join(o.output, name)}: would be written from both ${other} and ${i.path}`);
+    byName.set(name, i.path);
+  }
+  let existed = false;
+  try {
+    const st = statSync(outDir);
+    existed = true;
+    if (!st.isDirectory())
+      throw new UsageError(`${o.output}: not a directory (several inputs need an output directory)`);
+    if (readdirSync(outDir).length)
+      throw new UsageError(`${o.output}: not empty (apply writes into a new or empty directory)`);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw new UsageError(`${o.output}: cannot read (${code ?? String(e)})`);
+  }
+  const pending: { tmp: string; dest: string }[] = [];
+  const created: string[] = [];
+  let out = '';
+  let err = '';
+  const cleanUp = (): void => {
+    for (const p of pending) rmSync(p.tmp, { force: true });
+    for (const d of created.reverse()) rmSync(d, { recursive: true, force: true });
+  };
+  try {
+    if (!existed) {
+      const first = mkdirSync(outDir, { recursive: true });
+      if (first !== undefined) created.push(first);
+    }
+    for (const i of inputs) {
+      const name = outputName(i.rel);
+      const dest = join(outDir, name);
+      let done;
+      let bytes: Uint8Array;
+      try {
+        done = await openAndApply(i.path, o);
+        bytes = patchedElf(done.result.view);
+      } catch (e) {
+        const u = done ? unusable(i.path, e) : e;
+        if (!(u instanceof UnusableFile)) throw u;
+        err += `${u.message}\n`;
+        status.raise(EXIT_FINDINGS);
+        continue;
+      }
+      const { img, cpu, result, cpuNotes, warnings } = done;
+      for (const w of warnings) err += w + '\n';
+      const dir = dirname(dest);
+      const first = mkdirSync(dir, { recursive: true });
+      if (first !== undefined && existed) created.push(first);
+      const tmp = join(dir, `.${basename(dest)}.${process.pid}.tmp`);
+      pending.push({ tmp, dest });
+      try {
+        writeFileSync(tmp, bytes, { mode: 0o644 });
+      } catch (e) {
+        throw new UsageError(
+          `${join(o.output, name)}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+        );
+      }
+      if (result.errors.length) err += fileErrorLine(i.path, result.errors);
+      for (const l of findingLines(i.path, img, result)) err += l + '\n';
+      if (!o.quiet) out += summaryLines(i.path, join(o.output, name), o, cpu, cpuNotes, result);
+      if (isFinding(result)) status.raise(EXIT_FINDINGS);
+    }
+    for (const p of pending) renameSync(p.tmp, p.dest);
+  } catch (e) {
+    cleanUp();
+    if (e instanceof UsageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code) throw new UsageError(`${o.output}: cannot write (${code})`);
+    throw e;
+  }
+  io.err(err);
+  io.out(out);
+}
+
 export function register(program: Command, io: Io, status: ExitStatus): void {
   addApplyOptions(
     program
       .command('apply')
       .description(
-        'write a copy of FILE with the bytes a given CPU runs after the boot-time patchers (same layout: objdump -d OUT shows the patched text)',
+        'write a copy of each input with the bytes a given CPU runs after the boot-time patchers (same layout: objdump -d OUT shows the patched text)',
       )
       .argument(
-        '<file>',
-        'ELF file (vmlinux, vmlinuz/bzImage, xen-syms, .o, .ko, .ko.xz/.zst/.gz; compressed input and a vmlinuz are written as the uncompressed ELF file)',
+        '<paths...>',
+        'ELF files (vmlinux, vmlinuz/bzImage, xen-syms, .o, .ko, .ko.xz/.zst/.gz; compressed input and a vmlinuz are written as the uncompressed ELF file) or directories searched for them',
       ),
   )
-    .requiredOption('-o, --output <out>', 'output file (never the input)')
+    .requiredOption(
+      '-o, --output <out>',
+      'one input file: the output file; several inputs or a directory: a new or empty output directory (never an input)',
+    )
     .option('--quiet', 'no summary')
-    .action(async (file: string, o: ApplyCliOptions & { output: string; quiet?: boolean }) => {
-      const out = resolve(o.output);
-      let inReal = resolve(file);
-      try {
-        inReal = realpathSync(file);
-      } catch {
-        /* reported by openImage */
-      }
-      let outReal = out;
-      try {
-        outReal = realpathSync(out);
-      } catch {
-        /* does not exist yet */
-      }
-      if (outReal === inReal) throw new UsageError(`${file}: refusing to write the output over the input`);
-      const { img, cpu, result, cpuNotes, warnings } = await openAndApply(file, o);
-      for (const w of warnings) io.err(w + '\n');
-      let bytes: Uint8Array;
-      try {
-        bytes = patchedElf(result.view);
-      } catch (e) {
-        throw unusable(file, e);
-      }
-      const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
-      try {
-        writeFileSync(tmp, bytes, { mode: 0o644 });
-        renameSync(tmp, out);
-      } catch (e) {
-        try {
-          unlinkSync(tmp);
-        } catch {
-          /* nothing to clean */
-        }
-        throw new UsageError(`${o.output}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-      }
-      if (result.errors.length) io.err(fileErrorLine(file, result.errors));
-      for (const l of findingLines(file, img, result)) io.err(l + '\n');
-      if (!o.quiet) {
-        io.out(
-          `${file}: ${result.view.patches.length} writes for --cpu ${o.cpuFrom ? `from ${o.cpuFrom}` : /^host/.test(o.cpu ?? '') ? o.cpu : cpu.spec} -> ${o.output}\n`,
-        );
-        // --cpu host / --cpu-from: the spec they gave, so the run can be repeated with --cpu.
-        if (o.cpuFrom || /^host/.test(o.cpu ?? '')) io.out(`  note: the CPU as --cpu ${cpu.spec}\n`);
-        for (const n of [...cpuNotes, ...cpu.notes, ...result.view.notes]) io.out(`  note: ${n}\n`);
-        if (result.relocation)
-          io.out(
-            `  relocations applied: ${result.relocation.applied} (imports: ${result.relocation.resolved} from --symbols, ${result.relocation.synthetic} synthetic)\n`,
-          );
-        for (const s of summarize(result.view))
-          io.out(
-            `  ${s.patcher.padEnd(18)} ${String(s.sites).padStart(6)} sites  ${String(s.bytesChanged).padStart(7)} bytes changed\n`,
-          );
-      }
-      // Table entries that cannot be used are findings: named on stderr, the output written without them (exit 1).
-      if (result.errors.length || result.view.findings.some((f) => f.kind === 'bug')) status.raise(EXIT_FINDINGS);
+    .action(async (paths: string[], o: ApplyCommandOptions) => {
+      if (singleFile(paths)) await applyOne(paths[0]!, o, io, status);
+      else await applyMany(paths, o, io, status);
     });
 }

@@ -8,10 +8,10 @@
  * the other files still reported and the output still written).
  */
 import { accessSync, closeSync, constants, openSync, readSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { UsageError } from './context.js';
 
-const COMPRESSED_MODULE = /\.ko\.(xz|zst|gz)$/;
+export const COMPRESSED_MODULE = /\.ko\.(xz|zst|gz)$/;
 
 function looksLikeInput(path: string): boolean {
   if (COMPRESSED_MODULE.test(path)) return true;
@@ -43,8 +43,19 @@ function walk(dir: string, out: string[]): void {
 
 /** Files named directly are always analysed (so a bad one is reported); directories contribute only ELF-looking files. */
 export function expandPaths(paths: string[]): string[] {
+  return expandInputs(paths).map((i) => i.path);
+}
+
+/** An input file and its name below the directory it was found under (its basename when named directly). */
+export interface Input {
+  path: string;
+  rel: string;
+}
+
+/** expandPaths, keeping for each file where it sits below the PATH argument that named it (apply writes there). */
+export function expandInputs(paths: string[]): Input[] {
   if (paths.length === 0) throw new UsageError('no input files');
-  const out: string[] = [];
+  const inputs: Input[] = [];
   for (const p of paths) {
     let st;
     try {
@@ -57,14 +68,15 @@ export function expandPaths(paths: string[]): string[] {
       );
     }
     if (st.isDirectory()) {
-      const before = out.length;
+      const found: string[] = [];
       try {
-        walk(p, out);
+        walk(p, found);
       } catch (e) {
         throw new UsageError(`${p}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
       }
-      if (out.length === before) throw new UsageError(`${p}: no ELF files or compressed modules in this directory`);
-    } else out.push(p);
+      if (found.length === 0) throw new UsageError(`${p}: no ELF files or compressed modules in this directory`);
+      for (const f of found) inputs.push({ path: f, rel: relative(p, f) });
+    } else inputs.push({ path: p, rel: basename(p) });
   }
-  return out;
+  return inputs;
 }

@@ -1,6 +1,6 @@
 /**
  * One command-line contract for every command that reads binaries (sites, check, surface, symbols
- * --ambiguous, report; apply and diff for their one file):
+ * --ambiguous, report; apply and diff for one file here, over several in apply-many.test.ts):
  * - files, directories and compressed modules are taken alike;
  * - a file that is read but cannot be used is a finding: exit 1, named once on stderr, the other files still
  *   reported and the output still written;

@@ -5,8 +5,8 @@
  * truncations. The commands run in-process in a worker thread with a heap limit (test/support/
  * mutant-worker.ts checks each run: exit 0/1/2, no internal error or stack trace, at most one error line
  * naming the file, a time bound, no partial output); a hang fails the test and names the mutant. Then a
- * sample of the mutants goes through the real command line (bin/textpoke.js) in multi-file runs, where the
- * good files must still be reported.
+ * sample of the mutants goes through the real command line (bin/textpoke.js) in multi-file runs of every
+ * command (apply into an output directory), where the good files must still be reported (apply: written).
  *
  * TEXTPOKE_MUTANTS=N changes the number of module mutants (default 4000) for a longer or shorter run.
  */
@@ -14,7 +14,7 @@ import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { corpus, repoRoot } from '../support/corpus.js';
 import { tempDir } from '../support/build.js';
@@ -158,6 +158,8 @@ test('multi-file runs of the real command line: every bad mutant named at most o
     ['surface', ['surface', '--json']],
     ['symbols', ['symbols', '--ambiguous', '--json']],
     ['report', ['report', '--model-states', '0', '-o', join(out, 'r.html')]],
+    ['apply', ['apply', '--cpu', 'intel-server', '-o', join(out, 'apply')]],
+    ['diff', ['diff', '--cpu', 'intel-server', '--summary']],
   ];
   let runs = 0;
   for (let g = 0; g + 3 <= kept.length && g < 12; g += 3) {
@@ -191,6 +193,17 @@ test('multi-file runs of the real command line: every bad mutant named at most o
       if (name === 'report') {
         assert.ok(existsSync(join(out, 'r.html')), `${what}: report written`);
         assert.deepEqual(readdirSync(out), ['r.html'], `${what}: no temporary file`);
+      } else if (name === 'apply') {
+        // Each good file written under its basename (the .ko.xz decompressed as .ko), nothing else but the
+        // mutants that could be used.
+        const written = readdirSync(join(out, 'apply'));
+        for (const good of [goodPlain, goodXz])
+          assert.ok(written.includes(basename(good).replace(/\.xz$/, '')), `${what}: ${good} written`);
+        assert.ok(!written.some((n) => n.endsWith('.tmp')), `${what}: no temporary file`);
+        rmSync(join(out, 'apply'), { recursive: true });
+      } else if (name === 'diff') {
+        for (const good of [goodPlain, goodXz])
+          assert.ok(r.stdout.includes(`${good}: --cpu intel-server: `), `${what}: ${good} reported`);
       } else {
         const doc = JSON.parse(r.stdout) as { files: { path: string }[] };
         for (const good of [goodPlain, goodXz])
@@ -201,5 +214,5 @@ test('multi-file runs of the real command line: every bad mutant named at most o
       }
     }
   }
-  assert.ok(runs >= 24, `${runs} multi-file runs`);
+  assert.ok(runs >= 32, `${runs} multi-file runs`);
 });
