@@ -11,7 +11,8 @@
 import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
-import { decodeOne, opcodeIndex } from './decode.js';
+import { decodeOne } from './decode.js';
+import { opcodeIndex } from '../x86/insn.js';
 import { optimizeNops } from './linux-alternatives.js';
 import { LinuxRules, RULES_61 } from '../target/profile.js';
 import { optimizeNopsModern } from './linux-alternatives-modern.js';

@@ -9,7 +9,8 @@
 import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
-import { decodeOne, opcodeIndex } from './decode.js';
+import { decodeOne } from './decode.js';
+import { opcodeIndex } from '../x86/insn.js';
 import type { PatchedView } from './view.js';
 
 export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu: Cpu): void {
