@@ -17,6 +17,7 @@ import type { Site } from '../sites/site.js';
 import type { LinuxRules } from '../target/profile.js';
 import { decodeFull } from './decode.js';
 import { LINUX_NOPS } from './nops.js';
+import { int3, jmpRel32, jmpRel8 } from '../x86/encode.js';
 import { pvSlotTarget } from './linux-paravirt.js';
 import type { PatchedView } from './view.js';
 
@@ -50,17 +51,10 @@ export function addNopModern(buf: Uint8Array, at: number, len: number): void {
     buf.set(LINUX_NOPS.nops[len]!, at);
     return;
   }
-  let p = at;
-  if (len < 128) {
-    buf[p] = 0xeb;
-    buf[p + 1] = (len - 2) & 0xff;
-    p += 2;
-  } else {
-    buf[p] = 0xe9;
-    new DataView(buf.buffer, buf.byteOffset).setInt32(p + 1 - 0, len - 5, true);
-    p += 5;
-  }
-  for (; p < at + len; p++) buf[p] = 0xcc;
+  // A jump from the start of the gap to its end (offsets relative to the gap), int3 after it.
+  const jmp = len < 128 ? jmpRel8(0n, BigInt(len)) : jmpRel32(0n, BigInt(len));
+  buf.set(jmp, at);
+  buf.fill(int3()[0]!, at + jmp.length, at + len);
 }
 
 /** 6.12 optimize_nops(instr, buf, len). */
