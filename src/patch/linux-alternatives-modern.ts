@@ -124,9 +124,9 @@ export function applyRelocationModern(
       if (op === 0xe9) {
         const v = imm + Number(delta) + 3;
         if (v >= -128 && v <= 127) {
-          buf[i] = 0xeb;
-          buf[i + 1] = v & 0xff;
-          buf.fill(0xcc, i + 2, i + d.length);
+          // The same jump as eb rel8 (v is its displacement), int3 after it.
+          buf.set(jmpRel8(0n, BigInt(v + 2)), i);
+          buf.fill(int3()[0]!, i + 2, i + d.length);
         }
       }
     }

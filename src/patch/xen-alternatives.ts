@@ -19,6 +19,7 @@
 import type { Site } from '../sites/site.js';
 import type { XenRules } from '../target/profile.js';
 import type { Cpu } from './cpu.js';
+import { ud2 } from '../x86/encode.js';
 import { readS32, writeS32 } from '../x86/insn.js';
 import { addNops, NopTable, XEN_K8_NOPS, XEN_P6_NOPS } from './nops.js';
 import type { PatchedView } from './view.js';
@@ -246,7 +247,7 @@ export function applyXenAltCalls(view: PatchedView, sites: readonly Site[], opts
       writeS32(buf, 2, Number(BigInt.asIntN(32, dest - (view.abs(a.addr) + 6n))));
       note = `altcall -> ${view.nameOf(dest)}`;
     } else if (opts.altcallNull === 'ud') {
-      buf.set([0x0f, 0x0b, 0x0f, 0x0b, 0x0f, 0x0b]);
+      buf.set([...ud2(), ...ud2(), ...ud2()]);
       note = 'altcall: NULL pointer: ud2 x3';
       view.finding(
         'xen-altcalls',
