@@ -6,8 +6,7 @@
  * the NOP and the jump). A call falls through unless it calls a no-return function; `ud2`, `int3`,
  * returns and indirect jumps without a table end a block with no successor.
  */
-import iced from '../x86/iced.cjs';
-const { Code, FlowControl } = iced;
+import { Code, FlowControl } from '../x86/insn.js';
 import type { SectionCode } from '../x86/code.js';
 import { Func, NORETURN } from './functions.js';
 import { jumpTable } from './jump-tables.js';

@@ -2,8 +2,7 @@
  * What the build did, read from the binary: retpolines (calls to __x86_indirect_thunk_*), return thunks
  * (jumps to __x86_return_thunk), SLS hardening (int3 after returns and indirect jumps).
  */
-import iced from '../x86/iced.cjs';
-const { Code, FlowControl } = iced;
+import { Code, FlowControl } from '../x86/insn.js';
 import type { SectionCode } from '../x86/code.js';
 import { destOf, relocsOf } from './targets.js';
 import { isIndirectThunk, isReturnThunk } from './flow.js';

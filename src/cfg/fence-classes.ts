@@ -18,8 +18,8 @@
  * - other: fences no hardening feature gates (rdtsc ordering, entry paths); in an object that is no
  *   known kernel every fence is classified by shape as above and none is 'other'.
  */
-import iced from '../x86/iced.cjs';
-const { Code, FlowControl, Mnemonic, OpKind } = iced;
+import { Code, FlowControl, Mnemonic, OpKind } from '../x86/insn.js';
+import type { Instruction } from '../x86/insn.js';
 import type { SectionCode } from '../x86/code.js';
 import { featureName } from '../target/features/index.js';
 import { fenceAhead, isReturnThunk } from './flow.js';
@@ -186,7 +186,7 @@ export function forEachInsn(view: View, fn: Func, f: (sc: SectionCode, i: number
 }
 
 /** Does the decoded instruction read or write non-stack memory (`lea` and NOPs only compute an address)? */
-export function accessesMemory(insn: InstanceType<typeof iced.Instruction>): boolean {
+export function accessesMemory(insn: Instruction): boolean {
   return memOf(insn) === Mem.Other && insn.mnemonic !== Mnemonic.Lea && !isNopCode(insn.code);
 }
 

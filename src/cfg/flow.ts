@@ -2,9 +2,8 @@
  * Short forward walks over the instruction records, for checks that ask about the head of a successor
  * ("does this path start with a fence?", "does this fence protect anything?") without building a whole CFG.
  */
-import iced from '../x86/iced.cjs';
-const { Code, FlowControl, Mnemonic, OpKind } = iced;
-type Instruction = InstanceType<typeof iced.Instruction>;
+import { Code, FlowControl, Mnemonic, OpKind } from '../x86/insn.js';
+import type { Instruction } from '../x86/insn.js';
 import type { SectionCode } from '../x86/code.js';
 import { FenceInfo, isAnyFence, isBranchFence } from './fences.js';
 import { gprFamily, isNopCode, Mem, memOf } from './insn.js';

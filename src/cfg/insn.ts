@@ -4,11 +4,8 @@
  * code). Checks ask these questions for the few instructions near fences, branches and calls, so no
  * full second decoding pass is ever made.
  */
-import iced from '../x86/iced.cjs';
-const { Code, Decoder, DecoderOptions, Instruction, OpKind, Register } = iced;
-type Register = (typeof iced.Register)[keyof typeof iced.Register];
-type Decoder = InstanceType<typeof iced.Decoder>;
-type Instruction = InstanceType<typeof iced.Instruction>;
+import { Code, decoder, newInstruction, OpKind, Register } from '../x86/insn.js';
+import type { Decoder, Instruction } from '../x86/insn.js';
 import type { SectionCode } from '../x86/code.js';
 
 export { Code, Register };
@@ -65,13 +62,13 @@ export function gprFamily(r: Register): number {
 /** One reused decoder per section's bytes. Call `free()` when the view is done. */
 export class InsnReader {
   private readonly decoders = new Map<SectionCode, Decoder>();
-  readonly insn = new Instruction();
+  readonly insn = newInstruction();
 
   /** Decodes instruction `i` of `sc` into the shared `insn` and returns it (valid until the next call). */
   at(sc: SectionCode, i: number): Instruction {
     let d = this.decoders.get(sc);
     if (!d) {
-      d = new Decoder(64, sc.bytes, DecoderOptions.None);
+      d = decoder(sc.bytes);
       this.decoders.set(sc, d);
     }
     const o = sc.off[i]!;

@@ -5,8 +5,7 @@
  * linked image by recognising `jmp *abs32(,%reg,8)` / `mov abs32(,%reg,8),%reg` and reading 8-byte entries
  * while they point into the function.
  */
-import iced from '../x86/iced.cjs';
-const { OpKind, Register } = iced;
+import { OpKind, Register } from '../x86/insn.js';
 import { R_X86_64_64, STT_SECTION } from '../elf/image.js';
 import type { SectionCode } from '../x86/code.js';
 import type { Func } from './functions.js';

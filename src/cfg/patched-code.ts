@@ -7,10 +7,8 @@
  * relocated direct branches are recomputed from the new rel32. test/cfg/patched-code.test.ts checks the
  * result equals a full decoding of the patched bytes on real modules and on xen-syms.
  */
-import iced from '../x86/iced.cjs';
-const { Decoder, DecoderOptions, Instruction } = iced;
-type Decoder = InstanceType<typeof iced.Decoder>;
-type Instruction = InstanceType<typeof iced.Instruction>;
+import { decoder, newInstruction } from '../x86/insn.js';
+import type { Decoder, Instruction } from '../x86/insn.js';
 import type { Image, Section } from '../elf/image.js';
 import { Disassembly, SectionCache, SectionCode } from '../x86/code.js';
 
@@ -92,7 +90,7 @@ export class PatchedCode extends SectionCache implements CodeSource {
         // Decode again from this instruction until past the write and back on a boundary as built.
         const o = b.off[k]!;
         let stop = writes[w]![1];
-        dec ??= new Decoder(64, bytes, DecoderOptions.None);
+        dec ??= decoder(bytes);
         let p = o;
         let kk = k;
         for (;;) {
@@ -137,7 +135,7 @@ export class PatchedCode extends SectionCache implements CodeSource {
 
   /** Decodes one instruction at section offset `o` of the new bytes into the next record (as decodeSection does). */
   private decodeInto(sc: SectionCode, dec: Decoder, sec: Section, o: number): void {
-    const insn = (this.insn ??= new Instruction());
+    const insn = (this.insn ??= newInstruction());
     dec.position = o;
     dec.ip = BigInt(sec.addr + o);
     dec.decodeOut(insn);

@@ -8,8 +8,7 @@
  * Not reported: store-bypass barriers (one-sided by design, cfg/fence-classes.ts), and a barrier
  * whose unfenced side reaches no memory access or call before it returns.
  */
-import iced from '../x86/iced.cjs';
-const { FlowControl } = iced;
+import { FlowControl } from '../x86/insn.js';
 import { classifyFences } from '../cfg/fence-classes.js';
 import { fenceInfo, hasAnyFence } from '../cfg/fences.js';
 import { firstAccess } from './nospec-outlined.js';

@@ -13,8 +13,8 @@
  * tail call) pass the decision on to their own callers; `.isra`/`.part`/`.constprop` clones are functions
  * of their own, `.cold` pieces part of their parent. Indirect calls on an arm are reported as unknown.
  */
-import iced from '../x86/iced.cjs';
-const { Code, FlowControl, Mnemonic, OpKind } = iced;
+import { Code, FlowControl, Mnemonic, OpKind } from '../x86/insn.js';
+import type { Instruction } from '../x86/insn.js';
 import { accessesMemory, classifyFences, storesMemory, writesOp0 } from '../cfg/fence-classes.js';
 import { fenceInfo, type FenceInfo, hasAnyFence, isBranchFence } from '../cfg/fences.js';
 import { fenceAhead, isReturnThunk } from '../cfg/flow.js';
@@ -307,7 +307,7 @@ function armToReturn(view: View, fence: number): { ok: boolean; values: Set<stri
 }
 
 /** The symbolic value an instruction leaves in its destination register. */
-function valueAfter(insn: InstanceType<typeof iced.Instruction>, regs: readonly string[]): string {
+function valueAfter(insn: Instruction, regs: readonly string[]): string {
   const m = insn.mnemonic;
   const imm = insn.opCount === 2 && insn.opKind(1) >= OpKind.Immediate8 && insn.opKind(1) <= OpKind.Immediate32to64;
   if (

@@ -6,8 +6,7 @@
  * of a linked image (it runs before any guest or user space and is freed). Also compared: the
  * return-thunk jumps found by scanning the bytes as built and the `.return_sites` table.
  */
-import iced from '../x86/iced.cjs';
-const { Code, FlowControl } = iced;
+import { Code, FlowControl } from '../x86/insn.js';
 import { buildFacts } from '../cfg/build.js';
 import { siteIndex } from '../cfg/site-index.js';
 import { notOrdinaryCode } from '../cfg/functions.js';

@@ -7,8 +7,7 @@
  * compared: the thunk calls found by scanning the bytes as built and the `.retpoline_sites` table, each
  * difference a finding (a site apply_retpolines would miss, or an entry that is no thunk call).
  */
-import iced from '../x86/iced.cjs';
-const { FlowControl } = iced;
+import { FlowControl } from '../x86/insn.js';
 import { buildFacts } from '../cfg/build.js';
 import { siteIndex } from '../cfg/site-index.js';
 import { notOrdinaryCode } from '../cfg/functions.js';

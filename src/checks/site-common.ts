@@ -1,5 +1,6 @@
 /** Shared helpers of the site-* checks: the bytes as built at a site and the instruction decoded there. */
-import type { Instruction } from 'iced-x86';
+import { hex as hexBytes } from '../x86/insn.js';
+import type { Instruction } from '../x86/insn.js';
 import type { View } from '../cfg/view.js';
 import type { Site } from '../sites/site.js';
 import type { TableId } from '../target/profile.js';
@@ -20,7 +21,7 @@ export function builtInsnAt(view: View, addr: number): Instruction | undefined {
 }
 
 export function hex(b: Uint8Array | undefined): string {
-  return b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(' ') : '?';
+  return b ? hexBytes(b) : '?';
 }
 
 export const NOP5 = [0x0f, 0x1f, 0x44, 0x00, 0x00];

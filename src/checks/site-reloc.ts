@@ -7,8 +7,7 @@
  * relative reference (apply_relocation), so nothing is reported there. A real bug class: the copied
  * instruction then reaches the wrong address.
  */
-import iced from '../x86/iced.cjs';
-const { FlowControl } = iced;
+import { FlowControl } from '../x86/insn.js';
 import type { View } from '../cfg/view.js';
 import { relocsOf, RelocsByOffset } from '../cfg/targets.js';
 import type { Check } from './check.js';

@@ -4,8 +4,7 @@
  * read from the binary itself (int3 after at least 90% of its returns and indirect jumps); when it does, a
  * return or indirect jump on the view without the trap is reported.
  */
-import iced from '../x86/iced.cjs';
-const { Code, FlowControl } = iced;
+import { Code, FlowControl } from '../x86/insn.js';
 import { buildFacts } from '../cfg/build.js';
 import { siteIndex } from '../cfg/site-index.js';
 import { notOrdinaryCode } from '../cfg/functions.js';

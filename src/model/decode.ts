@@ -4,8 +4,7 @@
  * The explorer asks the same questions many times (what does this byte string at this offset decode
  * to?), so answers are memoised by (offset, bytes): iced runs once per distinct byte mix, not per state.
  */
-import iced from '../x86/iced.cjs';
-const { Decoder, DecoderError, DecoderOptions, FlowControl, Formatter, FormatterSyntax, Instruction } = iced;
+import { decoder, DecoderError, FlowControl, FormatterSyntax, hex, newFormatter, newInstruction } from '../x86/insn.js';
 import type { Insn } from './types.js';
 
 export interface Decoded {
@@ -23,8 +22,8 @@ export interface Decoded {
 /** A memoising decoder bound to one region address. */
 export class RegionDecoder {
   private readonly memo = new Map<string, Decoded>();
-  private readonly ins = new Instruction();
-  private readonly fmt = new Formatter(FormatterSyntax.Gas);
+  private readonly ins = newInstruction();
+  private readonly fmt = newFormatter(FormatterSyntax.Gas);
   decodes = 0;
 
   constructor(readonly base: bigint) {
@@ -39,8 +38,7 @@ export class RegionDecoder {
     if (hit) return hit;
     this.decodes++;
     const data = Uint8Array.from(bytes as ArrayLike<number>);
-    const dec = new Decoder(64, data, DecoderOptions.None);
-    dec.ip = this.base + BigInt(off);
+    const dec = decoder(data, { ip: this.base + BigInt(off) });
     dec.decodeOut(this.ins);
     const err = dec.lastError;
     dec.free();
@@ -95,12 +93,6 @@ export class RegionDecoder {
     this.ins.free();
     this.fmt.free();
   }
-}
-
-export function hex(bytes: ArrayLike<number>): string {
-  const parts: string[] = [];
-  for (let i = 0; i < bytes.length; i++) parts.push(bytes[i]!.toString(16).padStart(2, '0'));
-  return parts.join(' ');
 }
 
 /** Parses "e8 00 01 02 03" / "e800010203" / [0xe8, ...] into bytes. */

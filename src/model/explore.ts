@@ -15,7 +15,8 @@
  *   scenario's budgets; NMIs are blocked in an NMI handler (and on a patcher running in NMI context)
  *   until the next IRET; #MC is blocked only inside the #MC handler.
  */
-import { hex, RegionDecoder } from './decode.js';
+import { RegionDecoder } from './decode.js';
+import { hex } from '../x86/insn.js';
 import type { Decoded } from './decode.js';
 import type { Cond, Model, Property } from './types.js';
 import { cpuName } from './names.js';

@@ -9,7 +9,7 @@
  */
 import { Machine } from './explore.js';
 import type { Cond, HandlerOp, Model, PatcherOp } from './types.js';
-import { hex } from './decode.js';
+import { hex } from '../x86/insn.js';
 
 const K = { BASE: 1, NMI: 2, MC: 3, INT3: 4, PROTO: 5 };
 const CLS = { torn: 0, old: 1, new: 2, int3: 3 } as const;

@@ -1,7 +1,6 @@
 /** Instruction length decoding for the patchers (the kernels' insn_decode_kernel), through iced-x86. */
-import iced from '../x86/iced.cjs';
-const { Decoder, DecoderOptions, Instruction } = iced;
-type Instruction = InstanceType<typeof iced.Instruction>;
+import { decoder, isLegacyPrefix, newInstruction, opcodeIndex } from '../x86/insn.js';
+import type { Instruction } from '../x86/insn.js';
 
 let insn: Instruction | undefined;
 
@@ -19,10 +18,9 @@ export interface Decoded {
 export function decodeOne(bytes: Uint8Array, ip = 0n): Decoded {
   if (bytes.length === 0) return { length: 0, isCall: false, isJmp: false, isJcc: false };
   const b = bytes.length > 15 ? bytes.subarray(0, 15) : bytes;
-  const dec = new Decoder(64, b, DecoderOptions.None);
-  const i = (insn ??= new Instruction());
+  const dec = decoder(b, { ip });
+  const i = (insn ??= newInstruction());
   try {
-    dec.ip = BigInt.asUintN(64, ip);
     dec.decodeOut(i);
     if (i.isInvalid || i.length === 0) return { length: 0, isCall: false, isJmp: false, isJcc: false };
     const isCall = i.isCallNear;
@@ -38,31 +36,6 @@ export function decodeOne(bytes: Uint8Array, ip = 0n): Decoded {
   } finally {
     dec.free();
   }
-}
-
-/** Index of the opcode byte after legacy and REX prefixes (the kernel's insn.opcode.bytes[0]). */
-export function opcodeIndex(b: Uint8Array, len: number): number {
-  let k = 0;
-  while (k < len - 1) {
-    const x = b[k]!;
-    if (
-      x === 0x2e ||
-      x === 0x3e ||
-      x === 0x26 ||
-      x === 0x36 ||
-      x === 0x64 ||
-      x === 0x65 ||
-      x === 0x66 ||
-      x === 0x67 ||
-      x === 0xf0 ||
-      x === 0xf2 ||
-      x === 0xf3 ||
-      (x & 0xf0) === 0x40
-    )
-      k++;
-    else break;
-  }
-  return k;
 }
 
 let insn2: Instruction | undefined;
@@ -83,8 +56,6 @@ export interface DecodedFull {
   readonly ripRel: boolean;
 }
 
-const LEGACY = new Set([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3]);
-
 /** Decodes one instruction with the field offsets the kernel's insn decoder exposes. */
 export function decodeFull(bytes: Uint8Array): DecodedFull {
   const none: DecodedFull = {
@@ -99,8 +70,8 @@ export function decodeFull(bytes: Uint8Array): DecodedFull {
   };
   if (bytes.length === 0) return none;
   const b = bytes.length > 15 ? bytes.subarray(0, 15) : bytes;
-  const dec = new Decoder(64, b, DecoderOptions.None);
-  const i = (insn2 ??= new Instruction());
+  const dec = decoder(b);
+  const i = (insn2 ??= newInstruction());
   try {
     dec.decodeOut(i);
     if (i.isInvalid || i.length === 0) return none;
@@ -108,7 +79,7 @@ export function decodeFull(bytes: Uint8Array): DecodedFull {
     const r: DecodedFull = {
       length: i.length,
       op: opcodeIndex(b, i.length),
-      firstPrefix: LEGACY.has(b[0]!) ? b[0]! : -1,
+      firstPrefix: isLegacyPrefix(b[0]!) ? b[0]! : -1,
       immOff: c.immediateOffset,
       immSize: c.immediateSize,
       dispOff: c.displacementOffset,

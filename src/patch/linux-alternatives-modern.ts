@@ -17,6 +17,8 @@ import type { Site } from '../sites/site.js';
 import type { LinuxRules } from '../target/profile.js';
 import { decodeFull } from './decode.js';
 import { LINUX_NOPS } from './nops.js';
+import { int3, jmpRel32, jmpRel8 } from '../x86/encode.js';
+import { readS32 } from '../x86/insn.js';
 import { pvSlotTarget } from './linux-paravirt.js';
 import type { PatchedView } from './view.js';
 
@@ -50,17 +52,10 @@ export function addNopModern(buf: Uint8Array, at: number, len: number): void {
     buf.set(LINUX_NOPS.nops[len]!, at);
     return;
   }
-  let p = at;
-  if (len < 128) {
-    buf[p] = 0xeb;
-    buf[p + 1] = (len - 2) & 0xff;
-    p += 2;
-  } else {
-    buf[p] = 0xe9;
-    new DataView(buf.buffer, buf.byteOffset).setInt32(p + 1 - 0, len - 5, true);
-    p += 5;
-  }
-  for (; p < at + len; p++) buf[p] = 0xcc;
+  // A jump from the start of the gap to its end (offsets relative to the gap), int3 after it.
+  const jmp = len < 128 ? jmpRel8(0n, BigInt(len)) : jmpRel32(0n, BigInt(len));
+  buf.set(jmp, at);
+  buf.fill(int3()[0]!, at + jmp.length, at + len);
 }
 
 /** 6.12 optimize_nops(instr, buf, len). */
@@ -85,10 +80,6 @@ export function optimizeNopsModern(buf: Uint8Array, len: number): void {
   }
 }
 
-function s32(b: Uint8Array, o: number): number {
-  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
-}
-
 /** 6.12 __apply_relocation(buf, instr, instrlen, repl, repl_len); returns a BUG message on overflow. */
 export function applyRelocationModern(
   buf: Uint8Array,
@@ -102,7 +93,7 @@ export function applyRelocationModern(
   const reloc = (at: number, n: number): string | undefined => {
     const v =
       BigInt(
-        n === 1 ? (buf[at]! << 24) >> 24 : n === 2 ? ((buf[at]! | (buf[at + 1]! << 8)) << 16) >> 16 : s32(buf, at),
+        n === 1 ? (buf[at]! << 24) >> 24 : n === 2 ? ((buf[at]! | (buf[at + 1]! << 8)) << 16) >> 16 : readS32(buf, at),
       ) + delta;
     const bits = BigInt(n * 8);
     if (v < -(1n << (bits - 1n)) || v >= 1n << (bits - 1n))
@@ -125,7 +116,7 @@ export function applyRelocationModern(
       op === 0xe8;
     if (branch && d.immSize) {
       const immAt = i + d.immOff;
-      const imm = d.immSize === 1 ? (buf[immAt]! << 24) >> 24 : s32(buf, immAt);
+      const imm = d.immSize === 1 ? (buf[immAt]! << 24) >> 24 : readS32(buf, immAt);
       if (needReloc(next + imm)) {
         const e = reloc(immAt, d.immSize);
         if (e) return e;
@@ -133,15 +124,15 @@ export function applyRelocationModern(
       if (op === 0xe9) {
         const v = imm + Number(delta) + 3;
         if (v >= -128 && v <= 127) {
-          buf[i] = 0xeb;
-          buf[i + 1] = v & 0xff;
-          buf.fill(0xcc, i + 2, i + d.length);
+          // The same jump as eb rel8 (v is its displacement), int3 after it.
+          buf.set(jmpRel8(0n, BigInt(v + 2)), i);
+          buf.fill(int3()[0]!, i + 2, i + d.length);
         }
       }
     }
     if (d.ripRel && d.dispSize) {
       const at = i + d.dispOff;
-      if (needReloc(next + s32(buf, at))) {
+      if (needReloc(next + readS32(buf, at))) {
         const e = reloc(at, d.dispSize);
         if (e) return e;
       }
@@ -213,7 +204,7 @@ export function applyModernAlternative(
       );
       return;
     }
-    const slot = instr + 6n + BigInt(s32(cur, 2));
+    const slot = instr + 6n + BigInt(readS32(cur, 2));
     const t = pvSlotTarget(view, slot, pvOps);
     const bug = view.symbolAbs('BUG_func');
     const nop = view.symbolAbs('nop_func');
@@ -243,7 +234,7 @@ export function applyModernAlternative(
       size = 0;
       note = 'direct call: nop_func';
     } else {
-      const v = BigInt(s32(buf, 1)) + (target! - bug);
+      const v = BigInt(readS32(buf, 1)) + (target! - bug);
       new DataView(buf.buffer).setInt32(1, Number(BigInt.asIntN(32, v)), true);
       note = `call ${name}`;
     }

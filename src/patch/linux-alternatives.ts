@@ -24,6 +24,7 @@
 import type { Site } from '../sites/site.js';
 import type { Cpu } from './cpu.js';
 import { decodeOne } from './decode.js';
+import { readS32, writeS32 } from '../x86/insn.js';
 import { addNops, LINUX_NOPS } from './nops.js';
 import type { PatchedView } from './view.js';
 import { applyModernAlternative, modernLengths } from './linux-alternatives-modern.js';
@@ -63,20 +64,10 @@ function optimizeNopsAt(view: PatchedView, addr: number, len: number, site: Site
   if (!same) view.write('alternatives', addr, buf.subarray(0, len), site, 'optimize_nops');
 }
 
-function s32(b: Uint8Array, o: number): number {
-  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
-}
-function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff;
-  b[o + 1] = (v >>> 8) & 0xff;
-  b[o + 2] = (v >>> 16) & 0xff;
-  b[o + 3] = (v >>> 24) & 0xff;
-}
-
 /** recompute_jump() of 6.1: the replacement is 5 bytes and starts with a JMP opcode. */
 function recomputeJump(buf: Uint8Array, instrAbs: bigint, replAbs: bigint, replLen: number): string | undefined {
   if (replLen !== 5) return undefined;
-  const oDspl = s32(buf, 1);
+  const oDspl = readS32(buf, 1);
   const tgt = replAbs + BigInt(replLen) + BigInt(oDspl);
   let n = Number(BigInt.asIntN(32, tgt - instrAbs));
   const forward = tgt - instrAbs >= 0n;
@@ -90,7 +81,7 @@ function recomputeJump(buf: Uint8Array, instrAbs: bigint, replAbs: bigint, replL
   }
   n -= 5;
   buf[0] = 0xe9;
-  put32(buf, 1, n);
+  writeS32(buf, 1, n);
   return 'recompute_jump: 5-byte jmp';
 }
 
@@ -163,7 +154,7 @@ export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[]
     buf.set(replBytes);
     let note: string | undefined;
     if (repl.length === 5 && buf[0] === 0xe8) {
-      put32(buf, 1, Number(BigInt.asIntN(32, BigInt(s32(buf, 1)) + (replAbs - instrAbs))));
+      writeS32(buf, 1, Number(BigInt.asIntN(32, BigInt(readS32(buf, 1)) + (replAbs - instrAbs))));
       note = 'call rel32 fixed up';
     }
     if (repl.length && (replBytes[0] === 0xeb || replBytes[0] === 0xe9))

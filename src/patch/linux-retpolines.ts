@@ -11,7 +11,9 @@
 import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
-import { decodeOne, opcodeIndex } from './decode.js';
+import { decodeOne } from './decode.js';
+import { gpr64, opcodeIndex } from '../x86/insn.js';
+import { callIndirect, int3, jmpIndirect, lfence as lfenceInsn } from '../x86/encode.js';
 import { optimizeNops } from './linux-alternatives.js';
 import { LinuxRules, RULES_61 } from '../target/profile.js';
 import { optimizeNopsModern } from './linux-alternatives-modern.js';
@@ -139,9 +141,9 @@ export function applyLinuxRetpolines(
       bytes[i++] = len - 2;
     }
     if (lfence) {
-      bytes[i++] = 0x0f;
-      bytes[i++] = 0xae;
-      bytes[i++] = 0xe8;
+      const f = lfenceInsn();
+      bytes.set(f, i);
+      i += f.length;
     }
     let note = `${op === 0xe8 ? 'call' : 'jmp'} *%${REGS[reg]}`;
     if (its && ((at + BigInt(i + 1 + (reg >> 3))) & 0x20n) === 0n) {
@@ -171,10 +173,10 @@ export function applyLinuxRetpolines(
       );
       note = `ITS thunk ${thunkName}`;
     } else {
-      if (reg >= 8) bytes[i++] = 0x41;
-      bytes[i++] = 0xff;
-      bytes[i++] = (op === 0xe8 ? 0x10 : 0x20) | 0xc0 | (reg & 7);
-      if (op === 0xe9 && i < len) bytes[i++] = 0xcc;
+      const branch = op === 0xe8 ? callIndirect(gpr64(reg)) : jmpIndirect(gpr64(reg));
+      bytes.set(branch, i);
+      i += branch.length;
+      if (op === 0xe9 && i < len) bytes[i++] = int3()[0]!;
       while (i < len) bytes[i++] = 0x90;
     }
     // The kernel pokes only when the result is exactly the site's length; otherwise the thunk call stays, silently.

@@ -9,7 +9,9 @@
 import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
-import { decodeOne, opcodeIndex } from './decode.js';
+import { decodeOne } from './decode.js';
+import { opcodeIndex } from '../x86/insn.js';
+import { int3, ret } from '../x86/encode.js';
 import type { PatchedView } from './view.js';
 
 export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu: Cpu): void {
@@ -59,7 +61,7 @@ export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu
       continue;
     }
     const len = d.length;
-    const bytes = new Uint8Array(len).fill(0xcc);
+    const bytes = new Uint8Array(len).fill(int3()[0]!);
     let note: string;
     if (wantsAt(at)) {
       chosenAbs ??= view.symbolAbs(chosen);
@@ -79,7 +81,7 @@ export function applyLinuxReturns(view: PatchedView, sites: readonly Site[], cpu
       new DataView(bytes.buffer).setInt32(1, Number(BigInt.asIntN(32, chosenAbs - (at + 5n))), true);
       note = `jmp ${chosen}`;
     } else {
-      bytes[0] = 0xc3;
+      bytes.set(ret());
       note = 'ret';
     }
     view.write('returns', s.addr, bytes, s, note);
@@ -93,7 +95,12 @@ function retForm(
   _chosen: string,
   thunk: () => bigint | undefined,
 ): Uint8Array | undefined {
-  if (!wants) return Uint8Array.of(0xc3, 0xcc, 0xcc, 0xcc, 0xcc);
+  if (!wants) {
+    // `ret; int3 x4`, the RET form __static_call_transform writes.
+    const b = new Uint8Array(5).fill(int3()[0]!);
+    b.set(ret());
+    return b;
+  }
   const t = thunk();
   if (t === undefined) return undefined;
   const b = new Uint8Array(5);

@@ -19,6 +19,7 @@ import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
 import { LINUX_NOPS } from './nops.js';
+import { int3, ret } from '../x86/encode.js';
 import type { PatchedView } from './view.js';
 
 const XOR5RAX = [0x2e, 0x2e, 0x2e, 0x31, 0xc0];
@@ -143,7 +144,8 @@ export function applyLinuxStaticCalls(
         rel(code, 0xe9, at, 5, t);
         note = `jmp ${cpu.returnThunk}`;
       } else {
-        code.push(0xc3, 0xcc, 0xcc, 0xcc, 0xcc);
+        const pad = int3()[0]!;
+        code.push(...ret(), pad, pad, pad, pad);
         note = 'ret';
       }
     } else if (!func) {

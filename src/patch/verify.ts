@@ -5,8 +5,7 @@
  * replacement it came from, re-aimed), or to the function the patcher targets (native pv_ops function,
  * return thunk, ITS thunk, altcall destination).
  */
-import iced from '../x86/iced.cjs';
-const { Decoder, DecoderOptions, Instruction } = iced;
+import { decoder, newInstruction } from '../x86/insn.js';
 import type { PatchedView } from './view.js';
 
 export interface SiteCheck {
@@ -16,12 +15,11 @@ export interface SiteCheck {
 }
 
 function branches(bytes: Uint8Array, ip: bigint): { ok: boolean; end: number; targets: bigint[] } {
-  const dec = new Decoder(64, bytes, DecoderOptions.None);
-  const insn = new Instruction();
+  const dec = decoder(bytes, { ip });
+  const insn = newInstruction();
   const targets: bigint[] = [];
   let o = 0;
   try {
-    dec.ip = BigInt.asUintN(64, ip);
     while (o < bytes.length) {
       dec.decodeOut(insn);
       if (insn.isInvalid || insn.length === 0 || o + insn.length > bytes.length) return { ok: false, end: o, targets };

@@ -19,6 +19,8 @@
 import type { Site } from '../sites/site.js';
 import type { XenRules } from '../target/profile.js';
 import type { Cpu } from './cpu.js';
+import { ud2 } from '../x86/encode.js';
+import { readS32, writeS32 } from '../x86/insn.js';
 import { addNops, NopTable, XEN_K8_NOPS, XEN_P6_NOPS } from './nops.js';
 import type { PatchedView } from './view.js';
 
@@ -35,16 +37,6 @@ const DEFAULT_RULES: XenRules = { os: 'xen', altFlagNot: true, altcall: 'alterna
 
 const MAX_PATCH_LEN = 254;
 const ALWAYS = 93; // X86_FEATURE_ALWAYS == X86_FEATURE_LM (3*32+29)
-
-function s32(b: Uint8Array, o: number): number {
-  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;
-}
-function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff;
-  b[o + 1] = (v >>> 8) & 0xff;
-  b[o + 2] = (v >>> 16) & 0xff;
-  b[o + 3] = (v >>> 24) & 0xff;
-}
 
 /** Does the image's `toolchain_nops` (.nops 9 as the assembler emitted it) equal the ideal 9-byte NOP? */
 export function toolchainNopsAreIdeal(view: PatchedView, nops: NopTable): boolean {
@@ -136,13 +128,13 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
           rules.altcall === 'alternatives' &&
           a.feature === ALWAYS &&
           !a.inverted &&
-          s32(buf, 1) === -5 &&
+          readS32(buf, 1) === -5 &&
           origLen >= 6 &&
           orig &&
           orig[0] === 0xff &&
           orig[1] === (buf[0]! & 1 ? 0x25 : 0x15)
         ) {
-          const slot = view.abs(a.addr) + 6n + BigInt(s32(orig, 2));
+          const slot = view.abs(a.addr) + 6n + BigInt(readS32(orig, 2));
           let dest = readPointer(view, slot);
           if (opts.pointerValue) dest = opts.pointerValue(slot, force) ?? dest;
           if (dest) {
@@ -150,7 +142,7 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
               const dr = view.rel(dest);
               if (!Number.isNaN(dr) && isEndbr64(view.read(dr, 4))) dest += 4n;
             }
-            put32(buf, 1, Number(BigInt.asIntN(32, dest - (view.abs(a.addr) + 5n))));
+            writeS32(buf, 1, Number(BigInt.asIntN(32, dest - (view.abs(a.addr) + 5n))));
             note = `altcall -> ${view.nameOf(dest)}`;
           } else if (force) {
             if (opts.altcallNull === 'ud') {
@@ -176,20 +168,24 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
             }
           } else continue; // deferred to the second pass
         } else {
-          put32(buf, 1, Number(BigInt.asIntN(32, BigInt(s32(buf, 1)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))));
+          writeS32(
+            buf,
+            1,
+            Number(BigInt.asIntN(32, BigInt(readS32(buf, 1)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))),
+          );
           note = 'rel32 fixed up';
         }
       } else if (
         returnThunk !== undefined &&
         replLen > 5 &&
         buf[replLen - 5] === 0xe9 &&
-        view.abs(a.repl!.addr) + BigInt(replLen) + BigInt(s32(buf, replLen - 4)) === returnThunk
+        view.abs(a.repl!.addr) + BigInt(replLen) + BigInt(readS32(buf, replLen - 4)) === returnThunk
       ) {
         // 4.21+ with CONFIG_RETURN_THUNK: a trailing `jmp __x86_return_thunk` is moved too.
-        put32(
+        writeS32(
           buf,
           replLen - 4,
-          Number(BigInt.asIntN(32, BigInt(s32(buf, replLen - 4)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))),
+          Number(BigInt.asIntN(32, BigInt(readS32(buf, replLen - 4)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))),
         );
         note = 'jmp __x86_return_thunk fixed up';
       }
@@ -238,7 +234,7 @@ export function applyXenAltCalls(view: PatchedView, sites: readonly Site[], opts
       );
       continue;
     }
-    const slot = view.abs(a.addr) + 6n + BigInt(s32(orig, 2));
+    const slot = view.abs(a.addr) + 6n + BigInt(readS32(orig, 2));
     let dest = readPointer(view, slot);
     if (opts.pointerValue) dest = opts.pointerValue(slot, true) ?? dest;
     const buf = new Uint8Array(6);
@@ -248,10 +244,10 @@ export function applyXenAltCalls(view: PatchedView, sites: readonly Site[], opts
       if (!Number.isNaN(dr) && isEndbr64(view.read(dr, 4))) dest += 4n;
       buf[0] = 0x2e;
       buf[1] = 0xe8;
-      put32(buf, 2, Number(BigInt.asIntN(32, dest - (view.abs(a.addr) + 6n))));
+      writeS32(buf, 2, Number(BigInt.asIntN(32, dest - (view.abs(a.addr) + 6n))));
       note = `altcall -> ${view.nameOf(dest)}`;
     } else if (opts.altcallNull === 'ud') {
-      buf.set([0x0f, 0x0b, 0x0f, 0x0b, 0x0f, 0x0b]);
+      buf.set([...ud2(), ...ud2(), ...ud2()]);
       note = 'altcall: NULL pointer: ud2 x3';
       view.finding(
         'xen-altcalls',

@@ -155,6 +155,13 @@ export function negateCondition(cc: ConditionCode): ConditionCode {
   return (((cc - 1) ^ 1) + 1) as ConditionCode;
 }
 
+/** The 64-bit general register with encoding number `n` (0 rax, 1 rcx, 2 rdx, 3 rbx, 4 rsp, ... 8 r8, ... 15 r15). */
+export function gpr64(n: number): Register {
+  if (!(Number.isInteger(n) && n >= 0 && n < 16)) throw new RangeError(`no 64-bit general register number ${n}`);
+  // iced lists RAX..R15 consecutively in encoding order.
+  return (iced.Register.RAX + n) as Register;
+}
+
 /** Signed little-endian 32-bit field at `o` (a rel32 or disp32). */
 export function readS32(b: ArrayLike<number>, o: number): number {
   return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24) | 0;

@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { FlowControl } from 'iced-x86';
+import { FlowControl } from '../../src/x86/insn.js';
 import { Image } from '../../src/elf/image.js';
 import { buildCfg } from '../../src/cfg/blocks.js';
 import { functions, pieceOf } from '../../src/cfg/functions.js';

@@ -11,6 +11,7 @@ import {
   Code,
   ConditionCode,
   decoder,
+  gpr64,
   hex,
   isNearBranch,
   isNop,
@@ -130,4 +131,33 @@ test('readS32/writeS32 round-trip signed rel32 fields; hex is two lower-case dig
   assert.equal(hex(b), '00 fb ff ff ff 00');
   assert.equal(hex([]), '');
   assert.equal(hex([0x0f, 0xae, 0xe8]), '0f ae e8');
+});
+
+test("gpr64 numbers the 64-bit general registers as the encoding (and the kernels' thunk names) do", () => {
+  const names = [
+    'rax',
+    'rcx',
+    'rdx',
+    'rbx',
+    'rsp',
+    'rbp',
+    'rsi',
+    'rdi',
+    'r8',
+    'r9',
+    'r10',
+    'r11',
+    'r12',
+    'r13',
+    'r14',
+    'r15',
+  ];
+  names.forEach((name, n) => {
+    assert.equal(gpr64(n), Register[name.toUpperCase() as keyof typeof Register]);
+    // ff /2 with the register number in ModRM.rm and REX.B: what decoding `call *%reg` gives back.
+    const bytes = n >= 8 ? [0x41, 0xff, 0xd0 | (n & 7)] : [0xff, 0xd0 | n];
+    withDecoded(bytes, (ins) => assert.equal(ins.op0Register, gpr64(n)));
+  });
+  assert.throws(() => gpr64(16), RangeError);
+  assert.throws(() => gpr64(-1), RangeError);
 });
