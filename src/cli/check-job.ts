@@ -9,6 +9,7 @@ import type { FileReport } from '../report/json.js';
 import { CpuSpecError } from '../patch/index.js';
 import { describeError, JobResult, openImage, SymbolOptions } from './jobs.js';
 import { targetWarnings } from '../sites/crosscheck.js';
+import { SymbolFileError } from '../elf/symbol-file.js';
 
 export interface CheckTask extends SymbolOptions {
   kind: 'check';
@@ -46,7 +47,12 @@ export async function runCheck(task: CheckTask): Promise<JobResult> {
   } catch (e) {
     const msg = e instanceof CpuSpecError ? `--cpu: ${e.message}` : describeError(e);
     const report: FileReport = { path: task.path, findings: [], errors: [msg] };
-    return { out: JSON.stringify(report), errors: [`${task.path}: ${msg}`], problems: 1 };
+    return {
+      out: JSON.stringify(report),
+      errors: [`${task.path}: ${msg}`],
+      problems: 1,
+      usage: e instanceof SymbolFileError,
+    };
   } finally {
     view?.dispose();
   }

@@ -7,7 +7,7 @@ import { FileReport, renderJson } from '../report/json.js';
 import { renderSarif } from '../report/sarif.js';
 import { renderCounts, renderFile, severityOf } from '../report/text.js';
 import type { CheckTask } from './check-job.js';
-import { EXIT_FINDINGS, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
+import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, fileErrorLine, Io, UsageError } from './context.js';
 import { validateCpuSpec } from './cpu.js';
 import { expandPaths } from './files.js';
 import { runAll } from './pool.js';
@@ -86,10 +86,12 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         const reports: FileReport[] = [];
         const structured = o.json || o.sarif;
         let failed = 0;
+        let usage = false;
         let errorLevel = false;
         for await (const [t, r] of runAll(tasks, { progress: io.isTTY && !structured, threads: o.jobs })) {
           const rep = JSON.parse(r.out) as FileReport;
           if (r.problems) failed++;
+          if (r.usage) usage = true;
           for (const w of r.warnings ?? []) io.err(w + '\n');
           if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
           for (const f of rep.findings) {
@@ -103,7 +105,9 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
         else if (o.sarif) io.out(renderSarif(reports, o.werror));
         else io.out(renderCounts(counts, ids, files.length, failed));
         if (errorLevel) status.raise(EXIT_FINDINGS);
-        if (failed) status.raise(EXIT_FINDINGS); // a file that cannot be used is a finding; unreadable paths stopped in expandPaths
+        // A file that cannot be used is a finding; unreadable paths stopped in expandPaths; a --symbols file that
+        // does not fit is bad usage.
+        if (failed) status.raise(usage ? EXIT_USAGE : EXIT_FINDINGS);
       },
     );
 }

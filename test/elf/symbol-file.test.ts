@@ -81,6 +81,8 @@ test("bad symbol files are refused with one line: Debian's placeholder System.ma
     writeFileSync(p, text);
     const r = run(['sites', '--summary', '--symbols', p, stripped]);
     assert.equal(r.code, 2, name);
+    // check takes --symbols the same way: a symbol file that does not fit is bad usage there too.
+    assert.equal(run(['check', '--checks', 'site-boundary', '--symbols', p, stripped]).code, 2, `check ${name}`);
     assert.equal(r.err.trim().split('\n').length, 1, r.err);
     assert.match(r.err, re, name);
   }
