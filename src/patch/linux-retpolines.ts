@@ -12,31 +12,15 @@ import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
 import { decodeOne } from './decode.js';
-import { gpr64, opcodeIndex } from '../x86/insn.js';
+import { GPR64_NAMES, gpr64, opcodeIndex } from '../x86/insn.js';
 import { callIndirect, int3, jmpIndirect, lfence as lfenceInsn } from '../x86/encode.js';
 import { optimizeNops } from './linux-alternatives.js';
 import { LinuxRules, RULES_61 } from '../target/profile.js';
 import { optimizeNopsModern } from './linux-alternatives-modern.js';
 import type { PatchedView } from './view.js';
 
-export const REGS = [
-  'rax',
-  'rcx',
-  'rdx',
-  'rbx',
-  'rsp',
-  'rbp',
-  'rsi',
-  'rdi',
-  'r8',
-  'r9',
-  'r10',
-  'r11',
-  'r12',
-  'r13',
-  'r14',
-  'r15',
-];
+/** Register names in encoding order (thunk names end in them). */
+export const REGS = GPR64_NAMES;
 
 function has(cpu: Cpu, name: string): boolean {
   const n = featureNumber(cpu.table, name);

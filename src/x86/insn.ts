@@ -155,6 +155,10 @@ export function negateCondition(cc: ConditionCode): ConditionCode {
   return (((cc - 1) ^ 1) + 1) as ConditionCode;
 }
 
+/** Names of the 64-bit general registers in encoding order (as the kernels name their per-register thunks). */
+// biome-ignore format: one line reads as the encoding table it is
+export const GPR64_NAMES: readonly string[] = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
+
 /** The 64-bit general register with encoding number `n` (0 rax, 1 rcx, 2 rdx, 3 rbx, 4 rsp, ... 8 r8, ... 15 r15). */
 export function gpr64(n: number): Register {
   if (!(Number.isInteger(n) && n >= 0 && n < 16)) throw new RangeError(`no 64-bit general register number ${n}`);

@@ -11,6 +11,7 @@ import {
   Code,
   ConditionCode,
   decoder,
+  GPR64_NAMES,
   gpr64,
   hex,
   isNearBranch,
@@ -134,24 +135,7 @@ test('readS32/writeS32 round-trip signed rel32 fields; hex is two lower-case dig
 });
 
 test("gpr64 numbers the 64-bit general registers as the encoding (and the kernels' thunk names) do", () => {
-  const names = [
-    'rax',
-    'rcx',
-    'rdx',
-    'rbx',
-    'rsp',
-    'rbp',
-    'rsi',
-    'rdi',
-    'r8',
-    'r9',
-    'r10',
-    'r11',
-    'r12',
-    'r13',
-    'r14',
-    'r15',
-  ];
+  const names = GPR64_NAMES;
   names.forEach((name, n) => {
     assert.equal(gpr64(n), Register[name.toUpperCase() as keyof typeof Register]);
     // ff /2 with the register number in ModRM.rm and REX.B: what decoding `call *%reg` gives back.
