@@ -40,6 +40,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { need, UsageError, which, writeAtomic } from './qemu/common.mjs';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const corpus = process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus');
@@ -78,18 +79,6 @@ export const KPROBE = { name: 'attest_hook', at: 'vfs_read+5', where: 'vfs_read+
 /** The function --attest traces with the function tracer (its fentry site becomes a call). */
 export const FTRACE_FUNCTION = 'vfs_write';
 export const APPEND = 'console=ttyS0 nokaslr panic=-1 quiet loglevel=4 no_timer_check';
-
-class UsageError extends Error {}
-
-function need(path, what) {
-  if (!existsSync(path)) throw new UsageError(`${what} missing: ${path}`);
-  return path;
-}
-
-function which(cmd) {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
 
 async function lib() {
   const dist = join(repo, 'dist', 'src');
@@ -268,12 +257,6 @@ function runDir(spec) {
 }
 
 /** Writes `data` to `path` through a private temp file and a rename (concurrent runs never see half a file). */
-function writeAtomic(path, data) {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
 
 /**
  * Boots one CPU model; resolves with the raw debugcon stream and the serial console log. The guest writes

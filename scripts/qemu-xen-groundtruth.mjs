@@ -23,13 +23,14 @@
  * in an explained class; 1 otherwise; 2 on bad usage or a missing tool/corpus file.
  * Work files: .cache/groundtruth-xen/ (the decompressed hypervisors, one directory per run).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { need, UsageError, which, writeAtomic } from './qemu/common.mjs';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const corpus = process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus');
@@ -76,25 +77,6 @@ export const APPEND = 'console=com1 com1=115200,8n1 noreboot loglvl=all guest_lo
 export const SMP = 1;
 /** The last line Xen prints before halting with noreboot. */
 const HALTED = /Manual reset required \('noreboot' specified\)/;
-
-class UsageError extends Error {}
-
-function need(path, what) {
-  if (!existsSync(path)) throw new UsageError(`${what} missing: ${path}`);
-  return path;
-}
-
-function which(cmd) {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
-function writeAtomic(path, data) {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
 
 // Only characters QEMU's option syntax takes in a path (no ',' or '=').
 const runName = (xen, spec) => `${xen}-${spec.replace(/[^A-Za-z0-9_.-]+/g, '_')}`;
