@@ -3,7 +3,7 @@
  * runs after the kernel's boot-time patchers) supplied through `bytesOf`. Everything above (cfg,
  * checks) reads instructions only through `view.dis` and `view.reader`, so the same checks run on both.
  */
-import type { Image, Section } from '../elf/image.js';
+import { type Image, type Section, SHF_WRITE } from '../elf/image.js';
 import type { Target } from '../target/detect.js';
 import type { FeatureTable } from '../target/features/index.js';
 import type { Site } from '../sites/site.js';
@@ -62,12 +62,18 @@ export class View {
     this.built = o.bytesOf ? (o.built ?? new Disassembly(img)) : this.dis;
   }
 
-  /** Decoded code of every allocated executable section. */
+  /**
+   * Decoded code of every allocated executable section. A writable one (Linux 6.14+ links the kexec
+   * relocation code into `.data`, which makes it WAX) mixes code and data: without function symbols to tell
+   * them apart it is left out, since decoding its data would invent instructions (and findings).
+   */
   code(): SectionCode[] {
-    if (!this.execCache)
+    if (!this.execCache) {
+      const named = this.img.kind === 'rel' || !this.img.fewSymbols;
       this.execCache = this.img.sections
-        .filter((s) => s.exec && s.alloc && s.size > 0 && s.type !== 8)
+        .filter((s) => s.exec && s.alloc && s.size > 0 && s.type !== 8 && (named || (s.flags & SHF_WRITE) === 0))
         .map((s) => this.dis.of(s));
+    }
     return this.execCache;
   }
 

@@ -6,7 +6,7 @@
  * of a linked image (it runs before any guest or user space and is freed). Also compared: the
  * return-thunk jumps found by scanning the bytes as built and the `.return_sites` table.
  */
-import { Code, FlowControl } from '../x86/insn.js';
+import { Code, FlowControl, storedToStackTop } from '../x86/insn.js';
 import { buildFacts } from '../cfg/build.js';
 import { siteIndex } from '../cfg/site-index.js';
 import { notOrdinaryCode } from '../cfg/functions.js';
@@ -37,6 +37,14 @@ export const rethunk: Check = {
         if (c !== Code.Retnq && c !== Code.Retnq_imm16) continue;
         const a = base + sc.off[i]!;
         if (notOrdinaryCode(view, a)) continue;
+        // A retpoline's own `ret` (after `mov %REG, (%rsp)` overwrote the return address) is the indirect
+        // branch, not a return: the thunks are told by this shape also where no symbol names them.
+        if (
+          i > 0 &&
+          sc.off[i - 1]! + sc.len[i - 1]! === sc.off[i]! &&
+          storedToStackTop(view.reader.at(sc, i - 1)) !== undefined
+        )
+          continue;
         if (
           idx.covering('.return_sites', a) ||
           idx.covering('.static_call_sites', a) ||

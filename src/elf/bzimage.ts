@@ -12,7 +12,7 @@
  * const img = Image.parse(elf, 'vmlinuz-6.12.117+deb12-amd64');
  * ```
  */
-import { ElfError, Image, ParseOptions, STB_GLOBAL, STT_OBJECT } from './image.js';
+import { ElfError, ExternalSymbol, Image, STB_GLOBAL, STT_OBJECT } from './image.js';
 import { Compression, decompressAny, payloadCompressionOf } from './decompress.js';
 
 export interface BzImageInfo {
@@ -122,13 +122,9 @@ export function bannerAddress(img: Image): bigint | undefined {
   return undefined;
 }
 
-/** A stripped image gets a `linux_banner` symbol at its banner string (nothing else is invented). */
-export function withBannerSymbol(img: Image, elf: Uint8Array, path: string, options: ParseOptions): Image {
-  if (img.symbols.length > 0 || img.kind === 'rel') return img;
+/** A stripped linked image's `linux_banner` symbol, at its banner string (when it has one). */
+export function bannerSymbol(img: Image): ExternalSymbol | undefined {
+  if (img.symbols.length > 0 || img.kind === 'rel') return undefined;
   const at = bannerAddress(img);
-  if (at === undefined) return img;
-  return Image.parse(elf, path, {
-    ...options,
-    symbols: [{ name: 'linux_banner', addr: at, type: STT_OBJECT, bind: STB_GLOBAL }],
-  });
+  return at === undefined ? undefined : { name: 'linux_banner', addr: at, type: STT_OBJECT, bind: STB_GLOBAL };
 }

@@ -114,6 +114,12 @@ export interface ParseOptions {
    * vmlinux; see symbol-file.ts), used instead of the file's own symbol table.
    */
   symbols?: readonly ExternalSymbol[];
+  /**
+   * The external symbols name only a few places (inferred from the image's own tables, see
+   * sites/thunks.ts), not the whole image: an address outside every symbol's extent is named by its section,
+   * never as an offset from the nearest symbol before it.
+   */
+  partialSymbols?: boolean;
 }
 
 /** A symbol given from outside the ELF file, at its link-time (absolute) address. */
@@ -150,11 +156,17 @@ export class Image {
   private allocSorted?: Section[];
   private shndxTable?: Uint32Array;
   private readonly external?: readonly ExternalSymbol[];
+  /** The symbols name only a few places ({@link ParseOptions.partialSymbols}), or there are none. */
+  get fewSymbols(): boolean {
+    return this.partialSymbols || this.symbols.length === 0;
+  }
+  private readonly partialSymbols: boolean;
 
   private constructor(path: string, bytes: Uint8Array, options: ParseOptions) {
     this.path = path;
     this.bytes = bytes;
     if (options.symbols) this.external = options.symbols;
+    this.partialSymbols = options.partialSymbols === true;
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const b = bytes;
     if (b.length < 64) throw new ElfError(b.length >= 4 && isElfMagic(b) ? 'truncated ELF header' : 'not an ELF file');
@@ -592,7 +604,8 @@ export class Image {
     if (k >= 0) {
       const sym = this.symbols[idx[k]!]!;
       const symSec = this.sections[sym.shndx];
-      if (!sec || symSec === sec || (symSec && addr < sym.addr + sym.size))
+      const inside = addr < sym.addr + sym.size;
+      if (this.partialSymbols ? inside || addr === sym.addr : !sec || symSec === sec || (symSec && inside))
         return { name: sym.name, offset: addr - sym.addr, sym };
     }
     if (sec) return { name: sec.name, offset: addr - sec.addr };

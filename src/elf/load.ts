@@ -6,7 +6,8 @@
  * or WebAssembly and is loaded only when a file needs it (most runs read plain ELF files).
  */
 import { ElfError, Image, ParseOptions } from './image.js';
-import { bzImagePayload, BzImageInfo, isBzImage, withBannerSymbol } from './bzimage.js';
+import { bannerSymbol, bzImagePayload, BzImageInfo, isBzImage } from './bzimage.js';
+import { inferThunkSymbols } from '../sites/thunks.js';
 import { decompressAny, compressionOf, Compression } from './decompress.js';
 import { parseSymbolFile, symbolsForImage, SymbolFormat } from './symbol-file.js';
 
@@ -57,11 +58,17 @@ export async function loadImage(b: Uint8Array, path: string, options: LoadOption
     return { image, bzImage, symbols: file.format, kaslrOffset: offset, notes };
   }
   if (image.symbols.length > 0) return { image, bzImage, symbols: 'file', kaslrOffset: 0n, notes };
-  image = withBannerSymbol(image, elf, path, parse);
-  if (image.kind !== 'rel')
+  if (image.kind !== 'rel') {
     notes.push(
       `${path}: no symbols (a stripped vmlinux): locations are section+offset; pass --symbols System.map, a kallsyms dump or the debug vmlinux for names and for the tables found by symbol (__jump_table, .static_call_sites, __mcount_loc)`,
     );
+    // The few names the image's own evidence gives: the banner (the version) and the thunks the site tables branch to.
+    const banner = bannerSymbol(image);
+    const thunks = inferThunkSymbols(image);
+    notes.push(...thunks.notes);
+    const symbols = [...(banner ? [banner] : []), ...thunks.symbols];
+    if (symbols.length > 0) image = Image.parse(elf, path, { ...parse, symbols, partialSymbols: true });
+  }
   return { image, bzImage, symbols: 'none', kaslrOffset: 0n, notes };
 }
 

@@ -188,3 +188,24 @@ export function hex(bytes: ArrayLike<number>): string {
   for (let i = 1; i < bytes.length; i++) s += ' ' + HEX[bytes[i]! & 0xff]!;
   return s;
 }
+
+/**
+ * `mov %REG, (%rsp)` (the store a retpoline thunk makes over its return address): the register's number in
+ * encoding order (see {@link GPR64_NAMES}), else undefined.
+ */
+export function storedToStackTop(ins: Instruction): number | undefined {
+  if (ins.isInvalid || ins.mnemonic !== iced.Mnemonic.Mov || ins.opCount !== 2) return undefined;
+  if (ins.op0Kind !== iced.OpKind.Memory || ins.op1Kind !== iced.OpKind.Register) return undefined;
+  if (ins.memoryBase !== iced.Register.RSP || ins.memoryIndex !== iced.Register.None || ins.memoryDisplacement !== 0n)
+    return undefined;
+  const r = ins.op1Register - iced.Register.RAX;
+  return r >= 0 && r < 16 ? r : undefined;
+}
+
+/** `jmp *%REG` / `call *%REG`: the register's number in encoding order, else undefined. */
+export function branchRegister(ins: Instruction): number | undefined {
+  if (ins.isInvalid || (!ins.isJmpNearIndirect && !ins.isCallNearIndirect)) return undefined;
+  if (ins.op0Kind !== iced.OpKind.Register) return undefined;
+  const r = ins.op0Register - iced.Register.RAX;
+  return r >= 0 && r < 16 ? r : undefined;
+}
