@@ -3,6 +3,7 @@
 // correspond to ours (--retpoline --rethunk --sls --static-call; --link --module for a .ko; --dry-run so
 // nothing is written). textpoke runs once over the directory with all default checks (-j 2: two worker
 // threads), on its default patched view and on the bytes as built.
+import { join } from 'node:path';
 import { exec, execEach, median, modules, paths, table, textpoke } from './lib.mjs';
 
 /** textpoke check exits 1 when it reports error-level findings: a complete run; 2 or a crash is a failure. */
@@ -35,6 +36,24 @@ export async function run({ quick = false } = {}) {
     `check: all ${all.length} modules of linux-image-6.1.0-47-amd64 (objtool time / textpoke time; 2.00x or more is the goal)`,
     rows,
   );
+  // One module, as a developer checks the one they changed (objtool: one process, as kbuild runs it).
+  const one = join(paths.modules61, 'fs/xfs/xfs.ko');
+  const small = quick ? 3 : 7;
+  const orows = [
+    {
+      name: 'textpoke check xfs.ko (patched view)',
+      ...(await median(small, () => exec(process.execPath, [textpoke, 'check', one], FINDINGS_OK))),
+    },
+    {
+      name: 'textpoke check --cpu as-built xfs.ko',
+      ...(await median(small, () =>
+        exec(process.execPath, [textpoke, 'check', '--cpu', 'as-built', one], FINDINGS_OK),
+      )),
+    },
+    { name: 'objtool xfs.ko', ...(await median(small, () => exec(paths.objtool, [...OBJTOOL, one]))) },
+    { name: 'node -e 0 (Node.js start alone)', ...(await median(small, () => exec(process.execPath, ['-e', '0']))) },
+  ];
+  table('check: fs/xfs/xfs.ko alone (objtool time / textpoke time; within 2x is the goal, i.e. 0.50x or more)', orows);
   const xrows = [
     {
       name: 'textpoke check xen-syms-4.17-amd64',
@@ -42,7 +61,7 @@ export async function run({ quick = false } = {}) {
     },
   ];
   table('check: xen-syms-4.17-amd64 (objtool does not read Xen)', xrows);
-  return { allModules: rows, xenSyms: xrows };
+  return { allModules: rows, xfs: orows, xenSyms: xrows };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await run({ quick: process.argv.includes('--quick') });

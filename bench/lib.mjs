@@ -91,14 +91,21 @@ export async function median(runs, fn) {
   return { median: times[Math.floor(times.length / 2)], min: times[0], max: times[times.length - 1], runs };
 }
 
+const say = (text) => process.stdout.write(text);
+
 /** Prints rows {name, median} with each row's ratio to the first row (peer time / textpoke time). */
 export function table(title, rows) {
   const base = rows[0].median;
-  process.stdout.write(`\n${title}\n`);
+  say(`\n${title}\n`);
   for (const r of rows) {
     const ratio = r === rows[0] ? '' : `  ${(r.median / base).toFixed(2)}x textpoke's time`;
-    process.stdout.write(
+    say(
       `  ${r.name.padEnd(46)} ${r.median.toFixed(3).padStart(8)} s  (min ${r.min.toFixed(3)}, max ${r.max.toFixed(3)}, ${r.runs} runs)${ratio}\n`,
     );
   }
+}
+
+/** Prints a paragraph that belongs with the tables (a row that could not be timed, and why). */
+export function note(text) {
+  say(`\n${text}\n`);
 }
