@@ -347,12 +347,23 @@ async function applyMany(paths: string[], o: ApplyCommandOptions, io: Io, status
     for (const p of pending) rmSync(p.tmp, { force: true });
     for (const d of created.reverse()) rmSync(d, { recursive: true, force: true });
   };
+  // Interrupted (Ctrl-C, a job's time limit), the run leaves nothing behind either: clean up, then die of the
+  // same signal.
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const onSignal = (sig: NodeJS.Signals): void => {
+    cleanUp();
+    for (const s of signals) process.off(s, onSignal);
+    process.kill(process.pid, sig);
+  };
+  for (const s of signals) process.on(s, onSignal);
   try {
     if (!existed) {
       const first = mkdirSync(outDir, { recursive: true });
       if (first !== undefined) created.push(first);
     }
     for (const i of inputs) {
+      // A turn of the event loop between files, so that a signal is handled (above) while the run goes on.
+      await new Promise((r) => setImmediate(r));
       const name = outputName(i.rel);
       const dest = join(outDir, name);
       let done;
@@ -393,6 +404,8 @@ async function applyMany(paths: string[], o: ApplyCommandOptions, io: Io, status
     const code = (e as NodeJS.ErrnoException).code;
     if (code) throw new UsageError(`${o.output}: cannot write (${code})`);
     throw e;
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
   }
   io.err(err);
   io.out(out);

@@ -8,7 +8,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { tempDir } from '../support/build.js';
@@ -198,4 +198,31 @@ test("diff DIR: each file's report in turn, the junk file named once, exit 1", {
   assert.equal(two.code, 0, two.err);
   assert.match(two.out, new RegExp(`^${t.bic}: --cpu intel-server: \\d+ sites changed in bictcp_cong_avoid$`, 'm'));
   assert.match(two.out, new RegExp(`^${t.xfs}: --cpu intel-server: 0 sites changed in bictcp_cong_avoid$`, 'm'));
+});
+
+test('apply DIR -o OUT interrupted (SIGTERM, SIGINT) once outputs are pending: no temporary file and no OUT left, killed by that signal', {
+  timeout: 180_000,
+}, async () => {
+  const root = tempDir('textpoke-apply-kill-');
+  const dir = join(root, 'in');
+  mkdirSync(dir);
+  for (let i = 0; i < 24; i++) copyFileSync(corpus.module61('fs/xfs/xfs.ko'), join(dir, `xfs${i}.ko`));
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    const out = join(root, `out-${sig}`);
+    const p = spawn(process.execPath, [bin, 'apply', dir, '--cpu', 'intel-server', '-o', out, '--quiet'], {
+      stdio: 'ignore',
+    });
+    const exited = new Promise<NodeJS.Signals | null>((res) => p.on('exit', (_code, s) => res(s)));
+    // Wait for a pending output (a temporary file below OUT), then interrupt.
+    const deadline = Date.now() + 120_000;
+    let pending = false;
+    while (!pending && Date.now() < deadline && p.exitCode === null) {
+      await new Promise((r) => setTimeout(r, 20));
+      pending = existsSync(out) && listing(out).some((f) => f.endsWith('.tmp'));
+    }
+    assert.ok(pending, `${sig}: a temporary output appeared before the run ended`);
+    p.kill(sig);
+    assert.equal(await exited, sig, `${sig}: the process died of the signal`);
+    assert.ok(!existsSync(out), `${sig}: OUT removed (${existsSync(out) ? listing(out).join(', ') : ''})`);
+  }
 });
