@@ -302,8 +302,8 @@ test('xen-syms 4.17.7: escaped decisions, one-sided barriers and the fence inven
   assert.ok(r.inv.some((x) => x.symbol === 'io_emul_stub_setup' && /store-bypass/.test(x.message)));
 });
 
-test('xen-syms 4.17.5+72 (with --profile xen-4.17) and 4.20.4: the same check, no crash, inventory present', (t) => {
-  const b = xen(corpus.xenSyms417Bookworm, 'xen-4.17');
+test('xen-syms 4.17.5+72 (profile and numbering from its own evidence) and 4.20.4: the same check, no crash, inventory present', (t) => {
+  const b = xen(corpus.xenSyms417Bookworm);
   invariants(b);
   assert.ok(b.esc.some((x) => x.symbol === 'p2m_mem_access_sanity_check' && x.severity === 'warning'));
   const n = xen(corpus.xenSyms420);
