@@ -2,6 +2,10 @@
  * Breadth-first explicit-state exploration of a {@link Model}, with state hashing, so the first
  * violation found comes with a shortest interleaving.
  *
+ * This file holds the semantics (the {@link Machine}: successors of a state, canonical states, fetch
+ * outcomes) and the search loop ({@link explore}). The bytes of a state are laid out and read through
+ * state.ts; visited states are kept in store.ts; a counterexample is rebuilt by replay.ts.
+ *
  * Semantics (the README section on textpoke model describes them for users):
  * - Memory is the site's bytes. Every change creates a new memory version; the versions since the oldest
  *   CPU's last serialization are kept (the history).
@@ -20,23 +24,11 @@ import { hex } from '../x86/insn.js';
 import type { Decoded } from './decode.js';
 import type { Cond, Model, Property } from './types.js';
 import { cpuName } from './names.js';
+import { F_IN_MC, F_NMI_BLOCKED, FIELD_MAX, K_BASE, K_INT3, K_MC, K_NMI, K_PROTO, StateLayout } from './state.js';
+import { StateStore } from './store.js';
+import { rebuild } from './replay.js';
 
-const F_NMI_BLOCKED = 1;
-const F_IN_MC = 2;
-
-export const K_BASE = 1;
-export const K_NMI = 2;
-export const K_MC = 3;
-export const K_INT3 = 4;
-export const K_PROTO = 5;
-
-const S_SINCE = 0;
-const S_NMI = 1;
-const S_MCE = 2;
-const S_FLAGS = 3;
-const S_PASSES = 4;
-const S_DEPTH = 5;
-const S_FRAMES = 6;
+export { K_BASE, K_INT3, K_MC, K_NMI, K_PROTO } from './state.js';
 
 export interface FetchRead {
   from: number;
@@ -94,10 +86,9 @@ const CTX = ['', 'base', 'nmi', 'mce', 'int3', 'protocol'] as const;
 export class Machine {
   readonly decoder: RegionDecoder;
   readonly ncpu: number;
-  readonly cw: number;
-  readonly oVars = 1;
-  readonly oCpu: number;
-  readonly oHlen: number;
+  /** Where each field of a state lives. */
+  readonly st: StateLayout;
+  /** Memory versions (the site's bytes) by id; states hold ids. */
   readonly memVecs: Uint8Array[] = [];
   private readonly memIds = new Map<string, number>();
   private readonly fetchMemo = new Map<string, Outcome[]>();
@@ -111,9 +102,7 @@ export class Machine {
   constructor(readonly m: Model) {
     this.decoder = new RegionDecoder(m.base);
     this.ncpu = m.cpus.length;
-    this.cw = S_FRAMES + 3 * m.maxDepth;
-    this.oCpu = this.oVars + m.vars.length + 1;
-    this.oHlen = this.oCpu + this.ncpu * this.cw;
+    this.st = new StateLayout(m);
     this.filler = new Array<number>(15).fill(m.filler);
     const seen = new Map<string, number[]>();
     for (let c = 1; c < this.ncpu; c++) {
@@ -134,7 +123,7 @@ export class Machine {
     let id = this.memIds.get(k);
     if (id === undefined) {
       id = this.memVecs.length;
-      if (id > 255)
+      if (id > FIELD_MAX)
         throw new Error('more than 256 memory versions: the protocol rewrites the site too often for this model');
       this.memVecs.push(v);
       this.memIds.set(k, id);
@@ -144,104 +133,75 @@ export class Machine {
 
   initial(): Uint8Array {
     const m = this.m;
-    const s = new Uint8Array(this.oHlen + 2);
-    s[0] = 0;
+    const st = this.st;
+    const s = new Uint8Array(st.size(1));
+    st.setPatcherPc(s, 0);
     for (let c = 0; c < this.ncpu; c++) {
-      const b = this.oCpu + c * this.cw;
       const cfg = m.cpus[c]!;
-      s[b + S_NMI] = cfg.nmi;
-      s[b + S_MCE] = cfg.mce;
-      s[b + S_FLAGS] = c === 0 && m.inNmi ? F_NMI_BLOCKED : 0;
-      s[b + S_PASSES] = cfg.passes;
-      s[b + S_DEPTH] = 1;
-      s[b + S_FRAMES] = c === 0 ? K_PROTO : K_BASE;
-      s[b + S_FRAMES + 1] = c === 0 ? 0 : cfg.passes > 0 ? 0 : m.len;
+      st.setNmiLeft(s, c, cfg.nmi);
+      st.setMceLeft(s, c, cfg.mce);
+      st.setFlags(s, c, c === 0 && m.inNmi ? F_NMI_BLOCKED : 0);
+      st.setPasses(s, c, cfg.passes);
+      st.setDepth(s, c, 1);
+      st.setFrame(s, st.frame(c, 0), c === 0 ? K_PROTO : K_BASE, c === 0 ? 0 : cfg.passes > 0 ? 0 : m.len, 0);
     }
-    s[this.oHlen] = 1;
-    s[this.oHlen + 1] = this.memId(Uint8Array.from(m.old));
+    st.initHistory(s, this.memId(Uint8Array.from(m.old)));
     if (m.ops.length === 0) this.protocolEnd(s);
     return this.finish(s);
   }
 
-  // ----- helpers over a state array -----
-  hlen(s: Uint8Array): number {
-    return s[this.oHlen]!;
-  }
+  /** The site's current memory version in s. */
   cur(s: Uint8Array): number {
-    return s[this.oHlen + s[this.oHlen]!]!;
-  }
-  cpuBase(c: number): number {
-    return this.oCpu + c * this.cw;
+    return this.st.current(s);
   }
   patcherDone(s: Uint8Array): boolean {
-    return s[0]! >= this.m.ops.length;
+    return this.st.patcherPc(s) >= this.m.ops.length;
   }
 
   private protocolEnd(s: Uint8Array): void {
     // The patcher's iret when it patched in NMI context.
-    if (this.m.inNmi) s[this.cpuBase(0) + S_FLAGS]! &= ~F_NMI_BLOCKED;
+    if (this.m.inNmi) this.st.setFlags(s, 0, this.st.flags(s, 0) & ~F_NMI_BLOCKED);
+  }
+
+  /** A CPU other than the patcher that may still fetch from the site (so its `since` matters). */
+  private mayFetch(w: Uint8Array, c: number): boolean {
+    const st = this.st;
+    return (
+      st.depth(w, c) > 1 ||
+      st.passes(w, c) > 0 ||
+      (this.m.handlersRunSite && (st.nmiLeft(w, c) > 0 || st.mceLeft(w, c) > 0))
+    );
   }
 
   /** Normalises a working state in place: trims the history, canonical `since` for idle CPUs, CPU symmetry. */
   finish(w: Uint8Array): Uint8Array {
-    const oh = this.oHlen;
-    let hl = w[oh]!;
+    const st = this.st;
+    let hl = st.histLen(w);
     let min = hl - 1;
     for (let c = 1; c < this.ncpu; c++) {
-      const b = this.oCpu + c * this.cw;
-      if (
-        w[b + S_DEPTH]! > 1 ||
-        w[b + S_PASSES]! > 0 ||
-        (this.m.handlersRunSite && (w[b + S_NMI]! > 0 || w[b + S_MCE]! > 0))
-      ) {
-        if (w[b + S_SINCE]! < min) min = w[b + S_SINCE]!;
+      if (this.mayFetch(w, c)) {
+        if (st.since(w, c) < min) min = st.since(w, c);
       } else {
-        w[b + S_SINCE] = hl - 1;
+        st.setSince(w, c, hl - 1);
       }
     }
     if (min > 0) {
-      w.copyWithin(oh + 1, oh + 1 + min, oh + 1 + hl);
+      st.dropOldest(w, min);
       hl -= min;
-      w[oh] = hl;
-      for (let c = 1; c < this.ncpu; c++) w[this.oCpu + c * this.cw + S_SINCE]! -= min;
+      for (let c = 1; c < this.ncpu; c++) st.setSince(w, c, st.since(w, c) - min);
     }
-    const out = w.length === oh + 1 + hl ? w : w.subarray(0, oh + 1 + hl);
-    if (this.symmetry) for (const g of this.symGroups) this.sortGroup(out, g);
+    const size = st.size(hl);
+    const out = w.length === size ? w : w.subarray(0, size);
+    if (this.symmetry) for (const g of this.symGroups) st.sortCpus(out, g);
     return out;
-  }
-
-  private sortGroup(s: Uint8Array, g: number[]): void {
-    const cw = this.cw;
-    if (g.length === 2) {
-      const a = this.cpuBase(g[0]!);
-      const b = this.cpuBase(g[1]!);
-      for (let i = 0; i < cw; i++) {
-        const d = s[a + i]! - s[b + i]!;
-        if (d < 0) return;
-        if (d > 0) break;
-      }
-      for (let i = 0; i < cw; i++) {
-        const t = s[a + i]!;
-        s[a + i] = s[b + i]!;
-        s[b + i] = t;
-      }
-      return;
-    }
-    const blocks = g.map((c) => s.slice(this.cpuBase(c), this.cpuBase(c) + cw));
-    blocks.sort((a, b) => {
-      for (let i = 0; i < cw; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-      return 0;
-    });
-    g.forEach((c, i) => s.set(blocks[i]!, this.cpuBase(c)));
   }
 
   /** Terminal: the protocol is done and every CPU finished its passes and handlers. */
   terminal(s: Uint8Array): boolean {
     if (!this.patcherDone(s)) return false;
     for (let c = 0; c < this.ncpu; c++) {
-      const b = this.cpuBase(c);
-      if (s[b + S_DEPTH] !== 1) return false;
-      if (c > 0 && s[b + S_PASSES] !== 0) return false;
+      if (this.st.depth(s, c) !== 1) return false;
+      if (c > 0 && this.st.passes(s, c) !== 0) return false;
     }
     return true;
   }
@@ -251,7 +211,7 @@ export class Machine {
       case 'memNe':
         return this.memVecs[this.cur(s)]![k.off] !== k.val;
       case 'varEq':
-        return s[this.oVars + k.v] === k.val;
+        return this.st.variable(s, k.v) === k.val;
       case 'patcherDone':
         return this.patcherDone(s);
     }
@@ -260,13 +220,12 @@ export class Machine {
   /** A CPU spins in a handler for a patch that waits on it (itself, or through a pending sync). */
   deadlocked(s: Uint8Array): string | null {
     const m = this.m;
-    const op = this.patcherDone(s) ? undefined : m.ops[s[0]!];
+    const st = this.st;
+    const op = this.patcherDone(s) ? undefined : m.ops[st.patcherPc(s)];
     for (let c = 0; c < this.ncpu; c++) {
-      const b = this.cpuBase(c);
-      const d = s[b + S_DEPTH]! - 1;
-      const f = b + S_FRAMES + 3 * d;
-      if (s[f] !== K_INT3) continue;
-      const h = m.int3[s[f + 1]!]!.program[s[f + 2]!]!;
+      const f = st.top(s, c);
+      if (st.kind(s, f) !== K_INT3) continue;
+      const h = m.int3[st.rule(s, f)]!.program[st.step(s, f)]!;
       if (h.kind !== 'wait' || this.cond(s, h.cond)) continue;
       if (c === 0 && !this.patcherDone(s))
         return `the patching CPU spins in its own int3 handler waiting for the patch it is in the middle of`;
@@ -293,12 +252,7 @@ export class Machine {
       memo[curId] = id;
     }
     if (id === curId) return w;
-    const hl = w[this.oHlen]!;
-    const out = new Uint8Array(w.length + 1);
-    out.set(w);
-    out[this.oHlen] = hl + 1;
-    out[this.oHlen + 1 + hl] = id;
-    return out;
+    return this.st.appendVersion(w, id);
   }
 
   private label(
@@ -308,37 +262,32 @@ export class Machine {
     text: string,
     extra?: Partial<TraceStep>,
   ): TraceStep {
-    const b = this.cpuBase(c);
-    const k = w[b + S_FRAMES + 3 * (w[b + S_DEPTH]! - 1)]!;
+    const k = this.st.kind(w, this.st.top(w, c));
     return { cpu: c, ctx: CTX[k] as TraceStep['ctx'], kind, text, ...extra, memory: '', version: 0 };
   }
 
-  /** iret from the top frame of CPU c. */
+  /** iret from the top frame of CPU c: serializes it (unless it is the patcher) and unblocks NMIs. */
   private iret(w: Uint8Array, c: number): void {
-    const b = this.cpuBase(c);
-    const d = w[b + S_DEPTH]! - 1;
-    const f = b + S_FRAMES + 3 * d;
-    if (w[f] === K_MC) w[b + S_FLAGS]! &= ~F_IN_MC;
-    w[b + S_FLAGS]! &= ~F_NMI_BLOCKED;
-    w[f] = 0;
-    w[f + 1] = 0;
-    w[f + 2] = 0;
-    w[b + S_DEPTH] = d;
-    if (c > 0) w[b + S_SINCE] = w[this.oHlen]! - 1;
+    const st = this.st;
+    let flags = st.flags(w, c);
+    if (st.kind(w, st.top(w, c)) === K_MC) flags &= ~F_IN_MC;
+    st.setFlags(w, c, flags & ~F_NMI_BLOCKED);
+    st.pop(w, c);
+    if (c > 0) st.setSince(w, c, st.histLen(w) - 1);
   }
 
   /** The top frame (a region-running frame) continues at newPc; ends a pass / returns from NMI and #MC. */
   private advance(w: Uint8Array, c: number, newPc: number): void {
-    const b = this.cpuBase(c);
-    const f = b + S_FRAMES + 3 * (w[b + S_DEPTH]! - 1);
+    const st = this.st;
+    const f = st.top(w, c);
     if (newPc < this.m.len) {
-      w[f + 1] = newPc;
+      st.setPc(w, f, newPc);
       return;
     }
-    if (w[f] === K_BASE) {
-      const p = w[b + S_PASSES]! - 1;
-      w[b + S_PASSES] = p;
-      w[f + 1] = p > 0 ? 0 : this.m.len;
+    if (st.kind(w, f) === K_BASE) {
+      const p = st.passes(w, c) - 1;
+      st.setPasses(w, c, p);
+      st.setPc(w, f, p > 0 ? 0 : this.m.len);
     } else {
       this.iret(w, c);
     }
@@ -353,7 +302,7 @@ export class Machine {
       )
         continue;
       if (r.cpu === 'patcher' ? c !== 0 : r.cpu === 'other' ? c === 0 : false) continue;
-      if (r.when && s[this.oVars + r.when.v] !== r.when.val) continue;
+      if (r.when && this.st.variable(s, r.when.v) !== r.when.val) continue;
       return i;
     }
     return -1;
@@ -366,14 +315,14 @@ export class Machine {
 
   private cpuMoves(s: Uint8Array, c: number, emit: Emit, labels: boolean): void {
     const m = this.m;
-    const b = this.cpuBase(c);
-    const depth = s[b + S_DEPTH]!;
-    const f = b + S_FRAMES + 3 * (depth - 1);
-    const kind = s[f]!;
+    const st = this.st;
+    const depth = st.depth(s, c);
+    const f = st.top(s, c);
+    const kind = st.kind(s, f);
     if (kind === K_PROTO) {
       this.patcherMove(s, emit, labels);
     } else if (kind === K_BASE || kind === K_NMI || kind === K_MC) {
-      const pc = s[f + 1]!;
+      const pc = st.pc(s, f);
       if (pc < m.len) this.fetch(s, c, pc, emit, labels);
       else if (kind !== K_BASE) {
         // A handler that does not run the site: just return.
@@ -389,17 +338,13 @@ export class Machine {
       this.handlerMove(s, c, f, emit, labels);
     }
     // Interrupts arrive between steps.
-    const flags = s[b + S_FLAGS]!;
+    const flags = st.flags(s, c);
     if (depth < m.maxDepth) {
-      if (s[b + S_NMI]! > 0 && !(flags & F_NMI_BLOCKED)) {
+      if (st.nmiLeft(s, c) > 0 && !(flags & F_NMI_BLOCKED)) {
         const w = s.slice();
-        w[b + S_NMI]!--;
-        w[b + S_FLAGS]! |= F_NMI_BLOCKED;
-        const nf = b + S_FRAMES + 3 * depth;
-        w[nf] = K_NMI;
-        w[nf + 1] = m.handlersRunSite ? 0 : m.len;
-        w[nf + 2] = 0;
-        w[b + S_DEPTH] = depth + 1;
+        st.setNmiLeft(w, c, st.nmiLeft(w, c) - 1);
+        st.setFlags(w, c, flags | F_NMI_BLOCKED);
+        st.push(w, c, K_NMI, m.handlersRunSite ? 0 : m.len, 0);
         emit(
           this.finish(w),
           labels
@@ -408,15 +353,11 @@ export class Machine {
           null,
         );
       }
-      if (s[b + S_MCE]! > 0 && !(flags & F_IN_MC)) {
+      if (st.mceLeft(s, c) > 0 && !(flags & F_IN_MC)) {
         const w = s.slice();
-        w[b + S_MCE]!--;
-        w[b + S_FLAGS]! |= F_IN_MC;
-        const nf = b + S_FRAMES + 3 * depth;
-        w[nf] = K_MC;
-        w[nf + 1] = m.handlersRunSite ? 0 : m.len;
-        w[nf + 2] = 0;
-        w[b + S_DEPTH] = depth + 1;
+        st.setMceLeft(w, c, st.mceLeft(w, c) - 1);
+        st.setFlags(w, c, flags | F_IN_MC);
+        st.push(w, c, K_MC, m.handlersRunSite ? 0 : m.len, 0);
         emit(
           this.finish(w),
           labels
@@ -430,7 +371,8 @@ export class Machine {
 
   private patcherMove(s: Uint8Array, emit: Emit, labels: boolean): void {
     const m = this.m;
-    const pc = s[0]!;
+    const st = this.st;
+    const pc = st.patcherPc(s);
     if (pc >= m.ops.length) return;
     const op = m.ops[pc]!;
     let w: Uint8Array;
@@ -444,8 +386,8 @@ export class Machine {
         break;
       case 'set':
         w = s.slice();
-        w[this.oVars + op.v] = op.val;
-        for (const [v, val] of op.also ?? []) w[this.oVars + v] = val;
+        st.setVariable(w, op.v, op.val);
+        for (const [v, val] of op.also ?? []) st.setVariable(w, v, val);
         kind = 'set';
         text = op.note ?? [[op.v, op.val], ...(op.also ?? [])].map(([v, val]) => `${m.vars[v!]} = ${val}`).join(', ');
         break;
@@ -453,7 +395,7 @@ export class Machine {
         // One successor per choice; the choice itself changes nothing but the patcher's next step.
         op.to.forEach((to, i) => {
           const c = s.slice();
-          c[0] = to;
+          st.setPatcherPc(c, to);
           emit(this.finish(c), labels ? this.label(s, 0, 'set', op.notes[i]!) : null, null);
         });
         return;
@@ -464,10 +406,10 @@ export class Machine {
         });
         return;
       case 'sync': {
-        for (let c = 1; c < this.ncpu; c++) if (s[this.cpuBase(c) + S_DEPTH] !== 1) return; // a CPU in a handler (IF=0)
+        for (let c = 1; c < this.ncpu; c++) if (st.depth(s, c) !== 1) return; // a CPU in a handler (IF=0)
         w = s.slice();
-        const hl = w[this.oHlen]!;
-        for (let c = 1; c < this.ncpu; c++) w[this.cpuBase(c) + S_SINCE] = hl - 1;
+        const hl = st.histLen(w);
+        for (let c = 1; c < this.ncpu; c++) st.setSince(w, c, hl - 1);
         kind = 'sync';
         text = `${op.note ? `${op.note}: ` : ''}sync: IPI to every CPU, each serializes`;
         break;
@@ -480,7 +422,7 @@ export class Machine {
         break;
     }
     const next = op.next ?? pc + 1;
-    w[0] = next;
+    st.setPatcherPc(w, next);
     if (next >= m.ops.length) {
       this.protocolEnd(w);
       text += '; protocol ends';
@@ -491,27 +433,28 @@ export class Machine {
 
   private handlerMove(s: Uint8Array, c: number, f: number, emit: Emit, labels: boolean): void {
     const m = this.m;
-    const rule = m.int3[s[f + 1]!]!;
-    const step = s[f + 2]!;
+    const st = this.st;
+    const rule = m.int3[st.rule(s, f)]!;
+    const step = st.step(s, f);
     const op = rule.program[step]!;
-    const below = f - 3;
-    const o = s[below + 1]!;
+    // The trapping address: the pc of the frame below (the one that executed the int3).
+    const o = st.pc(s, st.frame(c, st.depth(s, c) - 2));
     let w: Uint8Array = s.slice();
     let text: string;
     switch (op.kind) {
       case 'write':
         w = this.write(w, op.bytes);
-        w[f + 2] = step + 1;
+        st.setStep(w, f, step + 1);
         text = `handler stores ${op.bytes.map(([x, v]) => `+${x}=${hex([v])}`).join(' ')}`;
         break;
       case 'wait':
         if (!this.cond(s, op.cond)) return;
-        w[f + 2] = step + 1;
+        st.setStep(w, f, step + 1);
         text = 'handler: wait condition holds';
         break;
       case 'serialize':
-        if (c > 0) w[this.cpuBase(c) + S_SINCE] = w[this.oHlen]! - 1;
-        w[f + 2] = step + 1;
+        if (c > 0) st.setSince(w, c, st.histLen(w) - 1);
+        st.setStep(w, f, step + 1);
         text = 'handler serializes (cpuid)';
         break;
       case 'retry':
@@ -526,7 +469,7 @@ export class Machine {
       case 'bsearch':
       case 'emulate': {
         if (op.kind === 'bsearch') {
-          const vec = op.vec.slice(0, s[this.oVars + op.nr]!).map((v) => s[this.oVars + v]!);
+          const vec = op.vec.slice(0, st.variable(s, op.nr)).map((v) => st.variable(s, v));
           if (!bsearchFinds(vec, o)) {
             const why = `smp_text_poke_int3_handler: ${vec.length > 1 ? 'the binary search of' : 'the only entry of'} text_poke_array.vec [${vec.map((x) => `+${x}`).join(', ')}] misses +${o}${vec.some((x, i) => i > 0 && vec[i - 1]! > x) ? ' (the vector is not in address order)' : ''}`;
             emit(null, labels ? this.label(s, c, 'handler', `${why}; the handler returns 0: Oops: int3`) : null, {
@@ -656,12 +599,13 @@ export class Machine {
 
   /** Fetch, decode and execute one instruction at pc: one successor per distinct instruction the CPU can see. */
   private fetch(s: Uint8Array, c: number, pc: number, emit: Emit, labels: boolean): void {
-    const hl = s[this.oHlen]!;
-    const curId = s[this.oHlen + hl]!;
-    const first = c === 0 ? hl - 1 : s[this.cpuBase(c) + S_SINCE]!;
+    const st = this.st;
+    const hl = st.histLen(s);
+    const curId = st.current(s);
+    const first = c === 0 ? hl - 1 : st.since(s, c);
     const versions: number[] = [];
     for (let i = first; i < hl; i++) {
-      const id = s[this.oHlen + 1 + i]!;
+      const id = st.version(s, i);
       if (!versions.includes(id)) versions.push(id);
     }
     for (const o of this.outcomes(pc, versions)) this.execute(s, c, pc, o, curId, emit, labels);
@@ -709,13 +653,7 @@ export class Machine {
         });
         return;
       }
-      const b = this.cpuBase(c);
-      const depth = w[b + S_DEPTH]!;
-      const nf = b + S_FRAMES + 3 * depth;
-      w[nf] = K_INT3;
-      w[nf + 1] = r;
-      w[nf + 2] = 0;
-      w[b + S_DEPTH] = depth + 1;
+      this.st.push(w, c, K_INT3, r, 0);
       emit(this.finish(w), mk(`executes ${what}: traps to the int3 handler`), null);
       return;
     }
@@ -757,92 +695,6 @@ function eq(a: number[], b: number[]): boolean {
   return true;
 }
 
-/**
- * The set of visited states: states live back to back in one byte arena, an open-addressing table of
- * indices finds them by hash. Far less memory and garbage than a Map of string keys.
- */
-class StateStore {
-  private arena = new Uint8Array(1 << 20);
-  private used = 0;
-  private offs = new Int32Array(1 << 16);
-  private table = new Int32Array(1 << 16);
-  private mask = (1 << 16) - 1;
-  count = 0;
-
-  private static hash(s: Uint8Array): number {
-    let h = 0x811c9dc5;
-    for (let i = 0; i < s.length; i++) {
-      h ^= s[i]!;
-      h = Math.imul(h, 0x01000193);
-    }
-    h ^= h >>> 15;
-    return Math.imul(h, 0x2c1b3c6d) >>> 0;
-  }
-
-  get(i: number): Uint8Array {
-    return this.arena.subarray(this.offs[i]!, this.offs[i + 1]!);
-  }
-
-  private same(i: number, s: Uint8Array): boolean {
-    const o = this.offs[i]!;
-    if (this.offs[i + 1]! - o !== s.length) return false;
-    const a = this.arena;
-    for (let k = 0; k < s.length; k++) if (a[o + k] !== s[k]) return false;
-    return true;
-  }
-
-  /** Index of s if present, else -1. */
-  find(s: Uint8Array): number {
-    let h = StateStore.hash(s) & this.mask;
-    for (;;) {
-      const e = this.table[h]!;
-      if (e === 0) return -1;
-      if (this.same(e - 1, s)) return e - 1;
-      h = (h + 1) & this.mask;
-    }
-  }
-
-  /** Adds s; returns its index, or -1 when it was already there. */
-  add(s: Uint8Array): number {
-    let h = StateStore.hash(s) & this.mask;
-    for (;;) {
-      const e = this.table[h]!;
-      if (e === 0) break;
-      if (this.same(e - 1, s)) return -1;
-      h = (h + 1) & this.mask;
-    }
-    const id = this.count++;
-    if (this.used + s.length > this.arena.length) {
-      const a = new Uint8Array(Math.max(this.arena.length * 2, this.used + s.length));
-      a.set(this.arena.subarray(0, this.used));
-      this.arena = a;
-    }
-    if (id + 2 > this.offs.length) {
-      const o = new Int32Array(this.offs.length * 2);
-      o.set(this.offs);
-      this.offs = o;
-    }
-    this.arena.set(s, this.used);
-    this.offs[id] = this.used;
-    this.used += s.length;
-    this.offs[id + 1] = this.used;
-    this.table[h] = id + 1;
-    if (this.count * 2 > this.table.length) this.grow();
-    return id;
-  }
-
-  private grow(): void {
-    const size = this.table.length * 2;
-    this.table = new Int32Array(size);
-    this.mask = size - 1;
-    for (let i = 0; i < this.count; i++) {
-      let h = StateStore.hash(this.get(i)) & this.mask;
-      while (this.table[h] !== 0) h = (h + 1) & this.mask;
-      this.table[h] = i + 1;
-    }
-  }
-}
-
 /** Explores the model breadth-first. */
 export function explore(model: Model, opts: ExploreOptions = {}): Result {
   const t0 = performance.now();
@@ -851,9 +703,7 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
   const maxStates = opts.maxStates ?? 20_000_000;
   try {
     const store = new StateStore();
-    let parents = new Int32Array(1 << 16);
-    store.add(mc.initial());
-    parents[0] = -1;
+    store.add(mc.initial(), -1);
     let transitions = 0;
     let found: { at: number; ordinal: number; violation: Violation } | null = null;
     let incomplete = false;
@@ -871,14 +721,8 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
         if (store.find(next!) < 0) incomplete = true;
         return;
       }
-      const id = store.add(next!);
+      const id = store.add(next!, head);
       if (id < 0) return;
-      if (id >= parents.length) {
-        const p = new Int32Array(parents.length * 2);
-        p.set(parents);
-        parents = p;
-      }
-      parents[id] = head;
       const dl = mc.deadlocked(next!);
       if (dl) found = { at: id, ordinal: -1, violation: { property: 'deadlock', message: dl } };
     };
@@ -911,7 +755,7 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
       };
     }
     const f = found as { at: number; ordinal: number; violation: Violation };
-    const { steps, violation } = rebuild(mc, store, parents, f.at, f.ordinal);
+    const { steps, violation } = rebuild(mc, store, f.at, f.ordinal);
     const v = violation ?? f.violation;
     return {
       verdict: 'unsafe',
@@ -926,70 +770,4 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
   } finally {
     mc.free();
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** Replays the path to state `at` (and the violating transition `ordinal` from it) with labels. */
-function rebuild(
-  mc: Machine,
-  store: StateStore,
-  parents: Int32Array,
-  at: number,
-  ordinal: number,
-): { steps: TraceStep[]; violation: Violation | null } {
-  const path: number[] = [];
-  for (let i = at; i >= 0; i = parents[i]!) path.push(i);
-  path.reverse();
-  const steps: TraceStep[] = [];
-  // Follow actual (not canonical) states so CPU numbers stay consistent through symmetry reduction.
-  let actual: Uint8Array = store.get(0).slice();
-  const annotate = (st: TraceStep, after: Uint8Array | null) => {
-    const id = after ? mc.cur(after) : mc.cur(actual);
-    st.version = id;
-    st.memory = hex(mc.memVecs[id]!);
-  };
-  type Hit = { next: Uint8Array | null; label: TraceStep; violation: Violation | null };
-  const raw = (s: Uint8Array, want: (n: Uint8Array | null, i: number, v: Violation | null) => boolean): Hit => {
-    let i = 0;
-    let hit: Hit | null = null;
-    mc.symmetry = false;
-    mc.successors(
-      s,
-      (n, l, v) => {
-        if (!hit && want(n, i, v)) hit = { next: n, label: l!, violation: v };
-        i++;
-      },
-      true,
-    );
-    mc.symmetry = true;
-    if (!hit) throw new Error('internal: trace replay lost the path');
-    return hit as Hit;
-  };
-  const canon = (s: Uint8Array) => {
-    const was = mc.symmetry;
-    mc.symmetry = true;
-    const c = mc.finish(s.slice());
-    mc.symmetry = was;
-    return c;
-  };
-  for (let p = 1; p < path.length; p++) {
-    const target = store.get(path[p]!);
-    const { next, label } = raw(actual, (n) => n !== null && sameBytes(canon(n), target));
-    annotate(label, next);
-    steps.push(label);
-    actual = next!.slice();
-  }
-  if (ordinal >= 0) {
-    // The violating transition: find the first violating successor (successor order is the same with or without symmetry).
-    const { label, violation } = raw(actual, (_n, _i, v) => v !== null);
-    annotate(label, null);
-    steps.push(label);
-    return { steps, violation };
-  }
-  return { steps, violation: null };
 }
