@@ -25,7 +25,7 @@
 export { imageFromBytes, decompress, compressionOf } from './elf/load.js';
 export type { Compression } from './elf/load.js';
 export { Image, ElfError, isElfMagic } from './elf/image.js';
-export type { Section, Sym, Reloc, RelocTable, Symbolized, ParseOptions, ElfKind } from './elf/image.js';
+export type { Section, Sym, Reloc, RelocTable, Relocations, Symbolized, ParseOptions, ElfKind } from './elf/image.js';
 
 // Target detection: which kernel and version, and the profile (table layouts, feature numbering) that reads it.
 export { detectTarget, ProfileError } from './target/detect.js';

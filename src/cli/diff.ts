@@ -74,7 +74,7 @@ function lines(
 ): string[] {
   const sec = img.sectionAt(addr);
   const relocs =
-    withRelocs && img.kind === 'rel' && sec ? { bySecOff: img.relocationsByOffset(sec), secAddr: sec.addr } : undefined;
+    withRelocs && img.kind === 'rel' && sec ? { bySecOff: img.relocs(sec).byOffset(), secAddr: sec.addr } : undefined;
   void view;
   return disassemble(bytes, addr, { img, relocs }).map((i) => {
     let t = i.text;

@@ -69,7 +69,7 @@ export class RelocIndex {
   at(addr: number): FormatContext['relocs'] {
     if (this.img.kind !== 'rel') return undefined;
     const sec = this.img.sectionAt(addr);
-    if (!sec || !this.img.relaFor(sec) || this.img.relaFor(sec)!.type !== SHT_RELA) return undefined;
+    if (!sec || this.img.relocs(sec).rela?.type !== SHT_RELA) return undefined;
     let r = this.cache.get(sec.index);
     if (!r) {
       r = { section: sec, secAddr: sec.addr };
