@@ -38,7 +38,18 @@ export type { FeatureTable, FeatureFamily } from './target/features/index.js';
 // Sites: every runtime patch site, one reader per table kind; the listing `textpoke sites` prints.
 export { readSites } from './sites/read.js';
 export type { SiteSet, ReadOptions } from './sites/read.js';
-export type { Site, Ref } from './sites/site.js';
+export { isTable, isAlternative, isParavirt, isStaticCall, isJumpLabel, sitesOf } from './sites/site.js';
+export type {
+  Site,
+  SiteOf,
+  AltSite,
+  ParavirtSite,
+  StaticCallSite,
+  JumpLabelSite,
+  InstructionSite,
+  InstructionListId,
+  Ref,
+} from './sites/site.js';
 export { fileJson as sitesJson, renderText as renderSitesText } from './sites/listing.js';
 export type { FileJson as SitesJson, SiteJson } from './sites/listing.js';
 

@@ -205,7 +205,8 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
   return result;
 
   function explainSite(s: Site, p: Uint8Array, l: Uint8Array, abs: bigint): [DiffClass, string] {
-    const key = s.key?.name ?? (s.key && !Number.isNaN(s.key.addr) ? img.where(s.key.addr) : '?');
+    const k = s.table === '__jump_table' || s.table === '.static_call_sites' ? s.key : undefined;
+    const key = k?.name ?? (k && !Number.isNaN(k.addr) ? img.where(k.addr) : '?');
     const dest = (b: Uint8Array): bigint => BigInt.asUintN(64, abs + BigInt(b.length) + BigInt(rel32(b)));
     switch (s.table) {
       case '__jump_table': {

@@ -31,7 +31,7 @@ function siteDiffs(img: Image, view: PatchedView, fn?: string): SiteDiff[] {
   const table = (p: AppliedPatch): string => {
     if (
       (p.patcher === 'alternatives' || p.patcher === 'xen-alternatives') &&
-      p.site?.feature !== undefined &&
+      p.site?.table === '.altinstructions' &&
       p.note !== 'optimize_nops' &&
       !p.note?.startsWith('pad NOPs')
     ) {
