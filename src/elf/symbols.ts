@@ -18,6 +18,7 @@ import {
 } from './parse.js';
 import type { Section } from './parse.js';
 import type { Image } from './image.js';
+import { lastAtOrBelow } from './sorted.js';
 
 export interface Sym {
   readonly index: number;
@@ -129,17 +130,9 @@ export class SymbolTable {
     const secs = img.sections
       .filter((s) => s.alloc && !Number.isNaN(s.addr) && s.size > 0)
       .sort((a, b) => a.addr - b.addr);
+    const starts = secs.map((s) => s.addr);
     const sectionOf = (addr: number): Section | undefined => {
-      let lo = 0;
-      let hi = secs.length - 1;
-      let k = -1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (secs[mid]!.addr <= addr) {
-          k = mid;
-          lo = mid + 1;
-        } else hi = mid - 1;
-      }
+      const k = lastAtOrBelow(starts, addr);
       // A symbol one past a section's end (__stop_*, _etext) belongs to it.
       for (let j = k; j >= 0 && j >= k - 2; j--) if (addr <= secs[j]!.addr + secs[j]!.size) return secs[j];
       return undefined;
@@ -229,16 +222,7 @@ export class SymbolTable {
     const img = this.img;
     if (!this.lookup) this.lookup = this.buildLookup();
     const { addrs, idx } = this.lookup;
-    let lo = 0;
-    let hi = addrs.length - 1;
-    let k = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (addrs[mid]! <= addr) {
-        k = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
+    const k = lastAtOrBelow(addrs, addr);
     const sec = img.sectionAt(addr);
     if (k >= 0) {
       const sym = this.all[idx[k]!]!;

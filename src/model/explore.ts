@@ -24,7 +24,7 @@ import { hex } from '../x86/insn.js';
 import type { Decoded } from './decode.js';
 import type { Cond, Model, Property } from './types.js';
 import { cpuName } from './names.js';
-import { F_IN_MC, F_NMI_BLOCKED, FIELD_MAX, K_BASE, K_INT3, K_MC, K_NMI, K_PROTO, StateLayout } from './state.js';
+import { CPU, F_IN_MC, F_NMI_BLOCKED, FIELD_MAX, K_BASE, K_INT3, K_MC, K_NMI, K_PROTO, StateLayout } from './state.js';
 import { StateStore } from './store.js';
 import { rebuild } from './replay.js';
 
@@ -138,11 +138,11 @@ export class Machine {
     st.setPatcherPc(s, 0);
     for (let c = 0; c < this.ncpu; c++) {
       const cfg = m.cpus[c]!;
-      st.setNmiLeft(s, c, cfg.nmi);
-      st.setMceLeft(s, c, cfg.mce);
-      st.setFlags(s, c, c === 0 && m.inNmi ? F_NMI_BLOCKED : 0);
-      st.setPasses(s, c, cfg.passes);
-      st.setDepth(s, c, 1);
+      st.setCpu(s, c, CPU.nmi, cfg.nmi);
+      st.setCpu(s, c, CPU.mce, cfg.mce);
+      st.setCpu(s, c, CPU.flags, c === 0 && m.inNmi ? F_NMI_BLOCKED : 0);
+      st.setCpu(s, c, CPU.passes, cfg.passes);
+      st.setCpu(s, c, CPU.depth, 1);
       st.setFrame(s, st.frame(c, 0), c === 0 ? K_PROTO : K_BASE, c === 0 ? 0 : cfg.passes > 0 ? 0 : m.len, 0);
     }
     st.initHistory(s, this.memId(Uint8Array.from(m.old)));
@@ -160,7 +160,7 @@ export class Machine {
 
   private protocolEnd(s: Uint8Array): void {
     // The patcher's iret when it patched in NMI context.
-    if (this.m.inNmi) this.st.setFlags(s, 0, this.st.flags(s, 0) & ~F_NMI_BLOCKED);
+    if (this.m.inNmi) this.st.setCpu(s, 0, CPU.flags, this.st.cpu(s, 0, CPU.flags) & ~F_NMI_BLOCKED);
   }
 
   /** A CPU other than the patcher that may still fetch from the site (so its `since` matters). */
@@ -168,8 +168,8 @@ export class Machine {
     const st = this.st;
     return (
       st.depth(w, c) > 1 ||
-      st.passes(w, c) > 0 ||
-      (this.m.handlersRunSite && (st.nmiLeft(w, c) > 0 || st.mceLeft(w, c) > 0))
+      st.cpu(w, c, CPU.passes) > 0 ||
+      (this.m.handlersRunSite && (st.cpu(w, c, CPU.nmi) > 0 || st.cpu(w, c, CPU.mce) > 0))
     );
   }
 
@@ -180,15 +180,15 @@ export class Machine {
     let min = hl - 1;
     for (let c = 1; c < this.ncpu; c++) {
       if (this.mayFetch(w, c)) {
-        if (st.since(w, c) < min) min = st.since(w, c);
+        if (st.cpu(w, c, CPU.since) < min) min = st.cpu(w, c, CPU.since);
       } else {
-        st.setSince(w, c, hl - 1);
+        st.setCpu(w, c, CPU.since, hl - 1);
       }
     }
     if (min > 0) {
       st.dropOldest(w, min);
       hl -= min;
-      for (let c = 1; c < this.ncpu; c++) st.setSince(w, c, st.since(w, c) - min);
+      for (let c = 1; c < this.ncpu; c++) st.setCpu(w, c, CPU.since, st.cpu(w, c, CPU.since) - min);
     }
     const size = st.size(hl);
     const out = w.length === size ? w : w.subarray(0, size);
@@ -201,7 +201,7 @@ export class Machine {
     if (!this.patcherDone(s)) return false;
     for (let c = 0; c < this.ncpu; c++) {
       if (this.st.depth(s, c) !== 1) return false;
-      if (c > 0 && this.st.passes(s, c) !== 0) return false;
+      if (c > 0 && this.st.cpu(s, c, CPU.passes) !== 0) return false;
     }
     return true;
   }
@@ -241,7 +241,7 @@ export class Machine {
     const curId = this.cur(w);
     let memo = this.writeMemo.get(bytes);
     if (!memo) {
-      memo = new Int16Array(256).fill(-1);
+      memo = new Int16Array(FIELD_MAX + 1).fill(-1);
       this.writeMemo.set(bytes, memo);
     }
     let id = memo[curId]!;
@@ -269,11 +269,11 @@ export class Machine {
   /** iret from the top frame of CPU c: serializes it (unless it is the patcher) and unblocks NMIs. */
   private iret(w: Uint8Array, c: number): void {
     const st = this.st;
-    let flags = st.flags(w, c);
+    let flags = st.cpu(w, c, CPU.flags);
     if (st.kind(w, st.top(w, c)) === K_MC) flags &= ~F_IN_MC;
-    st.setFlags(w, c, flags & ~F_NMI_BLOCKED);
+    st.setCpu(w, c, CPU.flags, flags & ~F_NMI_BLOCKED);
     st.pop(w, c);
-    if (c > 0) st.setSince(w, c, st.histLen(w) - 1);
+    if (c > 0) st.setCpu(w, c, CPU.since, st.histLen(w) - 1);
   }
 
   /** The top frame (a region-running frame) continues at newPc; ends a pass / returns from NMI and #MC. */
@@ -285,8 +285,8 @@ export class Machine {
       return;
     }
     if (st.kind(w, f) === K_BASE) {
-      const p = st.passes(w, c) - 1;
-      st.setPasses(w, c, p);
+      const p = st.cpu(w, c, CPU.passes) - 1;
+      st.setCpu(w, c, CPU.passes, p);
       st.setPc(w, f, p > 0 ? 0 : this.m.len);
     } else {
       this.iret(w, c);
@@ -338,12 +338,12 @@ export class Machine {
       this.handlerMove(s, c, f, emit, labels);
     }
     // Interrupts arrive between steps.
-    const flags = st.flags(s, c);
+    const flags = st.cpu(s, c, CPU.flags);
     if (depth < m.maxDepth) {
-      if (st.nmiLeft(s, c) > 0 && !(flags & F_NMI_BLOCKED)) {
+      if (st.cpu(s, c, CPU.nmi) > 0 && !(flags & F_NMI_BLOCKED)) {
         const w = s.slice();
-        st.setNmiLeft(w, c, st.nmiLeft(w, c) - 1);
-        st.setFlags(w, c, flags | F_NMI_BLOCKED);
+        st.setCpu(w, c, CPU.nmi, st.cpu(w, c, CPU.nmi) - 1);
+        st.setCpu(w, c, CPU.flags, flags | F_NMI_BLOCKED);
         st.push(w, c, K_NMI, m.handlersRunSite ? 0 : m.len, 0);
         emit(
           this.finish(w),
@@ -353,10 +353,10 @@ export class Machine {
           null,
         );
       }
-      if (st.mceLeft(s, c) > 0 && !(flags & F_IN_MC)) {
+      if (st.cpu(s, c, CPU.mce) > 0 && !(flags & F_IN_MC)) {
         const w = s.slice();
-        st.setMceLeft(w, c, st.mceLeft(w, c) - 1);
-        st.setFlags(w, c, flags | F_IN_MC);
+        st.setCpu(w, c, CPU.mce, st.cpu(w, c, CPU.mce) - 1);
+        st.setCpu(w, c, CPU.flags, flags | F_IN_MC);
         st.push(w, c, K_MC, m.handlersRunSite ? 0 : m.len, 0);
         emit(
           this.finish(w),
@@ -409,7 +409,7 @@ export class Machine {
         for (let c = 1; c < this.ncpu; c++) if (st.depth(s, c) !== 1) return; // a CPU in a handler (IF=0)
         w = s.slice();
         const hl = st.histLen(w);
-        for (let c = 1; c < this.ncpu; c++) st.setSince(w, c, hl - 1);
+        for (let c = 1; c < this.ncpu; c++) st.setCpu(w, c, CPU.since, hl - 1);
         kind = 'sync';
         text = `${op.note ? `${op.note}: ` : ''}sync: IPI to every CPU, each serializes`;
         break;
@@ -453,7 +453,7 @@ export class Machine {
         text = 'handler: wait condition holds';
         break;
       case 'serialize':
-        if (c > 0) st.setSince(w, c, st.histLen(w) - 1);
+        if (c > 0) st.setCpu(w, c, CPU.since, st.histLen(w) - 1);
         st.setStep(w, f, step + 1);
         text = 'handler serializes (cpuid)';
         break;
@@ -602,7 +602,7 @@ export class Machine {
     const st = this.st;
     const hl = st.histLen(s);
     const curId = st.current(s);
-    const first = c === 0 ? hl - 1 : st.since(s, c);
+    const first = c === 0 ? hl - 1 : st.cpu(s, c, CPU.since);
     const versions: number[] = [];
     for (let i = first; i < hl; i++) {
       const id = st.version(s, i);

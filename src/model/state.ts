@@ -51,13 +51,17 @@ export const K_MC = 3;
 export const K_INT3 = 4;
 export const K_PROTO = 5;
 
-/** Offsets of the fields in a CPU block. */
-const C_SINCE = 0;
-const C_NMI = 1;
-const C_MCE = 2;
-const C_FLAGS = 3;
-const C_PASSES = 4;
-const C_DEPTH = 5;
+/** The fields of a CPU block, by their offset in the block (the table above says what each holds). */
+export const CPU = {
+  since: 0,
+  nmi: 1,
+  mce: 2,
+  flags: 3,
+  passes: 4,
+  depth: 5,
+} as const;
+export type CpuField = (typeof CPU)[keyof typeof CPU];
+/** Offset of the first frame in a CPU block. */
 const C_FRAMES = 6;
 /** Bytes per frame: kind, pc (or int3 rule), step. */
 const FRAME = 3;
@@ -137,41 +141,16 @@ export class StateLayout {
   cpuBase(c: number): number {
     return this.oCpu + c * this.cpuWidth;
   }
-  since(s: Uint8Array, c: number): number {
-    return s[this.cpuBase(c) + C_SINCE]!;
+  /** A field of CPU c's block ({@link CPU} names them). */
+  cpu(s: Uint8Array, c: number, f: CpuField): number {
+    return s[this.cpuBase(c) + f]!;
   }
-  setSince(s: Uint8Array, c: number, i: number): void {
-    s[this.cpuBase(c) + C_SINCE] = i;
+  setCpu(s: Uint8Array, c: number, f: CpuField, v: number): void {
+    s[this.cpuBase(c) + f] = v;
   }
-  nmiLeft(s: Uint8Array, c: number): number {
-    return s[this.cpuBase(c) + C_NMI]!;
-  }
-  setNmiLeft(s: Uint8Array, c: number, n: number): void {
-    s[this.cpuBase(c) + C_NMI] = n;
-  }
-  mceLeft(s: Uint8Array, c: number): number {
-    return s[this.cpuBase(c) + C_MCE]!;
-  }
-  setMceLeft(s: Uint8Array, c: number, n: number): void {
-    s[this.cpuBase(c) + C_MCE] = n;
-  }
-  flags(s: Uint8Array, c: number): number {
-    return s[this.cpuBase(c) + C_FLAGS]!;
-  }
-  setFlags(s: Uint8Array, c: number, f: number): void {
-    s[this.cpuBase(c) + C_FLAGS] = f;
-  }
-  passes(s: Uint8Array, c: number): number {
-    return s[this.cpuBase(c) + C_PASSES]!;
-  }
-  setPasses(s: Uint8Array, c: number, n: number): void {
-    s[this.cpuBase(c) + C_PASSES] = n;
-  }
+  /** Frames on CPU c's stack. */
   depth(s: Uint8Array, c: number): number {
-    return s[this.cpuBase(c) + C_DEPTH]!;
-  }
-  setDepth(s: Uint8Array, c: number, d: number): void {
-    s[this.cpuBase(c) + C_DEPTH] = d;
+    return s[this.cpuBase(c) + CPU.depth]!;
   }
 
   // ----- frames: a frame is addressed by its offset in the state -----
@@ -216,13 +195,13 @@ export class StateLayout {
     if (d >= this.maxDepth)
       throw new Error(`model state: cpu${c} would nest more than ${this.maxDepth} frames, the depth its state holds`);
     this.setFrame(s, this.frame(c, d), kind, pc, step);
-    this.setDepth(s, c, d + 1);
+    this.setCpu(s, c, CPU.depth, d + 1);
   }
   /** Pops CPU c's top frame (cleared to zeros). */
   pop(s: Uint8Array, c: number): void {
     const d = this.depth(s, c) - 1;
     this.setFrame(s, this.frame(c, d), 0, 0, 0);
-    this.setDepth(s, c, d);
+    this.setCpu(s, c, CPU.depth, d);
   }
 
   // ----- the memory history -----

@@ -5,7 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { compile, explore, findProtocol, findScenario } from '../../src/model/index.js';
-import { K_BASE, K_INT3, K_PROTO, StateLayout } from '../../src/model/state.js';
+import { CPU, K_BASE, K_INT3, K_PROTO, StateLayout } from '../../src/model/state.js';
 
 const model = () => compile(findProtocol('text-poke-bp')!, findScenario('static-call-retarget')!);
 
@@ -16,7 +16,7 @@ test('the layout: patcher pc, variables, CPU blocks, then the history', () => {
   assert.equal(st.cpuWidth, 6 + 3 * m.maxDepth);
   assert.equal(st.oHist, st.oCpu + m.cpus.length * st.cpuWidth);
   const s = new Uint8Array(st.size(1));
-  st.setDepth(s, 1, 1);
+  st.setCpu(s, 1, CPU.depth, 1);
   st.setFrame(s, st.frame(1, 0), K_BASE, 3, 0);
   st.push(s, 1, K_INT3, 0, 0);
   assert.equal(st.depth(s, 1), 2);
@@ -50,6 +50,6 @@ test('a value that does not fit its field is an error naming it', () => {
   full[st.oHist] = 255;
   assert.throws(() => st.appendVersion(full, 1), /memory history length .* is 256/);
   const deep = new Uint8Array(st.size(1));
-  st.setDepth(deep, 1, m.maxDepth);
+  st.setCpu(deep, 1, CPU.depth, m.maxDepth);
   assert.throws(() => st.push(deep, 1, K_INT3, 0, 0), /more than \d+ frames/);
 });
