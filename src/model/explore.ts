@@ -2,9 +2,10 @@
  * Breadth-first explicit-state exploration of a {@link Model}, with state hashing, so the first
  * violation found comes with a shortest interleaving.
  *
- * This file holds the semantics (the {@link Machine}: successors of a state, canonical states, fetch
- * outcomes) and the search loop ({@link explore}). The bytes of a state are laid out and read through
- * state.ts; visited states are kept in store.ts; a counterexample is rebuilt by replay.ts.
+ * This file holds the semantics (the {@link Machine}: successors of a state, canonical states) and the
+ * search loop ({@link explore}). The bytes of a state are laid out and read through state.ts (which also
+ * sorts CPU blocks for symmetry reduction); memory versions and fetch outcomes are memoised in fetch.ts;
+ * visited states are kept in store.ts; a counterexample is rebuilt by replay.ts.
  *
  * Semantics (the README section on textpoke model describes them for users):
  * - Memory is the site's bytes. Every change creates a new memory version; the versions since the oldest
@@ -19,16 +20,18 @@
  *   scenario's budgets; NMIs are blocked in an NMI handler (and on a patcher running in NMI context)
  *   until the next IRET; #MC is blocked only inside the #MC handler.
  */
-import { RegionDecoder } from './decode.js';
+import type { RegionDecoder } from './decode.js';
 import { hex } from '../x86/insn.js';
-import type { Decoded } from './decode.js';
 import type { Cond, Model, Property } from './types.js';
 import { cpuName } from './names.js';
-import { CPU, F_IN_MC, F_NMI_BLOCKED, FIELD_MAX, K_BASE, K_INT3, K_MC, K_NMI, K_PROTO, StateLayout } from './state.js';
+import { Fetcher, MemoryVersions } from './fetch.js';
+import type { Outcome } from './fetch.js';
+import { CPU, F_IN_MC, F_NMI_BLOCKED, K_BASE, K_INT3, K_MC, K_NMI, K_PROTO, StateLayout } from './state.js';
 import { StateStore } from './store.js';
 import { rebuild } from './replay.js';
 
 export { K_BASE, K_INT3, K_MC, K_NMI, K_PROTO } from './state.js';
+export type { Outcome } from './fetch.js';
 
 export interface FetchRead {
   from: number;
@@ -84,26 +87,21 @@ const CTX = ['', 'base', 'nmi', 'mce', 'int3', 'protocol'] as const;
 
 /** The model's transition system. */
 export class Machine {
-  readonly decoder: RegionDecoder;
   readonly ncpu: number;
   /** Where each field of a state lives. */
   readonly st: StateLayout;
-  /** Memory versions (the site's bytes) by id; states hold ids. */
-  readonly memVecs: Uint8Array[] = [];
-  private readonly memIds = new Map<string, number>();
-  private readonly fetchMemo = new Map<string, Outcome[]>();
-  /** Memory version produced by applying a store to a version, per store. */
-  private readonly writeMemo = new Map<object, Int16Array>();
-  private readonly filler: number[];
+  /** The site's memory versions by id (states hold ids). */
+  readonly memory = new MemoryVersions();
+  /** What a CPU can fetch, memoised. */
+  readonly fetcher: Fetcher;
   /** Groups of executing CPUs with identical configuration (for symmetry reduction). */
   private readonly symGroups: number[][] = [];
   symmetry = true;
 
   constructor(readonly m: Model) {
-    this.decoder = new RegionDecoder(m.base);
+    this.fetcher = new Fetcher(m, this.memory);
     this.ncpu = m.cpus.length;
     this.st = new StateLayout(m);
-    this.filler = new Array<number>(15).fill(m.filler);
     const seen = new Map<string, number[]>();
     for (let c = 1; c < this.ncpu; c++) {
       const k = JSON.stringify(m.cpus[c]);
@@ -115,20 +113,30 @@ export class Machine {
   }
 
   free(): void {
-    this.decoder.free();
+    this.fetcher.free();
   }
 
-  memId(v: Uint8Array): number {
-    const k = String.fromCharCode(...v);
-    let id = this.memIds.get(k);
-    if (id === undefined) {
-      id = this.memVecs.length;
-      if (id > FIELD_MAX)
-        throw new Error('more than 256 memory versions: the protocol rewrites the site too often for this model');
-      this.memVecs.push(v);
-      this.memIds.set(k, id);
-    }
-    return id;
+  /** The region's decoder. */
+  get decoder(): RegionDecoder {
+    return this.fetcher.decoder;
+  }
+
+  /** Memory versions (the site's bytes) by id. */
+  get memVecs(): Uint8Array[] {
+    return this.memory.vecs;
+  }
+
+  /** Classifies what a CPU at pc executes when the site holds `bytes` (from pc to the end of the site). */
+  classifyWindow(pc: number, bytes: number[]): Outcome {
+    return this.fetcher.classifyWindow(pc, bytes);
+  }
+
+  /** A copy of w with the store `bytes` applied (w itself when the store changes nothing). */
+  private write(w: Uint8Array, bytes: Array<[number, number]>): Uint8Array {
+    const curId = this.cur(w);
+    const id = this.memory.write(curId, bytes);
+    if (id === curId) return w;
+    return this.st.appendVersion(w, id);
   }
 
   initial(): Uint8Array {
@@ -145,7 +153,7 @@ export class Machine {
       st.setCpu(s, c, CPU.depth, 1);
       st.setFrame(s, st.frame(c, 0), c === 0 ? K_PROTO : K_BASE, c === 0 ? 0 : cfg.passes > 0 ? 0 : m.len, 0);
     }
-    st.initHistory(s, this.memId(Uint8Array.from(m.old)));
+    st.initHistory(s, this.memory.id(Uint8Array.from(m.old)));
     if (m.ops.length === 0) this.protocolEnd(s);
     return this.finish(s);
   }
@@ -235,24 +243,6 @@ export class Machine {
         return `cpu${c} spins in its int3 handler while the patcher waits too`;
     }
     return null;
-  }
-
-  private write(w: Uint8Array, bytes: Array<[number, number]>): Uint8Array {
-    const curId = this.cur(w);
-    let memo = this.writeMemo.get(bytes);
-    if (!memo) {
-      memo = new Int16Array(FIELD_MAX + 1).fill(-1);
-      this.writeMemo.set(bytes, memo);
-    }
-    let id = memo[curId]!;
-    if (id < 0) {
-      const v = this.memVecs[curId]!.slice();
-      for (const [o, val] of bytes) v[o] = val;
-      id = this.memId(v);
-      memo[curId] = id;
-    }
-    if (id === curId) return w;
-    return this.st.appendVersion(w, id);
   }
 
   private label(
@@ -512,91 +502,6 @@ export class Machine {
     emit(this.finish(w), labels ? this.label(s, c, 'handler', text) : null, null);
   }
 
-  /** Distinct instructions a CPU at pc can fetch when it may see the given memory versions (memoised). */
-  private outcomes(pc: number, versions: number[]): Outcome[] {
-    const key = String.fromCharCode(pc, ...versions);
-    let hit = this.fetchMemo.get(key);
-    if (hit) return hit;
-    const m = this.m;
-    const out: Outcome[] = [];
-    const seen = new Set<string>();
-    const buf: number[] = [];
-    const reads: Array<{ from: number; to: number; version: number }> = [];
-    const rec = (off: number): void => {
-      const k = m.chunkOf[off]!;
-      const end = m.chunks[k]![1];
-      const contents = new Set<string>();
-      for (const id of versions) {
-        const v = this.memVecs[id]!;
-        let ck = '';
-        for (let i = off; i < end; i++) ck += String.fromCharCode(v[i]!);
-        if (contents.has(ck)) continue;
-        contents.add(ck);
-        for (let i = off; i < end; i++) buf.push(v[i]!);
-        reads.push({ from: off, to: end, version: id });
-        const atEnd = end >= m.len;
-        const d = this.decoder.decode(pc, atEnd ? buf.concat(this.filler) : buf.length > 15 ? buf.slice(0, 15) : buf);
-        if (!d.complete && !atEnd && buf.length < 15) rec(end);
-        else {
-          const len = d.complete ? d.len : 1;
-          const insn = buf.concat(this.filler).slice(0, len);
-          const ik = String.fromCharCode(...insn);
-          if (!seen.has(ik)) {
-            seen.add(ik);
-            out.push(
-              this.classify(
-                pc,
-                insn,
-                d,
-                reads.map((r) => ({ ...r })),
-              ),
-            );
-          }
-        }
-        buf.length -= end - off;
-        reads.pop();
-      }
-    };
-    rec(pc);
-    hit = out;
-    this.fetchMemo.set(key, hit);
-    return hit;
-  }
-
-  /** Classifies what a CPU at pc executes when the site holds `bytes` (from pc to the end of the site). */
-  classifyWindow(pc: number, bytes: number[]): Outcome {
-    const win = bytes.concat(this.filler);
-    const d = this.decoder.decode(pc, win);
-    return this.classify(pc, win.slice(0, d.complete ? d.len : 1), d, []);
-  }
-
-  private classify(pc: number, insn: number[], d: Decoded, reads: Outcome['reads']): Outcome {
-    const m = this.m;
-    const len = insn.length;
-    let cls: Outcome['cls'] = 'torn';
-    let leaves = false;
-    if (d.valid && len === 1 && insn[0] === 0xcc) cls = 'int3';
-    else if (d.valid && pc + len <= m.len) {
-      const oi = m.oldInsns.get(pc);
-      const ni = m.newInsns.get(pc);
-      // New first: an instruction that is both (unchanged by the patch) is fine after the protocol ends.
-      if (ni && eq(ni.bytes, insn)) {
-        cls = 'new';
-        leaves = ni.leaves;
-      } else if (oi && eq(oi.bytes, insn)) {
-        cls = 'old';
-        leaves = oi.leaves;
-      } else
-        for (const a of m.accept)
-          if (a.off === pc && eq(a.bytes, insn)) {
-            cls = a.version;
-            break;
-          }
-    }
-    const asm = d.valid ? d.text : '(bad)';
-    return { insn, cls, next: leaves ? m.len : pc + len, asm, what: `+${pc}: ${hex(insn)}  ${asm}`, reads };
-  }
-
   /** Fetch, decode and execute one instruction at pc: one successor per distinct instruction the CPU can see. */
   private fetch(s: Uint8Array, c: number, pc: number, emit: Emit, labels: boolean): void {
     const st = this.st;
@@ -608,7 +513,7 @@ export class Machine {
       const id = st.version(s, i);
       if (!versions.includes(id)) versions.push(id);
     }
-    for (const o of this.outcomes(pc, versions)) this.execute(s, c, pc, o, curId, emit, labels);
+    for (const o of this.fetcher.outcomes(pc, versions)) this.execute(s, c, pc, o, curId, emit, labels);
   }
 
   private execute(s: Uint8Array, c: number, pc: number, o: Outcome, curId: number, emit: Emit, labels: boolean): void {
@@ -662,15 +567,6 @@ export class Machine {
   }
 }
 
-export interface Outcome {
-  insn: number[];
-  cls: 'old' | 'new' | 'int3' | 'torn';
-  next: number;
-  asm: string;
-  what: string;
-  reads: Array<{ from: number; to: number; version: number }>;
-}
-
 /**
  * What smp_text_poke_int3_handler() finds: with more than one entry, the kernel's __inline_bsearch()
  * (which assumes the vector is sorted by address); with one, a direct comparison.
@@ -687,12 +583,6 @@ export function bsearchFinds(vec: number[], key: number): boolean {
     }
   }
   return false;
-}
-
-function eq(a: number[], b: number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Explores the model breadth-first. */

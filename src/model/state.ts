@@ -2,7 +2,7 @@
  * The byte layout of one explorer state, and named accessors over it.
  *
  * A state is a `Uint8Array`: every field is one byte, so a state is small, hashes fast and is compared
- * with a byte loop (see {@link StateStore}). The layout for a model with V protocol variables, N CPUs
+ * with a byte loop (see store.ts). The layout for a model with V protocol variables, N CPUs
  * (CPU 0 the patcher) and frame stacks at most D deep (`Model.maxDepth`):
  *
  * | offset                 | width       | field                                                              |
@@ -32,7 +32,8 @@
  *
  * Limits: each field holds 0..255. {@link StateLayout}'s constructor checks every bound the model fixes
  * (site length, steps, variable values, interrupt budgets, handler rules) and throws when one would not fit;
- * the history length, which grows with the run, is checked where it grows ({@link StateLayout.appendVersion}).
+ * the history length and the frame depth, which grow with the run, are checked where they grow
+ * ({@link StateLayout.appendVersion}, {@link StateLayout.push}); memory version ids by fetch.ts.
  */
 import type { Model } from './types.js';
 
