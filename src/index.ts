@@ -25,7 +25,7 @@
 export { imageFromBytes, decompress, compressionOf } from './elf/load.js';
 export type { Compression } from './elf/load.js';
 export { Image, ElfError, isElfMagic } from './elf/image.js';
-export type { Section, Sym, Reloc, RelocTable, Symbolized, ParseOptions, ElfKind } from './elf/image.js';
+export type { Section, Sym, Reloc, RelocTable, Relocations, Symbolized, ParseOptions, ElfKind } from './elf/image.js';
 
 // Target detection: which kernel and version, and the profile (table layouts, feature numbering) that reads it.
 export { detectTarget, ProfileError } from './target/detect.js';
@@ -38,7 +38,18 @@ export type { FeatureTable, FeatureFamily } from './target/features/index.js';
 // Sites: every runtime patch site, one reader per table kind; the listing `textpoke sites` prints.
 export { readSites } from './sites/read.js';
 export type { SiteSet, ReadOptions } from './sites/read.js';
-export type { Site, Ref } from './sites/site.js';
+export { isTable, isAlternative, isParavirt, isStaticCall, isJumpLabel, sitesOf } from './sites/site.js';
+export type {
+  Site,
+  SiteOf,
+  AltSite,
+  ParavirtSite,
+  StaticCallSite,
+  JumpLabelSite,
+  InstructionSite,
+  InstructionListId,
+  Ref,
+} from './sites/site.js';
 export { fileJson as sitesJson, renderText as renderSitesText } from './sites/listing.js';
 export type { FileJson as SitesJson, SiteJson } from './sites/listing.js';
 

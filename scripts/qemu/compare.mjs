@@ -160,7 +160,7 @@ export function referenceRelocate(img, load, kernelSyms, moduleSyms) {
     const unresolved = [];
     /** @type {bigint} */
     const P0 = load.get(sec.name);
-    for (const r of img.relocations(sec)) {
+    for (const r of img.relocs(sec).all()) {
       const sym = img.symbols[r.sym];
       /** @type {bigint | undefined} */
       let S;
@@ -639,7 +639,7 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
     const relocsBySec = new Map(
       img.sections
         .filter((s) => s.alloc && s.exec)
-        .map((s) => [s.name, [...img.relocations(s)].sort((a, b) => a.offset - b.offset)]),
+        .map((s) => [s.name, [...img.relocs(s).all()].sort((a, b) => a.offset - b.offset)]),
     );
     const ref = referenceRelocate(img, load, kernelSyms, moduleSyms);
 

@@ -12,6 +12,7 @@
  * Everything else is reported with its function and offset, the predicted and live bytes and their disassembly.
  */
 import type { Image, Section } from '../elf/image.js';
+import { lastAtOrBelow } from '../elf/sorted.js';
 import type { PatchedView } from '../patch/view.js';
 import type { Site } from '../sites/site.js';
 import { disassemble } from '../x86/format.js';
@@ -91,16 +92,7 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
   for (const s of o.sites) if (live.has(s.table) && !Number.isNaN(s.addr)) siteAt.set(s.addr, s);
   const siteAddrs = [...siteAt.keys()].sort((a, b) => a - b);
   const coveringSite = (rel: number): Site | undefined => {
-    let lo = 0;
-    let hi = siteAddrs.length - 1;
-    let k = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (siteAddrs[mid]! <= rel) {
-        k = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
+    const k = lastAtOrBelow(siteAddrs, rel);
     for (let j = k; j >= 0 && j >= k - 1; j--) {
       const s = siteAt.get(siteAddrs[j]!)!;
       if (rel < s.addr + siteLength(s)) return s;
@@ -205,7 +197,8 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
   return result;
 
   function explainSite(s: Site, p: Uint8Array, l: Uint8Array, abs: bigint): [DiffClass, string] {
-    const key = s.key?.name ?? (s.key && !Number.isNaN(s.key.addr) ? img.where(s.key.addr) : '?');
+    const k = s.table === '__jump_table' || s.table === '.static_call_sites' ? s.key : undefined;
+    const key = k?.name ?? (k && !Number.isNaN(k.addr) ? img.where(k.addr) : '?');
     const dest = (b: Uint8Array): bigint => BigInt.asUintN(64, abs + BigInt(b.length) + BigInt(rel32(b)));
     switch (s.table) {
       case '__jump_table': {

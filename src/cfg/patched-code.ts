@@ -52,7 +52,7 @@ export class PatchedCode extends SectionCache implements CodeSource {
   protected decode(sec: Section): SectionCode {
     const b = this.built.of(sec);
     const writes = this.writes.get(sec.index) ?? [];
-    const relocs = this.relocated && this.img.kind === 'rel' ? this.img.relocTable(sec) : undefined;
+    const relocs = this.relocated && this.img.kind === 'rel' ? this.img.relocs(sec) : undefined;
     if (writes.length === 0 && (!relocs || relocs.count === 0)) return b;
     const bytes = this.bytesOf(sec);
     const sc = new SectionCode(sec, bytes, false, b.count + 16);

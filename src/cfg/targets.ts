@@ -34,10 +34,10 @@ export function relocsOf(view: View, sec: Section): RelocsByOffset {
     const img = view.img;
     if (img.kind !== 'rel') m = NO_RELOCS;
     else {
-      const t = img.relocTable(sec);
+      const t = img.relocs(sec);
       const find = (o: number): number => {
         // The last entry at `o`, as a map built in file order would keep.
-        const i = img.relocIndexFrom(t, o + 1) - 1;
+        const i = t.indexFrom(o + 1) - 1;
         return i >= 0 && t.offset[i] === o ? i : -1;
       };
       m = {

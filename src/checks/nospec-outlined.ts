@@ -199,7 +199,7 @@ function pointersTo(view: View, fns: number[]): Map<number, number> {
   if (img.kind === 'rel') {
     for (const sec of img.sections) {
       if (!sec.alloc || sec.exec || sec.name.startsWith('.eh_frame')) continue;
-      for (const rl of img.relocations(sec)) {
+      for (const rl of img.relocs(sec).all()) {
         if (rl.type !== 1 /* R_X86_64_64: a stored pointer */) continue;
         const t = img.relocTarget(rl);
         if (want.has(t) && !out.has(t)) out.set(t, sec.addr + rl.offset);

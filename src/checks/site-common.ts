@@ -2,13 +2,14 @@
 import { hex as hexBytes } from '../x86/insn.js';
 import type { Instruction } from '../x86/insn.js';
 import type { View } from '../cfg/view.js';
-import type { Site } from '../sites/site.js';
+import type { SiteOf } from '../sites/site.js';
 import type { TableId } from '../target/profile.js';
 
 /** Sites of the given tables that were placed on code (sites outside every section are reported by `sites`). */
-export function sitesOf(view: View, table: TableId): Site[] {
+export function sitesOf<T extends TableId>(view: View, table: T): SiteOf<T>[] {
   return view.sites.filter(
-    (s) => s.table === table && !Number.isNaN(s.addr) && !s.problems?.some((p) => p.includes('outside every section')),
+    (s): s is SiteOf<T> =>
+      s.table === table && !Number.isNaN(s.addr) && !s.problems?.some((p) => p.includes('outside every section')),
   );
 }
 

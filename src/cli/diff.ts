@@ -31,7 +31,7 @@ function siteDiffs(img: Image, view: PatchedView, fn?: string): SiteDiff[] {
   const table = (p: AppliedPatch): string => {
     if (
       (p.patcher === 'alternatives' || p.patcher === 'xen-alternatives') &&
-      p.site?.feature !== undefined &&
+      p.site?.table === '.altinstructions' &&
       p.note !== 'optimize_nops' &&
       !p.note?.startsWith('pad NOPs')
     ) {
@@ -74,7 +74,7 @@ function lines(
 ): string[] {
   const sec = img.sectionAt(addr);
   const relocs =
-    withRelocs && img.kind === 'rel' && sec ? { bySecOff: img.relocationsByOffset(sec), secAddr: sec.addr } : undefined;
+    withRelocs && img.kind === 'rel' && sec ? { bySecOff: img.relocs(sec).byOffset(), secAddr: sec.addr } : undefined;
   void view;
   return disassemble(bytes, addr, { img, relocs }).map((i) => {
     let t = i.text;

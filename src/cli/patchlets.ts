@@ -124,7 +124,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
               bits === 64
                 ? disassemble(p.bytes, p.addr, {
                     img,
-                    relocs: { bySecOff: img.relocationsByOffset(sec), secAddr: sec.addr },
+                    relocs: { bySecOff: img.relocs(sec).byOffset(), secAddr: sec.addr },
                   })
                 : undefined;
             for (const [k, i] of p.insns.entries())

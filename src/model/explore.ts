@@ -2,6 +2,11 @@
  * Breadth-first explicit-state exploration of a {@link Model}, with state hashing, so the first
  * violation found comes with a shortest interleaving.
  *
+ * This file holds the semantics (the {@link Machine}: successors of a state, canonical states) and the
+ * search loop ({@link explore}). The bytes of a state are laid out and read through state.ts (which also
+ * sorts CPU blocks for symmetry reduction); memory versions and fetch outcomes are memoised in fetch.ts;
+ * visited states are kept in store.ts; a counterexample is rebuilt by replay.ts.
+ *
  * Semantics (the README section on textpoke model describes them for users):
  * - Memory is the site's bytes. Every change creates a new memory version; the versions since the oldest
  *   CPU's last serialization are kept (the history).
@@ -15,28 +20,18 @@
  *   scenario's budgets; NMIs are blocked in an NMI handler (and on a patcher running in NMI context)
  *   until the next IRET; #MC is blocked only inside the #MC handler.
  */
-import { RegionDecoder } from './decode.js';
+import type { RegionDecoder } from './decode.js';
 import { hex } from '../x86/insn.js';
-import type { Decoded } from './decode.js';
 import type { Cond, Model, Property } from './types.js';
 import { cpuName } from './names.js';
+import { Fetcher, MemoryVersions } from './fetch.js';
+import type { Outcome } from './fetch.js';
+import { CPU, F_IN_MC, F_NMI_BLOCKED, K_BASE, K_INT3, K_MC, K_NMI, K_PROTO, StateLayout } from './state.js';
+import { StateStore } from './store.js';
+import { rebuild } from './replay.js';
 
-const F_NMI_BLOCKED = 1;
-const F_IN_MC = 2;
-
-export const K_BASE = 1;
-export const K_NMI = 2;
-export const K_MC = 3;
-export const K_INT3 = 4;
-export const K_PROTO = 5;
-
-const S_SINCE = 0;
-const S_NMI = 1;
-const S_MCE = 2;
-const S_FLAGS = 3;
-const S_PASSES = 4;
-const S_DEPTH = 5;
-const S_FRAMES = 6;
+export { K_BASE, K_INT3, K_MC, K_NMI, K_PROTO } from './state.js';
+export type { Outcome } from './fetch.js';
 
 export interface FetchRead {
   from: number;
@@ -92,29 +87,21 @@ const CTX = ['', 'base', 'nmi', 'mce', 'int3', 'protocol'] as const;
 
 /** The model's transition system. */
 export class Machine {
-  readonly decoder: RegionDecoder;
   readonly ncpu: number;
-  readonly cw: number;
-  readonly oVars = 1;
-  readonly oCpu: number;
-  readonly oHlen: number;
-  readonly memVecs: Uint8Array[] = [];
-  private readonly memIds = new Map<string, number>();
-  private readonly fetchMemo = new Map<string, Outcome[]>();
-  /** Memory version produced by applying a store to a version, per store. */
-  private readonly writeMemo = new Map<object, Int16Array>();
-  private readonly filler: number[];
+  /** Where each field of a state lives. */
+  readonly st: StateLayout;
+  /** The site's memory versions by id (states hold ids). */
+  readonly memory = new MemoryVersions();
+  /** What a CPU can fetch, memoised. */
+  readonly fetcher: Fetcher;
   /** Groups of executing CPUs with identical configuration (for symmetry reduction). */
   private readonly symGroups: number[][] = [];
   symmetry = true;
 
   constructor(readonly m: Model) {
-    this.decoder = new RegionDecoder(m.base);
+    this.fetcher = new Fetcher(m, this.memory);
     this.ncpu = m.cpus.length;
-    this.cw = S_FRAMES + 3 * m.maxDepth;
-    this.oCpu = this.oVars + m.vars.length + 1;
-    this.oHlen = this.oCpu + this.ncpu * this.cw;
-    this.filler = new Array<number>(15).fill(m.filler);
+    this.st = new StateLayout(m);
     const seen = new Map<string, number[]>();
     for (let c = 1; c < this.ncpu; c++) {
       const k = JSON.stringify(m.cpus[c]);
@@ -126,122 +113,103 @@ export class Machine {
   }
 
   free(): void {
-    this.decoder.free();
+    this.fetcher.free();
   }
 
-  memId(v: Uint8Array): number {
-    const k = String.fromCharCode(...v);
-    let id = this.memIds.get(k);
-    if (id === undefined) {
-      id = this.memVecs.length;
-      if (id > 255)
-        throw new Error('more than 256 memory versions: the protocol rewrites the site too often for this model');
-      this.memVecs.push(v);
-      this.memIds.set(k, id);
-    }
-    return id;
+  /** The region's decoder. */
+  get decoder(): RegionDecoder {
+    return this.fetcher.decoder;
+  }
+
+  /** Memory versions (the site's bytes) by id. */
+  get memVecs(): Uint8Array[] {
+    return this.memory.vecs;
+  }
+
+  /** Classifies what a CPU at pc executes when the site holds `bytes` (from pc to the end of the site). */
+  classifyWindow(pc: number, bytes: number[]): Outcome {
+    return this.fetcher.classifyWindow(pc, bytes);
+  }
+
+  /** A copy of w with the store `bytes` applied (w itself when the store changes nothing). */
+  private write(w: Uint8Array, bytes: Array<[number, number]>): Uint8Array {
+    const curId = this.cur(w);
+    const id = this.memory.write(curId, bytes);
+    if (id === curId) return w;
+    return this.st.appendVersion(w, id);
   }
 
   initial(): Uint8Array {
     const m = this.m;
-    const s = new Uint8Array(this.oHlen + 2);
-    s[0] = 0;
+    const st = this.st;
+    const s = new Uint8Array(st.size(1));
+    st.setPatcherPc(s, 0);
     for (let c = 0; c < this.ncpu; c++) {
-      const b = this.oCpu + c * this.cw;
       const cfg = m.cpus[c]!;
-      s[b + S_NMI] = cfg.nmi;
-      s[b + S_MCE] = cfg.mce;
-      s[b + S_FLAGS] = c === 0 && m.inNmi ? F_NMI_BLOCKED : 0;
-      s[b + S_PASSES] = cfg.passes;
-      s[b + S_DEPTH] = 1;
-      s[b + S_FRAMES] = c === 0 ? K_PROTO : K_BASE;
-      s[b + S_FRAMES + 1] = c === 0 ? 0 : cfg.passes > 0 ? 0 : m.len;
+      st.setCpu(s, c, CPU.nmi, cfg.nmi);
+      st.setCpu(s, c, CPU.mce, cfg.mce);
+      st.setCpu(s, c, CPU.flags, c === 0 && m.inNmi ? F_NMI_BLOCKED : 0);
+      st.setCpu(s, c, CPU.passes, cfg.passes);
+      st.setCpu(s, c, CPU.depth, 1);
+      st.setFrame(s, st.frame(c, 0), c === 0 ? K_PROTO : K_BASE, c === 0 ? 0 : cfg.passes > 0 ? 0 : m.len, 0);
     }
-    s[this.oHlen] = 1;
-    s[this.oHlen + 1] = this.memId(Uint8Array.from(m.old));
+    st.initHistory(s, this.memory.id(Uint8Array.from(m.old)));
     if (m.ops.length === 0) this.protocolEnd(s);
     return this.finish(s);
   }
 
-  // ----- helpers over a state array -----
-  hlen(s: Uint8Array): number {
-    return s[this.oHlen]!;
-  }
+  /** The site's current memory version in s. */
   cur(s: Uint8Array): number {
-    return s[this.oHlen + s[this.oHlen]!]!;
-  }
-  cpuBase(c: number): number {
-    return this.oCpu + c * this.cw;
+    return this.st.current(s);
   }
   patcherDone(s: Uint8Array): boolean {
-    return s[0]! >= this.m.ops.length;
+    return this.st.patcherPc(s) >= this.m.ops.length;
   }
 
   private protocolEnd(s: Uint8Array): void {
     // The patcher's iret when it patched in NMI context.
-    if (this.m.inNmi) s[this.cpuBase(0) + S_FLAGS]! &= ~F_NMI_BLOCKED;
+    if (this.m.inNmi) this.st.setCpu(s, 0, CPU.flags, this.st.cpu(s, 0, CPU.flags) & ~F_NMI_BLOCKED);
+  }
+
+  /** A CPU other than the patcher that may still fetch from the site (so its `since` matters). */
+  private mayFetch(w: Uint8Array, c: number): boolean {
+    const st = this.st;
+    return (
+      st.depth(w, c) > 1 ||
+      st.cpu(w, c, CPU.passes) > 0 ||
+      (this.m.handlersRunSite && (st.cpu(w, c, CPU.nmi) > 0 || st.cpu(w, c, CPU.mce) > 0))
+    );
   }
 
   /** Normalises a working state in place: trims the history, canonical `since` for idle CPUs, CPU symmetry. */
   finish(w: Uint8Array): Uint8Array {
-    const oh = this.oHlen;
-    let hl = w[oh]!;
+    const st = this.st;
+    let hl = st.histLen(w);
     let min = hl - 1;
     for (let c = 1; c < this.ncpu; c++) {
-      const b = this.oCpu + c * this.cw;
-      if (
-        w[b + S_DEPTH]! > 1 ||
-        w[b + S_PASSES]! > 0 ||
-        (this.m.handlersRunSite && (w[b + S_NMI]! > 0 || w[b + S_MCE]! > 0))
-      ) {
-        if (w[b + S_SINCE]! < min) min = w[b + S_SINCE]!;
+      if (this.mayFetch(w, c)) {
+        if (st.cpu(w, c, CPU.since) < min) min = st.cpu(w, c, CPU.since);
       } else {
-        w[b + S_SINCE] = hl - 1;
+        st.setCpu(w, c, CPU.since, hl - 1);
       }
     }
     if (min > 0) {
-      w.copyWithin(oh + 1, oh + 1 + min, oh + 1 + hl);
+      st.dropOldest(w, min);
       hl -= min;
-      w[oh] = hl;
-      for (let c = 1; c < this.ncpu; c++) w[this.oCpu + c * this.cw + S_SINCE]! -= min;
+      for (let c = 1; c < this.ncpu; c++) st.setCpu(w, c, CPU.since, st.cpu(w, c, CPU.since) - min);
     }
-    const out = w.length === oh + 1 + hl ? w : w.subarray(0, oh + 1 + hl);
-    if (this.symmetry) for (const g of this.symGroups) this.sortGroup(out, g);
+    const size = st.size(hl);
+    const out = w.length === size ? w : w.subarray(0, size);
+    if (this.symmetry) for (const g of this.symGroups) st.sortCpus(out, g);
     return out;
-  }
-
-  private sortGroup(s: Uint8Array, g: number[]): void {
-    const cw = this.cw;
-    if (g.length === 2) {
-      const a = this.cpuBase(g[0]!);
-      const b = this.cpuBase(g[1]!);
-      for (let i = 0; i < cw; i++) {
-        const d = s[a + i]! - s[b + i]!;
-        if (d < 0) return;
-        if (d > 0) break;
-      }
-      for (let i = 0; i < cw; i++) {
-        const t = s[a + i]!;
-        s[a + i] = s[b + i]!;
-        s[b + i] = t;
-      }
-      return;
-    }
-    const blocks = g.map((c) => s.slice(this.cpuBase(c), this.cpuBase(c) + cw));
-    blocks.sort((a, b) => {
-      for (let i = 0; i < cw; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-      return 0;
-    });
-    g.forEach((c, i) => s.set(blocks[i]!, this.cpuBase(c)));
   }
 
   /** Terminal: the protocol is done and every CPU finished its passes and handlers. */
   terminal(s: Uint8Array): boolean {
     if (!this.patcherDone(s)) return false;
     for (let c = 0; c < this.ncpu; c++) {
-      const b = this.cpuBase(c);
-      if (s[b + S_DEPTH] !== 1) return false;
-      if (c > 0 && s[b + S_PASSES] !== 0) return false;
+      if (this.st.depth(s, c) !== 1) return false;
+      if (c > 0 && this.st.cpu(s, c, CPU.passes) !== 0) return false;
     }
     return true;
   }
@@ -251,7 +219,7 @@ export class Machine {
       case 'memNe':
         return this.memVecs[this.cur(s)]![k.off] !== k.val;
       case 'varEq':
-        return s[this.oVars + k.v] === k.val;
+        return this.st.variable(s, k.v) === k.val;
       case 'patcherDone':
         return this.patcherDone(s);
     }
@@ -260,13 +228,12 @@ export class Machine {
   /** A CPU spins in a handler for a patch that waits on it (itself, or through a pending sync). */
   deadlocked(s: Uint8Array): string | null {
     const m = this.m;
-    const op = this.patcherDone(s) ? undefined : m.ops[s[0]!];
+    const st = this.st;
+    const op = this.patcherDone(s) ? undefined : m.ops[st.patcherPc(s)];
     for (let c = 0; c < this.ncpu; c++) {
-      const b = this.cpuBase(c);
-      const d = s[b + S_DEPTH]! - 1;
-      const f = b + S_FRAMES + 3 * d;
-      if (s[f] !== K_INT3) continue;
-      const h = m.int3[s[f + 1]!]!.program[s[f + 2]!]!;
+      const f = st.top(s, c);
+      if (st.kind(s, f) !== K_INT3) continue;
+      const h = m.int3[st.rule(s, f)]!.program[st.step(s, f)]!;
       if (h.kind !== 'wait' || this.cond(s, h.cond)) continue;
       if (c === 0 && !this.patcherDone(s))
         return `the patching CPU spins in its own int3 handler waiting for the patch it is in the middle of`;
@@ -278,29 +245,6 @@ export class Machine {
     return null;
   }
 
-  private write(w: Uint8Array, bytes: Array<[number, number]>): Uint8Array {
-    const curId = this.cur(w);
-    let memo = this.writeMemo.get(bytes);
-    if (!memo) {
-      memo = new Int16Array(256).fill(-1);
-      this.writeMemo.set(bytes, memo);
-    }
-    let id = memo[curId]!;
-    if (id < 0) {
-      const v = this.memVecs[curId]!.slice();
-      for (const [o, val] of bytes) v[o] = val;
-      id = this.memId(v);
-      memo[curId] = id;
-    }
-    if (id === curId) return w;
-    const hl = w[this.oHlen]!;
-    const out = new Uint8Array(w.length + 1);
-    out.set(w);
-    out[this.oHlen] = hl + 1;
-    out[this.oHlen + 1 + hl] = id;
-    return out;
-  }
-
   private label(
     w: Uint8Array,
     c: number,
@@ -308,37 +252,32 @@ export class Machine {
     text: string,
     extra?: Partial<TraceStep>,
   ): TraceStep {
-    const b = this.cpuBase(c);
-    const k = w[b + S_FRAMES + 3 * (w[b + S_DEPTH]! - 1)]!;
+    const k = this.st.kind(w, this.st.top(w, c));
     return { cpu: c, ctx: CTX[k] as TraceStep['ctx'], kind, text, ...extra, memory: '', version: 0 };
   }
 
-  /** iret from the top frame of CPU c. */
+  /** iret from the top frame of CPU c: serializes it (unless it is the patcher) and unblocks NMIs. */
   private iret(w: Uint8Array, c: number): void {
-    const b = this.cpuBase(c);
-    const d = w[b + S_DEPTH]! - 1;
-    const f = b + S_FRAMES + 3 * d;
-    if (w[f] === K_MC) w[b + S_FLAGS]! &= ~F_IN_MC;
-    w[b + S_FLAGS]! &= ~F_NMI_BLOCKED;
-    w[f] = 0;
-    w[f + 1] = 0;
-    w[f + 2] = 0;
-    w[b + S_DEPTH] = d;
-    if (c > 0) w[b + S_SINCE] = w[this.oHlen]! - 1;
+    const st = this.st;
+    let flags = st.cpu(w, c, CPU.flags);
+    if (st.kind(w, st.top(w, c)) === K_MC) flags &= ~F_IN_MC;
+    st.setCpu(w, c, CPU.flags, flags & ~F_NMI_BLOCKED);
+    st.pop(w, c);
+    if (c > 0) st.setCpu(w, c, CPU.since, st.histLen(w) - 1);
   }
 
   /** The top frame (a region-running frame) continues at newPc; ends a pass / returns from NMI and #MC. */
   private advance(w: Uint8Array, c: number, newPc: number): void {
-    const b = this.cpuBase(c);
-    const f = b + S_FRAMES + 3 * (w[b + S_DEPTH]! - 1);
+    const st = this.st;
+    const f = st.top(w, c);
     if (newPc < this.m.len) {
-      w[f + 1] = newPc;
+      st.setPc(w, f, newPc);
       return;
     }
-    if (w[f] === K_BASE) {
-      const p = w[b + S_PASSES]! - 1;
-      w[b + S_PASSES] = p;
-      w[f + 1] = p > 0 ? 0 : this.m.len;
+    if (st.kind(w, f) === K_BASE) {
+      const p = st.cpu(w, c, CPU.passes) - 1;
+      st.setCpu(w, c, CPU.passes, p);
+      st.setPc(w, f, p > 0 ? 0 : this.m.len);
     } else {
       this.iret(w, c);
     }
@@ -353,7 +292,7 @@ export class Machine {
       )
         continue;
       if (r.cpu === 'patcher' ? c !== 0 : r.cpu === 'other' ? c === 0 : false) continue;
-      if (r.when && s[this.oVars + r.when.v] !== r.when.val) continue;
+      if (r.when && this.st.variable(s, r.when.v) !== r.when.val) continue;
       return i;
     }
     return -1;
@@ -366,14 +305,14 @@ export class Machine {
 
   private cpuMoves(s: Uint8Array, c: number, emit: Emit, labels: boolean): void {
     const m = this.m;
-    const b = this.cpuBase(c);
-    const depth = s[b + S_DEPTH]!;
-    const f = b + S_FRAMES + 3 * (depth - 1);
-    const kind = s[f]!;
+    const st = this.st;
+    const depth = st.depth(s, c);
+    const f = st.top(s, c);
+    const kind = st.kind(s, f);
     if (kind === K_PROTO) {
       this.patcherMove(s, emit, labels);
     } else if (kind === K_BASE || kind === K_NMI || kind === K_MC) {
-      const pc = s[f + 1]!;
+      const pc = st.pc(s, f);
       if (pc < m.len) this.fetch(s, c, pc, emit, labels);
       else if (kind !== K_BASE) {
         // A handler that does not run the site: just return.
@@ -389,17 +328,13 @@ export class Machine {
       this.handlerMove(s, c, f, emit, labels);
     }
     // Interrupts arrive between steps.
-    const flags = s[b + S_FLAGS]!;
+    const flags = st.cpu(s, c, CPU.flags);
     if (depth < m.maxDepth) {
-      if (s[b + S_NMI]! > 0 && !(flags & F_NMI_BLOCKED)) {
+      if (st.cpu(s, c, CPU.nmi) > 0 && !(flags & F_NMI_BLOCKED)) {
         const w = s.slice();
-        w[b + S_NMI]!--;
-        w[b + S_FLAGS]! |= F_NMI_BLOCKED;
-        const nf = b + S_FRAMES + 3 * depth;
-        w[nf] = K_NMI;
-        w[nf + 1] = m.handlersRunSite ? 0 : m.len;
-        w[nf + 2] = 0;
-        w[b + S_DEPTH] = depth + 1;
+        st.setCpu(w, c, CPU.nmi, st.cpu(w, c, CPU.nmi) - 1);
+        st.setCpu(w, c, CPU.flags, flags | F_NMI_BLOCKED);
+        st.push(w, c, K_NMI, m.handlersRunSite ? 0 : m.len, 0);
         emit(
           this.finish(w),
           labels
@@ -408,15 +343,11 @@ export class Machine {
           null,
         );
       }
-      if (s[b + S_MCE]! > 0 && !(flags & F_IN_MC)) {
+      if (st.cpu(s, c, CPU.mce) > 0 && !(flags & F_IN_MC)) {
         const w = s.slice();
-        w[b + S_MCE]!--;
-        w[b + S_FLAGS]! |= F_IN_MC;
-        const nf = b + S_FRAMES + 3 * depth;
-        w[nf] = K_MC;
-        w[nf + 1] = m.handlersRunSite ? 0 : m.len;
-        w[nf + 2] = 0;
-        w[b + S_DEPTH] = depth + 1;
+        st.setCpu(w, c, CPU.mce, st.cpu(w, c, CPU.mce) - 1);
+        st.setCpu(w, c, CPU.flags, flags | F_IN_MC);
+        st.push(w, c, K_MC, m.handlersRunSite ? 0 : m.len, 0);
         emit(
           this.finish(w),
           labels
@@ -430,7 +361,8 @@ export class Machine {
 
   private patcherMove(s: Uint8Array, emit: Emit, labels: boolean): void {
     const m = this.m;
-    const pc = s[0]!;
+    const st = this.st;
+    const pc = st.patcherPc(s);
     if (pc >= m.ops.length) return;
     const op = m.ops[pc]!;
     let w: Uint8Array;
@@ -444,8 +376,8 @@ export class Machine {
         break;
       case 'set':
         w = s.slice();
-        w[this.oVars + op.v] = op.val;
-        for (const [v, val] of op.also ?? []) w[this.oVars + v] = val;
+        st.setVariable(w, op.v, op.val);
+        for (const [v, val] of op.also ?? []) st.setVariable(w, v, val);
         kind = 'set';
         text = op.note ?? [[op.v, op.val], ...(op.also ?? [])].map(([v, val]) => `${m.vars[v!]} = ${val}`).join(', ');
         break;
@@ -453,7 +385,7 @@ export class Machine {
         // One successor per choice; the choice itself changes nothing but the patcher's next step.
         op.to.forEach((to, i) => {
           const c = s.slice();
-          c[0] = to;
+          st.setPatcherPc(c, to);
           emit(this.finish(c), labels ? this.label(s, 0, 'set', op.notes[i]!) : null, null);
         });
         return;
@@ -464,10 +396,10 @@ export class Machine {
         });
         return;
       case 'sync': {
-        for (let c = 1; c < this.ncpu; c++) if (s[this.cpuBase(c) + S_DEPTH] !== 1) return; // a CPU in a handler (IF=0)
+        for (let c = 1; c < this.ncpu; c++) if (st.depth(s, c) !== 1) return; // a CPU in a handler (IF=0)
         w = s.slice();
-        const hl = w[this.oHlen]!;
-        for (let c = 1; c < this.ncpu; c++) w[this.cpuBase(c) + S_SINCE] = hl - 1;
+        const hl = st.histLen(w);
+        for (let c = 1; c < this.ncpu; c++) st.setCpu(w, c, CPU.since, hl - 1);
         kind = 'sync';
         text = `${op.note ? `${op.note}: ` : ''}sync: IPI to every CPU, each serializes`;
         break;
@@ -480,7 +412,7 @@ export class Machine {
         break;
     }
     const next = op.next ?? pc + 1;
-    w[0] = next;
+    st.setPatcherPc(w, next);
     if (next >= m.ops.length) {
       this.protocolEnd(w);
       text += '; protocol ends';
@@ -491,27 +423,28 @@ export class Machine {
 
   private handlerMove(s: Uint8Array, c: number, f: number, emit: Emit, labels: boolean): void {
     const m = this.m;
-    const rule = m.int3[s[f + 1]!]!;
-    const step = s[f + 2]!;
+    const st = this.st;
+    const rule = m.int3[st.rule(s, f)]!;
+    const step = st.step(s, f);
     const op = rule.program[step]!;
-    const below = f - 3;
-    const o = s[below + 1]!;
+    // The trapping address: the pc of the frame below (the one that executed the int3).
+    const o = st.pc(s, st.frame(c, st.depth(s, c) - 2));
     let w: Uint8Array = s.slice();
     let text: string;
     switch (op.kind) {
       case 'write':
         w = this.write(w, op.bytes);
-        w[f + 2] = step + 1;
+        st.setStep(w, f, step + 1);
         text = `handler stores ${op.bytes.map(([x, v]) => `+${x}=${hex([v])}`).join(' ')}`;
         break;
       case 'wait':
         if (!this.cond(s, op.cond)) return;
-        w[f + 2] = step + 1;
+        st.setStep(w, f, step + 1);
         text = 'handler: wait condition holds';
         break;
       case 'serialize':
-        if (c > 0) w[this.cpuBase(c) + S_SINCE] = w[this.oHlen]! - 1;
-        w[f + 2] = step + 1;
+        if (c > 0) st.setCpu(w, c, CPU.since, st.histLen(w) - 1);
+        st.setStep(w, f, step + 1);
         text = 'handler serializes (cpuid)';
         break;
       case 'retry':
@@ -526,7 +459,7 @@ export class Machine {
       case 'bsearch':
       case 'emulate': {
         if (op.kind === 'bsearch') {
-          const vec = op.vec.slice(0, s[this.oVars + op.nr]!).map((v) => s[this.oVars + v]!);
+          const vec = op.vec.slice(0, st.variable(s, op.nr)).map((v) => st.variable(s, v));
           if (!bsearchFinds(vec, o)) {
             const why = `smp_text_poke_int3_handler: ${vec.length > 1 ? 'the binary search of' : 'the only entry of'} text_poke_array.vec [${vec.map((x) => `+${x}`).join(', ')}] misses +${o}${vec.some((x, i) => i > 0 && vec[i - 1]! > x) ? ' (the vector is not in address order)' : ''}`;
             emit(null, labels ? this.label(s, c, 'handler', `${why}; the handler returns 0: Oops: int3`) : null, {
@@ -569,102 +502,18 @@ export class Machine {
     emit(this.finish(w), labels ? this.label(s, c, 'handler', text) : null, null);
   }
 
-  /** Distinct instructions a CPU at pc can fetch when it may see the given memory versions (memoised). */
-  private outcomes(pc: number, versions: number[]): Outcome[] {
-    const key = String.fromCharCode(pc, ...versions);
-    let hit = this.fetchMemo.get(key);
-    if (hit) return hit;
-    const m = this.m;
-    const out: Outcome[] = [];
-    const seen = new Set<string>();
-    const buf: number[] = [];
-    const reads: Array<{ from: number; to: number; version: number }> = [];
-    const rec = (off: number): void => {
-      const k = m.chunkOf[off]!;
-      const end = m.chunks[k]![1];
-      const contents = new Set<string>();
-      for (const id of versions) {
-        const v = this.memVecs[id]!;
-        let ck = '';
-        for (let i = off; i < end; i++) ck += String.fromCharCode(v[i]!);
-        if (contents.has(ck)) continue;
-        contents.add(ck);
-        for (let i = off; i < end; i++) buf.push(v[i]!);
-        reads.push({ from: off, to: end, version: id });
-        const atEnd = end >= m.len;
-        const d = this.decoder.decode(pc, atEnd ? buf.concat(this.filler) : buf.length > 15 ? buf.slice(0, 15) : buf);
-        if (!d.complete && !atEnd && buf.length < 15) rec(end);
-        else {
-          const len = d.complete ? d.len : 1;
-          const insn = buf.concat(this.filler).slice(0, len);
-          const ik = String.fromCharCode(...insn);
-          if (!seen.has(ik)) {
-            seen.add(ik);
-            out.push(
-              this.classify(
-                pc,
-                insn,
-                d,
-                reads.map((r) => ({ ...r })),
-              ),
-            );
-          }
-        }
-        buf.length -= end - off;
-        reads.pop();
-      }
-    };
-    rec(pc);
-    hit = out;
-    this.fetchMemo.set(key, hit);
-    return hit;
-  }
-
-  /** Classifies what a CPU at pc executes when the site holds `bytes` (from pc to the end of the site). */
-  classifyWindow(pc: number, bytes: number[]): Outcome {
-    const win = bytes.concat(this.filler);
-    const d = this.decoder.decode(pc, win);
-    return this.classify(pc, win.slice(0, d.complete ? d.len : 1), d, []);
-  }
-
-  private classify(pc: number, insn: number[], d: Decoded, reads: Outcome['reads']): Outcome {
-    const m = this.m;
-    const len = insn.length;
-    let cls: Outcome['cls'] = 'torn';
-    let leaves = false;
-    if (d.valid && len === 1 && insn[0] === 0xcc) cls = 'int3';
-    else if (d.valid && pc + len <= m.len) {
-      const oi = m.oldInsns.get(pc);
-      const ni = m.newInsns.get(pc);
-      // New first: an instruction that is both (unchanged by the patch) is fine after the protocol ends.
-      if (ni && eq(ni.bytes, insn)) {
-        cls = 'new';
-        leaves = ni.leaves;
-      } else if (oi && eq(oi.bytes, insn)) {
-        cls = 'old';
-        leaves = oi.leaves;
-      } else
-        for (const a of m.accept)
-          if (a.off === pc && eq(a.bytes, insn)) {
-            cls = a.version;
-            break;
-          }
-    }
-    const asm = d.valid ? d.text : '(bad)';
-    return { insn, cls, next: leaves ? m.len : pc + len, asm, what: `+${pc}: ${hex(insn)}  ${asm}`, reads };
-  }
-
   /** Fetch, decode and execute one instruction at pc: one successor per distinct instruction the CPU can see. */
   private fetch(s: Uint8Array, c: number, pc: number, emit: Emit, labels: boolean): void {
-    const hl = s[this.oHlen]!;
-    const curId = s[this.oHlen + hl]!;
-    const first = c === 0 ? hl - 1 : s[this.cpuBase(c) + S_SINCE]!;
+    const st = this.st;
+    const hl = st.histLen(s);
+    const curId = st.current(s);
+    const first = c === 0 ? hl - 1 : st.cpu(s, c, CPU.since);
     const versions: number[] = [];
     for (let i = first; i < hl; i++) {
-      const id = s[this.oHlen + 1 + i]!;
+      const id = st.version(s, i);
       if (!versions.includes(id)) versions.push(id);
     }
-    for (const o of this.outcomes(pc, versions)) this.execute(s, c, pc, o, curId, emit, labels);
+    for (const o of this.fetcher.outcomes(pc, versions)) this.execute(s, c, pc, o, curId, emit, labels);
   }
 
   private execute(s: Uint8Array, c: number, pc: number, o: Outcome, curId: number, emit: Emit, labels: boolean): void {
@@ -709,28 +558,13 @@ export class Machine {
         });
         return;
       }
-      const b = this.cpuBase(c);
-      const depth = w[b + S_DEPTH]!;
-      const nf = b + S_FRAMES + 3 * depth;
-      w[nf] = K_INT3;
-      w[nf + 1] = r;
-      w[nf + 2] = 0;
-      w[b + S_DEPTH] = depth + 1;
+      this.st.push(w, c, K_INT3, r, 0);
       emit(this.finish(w), mk(`executes ${what}: traps to the int3 handler`), null);
       return;
     }
     this.advance(w, c, o.next);
     emit(this.finish(w), mk(`executes ${cls} ${what}`), null);
   }
-}
-
-export interface Outcome {
-  insn: number[];
-  cls: 'old' | 'new' | 'int3' | 'torn';
-  next: number;
-  asm: string;
-  what: string;
-  reads: Array<{ from: number; to: number; version: number }>;
 }
 
 /**
@@ -751,98 +585,6 @@ export function bsearchFinds(vec: number[], key: number): boolean {
   return false;
 }
 
-function eq(a: number[], b: number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/**
- * The set of visited states: states live back to back in one byte arena, an open-addressing table of
- * indices finds them by hash. Far less memory and garbage than a Map of string keys.
- */
-class StateStore {
-  private arena = new Uint8Array(1 << 20);
-  private used = 0;
-  private offs = new Int32Array(1 << 16);
-  private table = new Int32Array(1 << 16);
-  private mask = (1 << 16) - 1;
-  count = 0;
-
-  private static hash(s: Uint8Array): number {
-    let h = 0x811c9dc5;
-    for (let i = 0; i < s.length; i++) {
-      h ^= s[i]!;
-      h = Math.imul(h, 0x01000193);
-    }
-    h ^= h >>> 15;
-    return Math.imul(h, 0x2c1b3c6d) >>> 0;
-  }
-
-  get(i: number): Uint8Array {
-    return this.arena.subarray(this.offs[i]!, this.offs[i + 1]!);
-  }
-
-  private same(i: number, s: Uint8Array): boolean {
-    const o = this.offs[i]!;
-    if (this.offs[i + 1]! - o !== s.length) return false;
-    const a = this.arena;
-    for (let k = 0; k < s.length; k++) if (a[o + k] !== s[k]) return false;
-    return true;
-  }
-
-  /** Index of s if present, else -1. */
-  find(s: Uint8Array): number {
-    let h = StateStore.hash(s) & this.mask;
-    for (;;) {
-      const e = this.table[h]!;
-      if (e === 0) return -1;
-      if (this.same(e - 1, s)) return e - 1;
-      h = (h + 1) & this.mask;
-    }
-  }
-
-  /** Adds s; returns its index, or -1 when it was already there. */
-  add(s: Uint8Array): number {
-    let h = StateStore.hash(s) & this.mask;
-    for (;;) {
-      const e = this.table[h]!;
-      if (e === 0) break;
-      if (this.same(e - 1, s)) return -1;
-      h = (h + 1) & this.mask;
-    }
-    const id = this.count++;
-    if (this.used + s.length > this.arena.length) {
-      const a = new Uint8Array(Math.max(this.arena.length * 2, this.used + s.length));
-      a.set(this.arena.subarray(0, this.used));
-      this.arena = a;
-    }
-    if (id + 2 > this.offs.length) {
-      const o = new Int32Array(this.offs.length * 2);
-      o.set(this.offs);
-      this.offs = o;
-    }
-    this.arena.set(s, this.used);
-    this.offs[id] = this.used;
-    this.used += s.length;
-    this.offs[id + 1] = this.used;
-    this.table[h] = id + 1;
-    if (this.count * 2 > this.table.length) this.grow();
-    return id;
-  }
-
-  private grow(): void {
-    const size = this.table.length * 2;
-    this.table = new Int32Array(size);
-    this.mask = size - 1;
-    for (let i = 0; i < this.count; i++) {
-      let h = StateStore.hash(this.get(i)) & this.mask;
-      while (this.table[h] !== 0) h = (h + 1) & this.mask;
-      this.table[h] = i + 1;
-    }
-  }
-}
-
 /** Explores the model breadth-first. */
 export function explore(model: Model, opts: ExploreOptions = {}): Result {
   const t0 = performance.now();
@@ -851,9 +593,7 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
   const maxStates = opts.maxStates ?? 20_000_000;
   try {
     const store = new StateStore();
-    let parents = new Int32Array(1 << 16);
-    store.add(mc.initial());
-    parents[0] = -1;
+    store.add(mc.initial(), -1);
     let transitions = 0;
     let found: { at: number; ordinal: number; violation: Violation } | null = null;
     let incomplete = false;
@@ -871,14 +611,8 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
         if (store.find(next!) < 0) incomplete = true;
         return;
       }
-      const id = store.add(next!);
+      const id = store.add(next!, head);
       if (id < 0) return;
-      if (id >= parents.length) {
-        const p = new Int32Array(parents.length * 2);
-        p.set(parents);
-        parents = p;
-      }
-      parents[id] = head;
       const dl = mc.deadlocked(next!);
       if (dl) found = { at: id, ordinal: -1, violation: { property: 'deadlock', message: dl } };
     };
@@ -911,7 +645,7 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
       };
     }
     const f = found as { at: number; ordinal: number; violation: Violation };
-    const { steps, violation } = rebuild(mc, store, parents, f.at, f.ordinal);
+    const { steps, violation } = rebuild(mc, store, f.at, f.ordinal);
     const v = violation ?? f.violation;
     return {
       verdict: 'unsafe',
@@ -926,70 +660,4 @@ export function explore(model: Model, opts: ExploreOptions = {}): Result {
   } finally {
     mc.free();
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** Replays the path to state `at` (and the violating transition `ordinal` from it) with labels. */
-function rebuild(
-  mc: Machine,
-  store: StateStore,
-  parents: Int32Array,
-  at: number,
-  ordinal: number,
-): { steps: TraceStep[]; violation: Violation | null } {
-  const path: number[] = [];
-  for (let i = at; i >= 0; i = parents[i]!) path.push(i);
-  path.reverse();
-  const steps: TraceStep[] = [];
-  // Follow actual (not canonical) states so CPU numbers stay consistent through symmetry reduction.
-  let actual: Uint8Array = store.get(0).slice();
-  const annotate = (st: TraceStep, after: Uint8Array | null) => {
-    const id = after ? mc.cur(after) : mc.cur(actual);
-    st.version = id;
-    st.memory = hex(mc.memVecs[id]!);
-  };
-  type Hit = { next: Uint8Array | null; label: TraceStep; violation: Violation | null };
-  const raw = (s: Uint8Array, want: (n: Uint8Array | null, i: number, v: Violation | null) => boolean): Hit => {
-    let i = 0;
-    let hit: Hit | null = null;
-    mc.symmetry = false;
-    mc.successors(
-      s,
-      (n, l, v) => {
-        if (!hit && want(n, i, v)) hit = { next: n, label: l!, violation: v };
-        i++;
-      },
-      true,
-    );
-    mc.symmetry = true;
-    if (!hit) throw new Error('internal: trace replay lost the path');
-    return hit as Hit;
-  };
-  const canon = (s: Uint8Array) => {
-    const was = mc.symmetry;
-    mc.symmetry = true;
-    const c = mc.finish(s.slice());
-    mc.symmetry = was;
-    return c;
-  };
-  for (let p = 1; p < path.length; p++) {
-    const target = store.get(path[p]!);
-    const { next, label } = raw(actual, (n) => n !== null && sameBytes(canon(n), target));
-    annotate(label, next);
-    steps.push(label);
-    actual = next!.slice();
-  }
-  if (ordinal >= 0) {
-    // The violating transition: find the first violating successor (successor order is the same with or without symmetry).
-    const { label, violation } = raw(actual, (_n, _i, v) => v !== null);
-    annotate(label, null);
-    steps.push(label);
-    return { steps, violation };
-  }
-  return { steps, violation: null };
 }

@@ -13,7 +13,7 @@
  * 6.3-6.7 kernels differ in details (no nested-length pass, only 0x90 runs optimized, no DIRECT_CALL): textpoke
  * applies the 6.12 rules to them and says so in the README (textpoke apply).
  */
-import type { Site } from '../sites/site.js';
+import type { AltSite, Site } from '../sites/site.js';
 import type { LinuxRules } from '../target/profile.js';
 import { decodeFull } from './decode.js';
 import { LINUX_NOPS } from './nops.js';
@@ -143,7 +143,7 @@ export function applyRelocationModern(
 
 export function applyModernAlternative(
   view: PatchedView,
-  s: Site,
+  s: AltSite,
   len: number,
   patch: boolean,
   pvOps: LinuxRules['pvOps'] = '6.12',

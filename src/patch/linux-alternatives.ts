@@ -21,7 +21,7 @@
  * none passes, only optimize_nops runs over the site. An entry the kernel would refuse (feature out of range)
  * is reported and takes no part.
  */
-import type { Site } from '../sites/site.js';
+import type { AltSite, Site } from '../sites/site.js';
 import type { Cpu } from './cpu.js';
 import { decodeOne } from './decode.js';
 import { readS32, writeS32 } from '../x86/insn.js';
@@ -168,7 +168,7 @@ export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[]
 /** 7.0: one decision and at most one write per site (see the header). */
 function applyOncePerSite(
   view: PatchedView,
-  alts: readonly Site[],
+  alts: readonly AltSite[],
   lens: readonly number[],
   cpu: Cpu,
   rules: LinuxRules,
@@ -179,7 +179,7 @@ function applyOncePerSite(
     while (b < alts.length && alts[b]!.addr === alts[a]!.addr) b++;
     const first = alts[a]!;
     const len = Math.max(...lens.slice(a, b));
-    let win: Site | undefined;
+    let win: AltSite | undefined;
     let usable = true;
     for (let k = a; k < b; k++) {
       const s = alts[k]!;

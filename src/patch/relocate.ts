@@ -9,7 +9,7 @@
  * the same undefined symbol then agree everywhere (the site, its replacement, the patched bytes), which
  * is all the patchers' arithmetic needs; the absolute values mean nothing.
  */
-import { Image, RelocTable, SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, SHT_RELA } from '../elf/image.js';
+import { Image, Relocations, SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_NOBITS, SHT_RELA } from '../elf/image.js';
 import type { PatchedView } from './view.js';
 
 export interface RelocateOptions {
@@ -81,7 +81,7 @@ export function relocate(view: PatchedView, opts: RelocateOptions = {}): Relocat
     if (rs.type !== SHT_RELA) continue;
     const target = img.sections[rs.info];
     if (!target?.alloc || target.type === SHT_NOBITS || target.size === 0) continue;
-    const t = img.relocTable(target);
+    const t = img.relocs(target);
     if (t.count === 0) continue;
     // The loader's copy is made on the first write (a section whose relocations all fail stays as in the file).
     const size = target.size;
@@ -152,6 +152,6 @@ export function relocate(view: PatchedView, opts: RelocateOptions = {}): Relocat
   return res;
 }
 
-function relocName(img: Image, t: RelocTable, k: number): string {
-  return img.relocSymbolName({ offset: t.offset[k]!, type: t.type[k]!, sym: t.sym[k]!, addend: t.addend[k]! });
+function relocName(img: Image, t: Relocations, k: number): string {
+  return img.relocSymbolName(t.entry(k));
 }

@@ -49,7 +49,7 @@ export function verifyView(view: PatchedView): SiteCheck[] {
     const b = branches(p.before, ip);
     for (const t of b.targets) e.allowed.add(t);
     const s = p.site;
-    if (s?.repl && s.repl.length > 0) {
+    if (s?.table === '.altinstructions' && s.repl.length > 0) {
       const r = view.read(s.repl.addr, s.repl.length);
       if (r) for (const t of branches(r, view.abs(s.repl.addr)).targets) e.allowed.add(t);
     }

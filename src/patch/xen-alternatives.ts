@@ -16,6 +16,7 @@
  * (hvm_funcs, ...) are NULL there: by default such altcalls are left as they are and reported; pass
  * `altcallNull: 'ud'` to reproduce what the kernel would write if they were still NULL at the second pass.
  */
+import { sitesOf } from '../sites/site.js';
 import type { Site } from '../sites/site.js';
 import type { XenRules } from '../target/profile.js';
 import type { Cpu } from './cpu.js';
@@ -54,7 +55,7 @@ function isEndbr64(b: Uint8Array | undefined): boolean {
 
 export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], cpu: Cpu, opts: XenOptions = {}): void {
   const rules = opts.rules ?? DEFAULT_RULES;
-  const alts = sites.filter((s) => s.table === '.altinstructions');
+  const alts = sitesOf(sites, '.altinstructions');
   const returnThunk = rules.returnThunkTail ? view.symbolAbs('__x86_return_thunk') : undefined;
   const nops = cpu.nops === 'k8' ? XEN_K8_NOPS : XEN_P6_NOPS;
   const ideal = toolchainNopsAreIdeal(view, nops);
@@ -74,14 +75,14 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
       const origLen = a.origLen ?? 0;
       const padLen = a.padLen ?? 0;
       const total = origLen + padLen;
-      const replLen = a.repl?.length ?? 0;
+      const replLen = a.repl.length;
       if (!force) {
         let why: string | undefined;
         if (replLen > total) why = `repl_len ${replLen} > orig_len + pad_len ${total}`;
         else if (total > MAX_PATCH_LEN) why = `orig_len + pad_len ${total} > ${MAX_PATCH_LEN}`;
         else if (a.inverted && !rules.altFlagNot)
-          why = `cpuid 0x${(a.feature! | 0x8000).toString(16)} >= NCAPINTS * 32 (${limit}) (bit 15 set, and this version has no ALT_FLAG_NOT)`;
-        else if (a.feature! >= limit) why = `cpuid ${a.feature} >= NCAPINTS * 32 (${limit})`;
+          why = `cpuid 0x${(a.feature | 0x8000).toString(16)} >= NCAPINTS * 32 (${limit}) (bit 15 set, and this version has no ALT_FLAG_NOT)`;
+        else if (a.feature >= limit) why = `cpuid ${a.feature} >= NCAPINTS * 32 (${limit})`;
         else if (Number.isNaN(a.addr)) why = 'site outside the image';
         if (why) {
           bad[k] = 1;
@@ -98,7 +99,7 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
       if (alts[base]!.addr !== a.addr) base = k;
       if (priv[k]) continue;
       // replace = boot_cpu_has(feat) ^ inv (ALT_FLAG_NOT, bit 15 of cpuid).
-      if (cpu.has(a.feature!) === Boolean(a.inverted)) {
+      if (cpu.has(a.feature) === a.inverted) {
         if (priv[base]) continue;
         priv[k] = 1;
         if (ideal || padLen <= 1) continue;
@@ -107,7 +108,7 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
         writeIfChanged(view, a.addr + origLen, buf, a, `pad NOPs (${nops.name})`);
         continue;
       }
-      const replBytes = replLen ? view.read(a.repl!.addr, replLen) : new Uint8Array(0);
+      const replBytes = replLen ? view.read(a.repl.addr, replLen) : new Uint8Array(0);
       if (!replBytes) {
         bad[k] = 1;
         view.finding(
@@ -171,7 +172,7 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
           writeS32(
             buf,
             1,
-            Number(BigInt.asIntN(32, BigInt(readS32(buf, 1)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))),
+            Number(BigInt.asIntN(32, BigInt(readS32(buf, 1)) + (view.abs(a.repl.addr) - view.abs(a.addr)))),
           );
           note = 'rel32 fixed up';
         }
@@ -179,13 +180,13 @@ export function applyXenAlternatives(view: PatchedView, sites: readonly Site[], 
         returnThunk !== undefined &&
         replLen > 5 &&
         buf[replLen - 5] === 0xe9 &&
-        view.abs(a.repl!.addr) + BigInt(replLen) + BigInt(readS32(buf, replLen - 4)) === returnThunk
+        view.abs(a.repl.addr) + BigInt(replLen) + BigInt(readS32(buf, replLen - 4)) === returnThunk
       ) {
         // 4.21+ with CONFIG_RETURN_THUNK: a trailing `jmp __x86_return_thunk` is moved too.
         writeS32(
           buf,
           replLen - 4,
-          Number(BigInt.asIntN(32, BigInt(readS32(buf, replLen - 4)) + (view.abs(a.repl!.addr) - view.abs(a.addr)))),
+          Number(BigInt.asIntN(32, BigInt(readS32(buf, replLen - 4)) + (view.abs(a.repl.addr) - view.abs(a.addr)))),
         );
         note = 'jmp __x86_return_thunk fixed up';
       }

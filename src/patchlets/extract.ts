@@ -125,7 +125,8 @@ function analyse(
     );
   }
   const relocations = img
-    .relocations(sec)
+    .relocs(sec)
+    .all()
     .filter((r) => sec.addr + r.offset >= start && sec.addr + r.offset < end)
     .map((r) => ({
       offset: sec.addr + r.offset - start,

@@ -3,11 +3,11 @@
  * (`__alt_instructions`..`__alt_instructions_end`, 14 bytes with orig_len/repl_len/pad_len).
  */
 import type { AltLayout } from '../target/profile.js';
-import type { Site } from './site.js';
+import type { AltSite } from './site.js';
 import type { TableData } from './table.js';
 
-export function readAlternatives(t: TableData, layout: AltLayout): Site[] {
-  const out: Site[] = [];
+export function readAlternatives(t: TableData, layout: AltLayout): AltSite[] {
+  const out: AltSite[] = [];
   for (let i = 0; i < t.count; i++) {
     const instr = t.rel(i, 0);
     const repl = t.rel(i, 4);
@@ -39,7 +39,7 @@ export function readAlternatives(t: TableData, layout: AltLayout): Site[] {
       padLen = t.u8(i, 12);
       length = origLen + padLen;
     }
-    const site: Site = {
+    const site: AltSite = {
       table: '.altinstructions',
       index: i,
       addr: instr ? instr.addr : NaN,

@@ -4,18 +4,22 @@
  * entry in a linked image is padding. The site's length is the located instruction's, filled in by decoding
  * (`.smp_locks`: the one `lock` prefix byte).
  */
-import type { TableId } from '../target/profile.js';
-import type { Site } from './site.js';
+import type { InstructionListId, InstructionSite } from './site.js';
 import type { TableData } from './table.js';
 
-export function readInstructionList(t: TableData, id: TableId): Site[] {
-  const out: Site[] = [];
+export function readInstructionList(t: TableData, id: InstructionListId): InstructionSite[] {
+  const out: InstructionSite[] = [];
   const absolute = id === '__mcount_loc';
   for (let i = 0; i < t.count; i++) {
     if (!absolute && t.img.kind !== 'rel' && t.u32(i, 0) === 0) continue; // padding
     const at = absolute ? t.abs64(i, 0) : t.rel(i, 0);
     if (!at && t.img.kind === 'rel' && id === '.smp_locks') continue;
-    const site: Site = { table: id, index: i, addr: at ? at.addr : NaN, length: id === '.smp_locks' ? 1 : 0 };
+    const site: InstructionSite = {
+      table: id,
+      index: i,
+      addr: at ? at.addr : NaN,
+      length: id === '.smp_locks' ? 1 : 0,
+    };
     if (!at) site.problems = ['entry has no relocation'];
     out.push(site);
   }

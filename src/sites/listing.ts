@@ -69,7 +69,7 @@ export class RelocIndex {
   at(addr: number): FormatContext['relocs'] {
     if (this.img.kind !== 'rel') return undefined;
     const sec = this.img.sectionAt(addr);
-    if (!sec || !this.img.relaFor(sec) || this.img.relaFor(sec)!.type !== SHT_RELA) return undefined;
+    if (!sec || this.img.relocs(sec).rela?.type !== SHT_RELA) return undefined;
     let r = this.cache.get(sec.index);
     if (!r) {
       r = { section: sec, secAddr: sec.addr };
@@ -96,10 +96,10 @@ export function siteJson(
     offset: w.offset,
     length: s.length,
   };
-  if (s.feature !== undefined) {
+  if (s.table === '.altinstructions') {
     j.feature = features ? featureName(features, s.feature) : null;
     j.featureNumber = s.feature;
-    j.inverted = s.inverted ?? false;
+    j.inverted = s.inverted;
   }
   if (detail && !Number.isNaN(s.addr)) {
     let len = s.length;
@@ -115,35 +115,40 @@ export function siteJson(
       j.insns = (dis.at(s.addr, len, relocs.at(s.addr)) ?? []).map((i) => i.text);
     }
   }
-  if (s.repl) {
-    const rb = s.repl.length && !Number.isNaN(s.repl.addr) ? img.read(s.repl.addr, s.repl.length) : new Uint8Array(0);
-    j.replacement = {
-      address: img.hex(s.repl.addr),
-      symbol: Number.isNaN(s.repl.addr) ? '?' : img.where(s.repl.addr),
-      length: s.repl.length,
-      bytes: rb ? hexBytes(rb) : '',
-      insns: detail && rb ? (dis.at(s.repl.addr, s.repl.length, relocs.at(s.repl.addr)) ?? []).map((i) => i.text) : [],
-    };
-  }
-  if (s.origLen !== undefined) j.origLen = s.origLen;
-  if (s.padLen !== undefined) j.padLen = s.padLen;
-  if (s.paraType !== undefined) {
-    j.pvSlot = s.paraType;
-    j.clobbers = s.clobbers;
-  }
-  if (s.key) j.key = s.key.name ?? img.hex(s.key.addr);
-  if (s.tail !== undefined) {
-    j.tail = s.tail;
-    j.init = s.init;
-  }
-  if (s.target)
-    j.target = {
-      address: img.hex(s.target.addr),
-      symbol: s.target.name ?? (Number.isNaN(s.target.addr) ? '?' : img.where(s.target.addr)),
-    };
-  if (s.branchDefault !== undefined) {
-    j.branchDefault = s.branchDefault;
-    j.initNop = s.initNop;
+  switch (s.table) {
+    case '.altinstructions': {
+      const repl = s.repl;
+      const rb = repl.length && !Number.isNaN(repl.addr) ? img.read(repl.addr, repl.length) : new Uint8Array(0);
+      j.replacement = {
+        address: img.hex(repl.addr),
+        symbol: Number.isNaN(repl.addr) ? '?' : img.where(repl.addr),
+        length: repl.length,
+        bytes: rb ? hexBytes(rb) : '',
+        insns: detail && rb ? (dis.at(repl.addr, repl.length, relocs.at(repl.addr)) ?? []).map((i) => i.text) : [],
+      };
+      if (s.origLen !== undefined) j.origLen = s.origLen;
+      if (s.padLen !== undefined) j.padLen = s.padLen;
+      break;
+    }
+    case '.parainstructions':
+      j.pvSlot = s.paraType;
+      j.clobbers = s.clobbers;
+      break;
+    case '.static_call_sites':
+      j.key = s.key.name ?? img.hex(s.key.addr);
+      j.tail = s.tail;
+      j.init = s.init;
+      break;
+    case '__jump_table':
+      j.key = s.key.name ?? img.hex(s.key.addr);
+      if (s.target)
+        j.target = {
+          address: img.hex(s.target.addr),
+          symbol: s.target.name ?? (Number.isNaN(s.target.addr) ? '?' : img.where(s.target.addr)),
+        };
+      j.branchDefault = s.branchDefault;
+      j.initNop = s.initNop;
+      break;
   }
   if (s.problems) j.problems = s.problems;
   return j;

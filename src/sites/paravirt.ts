@@ -1,12 +1,12 @@
 /** `.parainstructions`: 16-byte entries: u64 absolute site address, u8 type (pv_ops slot), u8 len, u16 clobbers. */
-import type { Site } from './site.js';
+import type { ParavirtSite } from './site.js';
 import type { TableData } from './table.js';
 
-export function readParavirt(t: TableData): Site[] {
-  const out: Site[] = [];
+export function readParavirt(t: TableData): ParavirtSite[] {
+  const out: ParavirtSite[] = [];
   for (let i = 0; i < t.count; i++) {
     const at = t.abs64(i, 0);
-    const site: Site = {
+    const site: ParavirtSite = {
       table: '.parainstructions',
       index: i,
       addr: at ? at.addr : NaN,

@@ -73,7 +73,11 @@ export function readSites(img: Image, profile: Profile, opts: ReadOptions = {}):
         if (outside++ === 0)
           firstOutside = `${spec.id} entry ${s.index}: site address ${img.hex(s.addr)} lies outside every section`;
         addProblem(s, 'address outside every section');
-      } else if (s.repl && s.repl.length > 0 && (Number.isNaN(s.repl.addr) || !img.read(s.repl.addr, s.repl.length))) {
+      } else if (
+        s.table === '.altinstructions' &&
+        s.repl.length > 0 &&
+        (Number.isNaN(s.repl.addr) || !img.read(s.repl.addr, s.repl.length))
+      ) {
         if (outside++ === 0)
           firstOutside = `${spec.id} entry ${s.index}: replacement ${img.hex(s.repl.addr)} (+${s.repl.length}) lies outside every section`;
         addProblem(s, 'replacement outside every section');

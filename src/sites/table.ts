@@ -51,7 +51,9 @@ export class TableData {
   }
 
   private reloc(i: number, off: number): Reloc | undefined {
-    return this.relocSection ? this.img.relocAt(this.relocSection, this.secOff + i * this.spec.entry + off) : undefined;
+    return this.relocSection
+      ? this.img.relocs(this.relocSection).at(this.secOff + i * this.spec.entry + off)
+      : undefined;
   }
 
   private refFromReloc(r: Reloc): Ref & { addend: number } {

@@ -143,8 +143,8 @@ export function relocEntrySize(
 ): { size?: number; why?: string } {
   const sec = img.section(name);
   if (!sec || sec.size === 0) return {};
-  if (!img.relaFor(sec)) return {};
-  const t = img.relocTable(sec);
+  const t = img.relocs(sec);
+  if (!t.rela) return {};
   const offs = Array.from(t.offset.subarray(0, t.count));
   if (offs.length === 0) return {};
   const fit = sizes.filter(

@@ -260,10 +260,10 @@ function relocIn(ctx: FormatContext, at: number, n: number): Reloc | undefined {
     }
     return undefined;
   }
-  const t = img.relocTable(ctx.relocs.section);
-  const i = img.relocIndexFrom(t, o + 1);
+  const t = img.relocs(ctx.relocs.section);
+  const i = t.indexFrom(o + 1);
   if (i >= t.count || t.offset[i]! >= o + n) return undefined;
-  return { offset: t.offset[i]!, type: t.type[i]!, sym: t.sym[i]!, addend: t.addend[i]! };
+  return t.entry(i);
 }
 
 /** Hex bytes separated by spaces (insn.ts's hex, under the name the listings use). */

@@ -14,6 +14,7 @@ import { applyKaslr, readKaslrRelocs } from '../../src/attest/relocs.js';
 import { Image } from '../../src/elf/image.js';
 import { loadImage } from '../../src/elf/load.js';
 import { readSites } from '../../src/sites/read.js';
+import { sitesOf } from '../../src/sites/site.js';
 import { profileById } from '../../src/target/profile.js';
 import { tempDir } from '../support/build.js';
 import { corpus, repoRoot } from '../support/corpus.js';
@@ -168,9 +169,8 @@ test('attest: a planted hook is caught and named; a toggled jump label is explai
     profileById('linux-6.1')!,
     {},
   );
-  const jl = sites.find(
+  const jl = sitesOf(sites, '__jump_table').find(
     (s) =>
-      s.table === '__jump_table' &&
       s.length === 2 &&
       s.target &&
       xfs.sectionAt(s.addr)?.name === '.text' &&

@@ -23,7 +23,7 @@ test('relocatable object: sections get distinct addresses, symbols resolve in on
   assert.equal(img.where(func.addr + 9), 'func+0x9');
   assert.equal(img.symbolize(repl.addr).name, '.altinstr_replacement');
   // .rela.altinstructions: PC32 against .text + 9 (the first alternative's instruction).
-  const r = img.relocations(img.section('.altinstructions')!)[0]!;
+  const r = img.relocs(img.section('.altinstructions')!).entry(0);
   assert.equal(r.type, R_X86_64_PC32);
   assert.equal(img.relocSymbolName(r), '.text');
   assert.equal(img.relocTarget(r), text.addr + 9);

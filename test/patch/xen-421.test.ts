@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Image } from '../../src/elf/image.js';
 import { applyPatches, parseCpu, PatchedView, verifyView } from '../../src/patch/index.js';
 import { readSites } from '../../src/sites/read.js';
+import { sitesOf } from '../../src/sites/site.js';
 import { featureNumber, featureTable } from '../../src/target/features/index.js';
 import { profileById } from '../../src/target/profile.js';
 import { assemble } from '../support/build.js';
@@ -37,7 +38,7 @@ test('profile xen-4.21 reads .alt_call_sites; feature numbers of the fixture', (
     [addrOf('x_call'), addrOf('x_callnull'), addrOf('x_notcall')],
   );
   assert.equal(calls[0]!.length, 6, 'length from the decoded call *disp32(%rip)');
-  const not = set.sites.find((s) => s.table === '.altinstructions' && s.addr === addrOf('x_not'))!;
+  const not = sitesOf(set.sites, '.altinstructions').find((s) => s.addr === addrOf('x_not'))!;
   assert.equal(not.feature, 163);
   assert.equal(not.inverted, true);
   assert.equal(

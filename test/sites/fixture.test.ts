@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { Image } from '../../src/elf/image.js';
 import { detectTarget } from '../../src/target/detect.js';
 import { readSites } from '../../src/sites/read.js';
+import { sitesOf as ofTable } from '../../src/sites/site.js';
 import type { Site } from '../../src/sites/site.js';
+import type { TableId } from '../../src/target/profile.js';
 import { assemble, tempDir } from '../support/build.js';
 
 function build(): { obj: string; linked: string } {
@@ -51,7 +53,7 @@ for (const [kind, path] of [
     });
     const func = img.symbol('func')!;
     const at = (s: Site) => s.addr - func.addr;
-    const by = (t: string) => sites.filter((s) => s.table === t);
+    const by = <T extends TableId>(t: T) => ofTable(sites, t);
     for (const s of sites) assert.equal(s.problems, undefined, `${s.table}#${s.index}: ${s.problems}`);
 
     const [a1, a2] = by('.altinstructions');

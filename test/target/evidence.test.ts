@@ -12,6 +12,7 @@ import { Image } from '../../src/elf/image.js';
 import { detectTarget, linuxTarget } from '../../src/target/detect.js';
 import { featureName, featureNumber, featureTable, xenTableWithWords } from '../../src/target/features/index.js';
 import { readSites } from '../../src/sites/read.js';
+import { sitesOf } from '../../src/sites/site.js';
 import { crossCheckSites } from '../../src/sites/crosscheck.js';
 import { corpus, corpusVersion, pinned, repoRoot } from '../support/corpus.js';
 import { assemble, tempDir } from '../support/build.js';
@@ -81,7 +82,9 @@ for (const x of XEN) {
     const a = readelfSymbol(path, '__alt_instructions').value;
     const b = readelfSymbol(path, '__alt_instructions_end').value;
     assert.equal(counts['.altinstructions'], Number(b - a) / 14);
-    for (const s of sites) {
+    const alts = sitesOf(sites, '.altinstructions');
+    assert.equal(alts.length, sites.length, 'a Xen image has only alternatives');
+    for (const s of alts) {
       assert.match(
         featureName(ft, s.feature!),
         /^X86_(FEATURE|BUG|SPEC)_/,

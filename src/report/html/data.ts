@@ -29,7 +29,7 @@ import type { PrepareOptions } from '../../checks/run.js';
 import { applyPatches, parseCpu } from '../../patch/index.js';
 import type { PatchedView } from '../../patch/index.js';
 import { RelocIndex } from '../../sites/listing.js';
-import type { Site } from '../../sites/site.js';
+import type { Ref, Site } from '../../sites/site.js';
 import { featureName, featureTable } from '../../target/features/index.js';
 import { disassemble, hexBytes } from '../../x86/format.js';
 import { alignRows } from './viewer.js';
@@ -220,7 +220,7 @@ function collect(
   const ft = t.profile ? featureTable(t.profile.features) : undefined;
   for (const s of sites) {
     counts[s.table] = (counts[s.table] ?? 0) + 1;
-    if (s.feature !== undefined) {
+    if (s.table === '.altinstructions') {
       const n = `${s.inverted ? '!' : ''}${ft ? featureName(ft, s.feature) : `feature ${s.feature}`}`;
       feat.set(n, (feat.get(n) ?? 0) + 1);
     }
@@ -390,12 +390,23 @@ function collect(
 
 function siteLine(img: Image, s: Site, ft: ReturnType<typeof featureTable> | undefined): string {
   const parts: string[] = [`${s.table}[${s.index}]`];
-  if (s.feature !== undefined)
-    parts.push(`${s.inverted ? '!' : ''}${ft ? featureName(ft, s.feature) : `feature ${s.feature}`}`);
-  if (s.repl) parts.push(`-> ${s.repl.length} bytes at ${Number.isNaN(s.repl.addr) ? '?' : img.where(s.repl.addr)}`);
-  if (s.paraType !== undefined) parts.push(`pv_ops[${s.paraType}]`);
-  if (s.key) parts.push(`key ${s.key.name ?? (Number.isNaN(s.key.addr) ? '?' : img.where(s.key.addr))}`);
-  if (s.target) parts.push(`target ${s.target.name ?? (Number.isNaN(s.target.addr) ? '?' : img.where(s.target.addr))}`);
+  const named = (r: Ref): string => r.name ?? (Number.isNaN(r.addr) ? '?' : img.where(r.addr));
+  switch (s.table) {
+    case '.altinstructions':
+      parts.push(`${s.inverted ? '!' : ''}${ft ? featureName(ft, s.feature) : `feature ${s.feature}`}`);
+      parts.push(`-> ${s.repl.length} bytes at ${Number.isNaN(s.repl.addr) ? '?' : img.where(s.repl.addr)}`);
+      break;
+    case '.parainstructions':
+      parts.push(`pv_ops[${s.paraType}]`);
+      break;
+    case '.static_call_sites':
+      parts.push(`key ${named(s.key)}`);
+      break;
+    case '__jump_table':
+      parts.push(`key ${named(s.key)}`);
+      if (s.target) parts.push(`target ${named(s.target)}`);
+      break;
+  }
   if (s.problems) parts.push(`PROBLEM: ${s.problems.join('; ')}`);
   return parts.join(' ');
 }
