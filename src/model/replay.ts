@@ -38,6 +38,7 @@ export function rebuild(
   const raw = (s: Uint8Array, want: (n: Uint8Array | null, i: number, v: Violation | null) => boolean): Hit => {
     let i = 0;
     let hit: Hit | null = null;
+    const explored = mc.symmetry;
     mc.symmetry = false;
     mc.successors(
       s,
@@ -47,17 +48,12 @@ export function rebuild(
       },
       true,
     );
-    mc.symmetry = true;
+    mc.symmetry = explored;
     if (!hit) throw new Error('internal: trace replay lost the path');
     return hit as Hit;
   };
-  const canon = (s: Uint8Array) => {
-    const was = mc.symmetry;
-    mc.symmetry = true;
-    const c = mc.finish(s.slice());
-    mc.symmetry = was;
-    return c;
-  };
+  // The stored states are canonical as the exploration made them: with symmetry reduction or without.
+  const canon = (s: Uint8Array) => mc.finish(s.slice());
   for (let p = 1; p < path.length; p++) {
     const target = store.get(path[p]!);
     const { next, label } = raw(actual, (n) => n !== null && sameBytes(canon(n), target));

@@ -143,6 +143,16 @@ test('symmetry reduction does not change verdicts', () => {
   }
 });
 
+test('without symmetry reduction an unsafe verdict still gets its counterexample, as short as with it', () => {
+  const m = compile(findProtocol('memcpy')!, findScenario('static-call-retarget')!);
+  const a = explore(m);
+  const b = explore(m, { symmetry: false });
+  assert.notEqual(a.verdict, 'safe');
+  assert.equal(b.verdict, a.verdict);
+  assert.ok(b.trace.length > 0);
+  assert.equal(b.trace.length, a.trace.length);
+});
+
 test('a state limit yields "incomplete", never "safe"', () => {
   const r = explore(compile(findProtocol('text-poke-bp')!, findScenario('static-call-retarget')!), { maxStates: 100 });
   assert.equal(r.verdict, 'incomplete');
