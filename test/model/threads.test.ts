@@ -144,7 +144,7 @@ test('symmetry reduction does not change verdicts', () => {
 });
 
 test('without symmetry reduction an unsafe verdict still gets its counterexample, as short as with it', () => {
-  const m = compile(findProtocol('memcpy')!, findScenario('static-call-retarget')!);
+  const m = compile(findProtocol('text-poke-bp')!, findScenario('multi-insn-alternative')!);
   const a = explore(m);
   const b = explore(m, { symmetry: false });
   assert.notEqual(a.verdict, 'safe');
