@@ -47,7 +47,8 @@ export interface ApplyOptions {
   ftrace?: 'nop' | 'call';
   /**
    * Linux PREEMPT_DYNAMIC: the boot-time preemption mode that sets the preempt_schedule/cond_resched static
-   * call keys (default voluntary, Debian's CONFIG_PREEMPT_VOLUNTARY); 'unknown' leaves their sites alone.
+   * call keys (default: the profile's LinuxRules.preemptDefault, Debian's boot default: voluntary up to 6.x,
+   * lazy in 7.x); 'unknown' leaves their sites alone.
    */
   preempt?: PreemptMode | 'unknown';
 }
@@ -88,8 +89,14 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     applyLinuxRetpolines(view, sites, cpu, rules);
     applyLinuxReturns(view, sites, cpu);
     applyLinuxAlternatives(view, sites, cpu, rules);
-    applyLinuxIbt(view, sites);
-    applyLinuxStaticCalls(view, sites, cpu, rules, opts.preempt === 'unknown' ? null : (opts.preempt ?? 'voluntary'));
+    applyLinuxIbt(view, sites, rules);
+    applyLinuxStaticCalls(
+      view,
+      sites,
+      cpu,
+      rules,
+      opts.preempt === 'unknown' ? null : (opts.preempt ?? rules.preemptDefault),
+    );
     if (opts.ftrace !== 'call') applyLinuxFtrace(view, sites);
     const cd = featureNumber(cpu.table, 'CALL_DEPTH');
     if (rules.callDepth && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {
