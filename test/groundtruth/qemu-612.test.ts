@@ -15,6 +15,7 @@ groundTruthTests({
   kvmSections: ['.altinstr_aux', '.altinstr_replacement', '.exit.text', '.noinstr.text', '.static_call.text', '.text'],
   kvmParavirtTable: '.altinstructions',
   traceEvent: 'xfs/xfs_perag_get',
+  srso: /^Vulnerable: Safe RET, no microcode/,
   preempt: 'voluntary',
   minCoreText: 16_000_000,
   timeoutMs: 600_000,

@@ -24,6 +24,7 @@ groundTruthTests({
   ],
   kvmParavirtTable: '.parainstructions',
   traceEvent: 'xfs/xfs_perag_get',
+  srso: /^Mitigation: safe RET, no microcode/,
   preempt: 'voluntary',
   minCoreText: 14_000_000,
   timeoutMs: 600_000,
