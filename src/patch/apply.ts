@@ -13,6 +13,7 @@ import type { Image } from '../elf/image.js';
 import { readSites } from '../sites/read.js';
 import type { Site } from '../sites/site.js';
 import type { Target } from '../target/detect.js';
+import { linuxNopMax } from '../target/evidence.js';
 import { linuxRules, Profile, xenRules } from '../target/profile.js';
 import type { Cpu } from './cpu.js';
 import { featureNumber } from '../target/features/index.js';
@@ -84,7 +85,15 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     if (rules.altcall === 'alt-call-sites') applyXenAltCalls(view, sites, xen);
     applyXenCfClobber(view, cpu);
   } else {
-    const rules = linuxRules(profile);
+    let rules = linuxRules(profile);
+    // The build's own x86nops[] decides ASM_NOP_MAX where the file has it (a vmlinux): a profile spans versions.
+    const nopMax = linuxNopMax(img);
+    if (nopMax !== undefined && nopMax !== rules.nopMax) {
+      view.notes.push(
+        `${img.path}: x86nops[] holds NOPs up to ${nopMax} bytes; profile ${profile.id} assumes ${rules.nopMax}: the file's is used`,
+      );
+      rules = { ...rules, nopMax };
+    }
     applyLinuxParavirt(view, sites);
     applyLinuxRetpolines(view, sites, cpu, rules);
     applyLinuxReturns(view, sites, cpu);

@@ -95,3 +95,18 @@ test('7.x patch_retpoline without retpolines: CS prefixes before `call *%reg`, I
   }
   assert.ok(calls > 1000 && jmps > 10, `${calls} calls, ${jmps} jmps`);
 });
+
+test("ASM_NOP_MAX comes from the vmlinux's own x86nops[] where it has one: 8 in 6.1, 11 in 6.12 and 7.3", async () => {
+  const { linuxNopMax } = await import('../../src/target/evidence.js');
+  const want: [string, number][] = [
+    [corpus.vmlinuz61, 8],
+    [corpus.vmlinuz612, 11],
+    [corpus.vmlinuz7, 11],
+  ];
+  for (const [path, n] of want) {
+    const img = await imageFromBytes(readFileSync(path), path);
+    assert.equal(linuxNopMax(img), n, path);
+  }
+  const { img } = await module7('fs/xfs/xfs.ko.xz');
+  assert.equal(linuxNopMax(img), undefined, 'a module has no x86nops[]');
+});
