@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 /**
- * Ground truth for `textpoke apply`: boot Debian's 6.1 kernel under qemu-system-x86_64 (TCG, a named
- * -cpu model), load xfs.ko and its dependencies from a minimal initramfs, read the module's executable
- * sections back from /proc/kcore as the kernel patched and relocated them, and compare them byte for
- * byte with textpoke's patched view for the features and mitigations that kernel reports.
+ * Ground truth for `textpoke apply`: boot Debian's 6.1, 6.12 or 7.3 kernel under qemu-system-x86_64 (TCG, a
+ * named -cpu model), load xfs and kvm and their dependencies from a minimal initramfs, read the modules'
+ * executable sections back from /proc/kcore as the kernel patched and relocated them, and compare them byte
+ * for byte with textpoke's patched view for the features and mitigations that kernel reports.
  *
- *   node scripts/qemu-groundtruth.mjs [--model NAME]... [--module REL.ko]... [--json OUT] [--reuse]
- *                                     [--no-compare] [--verbose]
+ *   node scripts/qemu-groundtruth.mjs [--kernel 6.1|6.12|7.3]... [--model NAME]... [--module REL.ko]...
+ *                                     [--json OUT] [--reuse] [--attest] [--no-compare] [--verbose] [--jobs N]
  *
+ * --kernel   the corpus kernel(s) to boot (repeatable or comma-separated; default all three)
  * --model    QEMU CPU model, optionally with extra kernel arguments after a colon
  *            (`EPYC-Rome:mitigations=off`; repeatable; default: see DEFAULT_MODELS)
- * --module   module path under lib/modules/6.1.0-47-amd64/kernel (repeatable; default xfs and kvm)
+ * --module   module path under lib/modules/RELEASE/kernel, without .xz (repeatable; default xfs and kvm)
+ * --jobs     guests booted at once (default 2)
  * --json     write the whole result (guest report + comparison) as JSON
  * --reuse    reuse the last boot's dump for a model when present (for working on the comparison)
  * --attest   also dump the core kernel's .text and run `textpoke attest` on what the guest reported
@@ -20,8 +22,8 @@
  * (node scripts/fetch-corpus.mjs) and a built dist/ (npx tsc -p .).
  * Exit status: 0 when every model booted, loaded the modules and every byte either matches or falls in
  * a documented difference class; 1 otherwise; 2 on bad usage or a missing tool.
- * Work files live in .cache/groundtruth/ (the initramfs is rebuilt only when an input changes), or in
- * $TEXTPOKE_GROUNDTRUTH_WORK.
+ * Work files live in .cache/groundtruth/<corpus id>/ (the initramfs is rebuilt only when an input changes),
+ * or under $TEXTPOKE_GROUNDTRUTH_WORK.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -38,29 +40,91 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { need, UsageError, which, writeAtomic } from './qemu/common.mjs';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const corpus = process.env.TEXTPOKE_CORPUS ?? join(repo, '.cache', 'corpus');
-const imageDir = join(corpus, 'linux-6.1');
-const KVER = existsSync(join(imageDir, 'lib/modules'))
-  ? (readdirSync(join(imageDir, 'lib/modules')).find((d) => d.startsWith('6.1.0-')) ?? 'missing')
-  : 'missing';
-const modRoot = join(imageDir, 'lib/modules', KVER);
-const vmlinuz = join(imageDir, 'boot', `vmlinuz-${KVER}`);
-const work = process.env.TEXTPOKE_GROUNDTRUTH_WORK ?? join(repo, '.cache', 'groundtruth');
+const workRoot = process.env.TEXTPOKE_GROUNDTRUTH_WORK ?? join(repo, '.cache', 'groundtruth');
 
 /**
- * Four boots: an Intel and an AMD model with the kernel's default mitigations (retpolines, return thunks:
- * its_return_thunk on Skylake, srso_return_thunk on Zen 2), then the same models with other choices so
- * that apply_retpolines rewrites its sites too (retpoline,lfence: `lfence; call *%reg`; mitigations=off:
- * plain indirect branches and `ret`).
+ * The kernels this script boots: Debian's own builds from the corpus (test/support/corpus.ts fetches them).
+ * `release` picks the module tree's directory; `profile` is passed to attest where detection needs help
+ * (the 6.1 banner also names gcc's Debian version, which detection misreads).
+ */
+export const KERNELS = {
+  6.1: { id: 'linux-6.1', release: /^6\.1\.0-/, profile: 'linux-6.1', traceEvent: 'xfs/xfs_perag_get' },
+  6.12: { id: 'linux-6.12', release: /^6\.12\./, profile: null, traceEvent: 'xfs/xfs_perag_get' },
+  // 6.13 made the per-AG reference events generic over groups (xfs_perag_get became xfs_group_get).
+  7.3: {
+    id: 'linux-7',
+    release: /^7\./,
+    profile: null,
+    traceEvent: 'xfs/xfs_group_get',
+    /**
+     * Default runs the kernel itself cannot boot (skipped unless named with --model): 7.3.4's emit_indirect()
+     * gets a negative length for `lfence; call *%r8..%r15` in a 5-byte thunk call, WARNs (alternative.c:736 in
+     * apply_retpolines) and, with `cs = len` negative, `while (cs--)` writes CS prefixes past the site: a triple
+     * fault ("booted in 3 s, no report"). textpoke apply reports those sites as a kernel bug.
+     */
+    broken: {
+      'Skylake-Client-IBRS:spectre_v2=retpoline,lfence':
+        'Debian 7.3.4 triple-faults in apply_retpolines with spectre_v2=retpoline,lfence (emit_indirect() with a negative length)',
+    },
+  },
+};
+export const DEFAULT_KERNELS = ['6.1', '6.12', '7.3'];
+
+/**
+ * The files of one kernel: its module tree (lib/modules/R, or usr/lib/modules/R in the usr-merged 7.x
+ * packages), the bootable image (boot/vmlinuz-R, or usr/lib/modules/R/vmlinuz.unsigned) and its work dir.
+ */
+export function kernelFiles(key) {
+  const k = KERNELS[key];
+  if (!k) throw new UsageError(`unknown --kernel ${key} (one of ${Object.keys(KERNELS).join(', ')})`);
+  const imageDir = join(corpus, k.id);
+  let modRoot = null;
+  for (const base of ['lib/modules', 'usr/lib/modules']) {
+    const d = join(imageDir, base);
+    const r = existsSync(d) ? readdirSync(d).find((x) => k.release.test(x)) : undefined;
+    if (r) {
+      modRoot = join(d, r);
+      break;
+    }
+  }
+  const release = modRoot ? basename(modRoot) : 'missing';
+  const vmlinuz =
+    [
+      join(imageDir, 'boot', `vmlinuz-${release}`),
+      ...(modRoot ? ['vmlinuz.unsigned', 'vmlinuz'].map((n) => join(modRoot, n)) : []),
+    ].find((p) => existsSync(p)) ?? join(imageDir, 'boot', `vmlinuz-${release}`);
+  return {
+    key,
+    id: k.id,
+    release,
+    modRoot: modRoot ?? join(imageDir, 'lib/modules', 'missing'),
+    vmlinuz,
+    profile: k.profile,
+    traceEvent: k.traceEvent,
+    /** @type {Record<string, string>} */
+    broken: k.broken ?? {},
+    work: join(workRoot, k.id),
+  };
+}
+
+/**
+ * Six boots per kernel: an Intel and an AMD model with the kernel's default mitigations (retpolines, return
+ * thunks: its_return_thunk on Skylake, srso_return_thunk on Zen 2), two older models (qemu64: a K8-class
+ * AMD; Penryn: an Intel Core 2 without PCID or AVX), then the first two with other choices so that
+ * apply_retpolines rewrites its sites too (retpoline,lfence: `lfence; call *%reg`; mitigations=off: plain
+ * indirect branches and `ret`).
  */
 export const DEFAULT_MODELS = [
   'Skylake-Client-IBRS',
   'EPYC-Rome',
+  'qemu64',
+  'Penryn',
   'Skylake-Client-IBRS:spectre_v2=retpoline,lfence',
   'EPYC-Rome:mitigations=off',
 ];
@@ -72,10 +136,12 @@ export const DEFAULT_MODULES = ['fs/xfs/xfs.ko', 'arch/x86/kvm/kvm.ko'];
 /** Two CPUs: with one, the kernel also rewrites every .smp_locks lock prefix to ds (alternatives_smp_unlock). */
 export const SMP = 2;
 // no_timer_check: under a loaded host TCG runs slowly enough for the IO-APIC timer check to panic the boot.
-/** The trace event --attest enables in the guest before dumping xfs again (a tracepoint key switched at run time). */
-export const TRACE_EVENT = 'xfs/xfs_perag_get';
-/** The hook --attest plants: a kprobe after vfs_read's fentry call (6.1: `call __fentry__` is 5 bytes, then `push %r15`). */
-export const KPROBE = { name: 'attest_hook', at: 'vfs_read+5', where: 'vfs_read+0x5' };
+/**
+ * The hook --attest plants: a kprobe in `func` just after its fentry call (the guest takes the call's address from
+ * tracefs' available_filter_functions_addrs where the kernel has it, 6.5+; else the function's start: 6.1, where
+ * `call __fentry__` opens the function) and reports where it went (record kprobe:NAME, e.g. vfs_read+9).
+ */
+export const KPROBE = { name: 'attest_hook', func: 'vfs_read' };
 /** The function --attest traces with the function tracer (its fentry site becomes a call). */
 export const FTRACE_FUNCTION = 'vfs_write';
 export const APPEND = 'console=ttyS0 nokaslr panic=-1 quiet loglevel=4 no_timer_check';
@@ -86,29 +152,52 @@ async function lib() {
   return { load: await import('textpoke') };
 }
 
-/** Module name (as the kernel spells it: '-' becomes '_') -> path under modRoot/kernel. */
-function moduleIndex() {
+/** Module name (as the kernel spells it: '-' becomes '_') -> path under modRoot/kernel (.ko or .ko.xz). */
+function moduleIndex(modRoot) {
   const idx = new Map();
   const walk = (dir) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ko')) idx.set(e.name.slice(0, -3).replace(/-/g, '_'), p);
+      else if (/\.ko(\.xz)?$/.test(e.name)) idx.set(moduleName(e.name), p);
     }
   };
   walk(join(modRoot, 'kernel'));
   return idx;
 }
 
-/** Modules whose .modinfo declares `alias=NAME` or `alias=crypto-NAME`. */
-function aliasProviders(idx, name) {
+/** 'xfs.ko', 'crc32c-intel.ko.xz' -> the module's name as the kernel spells it ('crc32c_intel'). */
+function moduleName(file) {
+  return basename(file)
+    .replace(/\.ko(\.xz)?$/, '')
+    .replace(/-/g, '_');
+}
+
+/** A module file's ELF bytes: .ko.xz is decompressed host-side with textpoke's own decompressor. */
+async function moduleBytes(path) {
+  const { load } = await lib();
+  const b = readFileSync(path);
+  return path.endsWith('.xz') ? Buffer.from(await load.decompress(b)) : b;
+}
+
+/**
+ * Modules whose .modinfo declares `alias=NAME` or `alias=crypto-NAME`. The files whose name contains NAME
+ * are read first (crc32c: crc32c_generic, crc32c-intel); only when none of them declares it is every module
+ * read (decompressing a whole .ko.xz tree takes a while).
+ */
+async function aliasProviders(idx, name) {
   const needles = [`alias=${name}\0`, `alias=crypto-${name}\0`].map((n) => Buffer.from(n));
-  const out = [];
-  for (const p of idx.values()) {
-    const b = readFileSync(p);
-    if (needles.some((n) => b.includes(n))) out.push(p);
-  }
-  return out.sort();
+  const scan = async (paths) => {
+    const out = [];
+    for (const p of paths) {
+      const b = await moduleBytes(p);
+      if (needles.some((n) => b.includes(n))) out.push(p);
+    }
+    return out.sort();
+  };
+  const all = [...idx.values()];
+  const named = await scan(all.filter((p) => moduleName(p).includes(name)));
+  return named.length ? named : scan(all);
 }
 
 function modinfoOf(img) {
@@ -131,9 +220,10 @@ function modinfoOf(img) {
  * The modules to insmod, dependencies first (modinfo `depends=` and `softdep=pre:`, as modprobe would),
  * and for the requested ones the executable sections kept after init, with their sizes.
  */
-async function plan(modules) {
+async function plan(kf, modules) {
   const { load } = await lib();
-  const idx = moduleIndex();
+  const { modRoot } = kf;
+  const idx = moduleIndex(modRoot);
   const order = [];
   const seen = new Set();
   const images = new Map();
@@ -146,15 +236,15 @@ async function plan(modules) {
       // A softdep names a module or an alias (libcrc32c: "pre: crc32c", provided by crc32c_generic
       // through alias=crypto-crc32c). modules.alias is not shipped in the package, so look the alias
       // up in the modules' own .modinfo; prefer the portable *_generic implementation.
-      const hits = aliasProviders(idx, name);
-      path = hits.find((p) => /_generic\.ko$/.test(p)) ?? hits[0];
+      const hits = await aliasProviders(idx, name);
+      path = hits.find((p) => /_generic\.ko(\.xz)?$/.test(p)) ?? hits[0];
       if (!path) return; // built in, or provided by nothing: modprobe ignores that too
-      name = basename(path).slice(0, -3).replace(/-/g, '_');
+      name = moduleName(path);
       if (seen.has(name)) return;
       seen.add(name);
     }
     if (!path) throw new UsageError(`module ${name} not found under ${modRoot}`);
-    const img = await load.imageFromBytes(readFileSync(path), path);
+    const img = await load.imageFromBytes(await moduleBytes(path), path);
     images.set(name, img);
     const mi = modinfoOf(img);
     for (const d of mi.softpre) await visit(d, true);
@@ -163,14 +253,16 @@ async function plan(modules) {
   };
   const targets = [];
   for (const rel of modules) {
-    const path = need(join(modRoot, 'kernel', rel), 'module');
-    const name = basename(rel).replace(/\.ko$/, '').replace(/-/g, '_');
+    // `fs/xfs/xfs.ko` names the module in every tree: the file may be xfs.ko or xfs.ko.xz.
+    const file = [rel, `${rel}.xz`].map((r) => join(modRoot, 'kernel', r)).find((p) => existsSync(p));
+    const path = need(file ?? join(modRoot, 'kernel', rel), 'module');
+    const name = moduleName(rel);
     await visit(name, false);
     const img = images.get(name);
     const sections = img.sections
       .filter((s) => s.alloc && s.exec && s.size > 0 && !s.name.startsWith('.init'))
       .map((s) => ({ name: s.name, size: s.size }));
-    targets.push({ name, rel, path, sections });
+    targets.push({ name, rel: relative(join(modRoot, 'kernel'), path), path, sections });
   }
   return { order, targets };
 }
@@ -181,9 +273,15 @@ function sha(parts) {
   return h.digest('hex').slice(0, 16);
 }
 
-/** Builds (or reuses) the initramfs: busybox, /init, /kdump, the module files, /groundtruth.conf. */
-/** @param {{ order: any[], targets: any[], ktext?: number }} p */
-function buildInitramfs({ order, targets, ktext }) {
+/**
+ * Builds (or reuses) the initramfs: busybox, /init, /kdump, the module files (a .ko.xz decompressed here),
+ * /groundtruth.conf.
+ * @param {ReturnType<typeof kernelFiles>} kf
+ * @param {{ order: any[], targets: any[], ktext?: number }} p
+ */
+async function buildInitramfs(kf, p) {
+  const { order, targets, ktext } = p;
+  const { work } = kf;
   const busybox = need(process.env.TEXTPOKE_BUSYBOX ?? '/bin/busybox', 'busybox (apt-get install busybox-static)');
   const initSrc = readFileSync(join(repo, 'scripts/qemu/init.sh'), 'utf8');
   const kdumpSrc = readFileSync(join(repo, 'scripts/qemu/kdump.c'), 'utf8');
@@ -196,8 +294,8 @@ function buildInitramfs({ order, targets, ktext }) {
       // one core function with ftrace, plant a kprobe inside another, then dump the core kernel's .text.
       ...(ktext
         ? [
-            `trace ${TRACE_EVENT}`,
-            `kprobe ${KPROBE.name} ${KPROBE.at}`,
+            `trace ${kf.traceEvent}`,
+            `kprobe ${KPROBE.name} ${KPROBE.func}`,
             `ftrace ${FTRACE_FUNCTION}`,
             ...targets
               .filter((t) => t.name === 'xfs')
@@ -232,7 +330,7 @@ function buildInitramfs({ order, targets, ktext }) {
     { encoding: 'utf8' },
   );
   if (cc.status !== 0) throw new UsageError(`gcc -static scripts/qemu/kdump.c failed:\n${cc.stderr}`);
-  for (const m of order) copyFileSync(m.path, join(root, 'lib/modules', `${m.name}.ko`));
+  for (const m of order) writeFileSync(join(root, 'lib/modules', `${m.name}.ko`), await moduleBytes(m.path));
   const list = spawnSync('sh', ['-c', 'find . | LC_ALL=C sort'], { cwd: root, encoding: 'utf8' });
   const cpio = spawnSync('cpio', ['-o', '-H', 'newc', '--quiet', '-R', '0:0'], {
     cwd: root,
@@ -252,8 +350,8 @@ export function splitModel(spec) {
   return i < 0 ? [spec, ''] : [spec.slice(0, i), spec.slice(i + 1)];
 }
 
-function runDir(spec) {
-  return join(work, spec.replace(/[^A-Za-z0-9._-]+/g, '_'));
+function runDir(kf, spec) {
+  return join(kf.work, spec.replace(/[^A-Za-z0-9._-]+/g, '_'));
 }
 
 /** Writes `data` to `path` through a private temp file and a rename (concurrent runs never see half a file). */
@@ -271,9 +369,9 @@ process.on('exit', () => {
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'])
   process.on(sig, () => process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15)));
 
-function boot(spec, initrd, timeoutMs) {
+function boot(kf, spec, initrd, timeoutMs) {
   const [model, extra] = splitModel(spec);
-  const dir = mkdtempSync(join(work, 'boot-'));
+  const dir = mkdtempSync(join(kf.work, 'boot-'));
   const dbg = join(dir, 'debugcon.bin');
   const args = [
     // One host thread per guest (thread=single): several guests boot side by side on a 2-core CI machine.
@@ -288,7 +386,7 @@ function boot(spec, initrd, timeoutMs) {
     '-nographic',
     '-no-reboot',
     '-kernel',
-    vmlinuz,
+    kf.vmlinuz,
     '-initrd',
     initrd,
     '-append',
@@ -324,9 +422,10 @@ function boot(spec, initrd, timeoutMs) {
       clearTimeout(timer);
       const stream = existsSync(dbg) ? readFileSync(dbg) : Buffer.alloc(0);
       rmSync(dir, { recursive: true, force: true });
-      writeAtomic(join(runDir(spec), 'serial.log'), log);
-      writeAtomic(join(runDir(spec), 'debugcon.bin'), stream);
+      writeAtomic(join(runDir(kf, spec), 'serial.log'), log);
+      writeAtomic(join(runDir(kf, spec), 'debugcon.bin'), stream);
       resolvePromise({
+        kernel: kf.key,
         model: spec,
         args,
         exit: code,
@@ -396,6 +495,11 @@ export function guestReport(recs) {
     kvars[sym] = { addr, bytes: body };
   }
   const insmod = [...recs.keys()].filter((n) => n.startsWith('insmod:')).map((n) => n.slice(7));
+  // Where the guest planted each kprobe (FUNC+OFFSET) and the trace events it enabled.
+  const kprobes = Object.fromEntries(
+    [...recs.keys()].filter((n) => n.startsWith('kprobe:')).map((n) => [n.slice(7), text(n)?.trim()]),
+  );
+  const traced = [...recs.keys()].filter((n) => n.startsWith('trace:')).map((n) => n.slice(6));
   // /proc/kallsyms: "addr type name" for the kernel (System.map's format), "addr type name\t[module]".
   const kallsyms = text('kallsyms') ?? '';
   const kernelMap = [];
@@ -424,6 +528,9 @@ export function guestReport(recs) {
     bugs: (field('bugs') ?? '').split(/\s+/).filter(Boolean),
     vulnerabilities,
     insmod,
+    kprobes,
+    traced,
+    preempt: /Dynamic Preempt: (\w+)/.exec(text('dmesg') ?? '')?.[1] ?? null,
     modules,
     anchors,
     kvars,
@@ -435,8 +542,9 @@ export function guestReport(recs) {
 }
 
 function parseArgs(argv) {
-  /** @type {{ models: string[], modules: string[], json: string | null, reuse: boolean, compare: boolean, verbose: boolean, timeout: number, attest: boolean }} */
+  /** @type {{ kernels: string[], models: string[], defaultModels?: boolean, modules: string[], json: string | null, reuse: boolean, compare: boolean, verbose: boolean, timeout: number, attest: boolean, jobs: number }} */
   const o = {
+    kernels: [],
     models: [],
     modules: [],
     json: null,
@@ -445,6 +553,7 @@ function parseArgs(argv) {
     verbose: false,
     timeout: 240,
     attest: false,
+    jobs: 2,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -453,6 +562,8 @@ function parseArgs(argv) {
       return argv[++i];
     };
     if (a === '--model') o.models.push(val());
+    else if (a === '--kernel') o.kernels.push(...val().split(','));
+    else if (a === '--jobs') o.jobs = Number(val());
     else if (a === '--module') o.modules.push(val());
     else if (a === '--json') o.json = resolve(val());
     else if (a === '--reuse') o.reuse = true;
@@ -470,64 +581,99 @@ function parseArgs(argv) {
       process.exit(0);
     } else throw new UsageError(`unknown argument ${a}`);
   }
+  o.defaultModels = !o.models.length;
   if (!o.models.length) o.models = DEFAULT_MODELS;
+  if (!o.kernels.length) o.kernels = DEFAULT_KERNELS;
+  for (const k of o.kernels) kernelFiles(k); // an unknown name is bad usage
+  if (!(o.jobs >= 1)) throw new UsageError('--jobs needs a positive number');
   if (!o.modules.length) o.modules = DEFAULT_MODULES;
   return o;
 }
 
 /** Boots (or reuses) every model and returns [{model, boot, guest}]. */
+/** Runs `jobs` async thunks, at most `limit` at a time (two QEMU guests at once on a 2-core machine). */
+async function pool(jobs, limit) {
+  const out = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      out[i] = await jobs[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, jobs.length)) }, worker));
+  return out;
+}
+
+/** Boots (or reuses) every model of every kernel and returns [{kernel, files, model, boot, guest, plan}]. */
 export async function runGuests(o) {
   for (const tool of ['qemu-system-x86_64', 'gcc', 'cpio']) {
     if (!which(tool)) throw new UsageError(`${tool} not found (npm test installs it through scripts/setup-system.mjs)`);
   }
-  need(vmlinuz, 'corpus kernel (run: node scripts/fetch-corpus.mjs)');
-  mkdirSync(work, { recursive: true });
-  /** @type {{ order: any[], targets: any[], ktext?: number }} */
-  const p = await plan(o.modules);
-  if (o.attest) {
-    const { load } = await lib();
-    const img = await load.imageFromBytes(readFileSync(vmlinuz), vmlinuz);
-    const text = img.section('.text');
-    if (!text) throw new UsageError(`${vmlinuz}: no .text section`);
-    p.ktext = text.size;
+  const jobs = [];
+  for (const key of o.kernels) {
+    const kf = kernelFiles(key);
+    need(kf.vmlinuz, `corpus kernel ${kf.id} (run: node scripts/fetch-corpus.mjs)`);
+    mkdirSync(kf.work, { recursive: true });
+    /** @type {{ order: any[], targets: any[], ktext?: number }} */
+    const p = await plan(kf, o.modules);
+    if (o.attest) {
+      const { load } = await lib();
+      const img = await load.imageFromBytes(readFileSync(kf.vmlinuz), kf.vmlinuz);
+      const text = img.section('.text');
+      if (!text) throw new UsageError(`${kf.vmlinuz}: no .text section`);
+      p.ktext = text.size;
+    }
+    const initrd = await buildInitramfs(kf, p);
+    for (const model of o.models) {
+      if (o.defaultModels && kf.broken[model]) {
+        console.log(`${key} ${model}: skipped (${kf.broken[model]}; name it with --model to boot it anyway)`);
+        continue;
+      }
+      jobs.push(async () => {
+        const cached = join(runDir(kf, model), 'debugcon.bin');
+        let b;
+        const usable = (g) =>
+          g.done &&
+          p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size)) &&
+          (!p.ktext || (g.modules.vmlinux?.dumps['.text']?.bytes.length > 0 && g.modules.xfs?.live?.['.text']));
+        if (o.reuse && existsSync(cached) && usable(guestReport(parseRecords(readFileSync(cached))))) {
+          b = {
+            kernel: key,
+            model,
+            reused: true,
+            exit: 0,
+            timedOut: false,
+            seconds: 0,
+            serial: readFileSync(join(runDir(kf, model), 'serial.log'), 'latin1'),
+            stream: readFileSync(cached),
+          };
+        } else b = await boot(kf, model, initrd, o.timeout * 1000);
+        return { kernel: key, files: kf, model, boot: b, guest: guestReport(parseRecords(b.stream)), plan: p };
+      });
+    }
   }
-  const initrd = buildInitramfs(p);
-  const runs = await Promise.all(
-    o.models.map(async (model) => {
-      const cached = join(runDir(model), 'debugcon.bin');
-      let b;
-      const usable = (g) =>
-        g.done &&
-        p.targets.every((t) => t.sections.every((x) => g.modules[t.name]?.dumps[x.name]?.bytes.length === x.size)) &&
-        (!p.ktext || (g.modules.vmlinux?.dumps['.text']?.bytes.length === p.ktext && g.modules.xfs?.live?.['.text']));
-      if (o.reuse && existsSync(cached) && usable(guestReport(parseRecords(readFileSync(cached))))) {
-        b = {
-          model,
-          reused: true,
-          exit: 0,
-          timedOut: false,
-          seconds: 0,
-          serial: readFileSync(join(runDir(model), 'serial.log'), 'latin1'),
-          stream: readFileSync(cached),
-        };
-      } else b = await boot(model, initrd, o.timeout * 1000);
-      return { model, boot: b, guest: guestReport(parseRecords(b.stream)), plan: p };
-    }),
-  );
-  return runs;
+  return pool(jobs, o.jobs);
 }
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const runs = await runGuests(o);
   let ok = true;
-  /** @type {{ kernel: string, append: string, runs: object[] }} */
-  const result = { kernel: KVER, append: APPEND, runs: [] };
+  /** @type {{ kernels: object[], append: string, runs: object[] }} */
+  const result = {
+    kernels: o.kernels.map((k) => {
+      const kf = kernelFiles(k);
+      return { kernel: k, id: kf.id, release: kf.release, vmlinuz: kf.vmlinuz };
+    }),
+    append: APPEND,
+    runs: [],
+  };
   const compare = o.compare ? await import('./qemu/compare.mjs') : null;
   for (const r of runs) {
     const g = r.guest;
     const head =
-      `${r.model}: ${r.boot.reused ? 'reused dump' : `booted in ${r.boot.seconds.toFixed(1)} s`}, ` +
+      `${r.kernel} ${r.model}: ${r.boot.reused ? 'reused dump' : `booted in ${r.boot.seconds.toFixed(1)} s`}, ` +
       `${g.release ?? 'no report'}, ${g.modelName ?? '?'}, insmod ${g.insmod.join(' ') || 'none'}`;
     console.log(head);
     for (const e of g.errors) console.log(`  guest error: ${e}`);
@@ -542,10 +688,11 @@ async function main() {
     console.log(`  bugs: ${g.bugs.join(' ')}`);
     for (const [k, v] of Object.entries(g.vulnerabilities)) console.log(`  ${k}: ${v}`);
     // The kernel's symbols as the guest reported them, in System.map format (for --symbols).
-    const map = join(runDir(r.model), 'System.map');
+    const map = join(runDir(r.files, r.model), 'System.map');
     writeAtomic(map, g.kernelMap.join('\n') + '\n');
     console.log(`  kernel symbols: ${g.kernelMap.length} (${map}); _text ${g.anchors._text ?? '?'}`);
     const entry = {
+      kernel: r.kernel,
       model: r.model,
       seconds: r.boot.seconds,
       systemMap: map,
@@ -565,18 +712,17 @@ async function main() {
     }
     if (o.attest && g.done) {
       const { attestGuest } = await import('./qemu/attest.mjs');
-      // The 6.1 kernel is read with the linux-6.1 profile (its Debian banner also names gcc's Debian version, which detection misreads).
       const cpu = entry.comparison?.modules?.find((m) => m.features?.kernel)?.features?.spec;
       entry.attest = await attestGuest(
         { ...r, recs: parseRecords(r.boot.stream) },
         {
-          dir: join(runDir(r.model), 'attest'),
-          vmlinuz,
-          modRoot,
+          dir: join(runDir(r.files, r.model), 'attest'),
+          vmlinuz: r.files.vmlinuz,
+          modRoot: r.files.modRoot,
           verbose: o.verbose,
           log: (s) => console.log(s),
           cpu,
-          profile: 'linux-6.1',
+          profile: r.files.profile ?? undefined,
         },
       );
       if (!entry.attest.ran) ok = false;

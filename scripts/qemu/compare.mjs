@@ -94,20 +94,42 @@ export const CLASSES = {
     text:
       'static call site whose key lives in vmlinux: the kernel retargets it at module load to the function ' +
       'the key holds at that moment (static_call_add_module). Here the keys are the PREEMPT_DYNAMIC ones and ' +
-      'their value is the boot-time preemption mode (Debian: CONFIG_PREEMPT_VOLUNTARY, no preempt= on the ' +
-      'command line): preempt_schedule[_notrace] = NULL (NOP5), cond_resched/might_resched = __cond_resched. ' +
+      "their value is the boot-time preemption mode the guest's dmesg names (Dynamic Preempt: voluntary on 6.1 " +
+      'and 6.12, lazy on 7.3): voluntary: preempt_schedule[_notrace] = NULL (NOP5), cond_resched/might_resched = ' +
+      '__cond_resched; full and lazy: preempt_schedule[_notrace]_thunk, cond_resched/might_resched return 0. ' +
       'A module file does not record it; the comparison checks the guest holds exactly that form.',
+  },
+  'vmlinux-tracepoint-key': {
+    explained: true,
+    text:
+      'static call site of a tracepoint defined in vmlinux (__SCK__tp_func_NAME): static_call_add_module() points ' +
+      'it at what the key holds at module load, which with no probe attached is its definition, __traceiter_NAME ' +
+      '(DEFINE_STATIC_CALL(tp_func_NAME, __traceiter_NAME) in include/linux/tracepoint.h). A module file does not ' +
+      'record the key; the comparison checks the guest calls exactly __traceiter_NAME.',
   },
   unexplained: { explained: false, text: 'no class: a patcher bug or an unmodelled patcher' },
 };
 
-/** Expected functions of the PREEMPT_DYNAMIC static call keys under preempt=voluntary (kernel/sched/core.c). */
-const VOLUNTARY = new Map([
-  ['__SCK__preempt_schedule', null],
-  ['__SCK__preempt_schedule_notrace', null],
-  ['__SCK__cond_resched', '__cond_resched'],
-  ['__SCK__might_resched', '__cond_resched'],
-]);
+/**
+ * Expected functions of the PREEMPT_DYNAMIC static call keys per boot mode (sched_dynamic_update() in
+ * kernel/sched/core.c; x86's enabled preempt_schedule is the asm thunk; '(return 0)' is __static_call_return0's
+ * `xor %eax,%eax`).
+ */
+const PREEMPT_KEYS = {
+  voluntary: new Map([
+    ['__SCK__preempt_schedule', null],
+    ['__SCK__preempt_schedule_notrace', null],
+    ['__SCK__cond_resched', '__cond_resched'],
+    ['__SCK__might_resched', '__cond_resched'],
+  ]),
+  lazy: new Map([
+    ['__SCK__preempt_schedule', 'preempt_schedule_thunk'],
+    ['__SCK__preempt_schedule_notrace', 'preempt_schedule_notrace_thunk'],
+    ['__SCK__cond_resched', '(return 0)'],
+    ['__SCK__might_resched', '(return 0)'],
+  ]),
+};
+PREEMPT_KEYS.full = PREEMPT_KEYS.lazy;
 
 /** Kept for callers that list the explained classes. */
 export const KNOWN = Object.entries(CLASSES)
@@ -374,6 +396,7 @@ async function classifySite(ctx, site, g, t, abs, ref) {
   // the kernel is a patcher error, never a class.
   if (!ref || Buffer.compare(Buffer.from(t), Buffer.from(ref)) !== 0) return 'unexplained';
   const nop5 = g.length === 5 && g[0] === 0x0f && g[1] === 0x1f && g[2] === 0x44 && g[3] === 0 && g[4] === 0;
+  const xor5 = g.length === 5 && g[0] === 0x2e && g[1] === 0x2e && g[2] === 0x2e && g[3] === 0x31 && g[4] === 0xc0;
   if (site.table === '.static_call_sites') {
     const key = site.key?.name;
     if (!key) return 'unexplained';
@@ -381,7 +404,8 @@ async function classifySite(ctx, site, g, t, abs, ref) {
     const inModule = ks && ks.shndx !== 0;
     // What the guest's site does now: NOP5, or call/jmp to a named function.
     let target = null;
-    if (!nop5) {
+    if (xor5) target = '(return 0)';
+    else if (!nop5) {
       const dec = x86.decoder(g, { ip: abs });
       const ins = dec.decode();
       if ((ins.isCallNear || ins.isJmpNear) && ins.length === g.length) target = ctx.sym.where(ins.nearBranchTarget);
@@ -395,8 +419,11 @@ async function classifySite(ctx, site, g, t, abs, ref) {
     // Exported static calls are referenced through their trampoline (__SCT__X); the kernel maps it back
     // to the key __SCK__X through .static_call_tramp_key (static_call_add_module, tramp_key_lookup).
     const k = key.replace(/^__SCT__/, '__SCK__');
-    if (!VOLUNTARY.has(k)) return 'unexplained';
-    const want = VOLUNTARY.get(k);
+    const tp = /^__SCK__tp_func_(\w+)$/.exec(k);
+    if (tp) return target === `__traceiter_${tp[1]}` ? 'vmlinux-tracepoint-key' : 'unexplained';
+    const keys = PREEMPT_KEYS[ctx.preempt ?? 'voluntary'];
+    if (!keys?.has(k)) return 'unexplained';
+    const want = keys.get(k);
     return (want === null ? nop5 : target === want) ? 'vmlinux-static-call-key' : 'unexplained';
   }
   return 'unexplained';
@@ -671,7 +698,19 @@ export async function compareRun(run, { systemMap, log = () => {}, verbose = fal
       mres.note = 'src/patch (applyToImage) is not built: only the reference (relocated, unpatched) comparison ran';
     }
     const dis = new Disassembly(img);
-    const ctx = { ref, img, sites, siteIndex: new SiteIndex(sites), fmt, relocsBySec, dis, view, load, sym };
+    const ctx = {
+      ref,
+      img,
+      sites,
+      siteIndex: new SiteIndex(sites),
+      fmt,
+      relocsBySec,
+      dis,
+      view,
+      load,
+      sym,
+      preempt: run.guest.preempt,
+    };
     for (const [secName, d] of Object.entries(gm.dumps)) {
       const sec = img.section(secName);
       if (!sec) throw new Error(`${t.rel}: the guest dumped ${secName}, which the file lacks`);

@@ -36,11 +36,20 @@ while read -r op a b c; do
       if echo 1 > "/sys/kernel/tracing/events/$a/enable" 2>/tmp/err; then $K text "trace:$a" ok; else $K file "error:trace:$a" /tmp/err; fi
       ;;
     kprobe)
-      # A kprobe in the middle of a function: an int3 (or, once optimized, a jmp) written into kernel text,
-      # the way a hook looks. attest must report it, named.
+      # A kprobe in the middle of function $b, on the instruction after its fentry call: an int3 (or, once
+      # optimized, a jmp) written into kernel text, the way a hook looks. attest must report it, named. The
+      # fentry call's address is in available_filter_functions_addrs (6.5+: after an ENDBR with IBT); without
+      # that file the call opens the function (6.1).
       [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing 2>/tmp/err
-      if echo "p:$a $b" >> /sys/kernel/tracing/kprobe_events 2>/tmp/err && echo 1 > "/sys/kernel/tracing/events/kprobes/$a/enable" 2>>/tmp/err; then
-        $K text "kprobe:$a" "$b"
+      off=5
+      f=/sys/kernel/tracing/available_filter_functions_addrs
+      fa=$(grep -m1 " [tT] $b\$" /proc/kallsyms | cut -d' ' -f1)
+      if [ -f "$f" ] && [ -n "$fa" ]; then
+        site=$(grep -m1 " $b\$" "$f" | cut -d' ' -f1)
+        [ -n "$site" ] && off=$((0x$site - 0x$fa + 5))
+      fi
+      if echo "p:$a $b+$off" >> /sys/kernel/tracing/kprobe_events 2>/tmp/err && echo 1 > "/sys/kernel/tracing/events/kprobes/$a/enable" 2>>/tmp/err; then
+        $K text "kprobe:$a" "$b+$off"
       else $K file "error:kprobe:$a" /tmp/err; fi
       ;;
     ftrace)
@@ -60,8 +69,13 @@ while read -r op a b c; do
       ;;
     ktext)
       # The core kernel's .text (SIZE bytes from _text), for textpoke attest.
+      # Up to _etext only: mark_rodata_ro() frees the pages between _etext and the read-only data, and a
+      # .text section that the linker padded past _etext (6.12: 16 MiB) would read freed memory there.
       t=$(grep -m1 ' _text$' /proc/kallsyms | cut -d' ' -f1)
-      if [ -n "$t" ]; then $K kcore "dump:vmlinux:.text:0x$t" "$t" "$a"; else $K text "error:ktext" "no _text in /proc/kallsyms"; fi
+      e=$(grep -m1 ' _etext$' /proc/kallsyms | cut -d' ' -f1)
+      n=$a
+      if [ -n "$t" ] && [ -n "$e" ] && [ $((0x$e - 0x$t)) -lt "$a" ]; then n=$((0x$e - 0x$t)); fi
+      if [ -n "$t" ]; then $K kcore "dump:vmlinux:.text:0x$t" "$t" "$n"; else $K text "error:ktext" "no _text in /proc/kallsyms"; fi
       ;;
     dump)
       if addr=$(cat "/sys/module/$a/sections/$b"); then

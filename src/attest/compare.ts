@@ -7,7 +7,10 @@
  * - static-call: a `.static_call_sites` site calling (or jumping to) the start of a function, a NOP (NULL),
  *   or a ret at a tail site; a static call trampoline (`__SCT__*`) jumping to a function or returning;
  * - ftrace: an `__mcount_loc` site as a NOP or a call (a tracer or a live patch attached; the destination is named);
- * - smp-lock: a `.smp_locks` lock prefix and the DS prefix a uniprocessor boot writes over it.
+ * - smp-lock: a `.smp_locks` lock prefix and the DS prefix a uniprocessor boot writes over it;
+ * - runtime-const: the operand of a runtime constant (`runtime_ptr_NAME`, `runtime_shift_NAME`, `runtime_mask_NAME`
+ *   sections of 6.12+ kernels: dentry_hashtable, d_hash_shift, USER_PTR_MAX, ...), which runtime_const_init()
+ *   writes at boot from a value the boot computed (an allocation's address, a size's shift, a CPU's address width).
  *
  * Everything else is reported with its function and offset, the predicted and live bytes and their disassembly.
  */
@@ -18,7 +21,14 @@ import type { Site } from '../sites/site.js';
 import { disassemble } from '../x86/format.js';
 import type { Kcore } from './kcore.js';
 
-export type DiffClass = 'jump-label' | 'static-call' | 'ftrace' | 'smp-lock' | 'unexplained';
+export type DiffClass = 'jump-label' | 'static-call' | 'ftrace' | 'smp-lock' | 'runtime-const' | 'unexplained';
+
+/** One runtime constant's operand in the text: image address, length (8, 4 or 1 bytes) and the constant's name. */
+export interface RuntimeConst {
+  addr: number;
+  length: number;
+  name: string;
+}
 
 export interface DiffRun {
   object: string;
@@ -73,7 +83,36 @@ export interface AttestObjectOptions {
   /** Predicted bytes of a section when they differ from view.bytesOf (KASLR relocations applied). */
   predicted?: (s: Section) => Uint8Array;
   names?: AddressNames;
+  /** Runtime constants' operands (runtimeConsts(img)). */
+  runtimeConsts?: readonly RuntimeConst[];
+  /**
+   * Functions a static call site may hold as one inline instruction instead of a call (LinuxRules.staticCallInline:
+   * 7.x `ud1` for __WARN_trap, the native spin unlock).
+   */
+  staticCallInline?: readonly (readonly [string, readonly number[]])[];
 }
+
+/**
+ * Runtime constants of a linked kernel: each `runtime_{ptr,shift,mask}_NAME` section is a list of s32 offsets from
+ * the entry to the operand runtime_const_fixup() rewrites (arch/x86/include/asm/runtime-const.h: the imm64 of a
+ * `movabs`, the imm8 of a `shr`, the imm32 of an `and`).
+ */
+export function runtimeConsts(img: Image): RuntimeConst[] {
+  const out: RuntimeConst[] = [];
+  for (const sec of img.sections) {
+    const m = /^runtime_(ptr|shift|mask)_(.+)$/.exec(sec.name);
+    if (!m || !sec.alloc || sec.type === 8) continue;
+    const length = m[1] === 'ptr' ? 8 : m[1] === 'shift' ? 1 : 4;
+    const b = img.read(sec.addr, sec.size);
+    if (!b) continue;
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    for (let off = 0; off + 4 <= sec.size; off += 4)
+      out.push({ addr: sec.addr + off + dv.getInt32(off, true), length, name: m[2]! });
+  }
+  return out.sort((a, b) => a.addr - b.addr);
+}
+
+const XOR5RAX = [0x2e, 0x2e, 0x2e, 0x31, 0xc0];
 
 const NOP5 = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 const isNop5 = (b: Uint8Array): boolean => b.length === 5 && NOP5.every((x, i) => b[i] === x);
@@ -91,6 +130,21 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
   const siteAt = new Map<number, Site>();
   for (const s of o.sites) if (live.has(s.table) && !Number.isNaN(s.addr)) siteAt.set(s.addr, s);
   const siteAddrs = [...siteAt.keys()].sort((a, b) => a - b);
+  const rcs = o.runtimeConsts ?? [];
+  const runtimeConstAt = (rel: number): RuntimeConst | undefined => {
+    let lo = 0;
+    let hi = rcs.length - 1;
+    let k = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (rcs[mid]!.addr <= rel) {
+        k = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    const c = k >= 0 ? rcs[k] : undefined;
+    return c && rel < c.addr + c.length ? c : undefined;
+  };
   const coveringSite = (rel: number): Site | undefined => {
     const k = lastAtOrBelow(siteAddrs, rel);
     for (let j = k; j >= 0 && j >= k - 1; j--) {
@@ -147,9 +201,13 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
       }
       const rel = sec.addr + i;
       const site = coveringSite(rel);
+      const rc = site ? undefined : runtimeConstAt(rel);
       let start: number;
       let end: number;
-      if (site) {
+      if (rc) {
+        start = rc.addr - sec.addr;
+        end = start + rc.length;
+      } else if (site) {
         start = site.addr - sec.addr;
         end = start + siteLength(site);
       } else {
@@ -164,7 +222,11 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
       const p = pred.subarray(start, end);
       const l = liveBytes.subarray(start, end);
       const abs = runtime(sec.addr + start);
-      const [cls, why] = site ? explainSite(site, p, l, abs) : trampoline(sec.addr + start, l, abs);
+      const [cls, why] = rc
+        ? runtimeConst(rc, l)
+        : site
+          ? explainSite(site, p, l, abs)
+          : trampoline(sec.addr + start, l, abs);
       const run: DiffRun = {
         object: o.object,
         section: sec.name,
@@ -221,6 +283,10 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
       }
       case '.static_call_sites': {
         if (isNop5(l)) return ['static-call', `static call ${key}: NOP (NULL)`];
+        if (l.length === 5 && XOR5RAX.every((x, k) => l[k] === x))
+          return ['static-call', `static call ${key}: __static_call_return0 (xor %eax,%eax)`];
+        const inl = o.staticCallInline?.find(([, b]) => b.length === l.length && b.every((x, k) => l[k] === x));
+        if (inl && !s.tail) return ['static-call', `static call ${key}: ${inl[0]} (inline)`];
         if (l[0] === 0xc3 && s.tail) return ['static-call', `static call ${key}: ret (NULL, tail call)`];
         if (l[0] === 0xe8 || l[0] === 0xe9) {
           const d = dest(l);
@@ -245,6 +311,12 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
       default:
         return ['unexplained', `${s.table} site changed`];
     }
+  }
+
+  function runtimeConst(c: RuntimeConst, l: Uint8Array): [DiffClass, string] {
+    let v = 0n;
+    for (let k = l.length - 1; k >= 0; k--) v = (v << 8n) | BigInt(l[k]!);
+    return ['runtime-const', `runtime constant ${c.name} = 0x${v.toString(16)} (set at boot)`];
   }
 
   /**

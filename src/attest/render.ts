@@ -10,7 +10,7 @@ export interface AttestHeader {
   notes: string[];
 }
 
-const CLASSES: DiffClass[] = ['jump-label', 'static-call', 'ftrace', 'smp-lock', 'unexplained'];
+const CLASSES: DiffClass[] = ['jump-label', 'static-call', 'ftrace', 'smp-lock', 'runtime-const', 'unexplained'];
 
 function counts(runs: readonly DiffRun[]): Record<DiffClass, number> {
   const c = Object.fromEntries(CLASSES.map((k) => [k, 0])) as Record<DiffClass, number>;

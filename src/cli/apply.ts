@@ -46,7 +46,7 @@ export interface ApplyCliOptions {
   kaslrOffset?: string;
   altcallNull?: 'keep' | 'ud';
   ftrace?: 'nop' | 'call';
-  preempt?: 'none' | 'voluntary' | 'full' | 'unknown';
+  preempt?: 'none' | 'voluntary' | 'full' | 'lazy' | 'unknown';
 }
 
 /**
@@ -188,10 +188,8 @@ export function addApplyOptions(c: Command): Command {
     .addOption(
       new Option(
         '--preempt <mode>',
-        "Linux PREEMPT_DYNAMIC mode the kernel booted with (sets the preempt_schedule/cond_resched static calls of modules): Debian's default voluntary, none, full, or unknown (leave those sites alone)",
-      )
-        .choices(['none', 'voluntary', 'full', 'unknown'])
-        .default('voluntary'),
+        "Linux PREEMPT_DYNAMIC mode the kernel booted with (sets the preempt_schedule/cond_resched static calls of modules): none, voluntary, full, lazy, or unknown (leave those sites alone); default Debian's for the version (voluntary up to 6.x, lazy in 7.x)",
+      ).choices(['none', 'voluntary', 'full', 'lazy', 'unknown']),
     )
     .addOption(
       new Option(

@@ -11,7 +11,7 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { profileOption } from './options.js';
-import { attestObject, AddressNames, ObjectResult } from '../attest/compare.js';
+import { attestObject, AddressNames, ObjectResult, runtimeConsts } from '../attest/compare.js';
 import { Kcore, KcoreError } from '../attest/kcore.js';
 import { applyKaslr, readKaslrRelocs } from '../attest/relocs.js';
 import { renderAttestJson, renderAttestSarif, renderAttestText } from '../attest/render.js';
@@ -19,6 +19,7 @@ import type { Image, Section } from '../elf/image.js';
 import { loadImage } from '../elf/load.js';
 import { applyPatches, CpuSpecError, parseCpu, parseSymbolMap } from '../patch/index.js';
 import { featureTable } from '../target/features/index.js';
+import { linuxRules } from '../target/profile.js';
 import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
 import { resolveCpuSpec } from './host-cpu.js';
 import { describeError, openImage, parseKaslrOffset, resolveTarget } from './jobs.js';
@@ -37,7 +38,7 @@ interface AttestOptions {
   kernel: boolean;
   json?: boolean;
   sarif?: boolean;
-  preempt: 'none' | 'voluntary' | 'full' | 'unknown';
+  preempt?: 'none' | 'voluntary' | 'full' | 'lazy' | 'unknown';
 }
 
 /**
@@ -46,10 +47,19 @@ interface AttestOptions {
  */
 function liveTextSections(img: Image, keep?: (s: Section) => boolean): Section[] {
   const freed = img.kind === 'rel' ? /^\.init/ : /^\.(init|exit|altinstr_)/;
+  // Writable sections are data even when flagged executable (7.3's vmlinux has a WAX .data): the kernel maps them NX.
   return img.sections.filter(
-    (s) => s.alloc && s.exec && s.size > 0 && s.type !== 8 && !freed.test(s.name) && (!keep || keep(s)),
+    (s) =>
+      s.alloc &&
+      s.exec &&
+      !(s.flags & SHF_WRITE) &&
+      s.size > 0 &&
+      s.type !== 8 &&
+      !freed.test(s.name) &&
+      (!keep || keep(s)),
   );
 }
+const SHF_WRITE = 1;
 
 function kcoreFile(path: string): { kcore: Kcore; close(): void } {
   let fd: number;
@@ -167,10 +177,8 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
     .addOption(
       new Option(
         '--preempt <mode>',
-        'PREEMPT_DYNAMIC mode predicted for static calls (any function a key may hold is accepted anyway)',
-      )
-        .choices(['none', 'voluntary', 'full', 'unknown'])
-        .default('voluntary'),
+        "PREEMPT_DYNAMIC mode predicted for static calls (any function a key may hold is accepted anyway; default Debian's for the version)",
+      ).choices(['none', 'voluntary', 'full', 'lazy', 'unknown']),
     )
     .option('--json', 'JSON output')
     .option('--sarif', 'SARIF 2.1.0 output')
@@ -315,6 +323,8 @@ async function attestKernel(
     delta,
     predicted,
     names,
+    runtimeConsts: runtimeConsts(img),
+    staticCallInline: linuxRules(target.profile!).staticCallInline,
   });
   res.errors.push(...r.errors.map((e) => `${vmlinuz}: ${e}`));
   return res;
@@ -380,7 +390,16 @@ async function attestModule(
     const cpu = cpuFor(spec, target.profile!.features);
     const r = applyPatches(img, target.profile!, cpu, { load, symbols: imports, preempt: o.preempt });
     const sections = liveTextSections(img, (s) => load.has(s.name));
-    const res = attestObject({ object: name, path: file, view: r.view, sites: r.sites, sections, kcore, names });
+    const res = attestObject({
+      object: name,
+      path: file,
+      view: r.view,
+      sites: r.sites,
+      sections,
+      kcore,
+      names,
+      staticCallInline: linuxRules(target.profile!).staticCallInline,
+    });
     res.errors.push(...r.errors.map((e) => `${file}: ${e}`));
     return res;
   } catch (e) {

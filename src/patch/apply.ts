@@ -13,6 +13,7 @@ import type { Image } from '../elf/image.js';
 import { readSites } from '../sites/read.js';
 import type { Site } from '../sites/site.js';
 import type { Target } from '../target/detect.js';
+import { linuxNopMax } from '../target/evidence.js';
 import { linuxRules, Profile, xenRules } from '../target/profile.js';
 import type { Cpu } from './cpu.js';
 import { featureNumber } from '../target/features/index.js';
@@ -47,7 +48,8 @@ export interface ApplyOptions {
   ftrace?: 'nop' | 'call';
   /**
    * Linux PREEMPT_DYNAMIC: the boot-time preemption mode that sets the preempt_schedule/cond_resched static
-   * call keys (default voluntary, Debian's CONFIG_PREEMPT_VOLUNTARY); 'unknown' leaves their sites alone.
+   * call keys (default: the profile's LinuxRules.preemptDefault, Debian's boot default: voluntary up to 6.x,
+   * lazy in 7.x); 'unknown' leaves their sites alone.
    */
   preempt?: PreemptMode | 'unknown';
 }
@@ -83,13 +85,27 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
     if (rules.altcall === 'alt-call-sites') applyXenAltCalls(view, sites, xen);
     applyXenCfClobber(view, cpu);
   } else {
-    const rules = linuxRules(profile);
+    let rules = linuxRules(profile);
+    // The build's own x86nops[] decides ASM_NOP_MAX where the file has it (a vmlinux): a profile spans versions.
+    const nopMax = linuxNopMax(img);
+    if (nopMax !== undefined && nopMax !== rules.nopMax) {
+      view.notes.push(
+        `${img.path}: x86nops[] holds NOPs up to ${nopMax} bytes; profile ${profile.id} assumes ${rules.nopMax}: the file's is used`,
+      );
+      rules = { ...rules, nopMax };
+    }
     applyLinuxParavirt(view, sites);
     applyLinuxRetpolines(view, sites, cpu, rules);
     applyLinuxReturns(view, sites, cpu);
     applyLinuxAlternatives(view, sites, cpu, rules);
-    applyLinuxIbt(view, sites);
-    applyLinuxStaticCalls(view, sites, cpu, rules, opts.preempt === 'unknown' ? null : (opts.preempt ?? 'voluntary'));
+    applyLinuxIbt(view, sites, rules);
+    applyLinuxStaticCalls(
+      view,
+      sites,
+      cpu,
+      rules,
+      opts.preempt === 'unknown' ? null : (opts.preempt ?? rules.preemptDefault),
+    );
     if (opts.ftrace !== 'call') applyLinuxFtrace(view, sites);
     const cd = featureNumber(cpu.table, 'CALL_DEPTH');
     if (rules.callDepth && cd !== undefined && cpu.has(cd) && sites.some((s) => s.table === '.call_sites')) {

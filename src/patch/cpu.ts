@@ -5,6 +5,8 @@
  *  - `+NAME` / `NAME` sets a feature, `-NAME` clears it (names as `textpoke sites` prints them, with or without
  *    X86_FEATURE_, any case, '-' for '_'); `?NAME` sets it when the table has it and is silently skipped
  *    otherwise (`-?NAME` clears it likewise) (the specs `--cpu host` builds from /proc/cpuinfo, see host-cpu.ts, use it);
+ *    `?NAME@WITNESS` sets NAME only when the table also has WITNESS (a feature that came with the kernel change
+ *    that made the kernel set NAME: the table's own evidence of the version's rule);
  *  - Linux mitigation choices (they set the synthetic features the kernel's bugs.c sets):
  *    `spectre_v2=retpoline|lfence|eibrs|eibrs-retpoline|eibrs-lfence|ibrs|off`,
  *    `rethunk=default|retbleed|srso|srso-alias|its|off` (which x86_return_thunk apply_returns writes);
@@ -151,8 +153,9 @@ function parseCpuSpec(spec: string, table: FeatureTable): Cpu {
       if (n !== undefined) set.delete(n);
     } else if (item.startsWith('?')) {
       // Set when the table knows the name (what a host's /proc/cpuinfo reports, for any kernel version).
-      const n = featureNumber(table, item.slice(1));
-      if (n !== undefined) set.add(n);
+      const [name, witness] = item.slice(1).split('@');
+      const n = featureNumber(table, name!);
+      if (n !== undefined && (witness === undefined || featureNumber(table, witness) !== undefined)) set.add(n);
     } else if (item.startsWith('-')) set.delete(need(table, item.slice(1)));
     else set.add(need(table, item.startsWith('+') ? item.slice(1) : item));
   }

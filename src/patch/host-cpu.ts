@@ -82,6 +82,55 @@ function has(v: string | undefined, re: RegExp): boolean {
 }
 
 /** Builds the spec; throws Error with one line when cpuinfo has no flags. */
+/** X86_FEATURE_ZEN1..ZEN5 as bsp_init_amd() picks it from family and model (arch/x86/kernel/cpu/amd.c). */
+function zenGeneration(family: number | undefined, model: number): string | undefined {
+  const within = (ranges: [number, number][]): boolean => ranges.some(([a, b]) => model >= a && model <= b);
+  if (family === 0x17) {
+    if (
+      within([
+        [0x00, 0x2f],
+        [0x50, 0x5f],
+      ])
+    )
+      return 'ZEN1';
+    if (
+      within([
+        [0x30, 0x4f],
+        [0x60, 0x7f],
+        [0x90, 0x91],
+        [0xa0, 0xaf],
+      ])
+    )
+      return 'ZEN2';
+  }
+  if (family === 0x19) {
+    if (
+      within([
+        [0x00, 0x0f],
+        [0x20, 0x5f],
+      ])
+    )
+      return 'ZEN3';
+    if (
+      within([
+        [0x10, 0x1f],
+        [0x60, 0xaf],
+      ])
+    )
+      return 'ZEN4';
+  }
+  if (
+    family === 0x1a &&
+    within([
+      [0x00, 0x2f],
+      [0x40, 0x4f],
+      [0x60, 0x7f],
+    ])
+  )
+    return 'ZEN5';
+  return undefined;
+}
+
 export function hostCpuSpec(files: HostFiles): HostCpu {
   const notes: string[] = [];
   const items: string[] = ['none'];
@@ -98,14 +147,19 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   // feat_ctl.c) and the flags: measured against the kernel's own boot_cpu_data in the QEMU ground truth.
   const intelLike = vendor === 'GenuineIntel' || vendor === 'CentaurHauls' || vendor === '  Shanghai  ';
   if (flags.includes('xsave')) items.push('?OSXSAVE');
-  if (intelLike) items.push('?MSR_IA32_FEAT_CTL', '?SYSENTER32');
+  // SYSENTER32 is called SYSFAST32 in 7.x (the table has one name or the other).
+  if (intelLike) items.push('?MSR_IA32_FEAT_CTL', '?SYSENTER32', '?SYSFAST32');
   if (vendor === 'GenuineIntel') items.push('?APIC_MSRS_FENCE');
   if (flags.includes('sse2') && (vendor === 'GenuineIntel' || vendor === 'AuthenticAMD' || vendor === 'HygonGenuine'))
     items.push('?LFENCE_RDTSC');
   if (vendor === 'AuthenticAMD' || vendor === 'HygonGenuine') {
-    items.push('?SYSCALL32');
+    // 7.x sets SYSFAST32 beside SYSCALL32 on AMD too.
+    items.push('?SYSCALL32', '?SYSFAST32');
     if (family !== undefined && family >= 0xf) items.push('?K8');
     if (vendor === 'AuthenticAMD' && (family === 0x17 || family === 0x19)) items.push('?ZEN');
+    // bsp_init_amd(): the Zen generation by family and model (kernels that have the bits; 6.1.192 and 6.12 do).
+    const zen = vendor === 'AuthenticAMD' && model !== undefined ? zenGeneration(family, model) : undefined;
+    if (zen) items.push(`?${zen}`);
     // Speculative store bypass through LS_CFG on families 0x15-0x17 when neither SSBD interface is there.
     if (
       vendor === 'AuthenticAMD' &&
@@ -186,8 +240,12 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   // Buffer clearing (VERW) for MDS, TAA, MMIO stale data, RFDS.
   if (
     ['mds', 'tsx_async_abort', 'mmio_stale_data', 'reg_file_data_sampling'].some((k) => has(v[k], /Clear CPU buffers/))
-  )
+  ) {
     items.push('?CLEAR_CPU_BUF');
+    // Kernels that split VM-entry buffer clearing (CLEAR_CPU_BUF_VM_MMIO in the table: 7.x) set CLEAR_CPU_BUF_VM
+    // beside it; earlier ones set CLEAR_CPU_BUF_VM for TSA only.
+    items.push('?CLEAR_CPU_BUF_VM@CLEAR_CPU_BUF_VM_MMIO');
+  }
   // Meltdown: PTI is also a cpuinfo flag; the vulnerabilities file and the command line can only confirm or clear it.
   if (has(v['meltdown'], /Mitigation: PTI/)) items.push('?PTI');
   else if (v['meltdown'] !== undefined || mitigationsOff || /\snopti\s|\spti=off\s/.test(cmd)) items.push('-?PTI');

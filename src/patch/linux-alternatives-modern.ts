@@ -14,9 +14,9 @@
  * applies the 6.12 rules to them and says so in the README (textpoke apply).
  */
 import type { AltSite, Site } from '../sites/site.js';
-import type { LinuxRules } from '../target/profile.js';
+import { RULES_612, type LinuxRules } from '../target/profile.js';
 import { decodeFull } from './decode.js';
-import { LINUX_NOPS } from './nops.js';
+import { linuxNops } from './nops.js';
 import { int3, jmpRel32, jmpRel8 } from '../x86/encode.js';
 import { readS32 } from '../x86/insn.js';
 import { pvSlotTarget } from './linux-paravirt.js';
@@ -45,11 +45,12 @@ function isNop(b: Uint8Array, at: number): number {
   return 0;
 }
 
-/** 6.12 add_nop(): one NOP up to 8 bytes, else a JMP over int3 filler. */
-export function addNopModern(buf: Uint8Array, at: number, len: number): void {
+/** 6.12 add_nop(): one NOP up to ASM_NOP_MAX (8, or 11 with NOP9..NOP11) bytes, else a JMP over int3 filler. */
+export function addNopModern(buf: Uint8Array, at: number, len: number, nopMax: 8 | 11 = 8): void {
   if (!len) return;
-  if (len <= LINUX_NOPS.max) {
-    buf.set(LINUX_NOPS.nops[len]!, at);
+  const nops = linuxNops(nopMax);
+  if (len <= nops.max) {
+    buf.set(nops.nops[len]!, at);
     return;
   }
   // A jump from the start of the gap to its end (offsets relative to the gap), int3 after it.
@@ -59,7 +60,7 @@ export function addNopModern(buf: Uint8Array, at: number, len: number): void {
 }
 
 /** 6.12 optimize_nops(instr, buf, len). */
-export function optimizeNopsModern(buf: Uint8Array, len: number): void {
+export function optimizeNopsModern(buf: Uint8Array, len: number, nopMax: 8 | 11 = 8): void {
   for (let i = 0, next = 0; i < len; i = next) {
     const d = decodeFull(buf.subarray(i));
     if (d.length === 0) return;
@@ -75,7 +76,7 @@ export function optimizeNopsModern(buf: Uint8Array, len: number): void {
         off += n;
       }
       next = off;
-      addNopModern(buf, nop, next - nop);
+      addNopModern(buf, nop, next - nop, nopMax);
     }
   }
 }
@@ -146,8 +147,9 @@ export function applyModernAlternative(
   s: AltSite,
   len: number,
   patch: boolean,
-  pvOps: LinuxRules['pvOps'] = '6.12',
+  rules: LinuxRules = RULES_612,
 ): void {
+  const { pvOps, nopMax } = rules;
   const cur = view.read(s.addr, len);
   if (!cur) {
     view.finding('alternatives', s.addr, `alt_instr ${s.index}: site outside the image`, 'model', s);
@@ -156,7 +158,7 @@ export function applyModernAlternative(
   if (!patch) {
     const buf = new Uint8Array(len + 15);
     buf.set(view.readUpTo(s.addr, len + 15)!);
-    optimizeNopsModern(buf, len);
+    optimizeNopsModern(buf, len, nopMax);
     if (buf.subarray(0, len).some((x, k) => x !== cur[k]))
       view.write('alternatives', s.addr, buf.subarray(0, len), s, 'optimize_nops');
     return;
@@ -245,6 +247,6 @@ export function applyModernAlternative(
     view.finding('alternatives', s.addr, `alt_instr ${s.index}: ${err}`, 'bug', s);
     return;
   }
-  optimizeNopsModern(buf, len);
+  optimizeNopsModern(buf, len, nopMax);
   view.write('alternatives', s.addr, buf.subarray(0, len), s, note);
 }

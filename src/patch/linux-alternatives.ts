@@ -125,7 +125,7 @@ export function applyLinuxAlternatives(view: PatchedView, sites: readonly Site[]
     }
     const patch = cpu.has(f) !== Boolean(s.inverted);
     if (modern) {
-      applyModernAlternative(view, s, len, patch, rules.pvOps);
+      applyModernAlternative(view, s, len, patch, rules);
       continue;
     }
     if (!patch) {
@@ -211,7 +211,7 @@ function applyOncePerSite(
       }
       if (cpu.has(s.feature!) !== Boolean(s.inverted)) win = s;
     }
-    if (usable) applyModernAlternative(view, win ?? first, len, win !== undefined, rules.pvOps);
+    if (usable) applyModernAlternative(view, win ?? first, len, win !== undefined, rules);
     a = b;
   }
 }

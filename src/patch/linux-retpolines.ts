@@ -156,6 +156,28 @@ export function applyLinuxRetpolines(
         s,
       );
       note = `ITS thunk ${thunkName}`;
+    } else if (rules.retpolinePad === 'cs-int3') {
+      // 6.18+ emit_indirect(op, reg, bytes + i, len - i): the excess beyond the instruction becomes CS prefixes
+      // before a call (at most 3; more are left to the NOPs) or INT3s after a jmp.
+      const branch = op === 0xe8 ? callIndirect(gpr64(reg)) : jmpIndirect(gpr64(reg));
+      const excess = len - i - branch.length;
+      if (excess < 0) {
+        // WARN_ON_ONCE(len < 0), then `cs = len` (negative) and `while (cs--)` writes CS prefixes past the site:
+        // Debian's 7.3.4 with spectre_v2=retpoline,lfence WARNs here and triple-faults under QEMU.
+        view.finding(
+          'retpolines',
+          s.addr,
+          `${lfence ? 'lfence; ' : ''}${op === 0xe8 ? 'call' : 'jmp'} *%${REGS[reg]} does not fit the ${len}-byte site: emit_indirect() WARNs and writes past the site (the kernel crashes)`,
+          'bug',
+          s,
+        );
+        continue;
+      }
+      if (op === 0xe8 && excess <= 3) for (let k = 0; k < excess; k++) bytes[i++] = 0x2e;
+      bytes.set(branch, i);
+      i += branch.length;
+      if (op === 0xe9) while (i < len) bytes[i++] = int3()[0]!;
+      while (i < len) bytes[i++] = 0x90;
     } else {
       const branch = op === 0xe8 ? callIndirect(gpr64(reg)) : jmpIndirect(gpr64(reg));
       bytes.set(branch, i);
@@ -169,7 +191,7 @@ export function applyLinuxRetpolines(
     if (rules.alternatives !== 'entry-6.1') {
       const b = new Uint8Array(len + 15);
       b.set(out);
-      optimizeNopsModern(b, len);
+      optimizeNopsModern(b, len, rules.nopMax);
       out.set(b.subarray(0, len));
     } else optimizeNops(out, len, at);
     view.write('retpolines', s.addr, out, s, note);

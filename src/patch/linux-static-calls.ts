@@ -5,14 +5,18 @@
  * __static_call_transform (arch/x86/kernel/static_call.c), per site:
  *  - validate: a tail site must be JMP rel32, RET or Jcc rel32; a call site CALL, NOP5 or `cs cs cs xor %eax,%eax`
  *    (else the kernel BUGs: reported, skipped);
- *  - call: `call func`, `xor5rax` for __static_call_return0, NOP5 for NULL; tail: `jmp func`, for NULL the RET form
+ *  - call: `call func`, `xor5rax` for __static_call_return0, NOP5 for NULL, and in 7.x one inline instruction
+ *    for the functions in LinuxRules.staticCallInline (`ud1` for __WARN_trap, the native unlock's `movb`);
+ *    tail: `jmp func`, for NULL the RET form
  *    (`jmp x86_return_thunk` where the return thunk is wanted, else `ret; int3 x4`); a Jcc tail site keeps its
  *    condition (NULL: __static_call_return, or with RETHUNK __x86_return_thunk (6.1) / x86_return_thunk (6.12)).
  * 6.12 also routes calls through callthunks_translate_call_dest() (call depth tracking only; not modelled).
  * key->func is read from the key in the file (relocated for modules). A module's sites whose key lives in
  * vmlinux cannot be resolved from the module alone, except the PREEMPT_DYNAMIC keys, whose value follows the
- * boot-time preemption mode (sched_dynamic_update() in kernel/sched/core.c; Debian's default is voluntary):
- * those take the mode's function; the others keep calling the trampoline and are counted in a note.
+ * boot-time preemption mode (sched_dynamic_update() in kernel/sched/core.c; Debian's default is voluntary up to
+ * 6.x, lazy in 7.x: LinuxRules.preemptDefault), and the keys no one updates (LinuxRules.staticCallConstKeys):
+ * those take the mode's or the definition's function; the others keep calling the trampoline and are counted
+ * in a note.
  */
 import { LinuxRules, RULES_61 } from '../target/profile.js';
 import type { Site } from '../sites/site.js';
@@ -24,9 +28,14 @@ import type { PatchedView } from './view.js';
 
 const XOR5RAX = [0x2e, 0x2e, 0x2e, 0x31, 0xc0];
 
-export type PreemptMode = 'none' | 'voluntary' | 'full';
+export type PreemptMode = 'none' | 'voluntary' | 'full' | 'lazy';
 
-/** What sched_dynamic_update() stores in each PREEMPT_DYNAMIC key per mode (null: NULL, a NOP5 call site). */
+/**
+ * What sched_dynamic_update() stores in each PREEMPT_DYNAMIC key per mode (null: NULL, a NOP5 call site). On x86
+ * the enabled preempt_schedule[_notrace] is the asm thunk (arch/x86/include/asm/preempt.h:
+ * preempt_schedule_dynamic_enabled = preempt_schedule_thunk); lazy sets the same static calls as full (it differs
+ * in the preempt_lazy static key only).
+ */
 export const PREEMPT_DYNAMIC: Readonly<Record<PreemptMode, Readonly<Record<string, string | null>>>> = {
   none: {
     cond_resched: '__cond_resched',
@@ -45,20 +54,31 @@ export const PREEMPT_DYNAMIC: Readonly<Record<PreemptMode, Readonly<Record<strin
   full: {
     cond_resched: '__static_call_return0',
     might_resched: '__static_call_return0',
-    preempt_schedule: 'preempt_schedule',
-    preempt_schedule_notrace: 'preempt_schedule_notrace',
+    preempt_schedule: 'preempt_schedule_thunk',
+    preempt_schedule_notrace: 'preempt_schedule_notrace_thunk',
+    irqentry_exit_cond_resched: 'raw_irqentry_exit_cond_resched',
+  },
+  lazy: {
+    cond_resched: '__static_call_return0',
+    might_resched: '__static_call_return0',
+    preempt_schedule: 'preempt_schedule_thunk',
+    preempt_schedule_notrace: 'preempt_schedule_notrace_thunk',
     irqentry_exit_cond_resched: 'raw_irqentry_exit_cond_resched',
   },
 };
 
-/** The function a PREEMPT_DYNAMIC key holds (0n for NULL), or undefined when the key is not one of them. */
-function preemptKey(view: PatchedView, keyName: string | undefined, mode: PreemptMode | null): bigint | undefined {
-  if (!mode || !keyName) return undefined;
+/**
+ * The function a vmlinux key holds when the file cannot tell: a PREEMPT_DYNAMIC key under the boot's mode, or a
+ * key no one updates. null for NULL; undefined when the key is neither.
+ */
+function knownKey(keyName: string | undefined, mode: PreemptMode | null, rules: LinuxRules): string | null | undefined {
+  if (!keyName) return undefined;
   const base = keyName.replace(/^__SC[KT]__/, '');
   if (base === keyName) return undefined;
-  const fn = PREEMPT_DYNAMIC[mode][base];
-  if (fn === undefined) return undefined;
-  return fn === null ? 0n : view.symbolAbs(fn);
+  const c = rules.staticCallConstKeys.find(([k]) => k === base);
+  if (c) return c[1];
+  if (!mode) return undefined;
+  return PREEMPT_DYNAMIC[mode][base];
 }
 
 function rel(code: number[], op: number, at: bigint, size: number, target: bigint): void {
@@ -87,12 +107,18 @@ export function applyLinuxStaticCalls(
     // up in vmlinux then. Only a key in a data section of this file can be read.
     const keySec = Number.isNaN(keyAddr) ? undefined : view.img.sectionAt(keyAddr);
     const kb = !keySec || keySec.exec ? undefined : view.read(keyAddr, 8);
-    const dynamic = kb ? undefined : preemptKey(view, s.key?.name, preempt);
-    if (!kb && dynamic === undefined) {
+    const known = kb ? undefined : knownKey(s.key?.name, preempt, rules);
+    // A known function without an address (a module read without --symbols) is still known by name: enough for
+    // the forms that do not encode it (NULL, an inline instruction).
+    const knownAbs = known ? view.symbolAbs(known) : known === null ? 0n : undefined;
+    const knownInline = known ? rules.staticCallInline.find(([f]) => f === known) : undefined;
+    if (!kb && knownAbs === undefined && !knownInline) {
       if (!unknown++) firstUnknown = s.key?.name ?? '?';
       continue;
     }
-    const func = kb ? new DataView(kb.buffer, kb.byteOffset, 8).getBigUint64(0, true) : dynamic!;
+    const func = kb ? new DataView(kb.buffer, kb.byteOffset, 8).getBigUint64(0, true) : (knownAbs ?? 0n);
+    const inline =
+      knownInline ?? (func ? rules.staticCallInline.find(([f]) => view.symbolAbs(f) === func) : undefined) ?? undefined;
     const cur = view.read(s.addr, 6) ?? view.read(s.addr, 5);
     if (!cur) continue;
     const at = view.abs(s.addr);
@@ -100,7 +126,10 @@ export function applyLinuxStaticCalls(
     const jcc = cur[0] === 0x0f && (cur[1]! & 0xf0) === 0x80;
     const ok = tail
       ? cur[0] === 0xe9 || cur[0] === 0xc3 || jcc
-      : cur[0] === 0xe8 || LINUX_NOPS.nops[5]!.every((x, k) => cur[k] === x) || XOR5RAX.every((x, k) => cur[k] === x);
+      : cur[0] === 0xe8 ||
+        LINUX_NOPS.nops[5]!.every((x, k) => cur[k] === x) ||
+        XOR5RAX.every((x, k) => cur[k] === x) ||
+        rules.staticCallInline.some(([, b]) => b.every((x, k) => cur[k] === x));
     if (!ok) {
       view.finding(
         'static-calls',
@@ -113,7 +142,14 @@ export function applyLinuxStaticCalls(
     }
     const code: number[] = [];
     let note: string;
-    if (tail && jcc) {
+    if (inline && tail) {
+      view.finding('static-calls', s.addr, `tail call to ${inline[0]}: not modelled; skipped`, 'model', s);
+      continue;
+    }
+    if (inline) {
+      code.push(...inline[1]);
+      note = `${inline[0]}: inline ${inline[1].map((x) => x.toString(16).padStart(2, '0')).join(' ')}`;
+    } else if (tail && jcc) {
       let target = func;
       let name = view.nameOf(func);
       if (!func) {

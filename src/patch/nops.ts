@@ -1,7 +1,8 @@
 /**
  * NOP tables the kernels' patchers write (data, copied from the kernels' headers).
  *
- * - Linux x86_64 (arch/x86/include/asm/nops.h, 6.1+): BYTES_NOP1..8, ASM_NOP_MAX 8.
+ * - Linux x86_64 (arch/x86/include/asm/nops.h, 6.1+): BYTES_NOP1..8, ASM_NOP_MAX 8; later kernels add NOP9..NOP11
+ *   (`cs`, `osp cs`, `osp osp cs` before NOP8), ASM_NOP_MAX 11 (LinuxRules.nopMax says which).
  * - Xen (xen/arch/x86/include/asm/nops.h, 4.17): P6_NOP1..9 and K8_NOP1..9, ASM_NOP_MAX 9.
  */
 
@@ -27,6 +28,23 @@ export const LINUX_NOPS: NopTable = {
     [0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
   ],
 };
+
+/** x86-64 x86_nops[] with BYTES_NOP9..11 (ASM_NOP_MAX 11). */
+export const LINUX_NOPS_11: NopTable = {
+  name: 'linux-11',
+  max: 11,
+  nops: [
+    ...LINUX_NOPS.nops,
+    [0x2e, ...LINUX_NOPS.nops[8]!],
+    [0x66, 0x2e, ...LINUX_NOPS.nops[8]!],
+    [0x66, 0x66, 0x2e, ...LINUX_NOPS.nops[8]!],
+  ],
+};
+
+/** The Linux NOP table for an ASM_NOP_MAX. */
+export function linuxNops(max: 8 | 11): NopTable {
+  return max === 11 ? LINUX_NOPS_11 : LINUX_NOPS;
+}
 
 export const XEN_P6_NOPS: NopTable = {
   name: 'p6',

@@ -88,6 +88,10 @@ export class TableData {
   }
 
   /** An absolute u64 address field. */
+  /** In a linked image, whether the u64 at (i, off) is zero (a NULL entry); false in a relocatable object. */
+  zero64(i: number, off: number): boolean {
+    return !this.relocSection && this.img.u64big(this.fileOff + i * this.spec.entry + off) === 0n;
+  }
   abs64(i: number, off: number): (Ref & { addend?: number }) | undefined {
     if (this.relocSection) {
       const r = this.reloc(i, off);

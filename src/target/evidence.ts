@@ -160,3 +160,37 @@ export function relocEntrySize(
     };
   return {};
 }
+
+const LINUX_NOPS_1_TO_8 = Uint8Array.from([
+  0x90, 0x66, 0x90, 0x0f, 0x1f, 0x00, 0x0f, 0x1f, 0x40, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x66, 0x0f, 0x1f, 0x44,
+  0x00, 0x00, 0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00,
+]);
+const LINUX_NOPS_9_TO_11 = Uint8Array.from([
+  0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00,
+  0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00,
+]);
+
+/**
+ * ASM_NOP_MAX of a linked Linux image, from its own `x86nops[]` (arch/x86/kernel/alternative.c): BYTES_NOP1..8 back
+ * to back in the read-only data, followed by BYTES_NOP9..11 where the build has them (11) or by anything else (8).
+ * Undefined when the array is not found exactly once (a relocatable object has none: its NOPs are the kernel's).
+ */
+export function linuxNopMax(img: Image): 8 | 11 | undefined {
+  if (img.kind === 'rel') return undefined;
+  const b = img.bytes;
+  const at = find(b, LINUX_NOPS_1_TO_8, 0);
+  if (at < 0 || find(b, LINUX_NOPS_1_TO_8, at + 1) >= 0) return undefined;
+  const end = at + LINUX_NOPS_1_TO_8.length;
+  return LINUX_NOPS_9_TO_11.every((x, k) => b[end + k] === x) ? 11 : 8;
+}
+
+/** First index of `needle` in `hay` at or after `from`, or -1. */
+function find(hay: Uint8Array, needle: Uint8Array, from: number): number {
+  const first = needle[0]!;
+  for (let i = hay.indexOf(first, from); i >= 0 && i + needle.length <= hay.length; i = hay.indexOf(first, i + 1)) {
+    let k = 1;
+    while (k < needle.length && hay[i + k] === needle[k]) k++;
+    if (k === needle.length) return i;
+  }
+  return -1;
+}

@@ -75,6 +75,32 @@ export interface LinuxRules {
   readonly cpuReturnThunk: boolean;
   /** `__bug_table` entry: 12 bytes up to 6.18; 6.19 adds a format field (not read by textpoke yet). */
   readonly bugTable: '12' | '6.19-format';
+  /**
+   * ASM_NOP_MAX of x86_nops[] (arch/x86/include/asm/nops.h): 8, or 11 where x86-64 has NOP9..NOP11 (`cs`,
+   * `osp cs`, `osp osp cs` before NOP8). add_nop() writes one NOP up to this length, a JMP over int3 beyond.
+   */
+  readonly nopMax: 8 | 11;
+  /** The 4 bytes apply_seal_endbr() writes over a sealed ENDBR (gen_endbr_poison()). */
+  readonly endbrPoison: readonly number[];
+  /**
+   * Functions __static_call_transform() does not call but replaces by one 5-byte instruction at a call site
+   * (beside __static_call_return0's `xor %eax,%eax`): [function, bytes].
+   */
+  readonly staticCallInline: readonly (readonly [string, readonly number[]])[];
+  /**
+   * vmlinux static call keys whose function never changes after their definition (DEFINE_STATIC_CALL(name, func)
+   * with no static_call_update()): [key name without __SCK__, function]. A module's sites of these keys are
+   * resolved although the key lives in vmlinux.
+   */
+  readonly staticCallConstKeys: readonly (readonly [string, string])[];
+  /**
+   * How patch_retpoline() fills a site around `call/jmp *%reg`: 'nop' (the instruction, an INT3 after a jmp, NOPs,
+   * optimize_nops) or 'cs-int3' (6.18+ emit_indirect(op, reg, bytes, len): up to 3 CS prefixes before a call, INT3s
+   * after a jmp, for the bytes the site has beyond the instruction).
+   */
+  readonly retpolinePad: 'nop' | 'cs-int3';
+  /** The PREEMPT_DYNAMIC mode Debian's build boots with when the command line has no preempt=. */
+  readonly preemptDefault: 'none' | 'voluntary' | 'full' | 'lazy';
 }
 
 /** How a Xen version's _apply_alternatives and altcall patching behave. */
@@ -109,6 +135,11 @@ export interface Profile {
   readonly describe: string;
 }
 
+/** `osp nopl (%rax)`: gen_endbr_poison() up to 6.x. */
+const ENDBR_POISON_OSP_NOP3 = [0x66, 0x0f, 0x1f, 0x00];
+/** `nopl -42(%rax)`: gen_endbr_poison() in 7.x (seen in Debian's 7.3.4 booted under QEMU). */
+const ENDBR_POISON_NOPL_D6 = [0x0f, 0x1f, 0x40, 0xd6];
+
 export const RULES_61: LinuxRules = {
   os: 'linux',
   alternatives: 'entry-6.1',
@@ -116,15 +147,33 @@ export const RULES_61: LinuxRules = {
   callDepth: false,
   cpuReturnThunk: false,
   bugTable: '12',
+  nopMax: 8,
+  endbrPoison: ENDBR_POISON_OSP_NOP3,
+  staticCallInline: [],
+  staticCallConstKeys: [],
+  retpolinePad: 'nop',
+  preemptDefault: 'voluntary',
 };
-export const RULES_612: LinuxRules = {
+/** 6.3 to 6.7. */
+export const RULES_63: LinuxRules = {
   os: 'linux',
   alternatives: 'entry',
   pvOps: '6.12',
   callDepth: true,
   cpuReturnThunk: true,
   bugTable: '12',
+  nopMax: 8,
+  endbrPoison: ENDBR_POISON_OSP_NOP3,
+  staticCallInline: [],
+  staticCallConstKeys: [],
+  retpolinePad: 'nop',
+  preemptDefault: 'voluntary',
 };
+/**
+ * 6.8 to 6.12: as 6.3, with NOP9..NOP11 (Debian's 6.12.117 writes the 9-byte NOP where 6.1 would write a JMP over
+ * int3 filler: measured in the QEMU ground truth; earlier 6.8 to 6.11 kernels may still stop at NOP8).
+ */
+export const RULES_612: LinuxRules = { ...RULES_63, nopMax: 11 };
 export const RULES_70: LinuxRules = {
   os: 'linux',
   alternatives: 'site',
@@ -132,6 +181,19 @@ export const RULES_70: LinuxRules = {
   callDepth: true,
   cpuReturnThunk: true,
   bugTable: '6.19-format',
+  nopMax: 11,
+  endbrPoison: ENDBR_POISON_NOPL_D6,
+  // warninsn (`ud1 (%edx),%rdi`, what __WARN_trap() itself executes, decode_bug() reads the bug entry from it)
+  // and, with PARAVIRT_SPINLOCKS, native unlock as `ds ds movb $0,(%rdi)` (arch/x86/kernel/static_call.c).
+  staticCallInline: [
+    ['__WARN_trap', [0x67, 0x48, 0x0f, 0xb9, 0x3a]],
+    ['__raw_callee_save___native_queued_spin_unlock', [0x3e, 0x3e, 0xc6, 0x07, 0x00]],
+  ],
+  // DEFINE_STATIC_CALL(WARN_trap, __WARN_trap) (arch/x86/kernel/traps.c), exported as a trampoline for modules.
+  staticCallConstKeys: [['WARN_trap', '__WARN_trap']],
+  retpolinePad: 'cs-int3',
+  // 7.x drops none/voluntary where the architecture has PREEMPT_LAZY; Debian's 7.3.4 boots "Dynamic Preempt: lazy".
+  preemptDefault: 'lazy',
 };
 const XEN_OLD: XenRules = { os: 'xen', altFlagNot: false, altcall: 'alternatives', returnThunkTail: false };
 const XEN_NOT: XenRules = { os: 'xen', altFlagNot: true, altcall: 'alternatives', returnThunkTail: false };
@@ -202,6 +264,7 @@ function linuxModern(
   describe: string,
   para: boolean,
   versions: readonly [string, string],
+  rules: LinuxRules,
 ): Profile {
   return {
     id,
@@ -209,7 +272,7 @@ function linuxModern(
     features,
     alt: 'linux-14',
     describe,
-    rules: RULES_612,
+    rules,
     versions,
     tables: [
       linuxAlt(14),
@@ -275,16 +338,21 @@ export const PROFILES: readonly Profile[] = [
   linux61('linux-6.1', 'linux-6.1.85', 'Linux 6.1.85 and later 6.1.y (12-byte alt_instr, NCAPINTS 22)'),
   linux61('linux-6.1.38', 'linux-6.1.38', 'Linux 6.1.38 to 6.1.84 (12-byte alt_instr, NCAPINTS 21)'),
   linux61('linux-6.1.0', 'linux-6.1.0', 'Linux 6.1.0 to 6.1.37 (12-byte alt_instr, NCAPINTS 20)'),
-  linuxModern('linux-6.3', 'linux-6.3', 'Linux 6.3 to 6.7 (14-byte alt_instr, .parainstructions, .call_sites)', true, [
-    '6.3',
-    '6.7',
-  ]),
+  linuxModern(
+    'linux-6.3',
+    'linux-6.3',
+    'Linux 6.3 to 6.7 (14-byte alt_instr, .parainstructions, .call_sites)',
+    true,
+    ['6.3', '6.7'],
+    RULES_63,
+  ),
   linuxModern(
     'linux-6.8',
     'linux-6.12',
     'Linux 6.8 to 6.12 LTS (14-byte alt_instr, paravirt on alternatives, .call_sites; names of 6.12.118)',
     false,
     ['6.8', '6.12'],
+    RULES_612,
   ),
   linux7(
     'linux-7',
