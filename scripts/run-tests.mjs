@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Runs the compiled test files (dist/test/**/*.test.js) with node's test runner, two files at a time, each in
-// its own process group with a time limit, under a watchdog for the whole run; the runner always exits.
+// Runs the compiled test files (dist/test/**/*.test.js) with node's test runner, two files at a time (those
+// that boot VMs one at a time), each in its own process group with a time limit, under a watchdog for the
+// whole run; the runner always exits.
 //
 // - Only files compiled from current sources run: dist/test/X.test.js is picked only when test/X.test.ts
 //   exists (tsc never deletes the output of a removed or renamed test).
@@ -16,7 +17,7 @@
 // and TEXTPOKE_TEST_RUN_TIMEOUT (default 1800); TEXTPOKE_TEST_JOBS sets how many files run at once (2).
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { join, relative, resolve, dirname } from 'node:path';
+import { join, relative, resolve, dirname, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = process.env.TEXTPOKE_TEST_ROOT
@@ -141,11 +142,16 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, runLimit * 1000);
 
+// The files that boot VMs (test/groundtruth/) keep both cores busy on their own: they run one at a time, in
+// the first lane and first (they are the longest), while the other lanes take the rest; two of them at once
+// would run four guests on two cores and double their time.
+const vm = (f) => relative(distTest, f).startsWith(`groundtruth${sep}`);
+const vmFiles = files.filter(vm);
+const others = files.filter((f) => !vm(f));
 const results = [];
-let next = 0;
-async function lane() {
-  while (next < files.length) {
-    const r = await runFile(files[next++]);
+async function lane(own) {
+  for (let f = own.shift() ?? others.shift(); f; f = own.shift() ?? others.shift()) {
+    const r = await runFile(f);
     process.stdout.write(
       `\n# ${r.name} (${(r.ms / 1000).toFixed(1)} s)${r.ok ? '' : ` FAILED: ${r.reason}`}\n${r.output}`,
     );
@@ -153,7 +159,7 @@ async function lane() {
   }
 }
 const t0 = Date.now();
-await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, lane));
+await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, (_, i) => lane(i === 0 ? vmFiles : [])));
 clearTimeout(watchdog);
 const failed = results.filter((r) => !r.ok);
 process.stdout.write(
