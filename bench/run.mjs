@@ -2,8 +2,9 @@
 // `npm run bench`: every benchmark, peers side by side in one run. `--quick` for one run each;
 // `--only=a,b` for some suites (the suites are the bench/*.mjs files that export run()).
 // A suite whose command fails (non-zero exit, killed, not started) is not timed: it is reported with the
-// reason, left out of the results, and the run exits 1. Each suite that ran writes bench/results/SUITE.txt (what it
-// printed) and SUITE.json (its numbers); they are committed, and docs/benchmarks.md quotes them.
+// reason, left out of the results, and the run exits 1. Each suite that ran (not --quick) writes
+// bench/results/SUITE.txt (what it printed) and SUITE.json (its numbers); they are committed, and
+// docs/benchmarks.md quotes them.
 import { mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -58,9 +59,10 @@ for (const s of suites) {
   } finally {
     process.stdout.write = stdoutWrite;
   }
-  const how = `npm run bench -- --only=${s}${quick ? ' --quick' : ''}`;
-  write(`${s}.txt`, `${how}\n${date} on ${machine}\n${printed.join('')}`);
-  write(`${s}.json`, `${JSON.stringify({ date, machine, quick, results: all[s] }, null, 2)}\n`);
+  // A --quick run (one run each) is a trial: it leaves the committed figures alone.
+  if (quick) continue;
+  write(`${s}.txt`, `npm run bench -- --only=${s}\n${date} on ${machine}\n${printed.join('')}`);
+  write(`${s}.json`, `${JSON.stringify({ date, machine, results: all[s] }, null, 2)}\n`);
 }
 for (const f of failed) process.stderr.write(`bench: ${f}\n`);
 process.exit(failed.length ? 1 : 0);

@@ -29,6 +29,11 @@ export interface ViewOptions {
   readonly built?: CodeSource;
 }
 
+/** A writable, executable `.data` section: code and data mixed. */
+function mixedData(s: Section): boolean {
+  return (s.flags & SHF_WRITE) !== 0 && (s.name === '.data' || s.name.startsWith('.data.'));
+}
+
 export class View {
   readonly dis: CodeSource;
   readonly reader = new InsnReader();
@@ -63,18 +68,24 @@ export class View {
   }
 
   /**
-   * Decoded code of every allocated executable section. A writable one (Linux 6.14+ links the kexec
-   * relocation code into `.data`, which makes it WAX) mixes code and data: without function symbols to tell
-   * them apart it is left out, since decoding its data would invent instructions (and findings).
+   * Decoded code of every allocated executable section, except a `.data` one when no symbols tell its code
+   * from its data: Linux 6.14+ links the kexec relocation code into `.data`, which makes it writable and
+   * executable (WAX), and decoding its data would invent instructions (and findings).
    */
   code(): SectionCode[] {
     if (!this.execCache) {
-      const named = this.img.kind === 'rel' || !this.img.fewSymbols;
+      const blind = this.img.kind !== 'rel' && this.img.fewSymbols;
       this.execCache = this.img.sections
-        .filter((s) => s.exec && s.alloc && s.size > 0 && s.type !== 8 && (named || (s.flags & SHF_WRITE) === 0))
+        .filter((s) => s.exec && s.alloc && s.size > 0 && s.type !== 8 && !(blind && mixedData(s)))
         .map((s) => this.dis.of(s));
     }
     return this.execCache;
+  }
+
+  /** Executable sections {@link code} leaves out (a stripped 7.x vmlinux's `.data`), for the report's notes. */
+  skipped(): Section[] {
+    const blind = this.img.kind !== 'rel' && this.img.fewSymbols;
+    return blind ? this.img.sections.filter((s) => s.exec && s.alloc && s.size > 0 && mixedData(s)) : [];
   }
 
   /** Decoded bytes as built of every allocated executable section. */

@@ -37,9 +37,10 @@ export const rethunk: Check = {
         if (c !== Code.Retnq && c !== Code.Retnq_imm16) continue;
         const a = base + sc.off[i]!;
         if (notOrdinaryCode(view, a)) continue;
-        // A retpoline's own `ret` (after `mov %REG, (%rsp)` overwrote the return address) is the indirect
-        // branch, not a return: the thunks are told by this shape also where no symbol names them.
+        // Where no symbol names the thunks (a stripped vmlinux): a retpoline's own `ret` (after
+        // `mov %REG, (%rsp)` overwrote the return address) is the indirect branch, not a return.
         if (
+          view.img.fewSymbols &&
           i > 0 &&
           sc.off[i - 1]! + sc.len[i - 1]! === sc.off[i]! &&
           storedToStackTop(view.reader.at(sc, i - 1)) !== undefined

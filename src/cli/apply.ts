@@ -348,8 +348,9 @@ async function applyMany(paths: string[], o: ApplyCommandOptions, io: Io, status
   // Interrupted (Ctrl-C, a job's time limit), the run leaves nothing behind either: clean up, then die of the
   // same signal.
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  let committed = false;
   const onSignal = (sig: NodeJS.Signals): void => {
-    cleanUp();
+    if (!committed) cleanUp();
     for (const s of signals) process.off(s, onSignal);
     process.kill(process.pid, sig);
   };
@@ -396,6 +397,10 @@ async function applyMany(paths: string[], o: ApplyCommandOptions, io: Io, status
       if (isFinding(result)) status.raise(EXIT_FINDINGS);
     }
     for (const p of pending) renameSync(p.tmp, p.dest);
+    committed = true;
+    // A signal that came while the last file or the renames ran (synchronous code) is handled here, before
+    // its listener goes: the outputs are complete, so it only ends the process.
+    await new Promise((r) => setImmediate(r));
   } catch (e) {
     cleanUp();
     if (e instanceof UsageError) throw e;

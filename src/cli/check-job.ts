@@ -23,9 +23,14 @@ export interface CheckTask extends SymbolOptions {
 export async function runCheck(task: CheckTask): Promise<JobResult> {
   let view;
   try {
-    const img = await openImage(task.path, {}, task);
+    const notes: string[] = [];
+    const img = await openImage(task.path, {}, task, notes);
     const prep = prepare(img, { profile: task.profile, cpu: task.cpu ?? DEFAULT_CPU });
     view = prep.view;
+    for (const s of view.skipped())
+      notes.push(
+        `${task.path}: ${s.name} not checked: writable and executable, and no symbols tell its code from its data`,
+      );
     const checks = task.checks
       ? task.checks.map((id) => checkById(id)!).filter(Boolean)
       : CHECKS.filter((c) => c.byDefault);
@@ -34,7 +39,13 @@ export async function runCheck(task: CheckTask): Promise<JobResult> {
     const warnings = t.profile ? targetWarnings(t, view.sites) : [...(t.warnings ?? [])];
     const report: FileReport = {
       path: task.path,
-      target: { os: t.os, version: t.version, profile: t.profile?.id ?? null, warnings },
+      target: {
+        os: t.os,
+        version: t.version,
+        profile: t.profile?.id ?? null,
+        warnings,
+        ...(notes.length ? { notes } : {}),
+      },
       view: view.describe,
       findings,
       errors: prep.tableErrors,
@@ -43,6 +54,7 @@ export async function runCheck(task: CheckTask): Promise<JobResult> {
       out: JSON.stringify(report),
       errors: prep.tableErrors.map((m) => `${task.path}: ${m}`),
       warnings: warnings.map((w) => `${task.path}: warning: ${w}`),
+      notes,
     };
   } catch (e) {
     const msg = e instanceof CpuSpecError ? `--cpu: ${e.message}` : describeError(e);

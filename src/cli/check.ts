@@ -93,6 +93,7 @@ export function register(program: Command, io: Io, status: ExitStatus): void {
           if (r.problems) failed++;
           if (r.usage) usage = true;
           for (const w of r.warnings ?? []) io.err(w + '\n');
+          if (!structured) for (const n of r.notes ?? []) io.err(`note: ${n}\n`);
           if (r.errors.length) io.err(fileErrorLine(t.path, r.errors));
           for (const f of rep.findings) {
             counts.set(f.check, (counts.get(f.check) ?? 0) + 1);

@@ -28,6 +28,8 @@ export interface JobResult {
   errors: string[];
   /** One-line warnings for stderr (detection disagreements, unnamed features): printed, not failures. */
   warnings?: string[];
+  /** One-line notes on how the file was read (printed on stderr with the text output). */
+  notes?: string[];
   counts?: Partial<Record<TableId, number>>;
   /** Sites with problems (not on a boundary, ...). */
   problems?: number;

@@ -44,7 +44,7 @@ export interface ParseOptions {
   symbols?: readonly ExternalSymbol[];
   /**
    * The external symbols name only a few places (inferred from the image's own tables, see
-   * sites/thunks.ts), not the whole image: an address outside every symbol's extent is named by its section,
+   * elf/thunks.ts), not the whole image: an address outside every symbol's extent is named by its section,
    * never as an offset from the nearest symbol before it.
    */
   partialSymbols?: boolean;

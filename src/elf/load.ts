@@ -7,7 +7,7 @@
  */
 import { ElfError, Image, ParseOptions } from './image.js';
 import { bannerSymbol, bzImagePayload, BzImageInfo, isBzImage } from './bzimage.js';
-import { inferThunkSymbols } from '../sites/thunks.js';
+import { inferThunkSymbols } from './thunks.js';
 import { decompressAny, compressionOf, Compression } from './decompress.js';
 import { parseSymbolFile, symbolsForImage, SymbolFormat } from './symbol-file.js';
 

@@ -35,10 +35,11 @@ export function rebuild(
     st.memory = hex(mc.memVecs[id]!);
   };
   type Hit = { next: Uint8Array | null; label: TraceStep; violation: Violation | null };
+  // Whether the search reduced by CPU symmetry: its stored states are canonical that way.
+  const explored = mc.symmetry;
   const raw = (s: Uint8Array, want: (n: Uint8Array | null, i: number, v: Violation | null) => boolean): Hit => {
     let i = 0;
     let hit: Hit | null = null;
-    const explored = mc.symmetry;
     mc.symmetry = false;
     mc.successors(
       s,
@@ -52,8 +53,14 @@ export function rebuild(
     if (!hit) throw new Error('internal: trace replay lost the path');
     return hit as Hit;
   };
-  // The stored states are canonical as the exploration made them: with symmetry reduction or without.
-  const canon = (s: Uint8Array) => mc.finish(s.slice());
+  // A successor made canonical as the search made its states (successors() above runs without reduction).
+  const canon = (s: Uint8Array) => {
+    const was = mc.symmetry;
+    mc.symmetry = explored;
+    const c = mc.finish(s.slice());
+    mc.symmetry = was;
+    return c;
+  };
   for (let p = 1; p < path.length; p++) {
     const target = store.get(path[p]!);
     const { next, label } = raw(actual, (n) => n !== null && sameBytes(canon(n), target));

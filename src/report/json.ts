@@ -8,7 +8,14 @@ import { severityOf } from './text.js';
 
 export interface FileReport {
   readonly path: string;
-  readonly target?: { os: string; version: string | null; profile: string | null; warnings?: string[] };
+  readonly target?: {
+    os: string;
+    version: string | null;
+    profile: string | null;
+    warnings?: string[];
+    /** How the file was read (a stripped vmlinux: what was inferred, what was left out). */
+    notes?: string[];
+  };
   /** What bytes were checked ("bytes as built", "patched for ..."). */
   readonly view?: string;
   readonly findings: Finding[];

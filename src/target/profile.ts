@@ -210,13 +210,9 @@ export function xenRules(p: Profile): XenRules {
 
 const s4 = (id: TableId, start: string, stop: string): TableSpec => ({ id, entry: 4, start: [start], stop: [stop] });
 
-/** The retpoline and return site lists, alike in every Linux version read (see sites/thunks.ts). */
-export const RETPOLINE_SITES_SPEC = s4('.retpoline_sites', '__retpoline_sites', '__retpoline_sites_end');
-export const RETURN_SITES_SPEC = s4('.return_sites', '__return_sites', '__return_sites_end');
-
 const LINUX_COMMON_4B_NO_LOCKS: TableSpec[] = [
-  RETPOLINE_SITES_SPEC,
-  RETURN_SITES_SPEC,
+  s4('.retpoline_sites', '__retpoline_sites', '__retpoline_sites_end'),
+  s4('.return_sites', '__return_sites', '__return_sites_end'),
   s4('.ibt_endbr_seal', '__ibt_endbr_seal', '__ibt_endbr_seal_end'),
 ];
 const LINUX_COMMON_4B: TableSpec[] = [...LINUX_COMMON_4B_NO_LOCKS, s4('.smp_locks', '__smp_locks', '__smp_locks_end')];

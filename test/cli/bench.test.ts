@@ -54,6 +54,6 @@ test('bench run: an unknown suite is refused with the list of those that exist',
     timeout: 20_000,
   });
   assert.equal(r.status, 2);
-  assert.equal(r.stderr, 'bench: no suite hypercalls (suites: sites, check, model, report)\n');
+  assert.equal(r.stderr, 'bench: no suite hypercalls (suites: sites, check, vmlinux, model, report)\n');
   assert.equal(r.stdout, '');
 });

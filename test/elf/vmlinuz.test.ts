@@ -150,6 +150,37 @@ for (const k of KERNELS) {
     assert.ok(checked > 100, `${checked} return sites compared`);
     const array = img.symbol('__x86_indirect_thunk_array');
     assert.ok(array, `${k.name}: __x86_indirect_thunk_array inferred`);
+    // Every distinct destination of the .retpoline_sites branches (decoded here from the bytes: [cs] e8/e9
+    // rel32 or 0f 8x rel32) is named as a register's thunk, and nothing past a thunk takes its name.
+    const rp = secs.find((x) => x.name === '.retpoline_sites')!;
+    const rpAddr = BigInt(readelfAddr(ref, '.retpoline_sites'));
+    const dests = new Set<bigint>();
+    for (let o = 0; o < rp.size; o += 4) {
+      const site = rpAddr + BigInt(o) + BigInt(oracle.readInt32LE(rp.offset + o));
+      if (site < textAddr || site >= textAddr + BigInt(text.size)) continue;
+      let fo = text.offset + Number(site - textAddr);
+      let len = 5;
+      if (oracle[fo] === 0x2e) {
+        fo++;
+        len++;
+      }
+      const at = oracle[fo] === 0x0f ? fo + 2 : fo + 1;
+      if (oracle[fo] === 0x0f) len++;
+      dests.add(site + BigInt(len) + BigInt(oracle.readInt32LE(at)));
+    }
+    assert.ok(dests.size >= 10, `${dests.size} thunks used`);
+    for (const d of dests) {
+      const s = img.symbolize(Number(d - img.base));
+      assert.ok(
+        s.offset === 0 && /^__x86_indirect_thunk_(?!array)/.test(s.name),
+        `${d.toString(16)} (a .retpoline_sites destination) is named ${s.name}+${s.offset}`,
+      );
+    }
+    assert.equal(
+      img.symbolize(thunk.addr + 1).name,
+      '.text',
+      "the byte after the return thunk's ret stays .text+offset",
+    );
     const thunks = [
       '__x86_return_thunk',
       ...['rax', 'rcx', 'rdx', 'rbx', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'].map(
@@ -199,8 +230,37 @@ test('apply, diff and check take a vmlinuz; apply writes the patched vmlinux ELF
   // With the thunks inferred, the site lists agree with the code (before, each of the 60,000 return sites and
   // 8,800 retpoline sites of this stripped image read as "not a jmp to the return thunk").
   assert.doesNotMatch(c.out, /is not a jmp to the return thunk|is not a call\/jmp to a retpoline thunk/);
+  assert.ok(
+    rep.files[0].target.notes.some((n: string) => /__x86_return_thunk inferred/.test(n)),
+    'the load notes are in the report',
+  );
   const n = (c.out.match(/"check":\s*"(retpoline|rethunk)"/g) ?? []).length;
   assert.ok(n < 200, `${n} retpoline/rethunk findings`);
+});
+
+test('check on the 7.3 vmlinuz leaves out its writable, executable .data (code and data mixed, no symbols) and says so', () => {
+  const path = corpus.vmlinuz7;
+  const c = run(['check', '--json', path]);
+  assert.ok(c.code === 0 || c.code === 1, c.err.slice(0, 2000));
+  const f = JSON.parse(c.out).files[0];
+  assert.ok(
+    f.target.notes.some((n: string) => /\.data not checked: writable and executable/.test(n)),
+    JSON.stringify(f.target.notes),
+  );
+  const ref = join(tempDir(), 'vmlinux');
+  writeFileSync(ref, extractVmlinux(path));
+  const data = readelfSections(ref).find((s) => s.name === '.data');
+  const flags = spawnSync('readelf', ['-S', '-W', ref], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .find((l) => / \.data /.test(l));
+  assert.ok(data && flags && /WAX/.test(flags), `7.3's .data is WAX: ${flags}`);
+  const lo = BigInt(readelfAddr(ref, '.data'));
+  const inData = f.findings.filter((x: { address: string }) => {
+    const a = BigInt(x.address);
+    return a >= lo && a < lo + BigInt(data.size);
+  });
+  assert.equal(inData.length, 0, 'no finding decoded from .data');
+  assert.ok(f.findings.length < 200, `${f.findings.length} findings`);
 });
 
 test('a truncated or corrupt vmlinuz: one line naming the file; apply exits 2 and writes nothing, sites reports it as an unusable file (exit 1)', () => {

@@ -8,10 +8,9 @@
  *    the retpoline for REG (`call 1f; ...; 1: mov %REG, (%rsp); ...`) or `jmp *%REG`, and the thunks are
  *    32 bytes apart from `__x86_indirect_thunk_array` in register order.
  * Nothing is named unless the evidence is unanimous enough and the destination's body is what the name
- * says; what was named, and from how many entries, goes into the load notes.
+ * says; what was named, and from how many entries, goes into the load notes. The bytes are taken to be as
+ * built: in the output of `apply` for a CPU with another return thunk, the thunk the sites jump to is that one.
  */
-import { ExternalSymbol, Image, STB_GLOBAL, STT_FUNC, Section } from '../elf/image.js';
-import { RETPOLINE_SITES_SPEC, RETURN_SITES_SPEC, TableSpec } from '../target/profile.js';
 import {
   branchRegister,
   Decoder,
@@ -22,7 +21,7 @@ import {
   newInstruction,
   storedToStackTop,
 } from '../x86/insn.js';
-import { locateTable } from './table.js';
+import { ExternalSymbol, Image, STB_GLOBAL, STT_FUNC, Section } from './image.js';
 
 /** Share of a table's entries that must branch to the one destination before it is named. */
 const QUORUM = 0.9;
@@ -63,17 +62,21 @@ class Probe {
   }
 }
 
-/** Destinations of the direct branches at a table's entries: destination -> entry count; and how many entries. */
-function branchTargets(img: Image, probe: Probe, spec: TableSpec): { targets: Map<number, number>; entries: number } {
+/**
+ * Destinations of the direct branches at the entries of a site list (`.return_sites`, `.retpoline_sites`: s32
+ * offsets from the entry to the site, alike in every Linux version read; zero words are padding): destination ->
+ * entry count; and how many entries.
+ */
+function branchTargets(img: Image, probe: Probe, list: string): { targets: Map<number, number>; entries: number } {
   const targets = new Map<number, number>();
-  const t = locateTable(img, spec);
-  if (!t) return { targets, entries: 0 };
+  const sec = img.section(list);
   let entries = 0;
-  for (let i = 0; i < t.count; i++) {
-    if (t.u32(i, 0) === 0) continue; // padding
+  if (!sec || img.sectionBytes(sec).length !== sec.size) return { targets, entries };
+  for (let o = 0; o + 4 <= sec.size; o += 4) {
+    const v = img.i32(sec.offset + o);
+    if (v === 0) continue;
     entries++;
-    const at = t.rel(i, 0);
-    const ins = at && !Number.isNaN(at.addr) ? probe.at(at.addr) : undefined;
+    const ins = probe.at(sec.addr + o + v);
     if (!ins || !(ins.isCallNear || ins.isJmpShortOrNear || ins.isJccShortOrNear)) continue;
     const d = img.rel(ins.nearBranchTarget);
     targets.set(d, (targets.get(d) ?? 0) + 1);
@@ -96,7 +99,7 @@ function thunkRegister(img: Image, probe: Probe, addr: number): number | undefin
 }
 
 function returnThunk(img: Image, probe: Probe, out: ExternalSymbol[], notes: string[]): void {
-  const { targets, entries } = branchTargets(img, probe, RETURN_SITES_SPEC);
+  const { targets, entries } = branchTargets(img, probe, '.return_sites');
   if (entries === 0) return;
   const [best, n] = [...targets].reduce((a, b) => (b[1] > a[1] ? b : a), [NaN, 0]);
   const where = Number.isNaN(best) ? '' : ` (${n} of ${entries} branch to ${img.where(best)})`;
@@ -114,7 +117,7 @@ function returnThunk(img: Image, probe: Probe, out: ExternalSymbol[], notes: str
 }
 
 function indirectThunks(img: Image, probe: Probe, out: ExternalSymbol[], notes: string[]): void {
-  const { targets, entries } = branchTargets(img, probe, RETPOLINE_SITES_SPEC);
+  const { targets, entries } = branchTargets(img, probe, '.retpoline_sites');
   if (entries === 0) return;
   const named = new Map<number, number>(); // destination -> register
   let covered = 0;
@@ -142,7 +145,10 @@ function indirectThunks(img: Image, probe: Probe, out: ExternalSymbol[], notes: 
   );
 }
 
-/** Thunk symbols for a linked image without symbols (none for other images or where the evidence is short). */
+/**
+ * Thunk symbols for a linked image without symbols (none for other images or where the evidence is short).
+ * Each is named over its own extent only (load.ts parses them with `partialSymbols`).
+ */
 export function inferThunkSymbols(img: Image): InferredThunks {
   const symbols: ExternalSymbol[] = [];
   const notes: string[] = [];
