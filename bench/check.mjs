@@ -3,13 +3,16 @@
 // correspond to ours (--retpoline --rethunk --sls --static-call; --link --module for a .ko; --dry-run so
 // nothing is written). textpoke runs once over the directory with all default checks (-j 2: two worker
 // threads), on its default patched view and on the bytes as built.
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { exec, execEach, median, modules, paths, table, textpoke } from './lib.mjs';
 
 /** textpoke check exits 1 when it reports error-level findings: a complete run; 2 or a crash is a failure. */
 const FINDINGS_OK = { ok: [0, 1] };
 
 export const OBJTOOL = ['--retpoline', '--rethunk', '--sls', '--static-call', '--dry-run', '--link', '--module'];
+
+/** The corpus build, e.g. 6.1.0-57-amd64 (the directory above kernel/). */
+const release61 = basename(dirname(paths.modules61));
 
 export async function run({ quick = false } = {}) {
   const all = modules(paths.modules61).sort();
@@ -33,7 +36,7 @@ export async function run({ quick = false } = {}) {
     },
   ];
   table(
-    `check: all ${all.length} modules of linux-image-6.1.0-47-amd64 (objtool time / textpoke time; 2.00x or more is the goal)`,
+    `check: all ${all.length} modules of linux-image-${release61} (objtool time / textpoke time; 2.00x or more is the goal)`,
     rows,
   );
   // One module, as a developer checks the one they changed (objtool: one process, as kbuild runs it).

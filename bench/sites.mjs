@@ -1,9 +1,12 @@
 // textpoke sites against objdump -d and objtool (linux-kbuild-6.1), over the same files, in one run.
 import { statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { execEach, exec, median, modules, paths, table, textpoke } from './lib.mjs';
 
 const OBJTOOL = ['--retpoline', '--rethunk', '--static-call', '--dry-run', '--link', '--module'];
+
+/** The corpus build, e.g. 6.1.0-57-amd64 (the directory above kernel/). */
+const release61 = basename(dirname(paths.modules61));
 
 export async function run({ quick = false } = {}) {
   const all = modules(paths.modules61).sort();
@@ -29,7 +32,7 @@ export async function run({ quick = false } = {}) {
       ...(await median(runsBig, () => execEach(all, (f) => [paths.objtool, [...OBJTOOL, f]]))),
     },
   ];
-  table(`sites: all ${all.length} modules of linux-image-6.1.0-47-amd64`, allRows);
+  table(`sites: all ${all.length} modules of linux-image-${release61}`, allRows);
   results.allModules = allRows;
 
   for (const rel of ['fs/xfs/xfs.ko', 'drivers/gpu/drm/amd/amdgpu/amdgpu.ko']) {
