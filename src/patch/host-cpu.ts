@@ -83,52 +83,17 @@ function has(v: string | undefined, re: RegExp): boolean {
 
 /** Builds the spec; throws Error with one line when cpuinfo has no flags. */
 /** X86_FEATURE_ZEN1..ZEN5 as bsp_init_amd() picks it from family and model (arch/x86/kernel/cpu/amd.c). */
+// biome-ignore format: one line per generation reads as the kernel's switch does
+const ZEN_MODELS: ReadonlyArray<readonly [family: number, generation: string, models: ReadonlyArray<readonly [number, number]>]> = [
+  [0x17, 'ZEN1', [[0x00, 0x2f], [0x50, 0x5f]]],
+  [0x17, 'ZEN2', [[0x30, 0x4f], [0x60, 0x7f], [0x90, 0x91], [0xa0, 0xaf]]],
+  [0x19, 'ZEN3', [[0x00, 0x0f], [0x20, 0x5f]]],
+  [0x19, 'ZEN4', [[0x10, 0x1f], [0x60, 0xaf]]],
+  [0x1a, 'ZEN5', [[0x00, 0x2f], [0x40, 0x4f], [0x60, 0x7f]]],
+];
+
 function zenGeneration(family: number | undefined, model: number): string | undefined {
-  const within = (ranges: [number, number][]): boolean => ranges.some(([a, b]) => model >= a && model <= b);
-  if (family === 0x17) {
-    if (
-      within([
-        [0x00, 0x2f],
-        [0x50, 0x5f],
-      ])
-    )
-      return 'ZEN1';
-    if (
-      within([
-        [0x30, 0x4f],
-        [0x60, 0x7f],
-        [0x90, 0x91],
-        [0xa0, 0xaf],
-      ])
-    )
-      return 'ZEN2';
-  }
-  if (family === 0x19) {
-    if (
-      within([
-        [0x00, 0x0f],
-        [0x20, 0x5f],
-      ])
-    )
-      return 'ZEN3';
-    if (
-      within([
-        [0x10, 0x1f],
-        [0x60, 0xaf],
-      ])
-    )
-      return 'ZEN4';
-  }
-  if (
-    family === 0x1a &&
-    within([
-      [0x00, 0x2f],
-      [0x40, 0x4f],
-      [0x60, 0x7f],
-    ])
-  )
-    return 'ZEN5';
-  return undefined;
+  return ZEN_MODELS.find(([f, , models]) => f === family && models.some(([a, b]) => model >= a && model <= b))?.[1];
 }
 
 export function hostCpuSpec(files: HostFiles): HostCpu {

@@ -154,20 +154,13 @@ export const RULES_61: LinuxRules = {
   retpolinePad: 'nop',
   preemptDefault: 'voluntary',
 };
-/** 6.3 to 6.7. */
+/** 6.3 to 6.7: as 6.1 but for the alternatives' format (ft_flags), pv ops as alternatives and call depth tracking. */
 export const RULES_63: LinuxRules = {
-  os: 'linux',
+  ...RULES_61,
   alternatives: 'entry',
   pvOps: '6.12',
   callDepth: true,
   cpuReturnThunk: true,
-  bugTable: '12',
-  nopMax: 8,
-  endbrPoison: ENDBR_POISON_OSP_NOP3,
-  staticCallInline: [],
-  staticCallConstKeys: [],
-  retpolinePad: 'nop',
-  preemptDefault: 'voluntary',
 };
 /**
  * 6.8 to 6.12: as 6.3, with NOP9..NOP11 (Debian's 6.12.117 writes the 9-byte NOP where 6.1 would write a JMP over
