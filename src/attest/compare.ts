@@ -68,6 +68,8 @@ export interface AddressNames {
   startingAt(abs: bigint): string | undefined;
   /** symbol+offset for any address, if known. */
   near(abs: bigint): string | undefined;
+  /** The runtime address of a kernel symbol of any type (text or data), if known. */
+  addressOf?(name: string): bigint | undefined;
 }
 
 export interface AttestObjectOptions {
@@ -117,6 +119,11 @@ const XOR5RAX = [0x2e, 0x2e, 0x2e, 0x31, 0xc0];
 const NOP5 = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 const isNop5 = (b: Uint8Array): boolean => b.length === 5 && NOP5.every((x, i) => b[i] === x);
 const isNop2 = (b: Uint8Array): boolean => b.length === 2 && b[0] === 0x66 && b[1] === 0x90;
+const littleEndian = (b: Uint8Array): bigint => {
+  let v = 0n;
+  for (let k = b.length - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k]!);
+  return v;
+};
 const rel32 = (b: Uint8Array): number => b[1]! | (b[2]! << 8) | (b[3]! << 16) | (b[4]! << 24);
 
 export function attestObject(o: AttestObjectOptions): ObjectResult {
@@ -172,6 +179,20 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
     }
     return o.names?.startingAt(abs);
   };
+
+  /** A symbol's runtime address: the object's own symbol, else the kernel's (kallsyms). */
+  const symbolAbs = (name: string): bigint | undefined => {
+    const s = img.symbol(name);
+    if (s && s.shndx !== 0 && !Number.isNaN(s.addr)) return runtime(s.addr);
+    return o.names?.addressOf?.(name);
+  };
+  /** A little-endian value of `length` bytes read from kcore at a runtime address (undefined: not in kcore). */
+  const readLive = (abs: bigint, length: number): bigint | undefined => {
+    const b = o.kcore.read(abs, length);
+    return b && b.length >= length ? littleEndian(b.subarray(0, length)) : undefined;
+  };
+  // Runtime constants explained so far, by name: every site of one name must hold the one value the boot wrote.
+  const constRuns = new Map<string, { run: DiffRun; value: bigint }[]>();
 
   for (const sec of o.sections) {
     const pred = o.predicted ? o.predicted(sec) : view.bytesOf(sec);
@@ -253,7 +274,20 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
         run.liveAsm = asm(img, l, sec.addr + start);
       }
       result.runs.push(run);
+      if (rc && cls === 'runtime-const') {
+        const list = constRuns.get(rc.name) ?? [];
+        list.push({ run, value: littleEndian(l) });
+        constRuns.set(rc.name, list);
+      }
       i = end;
+    }
+  }
+  for (const [name, list] of constRuns) {
+    const values = new Set(list.map((x) => x.value));
+    if (values.size < 2) continue;
+    for (const { run } of list) {
+      run.class = 'unexplained';
+      run.explanation = `runtime constant ${name}: its sites hold ${values.size} different values (the boot writes one to all): ${[...values].map((v) => `0x${v.toString(16)}`).join(', ')}`;
     }
   }
   return result;
@@ -282,22 +316,43 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
         ];
       }
       case '.static_call_sites': {
-        if (isNop5(l)) return ['static-call', `static call ${key}: NOP (NULL)`];
-        if (l.length === 5 && XOR5RAX.every((x, k) => l[k] === x))
-          return ['static-call', `static call ${key}: __static_call_return0 (xor %eax,%eax)`];
+        // What the key holds now (struct static_call_key's first word, `func`), where kcore has the key's memory
+        // (a live /proc/kcore has all of it): every form must agree with it, as __static_call_transform() wrote
+        // the site from it. Where the key cannot be read, the form alone is explained and says so.
+        const keyFunc = k && !Number.isNaN(k.addr) ? readLive(runtime(k.addr), 8) : undefined;
+        const held = (fn: bigint | undefined, what: string): [DiffClass, string] => {
+          if (keyFunc === undefined)
+            return ['static-call', `static call ${key}: ${what} (key not in kcore: unconfirmed)`];
+          if (fn !== undefined && keyFunc === fn) return ['static-call', `static call ${key}: ${what}`];
+          return [
+            'unexplained',
+            `static call ${key} site holds ${what}, but the key holds ${keyFunc === 0n ? 'NULL' : nameOfAbs(keyFunc)}`,
+          ];
+        };
         const inl = o.staticCallInline?.find(([, b]) => b.length === l.length && b.every((x, k) => l[k] === x));
-        if (inl && !s.tail) return ['static-call', `static call ${key}: ${inl[0]} (inline)`];
-        if (l[0] === 0xc3 && s.tail) return ['static-call', `static call ${key}: ret (NULL, tail call)`];
-        if (l[0] === 0xe8 || l[0] === 0xe9) {
+        const xor = l.length === 5 && XOR5RAX.every((x, k) => l[k] === x);
+        // __static_call_validate(): a tail site holds only a jmp or a ret (xor5rax and the inline forms are calls).
+        if (s.tail && (xor || inl))
+          return ['unexplained', `static call ${key}: a tail-call site holds ${xor ? 'xor %eax,%eax' : inl![0]}`];
+        if (isNop5(l) && !s.tail) return held(0n, 'NOP (NULL)');
+        if (xor) return held(symbolAbs('__static_call_return0'), '__static_call_return0 (xor %eax,%eax)');
+        if (inl) return held(symbolAbs(inl[0]), `${inl[0]} (inline)`);
+        if (l[0] === 0xc3 && s.tail) return held(0n, 'ret (NULL, tail call)');
+        if ((l[0] === 0xe8 && !s.tail) || (l[0] === 0xe9 && s.tail)) {
           const d = dest(l);
           const fn = functionAt(d);
-          if (fn) return ['static-call', `static call ${key}: ${l[0] === 0xe8 ? 'call' : 'jmp'} ${fn}`];
+          // A NULL tail call is a ret, which a return-thunk CPU has as `jmp x86_return_thunk` (static_call.c, RET).
+          if (fn && s.tail && /return_thunk$/.test(fn)) return held(0n, `jmp ${fn} (a ret: NULL, tail call)`);
+          if (fn) return held(d, `${l[0] === 0xe8 ? 'call' : 'jmp'} ${fn}`);
           return [
             'unexplained',
             `static call ${key} site ${l[0] === 0xe8 ? 'calls' : 'jumps to'} ${nameOfAbs(d)}, which is no function's start`,
           ];
         }
-        return ['unexplained', `static call ${key} site holds neither a call, a jmp, a NOP nor a ret`];
+        return [
+          'unexplained',
+          `static call ${key} site holds none of the forms of a ${s.tail ? 'tail ' : ''}call site`,
+        ];
       }
       case '__mcount_loc': {
         if (isNop5(l)) return ['ftrace', 'ftrace: NOP (not traced)'];
@@ -313,10 +368,24 @@ export function attestObject(o: AttestObjectOptions): ObjectResult {
     }
   }
 
+  /**
+   * runtime_const_init(type, sym) writes the variable's own value into every site of its name (x86
+   * runtime-const.h): the value must be the variable's, read from kcore where it has the variable, and
+   * USER_PTR_MAX (the bound every user access checks) must be TASK_SIZE_MAX of 4- or 5-level paging.
+   * Sites of one name that disagree are caught after the comparison.
+   */
   function runtimeConst(c: RuntimeConst, l: Uint8Array): [DiffClass, string] {
-    let v = 0n;
-    for (let k = l.length - 1; k >= 0; k--) v = (v << 8n) | BigInt(l[k]!);
-    return ['runtime-const', `runtime constant ${c.name} = 0x${v.toString(16)} (set at boot)`];
+    const v = littleEndian(l);
+    const hex = `0x${v.toString(16)}`;
+    if (c.name === 'USER_PTR_MAX' && v !== (1n << 47n) - 4096n && v !== (1n << 56n) - 4096n)
+      return ['unexplained', `runtime constant USER_PTR_MAX = ${hex}: not TASK_SIZE_MAX of 4- or 5-level paging`];
+    const at = symbolAbs(c.name);
+    const variable = at === undefined ? undefined : readLive(at, c.length);
+    if (variable === undefined)
+      return ['runtime-const', `runtime constant ${c.name} = ${hex} (set at boot; variable not in kcore: unconfirmed)`];
+    if (variable !== v)
+      return ['unexplained', `runtime constant ${c.name} = ${hex}, but the variable holds 0x${variable.toString(16)}`];
+    return ['runtime-const', `runtime constant ${c.name} = ${hex} (set at boot, as the variable holds)`];
   }
 
   /**

@@ -93,14 +93,20 @@ function kcoreFile(path: string): { kcore: Kcore; close(): void } {
 function kallsymsNames(text: string | undefined): AddressNames | undefined {
   if (!text) return undefined;
   const entries: Array<[bigint, string]> = [];
+  // Every kernel symbol by name, data included (a static call key, a runtime constant's variable).
+  const byName = new Map<string, bigint>();
   for (const line of text.split('\n')) {
-    const m = /^([0-9a-fA-F]{8,16})\s+([tTwW])\s+(\S+)(?:\s+\[(\S+)\])?/.exec(line);
-    if (m) entries.push([BigInt('0x' + m[1]!), m[4] ? `${m[3]} [${m[4]}]` : m[3]!]);
+    const m = /^([0-9a-fA-F]{8,16})\s+([a-zA-Z])\s+(\S+)(?:\s+\[(\S+)\])?/.exec(line);
+    if (!m) continue;
+    const at = BigInt('0x' + m[1]!);
+    if (!m[4] && !byName.has(m[3]!)) byName.set(m[3]!, at);
+    if ('tTwW'.includes(m[2]!)) entries.push([at, m[4] ? `${m[3]} [${m[4]}]` : m[3]!]);
   }
   entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const exact = new Map<bigint, string>();
   for (const [a, n] of entries) if (!exact.has(a)) exact.set(a, n);
   return {
+    addressOf: (name) => byName.get(name),
     startingAt: (abs) => exact.get(abs),
     near: (abs) => {
       let lo = 0;

@@ -218,6 +218,45 @@ test('attest: a planted hook is caught and named; a toggled jump label is explai
   );
 });
 
+test("attest checks a static call site against its key where kcore has the key's memory (a live /proc/kcore does)", async () => {
+  const { kcoreChunks, xfs, load } = await ready;
+  const chunks = kcoreChunks.map((c) => ({ ...c, bytes: new Uint8Array(c.bytes) }));
+  // xfs's tracepoint keys live in its .data: the patched module's .data as the loader relocated it.
+  const xo = Image.parse(readFileSync(join(root, 'xfs.patched.ko')), 'xfs.patched.ko');
+  chunks.push({
+    vaddr: load.get('.data')!,
+    bytes: new Uint8Array(xo.sectionBytes(xo.section('.data')!)),
+    name: '.data',
+  });
+  const img = Image.parse(readFileSync(corpus.module61('fs/xfs/xfs.ko')), 'xfs.ko', { load });
+  const { sites } = readSites(img, profileById('linux-6.1')!, {});
+  const sc = sitesOf(sites, '.static_call_sites').find(
+    (s) => !s.tail && img.sectionAt(s.addr)?.name === '.text' && img.sectionAt(s.key.addr)?.name === '.data',
+  );
+  assert.ok(sc, 'a call site whose key is in xfs .data');
+  const text = chunks.find((c) => c.name === '.text')!;
+  const off = sc.addr - img.section('.text')!.addr;
+  // Clean: the site as predicted, the key as relocated: nothing to explain.
+  const clean = join(root, 'kcore.keys');
+  writeFileSync(clean, buildKcore(chunks));
+  const c = attest(clean, ['--json']);
+  assert.equal(c.code, 0, c.out.slice(0, 2000));
+  // The site made `xor %eax,%eax` (__static_call_return0) while its key still holds its tracepoint function.
+  text.bytes.set([0x2e, 0x2e, 0x2e, 0x31, 0xc0], off);
+  const p = join(root, 'kcore.xor');
+  writeFileSync(p, buildKcore(chunks));
+  const j = attest(p, ['--json']);
+  assert.equal(j.code, 1, j.err);
+  const runs = JSON.parse(j.out).objects.find((o: { object: string }) => o.object === 'xfs').runs;
+  const bad = runs.find((x: { class: string }) => x.class === 'unexplained');
+  assert.ok(bad, JSON.stringify(runs.slice(0, 3)));
+  assert.match(
+    bad.explanation,
+    new RegExp(`static call ${sc.key.name} site holds __static_call_return0 .*, but the key holds `),
+  );
+  assert.equal(bad.address, `0x${(load.get('.text')! + BigInt(off)).toString(16)}`);
+});
+
 test('attest: bad inputs are one line and exit 2', async () => {
   await ready;
   const junk = join(root, 'kcore.junk');

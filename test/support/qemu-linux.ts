@@ -12,6 +12,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { Kcore } from '../../src/attest/kcore.js';
 import { join } from 'node:path';
 import { repoRoot } from './corpus.js';
 import { tempDir } from './build.js';
@@ -162,6 +163,8 @@ export function groundTruthTests(k: KernelGroundTruth): void {
     const out = join(tempDir(), 'groundtruth.json');
     const args = [join(repoRoot, 'scripts/qemu-groundtruth.mjs'), '--kernel', k.kernel, '--attest', '--json', out];
     for (const m of k.models) args.push('--model', m);
+    // TEXTPOKE_GT_REUSE=1: compare again on the guests' last dumps instead of booting (for work on the checks).
+    if (process.env.TEXTPOKE_GT_REUSE === '1') args.push('--reuse');
     const r = spawnSync(process.execPath, args, {
       encoding: 'utf8',
       maxBuffer: 1 << 28,
@@ -406,6 +409,80 @@ export function groundTruthTests(k: KernelGroundTruth): void {
           `${r.model} ${source}: ${JSON.stringify(ft)}`,
         );
       }
+    }
+  });
+
+  test(`ground truth ${k.kernel}: attest is not fooled by a hook in an explained form (xor %eax,%eax at a tail static call site; a runtime constant's site rewritten)`, {
+    skip,
+    timeout,
+  }, () => {
+    boot();
+    // A model without kernel options: its name is its work directory.
+    const model = k.models.find((m) => !/[:=,]/.test(m));
+    assert.ok(model, `a plain model among ${k.models.join(', ')}`);
+    const id = k.kernel === '7.3' ? 'linux-7' : `linux-${k.kernel}`;
+    const dir = join(repoRoot, '.cache', 'groundtruth', id, model, 'attest');
+    const doc = JSON.parse(readFileSync(join(dir, 'attest-cpu-host.json'), 'utf8'));
+    const runs = doc.objects[0].runs as { address: string; class: string; explanation: string; predicted: string }[];
+    // Edits to a copy of the dumped kcore, at runtime addresses.
+    const edits: [bigint, number[]][] = [];
+    const tail = runs.find((x) => x.class === 'static-call' && x.predicted.startsWith('e9'));
+    assert.ok(tail, 'a tail static call site the kernel retargeted');
+    edits.push([BigInt(tail.address), [0x2e, 0x2e, 0x2e, 0x31, 0xc0]]);
+    const consts = runs.filter((x) => x.class === 'runtime-const');
+    const userMax = consts.find((x) => /runtime constant USER_PTR_MAX /.test(x.explanation));
+    const name = (x: { explanation: string }): string => /runtime constant (\S+)/.exec(x.explanation)![1]!;
+    const other = consts.find(
+      (x) => name(x) !== 'USER_PTR_MAX' && consts.filter((y) => name(y) === name(x)).length > 1,
+    );
+    if (k.kernel !== '6.1') {
+      assert.ok(userMax && other, `runtime constants in the dump: ${consts.length}`);
+      edits.push([BigInt(userMax.address), Array(8).fill(0xff)]);
+      edits.push([BigInt(other.address), [0x01, 0x01]]);
+    }
+    const bytes = readFileSync(join(dir, 'kcore'));
+    const kc = Kcore.open((o, n) => bytes.subarray(o, o + n));
+    for (const [at, b] of edits) {
+      const seg = kc.segments.find((g) => at >= g.vaddr && at < g.vaddr + BigInt(g.size))!;
+      bytes.set(b, seg.offset + Number(at - seg.vaddr));
+    }
+    const tampered = join(tempDir(), 'kcore');
+    writeFileSync(tampered, bytes);
+    const a = spawnSync(
+      process.execPath,
+      [
+        join(repoRoot, 'bin/textpoke.js'),
+        'attest',
+        '--vmlinuz',
+        doc.vmlinuz,
+        '--modules',
+        doc.modules,
+        '--kcore',
+        tampered,
+        '--sysfs',
+        join(dir, 'root'),
+        '--cpu',
+        'host',
+        '--json',
+      ],
+      { encoding: 'utf8', maxBuffer: 1 << 30, timeout: 300_000 },
+    );
+    assert.equal(a.status, 1, a.stderr.slice(0, 2000));
+    const after = JSON.parse(a.stdout).objects[0].runs as { address: string; class: string; explanation: string }[];
+    const at = (addr: string) =>
+      after.find(
+        (x) => BigInt(x.address) <= BigInt(addr) && BigInt(addr) < BigInt(x.address) + 16n && x.class === 'unexplained',
+      );
+    assert.match(at(tail.address)?.explanation ?? 'explained', /a tail-call site holds xor %eax,%eax/);
+    if (userMax && other && k.kernel !== '6.1') {
+      assert.match(
+        at(userMax.address)?.explanation ?? 'explained',
+        /USER_PTR_MAX = 0xffffffffffffffff: not TASK_SIZE_MAX/,
+      );
+      assert.match(
+        at(other.address)?.explanation ?? 'explained',
+        new RegExp(`${name(other)}: its sites hold 2 different values`),
+      );
     }
   });
 }
