@@ -349,7 +349,8 @@ export function linuxTarget(version: string, debianUpstream: string | null): Tar
       id = 'linux-6.1';
       note = `sublevel not recorded in '${version}' (Debian ABI name); assuming 6.1.85 or later (NCAPINTS 22): use --profile linux-6.1.0 or linux-6.1.38 for older 6.1.y`;
     } else id = sub >= 85 ? 'linux-6.1' : sub >= 38 ? 'linux-6.1.38' : 'linux-6.1.0';
-  } else if (v <= 6007) id = 'linux-6.3';
+  } else if (v <= 6004) id = 'linux-6.3';
+  else if (v <= 6007) id = 'linux-6.5';
   else if (v <= 6012) id = 'linux-6.8';
   else if (v < 7000) {
     id = 'linux-6.8';

@@ -154,7 +154,7 @@ export const RULES_61: LinuxRules = {
   retpolinePad: 'nop',
   preemptDefault: 'voluntary',
 };
-/** 6.3 to 6.7: as 6.1 but for the alternatives' format (ft_flags), pv ops as alternatives and call depth tracking. */
+/** 6.3 and 6.4: as 6.1 but for the alternatives' format (ft_flags), pv ops as alternatives and call depth tracking. */
 export const RULES_63: LinuxRules = {
   ...RULES_61,
   alternatives: 'entry',
@@ -163,10 +163,12 @@ export const RULES_63: LinuxRules = {
   cpuReturnThunk: true,
 };
 /**
- * 6.8 to 6.12: as 6.3, with NOP9..NOP11 (Debian's 6.12.117 writes the 9-byte NOP where 6.1 would write a JMP over
- * int3 filler: measured in the QEMU ground truth; earlier 6.8 to 6.11 kernels may still stop at NOP8).
+ * 6.5 to 6.7: x86-64 NOP9..NOP11, ASM_NOP_MAX 11 ("x86/alternatives: Add longer 64-bit NOPs", merged for 6.5;
+ * Debian's 6.12.117 booted under QEMU writes the 9-byte NOP where 6.1 writes a jmp over int3 filler).
  */
-export const RULES_612: LinuxRules = { ...RULES_63, nopMax: 11 };
+export const RULES_65: LinuxRules = { ...RULES_63, nopMax: 11 };
+/** 6.8 to 6.12: the 6.5 rules (the pv ops alternatives differ in the profile's tables, not here). */
+export const RULES_612: LinuxRules = RULES_65;
 export const RULES_70: LinuxRules = {
   os: 'linux',
   alternatives: 'site',
@@ -330,10 +332,18 @@ export const PROFILES: readonly Profile[] = [
   linuxModern(
     'linux-6.3',
     'linux-6.3',
-    'Linux 6.3 to 6.7 (14-byte alt_instr, .parainstructions, .call_sites)',
+    'Linux 6.3 and 6.4 (14-byte alt_instr, .parainstructions, .call_sites, NOPs up to 8 bytes)',
     true,
-    ['6.3', '6.7'],
+    ['6.3', '6.4'],
     RULES_63,
+  ),
+  linuxModern(
+    'linux-6.5',
+    'linux-6.3',
+    'Linux 6.5 to 6.7 (as 6.3, with NOPs up to 11 bytes)',
+    true,
+    ['6.5', '6.7'],
+    RULES_65,
   ),
   linuxModern(
     'linux-6.8',

@@ -42,10 +42,16 @@ test('nested alternatives: every entry of a site takes the largest instrlen', ()
 });
 
 test('optimize_nops: NOPL and NOP runs merge; beyond ASM_NOP_MAX becomes jmp over int3', () => {
-  // 6.3 to 6.7 (NOPs up to 8 bytes): the 10-byte run is a jmp over int3 filler.
+  // 6.3 and 6.4 (NOPs up to 8 bytes): the 10-byte run is a jmp over int3 filler.
   const run63 = applyPatches(img, profileById('linux-6.3')!, parseCpu('none', featureTable('linux-6.3'))).view;
   const b = at(run63, 'm_nops', 13);
   assert.deepEqual(b, [0xeb, 0x08, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0x48, 0x89, 0xc7]);
+  // 6.5 to 6.7 have NOP9..NOP11 already, as detection of a 6.5 module picks.
+  const run65 = applyPatches(img, profileById('linux-6.5')!, parseCpu('none', featureTable('linux-6.3'))).view;
+  assert.deepEqual(
+    at(run65, 'm_nops', 13),
+    [0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00, 0x48, 0x89, 0xc7],
+  );
   // 6.12 (x86-64 NOP9..NOP11): one 10-byte NOP, `osp cs nopw 0(%rax,%rax,1)` (Debian's 6.12.117 booted).
   const c = at(run('none'), 'm_nops', 13);
   assert.deepEqual(c, [0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00, 0x48, 0x89, 0xc7]);
