@@ -89,7 +89,9 @@ const ZEN_MODELS: ReadonlyArray<readonly [family: number, generation: string, mo
   [0x17, 'ZEN2', [[0x30, 0x4f], [0x60, 0x7f], [0x90, 0x91], [0xa0, 0xaf]]],
   [0x19, 'ZEN3', [[0x00, 0x0f], [0x20, 0x5f]]],
   [0x19, 'ZEN4', [[0x10, 0x1f], [0x60, 0xaf]]],
-  [0x1a, 'ZEN5', [[0x00, 0x2f], [0x40, 0x4f], [0x60, 0x7f]]],
+  [0x1a, 'ZEN5', [[0x00, 0x2f], [0x40, 0x4f], [0x60, 0x7f], [0xd0, 0xd7]]],
+  // 7.3.4's bsp_init_amd(); a feature table without ZEN6 leaves these models without a generation
+  [0x1a, 'ZEN6', [[0x50, 0x5f], [0x80, 0xaf], [0xc0, 0xcf], [0xd8, 0xef]]],
 ];
 
 function zenGeneration(family: number | undefined, model: number): string | undefined {
@@ -121,7 +123,9 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
     // 7.x sets SYSFAST32 beside SYSCALL32 on AMD too.
     items.push('?SYSCALL32', '?SYSFAST32');
     if (family !== undefined && family >= 0xf) items.push('?K8');
-    if (vendor === 'AuthenticAMD' && (family === 0x17 || family === 0x19)) items.push('?ZEN');
+    // init_amd_zen_common() for every AMD family from 0x17 on; Hygon's Dhyana (family 0x18) too (hygon.c).
+    if ((vendor === 'AuthenticAMD' || vendor === 'HygonGenuine') && family !== undefined && family >= 0x17)
+      items.push('?ZEN');
     // bsp_init_amd(): the Zen generation by family and model (kernels that have the bits; 6.1.192 and 6.12 do).
     const zen = vendor === 'AuthenticAMD' && model !== undefined ? zenGeneration(family, model) : undefined;
     if (zen) items.push(`?${zen}`);

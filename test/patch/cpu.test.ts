@@ -127,6 +127,27 @@ test('--cpu-from one saved file (Zen 4, Safe RET): AutoIBRS so no retpoline; srs
   assert.equal(parseCpu(zen2.spec, linux).returnThunk, 'srso_return_thunk');
 });
 
+test('--cpu-from: the Zen generation as bsp_init_amd() picks it, where the kernel has the bit', () => {
+  const files = parseCpuFile(readFixture(joinPath(cpuFixtures, 'zen4.txt'), 'utf8'));
+  const as = (family: number, model: number) =>
+    hostCpuSpec({
+      ...files,
+      cpuinfo: files
+        .cpuinfo!.replace('cpu family\t: 25', `cpu family\t: ${family}`)
+        .replace('model\t\t: 17', `model\t\t: ${model}`),
+    }).spec;
+  const t7 = featureTable('linux-7.3');
+  const zen = (spec: string, t: typeof t7): string[] => [...names(spec, t)].filter((n) => /^ZEN\d?$/.test(n)).sort();
+  assert.deepEqual(zen(as(25, 17), t7), ['ZEN', 'ZEN4']);
+  assert.deepEqual(zen(as(26, 0xd0), t7), ['ZEN', 'ZEN5']);
+  assert.deepEqual(zen(as(26, 0x50), t7), ['ZEN', 'ZEN6']);
+  // A table without the bit (6.1's has no ZEN5 or ZEN6) leaves the generation out.
+  assert.deepEqual(zen(as(26, 0x50), linux), ['ZEN']);
+  // Family 0x1a beyond every range and family 0x17 Zen 2.
+  assert.deepEqual(zen(as(26, 0xf0), t7), ['ZEN']);
+  assert.deepEqual(zen(as(23, 0x31), t7), ['ZEN', 'ZEN2']);
+});
+
 test('--cpu-from without vulnerabilities files: the command line decides (mitigations=off)', () => {
   const host = hostCpuSpec(readHostFiles(joinPath(cpuFixtures, 'nomitigations')));
   const f = names(host.spec);
