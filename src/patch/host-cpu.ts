@@ -114,14 +114,16 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   // feat_ctl.c) and the flags: measured against the kernel's own boot_cpu_data in the QEMU ground truth.
   const intelLike = vendor === 'GenuineIntel' || vendor === 'CentaurHauls' || vendor === '  Shanghai  ';
   if (flags.includes('xsave')) items.push('?OSXSAVE');
-  // SYSENTER32 is called SYSFAST32 in 7.x (the table has one name or the other).
-  if (intelLike) items.push('?MSR_IA32_FEAT_CTL', '?SYSENTER32', '?SYSFAST32');
+  // SYSENTER32 is called SYSFAST32 in 7.x (the table has one name or the other); 7.x sets it on every 64-bit CPU
+  // and fred.c clears it and SYSCALL32 when FRED is on (cpuinfo's `fred`).
+  const fred = flags.includes('fred');
+  if (intelLike) items.push('?MSR_IA32_FEAT_CTL', '?SYSENTER32');
+  if (!fred) items.push('?SYSFAST32');
   if (vendor === 'GenuineIntel') items.push('?APIC_MSRS_FENCE');
   if (flags.includes('sse2') && (vendor === 'GenuineIntel' || vendor === 'AuthenticAMD' || vendor === 'HygonGenuine'))
     items.push('?LFENCE_RDTSC');
   if (vendor === 'AuthenticAMD' || vendor === 'HygonGenuine') {
-    // 7.x sets SYSFAST32 beside SYSCALL32 on AMD too.
-    items.push('?SYSCALL32', '?SYSFAST32');
+    if (!fred) items.push('?SYSCALL32');
     if (family !== undefined && family >= 0xf) items.push('?K8');
     // init_amd_zen_common() for every AMD family from 0x17 on; Hygon's Dhyana (family 0x18) too (hygon.c).
     if ((vendor === 'AuthenticAMD' || vendor === 'HygonGenuine') && family !== undefined && family >= 0x17)
@@ -206,15 +208,14 @@ export function hostCpuSpec(files: HostFiles): HostCpu {
   if (has(rb, /Stuffing/)) items.push('?CALL_DEPTH');
 
   if (has(v['l1tf'], /PTE Inversion/)) items.push('?L1TF_PTEINV');
-  // Buffer clearing (VERW) for MDS, TAA, MMIO stale data, RFDS.
-  if (
-    ['mds', 'tsx_async_abort', 'mmio_stale_data', 'reg_file_data_sampling'].some((k) => has(v[k], /Clear CPU buffers/))
-  ) {
+  // Buffer clearing (VERW) for MDS, TAA, RFDS. MMIO stale data alone does not set CLEAR_CPU_BUF (bugs.c: only
+  // with MDS or TAA; otherwise a static key, and in 7.x CLEAR_CPU_BUF_VM_MMIO).
+  if (['mds', 'tsx_async_abort', 'reg_file_data_sampling'].some((k) => has(v[k], /Clear CPU buffers/))) {
     items.push('?CLEAR_CPU_BUF');
     // Kernels that split VM-entry buffer clearing (CLEAR_CPU_BUF_VM_MMIO in the table: 7.x) set CLEAR_CPU_BUF_VM
     // beside it; earlier ones set CLEAR_CPU_BUF_VM for TSA only.
     items.push('?CLEAR_CPU_BUF_VM@CLEAR_CPU_BUF_VM_MMIO');
-  }
+  } else if (has(v['mmio_stale_data'], /Clear CPU buffers/)) items.push('?CLEAR_CPU_BUF_VM_MMIO');
   // Meltdown: PTI is also a cpuinfo flag; the vulnerabilities file and the command line can only confirm or clear it.
   if (has(v['meltdown'], /Mitigation: PTI/)) items.push('?PTI');
   else if (v['meltdown'] !== undefined || mitigationsOff || /\snopti\s|\spti=off\s/.test(cmd)) items.push('-?PTI');

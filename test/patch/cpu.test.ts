@@ -148,6 +148,22 @@ test('--cpu-from: the Zen generation as bsp_init_amd() picks it, where the kerne
   assert.deepEqual(zen(as(23, 0x31), t7), ['ZEN', 'ZEN2']);
 });
 
+test('--cpu-from: MMIO stale data alone is no CLEAR_CPU_BUF (7.x: CLEAR_CPU_BUF_VM_MMIO); FRED clears SYSFAST32', () => {
+  const files = parseCpuFile(readFixture(joinPath(cpuFixtures, 'zen4.txt'), 'utf8'));
+  const t7 = featureTable('linux-7.3');
+  const vuln = (extra: Record<string, string>) => ({
+    ...files,
+    vulnerabilities: { ...files.vulnerabilities, ...extra },
+  });
+  const mmio = names(hostCpuSpec(vuln({ mmio_stale_data: 'Mitigation: Clear CPU buffers; SMT vulnerable' })).spec, t7);
+  assert.ok(!mmio.has('CLEAR_CPU_BUF') && !mmio.has('CLEAR_CPU_BUF_VM') && mmio.has('CLEAR_CPU_BUF_VM_MMIO'));
+  const mds = names(hostCpuSpec(vuln({ mds: 'Mitigation: Clear CPU buffers; SMT vulnerable' })).spec, t7);
+  assert.ok(mds.has('CLEAR_CPU_BUF') && mds.has('CLEAR_CPU_BUF_VM') && !mds.has('CLEAR_CPU_BUF_VM_MMIO'));
+  assert.ok(names(hostCpuSpec(files).spec, t7).has('SYSFAST32'));
+  const fred = hostCpuSpec({ ...files, cpuinfo: files.cpuinfo!.replace(/^flags\t\t: /m, 'flags\t\t: fred ') });
+  assert.ok(!names(fred.spec, t7).has('SYSFAST32') && !names(fred.spec, t7).has('SYSCALL32'));
+});
+
 test('--cpu-from without vulnerabilities files: the command line decides (mitigations=off)', () => {
   const host = hostCpuSpec(readHostFiles(joinPath(cpuFixtures, 'nomitigations')));
   const f = names(host.spec);
