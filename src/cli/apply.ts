@@ -15,6 +15,7 @@ import {
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { profileOption } from './options.js';
+import { preemptModeProblem } from '../target/profile.js';
 import { ElfError, Image } from '../elf/image.js';
 import { SymbolFileError } from '../elf/symbol-file.js';
 import { TableError } from '../sites/table.js';
@@ -114,6 +115,8 @@ export async function openAndApply(
     );
   }
   if (load && img.kind !== 'rel') throw new UsageError(`${file}: --load applies to relocatable objects (.o, .ko) only`);
+  const preemptProblem = preemptModeProblem(profile, o.preempt);
+  if (preemptProblem) throw new UsageError(`${file}: ${preemptProblem}`);
   let result: ApplyResult;
   try {
     result = applyPatches(img, profile, cpu, {

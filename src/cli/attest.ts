@@ -19,7 +19,7 @@ import type { Image, Section } from '../elf/image.js';
 import { loadImage } from '../elf/load.js';
 import { applyPatches, CpuSpecError, parseCpu, parseSymbolMap } from '../patch/index.js';
 import { featureTable } from '../target/features/index.js';
-import { linuxRules } from '../target/profile.js';
+import { linuxRules, preemptModeProblem } from '../target/profile.js';
 import { EXIT_FINDINGS, EXIT_USAGE, ExitStatus, Io, UsageError } from './context.js';
 import { resolveCpuSpec } from './host-cpu.js';
 import { describeError, openImage, parseKaslrOffset, resolveTarget } from './jobs.js';
@@ -302,6 +302,8 @@ async function attestKernel(
   } catch (e) {
     throw new UsageError(`${vmlinuz}: ${describeError(e)}`);
   }
+  const preemptProblem = preemptModeProblem(target.profile!, o.preempt);
+  if (preemptProblem) throw new UsageError(`${vmlinuz}: ${preemptProblem}`);
   const cpu = cpuFor(spec, target.profile!.features);
   const r = applyPatches(img, target.profile!, cpu, { preempt: o.preempt });
   const delta = loaded.kaslrOffset;

@@ -101,6 +101,8 @@ export interface LinuxRules {
   readonly retpolinePad: 'nop' | 'cs-int3';
   /** The PREEMPT_DYNAMIC mode Debian's build boots with when the command line has no preempt=. */
   readonly preemptDefault: 'none' | 'voluntary' | 'full' | 'lazy';
+  /** The PREEMPT_DYNAMIC modes the version has (sched_dynamic_mode(): lazy from 6.13; 7.x has no none/voluntary). */
+  readonly preemptModes: readonly ('none' | 'voluntary' | 'full' | 'lazy')[];
 }
 
 /** How a Xen version's _apply_alternatives and altcall patching behave. */
@@ -153,6 +155,7 @@ export const RULES_61: LinuxRules = {
   staticCallConstKeys: [],
   retpolinePad: 'nop',
   preemptDefault: 'voluntary',
+  preemptModes: ['none', 'voluntary', 'full'],
 };
 /** 6.3 and 6.4: as 6.1 but for the alternatives' format (ft_flags), pv ops as alternatives and call depth tracking. */
 export const RULES_63: LinuxRules = {
@@ -189,6 +192,7 @@ export const RULES_70: LinuxRules = {
   retpolinePad: 'cs-int3',
   // 7.x drops none/voluntary where the architecture has PREEMPT_LAZY; Debian's 7.3.4 boots "Dynamic Preempt: lazy".
   preemptDefault: 'lazy',
+  preemptModes: ['full', 'lazy'],
 };
 const XEN_OLD: XenRules = { os: 'xen', altFlagNot: false, altcall: 'alternatives', returnThunkTail: false };
 const XEN_NOT: XenRules = { os: 'xen', altFlagNot: true, altcall: 'alternatives', returnThunkTail: false };
@@ -322,6 +326,15 @@ function xen(id: string, features: string, describe: string, rules: XenRules, se
     versions: [series, series],
     tables: rules.altcall === 'alt-call-sites' ? [XEN_ALT, XEN_ALT_CALLS] : [XEN_ALT],
   };
+}
+
+/** Why `--preempt MODE` cannot be the mode this profile's kernels booted with, or undefined when it can. */
+export function preemptModeProblem(p: Profile, mode: string | undefined): string | undefined {
+  if (p.rules.os !== 'linux' || mode === undefined || mode === 'unknown') return undefined;
+  const modes = p.rules.preemptModes;
+  return (modes as readonly string[]).includes(mode)
+    ? undefined
+    : `--preempt ${mode}: Linux ${p.versions.join(' to ')} has the modes ${modes.join(', ')}`;
 }
 
 /** Every built-in profile. */

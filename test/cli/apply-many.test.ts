@@ -226,3 +226,19 @@ test('apply DIR -o OUT interrupted (SIGTERM, SIGINT) once outputs are pending: n
     assert.ok(!existsSync(out), `${sig}: OUT removed (${existsSync(out) ? listing(out).join(', ') : ''})`);
   }
 });
+
+test('--preempt must be a mode the kernel version has: exit 2, one line, nothing written', { timeout: 120_000 }, () => {
+  const root = tempDir('textpoke-apply-preempt-');
+  const out = join(root, 'out.ko');
+  const bic = corpus.module61('net/ipv4/tcp_bic.ko');
+  const r = run(['apply', bic, '--cpu', 'none', '--preempt', 'lazy', '-o', out]);
+  assert.equal(r.code, 2, r.err);
+  assert.equal(r.err, `textpoke: ${bic}: --preempt lazy: Linux 6.1 to 6.2 has the modes none, voluntary, full\n`);
+  assert.ok(!existsSync(out));
+  assert.equal(run(['apply', bic, '--cpu', 'none', '--preempt', 'full', '-o', out, '--quiet']).code, 0);
+  // 7.x has no voluntary mode (sched_dynamic_mode()).
+  const x7 = join(corpus.modules7, 'net', 'ipv4', 'tcp_bic.ko.xz');
+  const v = run(['apply', x7, '--cpu', 'none', '--preempt', 'voluntary', '-o', join(root, 'x7.ko')]);
+  assert.equal(v.code, 2, v.err);
+  assert.match(v.err, /--preempt voluntary: Linux 7\.0 to 7\.3 has the modes full, lazy\n$/);
+});
