@@ -112,7 +112,7 @@ export function applyPatches(img: Image, profile: Profile, cpu: Cpu, opts: Apply
       view.finding(
         'alternatives',
         NaN,
-        'call depth tracking (CALL_DEPTH): callthunks_patch_module_calls/builtin_calls retarget .call_sites to accounting thunks; not reproduced',
+        'call depth tracking (CALL_DEPTH): callthunks_patch_module_calls/builtin_calls retarget .call_sites, and static calls to padded functions (callthunks_translate_call_dest), to accounting thunks; not reproduced',
         'model',
       );
     }

@@ -142,11 +142,13 @@ export function applyLinuxStaticCalls(
     }
     const code: number[] = [];
     let note: string;
-    if (inline && tail) {
-      view.finding('static-calls', s.addr, `tail call to ${inline[0]}: not modelled; skipped`, 'model', s);
+    // A tail call to a function with an inline form is a plain jmp (__static_call_transform(): the inline forms
+    // are CALL forms), which needs the function's address.
+    if (inline && tail && !func) {
+      view.finding('static-calls', s.addr, `tail call to ${inline[0]}: no address for it; skipped`, 'model', s);
       continue;
     }
-    if (inline) {
+    if (inline && !tail) {
       code.push(...inline[1]);
       note = `${inline[0]}: inline ${inline[1].map((x) => x.toString(16).padStart(2, '0')).join(' ')}`;
     } else if (tail && jcc) {
