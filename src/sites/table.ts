@@ -87,11 +87,12 @@ export class TableData {
     return { key: { addr, name: k.name ?? (Number.isNaN(addr) ? undefined : this.img.symbolize(addr).name) }, bits };
   }
 
-  /** An absolute u64 address field. */
   /** In a linked image, whether the u64 at (i, off) is zero (a NULL entry); false in a relocatable object. */
   zero64(i: number, off: number): boolean {
     return !this.relocSection && this.img.u64big(this.fileOff + i * this.spec.entry + off) === 0n;
   }
+
+  /** An absolute u64 address field. */
   abs64(i: number, off: number): (Ref & { addend?: number }) | undefined {
     if (this.relocSection) {
       const r = this.reloc(i, off);
