@@ -219,7 +219,7 @@ test('attest: a planted hook is caught and named; a toggled jump label is explai
 });
 
 test("attest checks a static call site against its key where kcore has the key's memory (a live /proc/kcore does)", async () => {
-  const { kcoreChunks, xfs, load } = await ready;
+  const { kcoreChunks, load } = await ready;
   const chunks = kcoreChunks.map((c) => ({ ...c, bytes: new Uint8Array(c.bytes) }));
   // xfs's tracepoint keys live in its .data: the patched module's .data as the loader relocated it.
   const xo = Image.parse(readFileSync(join(root, 'xfs.patched.ko')), 'xfs.patched.ko');
