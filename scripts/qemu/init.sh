@@ -76,6 +76,13 @@ while read -r op a b c; do
       n=$a
       if [ -n "$t" ] && [ -n "$e" ] && [ $((0x$e - 0x$t)) -lt "$a" ]; then n=$((0x$e - 0x$t)); fi
       if [ -n "$t" ]; then $K kcore "dump:vmlinux:.text:0x$t" "$t" "$n"; else $K text "error:ktext" "no _text in /proc/kallsyms"; fi
+      # The core kernel's data (ro_after_init, .data, .bss) after the text: the static call keys and the
+      # runtime constants' variables, which attest checks the text against (a live /proc/kcore has them too).
+      for r in __start_ro_after_init:__end_ro_after_init _sdata:_edata __bss_start:__bss_stop; do
+        s=$(grep -m1 " ${r%%:*}\$" /proc/kallsyms | cut -d' ' -f1)
+        x=$(grep -m1 " ${r##*:}\$" /proc/kallsyms | cut -d' ' -f1)
+        if [ -n "$s" ] && [ -n "$x" ]; then $K kcore "dump:vmlinux:${r%%:*}:0x$s" "$s" "$((0x$x - 0x$s))"; fi
+      done
       ;;
     dump)
       if addr=$(cat "/sys/module/$a/sections/$b"); then
