@@ -12,7 +12,7 @@ import type { Site } from '../sites/site.js';
 import { featureNumber } from '../target/features/index.js';
 import type { Cpu } from './cpu.js';
 import { decodeOne } from './decode.js';
-import { GPR64_NAMES, gpr64, opcodeIndex } from '../x86/insn.js';
+import { CS_PREFIX, GPR64_NAMES, gpr64, opcodeIndex } from '../x86/insn.js';
 import { callIndirect, int3, jmpIndirect, lfence as lfenceInsn } from '../x86/encode.js';
 import { optimizeNops } from './linux-alternatives.js';
 import { LinuxRules, RULES_61 } from '../target/profile.js';
@@ -41,6 +41,31 @@ function thunkReg(view: PatchedView, target: bigint): number | undefined {
   if (d < 0n || d % 32n !== 0n) return undefined;
   const r = Number(d / 32n);
   return r < 16 ? r : undefined;
+}
+
+/**
+ * The site's own branch (jcc, or call/jmp with the CS prefix a 6-byte site has) re-aimed at `target` as rel32,
+ * written into `bytes`: its length.
+ */
+function sameBranchTo(
+  bytes: Uint8Array,
+  jcc: boolean,
+  op1: number,
+  op2: number,
+  len: number,
+  at: bigint,
+  target: bigint,
+): number {
+  let i = 0;
+  if (jcc) {
+    bytes[i++] = 0x0f;
+    bytes[i++] = op2;
+  } else {
+    if (len === 6) bytes[i++] = CS_PREFIX;
+    bytes[i++] = op1;
+  }
+  new DataView(bytes.buffer).setInt32(i, Number(BigInt.asIntN(32, target - (at + BigInt(i) + 4n))), true);
+  return i + 4;
 }
 
 export function applyLinuxRetpolines(
@@ -104,17 +129,7 @@ export function applyLinuxRetpolines(
         view.finding('retpolines', s.addr, `call depth tracking: no address for ${name}; skipped`, 'model', s);
         continue;
       }
-      let i = 0;
-      if (jcc) {
-        bytes[i++] = 0x0f;
-        bytes[i++] = op2;
-      } else {
-        if (len === 6) bytes[i++] = 0x2e;
-        bytes[i++] = op1;
-      }
-      new DataView(bytes.buffer).setInt32(i, Number(BigInt.asIntN(32, t - (at + BigInt(i) + 4n))), true);
-      i += 4;
-      if (i !== len) continue;
+      if (sameBranchTo(bytes, jcc, op1, op2, len, at, t) !== len) continue;
       view.write('retpolines', s.addr, bytes.slice(0, len), s, `${op1 === 0xe8 ? 'call' : 'jmp'} ${name}`);
       continue;
     }
@@ -137,17 +152,7 @@ export function applyLinuxRetpolines(
         view.finding('retpolines', s.addr, `ITS: no address for ${thunkName}; skipped`, 'model', s);
         continue;
       }
-      i = 0;
-      if (jcc) {
-        bytes[i++] = 0x0f;
-        bytes[i++] = op2;
-      } else {
-        if (len === 6) bytes[i++] = 0x2e;
-        bytes[i++] = op1;
-      }
-      const disp = Number(BigInt.asIntN(32, thunk - (at + BigInt(i) + 4n)));
-      new DataView(bytes.buffer).setInt32(i, disp, true);
-      i += 4;
+      i = sameBranchTo(bytes, jcc, op1, op2, len, at, thunk);
       view.finding(
         'retpolines',
         s.addr,
